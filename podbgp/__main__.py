@@ -1,0 +1,3 @@
+from podbgp.cli import main
+
+raise SystemExit(main())
