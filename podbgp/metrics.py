@@ -1,0 +1,140 @@
+"""Prometheus metrics, collected from the daemon's state at scrape time.
+
+Nothing on the hot path updates a metric object: a scrape asks the daemon for a
+`MetricsSnapshot` (plain numbers it keeps anyway for `podbgp show`) and turns it
+into metric families. A scrape therefore costs the daemon nothing between scrapes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+
+
+@dataclass
+class PeerMetrics:
+    address: str
+    state: str
+    uptime_seconds: float = 0.0
+    updates_in: int = 0
+    updates_out: int = 0
+    # family ("ipv4"/"ipv6") → (received, accepted, advertised)
+    prefixes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class PoolMetrics:
+    cidr: str
+    blocks: int
+    addresses_used: int
+    addresses_free: int
+
+
+@dataclass
+class MetricsSnapshot:
+    peers: list[PeerMetrics] = field(default_factory=list)
+    fib_desired: int = 0
+    fib_installed: int = 0
+    fib_drift_repairs: int = 0
+    pools: list[PoolMetrics] = field(default_factory=list)
+    decision_runs: int = 0
+    decision_seconds: float = 0.0
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        snap = self.snapshot()
+        yield from _peer_families(snap.peers)
+        fib = GaugeMetricFamily(
+            "podbgp_fib_routes", "Kernel routes owned by podbgp", labels=["kind"]
+        )
+        fib.add_metric(["desired"], snap.fib_desired)
+        fib.add_metric(["installed"], snap.fib_installed)
+        yield fib
+        yield CounterMetricFamily(
+            "podbgp_fib_drift_repairs",
+            "Owned routes put back after drift",
+            value=snap.fib_drift_repairs,
+        )
+        yield from _pool_families(snap.pools)
+        yield CounterMetricFamily(
+            "podbgp_decision_runs", "Best-path decision runs", value=snap.decision_runs
+        )
+        yield CounterMetricFamily(
+            "podbgp_decision_seconds",
+            "Time spent in best-path decision",
+            value=snap.decision_seconds,
+        )
+
+
+def _peer_families(peers: list[PeerMetrics]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    state = GaugeMetricFamily(
+        "podbgp_bgp_session_state", "1 for the state the session is in", labels=["peer", "state"]
+    )
+    uptime = GaugeMetricFamily(
+        "podbgp_bgp_session_uptime_seconds", "Time since Established", labels=["peer"]
+    )
+    updates = CounterMetricFamily(
+        "podbgp_bgp_updates", "UPDATE messages", labels=["peer", "direction"]
+    )
+    prefixes = GaugeMetricFamily(
+        "podbgp_bgp_prefixes", "Prefixes per peer and family", labels=["peer", "family", "kind"]
+    )
+    for p in peers:
+        for s in SESSION_STATES:
+            state.add_metric([p.address, s], 1.0 if p.state == s else 0.0)
+        uptime.add_metric([p.address], p.uptime_seconds)
+        updates.add_metric([p.address, "in"], p.updates_in)
+        updates.add_metric([p.address, "out"], p.updates_out)
+        for family, counts in p.prefixes.items():
+            for kind, n in zip(("received", "accepted", "advertised"), counts, strict=True):
+                prefixes.add_metric([p.address, family, kind], n)
+    yield from (state, uptime, updates, prefixes)
+
+
+def _pool_families(pools: list[PoolMetrics]) -> Iterator[GaugeMetricFamily]:
+    blocks = GaugeMetricFamily("podbgp_ipam_blocks", "Blocks affine to this node", labels=["pool"])
+    addrs = GaugeMetricFamily(
+        "podbgp_ipam_addresses", "Addresses in this node's blocks", labels=["pool", "kind"]
+    )
+    for pool in pools:
+        blocks.add_metric([pool.cidr], pool.blocks)
+        addrs.add_metric([pool.cidr, "used"], pool.addresses_used)
+        addrs.add_metric([pool.cidr, "free"], pool.addresses_free)
+    yield from (blocks, addrs)
+
+
+class MetricsServer:
+    """An HTTP endpoint (`[api] metrics = "host:port"`) serving the snapshot collector."""
+
+    def __init__(self, address: str, snapshot: Callable[[], MetricsSnapshot]) -> None:
+        host, _, port = address.rpartition(":")
+        self.host = host.strip("[]") or "127.0.0.1"
+        self.port = int(port)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(snapshot))
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._server, self._thread = start_http_server(
+            self.port, addr=self.host, registry=self.registry
+        )
+        self.port = self._server.server_port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
