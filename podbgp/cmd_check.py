@@ -1,0 +1,92 @@
+"""`podbgp check --config FILE`: validate a config and print the effective one.
+
+Exit status 0 with the effective config (every default filled in, inherited
+per-peer values resolved) on stdout, as TOML by default or as JSON with
+`--json`; exit status 1 with every error, one per line, on stderr. The printed
+TOML loads back to the same config, so it doubles as a fully spelled-out
+template. Peer passwords print as "<redacted>" unless `--show-secrets`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from podbgp.config import ConfigError, load_config
+
+# Keys that hold arrays of tables ([[bgp.peer]] ...) rather than plain arrays.
+ARRAYS_OF_TABLES = frozenset({"peer", "originate", "listen_range", "policy", "rule", "pool"})
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="validate a config file and print the effective config",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    p.add_argument("--config", required=True, metavar="FILE", help="the TOML config file")
+    p.add_argument("--json", action="store_true", help="print the effective config as JSON")
+    p.add_argument(
+        "--show-secrets", action="store_true", help="print peer passwords instead of <redacted>"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        count = len(e.errors)
+        print(f"{args.config}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+        for message in e.errors:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    data = cfg.to_dict(reveal_secrets=args.show_secrets)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"# effective configuration of {args.config}")
+        print(format_toml(data), end="")
+    return 0
+
+
+def format_toml(data: dict[str, Any]) -> str:
+    """The TOML text of a config dict: [section] tables, [[arrays]] of tables, inline rest."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, list):
+            for item in value:
+                _table(lines, name, item, array=True)
+        else:
+            _table(lines, name, value, array=False)
+    return "\n".join(lines) + "\n"
+
+
+def _table(lines: list[str], path: str, table: dict[str, Any], array: bool) -> None:
+    if lines:
+        lines.append("")
+    lines.append(f"[[{path}]]" if array else f"[{path}]")
+    nested = {k: v for k, v in table.items() if k in ARRAYS_OF_TABLES and isinstance(v, list)}
+    lines.extend(f"{k} = {toml_value(v)}" for k, v in table.items() if k not in nested)
+    for key, items in nested.items():
+        for item in items:
+            _table(lines, f"{path}.{key}", item, array=True)
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: strings as basic strings (JSON escapes are valid TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
