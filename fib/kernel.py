@@ -1,0 +1,107 @@
+"""The small typed interface between the reconciler and a kernel.
+
+`fib.netlink.NetlinkKernel` implements it against the real kernel (raw
+rtnetlink for routes, pyroute2 for devices, neighbours and FDB entries);
+`fib.fake.FakeKernel` implements it in memory for unit tests of the
+reconciler. Devices are named, never numbered: the implementation maps names
+to interface indexes, so planned and dumped routes compare directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, VxlanSpec
+
+REPLACE = 0
+DELETE = 1
+
+RouteOp = tuple[int, KernelRoute]  # (REPLACE | DELETE, route)
+
+
+class RouteFailure(NamedTuple):
+    """One route write the kernel refused, matched back to its request."""
+
+    op: int
+    route: KernelRoute
+    errno: int
+
+
+class RouteEvent(NamedTuple):
+    """A route appeared, changed (deleted=False) or disappeared in the kernel."""
+
+    deleted: bool
+    route: KernelRoute
+
+
+class LinkEvent(NamedTuple):
+    """A device appeared, changed or disappeared."""
+
+    deleted: bool
+    name: str
+
+
+class Overrun(NamedTuple):
+    """Events were lost (the socket buffer overflowed): only a full resync is safe now."""
+
+    reason: str
+
+
+Event = RouteEvent | LinkEvent | Overrun
+
+
+class KernelError(Exception):
+    """A netlink exchange failed as a whole (not one route): state is unknown, resync."""
+
+
+class Unsupported(KernelError):
+    """The kernel lacks a feature (e.g. no ipip module: CONFIG_NET_IPIP unset)."""
+
+
+class Kernel(Protocol):
+    """What the reconciler needs from a kernel."""
+
+    def dump_routes(self, table: int) -> list[KernelRoute]:
+        """Every IPv4 and IPv6 route in `table`, of every protocol."""
+        ...
+
+    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        """Apply replaces and deletes in batches; return the ones the kernel refused.
+
+        Raises KernelError when the batch's outcome is unknown (lost replies)."""
+        ...
+
+    def link_mtu(self, name: str) -> int | None:
+        """The device's MTU, or None if it does not exist."""
+        ...
+
+    def ensure_vxlan(self, spec: VxlanSpec) -> bool:
+        """Create or correct the VXLAN device; True if something changed."""
+        ...
+
+    def ensure_ipip(self, spec: IpipSpec) -> bool:
+        """Create or correct tunl0; raises Unsupported without IP-in-IP in the kernel."""
+        ...
+
+    def dump_neighbours(self, dev: str) -> set[Neighbour]:
+        """Permanent neighbour entries on `dev`."""
+        ...
+
+    def write_neighbours(self, add: Sequence[Neighbour], remove: Sequence[Neighbour]) -> None: ...
+
+    def dump_fdb(self, dev: str) -> set[FdbEntry]:
+        """Permanent unicast FDB entries with a remote destination on `dev`."""
+        ...
+
+    def write_fdb(self, add: Sequence[FdbEntry], remove: Sequence[FdbEntry]) -> None: ...
+
+    def read_events(self) -> list[Event]:
+        """Events received since the last call (non-blocking)."""
+        ...
+
+    def event_fd(self) -> int | None:
+        """A file descriptor that becomes readable when events arrive (None: poll)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,236 @@
+"""Typed values the FIB works with: its inputs and the kernel objects it plans.
+
+Inputs (what the composition root hands the FIB) know nodes, pools' encapsulation
+modes and pods; outputs are kernel routes, neighbour and FDB entries and devices.
+Nothing here knows BGP or IPAM.
+
+Addresses are kept as packed bytes (4 bytes for IPv4, 16 for IPv6): they go into
+netlink messages as they are, compare and hash cheaply, and a table of 500,000
+routes never builds an `ipaddress` object (DESIGN.md, performance rule 2).
+`KernelRoute` and `Nexthop` are named tuples rather than dataclasses because a
+dump of half a million routes constructs one per route and tuples are the
+cheapest hashable record CPython has.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# rtnetlink route types and scopes (linux/rtnetlink.h).
+RTN_UNICAST = 1
+RTN_BLACKHOLE = 6
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
+
+VXLAN_DEVICE = "vxlan.podbgp"
+IPIP_DEVICE = "tunl0"
+VXLAN_VNI = 4096
+VXLAN_PORT = 4789
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+IPIP_OVERHEAD = 20  # outer IPv4 header
+
+
+class Encap(enum.Enum):
+    """A pool's `ipip_mode` / `vxlan_mode` (CONFIG.md `[[ipam.pool]]`)."""
+
+    NEVER = "Never"
+    ALWAYS = "Always"
+    CROSS_SUBNET = "CrossSubnet"
+
+
+def pack_addr(text: str) -> bytes:
+    """'10.0.0.1' or 'fd00::1' to 4 or 16 packed bytes."""
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    return socket.inet_pton(family, text)
+
+
+def unpack_addr(raw: bytes) -> str:
+    """Packed 4 or 16 bytes back to text."""
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, raw)
+
+
+def family_of(raw: bytes) -> int:
+    return socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+
+
+class Prefix(NamedTuple):
+    """A destination prefix: packed network address and length."""
+
+    addr: bytes
+    length: int
+
+    @classmethod
+    def parse(cls, text: str) -> Prefix:
+        net = ipaddress.ip_network(text, strict=True)
+        return cls(net.network_address.packed, net.prefixlen)
+
+    def __str__(self) -> str:
+        return f"{unpack_addr(self.addr)}/{self.length}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """This node: its underlay address and subnet, the underlay device, its VTEP."""
+
+    name: str
+    address: bytes  # packed node address (BGP next hop, VTEP underlay)
+    prefixlen: int  # its subnet, for CrossSubnet
+    underlay: str = "eth0"  # interface carrying `address`; tunnels take their MTU from it
+    vtep_address: bytes = b""  # address of vxlan.podbgp itself (from an own block), if VXLAN
+
+    @classmethod
+    def parse(cls, name: str, cidr: str, underlay: str = "eth0", vtep: str = "") -> NodeInfo:
+        iface = ipaddress.ip_interface(cidr)
+        return cls(name, iface.ip.packed, iface.network.prefixlen, underlay,
+                   pack_addr(vtep) if vtep else b"")  # fmt: skip
+
+    def same_subnet(self, other: bytes) -> bool:
+        """Is `other` inside this node's subnet (the CrossSubnet test)?"""
+        if len(other) != len(self.address):
+            return False
+        bits = len(other) * 8
+        shift = bits - self.prefixlen
+        mine = int.from_bytes(self.address, "big") >> shift
+        return bool(int.from_bytes(other, "big") >> shift == mine)
+
+
+@dataclass(frozen=True, slots=True)
+class Vtep:
+    """A remote node's VXLAN endpoint: its VTEP address, VTEP MAC and underlay address."""
+
+    node_address: bytes  # the underlay address (BGP next hop of its blocks)
+    vtep_address: bytes  # the address on its vxlan.podbgp device
+    mac: str  # its vxlan.podbgp MAC, "aa:bb:cc:dd:ee:ff"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRoute:
+    """A route to a pod block on other nodes: prefix, next hops (node addresses), pool modes."""
+
+    prefix: Prefix
+    next_hops: tuple[bytes, ...]
+    ipip: Encap = Encap.NEVER
+    vxlan: Encap = Encap.NEVER
+
+
+class Nexthop(NamedTuple):
+    """One kernel next hop. `dev == ""` lets the kernel choose the device (plain `via`)."""
+
+    gateway: bytes  # b"" for a device route
+    dev: str
+    onlink: bool = False
+    weight: int = 1
+
+
+class KernelRoute(NamedTuple):
+    """One kernel route, as planned or as dumped (IPv4 or IPv6, by the address length)."""
+
+    dst: bytes
+    dst_len: int
+    kind: int  # RTN_UNICAST or RTN_BLACKHOLE (others are dumped as they are)
+    nexthops: tuple[Nexthop, ...]
+    scope: int = RT_SCOPE_UNIVERSE
+    protocol: int = 0
+    table: int = 254
+    priority: int = 0
+
+    @property
+    def key(self) -> RouteKey:
+        """The kernel's identity of a route in one table: prefix and metric."""
+        return (self.dst, self.dst_len, self.priority)
+
+    def describe(self) -> str:
+        """`ip route`-like text, for humans and `podbgp show fib`."""
+        head = f"{unpack_addr(self.dst)}/{self.dst_len}"
+        if self.kind == RTN_BLACKHOLE:
+            return f"blackhole {head} proto {self.protocol}"
+        hops = [describe_hop(h) for h in self.nexthops]
+        if len(hops) == 1:
+            return f"{head} {hops[0]} proto {self.protocol}"
+        return f"{head} proto {self.protocol} " + " ".join(f"nexthop {h}" for h in hops)
+
+
+RouteKey = tuple[bytes, int, int]
+
+
+def describe_hop(hop: Nexthop) -> str:
+    parts = []
+    if hop.gateway:
+        parts.append(f"via {unpack_addr(hop.gateway)}")
+    if hop.dev:
+        parts.append(f"dev {hop.dev}")
+    if hop.onlink:
+        parts.append("onlink")
+    if hop.weight != 1:
+        parts.append(f"weight {hop.weight}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A permanent neighbour entry: VTEP address → VTEP MAC on the VXLAN device."""
+
+    dev: str
+    address: bytes
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class FdbEntry:
+    """A permanent FDB entry on the VXLAN device: VTEP MAC → remote underlay address."""
+
+    dev: str
+    mac: str
+    dst: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VxlanSpec:
+    """The VXLAN device podbgp keeps: `vxlan.podbgp`, VNI 4096, UDP 4789, learning off."""
+
+    local: bytes
+    underlay: str
+    mac: str
+    mtu: int
+    address: bytes = b""  # the node's VTEP address, assigned as a /32 (/128)
+    name: str = VXLAN_DEVICE
+    vni: int = VXLAN_VNI
+    port: int = VXLAN_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class IpipSpec:
+    """The IP-in-IP device: the kernel's fallback `tunl0` (it exists once ipip is loaded)."""
+
+    mtu: int
+    address: bytes = b""
+    name: str = IPIP_DEVICE
+
+
+@dataclass(slots=True)
+class FibInputs:
+    """Everything the planner needs, as the composition root last set it."""
+
+    node: NodeInfo | None = None
+    remote: dict[Prefix, RemoteRoute] = field(default_factory=dict)
+    vteps: dict[bytes, Vtep] = field(default_factory=dict)  # by node (underlay) address
+    local_pods: dict[Prefix, str] = field(default_factory=dict)  # prefix → host-side veth
+    own_blocks: set[Prefix] = field(default_factory=set)
+
+
+def vtep_mac(node_name: str) -> str:
+    """A stable MAC for a node's VXLAN device, derived from its name.
+
+    Every node computes every other node's MAC the same way, so no datastore
+    round trip is needed. The locally administered bit is set and the multicast
+    bit cleared (IEEE 802 §8.2.2) so it never collides with a vendor MAC.
+    """
+    digest = bytearray(hashlib.sha256(node_name.encode()).digest()[:6])
+    digest[0] = (digest[0] | 0x02) & 0xFE
+    return ":".join(f"{b:02x}" for b in digest)

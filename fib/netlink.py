@@ -1,0 +1,512 @@
+"""The real kernel: raw rtnetlink for routes and links, pyroute2 for devices, neighbours, FDB.
+
+Routes go through a raw NETLINK_ROUTE socket with messages built by
+`fib.wire`: thousands of RTM_NEWROUTE/RTM_DELROUTE messages per `sendmsg`,
+none of them asking for an ACK. The kernel answers a request that fails with
+an NLMSG_ERROR whether or not an ACK was asked for (netlink_rcv_skb), so
+failures still come back, carrying the failed request's sequence number,
+which maps straight to its route. After the last chunk one NLMSG_NOOP with
+NLM_F_ACK acts as a barrier: rtnetlink handles a socket's messages in order,
+so once its ACK is read every error of the batch has been read too. If error
+replies overflow the receive buffer the socket reports ENOBUFS; the batch's
+outcome is then unknown and `KernelError` tells the reconciler to resync.
+NETLINK_CAP_ACK trims each error to the failed message's header, and the
+buffers are enlarged (SO_*BUFFORCE, root) so that does not happen in practice.
+
+Dumps ask the kernel to filter by table (NETLINK_GET_STRICT_CHK) and parse the
+replies with `fib.wire`. Events come from a second socket subscribed to the
+link and route multicast groups.
+
+Namespaces: given `netns`, the raw sockets are opened from a short-lived
+thread that first joins the namespace with setns(2) (a thread's namespace is
+its own, and a socket stays in the namespace it was created in; the thread
+then exits, so no other code ever runs in the namespace). pyroute2 is opened
+with `IPRoute(netns=NAME, flags=0)`, which forks a helper to open its socket
+there; `flags=0` stops it from silently creating a misspelt namespace
+(DESIGN.md, pyroute2 pitfalls). pyroute2 is opened lazily: a node without
+tunnels never forks it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from fib import wire
+from fib.kernel import (
+    Event,
+    KernelError,
+    LinkEvent,
+    Overrun,
+    RouteEvent,
+    RouteFailure,
+    RouteOp,
+    Unsupported,
+)
+from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, VxlanSpec, pack_addr, unpack_addr
+
+T = TypeVar("T")
+
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_GET_STRICT_CHK = 12
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_ROUTE = 0x400
+RTM_GETLINK = 18
+IFLA_MTU = 4
+CLONE_NEWNET = 0x40000000
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x2
+AF_BRIDGE = 7
+
+SEND_CHUNK = 256 * 1024  # bytes per sendmsg: ~4,000 route messages
+SNDBUF = 4 * 1024 * 1024
+RCVBUF = 32 * 1024 * 1024
+RECV_SIZE = 1 << 20
+
+
+def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
+    """Run `fn` in a thread that has joined network namespace `netns` (or here, if None)."""
+    if not netns:
+        return fn()
+    path = f"/run/netns/{netns}"
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns({path}): {os.strerror(err)}")
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=run, name=f"setns-{netns}")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def open_route_socket(groups: int = 0) -> socket.socket:
+    """A NETLINK_ROUTE socket with large buffers, trimmed error replies and strict dumps."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    for opt, size in ((SO_SNDBUFFORCE, SNDBUF), (SO_RCVBUFFORCE, RCVBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except PermissionError:  # not root: the kernel's limits apply
+            sock.setsockopt(socket.SOL_SOCKET, opt - 25, size)  # SO_SNDBUF / SO_RCVBUF
+    sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+    try:
+        sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+    except OSError:
+        pass  # older kernel: dumps are filtered in Python instead
+    sock.bind((0, groups))
+    return sock
+
+
+def _link(ipr: Any, name: str) -> Any | None:
+    found = ipr.link_lookup(ifname=name)
+    return next(iter(ipr.get_links(found[0]))) if found else None
+
+
+def _vxlan_matches(link: Any, spec: VxlanSpec, underlay: int) -> bool:
+    """Do the attributes that can only be set at creation match the spec?"""
+    info = link.get_attr("IFLA_LINKINFO")
+    if info is None or info.get_attr("IFLA_INFO_KIND") != "vxlan":
+        return False
+    data = info.get_attr("IFLA_INFO_DATA")
+    local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
+    return bool(
+        data.get("IFLA_VXLAN_ID") == spec.vni
+        and data.get("IFLA_VXLAN_PORT") == spec.port
+        and data.get("IFLA_VXLAN_LEARNING") == 0
+        and data.get("IFLA_VXLAN_LINK") == underlay
+        and local == unpack_addr(spec.local)
+    )
+
+
+def ensure_vxlan(ipr: Any, spec: VxlanSpec, underlay: int) -> bool:
+    """Create `vxlan.podbgp` or correct it (RFC 7348: VNI, UDP port; learning off)."""
+    changed = False
+    link = _link(ipr, spec.name)
+    if link is not None and not _vxlan_matches(link, spec, underlay):
+        ipr.link("del", index=link["index"])  # VNI, port, local, learning: fixed at creation
+        link = None
+    if link is None:
+        local = {
+            "vxlan_local6" if len(spec.local) == 16 else "vxlan_local": unpack_addr(spec.local)
+        }
+        ipr.link("add", ifname=spec.name, kind="vxlan", vxlan_id=spec.vni, vxlan_port=spec.port,
+                 vxlan_link=underlay, vxlan_learning=0, address=spec.mac, mtu=spec.mtu, **local)  # fmt: skip
+        link = _link(ipr, spec.name)
+        changed = True
+    return _ensure_link_state(ipr, link, spec.mtu, spec.address, spec.mac) or changed
+
+
+def ensure_ipip(ipr: Any, spec: IpipSpec) -> bool:
+    """`tunl0`: the ipip module's fallback device (RFC 2003); Unsupported if there is no ipip."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    link = _link(ipr, spec.name)
+    changed = False
+    if link is None:
+        try:
+            ipr.link("add", ifname=spec.name, kind="ipip")
+        except NetlinkError as exc:
+            if exc.code in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
+                raise Unsupported(
+                    f"kernel has no IP-in-IP (creating {spec.name} failed: {exc}; "
+                    "CONFIG_NET_IPIP unset or ipip module missing)"
+                ) from exc
+            raise
+        link = _link(ipr, spec.name)
+        changed = True
+    return _ensure_link_state(ipr, link, spec.mtu, spec.address, None) or changed
+
+
+def _ensure_link_state(ipr: Any, link: Any, mtu: int, address: bytes, mac: str | None) -> bool:
+    """MTU, MAC, up, and the device's own address as a host route (/32 or /128)."""
+    index = link["index"]
+    changes: dict[str, Any] = {}
+    if link.get("IFLA_MTU") != mtu:
+        changes["mtu"] = mtu
+    if mac is not None and link.get("IFLA_ADDRESS") != mac:
+        changes["address"] = mac
+    if not link["flags"] & 1:  # IFF_UP
+        changes["state"] = "up"
+    if changes:
+        ipr.link("set", index=index, **changes)
+    if not address:
+        return bool(changes)
+    text, plen = unpack_addr(address), 8 * len(address)
+    have = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
+    if text not in have:
+        ipr.addr("add", index=index, address=text, prefixlen=plen)
+        return True
+    return bool(changes)
+
+
+class LinkTable:
+    """Device names ↔ indexes (and MTUs), refreshed from link dumps and events."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.name: dict[int, str] = {}
+        self.mtu: dict[str, int] = {}
+
+    def load(self, links: list[tuple[int, str, int]]) -> None:
+        self.index = {n: i for i, n, _ in links}
+        self.name = {i: n for i, n, _ in links}
+        self.mtu = {n: m for _, n, m in links}
+
+
+def _decode_link_mtu(buf: bytes, offset: int, end: int) -> tuple[int, str, int]:
+    index, name = wire.decode_link(buf, offset, end)
+    pos = offset + wire.IFINFOMSG.size
+    mtu = 0
+    while pos + 4 <= end:
+        alen, akind = wire.RTATTR.unpack_from(buf, pos)
+        if alen < 4:
+            break
+        if akind == IFLA_MTU:
+            mtu = struct.unpack_from("=I", buf, pos + 4)[0]
+        pos += (alen + 3) & ~3
+    return index, name, mtu
+
+
+class RouteSocket:
+    """Batched route writes and dumps over one raw socket (see the module docstring)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.seq = 1
+
+    def _next_seq(self, count: int = 1) -> int:
+        first = self.seq
+        self.seq = (self.seq + count) % 0xFFFF0000 or 1
+        return first
+
+    def write(self, ops: Sequence[RouteOp], ifindex: dict[str, int]) -> list[RouteFailure]:
+        """Send every op; return the refused ones (matched by sequence number)."""
+        base = self._next_seq(len(ops) + 1)
+        failures: list[RouteFailure] = []
+        chunk: list[bytes] = []
+        size = 0
+        encode = wire.encode_route
+        for i, (op, route) in enumerate(ops):
+            try:
+                msg = encode(op, route, base + i, ifindex)
+            except wire.UnknownDevice:
+                failures.append(RouteFailure(op, route, errno.ENODEV))
+                continue
+            chunk.append(msg)
+            size += len(msg)
+            if size >= SEND_CHUNK:
+                self._send(chunk)
+                self._collect(ops, base, failures, barrier=None)
+                chunk, size = [], 0
+        barrier = base + len(ops)
+        chunk.append(wire.NLMSGHDR.pack(16, wire.NLMSG_NOOP, wire.NLM_F_REQUEST | wire.NLM_F_ACK,
+                                        barrier, 0))  # fmt: skip
+        self._send(chunk)
+        self._collect(ops, base, failures, barrier=barrier)
+        return failures
+
+    def _send(self, chunk: list[bytes]) -> None:
+        try:
+            self.sock.sendmsg([b"".join(chunk)])
+        except OSError as exc:
+            raise KernelError(f"netlink sendmsg: {exc}") from exc
+
+    def _collect(
+        self, ops: Sequence[RouteOp], base: int, failures: list[RouteFailure], barrier: int | None
+    ) -> None:
+        """Read error replies; with a barrier, block until its ACK arrives."""
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE, 0 if barrier is not None else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # ENOBUFS: replies were dropped, outcome unknown
+                raise KernelError(f"netlink replies lost: {exc}") from exc
+            for msg_type, _flags, _seq, start, _end in wire.iter_messages(data):
+                if msg_type != wire.NLMSG_ERROR:
+                    continue
+                err, seq = wire.decode_error(data, start)
+                if barrier is not None and seq == barrier:
+                    return
+                index = seq - base
+                if err and 0 <= index < len(ops):
+                    op, route = ops[index]
+                    failures.append(RouteFailure(op, route, err))
+
+    def _dump(self, request: bytes, seq: int) -> Iterator[tuple[bytes, int, int, int]]:
+        """Yield (datagram, type, payload start, payload end) until NLMSG_DONE."""
+        self.sock.send(request)
+        while True:
+            data = self.sock.recv(RECV_SIZE)
+            for msg_type, flags, mseq, start, end in wire.iter_messages(data):
+                if mseq != seq:
+                    continue
+                if msg_type == wire.NLMSG_DONE:
+                    return
+                if msg_type == wire.NLMSG_ERROR:
+                    err, _ = wire.decode_error(data, start)
+                    raise KernelError(f"dump failed: {os.strerror(err)}")
+                if flags & wire.NLM_F_DUMP_INTR:
+                    raise InterruptedError("dump interrupted by a concurrent change")
+                yield data, msg_type, start, end
+
+    def dump_routes(self, family: int, table: int, links: LinkTable) -> list[KernelRoute]:
+        """All routes of one family in `table` (retried if the kernel flags a torn dump)."""
+        for _attempt in range(5):
+            seq = self._next_seq()
+            out: list[KernelRoute] = []
+            decode = wire.decode_route
+            names = links.name
+            try:
+                for data, msg_type, start, end in self._dump(
+                    wire.encode_dump_request(family, table, seq), seq
+                ):
+                    if msg_type == wire.RTM_NEWROUTE:
+                        route = decode(data, start, end, names)
+                        if route is not None and route.table == table:
+                            out.append(route)
+            except InterruptedError:
+                continue
+            return out
+        raise KernelError("route dump kept being interrupted")
+
+    def dump_links(self) -> list[tuple[int, str, int]]:
+        seq = self._next_seq()
+        request = wire.NLMSGHDR.pack(16 + wire.IFINFOMSG.size, RTM_GETLINK,
+                                     wire.NLM_F_REQUEST | wire.NLM_F_DUMP, seq, 0)  # fmt: skip
+        request += wire.IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        links = []
+        for data, msg_type, start, end in self._dump(request, seq):
+            if msg_type == wire.RTM_NEWLINK:
+                links.append(_decode_link_mtu(data, start, end))
+        return links
+
+
+class NetlinkKernel:
+    """`fib.kernel.Kernel` on the running kernel (optionally inside a named namespace)."""
+
+    def __init__(self, netns: str | None = None, watch: bool = True) -> None:
+        self.netns = netns
+        self.routes = RouteSocket(in_netns(netns, open_route_socket))
+        groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+        self.events: socket.socket | None = None
+        if watch:
+            self.events = in_netns(netns, lambda: open_route_socket(groups))
+            self.events.setblocking(False)
+        self.links = LinkTable()
+        self.refresh_links()
+        self._ipr: Any = None
+
+    # -- links -----------------------------------------------------------------------------
+    def refresh_links(self) -> None:
+        self.links.load(self.routes.dump_links())
+
+    def link_mtu(self, name: str) -> int | None:
+        if name not in self.links.mtu:
+            self.refresh_links()
+        return self.links.mtu.get(name)
+
+    def _index(self, name: str) -> int:
+        if name not in self.links.index:
+            self.refresh_links()
+        if name not in self.links.index:
+            raise KernelError(f"no device {name}")
+        return self.links.index[name]
+
+    # -- routes ----------------------------------------------------------------------------
+    def dump_routes(self, table: int) -> list[KernelRoute]:
+        self.refresh_links()
+        out = self.routes.dump_routes(socket.AF_INET, table, self.links)
+        out += self.routes.dump_routes(socket.AF_INET6, table, self.links)
+        return out
+
+    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        if not ops:
+            return []
+        failures = self.routes.write(ops, self.links.index)
+        if any(f.errno == errno.ENODEV for f in failures):
+            self.refresh_links()  # a device may have been renumbered since the last dump
+        return failures
+
+    # -- devices, neighbours, FDB (pyroute2) -------------------------------------------------
+    @property
+    def ipr(self) -> Any:
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+        return self._ipr
+
+    def ensure_vxlan(self, spec: VxlanSpec) -> bool:
+        changed = ensure_vxlan(self.ipr, spec, self._index(spec.underlay))
+        self.refresh_links()
+        return changed
+
+    def ensure_ipip(self, spec: IpipSpec) -> bool:
+        changed = ensure_ipip(self.ipr, spec)
+        self.refresh_links()
+        return changed
+
+    def dump_neighbours(self, dev: str) -> set[Neighbour]:
+        if dev not in self.links.index:
+            return set()
+        out = set()
+        for msg in self.ipr.neigh("dump", ifindex=self.links.index[dev]):
+            dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
+            if dst and mac and msg["state"] & NUD_PERMANENT:
+                out.add(Neighbour(dev, pack_addr(dst), mac))
+        return out
+
+    def write_neighbours(self, add: Sequence[Neighbour], remove: Sequence[Neighbour]) -> None:
+        for n in remove:
+            self._pyroute2(
+                self.ipr.neigh, "del", dst=unpack_addr(n.address), ifindex=self._index(n.dev)
+            )
+        for n in add:
+            self._pyroute2(self.ipr.neigh, "replace", dst=unpack_addr(n.address), lladdr=n.mac,
+                           ifindex=self._index(n.dev), state=NUD_PERMANENT)  # fmt: skip
+
+    def dump_fdb(self, dev: str) -> set[FdbEntry]:
+        if dev not in self.links.index:
+            return set()
+        out = set()
+        for msg in self.ipr.fdb("dump", ifindex=self.links.index[dev]):
+            dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
+            if (
+                dst
+                and mac
+                and msg["state"] & NUD_PERMANENT
+                and msg["ifindex"] == self.links.index[dev]
+            ):
+                out.add(FdbEntry(dev, mac, pack_addr(dst)))
+        return out
+
+    def write_fdb(self, add: Sequence[FdbEntry], remove: Sequence[FdbEntry]) -> None:
+        for e in remove:
+            self._pyroute2(self.ipr.fdb, "del", family=AF_BRIDGE, flags=NTF_SELF, lladdr=e.mac,
+                           dst=unpack_addr(e.dst), ifindex=self._index(e.dev))  # fmt: skip
+        for e in add:
+            self._pyroute2(self.ipr.fdb, "replace", family=AF_BRIDGE, flags=NTF_SELF, lladdr=e.mac,
+                           dst=unpack_addr(e.dst), ifindex=self._index(e.dev),
+                           state=NUD_PERMANENT)  # fmt: skip
+
+    @staticmethod
+    def _pyroute2(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            fn(*args, **kwargs)
+        except NetlinkError as exc:
+            raise KernelError(f"{fn.__name__} {args[0]}: {exc}") from exc
+
+    # -- events ----------------------------------------------------------------------------
+    def event_fd(self) -> int | None:
+        return self.events.fileno() if self.events is not None else None
+
+    def read_events(self) -> list[Event]:
+        if self.events is None:
+            return []
+        out: list[Event] = []
+        while True:
+            try:
+                data = self.events.recv(RECV_SIZE)
+            except BlockingIOError:
+                return out
+            except OSError as exc:
+                out.append(Overrun(f"event socket: {exc}"))
+                return out
+            self._parse_events(data, out)
+
+    def _parse_events(self, data: bytes, out: list[Event]) -> None:
+        for msg_type, _flags, _seq, start, end in wire.iter_messages(data):
+            if msg_type in (wire.RTM_NEWROUTE, wire.RTM_DELROUTE):
+                route = wire.decode_route(data, start, end, self.links.name)
+                if route is not None:
+                    out.append(RouteEvent(msg_type == wire.RTM_DELROUTE, route))
+            elif msg_type in (wire.RTM_NEWLINK, wire.RTM_DELLINK):
+                index, name, mtu = _decode_link_mtu(data, start, end)
+                if msg_type == wire.RTM_DELLINK:
+                    self.links.index.pop(name, None)
+                    self.links.name.pop(index, None)
+                    self.links.mtu.pop(name, None)
+                elif name:
+                    self.links.index[name] = index
+                    self.links.name[index] = name
+                    self.links.mtu[name] = mtu
+                out.append(LinkEvent(msg_type == wire.RTM_DELLINK, name))
+
+    def close(self) -> None:
+        self.routes.sock.close()
+        if self.events is not None:
+            self.events.close()
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
+__all__ = ["NetlinkKernel", "Unsupported", "in_netns", "open_route_socket"]

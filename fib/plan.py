@@ -1,0 +1,190 @@
+"""Planning: FIB inputs to the kernel routes, neighbours, FDB entries and devices they need.
+
+Pure functions, no I/O. For each next hop (a node address) of a route to a pod
+block the pool's modes decide how it is reached:
+
+* unencapsulated: ``via NODE dev UNDERLAY`` when NODE is in this node's subnet,
+  else ``via NODE`` and the kernel picks the device;
+* IP-in-IP: ``via NODE dev tunl0 onlink``: the tunnel device encapsulates to
+  the next hop address, which `onlink` lets the kernel accept without a
+  connected route to it;
+* VXLAN: ``via VTEP dev vxlan.podbgp onlink``, plus a permanent neighbour entry
+  (VTEP → VTEP MAC) and a permanent FDB entry (MAC → node address), so the
+  kernel never has to learn or flood (learning is off on the device).
+
+``CrossSubnet`` encapsulates only when the next hop lies outside this node's
+subnet; ``Always`` encapsulates every hop. Hops are planned one by one, so an
+ECMP route whose next hops sit on both sides of the subnet boundary mixes
+plain and encapsulated next hops, as it should. A node's own blocks get a
+blackhole route (traffic to unallocated addresses is dropped instead of
+leaking to the default route) and local pods a ``dev VETH scope link`` route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fib.model import (
+    IPIP_DEVICE,
+    IPIP_OVERHEAD,
+    RT_SCOPE_LINK,
+    RTN_BLACKHOLE,
+    RTN_UNICAST,
+    VXLAN_DEVICE,
+    VXLAN_OVERHEAD,
+    Encap,
+    FdbEntry,
+    FibInputs,
+    IpipSpec,
+    KernelRoute,
+    Neighbour,
+    Nexthop,
+    NodeInfo,
+    Prefix,
+    RemoteRoute,
+    RouteKey,
+    Vtep,
+    VxlanSpec,
+    vtep_mac,
+)
+
+IPV6_DEFAULT_METRIC = 1024  # the kernel gives IPv6 routes this metric when none is set
+
+
+class PlanError(ValueError):
+    """Inputs the planner cannot turn into routes (a pool with both encapsulations)."""
+
+
+def encapsulation(route: RemoteRoute, node: NodeInfo, hop: bytes) -> str:
+    """'none', 'ipip' or 'vxlan' for one next hop of `route`."""
+    if route.ipip is not Encap.NEVER and route.vxlan is not Encap.NEVER:
+        raise PlanError(f"{route.prefix}: ipip_mode and vxlan_mode cannot both be on")
+    for name, mode in (("ipip", route.ipip), ("vxlan", route.vxlan)):
+        if mode is Encap.ALWAYS:
+            return name
+        if mode is Encap.CROSS_SUBNET and not node.same_subnet(hop):
+            return name
+    return "none"
+
+
+def plan_hop(
+    route: RemoteRoute, node: NodeInfo, hop: bytes, vteps: dict[bytes, Vtep]
+) -> Nexthop | None:
+    """The kernel next hop for one node address, or None if its VTEP is not known yet."""
+    how = encapsulation(route, node, hop)
+    if how == "ipip":
+        return Nexthop(hop, IPIP_DEVICE, True)
+    if how == "vxlan":
+        vtep = vteps.get(hop)
+        if vtep is None:
+            return None
+        return Nexthop(vtep.vtep_address, VXLAN_DEVICE, True)
+    if node.same_subnet(hop):
+        return Nexthop(hop, node.underlay)  # what the kernel would pick: the connected subnet
+    return Nexthop(hop, "")
+
+
+def metric_for(prefix: Prefix) -> int:
+    return 0 if len(prefix.addr) == 4 else IPV6_DEFAULT_METRIC
+
+
+def plan_remote(
+    route: RemoteRoute, node: NodeInfo, vteps: dict[bytes, Vtep], protocol: int, table: int
+) -> KernelRoute | None:
+    """One route (multipath when several next hops) or None when no hop is usable."""
+    hops = set()
+    for addr in route.next_hops:
+        if addr == node.address or len(addr) != len(route.prefix.addr):
+            continue  # our own blocks come back through reflection; never route to self
+        hop = plan_hop(route, node, addr, vteps)
+        if hop is not None:
+            hops.add(hop)
+    if not hops:
+        return None
+    p = route.prefix
+    return KernelRoute(p.addr, p.length, RTN_UNICAST, tuple(sorted(hops)), 0, protocol, table,
+                       metric_for(p))  # fmt: skip
+
+
+def plan_blackhole(prefix: Prefix, protocol: int, table: int) -> KernelRoute:
+    """`blackhole BLOCK`: unallocated addresses of our own blocks are dropped here."""
+    return KernelRoute(prefix.addr, prefix.length, RTN_BLACKHOLE, (), 0, protocol, table,
+                       metric_for(prefix))  # fmt: skip
+
+
+def plan_local(prefix: Prefix, veth: str, protocol: int, table: int) -> KernelRoute:
+    """`POD/32 dev VETH scope link`: a pod on this node, behind its host-side veth."""
+    return KernelRoute(prefix.addr, prefix.length, RTN_UNICAST, (Nexthop(b"", veth),),
+                       RT_SCOPE_LINK, protocol, table, metric_for(prefix))  # fmt: skip
+
+
+@dataclass(slots=True)
+class Plan:
+    """Desired kernel state: routes by key, neighbour and FDB entries, devices."""
+
+    routes: dict[RouteKey, KernelRoute] = field(default_factory=dict)
+    neighbours: set[Neighbour] = field(default_factory=set)
+    fdb: set[FdbEntry] = field(default_factory=set)
+    unroutable: list[Prefix] = field(default_factory=list)  # no usable next hop (VTEP unknown)
+    needs_vxlan: bool = False
+    needs_ipip: bool = False
+
+
+def plan_route_for(
+    prefix: Prefix, inputs: FibInputs, protocol: int, table: int
+) -> KernelRoute | None:
+    """The route wanted for one prefix: local pod, else own block, else remote route."""
+    veth = inputs.local_pods.get(prefix)
+    if veth is not None:
+        return plan_local(prefix, veth, protocol, table)
+    if prefix in inputs.own_blocks:
+        return plan_blackhole(prefix, protocol, table)
+    remote = inputs.remote.get(prefix)
+    if remote is None or inputs.node is None:
+        return None
+    return plan_remote(remote, inputs.node, inputs.vteps, protocol, table)
+
+
+def plan_vxlan_entries(inputs: FibInputs) -> tuple[set[Neighbour], set[FdbEntry]]:
+    """A neighbour and an FDB entry for every known remote VTEP."""
+    own = inputs.node.address if inputs.node else b""
+    neigh = set()
+    fdb = set()
+    for vtep in inputs.vteps.values():
+        if vtep.node_address == own:
+            continue
+        neigh.add(Neighbour(VXLAN_DEVICE, vtep.vtep_address, vtep.mac))
+        fdb.add(FdbEntry(VXLAN_DEVICE, vtep.mac, vtep.node_address))
+    return neigh, fdb
+
+
+def uses_mode(inputs: FibInputs, attr: str) -> bool:
+    return any(getattr(r, attr) is not Encap.NEVER for r in inputs.remote.values())
+
+
+def plan_all(inputs: FibInputs, protocol: int, table: int) -> Plan:
+    """The whole desired state (the reconciler re-plans single prefixes incrementally)."""
+    plan = Plan()
+    prefixes = set(inputs.local_pods) | inputs.own_blocks | set(inputs.remote)
+    for prefix in prefixes:
+        route = plan_route_for(prefix, inputs, protocol, table)
+        if route is None:
+            plan.unroutable.append(prefix)
+        else:
+            plan.routes[route.key] = route
+    plan.needs_vxlan = uses_mode(inputs, "vxlan") or bool(inputs.vteps)
+    plan.needs_ipip = uses_mode(inputs, "ipip")
+    if plan.needs_vxlan:
+        plan.neighbours, plan.fdb = plan_vxlan_entries(inputs)
+    return plan
+
+
+def plan_vxlan_device(node: NodeInfo, underlay_mtu: int) -> VxlanSpec:
+    """`vxlan.podbgp`: VNI 4096, UDP 4789, MTU underlay - 50, MAC from the node name (RFC 7348 §5)."""
+    return VxlanSpec(node.address, node.underlay, vtep_mac(node.name),
+                     underlay_mtu - VXLAN_OVERHEAD, node.vtep_address)  # fmt: skip
+
+
+def plan_ipip_device(node: NodeInfo, underlay_mtu: int) -> IpipSpec:
+    """`tunl0`: MTU underlay - 20 (RFC 2003 §4: one outer IPv4 header)."""
+    return IpipSpec(underlay_mtu - IPIP_OVERHEAD)

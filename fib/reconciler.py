@@ -1,0 +1,462 @@
+"""The reconciler: keeps the kernel's owned routes equal to the planned ones.
+
+State (after Calico felix's route table): the inputs, the desired routes they
+plan to, what we believe the kernel holds (`installed`: routes of our
+`rtm_protocol` in our table) and the foreign routes of that table. `set_*` and
+`del_*` only touch desired state and mark keys dirty; `apply()` turns dirty
+keys into one batch of replaces and deletes. Nothing is written for a key
+whose kernel route already matches, so a resync of a correct table costs one
+dump and no writes.
+
+When the kernel and our belief disagree, the kernel wins and the key is
+re-examined: a full resync (dump) runs at start, after any failed netlink
+exchange or lost event, and every `resync_interval`; between resyncs, route
+events repair drift (a route deleted or changed by someone else) at once.
+
+Ownership: a route is ours if it carries our protocol in our table. A foreign
+route on a key we want is a conflict: it is reported, never overwritten, and
+our route goes in once it is gone.
+
+Restart safety (graceful restart, RFC 4724 §4.2's "retain routes, then delete
+stale ones"): stopping leaves every route in the kernel. At start, owned
+routes found in the kernel are adopted; those not (yet) desired are stale and
+kept until the daemon calls `sweep_stale()` after BGP End-of-RIB. A wanted
+route that differs is replaced in place (create-or-replace is atomic in the
+kernel), so no prefix is ever missing during a restart.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from fib import plan
+from fib.kernel import (
+    DELETE,
+    REPLACE,
+    Event,
+    Kernel,
+    KernelError,
+    LinkEvent,
+    Overrun,
+    RouteEvent,
+    RouteOp,
+    Unsupported,
+)
+from fib.model import (
+    IPIP_DEVICE,
+    VXLAN_DEVICE,
+    FibInputs,
+    KernelRoute,
+    NodeInfo,
+    Prefix,
+    RemoteRoute,
+    RouteKey,
+    Vtep,
+    unpack_addr,
+)
+from fib.wire import same_route
+
+log = logging.getLogger("podbgp.fib")
+
+
+@dataclass(frozen=True, slots=True)
+class FibConfig:
+    """`[fib]` in CONFIG.md."""
+
+    table: int = 254
+    protocol: int = 80
+    resync_interval: float = 90.0
+
+
+@dataclass(slots=True)
+class Counters:
+    """Monotonic counters for `podbgp show fib` and metrics."""
+
+    resyncs: int = 0
+    dumps: int = 0
+    route_writes: int = 0
+    write_batches: int = 0
+    write_failures: int = 0
+    netlink_errors: int = 0
+    drift_repaired: int = 0  # writes that undid someone else's change
+    drift_events: int = 0  # kernel events that showed such a change
+    stale_adopted: int = 0
+    stale_swept: int = 0
+    event_overruns: int = 0
+
+
+def key_of(prefix: Prefix) -> RouteKey:
+    return (prefix.addr, prefix.length, plan.metric_for(prefix))
+
+
+@dataclass(slots=True)
+class _Tunnels:
+    """Device state: what is needed and what went wrong creating it."""
+
+    vxlan_ok: bool = False
+    ipip_ok: bool = False
+    ipip_unsupported: str = ""
+    dirty: bool = True
+
+
+class Reconciler:
+    """Desired vs. installed routes, applied in netlink batches (see the module docstring)."""
+
+    def __init__(
+        self, kernel: Kernel, config: FibConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.kernel = kernel
+        self.config = config or FibConfig()
+        self.clock = clock
+        self.inputs = FibInputs()
+        self.desired: dict[RouteKey, KernelRoute] = {}
+        self.installed: dict[RouteKey, KernelRoute] = {}
+        self.foreign: dict[RouteKey, KernelRoute] = {}
+        self.stale: set[RouteKey] = set()
+        self.failed: dict[RouteKey, int] = {}
+        self.unroutable: set[Prefix] = set()
+        self.dirty: set[RouteKey] = set()
+        self.kernel_dirty: set[RouteKey] = set()  # dirty because the kernel changed under us
+        self.need_resync = True
+        self.started = False
+        self.converged = False
+        self.next_resync = 0.0
+        self.counters = Counters()
+        self.tunnels = _Tunnels()
+
+    # -- inputs (desired state only; no I/O) ------------------------------------------------
+    def set_node(self, node: NodeInfo) -> None:
+        self.inputs.node = node
+        self._replan(self._all_prefixes())
+        self.tunnels.dirty = True
+
+    def set_route(self, route: RemoteRoute) -> None:
+        self.inputs.remote[route.prefix] = route
+        self._replan((route.prefix,))
+
+    def set_routes(self, routes: Iterable[RemoteRoute]) -> None:
+        prefixes = []
+        for route in routes:
+            self.inputs.remote[route.prefix] = route
+            prefixes.append(route.prefix)
+        self._replan(prefixes)
+
+    def del_route(self, prefix: Prefix) -> None:
+        if self.inputs.remote.pop(prefix, None) is not None:
+            self._replan((prefix,))
+
+    def set_vtep(self, vtep: Vtep) -> None:
+        self.inputs.vteps[vtep.node_address] = vtep
+        self._replan_via(vtep.node_address)
+        self.tunnels.dirty = True
+
+    def del_vtep(self, node_address: bytes) -> None:
+        if self.inputs.vteps.pop(node_address, None) is not None:
+            self._replan_via(node_address)
+            self.tunnels.dirty = True
+
+    def set_local_pod(self, prefix: Prefix, veth: str) -> None:
+        self.inputs.local_pods[prefix] = veth
+        self._replan((prefix,))
+
+    def del_local_pod(self, prefix: Prefix) -> None:
+        if self.inputs.local_pods.pop(prefix, None) is not None:
+            self._replan((prefix,))
+
+    def set_own_block(self, prefix: Prefix) -> None:
+        self.inputs.own_blocks.add(prefix)
+        self._replan((prefix,))
+
+    def del_own_block(self, prefix: Prefix) -> None:
+        if prefix in self.inputs.own_blocks:
+            self.inputs.own_blocks.discard(prefix)
+            self._replan((prefix,))
+
+    def _all_prefixes(self) -> set[Prefix]:
+        i = self.inputs
+        return set(i.remote) | set(i.local_pods) | i.own_blocks
+
+    def _replan_via(self, node_address: bytes) -> None:
+        self._replan([p for p, r in self.inputs.remote.items() if node_address in r.next_hops])
+
+    def _replan(self, prefixes: Iterable[Prefix]) -> None:
+        cfg = self.config
+        for prefix in prefixes:
+            key = key_of(prefix)
+            try:
+                route = plan.plan_route_for(prefix, self.inputs, cfg.protocol, cfg.table)
+            except plan.PlanError as exc:
+                log.warning("fib: %s", exc)
+                route = None
+            wanted = prefix in self.inputs.remote or prefix in self.inputs.own_blocks
+            if route is None and (wanted or prefix in self.inputs.local_pods):
+                self.unroutable.add(prefix)
+            else:
+                self.unroutable.discard(prefix)
+            if route is None:
+                self.desired.pop(key, None)
+            else:
+                self.desired[key] = route
+                self.stale.discard(key)
+            self.failed.pop(key, None)
+            self.dirty.add(key)
+
+    # -- kernel I/O ------------------------------------------------------------------------
+    def pending(self) -> bool:
+        """Is there work for `apply()`?"""
+        return bool(self.dirty or self.need_resync or self.tunnels.dirty)
+
+    def apply(self) -> None:
+        """Write what is dirty (or run a full resync if one is due); never raises KernelError."""
+        try:
+            if self.need_resync or self.clock() >= self.next_resync:
+                self._resync()
+            else:
+                if self.tunnels.dirty:
+                    self._sync_tunnels()
+                self._write_dirty()
+        except KernelError as exc:
+            self.counters.netlink_errors += 1
+            self.need_resync = True
+            log.warning("fib: netlink error, full resync next: %s", exc)
+
+    def resync(self) -> None:
+        """Force a full resync now."""
+        self.need_resync = True
+        self.apply()
+
+    def _resync(self) -> None:
+        self.counters.resyncs += 1
+        self.need_resync = False
+        self.next_resync = self.clock() + self.config.resync_interval
+        self.kernel.read_events()  # the dump below supersedes anything queued
+        self._sync_tunnels()
+        self._load_dump(self.kernel.dump_routes(self.config.table))
+        self.started = True
+        self.failed.clear()  # retry refused routes: what they needed may exist now
+        self.dirty.update(self.desired)
+        self.dirty.update(self.installed)
+        self._write_dirty()
+
+    def _load_dump(self, routes: list[KernelRoute]) -> None:
+        self.counters.dumps += 1
+        proto = self.config.protocol
+        owned: dict[RouteKey, KernelRoute] = {}
+        foreign: dict[RouteKey, KernelRoute] = {}
+        for route in routes:
+            (owned if route.protocol == proto else foreign)[route.key] = route
+        believed = self.installed
+        if self.started:  # what changed behind our back since we last looked is drift
+            for key, want in self.desired.items():
+                have = owned.get(key)
+                if (have is None or not same_route(want, have)) and key in believed:
+                    self.kernel_dirty.add(key)
+        if not self.converged:  # owned routes we do not want (yet): keep until sweep_stale()
+            new_stale = [k for k in owned if k not in self.desired and k not in self.stale]
+            if not self.started:
+                self.counters.stale_adopted += len(new_stale)
+            self.stale.update(new_stale)
+        self.installed = owned
+        self.foreign = foreign
+
+    def _op_for(self, key: RouteKey) -> RouteOp | None:
+        want = self.desired.get(key)
+        have = self.installed.get(key)
+        if want is not None:
+            if key in self.foreign or key in self.failed:
+                return None  # never overwrite a foreign route; failed keys wait for a resync
+            if have is None or not same_route(want, have):
+                return (REPLACE, want)
+            return None
+        if have is not None and not (key in self.stale and not self.converged):
+            return (DELETE, have)
+        return None
+
+    def _write_dirty(self) -> None:
+        ops: list[RouteOp] = []
+        repairs = 0
+        for key in self.dirty:
+            op = self._op_for(key)
+            if op is not None:
+                ops.append(op)
+                repairs += key in self.kernel_dirty
+        self.dirty.clear()
+        self.kernel_dirty.clear()
+        if ops:
+            self._write(ops)
+            self.counters.drift_repaired += repairs
+
+    def _write(self, ops: list[RouteOp]) -> None:
+        self.counters.write_batches += 1
+        self.counters.route_writes += len(ops)
+        try:
+            failures = self.kernel.write_routes(ops)
+        except KernelError:
+            self.dirty.update(r.key for _, r in ops)
+            raise
+        failed = {f.route.key: f for f in failures}
+        for op, route in ops:
+            key = route.key
+            f = failed.get(key)
+            if op == DELETE:
+                if f is None or f.errno == errno.ESRCH:
+                    self.installed.pop(key, None)  # ESRCH: already gone, which is what we wanted
+                    self.stale.discard(key)
+                    continue
+            elif f is None:
+                self.installed[key] = route
+                continue
+            self.failed[key] = f.errno
+            self.counters.write_failures += 1
+            log.warning("fib: %s %s: %s", "delete" if op == DELETE else "replace",
+                        route.describe(), os.strerror(f.errno))  # fmt: skip
+
+    # -- devices, neighbours, FDB ------------------------------------------------------------
+    def _sync_tunnels(self) -> None:
+        self.tunnels.dirty = False
+        node = self.inputs.node
+        if node is None:
+            return
+        needs_vxlan = bool(self.inputs.vteps) or plan.uses_mode(self.inputs, "vxlan")
+        needs_ipip = plan.uses_mode(self.inputs, "ipip")
+        mtu = self.kernel.link_mtu(node.underlay)
+        if mtu is None:
+            log.warning("fib: underlay device %s not found", node.underlay)
+            return
+        if needs_vxlan:
+            self.kernel.ensure_vxlan(plan.plan_vxlan_device(node, mtu))
+            self.tunnels.vxlan_ok = True
+            neighbours, fdb = plan.plan_vxlan_entries(self.inputs)
+            self._sync_set(self.kernel.dump_neighbours(VXLAN_DEVICE), neighbours,
+                           self.kernel.write_neighbours)  # fmt: skip
+            self._sync_set(self.kernel.dump_fdb(VXLAN_DEVICE), fdb, self.kernel.write_fdb)
+        if needs_ipip and not self.tunnels.ipip_unsupported:
+            try:
+                self.kernel.ensure_ipip(plan.plan_ipip_device(node, mtu))
+                self.tunnels.ipip_ok = True
+            except Unsupported as exc:
+                self.tunnels.ipip_unsupported = str(exc)
+                log.error("fib: %s", exc)
+
+    @staticmethod
+    def _sync_set(
+        have: set[Any], want: set[Any], write: Callable[[list[Any], list[Any]], None]
+    ) -> None:
+        add, remove = sorted(want - have, key=repr), sorted(have - want, key=repr)
+        if add or remove:
+            write(add, remove)
+
+    # -- kernel events ---------------------------------------------------------------------
+    def handle_events(self, events: list[Event] | None = None) -> None:
+        """Fold kernel events into our view and mark affected keys dirty."""
+        for event in self.kernel.read_events() if events is None else events:
+            if isinstance(event, RouteEvent):
+                self._route_event(event)
+            elif isinstance(event, LinkEvent):
+                self._link_event(event)
+            elif isinstance(event, Overrun):
+                self.counters.event_overruns += 1
+                self.need_resync = True
+
+    def _route_event(self, event: RouteEvent) -> None:
+        route = event.route
+        if route.table != self.config.table or not self.started:
+            return
+        key = route.key
+        if route.protocol != self.config.protocol:
+            if event.deleted:
+                self.foreign.pop(key, None)
+            else:
+                self.foreign[key] = route
+                self.installed.pop(key, None)  # a replace by someone else took the slot
+        elif event.deleted:
+            if self.installed.pop(key, None) is None:
+                return  # the echo of our own delete
+        else:
+            self.installed[key] = route
+        want = self.desired.get(key)
+        drifted = want is not None and (event.deleted or not same_route(want, route))
+        if drifted:
+            self.counters.drift_events += 1
+            self.kernel_dirty.add(key)
+        self.dirty.add(key)
+
+    def _link_event(self, event: LinkEvent) -> None:
+        if event.name in (VXLAN_DEVICE, IPIP_DEVICE) or (
+            self.inputs.node is not None and event.name == self.inputs.node.underlay
+        ):
+            self.tunnels.dirty = True
+        if self.failed:  # a device a route needs may exist now
+            self.dirty.update(self.failed)
+            self.failed.clear()
+        if event.deleted:
+            self.need_resync = True  # the kernel dropped every route through that device
+
+    # -- restart safety --------------------------------------------------------------------
+    def sweep_stale(self) -> int:
+        """Convergence is done (BGP End-of-RIB): remove owned routes nobody wants any more."""
+        self.converged = True
+        count = len(self.stale)
+        self.dirty.update(self.stale)
+        self.apply()
+        self.counters.stale_swept += count - len(self.stale)
+        self.stale.clear()
+        return count
+
+    # -- introspection ---------------------------------------------------------------------
+    def snapshot(self, limit: int | None = 1000) -> dict[str, Any]:
+        """Desired vs. installed with drift counters: the data behind `podbgp show fib`."""
+        rows: list[dict[str, Any]] = []
+        keys = sorted(set(self.desired) | set(self.installed))
+        in_sync = 0
+        for key in keys:
+            want, have = self.desired.get(key), self.installed.get(key)
+            state = self._state(key, want, have)
+            in_sync += state == "ok"
+            if limit is None or len(rows) < limit:
+                rows.append({
+                    "prefix": f"{unpack_addr(key[0])}/{key[1]}",
+                    "desired": want.describe() if want else None,
+                    "installed": have.describe() if have else None,
+                    "state": state,
+                })  # fmt: skip
+        return {
+            "table": self.config.table,
+            "protocol": self.config.protocol,
+            "converged": self.converged,
+            "desired": len(self.desired),
+            "installed": len(self.installed),
+            "in_sync": in_sync,
+            "stale": len(self.stale),
+            "conflicts": sum(1 for k in self.desired if k in self.foreign),
+            "failed": len(self.failed),
+            "unroutable": sorted(str(p) for p in self.unroutable),
+            "tunnels": {
+                "vxlan": self.tunnels.vxlan_ok,
+                "ipip": self.tunnels.ipip_ok,
+                "ipip_unsupported": self.tunnels.ipip_unsupported,
+            },
+            "counters": {name: getattr(self.counters, name) for name in Counters.__slots__},
+            "routes": rows,
+        }
+
+    def _state(self, key: RouteKey, want: KernelRoute | None, have: KernelRoute | None) -> str:
+        if want is None:
+            return "stale" if key in self.stale else "extra"
+        if key in self.foreign:
+            return "conflict"
+        if key in self.failed:
+            return f"failed: {os.strerror(self.failed[key])}"
+        if have is None:
+            return "missing"
+        return "ok" if same_route(want, have) else "differs"
+
+
+__all__ = ["Counters", "FibConfig", "Reconciler"]
