@@ -381,9 +381,9 @@ class Reconciler:
                 return  # the echo of our own delete
         else:
             self.installed[key] = route
-        want = self.desired.get(key)
-        drifted = want is not None and (event.deleted or not same_route(want, route))
-        if drifted:
+        if self._op_for(key) is None:
+            return  # the echo of our own write, or nothing we would change
+        if key in self.desired:
             self.counters.drift_events += 1
             self.kernel_dirty.add(key)
         self.dirty.add(key)
