@@ -1,0 +1,789 @@
+"""Address allocation over the store: affine blocks first, then claim, then borrow.
+
+Every change is one store transaction that compares the mod_revision of every
+key it read (the block, the handle record, the affinity) and writes them
+together; if anyone wrote one of those keys in between, the transaction fails,
+we re-read and try again -- at most `max_retries` times and only for that
+reason. Every other error (store down, pool exhausted, address in use) is
+raised at once.
+
+Allocation for a node (`Ipam.allocate`):
+
+1. if the handle already holds an address of that IP version, return it: a
+   retried request (a CNI ADD repeated, an etcd call whose answer was lost)
+   never takes a second address;
+2. take the longest-free address of one of the node's confirmed blocks;
+3. when they are full, claim a free block (``max_blocks_per_node``): write the
+   affinity *pending*, create the block, confirm the affinity -- each a CAS,
+   so two nodes never claim one block and a crash in between is settled by the
+   next allocation or by `gc`;
+4. when no block can be claimed and ``strict_affinity`` is off, borrow one
+   address from another node's block (the borrower announces a /32 or /128);
+5. otherwise raise `Exhausted` saying what ran out.
+
+Release takes an optional sequence number (from the allocation) so a stale
+release cannot free an address that has since gone to someone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipam.block import (
+    Allocation,
+    Block,
+    BlockError,
+    IPAddress,
+    IPNetwork,
+    block_of,
+    candidate_blocks,
+    node_hash,
+)
+from ipam.model import (
+    AFFINITY,
+    BLOCKS,
+    HANDLES,
+    AddressInUse,
+    Exhausted,
+    IpamConfig,
+    NotInPool,
+    Pool,
+    TooManyConflicts,
+    affinity_key,
+    affinity_prefix,
+    block_key,
+    cidr_of_key,
+    dumps,
+    handle_key,
+    handle_of_key,
+    loads,
+    parse_affinity_key,
+    selector_matches,
+)
+from ipam.store.base import Compare, Delete, KeyValue, Op, Put, Store
+
+PENDING = "pending"
+CONFIRMED = "confirmed"
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class Assigned:
+    """The result of an allocation: the address and what to release it by."""
+
+    address: IPAddress
+    block: IPNetwork
+    seq: int
+    handle: str
+    borrowed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": str(self.address),
+            "block": str(self.block),
+            "seq": self.seq,
+            "handle": self.handle,
+            "borrowed": self.borrowed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    """What `show` knows about one address."""
+
+    address: IPAddress
+    pool: Pool | None
+    block: IPNetwork | None
+    affinity: str | None
+    allocation: Allocation | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": str(self.address),
+            "pool": None if self.pool is None else str(self.pool.cidr),
+            "block": None if self.block is None else str(self.block),
+            "affinity": self.affinity,
+            "allocated": self.allocation is not None,
+            "allocation": None if self.allocation is None else self.allocation.to_json(),
+        }
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What `gc` found and did (or would do, with dry_run)."""
+
+    released: list[tuple[str, str]] = field(default_factory=list)  # (address, handle)
+    affinities_confirmed: list[str] = field(default_factory=list)
+    affinities_dropped: list[str] = field(default_factory=list)
+    blocks_released: list[str] = field(default_factory=list)
+    handles_repaired: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "released": [{"address": a, "handle": h} for a, h in self.released],
+            "affinities_confirmed": self.affinities_confirmed,
+            "affinities_dropped": self.affinities_dropped,
+            "blocks_released": self.blocks_released,
+            "handles_repaired": self.handles_repaired,
+        }
+
+
+class _Conflict(Exception):
+    """A CAS lost; re-read and retry (never leaves this module)."""
+
+
+class _Claimed(Exception):
+    """A block was just claimed; start the allocation over (never leaves this module)."""
+
+
+def _block(kv: KeyValue) -> Block:
+    return Block.from_json(loads(kv.value))
+
+
+def _handle_rec(kv: KeyValue | None) -> dict[str, Any]:
+    return {"addrs": {}} if kv is None else dict(loads(kv.value))
+
+
+def _unbacked(handle: str, rec: dict[str, Any], blocks: dict[IPNetwork, Block]) -> list[IPAddress]:
+    """The addresses a handle record lists that no block gives to that handle."""
+    bad: list[IPAddress] = []
+    for a, ref in rec.get("addrs", {}).items():
+        addr = ipaddress.ip_address(a)
+        b = blocks.get(ipaddress.ip_network(ref["block"]))
+        alloc = None if b is None else b.holder(addr)
+        if alloc is None or alloc.handle != handle or alloc.seq != int(ref["seq"]):
+            bad.append(addr)
+    return bad
+
+
+def _rev(kv: KeyValue | None) -> int:
+    return 0 if kv is None else kv.mod_revision
+
+
+class Ipam:
+    """IPAM for the pools of `config`, over `store` (shared by every node)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: IpamConfig,
+        clock: Callable[[], float] = time.time,
+        max_retries: int = 200,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.max_retries = max_retries
+        # node -> cidrs of its confirmed blocks. Only a hint to save a read:
+        # the block's own affinity and the CAS decide, a stale entry costs a
+        # refresh.
+        self._affine: dict[str, list[IPNetwork]] = {}
+        self.conflicts = 0  # CAS failures seen (a metric)
+
+    # -- helpers ---------------------------------------------------------------
+    async def _backoff(self, attempt: int) -> None:
+        if attempt:
+            self.conflicts += 1
+            await asyncio.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
+
+    def _pools_for(self, node_labels: dict[str, str], version: int, pool: str | None) -> list[Pool]:
+        pools = [
+            p
+            for p in self.config.pools
+            if p.version == version
+            and not p.disabled
+            and (pool is None or str(p.cidr) == pool)
+            and selector_matches(p.node_selector, node_labels)
+        ]
+        return pools
+
+    async def _labels(self, node: str) -> dict[str, str]:
+        if all(p.node_selector.strip() in ("", "all()") for p in self.config.pools):
+            return {}
+        from ipam.nodes import NodeRegistry  # registry shares the store
+
+        rec = await NodeRegistry(self.store).get(node)
+        return {} if rec is None else dict(rec.labels)
+
+    async def _commit(self, compares: Sequence[Compare], ops: Sequence[Op]) -> None:
+        if not (await self.store.txn(compares, ops)).succeeded:
+            raise _Conflict
+
+    def _take_ops(
+        self, bkv: KeyValue, block: Block, hkv: KeyValue | None, handle: str, addr: IPAddress
+    ) -> tuple[list[Compare], list[Op]]:
+        """The transaction that stores `block` with `addr` newly held by `handle`."""
+        alloc = block.holder(addr)
+        assert alloc is not None
+        rec = _handle_rec(hkv)
+        rec["addrs"][str(addr)] = {"block": str(block.cidr), "seq": alloc.seq}
+        hk = handle_key(handle)
+        return (
+            [Compare(bkv.key, bkv.mod_revision), Compare(hk, _rev(hkv))],
+            [Put(bkv.key, dumps(block.to_json())), Put(hk, dumps(rec))],
+        )
+
+    # -- allocation --------------------------------------------------------------
+    async def allocate(
+        self,
+        node: str,
+        handle: str,
+        version: int = 4,
+        attrs: dict[str, str] | None = None,
+        pool: str | None = None,
+    ) -> Assigned:
+        """One address of IP `version` for `handle` on `node` (see the module docstring)."""
+        attrs = dict(attrs or {})
+        pools = self._pools_for(await self._labels(node), version, pool)
+        if not pools:
+            what = f"pool {pool}" if pool else f"IPv{version} pool"
+            raise Exhausted(f"no enabled {what} selects node {node}")
+        conflicts = 0
+        for _ in range(self.max_retries + self.config.max_blocks_per_node):
+            try:
+                return await self._allocate_once(node, handle, version, attrs, pools)
+            except _Claimed:
+                continue  # a new block is ours: allocate from it
+            except _Conflict:
+                conflicts += 1
+                if conflicts >= self.max_retries:
+                    break
+                await self._backoff(conflicts)
+        raise TooManyConflicts(
+            f"allocate {handle} on {node}: gave up after {self.max_retries} conflicting writes"
+        )
+
+    async def _allocate_once(
+        self, node: str, handle: str, version: int, attrs: dict[str, str], pools: list[Pool]
+    ) -> Assigned:
+        hk = handle_key(handle)
+        affine = [c for c in self._affine.get(node, []) if c.version == version]
+        kvs = await self.store.get_many([hk, *(block_key(c) for c in affine)])
+        hkv = kvs[0]
+        held = self._held(handle, hkv, version)
+        if held is not None:
+            return held
+        # The cached list of our blocks is a hint; re-read it when it is empty,
+        # stale, or full (another process of this node may have claimed more).
+        for fresh in (False, True):
+            if fresh:
+                affine = await self._refresh_affine(node, version)
+                kvs = [hkv, *await self.store.get_many([block_key(c) for c in affine])]
+            blocks = [(kv, _block(kv)) for kv in kvs[1:] if kv is not None]
+            if not fresh and (not affine or len(blocks) < len(affine)):
+                continue
+            got = await self._take_affine(node, handle, attrs, pools, hkv, blocks)
+            if got is not None:
+                return got
+        return await self._claim_or_borrow(node, handle, version, attrs, pools, hkv)
+
+    async def _take_affine(
+        self,
+        node: str,
+        handle: str,
+        attrs: dict[str, str],
+        pools: list[Pool],
+        hkv: KeyValue | None,
+        blocks: list[tuple[KeyValue, Block]],
+    ) -> Assigned | None:
+        """Allocate from the first of our blocks with room; None if all are full."""
+        for bkv, block in blocks:
+            if block.affinity != node or self.config.pool_of_block(block.cidr) not in pools:
+                continue
+            got = block.allocate(handle, node, attrs, self.clock())
+            if got is not None:
+                await self._commit(*self._take_ops(bkv, block, hkv, handle, got[0]))
+                return Assigned(got[0], block.cidr, got[1].seq, handle, borrowed=False)
+        return None
+
+    def _held(self, handle: str, hkv: KeyValue | None, version: int) -> Assigned | None:
+        """The handle's existing address of this version (idempotent allocation)."""
+        for a, ref in _handle_rec(hkv)["addrs"].items():
+            addr = ipaddress.ip_address(a)
+            if addr.version == version:
+                cidr = ipaddress.ip_network(ref["block"])
+                return Assigned(addr, cidr, int(ref["seq"]), handle, borrowed=False)
+        return None
+
+    async def _refresh_affine(self, node: str, version: int) -> list[IPNetwork]:
+        """Re-read the node's affinities, settling pending ones; returns its confirmed blocks."""
+        kvs, _ = await self.store.list_prefix(affinity_prefix(node))
+        confirmed: list[IPNetwork] = []
+        for kv in kvs:
+            _, cidr = parse_affinity_key(kv.key)
+            state = loads(kv.value).get("state")
+            if state == PENDING:
+                state = await self._settle_pending(node, cidr, kv, grace=None)
+            if state == CONFIRMED:
+                confirmed.append(cidr)
+        confirmed.sort(key=lambda c: (c.version, int(c.network_address)))
+        self._affine[node] = confirmed
+        return [c for c in confirmed if c.version == version]
+
+    async def _settle_pending(
+        self, node: str, cidr: IPNetwork, akv: KeyValue, grace: float | None
+    ) -> str:
+        """Confirm a pending affinity whose block is ours; with a grace, drop stale others.
+
+        Returns the new state: "confirmed", "pending" or "dropped". Without
+        `grace` nothing is dropped: another process of the same node may be
+        between the steps of its claim.
+        """
+        bkv = await self.store.get(block_key(cidr))
+        if bkv is not None and _block(bkv).affinity == node:
+            value = dumps({"state": CONFIRMED, "ts": self.clock()})
+            if await self.store.put_cas(akv.key, value, akv.mod_revision):
+                return CONFIRMED
+            return PENDING
+        age = self.clock() - float(loads(akv.value).get("ts", 0))
+        stale = grace is not None and age >= grace
+        if stale and await self.store.delete_cas(akv.key, akv.mod_revision):
+            return DROPPED
+        return PENDING
+
+    async def _claim_or_borrow(
+        self,
+        node: str,
+        handle: str,
+        version: int,
+        attrs: dict[str, str],
+        pools: list[Pool],
+        hkv: KeyValue | None,
+    ) -> Assigned:
+        owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
+        names = ", ".join(str(p.cidr) for p in pools)
+        limit = self.config.max_blocks_per_node
+        if len(owned) < limit:
+            for pool in pools:
+                if await self._claim(node, pool):
+                    raise _Claimed
+            why = f"pool {names} has no free block"
+        else:
+            why = f"node {node} has all its max_blocks_per_node={limit} blocks full"
+        if self.config.strict_affinity:
+            raise Exhausted(f"{why} and strict_affinity is on")
+        got = await self._borrow(node, handle, attrs, pools, hkv)
+        if got is not None:
+            return got
+        raise Exhausted(f"{why} and no block of pool {names} has a free address to borrow")
+
+    async def _pool_blocks(self, pool: Pool, keys_only: bool) -> list[KeyValue]:
+        """The pool's existing blocks (one range read over its key span)."""
+        kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=keys_only)
+        return [
+            kv
+            for kv in kvs
+            if (c := cidr_of_key(kv.key[len(BLOCKS) :])).version == pool.version
+            and c.subnet_of(pool.cidr)  # type: ignore[arg-type]
+        ]
+
+    async def _claim(self, node: str, pool: Pool) -> bool:
+        """Claim a free block (or an orphaned one) of `pool` for `node`."""
+        existing = {
+            cidr_of_key(kv.key[len(BLOCKS) :]) for kv in await self._pool_blocks(pool, True)
+        }
+        for cidr in candidate_blocks(pool.cidr, pool.block_size, node):
+            if cidr in existing:
+                continue
+            if await self._claim_block(node, cidr, None):
+                return True
+            existing.add(cidr)
+        # Every block exists; adopt one whose node was removed (affinity None).
+        for bkv in await self._pool_blocks(pool, False):
+            block = _block(bkv)
+            if block.affinity is None and await self._claim_block(node, block.cidr, bkv):
+                return True
+        return False
+
+    async def _claim_block(self, node: str, cidr: IPNetwork, orphan: KeyValue | None) -> bool:
+        """The three-step claim: affinity pending, block created/adopted, affinity confirmed."""
+        ak = affinity_key(node, cidr)
+        if not await self.store.create(ak, dumps({"state": PENDING, "ts": self.clock()})):
+            return False
+        akv = await self.store.get(ak)
+        assert akv is not None
+        if orphan is None:
+            ok = await self.store.create(block_key(cidr), dumps(Block.new(cidr, node).to_json()))
+        else:
+            block = _block(orphan)
+            block.affinity = node
+            ok = await self.store.put_cas(orphan.key, dumps(block.to_json()), orphan.mod_revision)
+        if not ok:
+            await self.store.delete_cas(ak, akv.mod_revision)
+            return False
+        confirmed = dumps({"state": CONFIRMED, "ts": self.clock()})
+        if await self.store.put_cas(ak, confirmed, akv.mod_revision):
+            self._affine.setdefault(node, []).append(cidr)
+        return True
+
+    async def _borrow(
+        self,
+        node: str,
+        handle: str,
+        attrs: dict[str, str],
+        pools: list[Pool],
+        hkv: KeyValue | None,
+    ) -> Assigned | None:
+        """Take one address from any block with room (another node's), or None."""
+        candidates: list[tuple[KeyValue, Block]] = []
+        for pool in pools:
+            for bkv in await self._pool_blocks(pool, False):
+                block = _block(bkv)
+                if block.free:
+                    candidates.append((bkv, block))
+        if not candidates:
+            return None
+        # Start at a per-node position so borrowers spread over the blocks.
+        start = node_hash(node) % len(candidates)
+        bkv, block = candidates[start]
+        got = block.allocate(handle, node, attrs, self.clock())
+        assert got is not None
+        await self._commit(*self._take_ops(bkv, block, hkv, handle, got[0]))
+        return Assigned(got[0], block.cidr, got[1].seq, handle, borrowed=block.affinity != node)
+
+    # -- specific addresses -------------------------------------------------------
+    def _pool_for_address(self, address: IPAddress) -> Pool:
+        pool = self.config.pool_of(address)
+        if pool is None:
+            raise NotInPool(f"{address} is in no configured pool")
+        return pool
+
+    async def assign(
+        self, address: IPAddress, node: str, handle: str, attrs: dict[str, str] | None = None
+    ) -> Assigned:
+        """Hand out one specific address (a static pod IP); `AddressInUse` if taken."""
+        pool = self._pool_for_address(address)
+        if pool.disabled:
+            raise Exhausted(f"pool {pool.cidr} is disabled")
+        cidr = block_of(pool.cidr, pool.block_size, address)
+        for attempt in range(self.max_retries):
+            await self._backoff(attempt)
+            try:
+                return await self._assign_once(address, cidr, node, handle, dict(attrs or {}))
+            except _Conflict:
+                continue
+        raise TooManyConflicts(f"assign {address}: gave up after {self.max_retries} conflicts")
+
+    async def _assign_once(
+        self, address: IPAddress, cidr: IPNetwork, node: str, handle: str, attrs: dict[str, str]
+    ) -> Assigned:
+        hkv, bkv = await self.store.get_many([handle_key(handle), block_key(cidr)])
+        if bkv is None:
+            owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
+            if len(owned) < self.config.max_blocks_per_node:
+                await self._claim_block(node, cidr, None)
+            elif not self.config.strict_affinity:
+                await self.store.create(block_key(cidr), dumps(Block.new(cidr, None).to_json()))
+            else:
+                raise Exhausted(
+                    f"{address}: block {cidr} is unclaimed, node {node} has "
+                    f"max_blocks_per_node={len(owned)} and strict_affinity is on"
+                )
+            raise _Conflict
+        block = _block(bkv)
+        held = block.holder(address)
+        if held is not None:
+            if held.handle == handle:
+                return Assigned(address, cidr, held.seq, handle, block.affinity != node)
+            raise AddressInUse(f"{address} is already allocated to handle {held.handle}")
+        alloc = block.assign(address, handle, node, attrs, self.clock())
+        await self._commit(*self._take_ops(bkv, block, hkv, handle, address))
+        return Assigned(address, cidr, alloc.seq, handle, borrowed=block.affinity != node)
+
+    # -- release -----------------------------------------------------------------
+    async def _find_block(self, address: IPAddress) -> KeyValue | None:
+        pool = self.config.pool_of(address)
+        if pool is not None:
+            return await self.store.get(block_key(block_of(pool.cidr, pool.block_size, address)))
+        # Not in a configured pool (the pool was removed): look at every block.
+        kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=True)
+        for kv in kvs:
+            cidr = cidr_of_key(kv.key[len(BLOCKS) :])
+            if address.version == cidr.version and address in cidr:
+                return await self.store.get(kv.key)
+        return None
+
+    async def release_address(self, address: IPAddress, seq: int | None = None) -> bool:
+        """Free one address; False if it was free or `seq` names an older allocation."""
+        for attempt in range(self.max_retries):
+            await self._backoff(attempt)
+            try:
+                return await self._release_once(address, seq)
+            except _Conflict:
+                continue
+        raise TooManyConflicts(f"release {address}: gave up after {self.max_retries} conflicts")
+
+    async def _release_once(self, address: IPAddress, seq: int | None) -> bool:
+        bkv = await self._find_block(address)
+        if bkv is None:
+            return False
+        block = _block(bkv)
+        alloc = block.release(address, seq)
+        if alloc is None:
+            return False
+        hk = handle_key(alloc.handle)
+        hkv = await self.store.get(hk)
+        compares = [Compare(bkv.key, bkv.mod_revision), Compare(hk, _rev(hkv))]
+        ops: list[Op] = [Put(bkv.key, dumps(block.to_json()))]
+        ops += self._handle_without(hk, hkv, [address])
+        await self._commit(compares, ops)
+        return True
+
+    @staticmethod
+    def _handle_without(hk: str, hkv: KeyValue | None, addrs: Sequence[IPAddress]) -> list[Op]:
+        if hkv is None:
+            return []
+        rec = _handle_rec(hkv)
+        for a in addrs:
+            rec["addrs"].pop(str(a), None)
+        return [Put(hk, dumps(rec))] if rec["addrs"] else [Delete(hk)]
+
+    async def release_handle(self, handle: str) -> list[IPAddress]:
+        """Free every address `handle` holds; returns them (empty if none)."""
+        for attempt in range(self.max_retries):
+            await self._backoff(attempt)
+            try:
+                return await self._release_handle_once(handle)
+            except _Conflict:
+                continue
+        raise TooManyConflicts(f"release {handle}: gave up after {self.max_retries} conflicts")
+
+    async def _release_handle_once(self, handle: str) -> list[IPAddress]:
+        hk = handle_key(handle)
+        hkv = await self.store.get(hk)
+        if hkv is None:
+            return []
+        refs = _handle_rec(hkv)["addrs"]
+        cidrs = sorted({ref["block"] for ref in refs.values()})
+        bkvs = await self.store.get_many([block_key(ipaddress.ip_network(c)) for c in cidrs])
+        compares = [Compare(hk, hkv.mod_revision)]
+        ops: list[Op] = [Delete(hk)]
+        freed: list[IPAddress] = []
+        for bkv in bkvs:
+            if bkv is None:
+                continue
+            block = _block(bkv)
+            for a, ref in refs.items():
+                addr = ipaddress.ip_address(a)
+                if addr in block.cidr and block.release(addr, int(ref["seq"])) is not None:
+                    freed.append(addr)
+            compares.append(Compare(bkv.key, bkv.mod_revision))
+            ops.append(Put(bkv.key, dumps(block.to_json())))
+        await self._commit(compares, ops)
+        return sorted(freed, key=lambda a: (a.version, int(a)))
+
+    async def release_empty_blocks(self, node: str, keep: int = 1) -> list[IPNetwork]:
+        """Give back the node's blocks with no allocation, keeping at least `keep` blocks."""
+        released: list[IPNetwork] = []
+        akvs, _ = await self.store.list_prefix(affinity_prefix(node))
+        bkvs = await self.store.get_many([block_key(parse_affinity_key(kv.key)[1]) for kv in akvs])
+        remaining = len(akvs)
+        for akv, bkv in zip(akvs, bkvs, strict=True):
+            if remaining <= keep or bkv is None:
+                continue
+            block = _block(bkv)
+            if block.used or block.affinity != node:
+                continue
+            ok = await self.store.txn(
+                [Compare(bkv.key, bkv.mod_revision), Compare(akv.key, akv.mod_revision)],
+                [Delete(bkv.key), Delete(akv.key)],
+            )
+            if ok.succeeded:
+                released.append(block.cidr)
+                remaining -= 1
+        self._affine.pop(node, None)
+        return released
+
+    # -- node removal ---------------------------------------------------------------
+    async def remove_node(self, node: str) -> list[IPAddress]:
+        """Release every address `node` allocated and every block affine to it.
+
+        A block that still holds addresses borrowed by other nodes stays, with no
+        affinity, until it empties or a node adopts it.
+        """
+        freed: list[IPAddress] = []
+        kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=True)
+        for kv in kvs:
+            freed += await self._retry(functools.partial(self._strip_node, node, kv.key))
+        akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
+        for akv in akvs:
+            await self.store.txn([Compare(akv.key, akv.mod_revision)], [Delete(akv.key)])
+        self._affine.pop(node, None)
+        return freed
+
+    async def _retry(self, fn: Callable[[], Any]) -> Any:
+        for attempt in range(self.max_retries):
+            await self._backoff(attempt)
+            try:
+                return await fn()
+            except _Conflict:
+                continue
+        raise TooManyConflicts(f"gave up after {self.max_retries} conflicting writes")
+
+    async def _strip_node(self, node: str, key: str) -> list[IPAddress]:
+        bkv = await self.store.get(key)
+        if bkv is None:
+            return []
+        block = _block(bkv)
+        mine = [(block.address(o), a) for o, a in block.allocations.items() if a.node == node]
+        if not mine and block.affinity != node:
+            return []
+        hks = sorted({handle_key(a.handle) for _, a in mine})
+        hkvs = dict(zip(hks, await self.store.get_many(hks), strict=True))
+        compares = [Compare(key, bkv.mod_revision)] + [Compare(k, _rev(v)) for k, v in hkvs.items()]
+        ops: list[Op] = []
+        for addr, alloc in mine:
+            block.release(addr, alloc.seq)
+        for hk, hkv in hkvs.items():
+            ops += self._handle_without(
+                hk, hkv, [a for a, al in mine if handle_key(al.handle) == hk]
+            )
+        if block.affinity == node:
+            block.affinity = None
+        ops.append(Delete(key) if not block.used else Put(key, dumps(block.to_json())))
+        await self._commit(compares, ops)
+        return [a for a, _ in mine]
+
+    # -- reading -------------------------------------------------------------------
+    async def blocks(self) -> list[Block]:
+        kvs, _ = await self.store.list_prefix(BLOCKS)
+        return [_block(kv) for kv in kvs]
+
+    async def affinities(self) -> dict[tuple[str, IPNetwork], str]:
+        """(node, block) -> "pending" | "confirmed"."""
+        kvs, _ = await self.store.list_prefix(AFFINITY)
+        return {parse_affinity_key(kv.key): str(loads(kv.value)["state"]) for kv in kvs}
+
+    async def show(self, address: IPAddress) -> AddressInfo:
+        pool = self.config.pool_of(address)
+        bkv = await self._find_block(address)
+        if bkv is None:
+            return AddressInfo(address, pool, None, None, None)
+        block = _block(bkv)
+        return AddressInfo(address, pool, block.cidr, block.affinity, block.holder(address))
+
+    async def handles(self) -> dict[str, dict[str, Any]]:
+        kvs, _ = await self.store.list_prefix(HANDLES)
+        return {handle_of_key(kv.key): loads(kv.value) for kv in kvs}
+
+    # -- consistency and garbage collection ----------------------------------------
+    async def check(self) -> list[str]:
+        """Every inconsistency between blocks, handles and affinities (empty: consistent)."""
+        blocks = await self.blocks()
+        handles = await self.handles()
+        affs = await self.affinities()
+        problems = self._check_blocks(blocks, handles, affs)
+        by_cidr = {b.cidr: b for b in blocks}
+        for (node, cidr), state in affs.items():
+            owner = by_cidr.get(cidr)
+            if state == CONFIRMED and (owner is None or owner.affinity != node):
+                problems.append(f"confirmed affinity {node} -> {cidr} without its block")
+        for h, rec in handles.items():
+            for a in _unbacked(h, rec, by_cidr):
+                problems.append(f"handle {h} lists {a} which its block does not give it")
+        return problems
+
+    @staticmethod
+    def _check_blocks(
+        blocks: list[Block],
+        handles: dict[str, dict[str, Any]],
+        affs: dict[tuple[str, IPNetwork], str],
+    ) -> list[str]:
+        problems: list[str] = []
+        for i, b in enumerate(blocks):
+            try:
+                b.check()
+            except BlockError as e:
+                problems.append(str(e))
+            for other in blocks[:i]:
+                if b.cidr.version == other.cidr.version and b.cidr.overlaps(other.cidr):
+                    problems.append(f"blocks {b.cidr} and {other.cidr} overlap")
+            if b.affinity is not None and (b.affinity, b.cidr) not in affs:
+                problems.append(f"block {b.cidr} is affine to {b.affinity} with no affinity key")
+            for addr, alloc in b.held():
+                ref = handles.get(alloc.handle, {}).get("addrs", {}).get(str(addr))
+                if ref is None or int(ref["seq"]) != alloc.seq:
+                    problems.append(f"{addr} held by {alloc.handle} is missing from its handle")
+        return problems
+
+    async def gc(
+        self,
+        is_live: Callable[[str, Allocation], bool],
+        grace: float = 300.0,
+        dry_run: bool = False,
+        release_empty: bool = True,
+    ) -> GcReport:
+        """Release leaked addresses and settle half-done claims.
+
+        An allocation is leaked when `is_live(handle, allocation)` is False and
+        it is older than `grace` seconds (the grace covers a pod still being
+        set up). Pending affinities older than `grace` are confirmed if their
+        block is the node's, else dropped; handle records that list addresses
+        their blocks do not give them are repaired.
+        """
+        report = GcReport()
+        now = self.clock()
+        for (node, cidr), state in (await self.affinities()).items():
+            if state != PENDING:
+                continue
+            akv = await self.store.get(affinity_key(node, cidr))
+            if akv is None or dry_run:
+                continue
+            state = await self._settle_pending(node, cidr, akv, grace)
+            if state == CONFIRMED:
+                report.affinities_confirmed.append(f"{node} {cidr}")
+            elif state == DROPPED:
+                report.affinities_dropped.append(f"{node} {cidr}")
+        for b in await self.blocks():
+            for addr, alloc in b.held():
+                if now - alloc.ts < grace or is_live(alloc.handle, alloc):
+                    continue
+                if dry_run or await self.release_address(addr, alloc.seq):
+                    report.released.append((str(addr), alloc.handle))
+        if not dry_run:
+            report.handles_repaired = await self._repair_handles()
+        if release_empty and not dry_run:
+            nodes = {node for node, _ in (await self.affinities())}
+            for node in sorted(nodes):
+                report.blocks_released += [str(c) for c in await self.release_empty_blocks(node)]
+        return report
+
+    async def _repair_handles(self) -> list[str]:
+        """Drop handle entries their block does not back (cannot happen with atomic txns)."""
+        repaired: list[str] = []
+        blocks = {b.cidr: b for b in await self.blocks()}
+        for h, rec in (await self.handles()).items():
+            bad = _unbacked(h, rec, blocks)
+            if bad:
+                hk = handle_key(h)
+                hkv = await self.store.get(hk)
+                ops = self._handle_without(hk, hkv, bad)
+                if (await self.store.txn([Compare(hk, _rev(hkv))], ops)).succeeded:
+                    repaired.append(h)
+        return repaired
+
+    # -- usage ------------------------------------------------------------------------
+    async def usage(self) -> list[dict[str, Any]]:
+        """Per pool: blocks claimed, addresses used and free (for `podbgp ipam pools`)."""
+        blocks = await self.blocks()
+        out = []
+        for p in self.config.pools:
+            mine = [b for b in blocks if self.config.pool_of_block(b.cidr) == p]
+            used = sum(b.used for b in mine)
+            out.append(
+                {
+                    **p.to_json(),
+                    "blocks": len(mine),
+                    "blocks_total": 1 << (p.block_size - p.cidr.prefixlen),
+                    "used": used,
+                    "free": p.cidr.num_addresses - used,
+                }
+            )
+        return out

@@ -1,0 +1,56 @@
+"""The datastore: a revisioned key-value interface and its SQLite and etcd implementations.
+
+`open_store("sqlite:/var/lib/podbgp/podbgp.db")` or
+`open_store("etcd:http://10.0.0.1:2379,http://10.0.0.2:2379")` picks one from
+a URL (the `podbgp ipam --datastore` syntax); see `ipam.store.base` for the
+model every implementation follows.
+"""
+
+from __future__ import annotations
+
+from ipam.store.base import (
+    Compare,
+    Delete,
+    Event,
+    EventKind,
+    KeyValue,
+    Op,
+    Put,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    TxnResult,
+    WatchCompacted,
+)
+
+__all__ = [
+    "Compare",
+    "Delete",
+    "Event",
+    "EventKind",
+    "KeyValue",
+    "Op",
+    "Put",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "TxnResult",
+    "WatchCompacted",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """A store from ``sqlite:PATH`` or ``etcd:URL[,URL...]``."""
+    kind, sep, rest = url.partition(":")
+    if not sep or not rest:
+        raise StoreError(f"datastore {url!r}: expected sqlite:PATH or etcd:http://HOST:PORT[,...]")
+    if kind == "sqlite":
+        from ipam.store.sqlite import SqliteStore
+
+        return SqliteStore(rest)
+    if kind == "etcd":
+        from ipam.store.etcd import EtcdStore
+
+        return EtcdStore([e for e in rest.split(",") if e])
+    raise StoreError(f"datastore {url!r}: kind must be sqlite or etcd")

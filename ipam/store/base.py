@@ -1,0 +1,153 @@
+"""The store interface: a small revisioned key-value store with CAS and watch.
+
+Modelled on etcd v3's data model, so the etcd implementation is a thin mapping
+and the SQLite one reproduces it:
+
+* every write bumps one store-wide *revision*; each key remembers the revision
+  of its last change (`mod_revision`). A key that does not exist has
+  mod_revision 0;
+* `txn(compares, ops)` applies `ops` (puts and deletes on several keys)
+  atomically iff every compare `key's mod_revision == expected` holds. That is
+  the only way to write: a compare-and-swap on revisions, never a blind put.
+  A failed compare is not an error, it returns ``succeeded=False`` and the
+  caller re-reads (and retries a bounded number of times);
+* `watch(prefix, start_revision)` streams every change at or after
+  `start_revision` in revision order, so a reader can `list` a snapshot at
+  revision R and then watch from R + 1 without missing or repeating a change.
+
+Failures of the store itself (server down, database locked for too long) raise
+`StoreUnavailable`; a watch that asks for history the store has dropped raises
+`WatchCompacted` (re-list, then watch again).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with `prefix`."""
+    if not prefix:
+        return "\U0010ffff"
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class StoreError(Exception):
+    """Base class of datastore errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The datastore could not be reached or did not answer in time."""
+
+
+class WatchCompacted(StoreError):
+    """The watch asked for revisions the store no longer keeps."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"revisions before {compact_revision} were compacted")
+        self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """Holds iff `key`'s mod_revision equals `mod_revision` (0: the key is absent)."""
+
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+
+
+Op = Put | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    succeeded: bool
+    revision: int
+
+
+class EventKind(Enum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    key: str
+    value: bytes  # b"" for a delete
+    mod_revision: int
+
+
+class Store(abc.ABC):
+    """A revisioned key-value store (see the module docstring)."""
+
+    #: Short name for messages and metrics: "sqlite" or "etcd".
+    kind: str = ""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> KeyValue | None:
+        """The key's current value and revisions, or None."""
+
+    @abc.abstractmethod
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        """Several keys read at one revision, in the order asked."""
+
+    @abc.abstractmethod
+    async def list_prefix(self, prefix: str, keys_only: bool = False) -> tuple[list[KeyValue], int]:
+        """Every key starting with `prefix`, sorted by key, and the revision read at.
+
+        With `keys_only` the values are b"" (cheaper for etcd).
+        """
+
+    @abc.abstractmethod
+    async def txn(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
+        """Apply `ops` atomically iff every compare holds."""
+
+    @abc.abstractmethod
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        """Changes under `prefix` from `start_revision` on, one list per revision batch."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- conveniences built on txn ---------------------------------------------
+    async def create(self, key: str, value: bytes) -> bool:
+        """Put `key` only if it does not exist yet."""
+        return (await self.txn([Compare(key, 0)], [Put(key, value)])).succeeded
+
+    async def put_cas(self, key: str, value: bytes, mod_revision: int) -> bool:
+        """Put `key` only if its mod_revision is still `mod_revision`."""
+        return (await self.txn([Compare(key, mod_revision)], [Put(key, value)])).succeeded
+
+    async def delete_cas(self, key: str, mod_revision: int) -> bool:
+        """Delete `key` only if its mod_revision is still `mod_revision`."""
+        return (await self.txn([Compare(key, mod_revision)], [Delete(key)])).succeeded
