@@ -489,13 +489,16 @@ class _Table:
         self.errors = errors
         self.seen: set[str] = set()
         self.failed = False
+        # A table that was not a table: its own error is reported, not its missing keys.
+        self.quiet = False
 
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def error(self, key: str, message: str) -> None:
         self.failed = True
-        self.errors.add(self.key_path(key), message)
+        if not self.quiet:
+            self.errors.add(self.key_path(key), message)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -540,7 +543,10 @@ class _Table:
     def sub(self, key: str) -> _Table:
         """A nested table (`[bgp]` in the root); an empty one if absent."""
         value = self.get(key, dict, {})
-        return _Table(value if value is not None else {}, self.key_path(key), self.errors)
+        table = _Table(value if value is not None else {}, self.key_path(key), self.errors)
+        if value is None:
+            table.failed = table.quiet = True
+        return table
 
     def subs(self, key: str) -> list[_Table]:
         """An array of tables (`[[bgp.peer]]`)."""
@@ -950,6 +956,9 @@ def _read_peer(t: _Table, inherit: _Inherit) -> Peer | None:
 
 def _read_listen_range(t: _Table, inherit: _Inherit) -> ListenRange | None:
     prefix = t.get("prefix", str, _REQUIRED, _prefix)
+    if t.has("address"):
+        t.seen.add("address")
+        t.error("address", "is for [[bgp.peer]]; a listen range has a prefix")
     options = _read_peer_options(t, inherit, passive_default=True)
     if options.get("passive") is False:
         t.error("passive", "false is impossible: dynamic neighbours are only accepted")
