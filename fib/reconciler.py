@@ -51,6 +51,7 @@ from fib.kernel import (
 from fib.model import (
     IPIP_DEVICE,
     VXLAN_DEVICE,
+    Encap,
     FibInputs,
     KernelRoute,
     NodeInfo,
@@ -130,6 +131,8 @@ class Reconciler:
         self.next_resync = 0.0
         self.counters = Counters()
         self.tunnels = _Tunnels()
+        self._believed: dict[RouteKey, KernelRoute] = {}
+        self.encapsulated: set[Prefix] = set()  # remote prefixes whose pool encapsulates
 
     # -- inputs (desired state only; no I/O) ------------------------------------------------
     def set_node(self, node: NodeInfo) -> None:
@@ -138,18 +141,26 @@ class Reconciler:
         self.tunnels.dirty = True
 
     def set_route(self, route: RemoteRoute) -> None:
-        self.inputs.remote[route.prefix] = route
-        self._replan((route.prefix,))
+        self.set_routes((route,))
 
     def set_routes(self, routes: Iterable[RemoteRoute]) -> None:
         prefixes = []
         for route in routes:
-            self.inputs.remote[route.prefix] = route
+            self._remember(route)
             prefixes.append(route.prefix)
         self._replan(prefixes)
 
+    def _remember(self, route: RemoteRoute) -> None:
+        self.inputs.remote[route.prefix] = route
+        if route.ipip is Encap.NEVER and route.vxlan is Encap.NEVER:
+            self.encapsulated.discard(route.prefix)
+        elif route.prefix not in self.encapsulated:
+            self.encapsulated.add(route.prefix)
+            self.tunnels.dirty = True
+
     def del_route(self, prefix: Prefix) -> None:
         if self.inputs.remote.pop(prefix, None) is not None:
+            self.encapsulated.discard(prefix)
             self._replan((prefix,))
 
     def set_vtep(self, vtep: Vtep) -> None:
@@ -241,30 +252,49 @@ class Reconciler:
         self._load_dump(self.kernel.dump_routes(self.config.table))
         self.started = True
         self.failed.clear()  # retry refused routes: what they needed may exist now
-        self.dirty.update(self.desired)
-        self.dirty.update(self.installed)
-        self._write_dirty()
+        self.dirty.clear()  # the full pass below covers every key
+        self.kernel_dirty.clear()
+        ops, repairs = self._full_pass()
+        if ops:
+            self._write(ops)
+            self.counters.drift_repaired += repairs
 
     def _load_dump(self, routes: list[KernelRoute]) -> None:
+        """Split a dump into owned and foreign routes; adopt unwanted owned ones as stale."""
         self.counters.dumps += 1
         proto = self.config.protocol
         owned: dict[RouteKey, KernelRoute] = {}
         foreign: dict[RouteKey, KernelRoute] = {}
-        for route in routes:
-            (owned if route.protocol == proto else foreign)[route.key] = route
-        believed = self.installed
-        if self.started:  # what changed behind our back since we last looked is drift
-            for key, want in self.desired.items():
-                have = owned.get(key)
-                if (have is None or not same_route(want, have)) and key in believed:
-                    self.kernel_dirty.add(key)
+        for r in routes:  # r[0], r[1], r[7]: dst, dst_len, priority (KernelRoute.key, inlined)
+            (owned if r[5] == proto else foreign)[(r[0], r[1], r[7])] = r
         if not self.converged:  # owned routes we do not want (yet): keep until sweep_stale()
-            new_stale = [k for k in owned if k not in self.desired and k not in self.stale]
+            desired = self.desired
+            new_stale = [k for k in owned if k not in desired and k not in self.stale]
             if not self.started:
                 self.counters.stale_adopted += len(new_stale)
             self.stale.update(new_stale)
+        self._believed = self.installed if self.started else {}
         self.installed = owned
         self.foreign = foreign
+
+    def _full_pass(self) -> tuple[list[RouteOp], int]:
+        """Every key at once, in one loop: a table that is already right costs no writes.
+        A wrong route we believed right was changed behind our back: that is drift."""
+        ops: list[RouteOp] = []
+        repairs = 0
+        installed, foreign, believed = self.installed, self.foreign, self._believed
+        for key, want in self.desired.items():
+            have = installed.get(key)
+            if have == want or key in foreign:
+                continue
+            if have is None or not same_route(want, have):
+                ops.append((REPLACE, want))
+                repairs += key in believed
+        for key, have in installed.items():
+            if key not in self.desired and (self.converged or key not in self.stale):
+                ops.append((DELETE, have))
+        self._believed = {}
+        return ops, repairs
 
     def _op_for(self, key: RouteKey) -> RouteOp | None:
         want = self.desired.get(key)
@@ -324,8 +354,10 @@ class Reconciler:
         node = self.inputs.node
         if node is None:
             return
-        needs_vxlan = bool(self.inputs.vteps) or plan.uses_mode(self.inputs, "vxlan")
-        needs_ipip = plan.uses_mode(self.inputs, "ipip")
+        remote = self.inputs.remote
+        encap = [remote[p] for p in self.encapsulated]
+        needs_vxlan = bool(self.inputs.vteps) or any(r.vxlan is not Encap.NEVER for r in encap)
+        needs_ipip = any(r.ipip is not Encap.NEVER for r in encap)
         mtu = self.kernel.link_mtu(node.underlay)
         if mtu is None:
             log.warning("fib: underlay device %s not found", node.underlay)

@@ -127,3 +127,16 @@ def test_same_route_accepts_kernel_chosen_device() -> None:
     assert not wire.same_route(want, have._replace(nexthops=(Nexthop(GW2, "eth0"),)))
     assert not wire.same_route(want, have._replace(protocol=81))
     assert not wire.same_route(ROUTES[0], ROUTES[1])
+
+
+def test_fast_path_shape_agrees_with_generic_parser() -> None:
+    """The 44-byte IPv4 `via GW dev OIF` shape has a one-struct fast path; same result."""
+    route = ROUTES[0]
+    msg = wire.encode_route(REPLACE, route, 1, IFINDEX)
+    assert len(msg) - 16 == 44
+    fast = wire.decode_route(msg, 16, len(msg), IFNAME)
+    padded = msg + wire.RTATTR.pack(4, 200)  # an unknown empty attribute forces the generic path
+    generic = wire.decode_route(padded, 16, len(padded), IFNAME)
+    assert fast == generic == route
+    onlink = wire.encode_route(REPLACE, ROUTES[2], 1, IFINDEX)
+    assert wire.decode_route(onlink, 16, len(onlink), IFNAME) == ROUTES[2]
