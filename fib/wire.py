@@ -196,10 +196,10 @@ def decode_route(
         f = _VIA4.unpack_from(buf, offset)
         if f[0] == socket.AF_INET and f[10:20:3] == _VIA4_TYPES:
             oif = f[20]
-            hops = _HOPS.get((f[17], oif, f[8] & RTNH_F_ONLINK))
-            if hops is None or hops[0].dev != ifname.get(oif):
-                hops = _hop(f[17], oif, f[8], ifname)
-            return _new(KernelRoute, (f[14], f[1], f[7], hops, f[6], f[5], f[11], 0))
+            one = _HOPS.get((f[17], oif, f[8] & RTNH_F_ONLINK))
+            if one is None or one[0].dev != ifname.get(oif):
+                one = _hop(f[17], oif, f[8], ifname)
+            return _new(KernelRoute, (f[14], f[1], f[7], one, f[6], f[5], f[11], 0))
     family, dst_len, _src, _tos, table, proto, scope, kind, flags = RTMSG.unpack_from(buf, offset)
     if family == socket.AF_INET:
         dst = b"\0\0\0\0"
@@ -229,6 +229,7 @@ def decode_route(
         elif akind == RTA_MULTIPATH:
             multipath = _parse_multipath(buf, pos + 4, pos + alen, ifname)
         pos += (alen + 3) & ~3
+    hops: tuple[Nexthop, ...]
     if multipath:
         hops = multipath
     elif gateway or oif:
