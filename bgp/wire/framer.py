@@ -1,0 +1,68 @@
+"""Cut a TCP byte stream into whole BGP messages (RFC 4271 §4.1).
+
+Sans-IO: the session feeds whatever ``recv`` returned, then pulls frames::
+
+    framer.feed(data)
+    while (frame := framer.next_frame()) is not None:
+        msg = decode_message(frame, ctx)
+
+Partial headers and bodies wait for more bytes. A bad header raises
+``MessageHeaderError`` from ``next_frame`` only after every good frame before
+it has been returned, so the session can act on those first. Raise
+``max_message_len`` to 65535 once extended messages are negotiated (RFC 8654).
+"""
+
+from __future__ import annotations
+
+from bgp.wire.constants import HEADER_LEN, MAX_MESSAGE_LEN
+from bgp.wire.messages import check_header
+
+__all__ = ["Framer"]
+
+_COMPACT_AT = 1 << 16
+
+
+class Framer:
+    """Reassembles BGP messages from a byte stream."""
+
+    __slots__ = ("_buf", "_pos", "max_message_len")
+
+    def __init__(self, max_message_len: int = MAX_MESSAGE_LEN) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.max_message_len = max_message_len
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        if self._pos >= _COMPACT_AT:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def pending(self) -> int:
+        """Octets buffered but not yet returned as a frame."""
+        return len(self._buf) - self._pos
+
+    def next_frame(self) -> bytes | None:
+        """The next whole message (header included), or None if more bytes are needed.
+
+        Raises ``MessageHeaderError`` (1/1, 1/2 or 1/3) on a bad header; the
+        stream is then unusable and the session must send the NOTIFICATION.
+        """
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < HEADER_LEN:
+            return None
+        length, _ = check_header(buf, pos, self.max_message_len)
+        end = pos + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return bytes(buf[pos:end])
+
+    def frames(self) -> list[bytes]:
+        """All whole messages available now (raises like ``next_frame``)."""
+        out: list[bytes] = []
+        while (frame := self.next_frame()) is not None:
+            out.append(frame)
+        return out
