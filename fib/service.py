@@ -48,7 +48,7 @@ class FibService:
             rec.apply()  # full resync at start-up: adopt what the kernel has
             while not self._stopping:
                 timeout = max(0.0, rec.next_resync - rec.clock())
-                if fd is None:
+                if fd is None or rec.need_resync:  # after a netlink error, retry soon
                     timeout = min(timeout, self.poll_interval)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
