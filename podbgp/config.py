@@ -246,6 +246,10 @@ class Originate:
 class Match:
     """What a policy rule matches; every given condition must hold, none given matches all.
 
+    `prefix` matches routes inside it whose length is within `ge..le`; without
+    either the length must equal the prefix's, with only `ge` it runs up to the
+    family's maximum, with only `le` it starts at the prefix's length.
+
     `as_path` is searched (`re.search`) in the AS path written as ASNs separated by
     single spaces, e.g. "64512 65000"; an empty path is "".
     """
@@ -307,7 +311,7 @@ class BGPConfig:
     add_path: AddPath = AddPath.OFF
     max_paths: int = 8
     always_compare_med: bool = False
-    max_prefixes_restart: int = 30
+    max_prefixes_restart: int = 60
     deferral_time: int = 360
     peers: tuple[Peer, ...] = ()
     originate: tuple[Originate, ...] = ()
@@ -680,8 +684,8 @@ def _community(v: Any) -> Community:
     """`A:B` with 16-bit halves (RFC 1997), or a well-known name."""
     if not isinstance(v, str):
         raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
-    if v in WELL_KNOWN_COMMUNITIES:
-        packed = WELL_KNOWN_COMMUNITIES[v]
+    if v.lower() in WELL_KNOWN_COMMUNITIES:
+        packed = WELL_KNOWN_COMMUNITIES[v.lower()]
         return Community(packed >> 16, packed & 0xFFFF)
     try:
         high, low = v.split(":")
@@ -1306,15 +1310,16 @@ def _check_listening(bgp: BGPConfig, errors: _Errors) -> None:
 
 
 def _check_reflector_clients(node: NodeConfig | None, bgp: BGPConfig, errors: _Errors) -> None:
-    """RFC 4456: only a reflector has clients, and clients are iBGP peers."""
+    """RFC 4456: clients are iBGP peers.
+
+    A client without `route_reflector_cluster_id` is allowed: the node then
+    reflects for it with its router ID as cluster ID (RFC 4456 §7) and stays in
+    the mesh; only the cluster ID makes it leave the mesh.
+    """
     items: list[tuple[str, PeerOptions]] = [(f"bgp.peer[{i}]", p) for i, p in enumerate(bgp.peers)]
     items += [(f"bgp.listen_range[{i}]", r) for i, r in enumerate(bgp.listen_ranges)]
     for path, p in items:
-        if not p.route_reflector_client:
-            continue
-        if not bgp.is_route_reflector:
-            errors.add(f"{path}.route_reflector_client", "needs bgp.route_reflector_cluster_id set")
-        if node is not None and p.asn != node.asn:
+        if p.route_reflector_client and node is not None and p.asn != node.asn:
             errors.add(
                 f"{path}.route_reflector_client",
                 f"AS {p.asn} is not this node's AS {node.asn}; clients are iBGP peers (RFC 4456)",

@@ -23,7 +23,7 @@ def test_valid_config_prints_effective_toml(capsys: pytest.CaptureFixture[str]) 
     assert err == ""
     assert out.startswith(f"# effective configuration of {CONTRACT}\n")
     # Defaults the file leaves out are printed, and the output loads back to the same config.
-    assert "max_prefixes_restart = 30" in out
+    assert "max_prefixes_restart = 60" in out
     assert load_config_text(out) == load_config(CONTRACT)
 
 

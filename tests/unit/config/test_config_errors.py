@@ -216,10 +216,6 @@ PEER_CASES = [
     (peer('passive = "true"\n'), 'bgp.peer[0].passive: "true" is a string, expected a boolean'),
     (peer('pasword = "x"\n'), "bgp.peer[0].pasword: unknown key (did you mean password?)"),
     (
-        peer("route_reflector_client = true\n", "10.0.0.9").replace("65000", "64512"),
-        "bgp.peer[0].route_reflector_client: needs bgp.route_reflector_cluster_id set",
-    ),
-    (
         '[bgp]\nroute_reflector_cluster_id = "1.1.1.1"\n' + peer("route_reflector_client = true\n"),
         "bgp.peer[0].route_reflector_client: AS 65000 is not this node's AS 64512; clients are iBGP peers (RFC 4456)",
     ),

@@ -51,7 +51,7 @@ DEFAULTS = {
         "add_path": "off",
         "max_paths": 8,
         "always_compare_med": False,
-        "max_prefixes_restart": 30,
+        "max_prefixes_restart": 60,
         "deferral_time": 360,
         "peer": [],
         "originate": [],
@@ -215,13 +215,14 @@ def test_cluster_id_forms() -> None:
         assert cfg.bgp.is_route_reflector is (want is not None)
 
 
-def test_route_reflector_client_of_a_reflector() -> None:
-    cfg = load_config_text(
-        MINIMAL
-        + '[bgp]\nroute_reflector_cluster_id = "1.1.1.1"\n'
-        + '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 64512\nroute_reflector_client = true\n'
-    )
-    assert cfg.bgp.peers[0].route_reflector_client
+def test_route_reflector_clients() -> None:
+    client = '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 64512\nroute_reflector_client = true\n'
+    cfg = load_config_text(MINIMAL + '[bgp]\nroute_reflector_cluster_id = "1.1.1.1"\n' + client)
+    assert cfg.bgp.peers[0].route_reflector_client and cfg.bgp.is_route_reflector
+    # Without a cluster ID the node reflects for its client and stays in the mesh.
+    cfg = load_config_text(MINIMAL + client)
+    assert cfg.bgp.peers[0].route_reflector_client and cfg.bgp.mesh
+    assert not cfg.bgp.is_route_reflector
 
 
 def test_policy_match_and_set_forms() -> None:
@@ -229,7 +230,7 @@ def test_policy_match_and_set_forms() -> None:
         MINIMAL
         + '[[policy]]\nname = "p"\ndefault_action = "accept"\n[[policy.rule]]\n'
         + 'match = { large_community = "64512:1:2", as_path = "^65000 ", family = "ipv6", '
-        + 'neighbor = "10.0.0.0/24", origin = "igp", community = "no-export" }\n'
+        + 'neighbor = "10.0.0.0/24", origin = "igp", community = "No-Export" }\n'
         + 'set = { next_hop = "fd00::9", community_remove = ["blackhole"], '
         + 'large_community_add = ["1:2:3"], local_pref = 0 }\n'
     )
