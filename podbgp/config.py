@@ -51,7 +51,6 @@ RESTART_TIME_MAX = 4095  # RFC 4724 §3: Restart Time is a 12-bit field
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 AS_PATH_PREPEND_MAX = 32  # more only inflates UPDATEs; no network needs it
 DEFAULT_BLOCK_SIZE = {4: 26, 6: 122}
-MAX_PREFIXLEN = {4: 32, 6: 128}
 
 # rtm_protocol values podbgp refuses for its own routes. It deletes every route
 # carrying its protocol number that it does not want, so sharing a number with
@@ -386,6 +385,10 @@ class Config:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def diff(self, new: Config) -> ConfigDiff:
+        """What a reload from this config to `new` must do (see `diff_configs`)."""
+        return diff_configs(self, new)
 
     def to_dict(self, *, reveal_secrets: bool = True) -> dict[str, Any]:
         """The effective config in CONFIG.md's shape (TOML keys, plain values)."""

@@ -25,6 +25,7 @@ def test_identical_configs_have_an_empty_diff() -> None:
     text = NODE + peer("10.0.0.2") + POLICIES
     diff = diff_configs(load_config_text(text), load_config_text(text))
     assert diff == ConfigDiff() and diff.empty
+    assert load_config_text(text).diff(load_config_text(text)).empty
 
 
 def test_added_removed_and_reset_peers() -> None:
