@@ -82,10 +82,6 @@ def parse_endpoint(url: str) -> str:
     return f"{host}:{parts.port or 2379}"
 
 
-def _b(s: str) -> bytes:
-    return s.encode()
-
-
 class EtcdStore(Store):
     kind = "etcd"
 
@@ -94,12 +90,16 @@ class EtcdStore(Store):
         endpoints: Sequence[str],
         call_timeout: float = 5.0,
         retry_budget: float = 30.0,
+        namespace: str = "",
     ) -> None:
         if not endpoints:
             raise StoreError("etcd: no endpoints")
         self.endpoints = [parse_endpoint(e) for e in endpoints]
         self.call_timeout = call_timeout
         self.retry_budget = retry_budget
+        # Prepended to every key on the wire, so several clusters (or tests)
+        # can share one etcd without seeing each other's keys.
+        self.namespace = namespace
         self._channels: dict[int, Any] = {}
         self._current = 0
 
@@ -135,16 +135,21 @@ class EtcdStore(Store):
     def _kv(self, channel: Any) -> Any:
         return rpc.KVStub(channel)
 
+    def _b(self, key: str) -> bytes:
+        return (self.namespace + key).encode()
+
+    def _key(self, raw: bytes) -> str:
+        return raw.decode()[len(self.namespace) :]
+
     # -- reads -----------------------------------------------------------------
-    @staticmethod
-    def _kv_of(kv: Any) -> KeyValue:
-        return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision)
+    def _kv_of(self, kv: Any) -> KeyValue:
+        return KeyValue(self._key(kv.key), bytes(kv.value), kv.create_revision, kv.mod_revision)
 
     async def get(self, key: str) -> KeyValue | None:
         return (await self.get_many([key]))[0]
 
     async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
-        ops = [rpc.RequestOp(request_range=rpc.RangeRequest(key=_b(k))) for k in keys]
+        ops = [rpc.RequestOp(request_range=rpc.RangeRequest(key=self._b(k))) for k in keys]
         req = rpc.TxnRequest(compare=[], success=ops, failure=[])
 
         async def call(ch: Any) -> Any:
@@ -159,7 +164,7 @@ class EtcdStore(Store):
 
     async def list_prefix(self, prefix: str, keys_only: bool = False) -> tuple[list[KeyValue], int]:
         req = rpc.RangeRequest(
-            key=_b(prefix), range_end=_b(prefix_end(prefix)), keys_only=keys_only
+            key=self._b(prefix), range_end=self._b(prefix_end(prefix)), keys_only=keys_only
         )
 
         async def call(ch: Any) -> Any:
@@ -169,17 +174,16 @@ class EtcdStore(Store):
         return [self._kv_of(kv) for kv in resp.kvs], int(resp.header.revision)
 
     # -- writes ----------------------------------------------------------------
-    @staticmethod
-    def _op(op: Op) -> Any:
+    def _op(self, op: Op) -> Any:
         if isinstance(op, Put):
-            return rpc.RequestOp(request_put=rpc.PutRequest(key=_b(op.key), value=op.value))
+            return rpc.RequestOp(request_put=rpc.PutRequest(key=self._b(op.key), value=op.value))
         assert isinstance(op, Delete)
-        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=_b(op.key)))
+        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=self._b(op.key)))
 
     async def txn(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
         cmp = [
             rpc.Compare(
-                key=_b(c.key),
+                key=self._b(c.key),
                 target=rpc.Compare.MOD,
                 result=rpc.Compare.EQUAL,
                 mod_revision=c.mod_revision,
@@ -203,7 +207,9 @@ class EtcdStore(Store):
             stream = rpc.WatchStub(self._channel(index)).Watch()
             try:
                 create = rpc.WatchCreateRequest(
-                    key=_b(prefix), range_end=_b(prefix_end(prefix)), start_revision=next_rev
+                    key=self._b(prefix),
+                    range_end=self._b(prefix_end(prefix)),
+                    start_revision=next_rev,
                 )
                 await stream.write(rpc.WatchRequest(create_request=create))
                 async for batch in self._read_stream(stream):
@@ -233,7 +239,7 @@ class EtcdStore(Store):
             events = [
                 Event(
                     EventKind.DELETE if ev.type == rpc.Event.DELETE else EventKind.PUT,
-                    ev.kv.key.decode(),
+                    self._key(ev.kv.key),
                     bytes(ev.kv.value),
                     int(ev.kv.mod_revision),
                 )
