@@ -30,10 +30,18 @@ from podbgp.lab.peers_base import (
     wait_for,
 )
 from podbgp.lab.peers_bird import Bird
+from podbgp.lab.peers_exabgp import Exabgp
 from podbgp.lab.peers_frr import Frr
 from podbgp.lab.peers_gobgp import Gobgp
+from podbgp.lab.peers_openbgpd import Openbgpd
 
-DAEMONS: dict[str, type[Daemon]] = {"frr": Frr, "bird": Bird, "gobgp": Gobgp}
+DAEMONS: dict[str, type[Daemon]] = {
+    "frr": Frr,
+    "bird": Bird,
+    "gobgp": Gobgp,
+    "openbgpd": Openbgpd,
+    "exabgp": Exabgp,
+}
 
 __all__ = [
     "DAEMONS",
@@ -43,10 +51,12 @@ __all__ = [
     "Bird",
     "Daemon",
     "DaemonError",
+    "Exabgp",
     "Frr",
     "Gobgp",
     "ListenRange",
     "Neighbor",
+    "Openbgpd",
     "Route",
     "wait_for",
 ]
