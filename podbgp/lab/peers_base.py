@@ -332,6 +332,10 @@ class Daemon:
     def announce(self, prefix: str, **attrs: Any) -> None:
         raise NotImplementedError
 
+    def shutdown_neighbor(self, address: str, message: str | None = None) -> None:
+        """Administratively stop the session: Cease/Administrative Shutdown (RFC 9003 text)."""
+        raise NotImplementedError
+
     def withdraw(self, prefix: str) -> None:
         raise NotImplementedError
 
