@@ -1,0 +1,126 @@
+"""Typed settings for the BGP speaker, its peers and its listen ranges.
+
+``bgp`` sits below ``podbgp`` in the layering, so it cannot read the daemon's
+config; the daemon maps ``[bgp]``, ``[[bgp.peer]]`` and ``[[bgp.listen_range]]``
+(CONFIG.md) onto these frozen dataclasses. Defaults follow CONFIG.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from bgp.wire.constants import Family
+
+__all__ = [
+    "AddPathMode",
+    "ListenRange",
+    "PeerSettings",
+    "SpeakerSettings",
+]
+
+
+class AddPathMode(Enum):
+    """ADD-PATH direction we offer for a family (RFC 7911 §4 Send/Receive field)."""
+
+    OFF = 0
+    RECEIVE = 1
+    SEND = 2
+    BOTH = 3
+
+    @property
+    def receive(self) -> bool:
+        return self in (AddPathMode.RECEIVE, AddPathMode.BOTH)
+
+    @property
+    def send(self) -> bool:
+        return self in (AddPathMode.SEND, AddPathMode.BOTH)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSettings:
+    """One neighbour (or the template of a listen range, whose ``address`` is unused).
+
+    - ``asn``: the peer's AS; 0 accepts any AS (listen ranges: "any").
+    - ``ttl_security``: GTSM hops (RFC 5082), 0 = off. ``multihop``: outgoing
+      TTL for eBGP when GTSM is off (1 = directly connected).
+    - ``hold_time``: 0 or ≥ 3 (RFC 4271 §4.2); ``keepalive`` None = hold/3.
+    - ``connect_retry``: the first ConnectRetry interval; it doubles on each
+      failed attempt up to ``connect_retry_max`` (back-off).
+    - ``delay_open``: DelayOpen seconds (RFC 4271 §8.1.1 attributes 20-22), 0 = off.
+    """
+
+    address: str
+    asn: int
+    local_address: str | None = None
+    port: int = 179
+    passive: bool = False
+    password: str | None = None
+    ttl_security: int = 0
+    multihop: int = 1
+    hold_time: int = 90
+    keepalive: int | None = None
+    connect_retry: float = 5.0
+    connect_retry_max: float = 120.0
+    delay_open: float = 0.0
+    families: tuple[Family, ...] = (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
+    add_path: AddPathMode = AddPathMode.OFF
+    graceful_restart: bool = False
+    restart_time: int = 120
+    route_refresh: bool = True
+    extended_message: bool = True
+    extended_nexthop: bool = False
+    shutdown_message: str = ""
+    enabled: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.hold_time != 0 and self.hold_time < 3:
+            raise ValueError("hold_time must be 0 or at least 3 (RFC 4271 §4.2)")
+        if not 0 <= self.asn <= 0xFFFFFFFF:
+            raise ValueError(f"{self.asn} is not an AS number")
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.address)
+
+    def for_address(self, address: str) -> PeerSettings:
+        """This template applied to one dynamic neighbour."""
+        return replace(self, address=address)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenRange:
+    """Dynamic neighbours: any address inside ``prefix`` may connect in (passive)."""
+
+    prefix: str
+    template: PeerSettings
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(self.prefix, strict=False)
+
+    def contains(self, address: str) -> bool:
+        addr = ipaddress.ip_address(address)
+        net = self.network
+        return addr.version == net.version and addr in net
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerSettings:
+    """The local speaker: our AS and identifier, where sessions are accepted.
+
+    ``listen`` empty means connect out only. ``"::"`` alone listens dual-stack.
+    """
+
+    asn: int
+    router_id: str
+    listen: tuple[str, ...] = ("0.0.0.0", "::")
+    port: int = 179
+    listen_ranges: tuple[ListenRange, ...] = field(default=())
+    max_dynamic_peers: int = 100
+
+    @property
+    def router_id_int(self) -> int:
+        return int(ipaddress.IPv4Address(self.router_id))
