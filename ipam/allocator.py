@@ -181,10 +181,10 @@ class Ipam:
         self.config = config
         self.clock = clock
         self.max_retries = max_retries
-        # node -> cidrs of its confirmed blocks. Only a hint to save a read:
-        # the block's own affinity and the CAS decide, a stale entry costs a
-        # refresh.
-        self._affine: dict[str, list[IPNetwork]] = {}
+        # (node, IP version) -> the block it last allocated from. Only a hint
+        # that saves reading every block: the block's own affinity and the CAS
+        # decide, and a stale or full hint costs one slow-path read.
+        self._hint: dict[tuple[str, int], IPNetwork] = {}
         self.conflicts = 0  # CAS failures seen (a metric)
 
     # -- helpers ---------------------------------------------------------------
@@ -264,24 +264,23 @@ class Ipam:
         self, node: str, handle: str, version: int, attrs: dict[str, str], pools: list[Pool]
     ) -> Assigned:
         hk = handle_key(handle)
-        affine = [c for c in self._affine.get(node, []) if c.version == version]
-        kvs = await self.store.get_many([hk, *(block_key(c) for c in affine)])
+        # Fast path: the handle and the block we last allocated from, in one read.
+        hint = self._hint.get((node, version))
+        kvs = await self.store.get_many([hk] if hint is None else [hk, block_key(hint)])
         hkv = kvs[0]
         held = self._held(handle, hkv, version)
         if held is not None:
             return held
-        # The cached list of our blocks is a hint; re-read it when it is empty,
-        # stale, or full (another process of this node may have claimed more).
-        for fresh in (False, True):
-            if fresh:
-                affine = await self._refresh_affine(node, version)
-                kvs = [hkv, *await self.store.get_many([block_key(c) for c in affine])]
-            blocks = [(kv, _block(kv)) for kv in kvs[1:] if kv is not None]
-            if not fresh and (not affine or len(blocks) < len(affine)):
-                continue
-            got = await self._take_affine(node, handle, attrs, pools, hkv, blocks)
+        if hint is not None and kvs[1] is not None:
+            got = await self._take_affine(node, handle, attrs, pools, hkv, [kvs[1]])
             if got is not None:
                 return got
+        # Slow path (once per filled block): re-read our affinities, try each block.
+        affine = await self._refresh_affine(node, version)
+        bkvs = await self.store.get_many([block_key(c) for c in affine])
+        got = await self._take_affine(node, handle, attrs, pools, hkv, bkvs)
+        if got is not None:
+            return got
         return await self._claim_or_borrow(node, handle, version, attrs, pools, hkv)
 
     async def _take_affine(
@@ -291,14 +290,18 @@ class Ipam:
         attrs: dict[str, str],
         pools: list[Pool],
         hkv: KeyValue | None,
-        blocks: list[tuple[KeyValue, Block]],
+        bkvs: Sequence[KeyValue | None],
     ) -> Assigned | None:
         """Allocate from the first of our blocks with room; None if all are full."""
-        for bkv, block in blocks:
+        for bkv in bkvs:
+            if bkv is None:
+                continue
+            block = _block(bkv)
             if block.affinity != node or self.config.pool_of_block(block.cidr) not in pools:
                 continue
             got = block.allocate(handle, node, attrs, self.clock())
             if got is not None:
+                self._hint[(node, block.cidr.version)] = block.cidr
                 await self._commit(*self._take_ops(bkv, block, hkv, handle, got[0]))
                 return Assigned(got[0], block.cidr, got[1].seq, handle, borrowed=False)
         return None
@@ -324,7 +327,6 @@ class Ipam:
             if state == CONFIRMED:
                 confirmed.append(cidr)
         confirmed.sort(key=lambda c: (c.version, int(c.network_address)))
-        self._affine[node] = confirmed
         return [c for c in confirmed if c.version == version]
 
     async def _settle_pending(
@@ -419,8 +421,7 @@ class Ipam:
             await self.store.delete_cas(ak, akv.mod_revision)
             return False
         confirmed = dumps({"state": CONFIRMED, "ts": self.clock()})
-        if await self.store.put_cas(ak, confirmed, akv.mod_revision):
-            self._affine.setdefault(node, []).append(cidr)
+        await self.store.put_cas(ak, confirmed, akv.mod_revision)
         return True
 
     async def _borrow(
@@ -598,7 +599,6 @@ class Ipam:
             if ok.succeeded:
                 released.append(block.cidr)
                 remaining -= 1
-        self._affine.pop(node, None)
         return released
 
     # -- node removal ---------------------------------------------------------------
@@ -615,7 +615,6 @@ class Ipam:
         akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
         for akv in akvs:
             await self.store.txn([Compare(akv.key, akv.mod_revision)], [Delete(akv.key)])
-        self._affine.pop(node, None)
         return freed
 
     async def _retry(self, fn: Callable[[], Any]) -> Any:
