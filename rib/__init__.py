@@ -1,0 +1,49 @@
+"""rib — routes, policy, best-path selection and what to tell each peer.
+
+Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp/ (peers)``)::
+
+    UPDATE (bgp.wire.Update, per batch)
+      │  rib.adapter        session events → Rib calls (the only module that knows bgp.speaker)
+      ▼
+    Rib.receive             loop checks (RFC 4271 §9.1.2, RFC 4456 §8) + import policy,
+      │                     once per attribute set → one interned Path (rib.path)
+      ▼
+    Loc-RIB  loc[family]    prefix key → Path | Ranked (all candidates; doubles as the
+      │                     post-policy Adj-RIB-In); Ranked from rib.bestpath (RFC 4271 §9.1)
+      ▼  Rib.flush          changed keys → every update group's dirty set; FIB callback
+    UpdateGroup (rib.adjout)  export rules (rib.export, rib.reflect) + export policy,
+      │                     Adj-RIB-Out, UPDATEs encoded once per group when pulled
+      ▼
+    Member.pull             same bytes objects to every member of a group
+
+Modules: ``settings`` (typed settings), ``policy`` ([[policy]] engine),
+``path`` (route model), ``bestpath`` (decision process), ``reflect`` (RFC 4456
+rules as pure functions), ``export`` (eBGP/iBGP attribute rules), ``adjout``
+(update groups), ``core`` (the ``Rib``: tables, graceful restart RFC 4724,
+enhanced route refresh RFC 7313, max-prefix RFC 4486, ADD-PATH RFC 7911),
+``show`` (``podbgp show routes``), ``adapter`` (session sink/pull glue).
+"""
+
+from rib.bestpath import STEPS, Ranked, rank
+from rib.core import PeerState, Rib
+from rib.path import LOCAL, Path, Source
+from rib.policy import Policy, PolicyError, Verdict, builtin
+from rib.settings import PeerPolicy, RibSettings, SessionFacts
+
+__all__ = [
+    "LOCAL",
+    "STEPS",
+    "Path",
+    "PeerPolicy",
+    "PeerState",
+    "Policy",
+    "PolicyError",
+    "Ranked",
+    "Rib",
+    "RibSettings",
+    "SessionFacts",
+    "Source",
+    "Verdict",
+    "builtin",
+    "rank",
+]

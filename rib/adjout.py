@@ -1,0 +1,378 @@
+"""Adj-RIB-Out per update group: dirty prefixes in, encoded UPDATEs out when pulled.
+
+Peers whose outbound attributes are computed the same way (same family,
+export policy, peer kind, next-hop handling, AS width, ADD-PATH mode, message
+size) form one ``UpdateGroup`` (DESIGN.md performance rule 4). The RIB only
+adds prefix keys to the group's ``dirty`` set. Nothing is encoded until a
+member's session asks for bytes (``Member.pull``, called when its socket is
+below the high-water mark): then up to ``CHUNK`` dirty prefixes are looked up
+in the Loc-RIB, compared with what was last sent (``adj_out``), grouped by
+outbound attribute set, and encoded into one ``bytes`` blob appended to the
+group's queue. Every member reads the same blob objects from the queue at its
+own pace, so a change is encoded once however many peers receive it, several
+changes to one prefix before a pull coalesce into one, and a slow socket
+simply pulls later (back-pressure) — the same scheme BIRD uses.
+
+A member joining a group that already advertised routes first catches up
+from ``adj_out`` (the current state) and then follows the queue from the
+position it joined at; since every queued change is newer than that position,
+the peer ends with exactly ``adj_out``. After the initial routes (and when the
+group has nothing left dirty) it gets End-of-RIB (RFC 4724 §2). A ROUTE-REFRESH
+(RFC 2918) restarts the catch-up, wrapped in BoRR/EoRR when the peer does
+enhanced route refresh (RFC 7313 §4).
+
+With ADD-PATH send (RFC 7911) ``adj_out`` holds, per prefix, a tuple of
+``(tx_id, attrs)`` for the paths sent (the best N, or all).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from bgp.wire import (
+    CodecContext,
+    Family,
+    PathAttributes,
+    RouteRefresh,
+    encode_announce,
+    encode_end_of_rib,
+    encode_message,
+    encode_withdraw,
+)
+from rib.bestpath import Ranked
+from rib.export import Exporter
+from rib.path import Path
+
+__all__ = ["CHUNK", "Member", "UpdateGroup"]
+
+_MISS: Any = object()
+CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
+Entry = Path | Ranked
+Sent = tuple[tuple[int, PathAttributes], ...]
+
+
+class UpdateGroup:
+    """One family's outbound state shared by peers with the same export behaviour."""
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        family: Family,
+        loc: dict[bytes, Entry],
+        exporter: Exporter,
+        *,
+        as4: bool = True,
+        max_len: int = 4096,
+        add_path: int = 0,
+        blocked: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.key = key
+        self.family = family
+        self.loc = loc
+        self.exporter = exporter
+        big = max_len > 4096
+        ap = add_path != 0
+        self.ctx = CodecContext(
+            as4=as4,
+            extended_message=big,
+            add_path_send_ipv4=ap and family is Family.IPV4_UNICAST,
+            add_path_send_ipv6=ap and family is Family.IPV6_UNICAST,
+        )
+        self.add_path = add_path  # 0 off, N best N, -1 all
+        self.blocked = blocked  # true while best-path selection is deferred (RFC 4724 §4.1)
+        self.members: list[Member] = []
+        self.dirty: set[bytes] = set()
+        self.adj_out: dict[bytes, Any] = {}
+        self.queue: list[bytes] = []
+        self.base = 0  # absolute index of queue[0]
+
+    @property
+    def end(self) -> int:
+        """Absolute index one past the last queued blob."""
+        return self.base + len(self.queue)
+
+    # ---------------------------------------------------------------- building
+
+    def build(self) -> bool:
+        """Encode up to ``CHUNK`` dirty prefixes into one queued blob; False if none were dirty."""
+        if not self.dirty or self.blocked():
+            return False
+        dirty = self.dirty
+        if len(dirty) <= CHUNK:
+            keys = list(dirty)
+            dirty.clear()
+        else:
+            pop = dirty.pop
+            keys = [pop() for _ in range(CHUNK)]
+        blob = self._diff_add_path(keys) if self.add_path else self._diff(keys)
+        if blob:
+            self.queue.append(blob)
+        return True
+
+    def _diff(self, keys: list[bytes]) -> bytes:
+        """Compare the Loc-RIB with ``adj_out`` for ``keys`` and encode the differences.
+
+        ``adj_out`` holds the best *path* last sent, so the per-prefix work is
+        identity comparisons; outbound attributes are computed per distinct path.
+        """
+        loc_get = self.loc.get
+        adj = self.adj_out
+        adj_get = adj.get
+        withdrawn: list[bytes] = []
+        by_path: dict[Path, list[bytes]] = {}
+        by_get = by_path.get
+        path_cls = Path
+        for key in keys:
+            e = loc_get(key)
+            if e is None:
+                best = None
+            elif e.__class__ is path_cls:
+                best = e if e.eligible else None
+            else:
+                best = e.best  # type: ignore[union-attr]
+            old = adj_get(key)
+            if best is old:
+                continue
+            if best is None:
+                del adj[key]
+                withdrawn.append(key)
+                continue
+            lst = by_get(best)
+            if lst is None:
+                by_path[best] = [key]
+            else:
+                lst.append(key)
+        if self.exporter.per_prefix:
+            return self._encode_per_prefix(withdrawn, by_path)
+        groups: dict[int, list[bytes]] = {}
+        attrs_of: dict[int, PathAttributes] = {}
+        out_of = self.exporter.out
+        for path, ks in by_path.items():
+            out = out_of(path)
+            if out is None:
+                self._reject(ks, withdrawn)
+                continue
+            adj.update(dict.fromkeys(ks, path))
+            lst = groups.get(id(out))
+            if lst is None:
+                groups[id(out)] = ks
+                attrs_of[id(out)] = out
+            else:
+                lst += ks
+        return self._encode(withdrawn, groups, attrs_of)
+
+    def _reject(self, keys: list[bytes], withdrawn: list[bytes]) -> None:
+        """Export refused the best path: withdraw what was sent for ``keys``."""
+        adj = self.adj_out
+        for k in keys:
+            if adj.pop(k, None) is not None:
+                withdrawn.append(k)
+
+    def _encode_per_prefix(self, withdrawn: list[bytes], by_path: dict[Path, list[bytes]]) -> bytes:
+        """Slow path for export policies that match prefixes: attributes per prefix.
+
+        ``adj_out`` then holds the outbound attributes themselves.
+        """
+        adj = self.adj_out
+        out_of = self.exporter.out
+        groups: dict[int, list[bytes]] = {}
+        attrs_of: dict[int, PathAttributes] = {}
+        for path, ks in by_path.items():
+            for k in ks:
+                out = out_of(path, k)
+                old = adj.get(k)
+                if out is old:
+                    continue
+                if out is None:
+                    del adj[k]
+                    withdrawn.append(k)
+                    continue
+                adj[k] = out
+                groups.setdefault(id(out), []).append(k)
+                attrs_of[id(out)] = out
+        return self._encode(withdrawn, groups, attrs_of)
+
+    def _wanted(self, key: bytes, e: Entry | None) -> Sent:
+        """``(tx_id, attrs)`` of the paths to send for one prefix (ADD-PATH)."""
+        if e is None:
+            return ()
+        paths = (e,) if e.__class__ is Path else e.paths  # type: ignore[union-attr]
+        limit = self.add_path if self.add_path > 0 else len(paths)
+        out: list[tuple[int, PathAttributes]] = []
+        per_prefix = self.exporter.per_prefix
+        for p in paths:
+            if len(out) >= limit or not p.eligible:
+                break
+            a = self.exporter.out(p, key) if per_prefix else self.exporter.out(p)
+            if a is not None:
+                out.append((p.slot.tx_id, a))
+        return tuple(out)
+
+    def _diff_add_path(self, keys: list[bytes]) -> bytes:
+        """As ``_diff``, with several paths per prefix (RFC 7911 §3)."""
+        adj = self.adj_out
+        withdrawn: list[bytes] = []
+        groups: dict[int, list[bytes]] = {}
+        attrs_of: dict[int, PathAttributes] = {}
+        for key in keys:
+            want = self._wanted(key, self.loc.get(key))
+            old: Sent = adj.get(key, ())
+            if want == old:
+                continue
+            new_ids = {t for t, _ in want}
+            withdrawn += [t.to_bytes(4, "big") + key for t, _ in old if t not in new_ids]
+            before = dict(old)
+            for t, a in want:
+                if before.get(t) is not a:
+                    groups.setdefault(id(a), []).append(t.to_bytes(4, "big") + key)
+                    attrs_of[id(a)] = a
+            if want:
+                adj[key] = want
+            else:
+                del adj[key]
+        return self._encode(withdrawn, groups, attrs_of)
+
+    def _encode(
+        self,
+        withdrawn: list[bytes],
+        groups: dict[int, list[bytes]],
+        attrs_of: dict[int, PathAttributes],
+    ) -> bytes:
+        fam, ctx = self.family, self.ctx
+        msgs: list[bytes] = encode_withdraw(fam, withdrawn, ctx) if withdrawn else []
+        for ident, nlri in groups.items():
+            msgs += encode_announce(attrs_of[ident], fam, nlri, ctx)
+        return b"".join(msgs)
+
+    def catch_up(self, keys: list[bytes]) -> bytes:
+        """UPDATEs announcing the current ``adj_out`` state of ``keys`` (a joining member)."""
+        groups: dict[int, list[bytes]] = {}
+        attrs_of: dict[int, PathAttributes] = {}
+        adj_get = self.adj_out.get
+        for key in keys:
+            v = adj_get(key)
+            if v is None:
+                continue
+            if self.add_path:
+                for t, a in v:
+                    groups.setdefault(id(a), []).append(t.to_bytes(4, "big") + key)
+                    attrs_of[id(a)] = a
+                continue
+            out = self.exporter.out(v) if v.__class__ is Path else v
+            if out is None:
+                continue
+            lst = groups.get(id(out))
+            if lst is None:
+                groups[id(out)] = [key]
+                attrs_of[id(out)] = out
+            else:
+                lst.append(key)
+        return self._encode([], groups, attrs_of)
+
+    # ---------------------------------------------------------------- members
+
+    def join(self, member: Member) -> None:
+        """Add a member; it catches up from ``adj_out`` before following the queue."""
+        member.group = self
+        member.pos = self.end
+        member.start_catch_up(list(self.adj_out))
+        self.members.append(member)
+
+    def leave(self, member: Member) -> None:
+        """Remove a member (its session went down)."""
+        if member in self.members:
+            self.members.remove(member)
+        self.trim()
+
+    def trim(self) -> None:
+        """Drop queued blobs every member has read."""
+        if not self.members:
+            self.base = self.end
+            self.queue.clear()
+            return
+        low = min(m.pos for m in self.members)
+        drop = low - self.base
+        if drop > 0:
+            del self.queue[:drop]
+            self.base = low
+
+
+class Member:
+    """One peer's read position in one update group, plus its private messages."""
+
+    def __init__(self, peer_key: str, family: Family, *, send_eor: bool = True) -> None:
+        self.peer_key = peer_key
+        self.family = family
+        self.group: UpdateGroup | None = None
+        self.pos = 0
+        self.private: deque[bytes] = deque()
+        self._catch: list[bytes] = []
+        self._catch_i = 0
+        self._after_catch: bytes = b""
+        self.eor_pending = send_eor
+        self.idle = True
+
+    def start_catch_up(self, keys: list[bytes], enhanced_refresh: bool = False) -> None:
+        """Send ``keys`` from ``adj_out`` first (join, or a ROUTE-REFRESH request)."""
+        if enhanced_refresh:
+            self.private.append(_refresh(self.family, 1))  # BoRR, RFC 7313 §4
+            self._after_catch = _refresh(self.family, 2)  # EoRR
+        self._catch = keys
+        self._catch_i = 0
+
+    @property
+    def catching_up(self) -> bool:
+        return self._catch_i < len(self._catch)
+
+    def pull(self, max_bytes: int) -> list[bytes]:
+        """Blobs to write, about ``max_bytes`` in total (at least one if anything is pending)."""
+        g = self.group
+        assert g is not None
+        out: list[bytes] = []
+        size = 0
+        while size < max_bytes:
+            blob = self._next(g)
+            if blob is None:
+                break
+            if blob:
+                out.append(blob)
+                size += len(blob)
+        self.idle = not out
+        return out
+
+    def _next(self, g: UpdateGroup) -> bytes | None:
+        """The next blob for this member, b"" when progress was made without output, None when done."""
+        if self.private:
+            return self.private.popleft()
+        if g.blocked():
+            return None
+        if self.catching_up:
+            i = self._catch_i
+            self._catch_i = i + CHUNK
+            blob = g.catch_up(self._catch[i : i + CHUNK])
+            if not self.catching_up:
+                self._catch = []
+                self._catch_i = 0
+                if self._after_catch:
+                    self.private.append(self._after_catch)
+                    self._after_catch = b""
+            return blob
+        if self.pos < g.end:
+            blob = g.queue[self.pos - g.base]
+            self.pos += 1
+            if self.pos - g.base > 64:
+                g.trim()
+            return blob
+        if g.build():
+            return b""
+        if self.eor_pending:
+            self.eor_pending = False
+            return encode_end_of_rib(self.family)
+        return None
+
+
+def _refresh(family: Family, subtype: int) -> bytes:
+    """A ROUTE-REFRESH message with an RFC 7313 subtype (1 BoRR, 2 EoRR)."""
+    return encode_message(RouteRefresh(family.afi, family.safi, subtype), CodecContext())

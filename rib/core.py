@@ -1,0 +1,726 @@
+"""The RIB: Adj-RIB-In → import policy → Loc-RIB → decision → update groups.
+
+One ``Rib`` per daemon. Per family it keeps one table, ``loc[family]``,
+mapping a prefix key (``bgp.wire.prefix``: length octet + significant octets)
+to every candidate path for it: a single ``Path`` in the common case, or an
+interned ``bestpath.Ranked`` when there are several. The table *is* the
+post-policy Adj-RIB-In of every peer as well (a peer's routes are the paths
+whose source is that peer), which keeps a full table near 100 bytes per
+prefix; pre-policy routes are kept separately only for peers with
+``soft_reconfiguration``.
+
+Inbound work is per UPDATE, not per prefix: the attribute set of an UPDATE
+goes through loop checks (RFC 4271 §9.1.2, RFC 4456 §8) and import policy
+once, yielding one interned ``Path``; the loop over its prefixes only swaps
+dict values. Adding a path to a multi-path entry or removing one goes through
+memoised transitions, so the decision process (``rib.bestpath``) runs once
+per distinct *set* of paths, not once per prefix. At the end of each batch
+(``flush``) the changed keys are added to every update group's dirty set and
+the FIB callback gets the changed prefixes with their ECMP next hops.
+
+Time is injected (sans-IO): graceful restart (RFC 4724), enhanced route
+refresh (RFC 7313), max-prefix restarts and the restarting speaker's
+selection deferral are deadlines that ``get_timer``/``handle_timer`` expose;
+``rib.adapter`` arms one loop timer for them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from bgp.wire.attributes import PathAttributes
+from bgp.wire.constants import Family, Origin
+from bgp.wire.prefix import key_from_network
+from rib.adjout import Member, UpdateGroup
+from rib.bestpath import Ranked, rank
+from rib.export import Exporter
+from rib.path import LOCAL, Path, Slot, Source
+from rib.policy import Policy
+from rib.reflect import Kind, as_path_loop, reflection_loop
+from rib.settings import PeerPolicy, RibSettings, SessionFacts
+
+__all__ = ["FibCallback", "PeerState", "Rib"]
+
+Entry = Path | Ranked
+FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
+Address = IPv4Address | IPv6Address
+_MISS: Any = object()
+_NONE = object()  # "rejected" in import caches
+
+
+@dataclass
+class PeerState:
+    """Everything the RIB tracks about one configured peer."""
+
+    policy: PeerPolicy
+    source: Source
+    facts: SessionFacts | None = None
+    up: bool = False
+    counts: dict[Family, int] = field(default_factory=dict)
+    members: dict[Family, Member] = field(default_factory=dict)
+    imports: dict[Family, dict[Any, Any]] = field(default_factory=dict)
+    pre_policy: dict[Family, dict[bytes, PathAttributes]] = field(default_factory=dict)
+    stale: set[Family] = field(default_factory=set)
+    stale_deadline: float | None = None
+    eor_received: set[Family] = field(default_factory=set)
+    over_limit: bool = False
+    disabled_until: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class Rib:
+    """The routing table of one speaker (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: RibSettings,
+        *,
+        fib: FibCallback | None = None,
+        wake: Callable[[str], None] | None = None,
+        max_prefix_exceeded: Callable[[str, int], None] | None = None,
+        resolve: Callable[[Family, PathAttributes], int | None] | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.settings = settings
+        self.fib = fib
+        self.wake = wake or (lambda key: None)
+        self.max_prefix_exceeded = max_prefix_exceeded or (lambda key, n: None)
+        # Next-hop resolver: interior cost, or None when unreachable (RFC 4271 §9.1.2.1).
+        self.resolve = resolve or (lambda fam, attrs: 0)
+        self.loc: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
+        self.peers: dict[str, PeerState] = {}
+        self.groups: dict[tuple[Any, ...], UpdateGroup] = {}
+        self._changed: dict[Family, list[bytes]] = {f: [] for f in Family}
+        self._ranked: dict[frozenset[Path], Ranked] = {}
+        self._pairs: dict[tuple[Path, Path], Ranked] = {}
+        self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
+        LOCAL.bgp_id = int(settings.router_id)
+        # RFC 4724 §4.1: a restarting speaker defers best-path selection and its own EoR.
+        self.deferring = settings.restarting
+        self.defer_deadline: float | None = now + settings.deferral_time if self.deferring else None
+
+    # ------------------------------------------------------------------ peers
+
+    @property
+    def reflector(self) -> bool:
+        """RFC 4456: a cluster id, or any RR client, makes this node a route reflector."""
+        return self.settings.cluster_id is not None or any(
+            p.policy.route_reflector_client for p in self.peers.values()
+        )
+
+    @property
+    def cluster_id(self) -> IPv4Address:
+        """RFC 4456 §7: the configured cluster id, else the router id."""
+        return self.settings.cluster_id or self.settings.router_id
+
+    def add_peer(self, policy: PeerPolicy) -> PeerState:
+        """Register a configured (or dynamic) peer; its routes arrive after ``peer_up``."""
+        ebgp = policy.asn != self.settings.local_as
+        src = Source(
+            policy.key,
+            address=policy.address,
+            asn=policy.asn,
+            ebgp=ebgp,
+            rr_client=policy.route_reflector_client and not ebgp,
+        )
+        st = PeerState(policy, src)
+        self.peers[policy.key] = st
+        return st
+
+    def remove_peer(self, key: str, now: float = 0.0) -> None:
+        """Forget a peer (unconfigured): its routes go at once."""
+        st = self.peers.get(key)
+        if st is None:
+            return
+        self.peer_down(key, now, graceful=False)
+        self._sweep(st, set(Family), everything=True)
+        del self.peers[key]
+        self.flush()
+
+    def peer_up(self, key: str, facts: SessionFacts, now: float = 0.0) -> None:
+        """A session reached Established: join update groups, handle a GR return."""
+        st = self.peers[key]
+        st.facts = facts
+        st.up = True
+        st.over_limit = False
+        st.eor_received = set()
+        st.source.bgp_id = int(facts.bgp_id)
+        self._new_generation(st, set(Family))
+        if st.stale:
+            # RFC 4724 §4.2: families the peer no longer preserves are flushed now.
+            gone = {f for f in st.stale if not facts.gr_families.get(f, False)}
+            if gone:
+                self._sweep(st, gone)
+                st.stale -= gone
+            st.stale_deadline = now + self.settings.stale_time if st.stale else None
+        for fam in facts.families:
+            if fam in st.policy.families:
+                self._join(st, fam, facts)
+        self.flush()
+
+    def peer_down(self, key: str, now: float = 0.0, graceful: bool = False) -> None:
+        """A session ended. ``graceful``: keep its routes as stale (RFC 4724 §4.2)."""
+        st = self.peers.get(key)
+        if st is None or not st.up:
+            return
+        st.up = False
+        for m in st.members.values():
+            if m.group is not None:
+                m.group.leave(m)
+        st.members.clear()
+        facts = st.facts
+        keep: set[Family] = set()
+        if graceful and facts is not None and facts.gr_restart_time > 0:
+            keep = {f for f in facts.gr_families if f in facts.families}
+        gone = set(Family) - keep
+        self._sweep(st, gone, everything=True)
+        for f in gone:
+            st.pre_policy.pop(f, None)
+        if keep:
+            st.stale |= keep
+            self._new_generation(st, keep)
+            st.stale_deadline = now + (facts.gr_restart_time if facts else 0)
+        self.flush()
+
+    def _new_generation(self, st: PeerState, families: set[Family]) -> None:
+        """Paths interned so far become stale; later UPDATEs intern fresh ones."""
+        src = st.source
+        for f in families:
+            src.gens[f] = src.gens.get(f, 0) + 1
+            st.imports.pop(f, None)
+        src.paths = {k: v for k, v in src.paths.items() if k[0] not in families}
+
+    # ------------------------------------------------------------------ groups
+
+    def _group_key(self, st: PeerState, fam: Family, facts: SessionFacts) -> tuple[Any, ...]:
+        pol = st.policy
+        kind = (
+            Kind.EBGP
+            if st.source.ebgp
+            else (Kind.CLIENT if st.source.rr_client else Kind.NONCLIENT)
+        )
+        add_path = pol.add_path_send if fam in facts.add_path_tx else 0
+        return (
+            fam,
+            pol.export_policy,
+            kind,
+            pol.keep_original_next_hop,
+            self._next_hop_self(fam, facts),
+            facts.as4,
+            add_path,
+            facts.max_message_len,
+        )
+
+    def _next_hop_self(self, fam: Family, facts: SessionFacts) -> tuple[Address, ...]:
+        if fam is Family.IPV4_UNICAST:
+            return (facts.local_address,) if isinstance(facts.local_address, IPv4Address) else ()
+        if facts.local_address6 is not None:
+            return (facts.local_address6,)
+        return (facts.local_address,) if isinstance(facts.local_address, IPv6Address) else ()
+
+    def _join(self, st: PeerState, fam: Family, facts: SessionFacts) -> None:
+        gkey = self._group_key(st, fam, facts)
+        g = self.groups.get(gkey)
+        if g is None:
+            kind = gkey[2]
+            exporter = Exporter(
+                fam,
+                kind,
+                st.policy.export_policy,
+                local_as=self.settings.local_as,
+                router_id=self.settings.router_id,
+                cluster_id=self.cluster_id,
+                reflector=self.reflector,
+                next_hop_self=gkey[4],
+                keep_next_hop=st.policy.keep_original_next_hop,
+            )
+            g = UpdateGroup(
+                gkey,
+                fam,
+                self.loc[fam],
+                exporter,
+                as4=facts.as4,
+                max_len=facts.max_message_len,
+                add_path=gkey[6],
+                blocked=lambda: self.deferring,
+            )
+            # A new group starts from the whole table.
+            g.dirty.update(self.loc[fam])
+            self.groups[gkey] = g
+        m = Member(st.policy.key, fam)
+        g.join(m)
+        st.members[fam] = m
+
+    def groups_of(self, fam: Family) -> list[UpdateGroup]:
+        """The update groups of one family."""
+        return [g for g in self.groups.values() if g.family is fam]
+
+    # ------------------------------------------------------------------ inbound
+
+    def receive(
+        self,
+        key: str,
+        family: Family,
+        withdrawn: Iterable[bytes] = (),
+        attrs: PathAttributes | None = None,
+        announced: list[bytes] | None = None,
+        add_path: bool = False,
+    ) -> None:
+        """Apply one UPDATE's worth of one family (call ``flush`` after a batch).
+
+        ``withdrawn``/``announced`` are compact NLRI; with ``add_path`` each
+        starts with its 4-octet path identifier (RFC 7911 §3).
+        """
+        st = self.peers[key]
+        if not st.up or st.over_limit:
+            return
+        if add_path:
+            self._receive_add_path(st, family, withdrawn, attrs, announced or [])
+            return
+        src = st.source
+        if withdrawn:
+            self._withdraw(st, family, src.slot(0), withdrawn)
+        if attrs is not None and announced:
+            pre = st.pre_policy.get(family)
+            if st.policy.soft_reconfiguration:
+                if pre is None:
+                    pre = st.pre_policy[family] = {}
+                for k in announced:
+                    pre[k] = attrs
+            path = self._import(st, family, 0, attrs, announced)
+            if path is None:
+                self._withdraw(st, family, src.slot(0), announced)
+            elif path is not _NONE:
+                self._announce(st, family, path, announced)  # type: ignore[arg-type]
+            limit = st.policy.max_prefixes
+            if limit and st.total > limit:
+                self._over_limit(st, limit)
+
+    def _over_limit(self, st: PeerState, limit: int) -> None:
+        """RFC 4271 §6.7 / RFC 4486 §4: Cease, Maximum Number of Prefixes Reached."""
+        st.over_limit = True
+        self.max_prefix_exceeded(st.policy.key, limit)
+
+    def _import(
+        self, st: PeerState, family: Family, path_id: int, attrs: PathAttributes, keys: list[bytes]
+    ) -> Path | object | None:
+        """The interned path for ``attrs`` after loop checks and import policy.
+
+        None: rejected (the prefixes are treated as withdrawn). ``_NONE`` only
+        for prefix-dependent policies, which this handles itself.
+        """
+        cache = st.imports.get(family)
+        if cache is None:
+            cache = st.imports[family] = {}
+        ck = (path_id, attrs) if path_id else attrs
+        hit = cache.get(ck, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[no-any-return]
+        if self._looped(st, attrs):
+            cache[ck] = None
+            return None
+        pol = st.policy.import_policy
+        if pol.prefix_dependent:
+            self._import_per_prefix(st, family, path_id, attrs, keys, pol)
+            return _NONE
+        v = pol.evaluate(
+            family, b"", attrs, peer=st.policy.address, local_as=self.settings.local_as
+        )
+        path = None if v is None else self._path(st.source.slot(path_id), v.attrs, family)
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[ck] = path
+        return path
+
+    def _import_per_prefix(
+        self,
+        st: PeerState,
+        family: Family,
+        path_id: int,
+        attrs: PathAttributes,
+        keys: list[bytes],
+        pol: Policy,
+    ) -> None:
+        """Slow path: a policy that matches prefixes is evaluated for each one."""
+        slot = st.source.slot(path_id)
+        by_path: dict[Path, list[bytes]] = {}
+        rejected: list[bytes] = []
+        for k in keys:
+            v = pol.evaluate(
+                family, k, attrs, peer=st.policy.address, local_as=self.settings.local_as
+            )
+            if v is None:
+                rejected.append(k)
+            else:
+                by_path.setdefault(self._path(slot, v.attrs, family), []).append(k)
+        if rejected:
+            self._withdraw(st, family, slot, rejected)
+        for p, ks in by_path.items():
+            self._announce(st, family, p, ks)
+
+    def _looped(self, st: PeerState, attrs: PathAttributes) -> bool:
+        if as_path_loop(attrs, self.settings.local_as):
+            return True  # RFC 4271 §9.1.2
+        if not st.source.ebgp:
+            cid = self.cluster_id if self.reflector else None
+            return reflection_loop(attrs, self.settings.router_id, cid) is not None
+        return False
+
+    def _path(self, slot: Slot, attrs: PathAttributes, family: Family) -> Path:
+        src = slot.source
+        ik = (family, slot.path_id, attrs)
+        p = src.paths.get(ik)
+        if p is None:
+            cost = self.resolve(family, attrs) if not src.local else 0
+            p = Path(slot, attrs, family, self.settings.default_local_pref, cost)
+            src.paths[ik] = p
+        return p
+
+    def _announce(self, st: PeerState, family: Family, path: Path, keys: list[bytes]) -> None:
+        """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
+        loc = self.loc[family]
+        changed = self._changed[family]
+        if loc.keys().isdisjoint(keys):
+            # Fast path, all new prefixes: bulk dict update at C speed.
+            loc.update(dict.fromkeys(keys, path))
+            changed += keys
+            st.counts[family] = st.counts.get(family, 0) + len(keys)
+            return
+        get = loc.get
+        slot = path.slot
+        app = changed.append
+        added = 0
+        for k in keys:
+            old = get(k)
+            if old is None:
+                loc[k] = path
+                added += 1
+            elif old is path:
+                continue
+            elif old.__class__ is Path:
+                if old.slot is slot:
+                    loc[k] = path
+                else:
+                    loc[k] = self._pair(old, path)
+                    added += 1
+            else:
+                new = old.trans.get(path)  # type: ignore[union-attr]
+                if new is None:
+                    new = self._with(old, path)  # type: ignore[arg-type]
+                if slot not in old.by_slot:  # type: ignore[union-attr]
+                    added += 1
+                loc[k] = new  # type: ignore[assignment]
+            app(k)
+        if added:
+            st.counts[family] = st.counts.get(family, 0) + added
+
+    def _withdraw(
+        self, st: PeerState | None, family: Family, slot: Slot, keys: Iterable[bytes]
+    ) -> None:
+        """Remove ``slot``'s path for ``keys`` (unknown ones are ignored)."""
+        loc = self.loc[family]
+        get = loc.get
+        if not isinstance(keys, list):
+            keys = list(keys)
+        olds = set(map(get, keys))
+        if all(o.__class__ is Path and o.slot is slot for o in olds):
+            # Fast path: every prefix has only this slot's path; bulk delete.
+            deque(map(loc.__delitem__, keys), maxlen=0)
+            self._changed[family] += keys
+            if st is not None:
+                st.counts[family] = st.counts.get(family, 0) - len(keys)
+            return
+        app = self._changed[family].append
+        removed = 0
+        for k in keys:
+            old = get(k)
+            if old is None:
+                continue
+            if old.__class__ is Path:
+                if old.slot is slot:
+                    del loc[k]
+                    removed += 1
+                    app(k)
+                continue
+            if slot not in old.by_slot:  # type: ignore[union-attr]
+                continue
+            new = old.trans.get(slot)  # type: ignore[union-attr]
+            if new is None:
+                new = self._without(old, slot)  # type: ignore[arg-type]
+            loc[k] = new  # type: ignore[assignment]
+            removed += 1
+            app(k)
+        if removed and st is not None:
+            st.counts[family] = st.counts.get(family, 0) - removed
+
+    # ------------------------------------------------------------------ decision memo
+
+    def _ranked_of(self, paths: list[Path]) -> Entry:
+        if len(paths) == 1:
+            return paths[0]
+        fs = frozenset(paths)
+        r = self._ranked.get(fs)
+        if r is None:
+            if len(self._ranked) > 200_000:
+                self._ranked.clear()
+            r = rank(paths, self.settings.max_paths, self.settings.always_compare_med)
+            self._ranked[fs] = r
+        return r
+
+    def _pair(self, a: Path, b: Path) -> Entry:
+        r = self._pairs.get((a, b))
+        if r is None:
+            if len(self._pairs) > 200_000:
+                self._pairs.clear()
+            r = self._ranked_of([a, b])  # type: ignore[assignment]
+            self._pairs[(a, b)] = r  # type: ignore[assignment]
+        return r  # type: ignore[return-value]
+
+    def _with(self, r: Ranked, path: Path) -> Entry:
+        paths = [p for p in r.paths if p.slot is not path.slot]
+        paths.append(path)
+        new = self._ranked_of(paths)
+        if len(r.trans) < 64:
+            r.trans[path] = new
+        return new
+
+    def _without(self, r: Ranked, slot: Slot) -> Entry:
+        new = self._ranked_of([p for p in r.paths if p.slot is not slot])
+        if len(r.trans) < 64:
+            r.trans[slot] = new
+        return new
+
+    # ------------------------------------------------------------------ ADD-PATH receive
+
+    def _receive_add_path(
+        self,
+        st: PeerState,
+        family: Family,
+        withdrawn: Iterable[bytes],
+        attrs: PathAttributes | None,
+        announced: list[bytes],
+    ) -> None:
+        """RFC 7911 §3: each NLRI names its path; group by path id and reuse the per-UPDATE path."""
+        by_id: dict[int, list[bytes]] = {}
+        for n in withdrawn:
+            by_id.setdefault(int.from_bytes(n[:4], "big"), []).append(n[4:])
+        for pid, keys in by_id.items():
+            self._withdraw(st, family, st.source.slot(pid), keys)
+        if attrs is None or not announced:
+            return
+        by_id = {}
+        for n in announced:
+            by_id.setdefault(int.from_bytes(n[:4], "big"), []).append(n[4:])
+        for pid, keys in by_id.items():
+            path = self._import(st, family, pid, attrs, keys)
+            if path is None:
+                self._withdraw(st, family, st.source.slot(pid), keys)
+            elif path is not _NONE:
+                self._announce(st, family, path, keys)  # type: ignore[arg-type]
+        limit = st.policy.max_prefixes
+        if limit and st.total > limit:
+            self._over_limit(st, limit)
+
+    # ------------------------------------------------------------------ batch end
+
+    def flush(self) -> None:
+        """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
+        if self.deferring:
+            for lst in self._changed.values():
+                lst.clear()
+            return
+        for fam, keys in self._changed.items():
+            if not keys:
+                continue
+            for g in self.groups.values():
+                if g.family is fam:
+                    g.dirty.update(keys)
+                    for m in g.members:
+                        if m.idle:
+                            m.idle = False
+                            self.wake(m.peer_key)
+            if self.fib is not None:
+                loc = self.loc[fam]
+                self.fib(fam, {k: _nexthops(loc.get(k)) for k in keys})
+            keys.clear()
+
+    # ------------------------------------------------------------------ outbound
+
+    def pull(self, key: str, max_bytes: int = 65536) -> list[bytes]:
+        """Encoded UPDATEs for one peer, about ``max_bytes``; empty when nothing is pending."""
+        st = self.peers.get(key)
+        if st is None or not st.up:
+            return []
+        out: list[bytes] = []
+        size = 0
+        for m in st.members.values():
+            if size >= max_bytes:
+                break
+            blobs = m.pull(max_bytes - size)
+            out += blobs
+            size += sum(len(b) for b in blobs)
+        return out
+
+    # ------------------------------------------------------------------ local routes
+
+    def originate(
+        self,
+        prefix: str,
+        *,
+        communities: Iterable[int] = (),
+        large_communities: Iterable[tuple[int, int, int]] = (),
+        next_hop: Address | None = None,
+        med: int | None = None,
+    ) -> None:
+        """Announce a local prefix (own block, borrowed /32, ``[[bgp.originate]]``)."""
+        family, key = key_from_network(prefix)
+        attrs = PathAttributes(
+            origin=int(Origin.IGP),
+            as_path=(),
+            med=med,
+            communities=tuple(sorted(set(communities))),
+            large_communities=tuple(sorted(set(large_communities))),
+        )
+        if next_hop is not None:
+            attrs = attrs.with_next_hop(family, next_hop)
+        path = self._path(LOCAL.slot(0), attrs, family)
+        self._announce_local(family, path, [key])
+        self.flush()
+
+    def _announce_local(self, family: Family, path: Path, keys: list[bytes]) -> None:
+        st = PeerState(PeerPolicy(IPv4Address(0), self.settings.local_as), LOCAL)
+        self._announce(st, family, path, keys)
+
+    def withdraw_originated(self, prefix: str) -> None:
+        """Stop announcing a local prefix."""
+        family, key = key_from_network(prefix)
+        self._withdraw(None, family, LOCAL.slot(0), [key])
+        self.flush()
+
+    # ------------------------------------------------------------------ GR, refresh, timers
+
+    def end_of_rib(self, key: str, family: Family, now: float = 0.0) -> None:
+        """RFC 4724 §4.2: the peer's End-of-RIB sweeps its stale routes of ``family``."""
+        st = self.peers.get(key)
+        if st is None:
+            return
+        st.eor_received.add(family)
+        if family in st.stale:
+            self._sweep(st, {family})
+            st.stale.discard(family)
+            if not st.stale:
+                st.stale_deadline = None
+        self._check_deferral(now)
+        self.flush()
+
+    def route_refresh(self, key: str, family: Family, subtype: int, now: float = 0.0) -> None:
+        """ROUTE-REFRESH from a peer: resend (subtype 0), or BoRR/EoRR (RFC 7313 §4)."""
+        st = self.peers.get(key)
+        if st is None or not st.up:
+            return
+        if subtype == 0:
+            m = st.members.get(family)
+            if m is not None and m.group is not None:
+                enhanced = st.facts is not None and st.facts.enhanced_refresh
+                m.start_catch_up(list(m.group.adj_out), enhanced_refresh=enhanced)
+                m.idle = False
+                self.wake(key)
+        elif subtype == 1:  # BoRR: everything before it is stale until EoRR
+            self._new_generation(st, {family})
+            st.stale.add(family)
+            st.stale_deadline = now + self.settings.stale_time
+        elif subtype == 2:  # EoRR
+            if family in st.stale:
+                self._sweep(st, {family})
+                st.stale.discard(family)
+            self.flush()
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline (GR restart/stale timers, deferral), or None."""
+        times = [st.stale_deadline for st in self.peers.values() if st.stale_deadline is not None]
+        if self.defer_deadline is not None:
+            times.append(self.defer_deadline)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every deadline that has passed."""
+        for st in self.peers.values():
+            if st.stale_deadline is not None and st.stale_deadline <= now:
+                # RFC 4724 §4.2: restart time (or stale-path time) over, routes go.
+                self._sweep(st, set(st.stale))
+                st.stale.clear()
+                st.stale_deadline = None
+        if self.defer_deadline is not None and self.defer_deadline <= now:
+            self._end_deferral()
+        self.flush()
+
+    def _check_deferral(self, now: float) -> None:
+        """RFC 4724 §4.1: selection waits for EoR from every GR-capable peer (not restarting)."""
+        if not self.deferring:
+            return
+        for st in self.peers.values():
+            f = st.facts
+            if not st.up or f is None:
+                return
+            if f.gr_restart_time == 0 or f.gr_restarting:
+                continue
+            if not set(f.families) <= st.eor_received:
+                return
+        self._end_deferral()
+
+    def _end_deferral(self) -> None:
+        self.deferring = False
+        self.defer_deadline = None
+        for fam, loc in self.loc.items():
+            self._changed[fam] = list(loc)
+
+    def _sweep(self, st: PeerState, families: set[Family], everything: bool = False) -> None:
+        """Remove the peer's stale paths (all of them with ``everything``) from ``families``."""
+        src = st.source
+        for fam in families:
+            gen = src.gens.get(fam, 0)
+            loc = self.loc[fam]
+            by_slot: dict[Slot, list[bytes]] = {}
+            for k, e in loc.items():
+                if e.__class__ is Path:
+                    if e.source is src and (everything or e.gen < gen):
+                        by_slot.setdefault(e.slot, []).append(k)
+                    continue
+                for p in e.paths:  # type: ignore[union-attr]
+                    if p.source is src and (everything or p.gen < gen):
+                        by_slot.setdefault(p.slot, []).append(k)
+            for slot, keys in by_slot.items():
+                self._withdraw(st, fam, slot, keys)
+            if everything:
+                st.counts[fam] = 0
+                st.pre_policy.pop(fam, None)
+
+    # ------------------------------------------------------------------ queries
+
+    def best(self, family: Family, key: bytes) -> Path | None:
+        """The best path of one prefix, or None."""
+        e = self.loc[family].get(key)
+        if e is None:
+            return None
+        if e.__class__ is Path:
+            return e if e.eligible else None
+        return e.best  # type: ignore[union-attr]
+
+    def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
+        """The ECMP next hops of one prefix (empty: no usable route)."""
+        return _nexthops(self.loc[family].get(key))
+
+
+def _nexthops(e: Entry | None) -> tuple[bytes, ...]:
+    if e is None:
+        return ()
+    if e.__class__ is Path:
+        return e.nexthops if e.eligible else ()
+    return e.nexthops

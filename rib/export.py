@@ -1,0 +1,148 @@
+"""What a path looks like on its way out to one kind of peer (RFC 4271 §5.1, RFC 4456).
+
+An ``Exporter`` belongs to one update group: every member shares the export
+policy, the peer kind (eBGP, RR client, iBGP non-client), the next-hop
+behaviour and the address used as "self", so one outbound attribute set per
+path serves them all. Results are cached per ``Path`` (when the policy does
+not look at prefixes) and interned, so equal outbound sets are one object and
+are encoded once.
+
+Rules applied, in order:
+- NO_ADVERTISE routes go nowhere; NO_EXPORT and NO_EXPORT_SUBCONFED routes
+  not to eBGP peers (RFC 1997);
+- the source/destination rule of ``rib.reflect.should_advertise``;
+- the export policy (``rib.policy``);
+- towards eBGP (RFC 4271 §5.1.2 to §5.1.5): our AS prepended, next hop self
+  (unless ``keep_original_next_hop`` or the policy says ``keep``), LOCAL_PREF,
+  ORIGINATOR_ID and CLUSTER_LIST removed, a MED learned from another AS removed
+  (§5.1.4) unless the policy set one;
+- towards iBGP: LOCAL_PREF always present (§5.1.5), next hop kept unless the
+  policy says ``self`` or the route is ours without one; reflected routes get
+  ORIGINATOR_ID/CLUSTER_LIST (RFC 4456 §8).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from bgp.wire.attributes import PathAttributes
+from bgp.wire.constants import Family
+from rib.path import Path
+from rib.policy import NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, Policy, Verdict
+from rib.reflect import Kind, reflect_attrs, should_advertise
+
+__all__ = ["Exporter", "kind_of_source"]
+
+Address = IPv4Address | IPv6Address
+_MISS: Any = object()
+
+
+def kind_of_source(path: Path) -> Kind:
+    """The ``Kind`` of the source a path was learned from."""
+    src = path.source
+    if src.local:
+        return Kind.LOCAL
+    if src.ebgp:
+        return Kind.EBGP
+    return Kind.CLIENT if src.rr_client else Kind.NONCLIENT
+
+
+class Exporter:
+    """Outbound attributes for one update group (see module docstring)."""
+
+    def __init__(
+        self,
+        family: Family,
+        dst: Kind,
+        policy: Policy,
+        *,
+        local_as: int,
+        router_id: IPv4Address,
+        cluster_id: IPv4Address | None,
+        reflector: bool,
+        next_hop_self: tuple[Address, ...],
+        keep_next_hop: bool = False,
+    ) -> None:
+        self.family = family
+        self.dst = dst
+        self.policy = policy
+        self.local_as = local_as
+        self.router_id = router_id
+        self.cluster_id = cluster_id or router_id
+        self.reflector = reflector
+        self.nh_self = next_hop_self
+        self.keep_nh = keep_next_hop
+        self.per_prefix = policy.prefix_dependent
+        self.cache: dict[Path, PathAttributes | None] = {}
+        self._intern: dict[PathAttributes, PathAttributes] = {}
+
+    def out(self, path: Path, key: bytes = b"") -> PathAttributes | None:
+        """The attributes to send for ``path`` (for prefix ``key``), or None to withdraw."""
+        if not self.per_prefix:
+            hit = self.cache.get(path, _MISS)
+            if hit is not _MISS:
+                return hit  # type: ignore[no-any-return]
+        res = self._compute(path, key)
+        if not self.per_prefix:
+            if len(self.cache) > 200_000:
+                self.cache.clear()
+            self.cache[path] = res
+        return res
+
+    def _compute(self, path: Path, key: bytes) -> PathAttributes | None:
+        attrs = path.attrs
+        comms = attrs.communities
+        ebgp = self.dst is Kind.EBGP
+        if comms and (
+            NO_ADVERTISE in comms or (ebgp and (NO_EXPORT in comms or NO_EXPORT_SUBCONFED in comms))
+        ):
+            return None
+        src = kind_of_source(path)
+        if not should_advertise(src, self.dst, self.reflector):
+            return None
+        verdict = self.policy.evaluate(
+            self.family,
+            key,
+            attrs,
+            local=path.local,
+            peer=path.source.address,
+            local_as=self.local_as,
+        )
+        if verdict is None:
+            return None
+        out = self._ebgp(path, verdict) if ebgp else self._ibgp(path, src, verdict)
+        return self._intern.setdefault(out, out)
+
+    def _self(self, attrs: PathAttributes) -> PathAttributes:
+        if not self.nh_self:
+            return attrs
+        return attrs.with_next_hop(self.family, *self.nh_self)
+
+    def _ebgp(self, path: Path, verdict: Verdict) -> PathAttributes:
+        attrs = verdict.attrs
+        med_set = attrs.med is not None and (path.local or attrs.med != path.attrs.med)
+        attrs = attrs.replace(
+            local_pref=None,
+            originator_id=None,
+            cluster_list=(),
+            med=attrs.med if med_set else None,
+        ).prepend_as(self.local_as)
+        nh = verdict.next_hop
+        if isinstance(nh, IPv4Address | IPv6Address):
+            return attrs
+        if nh == "keep" or (self.keep_nh and nh != "self" and path.nexthop):
+            return attrs
+        return self._self(attrs)
+
+    def _ibgp(self, path: Path, src: Kind, verdict: Verdict) -> PathAttributes:
+        attrs = verdict.attrs
+        if attrs.local_pref is None:
+            attrs = attrs.replace(local_pref=path.lp)
+        if src in (Kind.CLIENT, Kind.NONCLIENT):
+            oid = IPv4Address(path.source.bgp_id)
+            attrs = reflect_attrs(attrs, self.cluster_id, oid)
+        nh = verdict.next_hop
+        if nh == "self" or (not path.nexthop and not isinstance(nh, IPv4Address | IPv6Address)):
+            return self._self(attrs)
+        return attrs
