@@ -30,7 +30,13 @@ daemon hands to the RIB (prefixes to originate) and to the FIB (blackholes).
 from __future__ import annotations
 
 from ipam.allocator import AddressInfo, Assigned, GcReport, Ipam
-from ipam.announce import Announcement, announcement, watch_announcements
+from ipam.announce import (
+    Announcement,
+    announcement,
+    node_prefixes,
+    watch_announcements,
+    watch_node_blocks,
+)
 from ipam.model import (
     AddressInUse,
     ConfigError,
@@ -60,5 +66,7 @@ __all__ = [
     "Pool",
     "TooManyConflicts",
     "announcement",
+    "node_prefixes",
     "watch_announcements",
+    "watch_node_blocks",
 ]

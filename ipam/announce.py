@@ -26,7 +26,16 @@ from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 
 from ipam.block import Block, IPNetwork
-from ipam.model import AFFINITY, BLOCKS, IPAM, IpamConfig, affinity_prefix, cidr_of_key, loads
+from ipam.model import (
+    AFFINITY,
+    BLOCKS,
+    IPAM,
+    IpamConfig,
+    affinity_prefix,
+    cidr_of_key,
+    loads,
+    parse_affinity_key,
+)
 from ipam.store.base import EventKind, KeyValue, Store, WatchCompacted
 
 
@@ -76,6 +85,78 @@ def announcement(
         prefixes=frozenset(_collapse(exported) | hosts),
         blackholes=frozenset(_collapse(own)),
     )
+
+
+def node_prefixes(
+    blocks: Iterable[Block], confirmed: Collection[tuple[str, IPNetwork]]
+) -> dict[str, frozenset[IPNetwork]]:
+    """Every node's prefixes: confirmed blocks (aggregated) and borrowed host routes.
+
+    For routing from the datastore without BGP (VXLAN): unlike `announcement`
+    it ignores ``disable_bgp_export``, which only concerns BGP.
+    """
+    own: dict[str, list[IPNetwork]] = {}
+    hosts: dict[str, set[IPNetwork]] = {}
+    for b in blocks:
+        if b.affinity is not None and (b.affinity, b.cidr) in confirmed:
+            own.setdefault(b.affinity, []).append(b.cidr)
+        for addr, alloc in b.held():
+            if alloc.node != b.affinity or (alloc.node, b.cidr) not in confirmed:
+                hosts.setdefault(alloc.node, set()).add(ipaddress.ip_network(addr))
+    return {
+        n: frozenset(_collapse(own.get(n, [])) | hosts.get(n, set()))
+        for n in sorted(own.keys() | hosts.keys())
+    }
+
+
+async def watch_node_blocks(
+    store: Store, config: IpamConfig
+) -> AsyncIterator[dict[str, frozenset[IPNetwork]]]:
+    """`node_prefixes` now, then each time it changes (from the store's watch).
+
+    `config` is accepted for symmetry with `watch_announcements`; every pool counts.
+    """
+    del config
+    last: dict[str, frozenset[IPNetwork]] | None = None
+    while True:
+        kvs, rev = await store.list_prefix(IPAM)
+        blocks: dict[str, Block] = {}
+        confirmed: dict[str, tuple[str, IPNetwork]] = {}
+        for kv in kvs:
+            _fold(blocks, confirmed, EventKind.PUT, kv.key, kv.value)
+        try:
+            current = node_prefixes(blocks.values(), set(confirmed.values()))
+            if current != last:
+                last = current
+                yield current
+            async for batch in store.watch(IPAM, rev + 1):
+                for ev in batch:
+                    _fold(blocks, confirmed, ev.kind, ev.key, ev.value)
+                current = node_prefixes(blocks.values(), set(confirmed.values()))
+                if current != last:
+                    last = current
+                    yield current
+        except WatchCompacted:
+            continue
+
+
+def _fold(
+    blocks: dict[str, Block],
+    confirmed: dict[str, tuple[str, IPNetwork]],
+    kind: EventKind,
+    key: str,
+    value: bytes,
+) -> None:
+    if key.startswith(BLOCKS):
+        if kind is EventKind.DELETE:
+            blocks.pop(key, None)
+        else:
+            blocks[key] = Block.from_json(loads(value))
+    elif key.startswith(AFFINITY):
+        if kind is EventKind.PUT and loads(value).get("state") == "confirmed":
+            confirmed[key] = parse_affinity_key(key)
+        else:
+            confirmed.pop(key, None)
 
 
 class _State:

@@ -75,3 +75,31 @@ async def test_stream_follows_claims_borrows_and_releases(store: Store) -> None:
     await ipam.remove_node("n1")
     assert await _next(it) == Announcement(frozenset(), frozenset())
     await it.aclose()  # type: ignore[attr-defined]
+
+
+async def test_every_nodes_prefixes_for_routing_without_bgp(store: Store) -> None:
+    from ipam import watch_node_blocks
+
+    c = IpamConfig(
+        pools=(Pool.parse({"cidr": "10.6.0.0/27", "block_size": 28, "disable_bgp_export": True}),),
+        max_blocks_per_node=1,
+    )
+    ipam = Ipam(store, c)
+    it = watch_node_blocks(store, c).__aiter__()
+    assert await asyncio.wait_for(it.__anext__(), 10) == {}
+    a = await ipam.allocate("n1", "a")
+    assert await asyncio.wait_for(it.__anext__(), 10) == {"n1": frozenset({a.block})}
+    b = await ipam.allocate("n2", "b")
+    assert await asyncio.wait_for(it.__anext__(), 10) == {
+        "n1": frozenset({a.block}),
+        "n2": frozenset({b.block}),
+    }
+    for i in range(15):
+        await ipam.allocate("n2", f"fill{i}")
+    borrowed = await ipam.allocate("n2", "borrow")
+    assert borrowed.borrowed and borrowed.block == a.block
+    assert await asyncio.wait_for(it.__anext__(), 10) == {
+        "n1": frozenset({a.block}),
+        "n2": frozenset({b.block, net(f"{borrowed.address}/32")}),
+    }
+    await it.aclose()  # type: ignore[attr-defined]
