@@ -34,7 +34,7 @@ VTYSH = shutil.which("vtysh") or "/usr/bin/vtysh"
 _AFI = {"ipv4": "ipv4 unicast", "ipv6": "ipv6 unicast"}
 
 
-def _make_traversable(path: Path) -> None:
+def make_traversable(path: Path) -> None:
     """Let the `frr` user reach `path`: pytest's tmp dirs are mode 0700 (adds o+x only)."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
@@ -84,8 +84,8 @@ def _neighbor_lines(n: Neighbor, keepalive: int, hold: int, connect: int) -> lis
         out.append(f" neighbor {a} ebgp-multihop {n.multihop}")
     if n.local_address:
         out.append(f" neighbor {a} update-source {n.local_address}")
-    if n.graceful_restart:
-        out.append(f" neighbor {a} graceful-restart")
+    # Graceful restart is switched on globally (`bgp graceful-restart`) when any neighbour asks
+    # for it: FRR 8.4 rejects the per-neighbour form in a startup config ("% Invalid value").
     return out
 
 
@@ -197,7 +197,7 @@ class Frr(Daemon):
         frr = pwd.getpwnam("frr")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chown(self.run_dir, frr.pw_uid, frr.pw_gid)
-        _make_traversable(self.dir)
+        make_traversable(self.dir)
         (self.dir / "zebra.conf").write_text(f"hostname {self.config.hostname}\n")
         (self.dir / "bgpd.conf").write_text(render_bgpd(self.config))
         for f in ("zebra.conf", "bgpd.conf"):
