@@ -1,0 +1,120 @@
+"""This node's identity as the rest of podbgp needs it: registry record, FIB node, pools.
+
+Small pure mappings from the config (`podbgp.config`) to the types of the parts
+below (`ipam`, `fib`), plus the one look-up of the kernel that they need: which
+interface carries the node's address (the underlay whose MTU tunnels inherit).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from collections.abc import Iterable
+
+import ipam
+from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
+from podbgp.config import Config, EncapMode, Pool
+
+ENCAP = {EncapMode.NEVER: Encap.NEVER, EncapMode.ALWAYS: Encap.ALWAYS,
+         EncapMode.CROSS_SUBNET: Encap.CROSS_SUBNET}  # fmt: skip
+VXLAN_HANDLE = "vxlan-tunnel-addr-{node}"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def ipam_config(config: Config) -> ipam.IpamConfig:
+    """`[ipam]` as the IPAM package takes it."""
+    pools = tuple(
+        ipam.Pool(
+            cidr=p.cidr,
+            block_size=p.block_size,
+            ipip_mode=str(p.ipip_mode),
+            vxlan_mode=str(p.vxlan_mode),
+            nat_outgoing=p.nat_outgoing,
+            disabled=p.disabled,
+            disable_bgp_export=p.disable_bgp_export,
+            node_selector=p.node_selector,
+        )
+        for p in config.ipam.pools
+    )
+    return ipam.IpamConfig(
+        pools=pools,
+        strict_affinity=config.ipam.strict_affinity,
+        max_blocks_per_node=config.ipam.max_blocks_per_node,
+    )
+
+
+def datastore_url(config: Config) -> str:
+    ds = config.datastore
+    if str(ds.kind) == "etcd":
+        return "etcd:" + ",".join(ds.endpoints)
+    return f"sqlite:{ds.path}"
+
+
+def uses_vxlan(config: Config) -> bool:
+    return any(p.vxlan_mode is not EncapMode.NEVER for p in config.ipam.pools)
+
+
+def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:
+    n = config.node
+    return ipam.Node(
+        name=n.name,
+        asn=n.asn,
+        address=str(n.address) if n.address else "",
+        address6=str(n.address6) if n.address6 else "",
+        vtep_mac=vtep_mac(n.name) if vtep_address else "",
+        vtep_address=vtep_address,
+        route_reflector_cluster_id=str(config.bgp.route_reflector_cluster_id or ""),
+    )
+
+
+def underlay_interface(address: str) -> str:
+    """The interface carrying `address` in this network namespace ("eth0" if none is found)."""
+    try:
+        out = subprocess.run(
+            ["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+        for link in json.loads(out):
+            for info in link.get("addr_info", []):
+                if info.get("local") == address:
+                    return str(link["ifname"])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return "eth0"
+
+
+def fib_node(config: Config, vtep_address: str = "") -> NodeInfo | None:
+    if config.node.address is None:
+        return None
+    ip = str(config.node.address.ip)
+    return NodeInfo.parse(config.node.name, str(config.node.address),
+                          underlay_interface(ip), vtep_address)  # fmt: skip
+
+
+def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:
+    """Remote VTEPs by underlay address, from the registry."""
+    out: dict[bytes, Vtep] = {}
+    for node in nodes:
+        if node.name == me or not (node.vtep_address and node.vtep_mac and node.address):
+            continue
+        underlay = pack_addr(str(ipaddress.ip_interface(node.address).ip))
+        out[underlay] = Vtep(underlay, pack_addr(node.vtep_address), node.vtep_mac)
+    return out
+
+
+def pool_of(config: Config, prefix: IPNetwork) -> Pool | None:
+    for pool in config.ipam.pools:
+        if prefix.version == pool.cidr.version and prefix.subnet_of(pool.cidr):  # type: ignore[arg-type]
+            return pool
+    return None
+
+
+def remote_route(config: Config, prefix: IPNetwork, next_hops: Iterable[str]) -> RemoteRoute:
+    """The FIB route to a remote prefix, encapsulated as its pool says (none outside pools)."""
+    pool = pool_of(config, prefix)
+    hops = tuple(sorted(pack_addr(h) for h in next_hops))
+    fprefix = Prefix(prefix.network_address.packed, prefix.prefixlen)
+    if pool is None:
+        return RemoteRoute(fprefix, hops)
+    return RemoteRoute(fprefix, hops, ENCAP[pool.ipip_mode], ENCAP[pool.vxlan_mode])

@@ -1,0 +1,96 @@
+"""Config → IPAM, registry and FIB values; structured logs."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+
+import pytest
+
+from fib.model import Encap, pack_addr
+from podbgp import logs
+from podbgp import node as nodecfg
+from podbgp.config import load_config_text
+
+CONFIG = """
+[node]
+name = "node-a"
+asn = 64512
+address = "10.0.0.1/24"
+
+[datastore]
+path = "/tmp/x.db"
+
+[[ipam.pool]]
+cidr = "10.244.0.0/16"
+vxlan_mode = "CrossSubnet"
+
+[[ipam.pool]]
+cidr = "10.245.0.0/16"
+ipip_mode = "Always"
+disable_bgp_export = true
+"""
+
+
+def test_pools_and_registry() -> None:
+    cfg = load_config_text(CONFIG)
+    icfg = nodecfg.ipam_config(cfg)
+    assert [(str(p.cidr), p.block_size, p.vxlan_mode) for p in icfg.pools] == [
+        ("10.244.0.0/16", 26, "CrossSubnet"),
+        ("10.245.0.0/16", 26, "Never"),
+    ]
+    assert icfg.pools[1].disable_bgp_export
+    assert nodecfg.datastore_url(cfg) == "sqlite:/tmp/x.db"
+    assert nodecfg.uses_vxlan(cfg)
+    rec = nodecfg.registry_record(cfg, "10.244.3.0")
+    assert (rec.name, rec.asn, rec.address, rec.vtep_address) == (
+        "node-a",
+        64512,
+        "10.0.0.1/24",
+        "10.244.3.0",
+    )
+    assert rec.vtep_mac and rec.vtep_mac == nodecfg.registry_record(cfg, "x").vtep_mac
+
+
+@pytest.mark.parametrize(
+    ("prefix", "ipip", "vxlan"),
+    [
+        ("10.244.1.0/26", Encap.NEVER, Encap.CROSS_SUBNET),
+        ("10.244.1.7/32", Encap.NEVER, Encap.CROSS_SUBNET),  # borrowed address
+        ("10.245.0.64/26", Encap.ALWAYS, Encap.NEVER),
+        ("192.168.5.0/24", Encap.NEVER, Encap.NEVER),  # outside every pool: plain route
+    ],
+)
+def test_remote_route_takes_the_pools_encapsulation(prefix: str, ipip: Encap, vxlan: Encap) -> None:
+    cfg = load_config_text(CONFIG)
+    route = nodecfg.remote_route(cfg, ipaddress.ip_network(prefix), ["10.0.0.3", "10.0.0.2"])
+    assert (route.ipip, route.vxlan) == (ipip, vxlan)
+    assert route.next_hops == (pack_addr("10.0.0.2"), pack_addr("10.0.0.3"))
+    assert str(route.prefix) == prefix
+
+
+def test_log_levels_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert logs.parse_levels("warning,fib=debug") == {
+        "podbgp": logging.WARNING,
+        "podbgp.fib": logging.DEBUG,
+    }
+    with pytest.raises(ValueError, match="not one of"):
+        logs.parse_levels("nope=debug")
+    with pytest.raises(ValueError, match="not a log level"):
+        logs.parse_levels("loud")
+    logs.setup("json", "info,fib=debug")
+    logging.getLogger("podbgp.fib").debug("installed %d", 3, extra={"routes": 3})
+    logging.getLogger("podbgp.bgp").debug("hidden")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert (rec["level"], rec["part"], rec["msg"], rec["routes"]) == (
+        "debug",
+        "fib",
+        "installed 3",
+        3,
+    )
+    logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("podbgp.fib").setLevel(logging.NOTSET)
