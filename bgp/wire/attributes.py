@@ -281,8 +281,8 @@ def reconcile_as4_path(as_path: AsPath, as4_path: AsPath) -> AsPath:
         return as_path
     lead: list[Segment] = []
     for stype, asns in as_path:
-        if keep == 0:
-            break
+        if keep == 0 and stype <= SegmentType.AS_SEQUENCE:
+            break  # leading confederation segments are kept even when keep is 0
         if stype == SegmentType.AS_SEQUENCE:
             take = asns[:keep]
             lead.append((stype, take))
@@ -293,17 +293,18 @@ def reconcile_as4_path(as_path: AsPath, as4_path: AsPath) -> AsPath:
         else:
             lead.append((stype, asns))
     merged = list(lead)
-    for seg in as4_path:
-        last = merged[-1] if merged else None
+    rest = list(as4_path)
+    if merged and rest:
+        last, first = merged[-1], rest[0]
         if (
-            last is not None
-            and last[0] == SegmentType.AS_SEQUENCE
-            and seg[0] == SegmentType.AS_SEQUENCE
-            and len(last[1]) + len(seg[1]) <= 255
+            last[0] == SegmentType.AS_SEQUENCE
+            and first[0] == SegmentType.AS_SEQUENCE
+            and len(last[1]) + len(first[1]) <= 255
         ):
-            merged[-1] = (last[0], last[1] + seg[1])
-        else:
-            merged.append(seg)
+            # Join the kept head and AS4_PATH where they meet into one sequence.
+            merged[-1] = (last[0], last[1] + first[1])
+            rest.pop(0)
+    merged.extend(rest)
     return tuple(merged)
 
 
