@@ -604,6 +604,12 @@ class Rib:
         self._withdraw(None, family, LOCAL.slot(0), [key])
         self.flush()
 
+    def flush_family(self, key: str, family: Family) -> None:
+        """Drop every route of ``family`` from the peer (RFC 7606 AFI/SAFI disable)."""
+        st = self.peers.get(key)
+        if st is not None:
+            self._sweep(st, {family}, everything=True)
+
     # ------------------------------------------------------------------ GR, refresh, timers
 
     def end_of_rib(self, key: str, family: Family, now: float = 0.0) -> None:

@@ -1,0 +1,186 @@
+"""Glue between the session layer (``bgp.events`` protocols) and the RIB core.
+
+The speaker calls a ``RouteSink`` with decoded UPDATEs and pulls bytes from a
+``RouteSource`` per peer; ``RibAdapter`` is both (the sink, and the factory
+of sources) and translates to ``rib.Rib`` calls, so neither side depends on
+the other's names. It imports no socket or asyncio code: the clock and a
+``call_at(deadline, callback)`` scheduler are injected by the composition
+root (``podbgp.daemon``), which also supplies the ``PeerPolicy`` of dynamic
+neighbours and what to do when a peer exceeds its prefix limit.
+
+Session facts: ``Negotiated`` (``bgp.negotiate``) becomes ``SessionFacts``.
+A session that ends without a NOTIFICATION (TCP loss) from a peer that
+announced graceful restart is a graceful end (RFC 4724 §4.2): its routes
+are kept stale; any other end flushes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+from bgp.wire.constants import Action, Family
+from rib.core import Rib
+from rib.settings import PeerPolicy, SessionFacts
+
+__all__ = ["PeerSource", "RibAdapter", "facts_from_negotiated"]
+
+Address = IPv4Address | IPv6Address
+
+
+def facts_from_negotiated(
+    neg: Any, local4: IPv4Address | None, local6: IPv6Address | None
+) -> SessionFacts:
+    """``SessionFacts`` from a ``bgp.negotiate.Negotiated`` (duck-typed)."""
+    gr = neg.peer_restart
+    gr_fams: dict[Family, bool] = {}
+    if gr is not None:
+        for afi, safi, fwd in gr.families:
+            fam = Family.of(afi, safi)
+            if fam is not None:
+                gr_fams[fam] = bool(fwd)
+    return SessionFacts(
+        families=tuple(sorted(neg.families)),
+        bgp_id=IPv4Address(int(neg.peer_router_id)),
+        as4=neg.ctx.as4,
+        add_path_rx=tuple(sorted(neg.add_path_rx)),
+        add_path_tx=tuple(sorted(neg.add_path_tx)),
+        gr_restart_time=gr.restart_time if gr is not None else 0,
+        gr_families=gr_fams,
+        gr_restarting=bool(gr.restarting) if gr is not None else False,
+        enhanced_refresh=bool(neg.enhanced_route_refresh),
+        local_address=local4,
+        local_address6=local6,
+        max_message_len=neg.ctx.max_message_len,
+    )
+
+
+class PeerSource:
+    """The ``RouteSource`` of one peer: ready-encoded UPDATEs from its update groups."""
+
+    def __init__(self, rib: Rib, key: str) -> None:
+        self.rib = rib
+        self.key = key
+
+    def pull(self, max_bytes: int) -> bytes:
+        blobs = self.rib.pull(self.key, max_bytes)
+        if len(blobs) == 1:
+            return blobs[0]  # the group's shared object, not a copy
+        return b"".join(blobs)
+
+
+class RibAdapter:
+    """``RouteSink`` + ``SourceFactory`` over a ``Rib`` (see module docstring)."""
+
+    def __init__(
+        self,
+        rib: Rib,
+        *,
+        local4: IPv4Address | None = None,
+        local6: IPv6Address | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        call_at: Callable[[float, Callable[[], None]], Any] | None = None,
+        policy_for: Callable[[str, int], PeerPolicy] | None = None,
+        on_max_prefix: Callable[[Any, int], None] | None = None,
+    ) -> None:
+        self.rib = rib
+        self.local4 = local4
+        self.local6 = local6
+        self.clock = clock
+        self.call_at = call_at
+        self.policy_for = policy_for or (lambda key, asn: PeerPolicy(ip_address(key), asn))
+        self.on_max_prefix = on_max_prefix
+        self.handles: dict[str, Any] = {}
+        self._armed: float | None = None
+        rib.wake = self._wake
+        rib.max_prefix_exceeded = self._max_prefix
+
+    # ------------------------------------------------------------ callbacks from the RIB
+
+    def _wake(self, key: str) -> None:
+        h = self.handles.get(key)
+        if h is not None:
+            h.wake()
+
+    def _max_prefix(self, key: str, limit: int) -> None:
+        h = self.handles.get(key)
+        if h is not None and self.on_max_prefix is not None:
+            self.on_max_prefix(h, limit)
+
+    # ------------------------------------------------------------ RouteSink
+
+    def peer_up(self, peer: Any, negotiated: Any) -> None:
+        key = peer.key
+        self.handles[key] = peer
+        if key not in self.rib.peers:
+            self.rib.add_peer(self.policy_for(key, negotiated.peer_as))
+        local4, local6 = self._locals(peer)
+        facts = facts_from_negotiated(negotiated, local4, local6)
+        self.rib.peer_up(key, facts, self.clock())
+        self._arm()
+
+    def _locals(self, peer: Any) -> tuple[IPv4Address | None, IPv6Address | None]:
+        """Our end of the session if the handle knows it, else the node's addresses."""
+        local4, local6 = self.local4, self.local6
+        text = getattr(peer, "local_address", None)
+        if text:
+            addr = ip_address(str(text).split("%")[0])
+            if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            if isinstance(addr, IPv4Address):
+                local4 = addr
+            else:
+                local6 = addr
+        return local4, local6
+
+    def updates_received(self, peer: Any, updates: list[Any]) -> None:
+        rib, key = self.rib, peer.key
+        receive = rib.receive
+        for u in updates:
+            if u.action == Action.AFI_SAFI_DISABLE and u.disabled is not None:
+                rib.flush_family(key, u.disabled)
+            ap = u.add_path
+            for fam, items in u.unreach.items():
+                if items:
+                    receive(key, fam, items, None, None, fam in ap)
+            if u.attrs is not None:
+                for fam, items in u.reach.items():
+                    receive(key, fam, (), u.attrs, items, fam in ap)
+        rib.flush()
+
+    def end_of_rib(self, peer: Any, family: Family) -> None:
+        self.rib.end_of_rib(peer.key, family, self.clock())
+        self._arm()
+
+    def route_refresh(self, peer: Any, family: Family, subtype: int) -> None:
+        self.rib.route_refresh(peer.key, family, subtype, self.clock())
+        self._arm()
+
+    def peer_down(self, peer: Any, reason: Any) -> None:
+        graceful = getattr(reason, "code", 1) == 0
+        self.rib.peer_down(peer.key, self.clock(), graceful=graceful)
+        self._arm()
+
+    # ------------------------------------------------------------ SourceFactory
+
+    def __call__(self, peer: Any, negotiated: Any) -> PeerSource:
+        self.handles[peer.key] = peer
+        return PeerSource(self.rib, peer.key)
+
+    # ------------------------------------------------------------ timers
+
+    def _arm(self) -> None:
+        deadline = self.rib.get_timer()
+        if deadline is None or self.call_at is None:
+            return
+        if self._armed is not None and self._armed <= deadline:
+            return
+        self._armed = deadline
+        self.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._armed = None
+        self.rib.handle_timer(self.clock())
+        self._arm()
