@@ -78,7 +78,6 @@ def summarize(recs: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str
     for k, rs in groups.items():
         ok = [r for r in rs if r.get("ok")]
         med = _median_of(ok)
-        )  # noqa: E731
         out[k] = {
             "runs": len(rs),
             "ok": len(ok),
