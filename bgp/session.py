@@ -1,0 +1,299 @@
+"""The asyncio shell around one ``BgpFsm``: socket, timer, batches and back-pressure.
+
+A ``Session`` carries out what its machine asks (``bgp.fsm``): it writes
+``data_to_send()``, dials when told ``ConnectRequested``, closes on
+``DisconnectRequested``, keeps exactly one ``loop.call_at`` armed for
+``get_timer()``, and hands every other event to its owner (the ``Peer`` of
+``bgp.speaker``), UPDATEs grouped in one list per batch.
+
+Inbound batches: received bytes are fed to the machine at most
+``BATCH_BYTES`` at a time; if more is waiting, reading pauses and the rest is
+processed from ``call_soon``, so the loop runs timers and other peers between
+batches (keepalives keep flowing while a full table arrives).
+
+Outbound back-pressure: the transport's write buffer has a high-water mark;
+``pump()`` pulls UPDATE bytes from the peer's ``RouteSource`` only while the
+transport is below it and stops at ``pause_writing``; ``resume_writing``
+pumps again. A ``_Link`` protocol object per TCP connection tells a stale
+connection's callbacks from the current one's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Protocol
+
+from bgp.events import ConnectRequested, DisconnectRequested, FsmEvent, RouteSource, UpdateReceived
+from bgp.fsm import BgpFsm, State
+from bgp.wire.update import Update
+
+__all__ = ["Session", "SessionOwner"]
+
+log = logging.getLogger("bgp.session")
+
+
+class SessionOwner(Protocol):
+    """Who a session reports to (``bgp.speaker.Peer``)."""
+
+    def fsm_event(self, session: Session, event: FsmEvent) -> None: ...
+
+    def updates(self, session: Session, updates: list[Update]) -> None: ...
+
+    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[str, int]]: ...
+
+
+class _Link(asyncio.Protocol):
+    """One TCP connection's callbacks, forwarded to the session that owns it."""
+
+    def __init__(self, session: Session, outgoing: bool) -> None:
+        self.session = session
+        self.outgoing = outgoing
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.session._link_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.session._link_data(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._link_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self.session._set_paused(self, True)
+
+    def resume_writing(self) -> None:
+        self.session._set_paused(self, False)
+
+
+class Session:
+    """One FSM and (at most) one TCP connection at a time."""
+
+    BATCH_BYTES = 64 * 1024
+    HIGH_WATER = 256 * 1024
+    LOW_WATER = 64 * 1024
+    PULL_BYTES = 64 * 1024
+
+    def __init__(self, fsm: BgpFsm, owner: SessionOwner) -> None:
+        self.fsm = fsm
+        self.owner = owner
+        self.loop = asyncio.get_running_loop()
+        self.source: RouteSource | None = None
+        self.discarded = False
+        self._link: _Link | None = None
+        self._dial: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._inbox = bytearray()
+        self._draining = False
+        self._paused = False
+
+    # ------------------------------------------------------------ actions
+
+    def start(self, passive: bool | None = None) -> None:
+        self.fsm.start(self.loop.time(), passive)
+        self.service()
+
+    def stop(self, message: str, subcode: int, restart: bool) -> None:
+        self.fsm.stop(self.loop.time(), message, subcode, restart)
+        self.service()
+
+    def collision_dump(self) -> None:
+        self.fsm.collision_dump(self.loop.time())
+        self.service()
+
+    @property
+    def peername(self) -> tuple[str, int] | None:
+        link = self._link
+        if link is None or link.transport is None:
+            return None
+        name = link.transport.get_extra_info("peername")
+        return (name[0], name[1]) if name else None
+
+    @property
+    def sockname(self) -> tuple[str, int] | None:
+        link = self._link
+        if link is None or link.transport is None:
+            return None
+        name = link.transport.get_extra_info("sockname")
+        return (name[0], name[1]) if name else None
+
+    async def attach(self, sock: socket.socket) -> None:
+        """Take an accepted connection (TcpConnectionConfirmed)."""
+        await self.loop.connect_accepted_socket(lambda: _Link(self, False), sock)
+
+    def discard(self) -> None:
+        """Forget this session: no more events, timers or I/O (its connection is closed)."""
+        self.discarded = True
+        if self._dial is not None:
+            self._dial.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        link, self._link = self._link, None
+        if link is not None and link.transport is not None:
+            link.transport.write(self.fsm.data_to_send())
+            link.transport.close()
+
+    def pump(self) -> None:
+        """Pull and write UPDATE bytes while the transport is below its high-water mark."""
+        link = self._link
+        if self.source is None or link is None or self.fsm.state is not State.ESTABLISHED:
+            return
+        while not self._paused and self._link is link:
+            data = self.source.pull(self.PULL_BYTES)
+            if not data:
+                break
+            self.fsm.send_update_bytes(data, self.loop.time())
+            self._write()  # may call pause_writing synchronously
+        self._rearm()
+
+    # ------------------------------------------------------ FSM servicing
+
+    def service(self) -> None:
+        """Write queued bytes, carry out the machine's events, re-arm the timer."""
+        if self.discarded:
+            return
+        self._write()
+        batch: list[Update] = []
+        while (ev := self.fsm.next_event()) is not None:
+            if isinstance(ev, UpdateReceived):
+                batch.append(ev.update)
+                continue
+            if batch:
+                self.owner.updates(self, batch)
+                batch = []
+            if isinstance(ev, ConnectRequested):
+                self._start_dial()
+            elif isinstance(ev, DisconnectRequested):
+                self._disconnect()
+            else:
+                self.owner.fsm_event(self, ev)
+            if self.discarded:
+                return
+        if batch:
+            self.owner.updates(self, batch)
+        self._write()
+        self._rearm()
+
+    def _write(self) -> None:
+        data = self.fsm.data_to_send()
+        link = self._link
+        if data and link is not None and link.transport is not None:
+            link.transport.write(data)
+
+    def _rearm(self) -> None:
+        deadline = self.fsm.get_timer()
+        if deadline == self._timer_at or self.discarded:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        when = self._timer_at or 0.0
+        self._timer = self._timer_at = None
+        self.fsm.handle_timer(max(self.loop.time(), when))
+        self.service()
+
+    # ---------------------------------------------------------- transport
+
+    def _start_dial(self) -> None:
+        if self._dial is not None:
+            self._dial.cancel()
+        self._dial = self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        sock: socket.socket | None = None
+        try:
+            sock, addr = self.owner.dial_socket(self)
+            await self.loop.sock_connect(sock, addr)
+            await self.loop.create_connection(lambda: _Link(self, True), sock=sock)
+        except asyncio.CancelledError:
+            if sock is not None:
+                sock.close()
+            raise
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            if self._dial is asyncio.current_task() and not self.discarded:
+                self._dial = None
+                self.fsm.connection_lost(self.loop.time(), f"connect: {exc.strerror or exc}")
+                self.service()
+
+    def _disconnect(self) -> None:
+        if self._dial is not None:
+            self._dial.cancel()
+            self._dial = None
+        link, self._link = self._link, None
+        self._inbox.clear()
+        self._paused = False
+        self.source = None
+        if link is not None and link.transport is not None:
+            link.transport.close()  # flushes what _write() queued (the NOTIFICATION)
+
+    def _link_made(self, link: _Link) -> None:
+        assert link.transport is not None
+        if link.outgoing:
+            self._dial = None
+        if (
+            self.discarded
+            or self.fsm.connected
+            or self.fsm.state not in (State.CONNECT, State.ACTIVE)
+        ):
+            link.transport.close()
+            return
+        self._link = link
+        link.transport.set_write_buffer_limits(self.HIGH_WATER, self.LOW_WATER)
+        sock = link.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fsm.connection_made(self.loop.time(), link.outgoing)
+        self.service()
+
+    def _link_data(self, link: _Link, data: bytes) -> None:
+        if link is not self._link:
+            return
+        self._inbox += data
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Feed one bounded batch to the machine; schedule the rest after a loop turn."""
+        link = self._link
+        if link is None or link.transport is None or self.discarded:
+            self._draining = False
+            return
+        chunk = bytes(self._inbox[: self.BATCH_BYTES])
+        del self._inbox[: self.BATCH_BYTES]
+        self.fsm.receive_data(chunk, self.loop.time())
+        self.service()
+        self.pump()
+        if self._inbox and self._link is link:
+            if not self._draining:
+                link.transport.pause_reading()
+            self._draining = True
+            self.loop.call_soon(self._drain)
+        elif self._draining:
+            self._draining = False
+            if self._link is link:
+                link.transport.resume_reading()
+
+    def _link_lost(self, link: _Link, exc: Exception | None) -> None:
+        if link is not self._link:
+            return
+        self._link = None
+        self._inbox.clear()
+        self.fsm.connection_lost(self.loop.time(), str(exc) if exc else "closed by peer")
+        self.service()
+
+    def _set_paused(self, link: _Link, paused: bool) -> None:
+        if link is not self._link:
+            return
+        self._paused = paused
+        if not paused:
+            self.pump()

@@ -1,0 +1,487 @@
+"""The BGP speaker: listeners, peers, collisions, dynamic neighbours.
+
+``Speaker(settings, sink, source_factory)`` owns:
+
+- listening sockets on each ``listen`` address (``"::"`` alone is dual-stack;
+  with an IPv4 address beside it the IPv6 socket is v6-only), carrying the
+  TCP MD5 key of every configured peer (IPv4-mapped on dual-stack sockets)
+  and a prefix key per listen range with a password (RFC 2385), and TTL 255
+  when any peer uses GTSM so the SYN-ACK already passes the peer's check;
+- one ``Peer`` per neighbour. A connection from an address that is neither
+  a peer nor inside a listen range is closed before any byte is sent. A
+  connection from inside a listen range creates a passive dynamic peer from
+  the range's template, removed again when its session ends.
+
+A ``Peer`` holds its main ``Session`` (the connection lineage that retries
+with back-off) and, while a collision is open, a second one for the other
+TCP connection. Collisions are resolved per RFC 4271 §6.8 when a connection
+receives its OPEN: against a connection in OpenConfirm the BGP identifiers
+decide (``bgp.fsm.keep_outgoing``); against one in Established the new
+connection is closed. Whichever connection reaches Established first becomes
+the main one and the other is dropped (Cease 7). The peer gives the RIB a
+``PeerHandle`` (``key``, ``wake()``), bumps counters and exposes ``stats()``
+as a plain dict for ``podbgp show peers --json``.
+
+Outgoing sockets get, before ``connect``: the MD5 key, GTSM (TTL 255 and
+``IP_MINTTL``) or the eBGP multihop TTL, and the bind to ``local_address``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from typing import Any
+
+from bgp import sockopts
+from bgp.errors import CeaseSubcode
+from bgp.events import (
+    EndOfRib,
+    FsmEvent,
+    OpenReceived,
+    RouteRefreshReceived,
+    RouteSink,
+    RouteSource,
+    SessionDown,
+    SessionEstablished,
+    SourceFactory,
+)
+from bgp.fsm import BgpFsm, Counters, State, keep_outgoing
+from bgp.negotiate import Negotiated
+from bgp.session import Session
+from bgp.settings import PeerSettings, SpeakerSettings
+from bgp.wire.update import Update
+
+__all__ = ["Peer", "Speaker"]
+
+log = logging.getLogger("bgp.speaker")
+
+
+def _norm(address: str) -> str:
+    """Canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4."""
+    addr = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+class Peer:
+    """One neighbour: settings, sessions, collision resolution and stats."""
+
+    def __init__(self, speaker: Speaker, settings: PeerSettings, dynamic: bool = False) -> None:
+        self.speaker = speaker
+        self.settings = settings
+        self.dynamic = dynamic
+        self.counters = Counters()
+        self.main: Session | None = None
+        self.extra: Session | None = None
+        self.established: Session | None = None
+        self.negotiated: Negotiated | None = None
+        self.source: RouteSource | None = None
+        self.prefixes_in = 0
+        self.prefixes_out = 0
+        self.flaps = 0
+        self.established_wall: float | None = None
+        self.last_error: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------- PeerHandle
+
+    @property
+    def key(self) -> str:
+        return _norm(self.settings.address)
+
+    def wake(self) -> None:
+        """The RIB has something for this peer: pull if the socket can take it."""
+        if self.established is not None:
+            self.established.pump()
+
+    # ------------------------------------------------------ admin actions
+
+    @property
+    def enabled(self) -> bool:
+        return self.main is not None
+
+    def enable(self) -> None:
+        """Start (or restart after ``shutdown``) the main session."""
+        if self.main is None:
+            self.main = self._new_session()
+            self.main.start()
+
+    def shutdown(
+        self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
+    ) -> None:
+        """Cease with an RFC 9003 message; stays down until ``enable``."""
+        extra, self.extra = self.extra, None
+        if extra is not None:  # never Established: that one is always main
+            extra.stop(message, subcode, restart=False)
+            extra.discard()
+        main = self.main
+        if main is not None:
+            main.stop(message, subcode, restart=False)  # reports peer_down if it was up
+            main.discard()
+        self.main = None
+
+    def reset(self, message: str = "") -> None:
+        """Administrative reset (Cease 4): drop the session and reconnect."""
+        if self.extra is not None:
+            self.extra.discard()
+            self.extra = None
+        if self.main is not None:
+            self.main.stop(message, CeaseSubcode.ADMINISTRATIVE_RESET, restart=True)
+
+    def refresh(self, family: Any, subtype: int = 0) -> bool:
+        """Ask the peer to re-send its routes (RFC 2918 / RFC 7313)."""
+        s = self.established
+        if s is None:
+            return False
+        ok = s.fsm.send_route_refresh(family, subtype, s.loop.time())
+        s.service()
+        return ok
+
+    # ---------------------------------------------------------- sessions
+
+    def _sessions(self) -> list[Session]:
+        return [s for s in (self.main, self.extra) if s is not None]
+
+    def _new_session(self) -> Session:
+        sp = self.speaker.settings
+        fsm = BgpFsm(sp.asn, sp.router_id, self.settings, self.counters)
+        return Session(fsm, self)
+
+    async def accept(self, sock: socket.socket) -> bool:
+        """Take an incoming connection: to the main session when it has none, else a second one."""
+        if self.main is None:
+            return False
+        main = self.main
+        if not main.fsm.connected and main.fsm.state in (State.IDLE, State.ACTIVE):
+            if main.fsm.state is State.IDLE:
+                main.fsm.start(main.loop.time(), passive=True)
+            target = main
+        else:
+            if self.extra is not None:
+                self.extra.discard()
+            self.extra = target = self._new_session()
+            target.fsm.auto_restart = False
+            target.start(passive=True)
+        self.speaker.apply_accepted_options(sock, self.settings)
+        await target.attach(sock)
+        return True
+
+    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[str, int]]:
+        ps = self.settings
+        addr = ps.ip
+        family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            if ps.password:
+                sockopts.set_md5(sock, addr, ps.password)
+            self.speaker.apply_ttl(sock, ps)
+            if ps.local_address:
+                sock.bind((ps.local_address, 0))
+        except OSError:
+            sock.close()
+            raise
+        return sock, (str(addr), ps.port)
+
+    # ------------------------------------------------------ owner callbacks
+
+    def updates(self, session: Session, updates: list[Update]) -> None:
+        if session is self.established:
+            self.speaker.sink.updates_received(self, updates)
+
+    def fsm_event(self, session: Session, event: FsmEvent) -> None:
+        if session not in self._sessions():
+            return
+        if isinstance(event, OpenReceived):
+            self._collision(session, event)
+        elif isinstance(event, SessionEstablished):
+            self._up(session, event.negotiated)
+        elif isinstance(event, SessionDown):
+            self._down(session, event)
+        elif isinstance(event, EndOfRib) and session is self.established:
+            self.speaker.sink.end_of_rib(self, event.family)
+        elif isinstance(event, RouteRefreshReceived) and session is self.established:
+            self.speaker.sink.route_refresh(self, event.family, event.subtype)
+
+    def _other(self, session: Session) -> Session | None:
+        return self.extra if session is self.main else self.main
+
+    def _collision(self, session: Session, ev: OpenReceived) -> None:
+        """RFC 4271 §6.8, run when ``session`` has just received the peer's OPEN."""
+        other = self._other(session)
+        if other is None or not other.fsm.connected:
+            return
+        if other.fsm.state is State.ESTABLISHED:
+            session.collision_dump()
+            return
+        if other.fsm.state is not State.OPEN_CONFIRM:
+            return  # decided when the other connection gets its OPEN
+        sp = self.speaker.settings
+        keep_out = keep_outgoing(sp.router_id_int, ev.router_id, sp.asn, ev.asn)
+        loser = session if session.fsm.outgoing != keep_out else other
+        log.info(
+            "%s: connection collision, closing the %s connection",
+            self.key,
+            "outgoing" if loser.fsm.outgoing else "incoming",
+        )
+        loser.collision_dump()
+
+    def _up(self, session: Session, negotiated: Negotiated) -> None:
+        other = self._other(session)
+        if other is not None:
+            if other.fsm.connected:
+                other.collision_dump()
+            other.discard()
+        self.main, self.extra = session, None
+        session.fsm.auto_restart = True
+        self.established = session
+        self.negotiated = negotiated
+        self.established_wall = time.time()
+        self.speaker.sink.peer_up(self, negotiated)
+        self.source = self.speaker.source_factory(self, negotiated)
+        session.source = self.source
+        session.pump()
+
+    def _down(self, session: Session, ev: SessionDown) -> None:
+        collision = ev.code == 6 and ev.subcode == CeaseSubcode.CONNECTION_COLLISION_RESOLUTION
+        if ev.was_established or (ev.code and not collision):
+            self.last_error = {
+                "code": ev.code,
+                "subcode": ev.subcode,
+                "reason": ev.reason,
+                "direction": ev.direction,
+                "time": time.time(),
+            }
+        if session is self.established:
+            self.established = None
+            self.negotiated = None
+            self.source = None
+            self.established_wall = None
+            self.flaps += 1
+            self.speaker.sink.peer_down(self, ev)
+        if session is self.extra:
+            self.extra = None
+            session.discard()
+        elif session is self.main and self.extra is not None and not session.fsm.auto_restart:
+            # The main connection lost a collision: the other one carries on.
+            self.main, self.extra = self.extra, None
+            self.main.fsm.auto_restart = True
+            session.discard()
+        if self.dynamic and session is self.main and not self.established:
+            self.speaker.forget_dynamic(self)
+
+    # --------------------------------------------------------------- stats
+
+    def stats(self) -> dict[str, Any]:
+        """Plain data for ``podbgp show peers --json``."""
+        s = self.established or self.main
+        state = s.fsm.state.name.lower() if s is not None else "idle"
+        neg = self.negotiated
+        up = self.established_wall
+        return {
+            "address": self.key,
+            "asn": self.settings.asn or (neg.peer_as if neg else 0),
+            "description": self.settings.description,
+            "state": state,
+            "admin": "up" if self.enabled else "down",
+            "dynamic": self.dynamic,
+            "passive": self.settings.passive,
+            "uptime": round(time.time() - up, 3) if up is not None else None,
+            "established_at": up,
+            "router_id": str(neg.peer_router_id) if neg else None,
+            "local": _hostport(s.sockname) if s is not None else None,
+            "remote": _hostport(s.peername) if s is not None else None,
+            "negotiated": neg.as_dict() if neg else None,
+            "messages_in": dict(self.counters.msgs_in),
+            "messages_out": dict(self.counters.msgs_out),
+            "prefixes_in": self.prefixes_in,
+            "prefixes_out": self.prefixes_out,
+            "flaps": self.flaps,
+            "last_error": self.last_error,
+        }
+
+
+class Speaker:
+    """Listeners and peers; see the module docstring."""
+
+    def __init__(
+        self, settings: SpeakerSettings, sink: RouteSink, source_factory: SourceFactory
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.source_factory = source_factory
+        self.peers: dict[str, Peer] = {}
+        self._listeners: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    # ------------------------------------------------------------- life
+
+    async def start(self) -> None:
+        """Open the listeners and start every enabled peer."""
+        self._started = True
+        addrs = self.settings.listen
+        v6only = any(ipaddress.ip_address(a).version == 4 for a in addrs)
+        for addr in addrs:
+            sock = self._listen_socket(addr, v6only)
+            self._listeners.append(sock)
+            self._tasks.append(asyncio.get_running_loop().create_task(self._accept_loop(sock)))
+        for peer in self.peers.values():
+            self._install_keys(peer.settings)
+            if peer.settings.enabled:
+                peer.enable()
+
+    async def stop(self, message: str = "") -> None:
+        """Cease every session (with ``message``) and close the listeners."""
+        for peer in list(self.peers.values()):
+            peer.shutdown(message)
+        for t in self._tasks + list(self._pending):
+            t.cancel()
+        for t in self._tasks + list(self._pending):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for sock in self._listeners:
+            sock.close()
+        self._listeners.clear()
+        self._started = False
+        self._tasks.clear()
+        await asyncio.sleep(0)  # let transports flush their NOTIFICATIONs
+
+    @property
+    def ports(self) -> list[int]:
+        """The bound listening ports (useful with port 0)."""
+        return [s.getsockname()[1] for s in self._listeners]
+
+    # ------------------------------------------------------------ peers
+
+    def add_peer(self, settings: PeerSettings) -> Peer:
+        key = _norm(settings.address)
+        if key in self.peers and not self.peers[key].dynamic:
+            raise ValueError(f"peer {key} already configured")
+        old = self.peers.pop(key, None)
+        if old is not None:
+            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+        peer = self.peers[key] = Peer(self, settings)
+        if self._started:
+            self._install_keys(settings)
+            if settings.enabled:
+                peer.enable()
+        return peer
+
+    def remove_peer(self, address: str, message: str = "") -> None:
+        """Cease 3 (Peer De-configured) and forget the peer."""
+        peer = self.peers.pop(_norm(address), None)
+        if peer is not None:
+            peer.shutdown(message, CeaseSubcode.PEER_DECONFIGURED)
+            if peer.settings.password:
+                for sock in self._listeners:
+                    sockopts.set_md5(sock, peer.settings.ip, None)
+
+    def update_peer(self, settings: PeerSettings) -> Peer:
+        """Apply new settings; the session restarts (Cease 6) if anything changed."""
+        key = _norm(settings.address)
+        old = self.peers.get(key)
+        if old is not None and old.settings == settings:
+            return old
+        if old is not None:
+            self.peers.pop(key)
+            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+        return self.add_peer(settings)
+
+    def peer(self, address: str) -> Peer | None:
+        return self.peers.get(_norm(address))
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [p.stats() for p in sorted(self.peers.values(), key=lambda p: p.key)]
+
+    def forget_dynamic(self, peer: Peer) -> None:
+        if self.peers.get(peer.key) is peer:
+            del self.peers[peer.key]
+        for s in peer._sessions():
+            s.discard()
+        peer.main = peer.extra = None
+
+    # -------------------------------------------------------- sockets
+
+    def _listen_socket(self, addr: str, v6only: bool) -> socket.socket:
+        family = socket.AF_INET if ipaddress.ip_address(addr).version == 4 else socket.AF_INET6
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+            if any(rng.template.ttl_security for rng in self.settings.listen_ranges):
+                sockopts.set_ttl(sock, 255)
+            for rng in self.settings.listen_ranges:
+                if rng.template.password:
+                    sockopts.set_md5_prefix(sock, rng.network, rng.template.password)
+            sock.bind((addr, self.settings.port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _install_keys(self, ps: PeerSettings) -> None:
+        """Per-peer state on the listeners: MD5 key, TTL 255 for GTSM peers."""
+        for sock in self._listeners:
+            if ps.password:
+                sockopts.set_md5(sock, ps.ip, ps.password)
+            if ps.ttl_security:
+                sockopts.set_ttl(sock, 255)
+
+    def apply_ttl(self, sock: socket.socket, ps: PeerSettings) -> None:
+        """GTSM (RFC 5082) or, for eBGP, the multihop TTL."""
+        if ps.ttl_security:
+            sockopts.set_gtsm(sock, ps.ttl_security)
+        elif ps.asn != self.settings.asn and ps.multihop:
+            sockopts.set_ttl(sock, ps.multihop)
+
+    def apply_accepted_options(self, sock: socket.socket, ps: PeerSettings) -> None:
+        with contextlib.suppress(OSError):
+            self.apply_ttl(sock, ps)
+
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, addr = await loop.sock_accept(lsock)
+            task = loop.create_task(self._accepted(sock, _norm(addr[0])))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _accepted(self, sock: socket.socket, address: str) -> None:
+        peer = self.peers.get(address) or self._dynamic_peer(address)
+        try:
+            if peer is not None and await peer.accept(sock):
+                return
+        except OSError as exc:
+            log.info("connection from %s failed: %s", address, exc)
+        log.info("refused connection from %s", address)
+        sock.close()
+
+    def _dynamic_peer(self, address: str) -> Peer | None:
+        """A passive peer from the first listen range that holds ``address``."""
+        for rng in self.settings.listen_ranges:
+            if rng.contains(address):
+                if sum(p.dynamic for p in self.peers.values()) >= self.settings.max_dynamic_peers:
+                    return None
+                ps = rng.template.for_address(address)
+                peer = Peer(self, PeerSettings(**{**_fields(ps), "passive": True}), dynamic=True)
+                self.peers[address] = peer
+                peer.enable()
+                return peer
+        return None
+
+
+def _hostport(name: tuple[str, int] | None) -> str | None:
+    return f"{name[0]}:{name[1]}" if name else None
+
+
+def _fields(ps: PeerSettings) -> dict[str, Any]:
+    return {f: getattr(ps, f) for f in ps.__dataclass_fields__}
