@@ -61,7 +61,11 @@ class Framer:
         return bytes(buf[pos:end])
 
     def frames(self) -> list[bytes]:
-        """All whole messages available now (raises like ``next_frame``)."""
+        """All whole messages available now.
+
+        Raises like ``next_frame``; frames before a bad header are then lost,
+        so a session that must act on them uses ``next_frame`` in a loop.
+        """
         out: list[bytes] = []
         while (frame := self.next_frame()) is not None:
             out.append(frame)
