@@ -13,7 +13,12 @@ import sys
 from collections.abc import Sequence
 
 # Modules that add sub-commands, in the order `podbgp --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("podbgp.cmd_check", "podbgp.cmd_show", "podbgp.cmd_ipam")
+COMMAND_MODULES: tuple[str, ...] = (
+    "podbgp.cmd_check",
+    "podbgp.cmd_show",
+    "podbgp.cmd_ipam",
+    "podbgp.cmd_lab",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,691 @@
+"""`podbgp lab`: a cluster of podbgp nodes and pods in network namespaces, built and torn down.
+
+What `up` builds (RECIPES.md §1 star variant, §2 FRR, §11 pods)::
+
+    PREFIX+tor   br0 10.99.1.254/24 (br1 10.99.2.254/24 for two subnets), forwarding on,
+                 203.0.113.1 on lo (an address outside the pools: nat_outgoing's target),
+                 FRR (zebra + bgpd) with a listen range when the option peers with the ToR
+    PREFIX+nI    eth0 10.99.S.I/24 on bridge brS, default route via the ToR,
+                 `podbgp run --config STATE/nI.toml` (shared SQLite datastore STATE/podbgp.db)
+    PREFIX+nI-pK a pod: eth0 with one address from podbgp's IPAM, default via 169.254.1.1,
+                 plugged in by `podbgp-cni` the way a container runtime calls it
+
+Everything it starts or creates is recorded in STATE/lab.json, and every namespace carries
+PREFIX, so `down` removes a lab also after a crash of `up` (by prefix), and test runs with
+their own prefix never touch the demo lab.
+
+`up` ends with the sessions of every node (from each daemon's control socket), the podbgp
+routes in each node's kernel, and a ping matrix between every pair of pods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podbgp.api import APIError, ControlClient
+from podbgp.lab.labplan import (
+    EXTERNAL,
+    OPTIONS,
+    POOL,
+    TOR_ASN,
+    LabPlan,
+    NodePlan,
+    PodPlan,
+    render_node_config,
+    tor_address,
+)
+from podbgp.lab.netns import IP, Netns, cleanup_prefix, list_namespaces
+
+STATE_FILE = "lab.json"
+GATEWAY = "169.254.1.1"  # the pods' default gateway, answered by proxy ARP on the node
+CNI_VERSION = "1.0.0"
+
+
+class LabError(RuntimeError):
+    """The lab cannot be built or used; the message says why and what to do."""
+
+
+class Unsupported(LabError):
+    """The option needs something this machine lacks (a kernel feature, FRR)."""
+
+
+def _run(args: Sequence[str], check: bool = True, timeout: float = 30, **kw: Any) -> str:
+    proc = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )
+    if check and proc.returncode != 0:
+        raise LabError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return str(proc.stdout)
+
+
+# -- kernel support -----------------------------------------------------------------------
+_DEVICE_PROBE = {
+    "ipip": ["type", "ipip", "local", "192.0.2.1"],
+    "vxlan": ["type", "vxlan", "id", "4096", "dstport", "4789", "local", "192.0.2.1"],
+}
+
+
+def missing_encap(encap: str, prefix: str) -> str | None:
+    """Why this kernel cannot run `encap` tunnels, or None.
+
+    Creates the device in a scratch namespace: the only reliable test (a module may be
+    built in, loadable, or absent, and /proc/config.gz is not always there)."""
+    if not encap:
+        return None
+    ns = prefix + "probe"
+    cleanup_prefix(ns)
+    _run([IP, "netns", "add", ns])
+    try:
+        out = subprocess.run(
+            [IP, "-n", ns, "link", "add", "probe0", *_DEVICE_PROBE[encap]],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    finally:
+        cleanup_prefix(ns)
+    if out.returncode == 0:
+        return None
+    option = {"ipip": "CONFIG_NET_IPIP", "vxlan": "CONFIG_VXLAN"}[encap]
+    error = out.stderr.strip() or "unknown error"
+    return f"this kernel cannot create {encap} devices ({error}): it was built without {option}"
+
+
+def unsupported(plan: LabPlan) -> str | None:
+    """Why `plan`'s option cannot run on this machine (with the options that can), or None."""
+    opt = plan.option
+    why = missing_encap(opt.encap, plan.prefix)
+    if why:
+        others = [name for name, o in OPTIONS.items() if o.encap != opt.encap]
+        return (f"option {opt.name} cannot run here: {why}; "
+                f"options that do not need {opt.encap}: {', '.join(others)}")  # fmt: skip
+    if opt.needs_tor_bgp:
+        from podbgp.lab.peers import Frr
+
+        why = Frr.missing()
+        if why:
+            return f"option {opt.name} needs FRR on the ToR: {why} (`make deps` installs it)"
+    return None
+
+
+# -- state --------------------------------------------------------------------------------
+@dataclass
+class LabState:
+    """What a lab is made of, kept in STATE/lab.json so `down` and `status` find it."""
+
+    prefix: str
+    state_dir: str
+    option: str = ""
+    status: str = "building"  # building | up | failed
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    tor: dict[str, Any] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.state_dir) / STATE_FILE
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.path)
+
+    @classmethod
+    def load(cls, state_dir: str | Path) -> LabState | None:
+        path = Path(state_dir) / STATE_FILE
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        return cls(**known)
+
+
+# -- topology -----------------------------------------------------------------------------
+def _new_ns(name: str) -> Netns:
+    _run([IP, "netns", "add", name])
+    ns = Netns(name)
+    ns.ip("link", "set", "lo", "up")
+    return ns
+
+
+def _veth(a: Netns, a_if: str, b: Netns, b_if: str) -> None:
+    """A veth pair created directly in its two namespaces (no name in the root namespace)."""
+    _run([IP, "link", "add", a_if, "netns", a.name, "type", "veth",
+          "peer", "name", b_if, "netns", b.name])  # fmt: skip
+    a.ip("link", "set", a_if, "up")
+    b.ip("link", "set", b_if, "up")
+
+
+def build_tor(plan: LabPlan) -> Netns:
+    """The switch/router namespace: one bridge per subnet, routing between them."""
+    tor = _new_ns(plan.ns("tor"))
+    tor.sysctl("net.ipv4.ip_forward=1")
+    for s, subnet in enumerate(plan.subnets):
+        br = f"br{s}"
+        tor.ip("link", "add", br, "type", "bridge")
+        plen = subnet.split("/")[1]
+        tor.ip("addr", "add", f"{tor_address(s)}/{plen}", "dev", br)
+        tor.ip("link", "set", br, "up")
+    tor.ip("addr", "add", f"{EXTERNAL}/32", "dev", "lo")
+    return tor
+
+
+def build_node(plan: LabPlan, tor: Netns, node: NodePlan) -> Netns:
+    ns = _new_ns(plan.ns(node.name))
+    _veth(ns, "eth0", tor, node.name)
+    tor.ip("link", "set", node.name, "master", f"br{node.subnet}")
+    ns.ip("addr", "add", node.address, "dev", "eth0")
+    # The default route via the ToR also gives proxy ARP for 169.254.1.1 a route to answer
+    # with (RECIPES.md §11 pitfall), and reaches the other subnet and EXTERNAL.
+    ns.ip("route", "add", "default", "via", node.gateway)
+    ns.sysctl("net.ipv4.ip_forward=1")
+    return ns
+
+
+# -- processes ----------------------------------------------------------------------------
+def _popen_logged(ns: Netns, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return ns.popen(list(args), stdout=out, stderr=subprocess.STDOUT)
+
+
+def start_tor_bgp(plan: LabPlan, tor: Netns) -> list[int]:
+    """FRR on the ToR: one eBGP listen range per subnet, any AS but its own (RFC 7938)."""
+    from podbgp.lab.peers import BgpConfig, Frr, ListenRange
+
+    cfg = BgpConfig(
+        asn=TOR_ASN,
+        router_id=tor_address(0),
+        listen_ranges=[ListenRange(s, None) for s in plan.subnets],
+        hostname="tor",
+    )
+    frr = Frr(tor, plan.state_dir / "tor-frr", cfg)
+    frr.start()
+    return [p.pid for p in frr.procs]
+
+
+def write_config(plan: LabPlan, node: NodePlan) -> Path:
+    path = plan.config_path(node.name)
+    path.write_text(render_node_config(plan, node))
+    return path
+
+
+def start_node_daemon(plan: LabPlan, node: NodePlan) -> subprocess.Popen[bytes]:
+    path = write_config(plan, node)
+    args = [sys.executable, "-m", "podbgp", "run", "--config", str(path)]
+    return _popen_logged(Netns(plan.ns(node.name)), args, plan.state_dir / f"{node.name}.log")
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_daemon(
+    plan: LabPlan, node: NodePlan, proc: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Until the node's control socket answers; a daemon that exits is an error with its log."""
+    client = ControlClient(str(plan.socket_path(node.name)))
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            log = plan.state_dir / f"{node.name}.log"
+            raise LabError(
+                f"podbgp on {node.name} exited with {proc.returncode}; {log}:\n{_log_tail(log)}"
+            )
+        with contextlib.suppress(APIError, OSError):
+            client.request("show.node")
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"podbgp on {node.name} did not answer on its socket in {timeout}s")
+        time.sleep(0.1)
+
+
+# -- pods ---------------------------------------------------------------------------------
+def host_ifname(container_id: str) -> str:
+    """The node side of a pod's veth: 15 characters at most (IFNAMSIZ)."""
+    return "lab" + hashlib.sha1(container_id.encode()).hexdigest()[:11]
+
+
+def cni_plugin() -> str | None:
+    """The `podbgp-cni` executable next to this interpreter, if the plugin is installed."""
+    if importlib.util.find_spec("podbgp.cni") is None:
+        return None
+    exe = Path(sys.executable).parent / "podbgp-cni"
+    return str(exe) if exe.exists() else shutil.which("podbgp-cni")
+
+
+def cni_netconf(plan: LabPlan, node: NodePlan) -> dict[str, Any]:
+    """The network configuration a runtime would pass on stdin (CNI spec §"Network config")."""
+    return {
+        "cniVersion": CNI_VERSION,
+        "name": "podbgp-lab",
+        "type": "podbgp-cni",
+        "podbgp_config": str(plan.config_path(node.name)),
+        "ipam": {"type": "podbgp"},
+    }
+
+
+def cni_call(
+    plan: LabPlan, pod: PodPlan, command: str, plugin: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Run the plugin in the node's namespace as a runtime would (CNI spec 1.0 §"Execution")."""
+    node = plan.node(pod.node)
+    env = {
+        **os.environ,
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": pod.container_id,
+        "CNI_NETNS": f"/run/netns/{plan.ns(pod.name)}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(Path(plugin).parent),
+        "CNI_ARGS": f"K8S_POD_NAME={pod.name};K8S_POD_NAMESPACE=lab",
+    }
+    stdin = json.dumps(cni_netconf(plan, node))
+    proc = subprocess.run(
+        [IP, "netns", "exec", plan.ns(node.name), plugin],
+        input=stdin, capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise LabError(f"podbgp-cni {command} {pod.name}: {proc.stdout.strip()} {proc.stderr}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def _result_ip(result: dict[str, Any]) -> str:
+    for ip in result.get("ips", []):
+        addr = str(ip.get("address", ""))
+        if "." in addr:
+            return addr.split("/")[0]
+    raise LabError(f"the CNI result has no IPv4 address: {result}")
+
+
+async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
+    import ipam
+    from ipam.store import open_store
+    from podbgp import node as nodecfg
+    from podbgp.config import load_config_text
+
+    config = load_config_text(render_node_config(plan, plan.node(pod.node)))
+    store = open_store(f"sqlite:{plan.datastore}")
+    try:
+        alloc = ipam.Ipam(store, nodecfg.ipam_config(config))
+        got = await alloc.allocate(pod.node, pod.container_id, 4, {"pod": pod.name})
+        return str(got.address)
+    finally:
+        await store.close()
+
+
+def plumb_pod(plan: LabPlan, pod: PodPlan, address: str) -> None:
+    """Calico-style pod wiring by hand (RECIPES.md §11): /32 on the pod, proxy ARP on the node.
+
+    Only used when the CNI plugin is not installed; `podbgp-cni ADD` does the same."""
+    node = Netns(plan.ns(pod.node))
+    ns = Netns(plan.ns(pod.name))
+    hif = host_ifname(pod.container_id)
+    _run([IP, "link", "add", "eth0", "netns", ns.name, "type", "veth",
+          "peer", "name", hif, "netns", node.name])  # fmt: skip
+    node.ip("link", "set", hif, "address", "ee:ee:ee:ee:ee:ee", "up")
+    node.sysctl(f"net.ipv4.conf.{hif}.proxy_arp=1", f"net.ipv4.neigh.{hif}.proxy_delay=0")
+    node.ip("route", "replace", f"{address}/32", "dev", hif, "scope", "link")
+    ns.ip("addr", "add", f"{address}/32", "dev", "eth0")
+    ns.ip("link", "set", "eth0", "up")
+    ns.ip("route", "add", GATEWAY, "dev", "eth0", "scope", "link")
+    ns.ip("route", "add", "default", "via", GATEWAY, "dev", "eth0")
+
+
+def add_pod(plan: LabPlan, pod: PodPlan, plugin: str | None) -> dict[str, Any]:
+    """Create the pod's namespace and put it on the network; returns its state record."""
+    import asyncio
+
+    _new_ns(plan.ns(pod.name))
+    if plugin:
+        address = _result_ip(cni_call(plan, pod, "ADD", plugin))
+        via = "cni"
+    else:
+        address = asyncio.run(_allocate(plan, pod))
+        plumb_pod(plan, pod, address)
+        via = "plumbing"
+    return {"name": pod.name, "node": pod.node, "ns": plan.ns(pod.name), "ip": address,
+            "container_id": pod.container_id, "via": via}  # fmt: skip
+
+
+# -- checks -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PingResult:
+    src: str
+    dst: str
+    ok: bool
+
+
+def ping_pairs(
+    pairs: Sequence[tuple[str, str, str]], wait: float = 1.0, parallel: int = 64
+) -> list[PingResult]:
+    """One ICMP echo per (src namespace, dst name, dst address), run `parallel` at a time."""
+    results: list[PingResult] = []
+    for i in range(0, len(pairs), parallel):
+        chunk = pairs[i : i + parallel]
+        procs = [
+            subprocess.Popen(
+                [IP, "netns", "exec", ns, "ping", "-n", "-q", "-c1", f"-W{wait:g}", addr],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for ns, _, addr in chunk
+        ]
+        for (ns, dst, _), proc in zip(chunk, procs, strict=True):
+            results.append(PingResult(ns, dst, proc.wait(timeout=wait + 10) == 0))
+    return results
+
+
+def ping_matrix(state: LabState, wait: float = 1.0) -> dict[tuple[str, str], bool]:
+    """Every pod pings every other pod: {(src pod, dst pod): ok}."""
+    by_ns = {p["ns"]: p["name"] for p in state.pods}
+    pairs = [(a["ns"], b["name"], b["ip"]) for a in state.pods for b in state.pods if a is not b]
+    return {(by_ns[r.src], r.dst): r.ok for r in ping_pairs(pairs, wait)}
+
+
+def wait_matrix(
+    state: LabState, timeout: float, progress: Callable[[str], None] | None = None
+) -> dict[tuple[str, str], bool]:
+    """Ping until every pair answers or `timeout` passes; returns the last matrix."""
+    deadline = time.monotonic() + timeout
+    while True:
+        matrix = ping_matrix(state)
+        bad = sum(not ok for ok in matrix.values())
+        if not bad or time.monotonic() > deadline:
+            return matrix
+        if progress:
+            progress(f"waiting for convergence: {bad} of {len(matrix)} pod pairs not answering")
+        time.sleep(0.5)
+
+
+def format_matrix(state: LabState, matrix: dict[tuple[str, str], bool]) -> str:
+    names = [p["name"] for p in state.pods]
+    width = max(len(n) for n in names)
+    lines = [" " * width + "  " + " ".join(n.rjust(width) for n in names)]
+    for a in names:
+        cells = []
+        for b in names:
+            mark = "·" if a == b else ("✓" if matrix.get((a, b)) else "✗")
+            cells.append(mark.rjust(width))
+        lines.append(a.ljust(width) + "  " + " ".join(cells))
+    ok = sum(matrix.values())
+    lines.append(f"{ok}/{len(matrix)} pod pairs reachable")
+    return "\n".join(lines)
+
+
+def expected_sessions(plan: LabPlan, node: NodePlan) -> int:
+    bgp = plan.option.bgp
+    n = len(plan.nodes)
+    if bgp == "none":
+        return 0
+    if bgp == "tor":
+        return 1
+    if bgp == "rr":
+        return n - 1 if node.route_reflector else 1
+    return n - 1
+
+
+def peers_of(state: LabState, node: dict[str, Any]) -> list[dict[str, Any]]:
+    result = ControlClient(node["socket"]).request("show.peers")
+    return list(result) if isinstance(result, list) else []
+
+
+def wait_sessions(plan: LabPlan, state: LabState, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending: list[str] = []
+    while time.monotonic() < deadline:
+        pending = []
+        for nplan, node in zip(plan.nodes, state.nodes, strict=True):
+            try:
+                up = sum(p.get("state") == "Established" for p in peers_of(state, node))
+            except (APIError, OSError):
+                up = -1
+            if up < expected_sessions(plan, nplan):
+                pending.append(f"{nplan.name} ({max(up, 0)}/{expected_sessions(plan, nplan)})")
+        if not pending:
+            return
+        time.sleep(0.3)
+    raise LabError(f"BGP sessions not Established after {timeout}s on {', '.join(pending)}")
+
+
+def kernel_routes(ns: str, proto: str = "80") -> list[str]:
+    out = _run([IP, "-n", ns, "-4", "route", "show", "proto", proto], check=False)
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+# -- life cycle ---------------------------------------------------------------------------
+Printer = Callable[[str], None]
+
+
+def _prepare_state_dir(plan: LabPlan, replace: bool, out: Printer) -> None:
+    """Refuse to build over a running lab (unless `replace`), clear a crashed one's leftovers."""
+    existing = LabState.load(plan.state_dir)
+    if existing is not None or list_namespaces(plan.prefix):
+        if not replace:
+            raise LabError(
+                f"a lab is already up (prefix {plan.prefix}, state {plan.state_dir}); "
+                "`podbgp lab down` removes it"
+            )
+        out("removing the previous lab")
+        down(plan.prefix, plan.state_dir)
+    if plan.state_dir.exists() and any(plan.state_dir.iterdir()):
+        raise LabError(
+            f"{plan.state_dir} is not empty and holds no lab; choose another --state-dir"
+        )
+    plan.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(plan.state_dir, 0o755)  # FRR runs as the frr user and needs to reach its dir
+
+
+def prepare(plan: LabPlan, replace: bool = False, out: Printer = print) -> LabState:
+    """Check the option can run, claim the state dir, and record a lab that is being built."""
+    why = unsupported(plan)
+    if why:
+        raise Unsupported(why)
+    _prepare_state_dir(plan, replace, out)
+    state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=plan.option.name)
+    state.save()
+    return state
+
+
+def up(
+    plan: LabPlan,
+    replace: bool = False,
+    out: Printer = print,
+    converge_timeout: float = 60.0,
+) -> tuple[LabState, dict[tuple[str, str], bool]]:
+    """Build the lab of `plan`, start everything, wait for convergence; returns the state and
+    the ping matrix. The lab stays up (also when some pair fails: it is there to inspect)."""
+    state = prepare(plan, replace, out)
+    try:
+        _build(plan, state, out)
+        out("waiting for BGP sessions" if plan.option.bgp != "none" else "no BGP in this option")
+        wait_sessions(plan, state, timeout=converge_timeout / 2)
+        out(f"pinging every pod from every pod (up to {converge_timeout:g}s for convergence)")
+        matrix = wait_matrix(state, converge_timeout, out)
+    except BaseException:
+        state.status = "failed"
+        state.save()
+        raise
+    state.status = "up" if all(matrix.values()) else "failed"
+    state.save()
+    return state, matrix
+
+
+def _build(plan: LabPlan, state: LabState, out: Printer) -> None:
+    out(f"building {len(plan.nodes)} nodes in namespaces {plan.prefix}*: {plan.option.summary}")
+    tor = build_network(plan, state)
+    if plan.option.needs_tor_bgp:
+        out("starting FRR on the ToR")
+        for i, pid in enumerate(start_tor_bgp(plan, tor)):
+            state.pids[f"tor-frr-{i}"] = pid
+        state.save()
+    out("starting podbgp on every node")
+    procs = {node.name: start_node_daemon(plan, node) for node in plan.nodes}
+    for name, proc in procs.items():
+        state.pids[name] = proc.pid
+    state.save()
+    for node in plan.nodes:
+        wait_daemon(plan, node, procs[node.name], timeout=30)
+    plugin = cni_plugin()
+    out(f"creating {len(plan.pods)} pods " +
+        ("with podbgp-cni" if plugin else "by hand (podbgp-cni is not installed)"))  # fmt: skip
+    create_pods(plan, state, plugin)
+
+
+def build_network(plan: LabPlan, state: LabState) -> Netns:
+    """The ToR and the nodes (no processes yet), recorded in `state`; returns the ToR."""
+    tor = build_tor(plan)
+    state.tor = {"ns": tor.name, "addresses": [tor_address(i) for i in range(len(plan.subnets))],
+                 "asn": TOR_ASN if plan.option.needs_tor_bgp else None}  # fmt: skip
+    state.save()
+    for node in plan.nodes:
+        build_node(plan, tor, node)
+        state.nodes.append({"name": node.name, "ns": plan.ns(node.name), "address": node.address,
+                            "asn": node.asn, "config": str(plan.config_path(node.name)),
+                            "socket": str(plan.socket_path(node.name)),
+                            "log": str(plan.state_dir / f"{node.name}.log"),
+                            "route_reflector": node.route_reflector})  # fmt: skip
+        state.save()
+    return tor
+
+
+def create_pods(plan: LabPlan, state: LabState, plugin: str | None) -> None:
+    for pod in plan.pods:
+        state.pods.append(add_pod(plan, pod, plugin))
+        state.save()
+
+
+def down(prefix: str, state_dir: str | Path, out: Printer | None = None) -> bool:
+    """Remove the lab: its processes, namespaces and state dir. True if anything was there.
+
+    Works from the state file when there is one and by prefix always, so leftovers of a
+    crashed `up` go too."""
+    state = LabState.load(state_dir)
+    if state is not None:
+        prefix = state.prefix
+    names = list_namespaces(prefix)
+    # Processes first: a namespace with processes in it outlives `ip netns del`.
+    for pid in state.pids.values() if state else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, 15)
+    cleanup_prefix(prefix)
+    removed = _remove_state_dir(Path(state_dir), state is not None)
+    if out:
+        out(f"removed {len(names)} namespaces" + (f" and {state_dir}" if removed else ""))
+    return bool(names) or removed
+
+
+def _remove_state_dir(path: Path, has_state: bool) -> bool:
+    """Only a dir that holds a lab's state (or nothing) is removed: never a user's dir."""
+    if not path.is_dir():
+        return False
+    if has_state or not any(path.iterdir()) or (path / STATE_FILE).exists():
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- reports ------------------------------------------------------------------------------
+def sessions_report(state: LabState) -> str:
+    from podbgp.cmd_show import COLUMNS, render_table
+
+    parts = []
+    for node in state.nodes:
+        try:
+            rows = peers_of(state, node)
+            body = render_table(rows, COLUMNS["peers"]) if rows else "(no BGP sessions)"
+        except (APIError, OSError) as exc:
+            body = f"(daemon not answering: {exc})"
+        parts.append(f"{node['name']} {node['address']} AS{node['asn']}\n" + _indent(body))
+    return "\n".join(parts)
+
+
+def routes_report(state: LabState) -> str:
+    parts = []
+    for node in state.nodes:
+        routes = kernel_routes(node["ns"])
+        parts.append(f"{node['name']}\n" + _indent("\n".join(routes) or "(none)"))
+    if state.tor.get("asn"):
+        routes = [r for r in kernel_routes(state.tor["ns"], "bgp") if _in_pool(r)]
+        parts.append("tor (FRR)\n" + _indent("\n".join(routes) or "(none)"))
+    return "\n".join(parts)
+
+
+def _in_pool(route: str) -> bool:
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(route.split()[0])
+    except ValueError:
+        return False
+    pool = ipaddress.IPv4Network(POOL)
+    return isinstance(net, ipaddress.IPv4Network) and net.subnet_of(pool)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def status_report(state_dir: str | Path, prefix: str) -> tuple[str, bool]:
+    """What is up: (text, True if a lab exists)."""
+    state = LabState.load(state_dir)
+    names = list_namespaces(state.prefix if state else prefix)
+    if state is None:
+        if names:
+            return (f"no lab state in {state_dir}, but {len(names)} namespaces named {prefix}* "
+                    "are left over; `podbgp lab down` removes them", True)  # fmt: skip
+        return (f"no lab is up (state dir {state_dir})", False)
+    lines = [f"lab {state.prefix}* option {state.option}: {state.status}, "
+             f"{len(state.nodes)} nodes, {len(state.pods)} pods, state {state.state_dir}"]  # fmt: skip
+    for node in state.nodes:
+        pid = state.pids.get(node["name"], 0)
+        running = "running" if pid and alive(pid) else "NOT running"
+        lines.append(f"  {node['name']:<4} {node['address']:<16} podbgp pid {pid} {running}")
+    for pod in state.pods:
+        lines.append(f"  {pod['name']:<8} {pod['ip']:<15} on {pod['node']} ({pod['via']})")
+    missing = {n["ns"] for n in state.nodes} - set(names)
+    if missing:
+        lines.append(f"  missing namespaces: {', '.join(sorted(missing))}")
+    return "\n".join(lines), True
+
+
+def next_steps(state: LabState) -> str:
+    n1 = state.nodes[0]
+    p = state.pods[-1] if state.pods else None
+    lines = [
+        "The lab stays up. Try:",
+        f"  podbgp show peers --socket {n1['socket']}",
+        f"  podbgp show routes --socket {n1['socket']}",
+        f"  ip netns exec {n1['ns']} ip route",
+    ]
+    if p is not None and state.pods:
+        lines.append(f"  ip netns exec {state.pods[0]['ns']} ping -c3 {p['ip']}")
+    lines += ["  podbgp lab status", "  podbgp lab down      # removes everything"]
+    return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""The demo lab's plan: which networking option, which nodes, which addresses, which configs.
+
+Pure: given an option name and sizes, `plan_lab` returns a `LabPlan` (namespaces, subnets,
+node addresses and AS numbers, the ToR's role) and `render_node_config` turns one node of it
+into a podbgp TOML config (CONFIG.md). `podbgp.lab.lab` then builds what the plan says.
+
+The options are the networking choices of DESIGN.md's table:
+
+* ``mesh`` -- unencapsulated, iBGP full node-to-node mesh, one L2 segment.
+* ``rr`` -- unencapsulated, the first node is an in-cluster route reflector (RFC 4456).
+* ``peered`` -- unencapsulated, each node has its own AS and an eBGP session to an FRR ToR,
+  which learns every pod block (RFC 7938 style); pods are reachable from the ToR without NAT.
+* ``vxlan`` -- VXLAN Always and no BGP at all: routes to other nodes' blocks come from the
+  shared datastore (how a VXLAN-only cluster runs).
+* ``vxlan-crosssubnet`` -- nodes on two subnets routed by the ToR; BGP mesh; VXLAN only
+  between subnets.
+* ``ipip`` / ``ipip-crosssubnet`` -- the same with IP-in-IP (needs the kernel's ``ipip``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PREFIX = "podbgp-lab-"
+DEFAULT_STATE_DIR = "/tmp/podbgp-lab"
+POOL = "10.244.0.0/16"
+BLOCK_SIZE = 26
+CLUSTER_ASN = 64512
+TOR_ASN = 65000
+# The two node subnets; the ToR owns .254 in each.
+SUBNETS = ("10.99.1.0/24", "10.99.2.0/24")
+# An address outside every pool and node subnet, on the ToR: the "internet" for nat_outgoing.
+EXTERNAL = "203.0.113.1"
+MAX_NODES = 50
+MAX_PODS = 20
+# BGP timers small enough for a lab that converges in seconds (hold 9 / keepalive 3).
+HOLD_TIME = 9
+KEEPALIVE = 3
+CONNECT_RETRY = 1
+
+
+@dataclass(frozen=True)
+class Option:
+    """One networking option: its encapsulation, its BGP topology and its underlay."""
+
+    name: str
+    summary: str
+    encap: str = ""  # "" | "ipip" | "vxlan"
+    mode: str = "Never"  # Never | Always | CrossSubnet
+    bgp: str = "mesh"  # mesh | rr | tor | none
+    two_subnets: bool = False
+
+    @property
+    def needs_tor_bgp(self) -> bool:
+        return self.bgp == "tor"
+
+
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option("mesh", "unencapsulated, iBGP full node-to-node mesh, one L2 segment"),
+        Option("rr", "unencapsulated, node 1 is the route reflector, one L2 segment", bgp="rr"),
+        Option("peered", "unencapsulated, eBGP from every node (own AS) to an FRR ToR", bgp="tor"),
+        Option(
+            "vxlan",
+            "VXLAN Always, no BGP: routes from the datastore",
+            "vxlan",
+            "Always",
+            bgp="none",
+        ),
+        Option(
+            "vxlan-crosssubnet",
+            "two subnets, BGP mesh, VXLAN only across subnets",
+            "vxlan",
+            "CrossSubnet",
+            two_subnets=True,
+        ),
+        Option("ipip", "IP-in-IP Always, BGP mesh, one L2 segment", "ipip", "Always"),
+        Option(
+            "ipip-crosssubnet",
+            "two subnets, BGP mesh, IP-in-IP only across subnets",
+            "ipip",
+            "CrossSubnet",
+            two_subnets=True,
+        ),
+    )
+}
+DEFAULT_OPTION = "mesh"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str  # short name, e.g. "n1"; the namespace is PREFIX + name
+    index: int  # 1-based
+    asn: int
+    address: str  # with prefix length, e.g. "10.99.1.1/24"
+    subnet: int  # index into SUBNETS
+    route_reflector: bool = False
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.ip_interface(self.address).ip)
+
+    @property
+    def gateway(self) -> str:
+        return tor_address(self.subnet)
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    name: str  # short name, e.g. "n1-p1"; the namespace is PREFIX + name
+    node: str
+
+    @property
+    def container_id(self) -> str:
+        """The CNI container ID (CNI spec: alphanumerics, '-', '_', '.')."""
+        return "lab-" + self.name
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    option: Option
+    prefix: str
+    state_dir: Path
+    nodes: tuple[NodePlan, ...]
+    pods: tuple[PodPlan, ...]
+    nat_outgoing: bool = False
+    subnets: tuple[str, ...] = field(default=SUBNETS[:1])
+
+    def ns(self, short: str) -> str:
+        return self.prefix + short
+
+    def node(self, name: str) -> NodePlan:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def config_path(self, node: str) -> Path:
+        return self.state_dir / f"{node}.toml"
+
+    def socket_path(self, node: str) -> Path:
+        return self.state_dir / f"{node}.sock"
+
+    @property
+    def datastore(self) -> Path:
+        return self.state_dir / "podbgp.db"
+
+
+class PlanError(ValueError):
+    """The lab cannot be built as asked (unknown option, too many nodes...)."""
+
+
+def tor_address(subnet: int) -> str:
+    net = ipaddress.ip_network(SUBNETS[subnet])
+    return str(net.network_address + 254)
+
+
+def plan_lab(
+    option: str = DEFAULT_OPTION,
+    nodes: int = 3,
+    pods_per_node: int = 2,
+    prefix: str = DEFAULT_PREFIX,
+    state_dir: str | Path = DEFAULT_STATE_DIR,
+    nat_outgoing: bool = False,
+) -> LabPlan:
+    """The lab for `option`: N nodes split over one or two subnets, K pods each."""
+    if option not in OPTIONS:
+        raise PlanError(f"unknown option {option!r}; choose one of {', '.join(OPTIONS)}")
+    if not 1 <= nodes <= MAX_NODES:
+        raise PlanError(f"--nodes must be 1..{MAX_NODES}, not {nodes}")
+    if not 1 <= pods_per_node <= MAX_PODS:
+        raise PlanError(f"--pods-per-node must be 1..{MAX_PODS}, not {pods_per_node}")
+    if not prefix or len(prefix) > 40 or "/" in prefix:
+        raise PlanError(f"lab prefix {prefix!r} must be 1..40 characters without '/'")
+    opt = OPTIONS[option]
+    if opt.two_subnets and nodes < 2:
+        raise PlanError(f"option {option} needs at least 2 nodes (one per subnet)")
+    first_subnet = (nodes + 1) // 2  # nodes 1..ceil(N/2) on subnet 0, the rest on subnet 1
+    node_plans = []
+    for i in range(1, nodes + 1):
+        subnet = 1 if opt.two_subnets and i > first_subnet else 0
+        net = ipaddress.ip_network(SUBNETS[subnet])
+        asn = TOR_ASN + i if opt.bgp == "tor" else CLUSTER_ASN
+        node_plans.append(
+            NodePlan(
+                name=f"n{i}",
+                index=i,
+                asn=asn,
+                address=f"{net.network_address + i}/{net.prefixlen}",
+                subnet=subnet,
+                route_reflector=opt.bgp == "rr" and i == 1,
+            )
+        )
+    pods = tuple(
+        PodPlan(f"{n.name}-p{k}", n.name) for n in node_plans for k in range(1, pods_per_node + 1)
+    )
+    return LabPlan(
+        option=opt,
+        prefix=prefix,
+        state_dir=Path(state_dir).absolute(),
+        nodes=tuple(node_plans),
+        pods=pods,
+        nat_outgoing=nat_outgoing,
+        subnets=SUBNETS if opt.two_subnets else SUBNETS[:1],
+    )
+
+
+def _q(value: str) -> str:
+    """A TOML basic string (JSON's escaping is valid TOML for these ASCII values)."""
+    return json.dumps(value)
+
+
+def render_node_config(plan: LabPlan, node: NodePlan) -> str:
+    """The podbgp config (CONFIG.md) of one lab node."""
+    opt = plan.option
+    lines = [
+        f"# podbgp lab node {node.name}, option {opt.name}: {opt.summary}",
+        "[node]",
+        f"name = {_q(node.name)}",
+        f"asn = {node.asn}",
+        f"address = {_q(node.address)}",
+        "",
+        "[bgp]",
+    ]
+    if opt.bgp == "none":
+        lines.append("enabled = false")
+    else:
+        lines += [
+            f"listen = [{_q(node.ip)}]",
+            f"hold_time = {HOLD_TIME}",
+            f"keepalive = {KEEPALIVE}",
+            f"connect_retry = {CONNECT_RETRY}",
+            f"mesh = {'false' if opt.bgp == 'tor' else 'true'}",
+            # Short restart time: a lab daemon restarted by hand should not hold stale
+            # routes for the default two minutes.
+            "restart_time = 30",
+        ]
+        if node.route_reflector:
+            lines.append(f"route_reflector_cluster_id = {_q(node.ip)}")
+        if opt.bgp == "tor":
+            lines += [
+                "",
+                "[[bgp.peer]]",
+                f"address = {_q(node.gateway)}",
+                f"asn = {TOR_ASN}",
+                'families = ["ipv4"]',
+                'export = "local"',
+            ]
+    lines += ["", "[datastore]", 'kind = "sqlite"', f"path = {_q(str(plan.datastore))}"]
+    lines += ["", "[[ipam.pool]]", f"cidr = {_q(POOL)}", f"block_size = {BLOCK_SIZE}"]
+    if opt.encap:
+        lines.append(f"{opt.encap}_mode = {_q(opt.mode)}")
+    lines.append(f"nat_outgoing = {'true' if plan.nat_outgoing else 'false'}")
+    lines += ["", "[fib]", "enabled = true"]
+    lines += ["", "[api]", f"socket = {_q(str(plan.socket_path(node.name)))}", 'metrics = ""']
+    return "\n".join(lines) + "\n"

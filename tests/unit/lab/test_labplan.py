@@ -1,0 +1,152 @@
+"""The lab's plan and the node configs it renders, checked by podbgp's own config loader."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from podbgp.cli import build_parser
+from podbgp.config import EncapMode, load_config_text
+from podbgp.lab.labplan import (
+    CLUSTER_ASN,
+    OPTIONS,
+    POOL,
+    SUBNETS,
+    TOR_ASN,
+    PlanError,
+    plan_lab,
+    render_node_config,
+    tor_address,
+)
+
+
+def configs(option: str, nodes: int = 3, **kw: object):  # type: ignore[no-untyped-def]
+    plan = plan_lab(option, nodes, 2, prefix="t-", state_dir="/tmp/labplan-test", **kw)  # type: ignore[arg-type]
+    return plan, [load_config_text(render_node_config(plan, n)) for n in plan.nodes]
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("nodes", [2, 3, 7])
+def test_every_option_renders_valid_configs(option: str, nodes: int) -> None:
+    _, cfgs = configs(option, nodes)
+    assert [c.node.name for c in cfgs] == [f"n{i}" for i in range(1, nodes + 1)]
+    addresses = [str(c.node.address.ip) for c in cfgs]  # type: ignore[union-attr]
+    assert len(set(addresses)) == nodes
+    for c in cfgs:
+        assert str(c.datastore.kind) == "sqlite"
+        assert Path(c.datastore.path) == Path("/tmp/labplan-test/podbgp.db")
+        assert c.api.socket == f"/tmp/labplan-test/{c.node.name}.sock"
+        assert c.api.metrics is None
+        assert c.fib.enabled
+        [pool] = c.ipam.pools
+        assert str(pool.cidr) == POOL and pool.block_size == 26
+        assert not pool.nat_outgoing
+
+
+def test_mesh_nodes_share_one_as_and_timers_are_small() -> None:
+    _, cfgs = configs("mesh")
+    for c in cfgs:
+        assert c.node.asn == CLUSTER_ASN
+        assert c.bgp.mesh and c.bgp.enabled
+        assert (c.bgp.hold_time, c.bgp.keepalive, c.bgp.connect_retry) == (9, 3, 1)
+        assert not c.bgp.peers and not c.bgp.route_reflector_cluster_id
+        [pool] = c.ipam.pools
+        assert pool.ipip_mode is EncapMode.NEVER and pool.vxlan_mode is EncapMode.NEVER
+
+
+def test_rr_only_the_first_node_reflects() -> None:
+    _, cfgs = configs("rr")
+    ids = [c.bgp.route_reflector_cluster_id for c in cfgs]
+    assert str(ids[0]) == "10.99.1.1"
+    assert all(not i for i in ids[1:])
+    assert all(c.bgp.mesh for c in cfgs[1:])
+
+
+def test_peered_nodes_have_own_as_and_peer_with_the_tor() -> None:
+    _, cfgs = configs("peered")
+    assert [c.node.asn for c in cfgs] == [TOR_ASN + 1, TOR_ASN + 2, TOR_ASN + 3]
+    for c in cfgs:
+        assert not c.bgp.mesh
+        [peer] = c.bgp.peers
+        assert str(peer.address) == tor_address(0)
+        assert peer.asn == TOR_ASN
+        assert peer.export_policy == "local"
+        assert peer.hold_time == 9
+
+
+@pytest.mark.parametrize(
+    ("option", "attr", "mode"),
+    [
+        ("vxlan", "vxlan_mode", EncapMode.ALWAYS),
+        ("vxlan-crosssubnet", "vxlan_mode", EncapMode.CROSS_SUBNET),
+        ("ipip", "ipip_mode", EncapMode.ALWAYS),
+        ("ipip-crosssubnet", "ipip_mode", EncapMode.CROSS_SUBNET),
+    ],
+)
+def test_encapsulated_pools(option: str, attr: str, mode: EncapMode) -> None:
+    _, cfgs = configs(option)
+    for c in cfgs:
+        assert getattr(c.ipam.pools[0], attr) is mode
+
+
+def test_vxlan_always_runs_without_bgp() -> None:
+    _, cfgs = configs("vxlan")
+    assert all(not c.bgp.enabled for c in cfgs)
+
+
+@pytest.mark.parametrize("option", ["vxlan-crosssubnet", "ipip-crosssubnet"])
+def test_crosssubnet_splits_nodes_over_two_subnets(option: str) -> None:
+    plan, cfgs = configs(option, 5)
+    nets = [ipaddress.ip_interface(str(c.node.address)).network for c in cfgs]
+    assert [str(n) for n in nets] == [SUBNETS[0]] * 3 + [SUBNETS[1]] * 2
+    assert plan.subnets == SUBNETS
+    assert [n.gateway for n in plan.nodes] == [tor_address(0)] * 3 + [tor_address(1)] * 2
+
+
+def test_single_subnet_options_use_one_subnet() -> None:
+    plan = plan_lab("mesh", 4)
+    assert plan.subnets == SUBNETS[:1]
+    assert {n.subnet for n in plan.nodes} == {0}
+
+
+def test_nat_outgoing_reaches_the_pool() -> None:
+    _, cfgs = configs("mesh", nat_outgoing=True)
+    assert all(c.ipam.pools[0].nat_outgoing for c in cfgs)
+
+
+def test_pods_and_namespaces_carry_the_prefix() -> None:
+    plan = plan_lab("mesh", 2, 3, prefix="abc-")
+    assert [p.name for p in plan.pods] == ["n1-p1", "n1-p2", "n1-p3", "n2-p1", "n2-p2", "n2-p3"]
+    assert plan.ns("n1-p2") == "abc-n1-p2"
+    assert len({p.container_id for p in plan.pods}) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"option": "bogus"}, "unknown option"),
+        ({"nodes": 0}, "--nodes"),
+        ({"nodes": 51}, "--nodes"),
+        ({"pods_per_node": 0}, "--pods-per-node"),
+        ({"prefix": ""}, "prefix"),
+        ({"prefix": "a/b"}, "prefix"),
+        ({"option": "vxlan-crosssubnet", "nodes": 1}, "at least 2 nodes"),
+    ],
+)
+def test_plan_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        plan_lab(**kwargs)  # type: ignore[arg-type]
+
+
+def test_cli_parses_lab_commands() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["lab", "up", "--option", "rr", "--nodes", "4", "--pods-per-node",
+                              "1", "--state-dir", "/tmp/x", "--prefix", "p-"])  # fmt: skip
+    assert (args.option, args.nodes, args.pods_per_node, args.prefix) == ("rr", 4, 1, "p-")
+    assert callable(args.func)
+    for cmd in ("down", "status"):
+        assert callable(parser.parse_args(["lab", cmd]).func)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["lab", "up", "--option", "nope"])
