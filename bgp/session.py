@@ -77,6 +77,7 @@ class Session:
     HIGH_WATER = 256 * 1024
     LOW_WATER = 64 * 1024
     PULL_BYTES = 64 * 1024
+    LINGER = 1.0
 
     def __init__(self, fsm: BgpFsm, owner: SessionOwner) -> None:
         self.fsm = fsm
@@ -136,7 +137,7 @@ class Session:
         link, self._link = self._link, None
         if link is not None and link.transport is not None:
             link.transport.write(self.fsm.data_to_send())
-            link.transport.close()
+            self._close_gently(link.transport)
 
     def pump(self) -> None:
         """Pull and write UPDATE bytes while the transport is below its high-water mark."""
@@ -234,7 +235,19 @@ class Session:
         self._paused = False
         self.source = None
         if link is not None and link.transport is not None:
-            link.transport.close()  # flushes what _write() queued (the NOTIFICATION)
+            self._close_gently(link.transport)
+
+    def _close_gently(self, transport: asyncio.Transport) -> None:
+        """Flush (the NOTIFICATION), send FIN, and close a moment later.
+
+        Closing at once with the peer's bytes unread makes the kernel send a
+        RST, which can destroy the NOTIFICATION before the peer reads it.
+        """
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(self.LINGER, transport.close)
+        else:
+            transport.close()
 
     def _link_made(self, link: _Link) -> None:
         assert link.transport is not None
