@@ -1,0 +1,219 @@
+"""The plugin's network configuration (the JSON a runtime passes on stdin).
+
+Keys besides the spec's ``cniVersion``, ``name`` and ``type``::
+
+    node_name       this node's name in IPAM (affinity, registry)
+    datastore       "sqlite:PATH" or "etcd:http://HOST:PORT[,...]"
+    pools           ["10.244.0.0/16", "fd00:244::/56/122", {"cidr": ..., ...}]
+    mtu             both veth ends; default 1500 less the pools' encapsulation
+    route_protocol  rtm_protocol of the node's pod routes (default 81, see below)
+    log_file        append a line per call and every failure here
+    podbgp_config   the daemon's TOML: node name, datastore, pools and [fib]
+                    protocol are read from it; keys given here win
+    ipam            optional; only {"type": "podbgp"} (this plugin's own IPAM)
+    dns             copied into the ADD result
+
+Route protocol: the daemon's FIB reconciler owns every route whose
+rtm_protocol is ``[fib] protocol`` (80 by default) and deletes those it does
+not want, so the host routes to local pods must carry another number. We use
+81 (unassigned in iproute2's rt_protos): it is not the daemon's, and it still
+lets `podbgp` and an operator (``ip route show proto 81``) tell CNI-made pod
+routes from anything else. A config that sets both to the same number is
+rejected.
+
+The daemon's TOML is read with `tomllib` for those few keys only, so the
+plugin does not depend on the daemon's full config loader.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipam import ConfigError, IpamConfig
+from podbgp.cni_proto import CniError, ErrorCode, check_version
+
+DEFAULT_DATASTORE = "sqlite:/var/lib/podbgp/podbgp.db"
+DEFAULT_FIB_PROTOCOL = 80
+DEFAULT_ROUTE_PROTOCOL = 81
+BASE_MTU = 1500
+# Bytes an encapsulated packet adds on the underlay (outer IPv4 header; VXLAN
+# adds outer IP + UDP + VXLAN + inner Ethernet).
+ENCAP_OVERHEAD = {"ipip": 20, "vxlan": 50}
+
+
+def _bad(key: str, why: str) -> CniError:
+    return CniError(ErrorCode.INVALID_CONFIG, f"{key}: {why}")
+
+
+@dataclass(frozen=True, slots=True)
+class NetConf:
+    """A validated network configuration."""
+
+    cni_version: str
+    name: str
+    node_name: str
+    datastore: str
+    ipam: IpamConfig
+    mtu: int
+    route_protocol: int
+    log_file: str = ""
+    dns: Mapping[str, Any] = field(default_factory=dict)
+    prev_result: Mapping[str, Any] | None = None
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """The IP versions a pod gets an address of: those with an enabled pool."""
+        return tuple(sorted({p.version for p in self.ipam.pools if not p.disabled}))
+
+
+def pool_table(entry: object, where: str) -> dict[str, Any]:
+    """A ``pools`` entry: ``CIDR``, ``CIDR/BLOCK_SIZE`` or a ``[[ipam.pool]]`` table."""
+    if isinstance(entry, dict):
+        return dict(entry)
+    if not isinstance(entry, str):
+        raise _bad(where, f"{entry!r} is not a CIDR string or a pool table")
+    parts = entry.split("/")
+    if len(parts) == 3:
+        try:
+            return {"cidr": f"{parts[0]}/{parts[1]}", "block_size": int(parts[2])}
+        except ValueError as e:
+            raise _bad(where, f"{entry!r}: block size is not an integer") from e
+    return {"cidr": entry}
+
+
+def read_daemon_config(path: str) -> dict[str, Any]:
+    """Node name, datastore URL, ``[ipam]`` table and FIB protocol from the daemon's TOML."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise _bad("podbgp_config", f"cannot read {path}: {e}") from e
+    out: dict[str, Any] = {}
+    name = raw.get("node", {}).get("name")
+    if name:
+        out["node_name"] = name
+    ds = raw.get("datastore")
+    if isinstance(ds, dict):
+        out["datastore"] = _datastore_url(ds, path)
+    if "ipam" in raw:
+        out["ipam"] = raw["ipam"]
+    protocol = raw.get("fib", {}).get("protocol")
+    if protocol is not None:
+        out["fib_protocol"] = protocol
+    return out
+
+
+def _datastore_url(ds: Mapping[str, Any], path: str) -> str:
+    kind = ds.get("kind", "sqlite")
+    if kind == "sqlite":
+        return f"sqlite:{ds.get('path', DEFAULT_DATASTORE.partition(':')[2])}"
+    if kind == "etcd":
+        eps = ds.get("endpoints", ["http://127.0.0.1:2379"])
+        if not isinstance(eps, list) or not eps:
+            raise _bad("podbgp_config", f"{path}: datastore.endpoints must be a list of URLs")
+        return "etcd:" + ",".join(str(e) for e in eps)
+    raise _bad("podbgp_config", f"{path}: datastore.kind {kind!r} is not sqlite or etcd")
+
+
+def _ipam_config(raw: Mapping[str, Any], daemon: Mapping[str, Any]) -> IpamConfig:
+    table: dict[str, Any] = dict(daemon.get("ipam") or {})
+    if "pools" in raw:
+        pools = raw["pools"]
+        if not isinstance(pools, list):
+            raise _bad("pools", "must be a list of CIDRs or pool tables")
+        table["pool"] = [pool_table(p, f"pools[{i}]") for i, p in enumerate(pools)]
+    try:
+        config = IpamConfig.parse(table)
+    except ConfigError as e:
+        raise CniError(ErrorCode.INVALID_CONFIG, str(e)) from e
+    if not any(not p.disabled for p in config.pools):
+        raise _bad("pools", "no enabled pool (set pools or podbgp_config)")
+    return config
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    val = raw.get(key, default)
+    if not isinstance(val, int) or isinstance(val, bool) or not lo <= val <= hi:
+        raise _bad(key, f"{val!r} is not an integer in {lo}..{hi}")
+    return val
+
+
+def _str(raw: Mapping[str, Any], key: str, default: str) -> str:
+    val = raw.get(key, default)
+    if not isinstance(val, str):
+        raise _bad(key, f"{val!r} is not a string")
+    return val
+
+
+def default_mtu(config: IpamConfig) -> int:
+    """1500 less the largest encapsulation overhead any enabled pool uses."""
+    overhead = 0
+    for p in config.pools:
+        if p.disabled:
+            continue
+        if p.vxlan_mode != "Never":
+            overhead = max(overhead, ENCAP_OVERHEAD["vxlan"])
+        if p.ipip_mode != "Never":
+            overhead = max(overhead, ENCAP_OVERHEAD["ipip"])
+    return BASE_MTU - overhead
+
+
+def _check_ipam_key(raw: Mapping[str, Any]) -> None:
+    ipam = raw.get("ipam")
+    if ipam is None or ipam == {}:
+        return
+    if not isinstance(ipam, dict):
+        raise _bad("ipam", "must be an object")
+    kind = ipam.get("type", "podbgp")
+    if kind != "podbgp":
+        raise CniError(
+            ErrorCode.UNSUPPORTED_FIELD,
+            f"ipam.type: {kind!r} is not supported; podbgp-cni uses podbgp's own IPAM",
+        )
+
+
+def parse_netconf(raw: object) -> NetConf:
+    """Validate the configuration; errors are code 7 (or 1, 2) naming the key."""
+    if not isinstance(raw, dict):
+        raise CniError(ErrorCode.DECODE_FAILURE, "network configuration is not a JSON object")
+    version = check_version(raw.get("cniVersion"))
+    for key in ("name", "type"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise _bad(key, "required (a non-empty string)")
+    _check_ipam_key(raw)
+    daemon: dict[str, Any] = {}
+    if raw.get("podbgp_config"):
+        daemon = read_daemon_config(_str(raw, "podbgp_config", ""))
+    ipam = _ipam_config(raw, daemon)
+    node = _str(raw, "node_name", daemon.get("node_name") or os.uname().nodename)
+    if not node:
+        raise _bad("node_name", "must not be empty")
+    fib_protocol = daemon.get("fib_protocol", DEFAULT_FIB_PROTOCOL)
+    protocol = _int(raw, "route_protocol", DEFAULT_ROUTE_PROTOCOL, 1, 255)
+    if protocol == fib_protocol:
+        raise _bad(
+            "route_protocol",
+            f"{protocol} is the daemon's [fib] protocol; its reconciler would delete pod routes",
+        )
+    dns = raw.get("dns", {})
+    if not isinstance(dns, dict):
+        raise _bad("dns", "must be an object")
+    prev = raw.get("prevResult")
+    if prev is not None and not isinstance(prev, dict):
+        raise _bad("prevResult", "must be an object")
+    return NetConf(
+        cni_version=version,
+        name=raw["name"],
+        node_name=node,
+        datastore=_str(raw, "datastore", daemon.get("datastore", DEFAULT_DATASTORE)),
+        ipam=ipam,
+        mtu=_int(raw, "mtu", default_mtu(ipam), 576, 65535),
+        route_protocol=protocol,
+        log_file=_str(raw, "log_file", ""),
+        dns=dns,
+        prev_result=prev,
+    )
