@@ -36,6 +36,8 @@ from typing import Any
 
 from podbgp.api import APIError, ControlClient
 from podbgp.lab.labplan import (
+    DEFAULT_PREFIX,
+    DEFAULT_STATE_DIR,
     EXTERNAL,
     OPTIONS,
     POOL,
@@ -687,5 +689,10 @@ def next_steps(state: LabState) -> str:
     ]
     if p is not None and state.pods:
         lines.append(f"  ip netns exec {state.pods[0]['ns']} ping -c3 {p['ip']}")
-    lines += ["  podbgp lab status", "  podbgp lab down      # removes everything"]
+    where = ""
+    if state.prefix != DEFAULT_PREFIX:
+        where += f" --prefix {state.prefix}"
+    if Path(state.state_dir) != Path(DEFAULT_STATE_DIR):
+        where += f" --state-dir {state.state_dir}"
+    lines += [f"  podbgp lab status{where}", f"  podbgp lab down{where}      # removes everything"]
     return "\n".join(lines)
