@@ -282,6 +282,7 @@ def cni_netconf(plan: LabPlan, node: NodePlan) -> dict[str, Any]:
         "type": "podbgp-cni",
         "podbgp_config": str(plan.config_path(node.name)),
         "ipam": {"type": "podbgp"},
+        "log_file": str(plan.state_dir / "cni.log"),
     }
 
 

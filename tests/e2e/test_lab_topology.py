@@ -23,13 +23,16 @@ from podbgp.lab.netns import Netns, list_namespaces
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-def build(spot: LabSpot, option: str = "mesh", nodes: int = 3, pods: int = 2) -> tuple[
-    LabPlan, lab.LabState
-]:  # fmt: skip
+def build(
+    spot: LabSpot, option: str = "mesh", nodes: int = 3, pods: int = 2, plugin: str | None = None
+) -> tuple[LabPlan, lab.LabState]:
+    """The lab's network and pods (by hand, or through `plugin`), without daemons."""
     plan = plan_lab(option, nodes, pods, prefix=spot.prefix, state_dir=spot.state_dir)
     state = lab.prepare(plan, out=lambda _: None)
     lab.build_network(plan, state)
-    lab.create_pods(plan, state, plugin=None)
+    for node in plan.nodes:
+        lab.write_config(plan, node)
+    lab.create_pods(plan, state, plugin)
     return plan, state
 
 
@@ -68,6 +71,19 @@ def test_pods_get_pool_addresses_and_the_matrix_sees_routes(lab_spot: LabSpot) -
     assert all(after.values()) and len(after) == 30
     text = lab.format_matrix(state, after)
     assert "30/30 pod pairs reachable" in text and "✗" not in text
+
+
+def test_pods_through_the_cni_plugin(lab_spot: LabSpot) -> None:
+    plugin = lab.cni_plugin()
+    if plugin is None:
+        pytest.skip("podbgp-cni is not installed")
+    plan, state = build(lab_spot, nodes=2, pods=2, plugin=plugin)
+    assert {p["via"] for p in state.pods} == {"cni"}
+    assert len({p["ip"] for p in state.pods}) == 4
+    for p in state.pods:
+        assert f"{p['ip']}/32" in Netns(p["ns"]).addresses("eth0")
+    hand_routes(plan, state)
+    assert all(lab.ping_matrix(state).values())
 
 
 def test_two_subnets_are_routed_by_the_tor(lab_spot: LabSpot) -> None:
