@@ -40,6 +40,7 @@ DEFAULT_DATASTORE = "sqlite:/var/lib/podbgp/podbgp.db"
 DEFAULT_FIB_PROTOCOL = 80
 DEFAULT_ROUTE_PROTOCOL = 81
 BASE_MTU = 1500
+IPV6_MIN_MTU = 1280
 # Bytes an encapsulated packet adds on the underlay (outer IPv4 header; VXLAN
 # adds outer IP + UDP + VXLAN + inner Ethernet).
 ENCAP_OVERHEAD = {"ipip": 20, "vxlan": 50}
@@ -205,13 +206,16 @@ def parse_netconf(raw: object) -> NetConf:
     prev = raw.get("prevResult")
     if prev is not None and not isinstance(prev, dict):
         raise _bad("prevResult", "must be an object")
+    mtu = _int(raw, "mtu", default_mtu(ipam), 576, 65535)
+    if mtu < IPV6_MIN_MTU and any(p.version == 6 for p in ipam.pools):
+        raise _bad("mtu", f"{mtu} is below IPv6's minimum of {IPV6_MIN_MTU} (RFC 8200 §5)")
     return NetConf(
         cni_version=version,
         name=raw["name"],
         node_name=node,
         datastore=_str(raw, "datastore", daemon.get("datastore", DEFAULT_DATASTORE)),
         ipam=ipam,
-        mtu=_int(raw, "mtu", default_mtu(ipam), 576, 65535),
+        mtu=mtu,
         route_protocol=protocol,
         log_file=_str(raw, "log_file", ""),
         dns=dns,
