@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 # Modules that add sub-commands, in the order `podbgp --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "podbgp.cmd_run",
     "podbgp.cmd_check",
     "podbgp.cmd_show",
     "podbgp.cmd_ipam",

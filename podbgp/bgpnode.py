@@ -1,0 +1,385 @@
+"""The daemon's BGP half: config → speaker settings and RIB policies, and their life cycle.
+
+`BgpNode` owns one `bgp.speaker.Speaker` and one `rib.Rib`, joined by
+`rib.adapter.RibAdapter` (the speaker's route sink and source factory). It
+maps `[bgp]`, `[[bgp.peer]]`, `[[bgp.listen_range]]` and `[[policy]]` onto the
+typed settings of those packages, keeps the registry-derived mesh peers in step
+with the node registry, originates what IPAM and `[[bgp.originate]]` say,
+forwards best-path changes to the FIB (one call per RIB batch), serves the
+control API's BGP views, and applies a reload without touching unchanged
+sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bgp.errors import CeaseSubcode
+from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
+from bgp.speaker import Speaker
+from bgp.wire.constants import Family
+from bgp.wire.prefix import key_to_network
+from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
+from podbgp.config import Family as CfgFamily
+from podbgp.metrics import MetricsSnapshot, PeerMetrics
+from podbgp.topology import MeshPeer
+from rib import show
+from rib.adapter import RibAdapter
+from rib.core import Rib
+from rib.policy import Policy, builtin
+from rib.settings import PeerPolicy, RibSettings
+
+log = logging.getLogger("podbgp.bgp")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+FibSink = Callable[[dict[IPNetwork, tuple[str, ...]]], None]
+
+FAMILIES = {CfgFamily.IPV4: Family.IPV4_UNICAST, CfgFamily.IPV6: Family.IPV6_UNICAST}
+ADD_PATH = {
+    AddPath.OFF: AddPathMode.OFF,
+    AddPath.RECEIVE: AddPathMode.RECEIVE,
+    AddPath.SEND: AddPathMode.SEND,
+    AddPath.BOTH: AddPathMode.BOTH,
+}
+STATE_NAMES = {
+    "idle": "Idle",
+    "connect": "Connect",
+    "active": "Active",
+    "opensent": "OpenSent",
+    "openconfirm": "OpenConfirm",
+    "established": "Established",
+}
+
+
+def speaker_settings(config: Config) -> SpeakerSettings:
+    b = config.bgp
+    ranges = tuple(
+        ListenRange(str(r.prefix), peer_settings(config, r, "0.0.0.0")) for r in b.listen_ranges
+    )
+    return SpeakerSettings(
+        asn=config.node.asn,
+        router_id=str(config.node.router_id),
+        listen=tuple(str(a) for a in b.listen),
+        port=b.port,
+        listen_ranges=ranges,
+    )
+
+
+def peer_settings(
+    config: Config, p: PeerOptions, address: str, restarting: bool = False
+) -> PeerSettings:
+    b = config.bgp
+    return PeerSettings(
+        address=address,
+        asn=p.asn,
+        local_address=str(p.local_address) if p.local_address else None,
+        port=p.port,
+        passive=p.passive,
+        password=p.password or None,
+        ttl_security=p.ttl_security,
+        multihop=p.multihop,
+        hold_time=p.hold_time,
+        keepalive=p.keepalive,
+        connect_retry=float(b.connect_retry),
+        families=tuple(FAMILIES[f] for f in p.families),
+        add_path=ADD_PATH[p.add_path],
+        graceful_restart=p.graceful_restart,
+        restart_time=b.restart_time,
+        shutdown_message=p.shutdown_message,
+    )
+
+
+class BgpNode:
+    """Speaker + RIB for one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        fib: FibSink | None = None,
+        converged: Callable[[], None] | None = None,
+        restarting: bool = False,
+    ) -> None:
+        self.config = config
+        self.fib_sink = fib
+        self.converged_cb = converged
+        self.restarting = restarting
+        self.policies: dict[str, Policy] = {}
+        self._build_policies(config)
+        self.rib = Rib(self._rib_settings(config), fib=self._fib if fib else None)
+        loop = asyncio.get_running_loop()
+        node_addr = config.node.address
+        self.adapter = RibAdapter(
+            self.rib,
+            local4=node_addr.ip if node_addr else None,
+            local6=config.node.address6.ip if config.node.address6 else None,
+            clock=loop.time,
+            call_at=loop.call_at,
+            policy_for=self._policy_for_dynamic,
+            on_max_prefix=self._max_prefix,
+        )
+        self.speaker = Speaker(speaker_settings(config), self.adapter, self.adapter)
+        self.static: dict[str, Peer] = {}
+        self.mesh: dict[str, MeshPeer] = {}
+        self.originated: set[str] = set()
+        self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- settings -----------------------------------------------------------------------
+    def _rib_settings(self, config: Config) -> RibSettings:
+        b = config.bgp
+        return RibSettings(
+            local_as=config.node.asn,
+            router_id=config.node.router_id,
+            cluster_id=b.route_reflector_cluster_id,
+            max_paths=b.max_paths,
+            always_compare_med=b.always_compare_med,
+            graceful_restart=b.graceful_restart,
+            restart_time=b.restart_time,
+            deferral_time=float(b.deferral_time),
+            restarting=self.restarting,
+            max_prefix_restart=float(b.max_prefixes_restart),
+        )
+
+    def _build_policies(self, config: Config) -> None:
+        self.policies = {name: builtin(name) for name in ("all", "none", "local")}
+        for pol in config.policies:
+            self.policies[pol.name] = Policy.from_config(pol)
+
+    def _peer_policy(self, address: str, p: PeerOptions) -> PeerPolicy:
+        send = p.add_path_send_max if p.add_path in (AddPath.SEND, AddPath.BOTH) else 0
+        if p.add_path in (AddPath.SEND, AddPath.BOTH) and send == 0:
+            send = -1  # all paths
+        return PeerPolicy(
+            address=ipaddress.ip_address(address),
+            asn=p.asn,
+            import_policy=self.policies[p.import_policy],
+            export_policy=self.policies[p.export_policy],
+            route_reflector_client=p.route_reflector_client,
+            keep_original_next_hop=p.keep_original_next_hop,
+            max_prefixes=p.max_prefixes,
+            add_path_send=send,
+            add_path_receive=p.add_path in (AddPath.RECEIVE, AddPath.BOTH),
+            families=tuple(FAMILIES[f] for f in p.families),
+            soft_reconfiguration=p.soft_reconfiguration,
+        )
+
+    def _mesh_options(self, m: MeshPeer) -> PeerOptions:
+        b = self.config.bgp
+        families = [CfgFamily.IPV4] + ([CfgFamily.IPV6] if self.config.node.address6 else [])
+        return PeerOptions(
+            asn=m.asn,
+            passive=m.passive,
+            route_reflector_client=m.route_reflector_client,
+            families=tuple(families),
+            import_policy="all",
+            export_policy="all",  # iBGP rules (and reflection) decide what actually goes
+            hold_time=b.hold_time,
+            keepalive=b.keepalive,
+            graceful_restart=b.graceful_restart,
+            add_path=b.add_path,
+        )
+
+    def _policy_for_dynamic(self, key: str, asn: int) -> PeerPolicy:
+        addr = ipaddress.ip_address(key)
+        for r in self.config.bgp.listen_ranges:
+            if addr.version == r.prefix.version and addr in r.prefix:
+                return self._peer_policy(key, r)
+        return PeerPolicy(addr, asn, import_policy=builtin("none"), export_policy=builtin("none"))
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        for p in self.config.bgp.peers:
+            self._add(str(p.address), p)
+        self._originate_static()
+        await self.speaker.start()
+        self._tasks.append(asyncio.ensure_future(self._watch_convergence()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self.speaker.stop("podbgp stopping")
+
+    def _add(self, address: str, options: PeerOptions) -> None:
+        self.rib.add_peer(self._peer_policy(address, options))
+        self.speaker.add_peer(peer_settings(self.config, options, address, self.restarting))
+
+    def _remove(self, address: str, message: str = "") -> None:
+        self.speaker.remove_peer(address, message)
+        self.rib.remove_peer(str(ipaddress.ip_address(address)), asyncio.get_running_loop().time())
+
+    async def _watch_convergence(self) -> None:
+        """RFC 4724 §4.1: once selection deferral is over, stale kernel routes may go."""
+        while self.rib.deferring:
+            await asyncio.sleep(0.5)
+        if self.converged_cb is not None:
+            self.converged_cb()
+
+    # -- mesh ---------------------------------------------------------------------------
+    async def set_mesh_peers(self, peers: dict[str, MeshPeer]) -> None:
+        """Peers derived from the registry; static peers with the same address win."""
+        static = {str(p.address) for p in self.config.bgp.peers}
+        peers = {a: m for a, m in peers.items() if a not in static}
+        for address in self.mesh.keys() - peers.keys():
+            log.info("mesh: node %s left, removing peer %s", self.mesh[address].node, address)
+            self._remove(address, "node left the cluster")
+        for address, m in peers.items():
+            old = self.mesh.get(address)
+            if old == m:
+                continue
+            if old is not None:
+                self._remove(address)
+            log.info("mesh: peering with node %s at %s", m.node, address)
+            self._add(address, self._mesh_options(m))
+        self.mesh = dict(peers)
+
+    # -- origination --------------------------------------------------------------------
+    def _originate_static(self) -> None:
+        for o in self.config.bgp.originate:
+            prefix = str(o.prefix)
+            hop = None if o.next_hop == "self" else o.next_hop
+            self.rib.originate(
+                prefix,
+                communities=[(c.asn << 16) | c.value for c in o.communities],
+                large_communities=[
+                    (c.global_admin, c.local1, c.local2) for c in o.large_communities
+                ],
+                next_hop=ipaddress.ip_address(str(hop)) if hop else None,
+            )
+            self.originated.add(prefix)
+
+    def set_originated_from_ipam(self, prefixes: Iterable[IPNetwork]) -> None:
+        new = frozenset(prefixes)
+        for net in self.ipam_prefixes - new:
+            self.rib.withdraw_originated(str(net))
+        for net in new - self.ipam_prefixes:
+            self.rib.originate(str(net))
+        self.ipam_prefixes = new
+
+    # -- RIB callbacks ------------------------------------------------------------------
+    def _fib(self, family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> None:
+        assert self.fib_sink is not None
+        out: dict[IPNetwork, tuple[str, ...]] = {}
+        for key, hops in changes.items():
+            net = key_to_network(family, key)
+            out[net] = tuple(str(ipaddress.ip_address(h)) for h in hops)
+        self.fib_sink(out)
+
+    def _max_prefix(self, handle: Any, limit: int) -> None:
+        """Cease / Maximum Number of Prefixes Reached (RFC 4486 §4), reconnect after a delay."""
+        peer = self.speaker.peer(handle.key)
+        if peer is None:
+            return
+        log.warning("peer %s sent more than %d prefixes: session closed", handle.key, limit)
+        peer.shutdown(f"maximum prefixes ({limit}) reached", CeaseSubcode.MAXIMUM_PREFIXES_REACHED)
+        delay = float(self.config.bgp.max_prefixes_restart)
+        asyncio.get_running_loop().call_later(delay, peer.enable)
+
+    # -- control API --------------------------------------------------------------------
+    def show_peers(self) -> list[dict[str, Any]]:
+        rows = []
+        for st in self.speaker.stats():
+            st = dict(st)
+            up = st.get("uptime")
+            st["state"] = STATE_NAMES.get(st["state"], st["state"])
+            st["uptime"] = _duration(up) if up is not None else None
+            st["uptime_seconds"] = up
+            st["mesh_node"] = self._mesh_node(st["address"])
+            rib_peer = self.rib.peers.get(st["address"])
+            st["prefixes_received"] = rib_peer.total if rib_peer else 0
+            st["prefixes_advertised"] = st.get("prefixes_out", 0)
+            rows.append(st)
+        return rows
+
+    def _mesh_node(self, address: str) -> str | None:
+        m = self.mesh.get(address)
+        return m.node if m else None
+
+    def show_routes(
+        self, family: str | None, prefix: str | None, peer: str | None
+    ) -> list[dict[str, Any]]:
+        entries = show.routes(self.rib, family=family, prefix=prefix, peer=peer, limit=10000)
+        rows = []
+        for e in entries:
+            for path in e["paths"]:
+                rows.append(
+                    {
+                        "prefix": e["prefix"],
+                        "family": e["family"],
+                        **path,
+                        "ecmp": path["next_hop"] in e["ecmp_next_hops"],
+                    }
+                )
+        return rows
+
+    async def peer_action(self, action: str, address: str, message: str) -> dict[str, Any]:
+        peer = self.speaker.peer(address)
+        if peer is None:
+            from podbgp.api import APIError
+
+            raise APIError(f"no such peer {address}")
+        if action == "shutdown":
+            peer.shutdown(message)
+        elif action == "reset":
+            peer.reset(message)
+        else:
+            peer.enable()
+        await asyncio.sleep(0)
+        stats = peer.stats()
+        return {"address": stats["address"], "state": STATE_NAMES.get(stats["state"]),
+                "admin": stats["admin"]}  # fmt: skip
+
+    def fill_metrics(self, snap: MetricsSnapshot) -> None:
+        for st in self.speaker.stats():
+            rib_peer = self.rib.peers.get(st["address"])
+            counts = rib_peer.counts if rib_peer else {}
+            prefixes = {}
+            for fam, name in ((Family.IPV4_UNICAST, "ipv4"), (Family.IPV6_UNICAST, "ipv6")):
+                n = counts.get(fam, 0)
+                prefixes[name] = (n, n, st.get("prefixes_out", 0) if name == "ipv4" else 0)
+            snap.peers.append(
+                PeerMetrics(
+                    address=st["address"],
+                    state=STATE_NAMES.get(st["state"], st["state"]),
+                    uptime_seconds=st.get("uptime") or 0.0,
+                    updates_in=int(st["messages_in"].get("update", 0)),
+                    updates_out=int(st["messages_out"].get("update", 0)),
+                    prefixes=prefixes,
+                )
+            )
+
+    # -- reload -------------------------------------------------------------------------
+    async def reload(self, new: Config, diff: ConfigDiff) -> None:
+        """Apply the difference: only changed peers reset; policy changes need no reset."""
+        self.config = new
+        self._build_policies(new)
+        for p in diff.peers_removed:
+            self._remove(str(p.address), "peer de-configured")
+        for p in diff.peers_reset:
+            self._remove(str(p.address), "configuration changed")
+        for p in (*diff.peers_added, *diff.peers_reset):
+            self._add(str(p.address), p)
+        for p in {*diff.peers_import_changed, *diff.peers_export_changed}:
+            self._policy_changed(p, p in diff.peers_import_changed)
+        if diff.originate_changed:
+            for prefix in self.originated:
+                self.rib.withdraw_originated(prefix)
+            self.originated.clear()
+            self._originate_static()
+
+    def _policy_changed(self, p: Peer, import_changed: bool) -> None:
+        """New import/export policy without a reset: the RIB re-evaluates, the peer refreshes."""
+        a = str(p.address)
+        self.rib.set_policy(a, self._peer_policy(a, p))  # type: ignore[attr-defined]  # lands with rib follow-ups
+        peer = self.speaker.peer(a)
+        if import_changed and peer is not None and not p.soft_reconfiguration:
+            for fam in p.families:
+                peer.refresh(FAMILIES[fam])  # RFC 2918: the peer re-sends its routes
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

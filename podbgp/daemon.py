@@ -1,0 +1,414 @@
+"""The node daemon: the composition root that wires IPAM, RIB, BGP and FIB together.
+
+Data flow (DESIGN.md)::
+
+    datastore ──watch──► announcements ──► RIB.originate / FIB blackholes
+              ──watch──► node registry ──► mesh / RR peers, VXLAN VTEPs
+    BGP peers ─updates─► RIB ──best paths (batched)──► FIB planner ──► kernel
+    RIB ──pull──► BGP peers (update groups, back-pressure)
+
+Start-up order keeps the data plane up across a restart (RFC 4724): the FIB
+first adopts the routes a previous run left in the kernel as stale, BGP then
+converges, and only when the RIB reports convergence (every peer's End-of-RIB,
+or the selection deferral timer) are the leftovers swept.
+
+Every part is optional where the config says so: a pure route server (the
+benchmark target) has no datastore and no FIB; a VXLAN-only node has no BGP and
+takes its routes from the datastore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ipam
+from fib.model import Prefix as FibPrefix
+from fib.netlink import NetlinkKernel
+from fib.reconciler import FibConfig, Reconciler
+from fib.service import FibService
+from ipam.store import Store, StoreError, open_store
+from podbgp import node as nodecfg
+from podbgp.api import APIError, ControlServer
+from podbgp.config import Config, ConfigError, load_config
+from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
+from podbgp.topology import mesh_peers, node_ip
+
+log = logging.getLogger("podbgp.daemon")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class StartupError(Exception):
+    """The daemon cannot start (datastore unreachable, socket in use, ...)."""
+
+
+def needs_datastore(config: Config) -> bool:
+    """A datastore is needed for IPAM pools, the mesh, reflectors or VXLAN."""
+    return bool(config.ipam.pools or config.bgp.mesh or config.bgp.route_reflector_cluster_id)
+
+
+class Daemon:
+    """One node's podbgp. `await start()`, then `await wait()`; `await stop()` ends it."""
+
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.started_at = time.time()
+        self.store: Store | None = None
+        self.ipam: ipam.Ipam | None = None
+        self.registry: ipam.NodeRegistry | None = None
+        self.reconciler: Reconciler | None = None
+        self.fib_service: FibService | None = None
+        self.bgp: Any = None  # podbgp.bgpnode.BgpNode once BGP is enabled
+        self.api: ControlServer | None = None
+        self.metrics: MetricsServer | None = None
+        self.nodes: dict[str, ipam.Node] = {}
+        self.announced: ipam.Announcement | None = None
+        self.vtep_address = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self.converged = False
+        self.pool_usage: list[PoolMetrics] = []
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        if needs_datastore(self.config):
+            await self._open_datastore()
+        if self.config.fib.enabled:
+            self._start_fib()
+        if self.config.bgp.enabled:
+            await self._start_bgp()
+        else:
+            self._mark_converged()
+        if self.store is not None:
+            self._spawn(self._follow_registry())
+            if self.config.ipam.pools:
+                self._spawn(self._follow_announcements())
+            if not self.config.bgp.enabled and self.config.fib.enabled:
+                self._spawn(self._follow_remote_blocks())
+        await self._start_api()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        """Cease to peers (administrative shutdown), keep kernel routes (graceful restart)."""
+        self._stopped.set()
+        if self.api is not None:
+            await self.api.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.bgp is not None:
+            await self.bgp.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.fib_service is not None:
+            self.fib_service.stop()
+        if self.reconciler is not None:
+            self.reconciler.kernel.close()
+        if self.store is not None:
+            await self.store.close()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("daemon task failed; stopping")
+                self._stopped.set()
+
+        self._tasks.append(asyncio.ensure_future(guarded()))
+
+    # -- datastore and IPAM -------------------------------------------------------------
+    async def _open_datastore(self) -> None:
+        url = nodecfg.datastore_url(self.config)
+        try:
+            self.store = open_store(url)
+            self.registry = ipam.NodeRegistry(self.store)
+            self.ipam = ipam.Ipam(self.store, nodecfg.ipam_config(self.config))
+            if nodecfg.uses_vxlan(self.config):
+                self.vtep_address = await self._vtep_address()
+            record = nodecfg.registry_record(self.config, self.vtep_address)
+            await asyncio.wait_for(self.registry.register(record), 30)
+        except (StoreError, OSError, TimeoutError, ipam.IpamError) as exc:
+            raise StartupError(f"datastore {url}: {exc}") from exc
+
+    async def _vtep_address(self) -> str:
+        """This node's VXLAN device address: one IPAM address under a fixed handle."""
+        assert self.ipam is not None
+        name = self.config.node.name
+        handle = nodecfg.VXLAN_HANDLE.format(node=name)
+        existing = (await self.ipam.handles()).get(handle)
+        if existing and existing.get("addrs"):
+            return str(next(iter(existing["addrs"])))
+        assigned = await self.ipam.allocate(name, handle, 4, {"node": name, "kind": "vxlan"})
+        return str(assigned.address)
+
+    async def _follow_announcements(self) -> None:
+        assert self.store is not None
+        cfg = nodecfg.ipam_config(self.config)
+        async for ann in ipam.watch_announcements(self.store, self.config.node.name, cfg):
+            self._apply_announcement(ann)
+            await self._refresh_pool_usage()
+
+    async def _refresh_pool_usage(self) -> None:
+        assert self.ipam is not None
+        self.pool_usage = [
+            PoolMetrics(u["cidr"], u["blocks"], u["used"], u["free"])
+            for u in await self.ipam.usage()
+        ]
+
+    def _apply_announcement(self, ann: ipam.Announcement) -> None:
+        old = self.announced or ipam.Announcement(frozenset(), frozenset())
+        self.announced = ann
+        if self.bgp is not None:
+            self.bgp.set_originated_from_ipam(ann.prefixes)
+        if self.reconciler is not None:
+            for net in old.blackholes - ann.blackholes:
+                self.reconciler.del_own_block(_fib_prefix(net))
+            for net in ann.blackholes - old.blackholes:
+                self.reconciler.set_own_block(_fib_prefix(net))
+            self._wake_fib()
+        log.info("announcing %s", ", ".join(sorted(map(str, ann.prefixes))) or "nothing")
+
+    async def _follow_registry(self) -> None:
+        assert self.registry is not None
+        async for nodes in self.registry.watch():
+            self.nodes = nodes
+            if self.bgp is not None:
+                me = nodes.get(self.config.node.name)
+                if me is not None:
+                    peers = mesh_peers(me, nodes, mesh=self.config.bgp.mesh)
+                    await self.bgp.set_mesh_peers(peers)
+            if self.reconciler is not None and nodecfg.uses_vxlan(self.config):
+                self._apply_vteps(nodes)
+
+    def _apply_vteps(self, nodes: dict[str, ipam.Node]) -> None:
+        assert self.reconciler is not None
+        wanted = nodecfg.vteps(nodes.values(), self.config.node.name)
+        have = dict(self.reconciler.inputs.vteps)
+        for addr in have.keys() - wanted.keys():
+            self.reconciler.del_vtep(addr)
+        for addr, vtep in wanted.items():
+            if have.get(addr) != vtep:
+                self.reconciler.set_vtep(vtep)
+        self._wake_fib()
+
+    async def _follow_remote_blocks(self) -> None:
+        """VXLAN with no BGP: routes to every other node's blocks come from the datastore."""
+        assert self.store is not None
+        cfg = nodecfg.ipam_config(self.config)
+        current: dict[IPNetwork, str] = {}
+        async for blocks in ipam.watch_node_blocks(self.store, cfg):
+            wanted: dict[IPNetwork, str] = {}
+            for name, prefixes in blocks.items():
+                node = self.nodes.get(name)
+                if name == self.config.node.name or node is None or not node.address:
+                    continue
+                address = node_ip(node)
+                for net in prefixes:
+                    wanted[net] = address
+            self._set_remote_routes(current, wanted)
+            current = wanted
+
+    def _set_remote_routes(self, old: dict[IPNetwork, str], new: dict[IPNetwork, str]) -> None:
+        assert self.reconciler is not None
+        for net in old.keys() - new.keys():
+            self.reconciler.del_route(_fib_prefix(net))
+        routes = [
+            nodecfg.remote_route(self.config, net, (hop,))
+            for net, hop in new.items()
+            if old.get(net) != hop
+        ]
+        self.reconciler.set_routes(routes)
+        self._wake_fib()
+
+    # -- FIB ----------------------------------------------------------------------------
+    def _start_fib(self) -> None:
+        fc = self.config.fib
+        kernel = NetlinkKernel()
+        self.reconciler = Reconciler(
+            kernel, FibConfig(fc.table, fc.protocol, float(fc.resync_interval))
+        )
+        node = nodecfg.fib_node(self.config, self.vtep_address)
+        if node is not None:
+            self.reconciler.set_node(node)
+        self.fib_service = FibService(self.reconciler)
+        self._spawn(self.fib_service.run())
+
+    def _wake_fib(self) -> None:
+        if self.fib_service is not None:
+            self.fib_service.wake()
+
+    def fib_best_paths(self, changes: dict[IPNetwork, tuple[str, ...]]) -> None:
+        """Best-path changes from the RIB (one call per batch): remote routes for the FIB."""
+        if self.reconciler is None:
+            return
+        own = self.announced.prefixes if self.announced else frozenset()
+        routes = []
+        for net, hops in changes.items():
+            if not hops or net in own:
+                self.reconciler.del_route(_fib_prefix(net))
+            else:
+                routes.append(nodecfg.remote_route(self.config, net, hops))
+        if routes:
+            self.reconciler.set_routes(routes)
+        self._wake_fib()
+
+    def _mark_converged(self) -> None:
+        """BGP converged (or there is none): sweep routes a previous run left behind."""
+        if self.converged:
+            return
+        self.converged = True
+        if self.reconciler is not None:
+            swept = self.reconciler.sweep_stale()
+            log.info("converged: swept %d stale kernel routes", swept)
+
+    # -- BGP ----------------------------------------------------------------------------
+    async def _start_bgp(self) -> None:
+        from podbgp.bgpnode import BgpNode
+
+        fib = self.fib_best_paths if self.reconciler is not None else None
+        self.bgp = BgpNode(self.config, fib=fib, converged=self._mark_converged)
+        await self.bgp.start()
+
+    # -- control API and metrics --------------------------------------------------------
+    async def _start_api(self) -> None:
+        self.api = ControlServer(self.config.api.socket, self._handlers())
+        try:
+            await self.api.start()
+        except OSError as exc:
+            raise StartupError(f"control socket {self.config.api.socket}: {exc}") from exc
+        if self.config.api.metrics is not None:
+            host, port = self.config.api.metrics
+            self.metrics = MetricsServer(f"{host}:{port}", self.metrics_snapshot)
+            try:
+                self.metrics.start()
+            except OSError as exc:
+                raise StartupError(f"metrics endpoint {host}:{port}: {exc}") from exc
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        return {
+            "show.peers": self._show_peers,
+            "show.routes": self._show_routes,
+            "show.fib": self._show_fib,
+            "show.ipam": self._show_ipam,
+            "show.node": self._show_node,
+            "peer.reset": self._peer_action("reset"),
+            "peer.shutdown": self._peer_action("shutdown"),
+            "peer.enable": self._peer_action("enable"),
+        }
+
+    async def _show_peers(self, args: dict[str, Any]) -> Any:
+        return [] if self.bgp is None else self.bgp.show_peers()
+
+    async def _show_routes(self, args: dict[str, Any]) -> Any:
+        if self.bgp is None:
+            raise APIError("BGP is disabled on this node")
+        return self.bgp.show_routes(args.get("family"), args.get("prefix"), args.get("peer"))
+
+    async def _show_fib(self, args: dict[str, Any]) -> Any:
+        if self.reconciler is None:
+            raise APIError("the FIB is disabled on this node ([fib] enabled = false)")
+        snap = self.reconciler.snapshot()
+        snap["rows"] = snap.pop("routes", [])
+        return snap
+
+    async def _show_ipam(self, args: dict[str, Any]) -> Any:
+        if self.ipam is None:
+            raise APIError("this node has no datastore")
+        usage = await self.ipam.usage()
+        return {
+            "announced": self.announced.to_json() if self.announced else None,
+            "rows": usage,
+        }
+
+    async def _show_node(self, args: dict[str, Any]) -> Any:
+        n = self.config.node
+        return {
+            "name": n.name,
+            "asn": n.asn,
+            "router_id": str(n.router_id),
+            "address": str(n.address) if n.address else None,
+            "vtep_address": self.vtep_address or None,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "converged": self.converged,
+            "nodes": sorted(self.nodes),
+        }
+
+    def _peer_action(self, action: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+        async def handler(args: dict[str, Any]) -> Any:
+            if self.bgp is None:
+                raise APIError("BGP is disabled on this node")
+            address = args.get("address")
+            if not isinstance(address, str):
+                raise APIError("peer commands need an address")
+            return await self.bgp.peer_action(action, address, args.get("message", ""))
+
+        return handler
+
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        snap = MetricsSnapshot()
+        if self.bgp is not None:
+            self.bgp.fill_metrics(snap)
+        if self.reconciler is not None:
+            fib = self.reconciler.snapshot(limit=0)
+            snap.fib_desired = int(fib.get("desired", 0))
+            snap.fib_installed = int(fib.get("installed", 0))
+            snap.fib_drift_repairs = int(fib.get("counters", {}).get("drift_repaired", 0))
+        snap.pools = list(self.pool_usage)
+        return snap
+
+    # -- reload -------------------------------------------------------------------------
+    async def reload(self) -> None:
+        """SIGHUP: apply only what changed; unchanged sessions keep running."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            return
+        diff = self.config.diff(new)
+        self.config = new
+        if self.bgp is not None:
+            await self.bgp.reload(new, diff)
+        log.info("reloaded %s", self.config_path)
+
+
+def _fib_prefix(net: IPNetwork) -> FibPrefix:
+    return FibPrefix(net.network_address.packed, net.prefixlen)
+
+
+async def run_daemon(config: Config, config_path: str | None) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
+    daemon = Daemon(config, config_path)
+    loop = asyncio.get_running_loop()
+    try:
+        await daemon.start()
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        await daemon.stop()
+        return 1
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
+    log.info("podbgp %s running", config.node.name)
+    await daemon.wait()
+    await daemon.stop()
+    return 0
