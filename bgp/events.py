@@ -134,7 +134,15 @@ FsmEvent = (
 
 
 class PeerHandle(Protocol):
-    """What the RIB sees of a peer: an identity, its settings, a way to ask for a pull."""
+    """What the RIB sees of a peer: an identity, a way to ask for a pull, and counters.
+
+    ``prefixes_in`` / ``prefixes_out`` are plain ints the RIB keeps current
+    (accepted prefixes from, and advertised prefixes to, this peer); the
+    speaker only reports them in ``stats()``.
+    """
+
+    prefixes_in: int
+    prefixes_out: int
 
     @property
     def key(self) -> str:

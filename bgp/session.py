@@ -79,9 +79,15 @@ class Session:
     PULL_BYTES = 64 * 1024
     LINGER = 1.0
 
-    def __init__(self, fsm: BgpFsm, owner: SessionOwner) -> None:
+    def __init__(
+        self,
+        fsm: BgpFsm,
+        owner: SessionOwner,
+        lingering: set[asyncio.Transport] | None = None,
+    ) -> None:
         self.fsm = fsm
         self.owner = owner
+        self.lingering = lingering if lingering is not None else set()
         self.loop = asyncio.get_running_loop()
         self.source: RouteSource | None = None
         self.discarded = False
@@ -243,11 +249,17 @@ class Session:
         Closing at once with the peer's bytes unread makes the kernel send a
         RST, which can destroy the NOTIFICATION before the peer reads it.
         """
-        if transport.can_write_eof():
-            transport.write_eof()
-            self.loop.call_later(self.LINGER, transport.close)
-        else:
+        if not transport.can_write_eof():
             transport.close()
+            return
+        transport.write_eof()
+        self.lingering.add(transport)
+
+        def close() -> None:
+            self.lingering.discard(transport)
+            transport.close()
+
+        self.loop.call_later(self.LINGER, close)
 
     def _link_made(self, link: _Link) -> None:
         assert link.transport is not None

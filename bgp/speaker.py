@@ -149,7 +149,7 @@ class Peer:
     def _new_session(self) -> Session:
         sp = self.speaker.settings
         fsm = BgpFsm(sp.asn, sp.router_id, self.settings, self.counters)
-        return Session(fsm, self)
+        return Session(fsm, self, self.speaker.lingering)
 
     async def accept(self, sock: socket.socket) -> bool:
         """Take an incoming connection: to the main session when it has none, else a second one."""
@@ -319,6 +319,7 @@ class Speaker:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
+        self.lingering: set[asyncio.Transport] = set()  # closed sessions flushing a NOTIFICATION
 
     # ------------------------------------------------------------- life
 
@@ -350,7 +351,10 @@ class Speaker:
         self._listeners.clear()
         self._started = False
         self._tasks.clear()
-        await asyncio.sleep(0)  # let transports flush their NOTIFICATIONs
+        await asyncio.sleep(0.05)  # let transports flush their NOTIFICATIONs
+        for transport in list(self.lingering):
+            transport.close()
+        self.lingering.clear()
 
     @property
     def ports(self) -> list[int]:

@@ -372,3 +372,18 @@ async def test_established_state_enum_matches_stats() -> None:
         assert [s["address"] for s in a.speaker.stats()] == [B_IP]
     finally:
         await stop(a, b)
+
+
+async def test_dual_stack_listener_with_md5_for_an_ipv4_peer() -> None:
+    """A lone "::" listener is dual-stack: the IPv4 peer's key is set IPv4-mapped."""
+    a = await make_node(65001, "10.0.0.1", "::")
+    b = await make_node(65002, "10.0.0.2", B_IP)
+    try:
+        assert a.speaker._listeners[0].getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+        a.speaker.add_peer(peer(B_IP, 65002, 1, A_IP, passive=True, password="k3y"))
+        b.speaker.add_peer(peer(A_IP, 65001, a.speaker.ports[0], B_IP, password="k3y"))
+        await a.wait(lambda: a.sink.ups and b.sink.ups)
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None and pa.stats()["remote"].startswith(("::ffff:127.0.0.2", B_IP))
+    finally:
+        await stop(a, b)
