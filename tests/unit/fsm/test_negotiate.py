@@ -1,0 +1,185 @@
+"""OPEN validation and capability negotiation (bgp.negotiate), one RFC rule per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from bgp.errors import OpenMessageError, OpenSubcode
+from bgp.negotiate import build_open, hold_and_keepalive, negotiate, validate_open
+from bgp.settings import AddPathMode, PeerSettings
+from bgp.wire.capabilities import (
+    AddPathCapability,
+    ExtendedMessageCapability,
+    ExtendedNextHopCapability,
+    FourOctetAsCapability,
+    GracefulRestartCapability,
+    MultiprotocolCapability,
+    RouteRefreshCapability,
+)
+from bgp.wire.constants import AS_TRANS, Family
+from bgp.wire.messages import Open
+
+V4, V6 = Family.IPV4_UNICAST, Family.IPV6_UNICAST
+
+
+def ps(**kw: object) -> PeerSettings:
+    kw.setdefault("address", "10.0.0.2")
+    kw.setdefault("asn", 65002)
+    return PeerSettings(**kw)  # type: ignore[arg-type]
+
+
+def their_open(*caps: object, asn: int = 65002, hold: int = 90, rid: str = "10.0.0.2") -> Open:
+    return Open(
+        asn if asn <= 0xFFFF else AS_TRANS,
+        hold,
+        __import__("ipaddress").IPv4Address(rid),
+        tuple(caps),
+    )  # type: ignore[arg-type]
+
+
+def test_our_open_announces_what_settings_ask_for() -> None:
+    msg = build_open(
+        4200000001,
+        "10.0.0.1",
+        ps(
+            add_path=AddPathMode.BOTH, graceful_restart=True, restart_time=30, extended_nexthop=True
+        ),
+    )
+    assert msg.asn == AS_TRANS and msg.peer_as == 4200000001
+    kinds = {type(c) for c in msg.capabilities}
+    assert {
+        MultiprotocolCapability,
+        RouteRefreshCapability,
+        ExtendedMessageCapability,
+        FourOctetAsCapability,
+        AddPathCapability,
+        GracefulRestartCapability,
+        ExtendedNextHopCapability,
+    } <= kinds
+    gr = msg.find(GracefulRestartCapability)[0]
+    assert isinstance(gr, GracefulRestartCapability) and gr.restart_time == 30
+
+
+def test_peer_as_from_four_octet_capability() -> None:
+    msg = their_open(FourOctetAsCapability(4200000002), asn=4200000002)
+    assert validate_open(msg, 65001, "10.0.0.1", ps(asn=4200000002)) == 4200000002
+
+
+@pytest.mark.parametrize(
+    ("msg", "why"),
+    [
+        (
+            Open(
+                65002,
+                90,
+                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                (FourOctetAsCapability(65003),),
+            ),
+            "disagree",
+        ),
+        (
+            Open(
+                65002,
+                90,
+                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                (FourOctetAsCapability(4200000002),),
+            ),
+            "not AS_TRANS",
+        ),
+        (
+            Open(
+                AS_TRANS,
+                90,
+                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                (FourOctetAsCapability(AS_TRANS),),
+            ),
+            "AS_TRANS cap",
+        ),
+    ],
+)
+def test_inconsistent_as_fields_are_bad_peer_as(msg: Open, why: str) -> None:
+    with pytest.raises(OpenMessageError) as exc:
+        validate_open(msg, 65001, "10.0.0.1", ps(asn=0))
+    assert exc.value.subcode == OpenSubcode.BAD_PEER_AS, why
+
+
+def test_any_as_accepted_when_unconfigured() -> None:
+    assert validate_open(their_open(asn=64999), 65001, "10.0.0.1", ps(asn=0)) == 64999
+
+
+def test_same_identifier_is_allowed_between_ases_but_not_inside_one() -> None:
+    # RFC 6286 §2.2: uniqueness is only required within an AS.
+    assert validate_open(their_open(rid="10.0.0.1"), 65001, "10.0.0.1", ps()) == 65002
+    with pytest.raises(OpenMessageError) as exc:
+        validate_open(their_open(asn=65001, rid="10.0.0.1"), 65001, "10.0.0.1", ps(asn=65001))
+    assert exc.value.subcode == OpenSubcode.BAD_BGP_IDENTIFIER
+
+
+def test_no_mp_capability_means_ipv4_unicast() -> None:
+    ours = build_open(65001, "10.0.0.1", ps())
+    neg = negotiate(ours, their_open(), 65001, ps(), 65002)
+    assert neg.families == {V4}
+    with pytest.raises(OpenMessageError) as exc:
+        validate_open(their_open(), 65001, "10.0.0.1", ps(families=(V6,)))
+    assert exc.value.subcode == OpenSubcode.UNSUPPORTED_CAPABILITY
+    assert exc.value.data == bytes([1, 4, 0, 2, 0, 1])  # our MP capability for IPv6
+
+
+def test_add_path_per_family_and_direction() -> None:
+    ours = build_open(65001, "10.0.0.1", ps(add_path=AddPathMode.BOTH))
+    theirs = their_open(
+        MultiprotocolCapability(1, 1),
+        MultiprotocolCapability(2, 1),
+        AddPathCapability(((1, 1, 2), (2, 1, 1))),  # they send v4 paths, receive v6 paths
+        FourOctetAsCapability(65002),
+    )
+    neg = negotiate(ours, theirs, 65001, ps(add_path=AddPathMode.BOTH), 65002)
+    assert neg.add_path_rx == {V4} and neg.add_path_tx == {V6}
+    assert neg.ctx.add_path_ipv4 and not neg.ctx.add_path_ipv6
+    assert neg.ctx.add_path_send_ipv6 and not neg.ctx.add_path_send_ipv4
+    only_rx = negotiate(ours, theirs, 65001, ps(add_path=AddPathMode.RECEIVE), 65002)
+    assert only_rx.add_path_rx == {V4} and not only_rx.add_path_tx
+
+
+def test_as4_extended_message_nexthop_refresh_and_gr_need_both_sides() -> None:
+    settings = ps(extended_nexthop=True, graceful_restart=True)
+    ours = build_open(65001, "10.0.0.1", settings)
+    bare = negotiate(ours, their_open(MultiprotocolCapability(1, 1)), 65001, settings, 65002)
+    assert not bare.ctx.as4 and not bare.ctx.extended_message and not bare.ctx.extended_nexthop_ipv4
+    assert not bare.route_refresh and bare.peer_restart is None
+    full = their_open(
+        MultiprotocolCapability(1, 1),
+        FourOctetAsCapability(65002),
+        ExtendedMessageCapability(),
+        ExtendedNextHopCapability(((1, 1, 2),)),
+        RouteRefreshCapability(),
+        GracefulRestartCapability(120, False, False, ((1, 1, True),)),
+    )
+    neg = negotiate(ours, full, 65001, settings, 65002)
+    assert neg.ctx.as4 and neg.ctx.extended_message and neg.ctx.extended_nexthop_ipv4
+    assert neg.route_refresh and not neg.enhanced_route_refresh
+    assert neg.peer_restart is not None and neg.peer_restart.restart_time == 120
+    assert neg.ctx.ebgp and neg.ebgp
+    assert neg.as_dict()["graceful_restart"] is True
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "keepalive", "expected"),
+    [
+        (90, 180, None, (90, 30)),
+        (9, 90, None, (9, 3)),
+        (30, 0, None, (0, 0)),
+        (90, 90, 10, (90, 10)),
+        (9, 9, 10, (9, 3)),
+        (3, 90, None, (3, 1)),
+    ],
+)
+def test_hold_and_keepalive(
+    ours: int, theirs: int, keepalive: int | None, expected: tuple[int, int]
+) -> None:
+    assert hold_and_keepalive(ours, theirs, keepalive) == expected
+
+
+def test_hold_time_one_or_two_is_rejected_by_settings() -> None:
+    with pytest.raises(ValueError):
+        ps(hold_time=2)
