@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 from bgp.errors import CeaseSubcode, ErrorCode, FsmSubcode, OpenSubcode
 from bgp.events import (
     ConnectRequested,
@@ -207,9 +209,7 @@ def test_updates_are_decoded_with_the_negotiated_context() -> None:
     attrs = PathAttributes(origin=0, as_path=((2, (65001, 4200000000)),), next_hop=None)
     blob = b"".join(
         encode_announce(
-            attrs.with_next_hop(
-                Family.IPV4_UNICAST, __import__("ipaddress").ip_address("10.0.0.1")
-            ),
+            attrs.with_next_hop(Family.IPV4_UNICAST, ip_address("10.0.0.1")),
             Family.IPV4_UNICAST,
             [Prefix.from_str("10.1.0.0/16").nlri()],
             ctx,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import pytest
 
 from bgp.errors import OpenMessageError, OpenSubcode
@@ -32,7 +34,7 @@ def their_open(*caps: object, asn: int = 65002, hold: int = 90, rid: str = "10.0
     return Open(
         asn if asn <= 0xFFFF else AS_TRANS,
         hold,
-        __import__("ipaddress").IPv4Address(rid),
+        IPv4Address(rid),
         tuple(caps),
     )  # type: ignore[arg-type]
 
@@ -72,7 +74,7 @@ def test_peer_as_from_four_octet_capability() -> None:
             Open(
                 65002,
                 90,
-                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                IPv4Address("10.0.0.2"),
                 (FourOctetAsCapability(65003),),
             ),
             "disagree",
@@ -81,7 +83,7 @@ def test_peer_as_from_four_octet_capability() -> None:
             Open(
                 65002,
                 90,
-                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                IPv4Address("10.0.0.2"),
                 (FourOctetAsCapability(4200000002),),
             ),
             "not AS_TRANS",
@@ -90,7 +92,7 @@ def test_peer_as_from_four_octet_capability() -> None:
             Open(
                 AS_TRANS,
                 90,
-                __import__("ipaddress").IPv4Address("10.0.0.2"),
+                IPv4Address("10.0.0.2"),
                 (FourOctetAsCapability(AS_TRANS),),
             ),
             "AS_TRANS cap",
