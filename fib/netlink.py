@@ -36,6 +36,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fib import wire
@@ -52,6 +53,7 @@ from fib.kernel import (
 from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, VxlanSpec, pack_addr, unpack_addr
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
@@ -361,6 +363,7 @@ class NetlinkKernel:
         self.links = LinkTable()
         self.refresh_links()
         self._ipr: Any = None
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- links -----------------------------------------------------------------------------
     def refresh_links(self) -> None:
@@ -394,21 +397,33 @@ class NetlinkKernel:
         return failures
 
     # -- devices, neighbours, FDB (pyroute2) -------------------------------------------------
+    # pyroute2's synchronous IPRoute drives an asyncio loop of its own and refuses to
+    # run on a thread whose loop is already running (the daemon's). Every pyroute2 call
+    # therefore runs on one dedicated thread, which also owns the IPRoute object.
+    def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyroute2")
+        return self._pool.submit(fn, *args, **kwargs).result()
+
     @property
     def ipr(self) -> Any:
         if self._ipr is None:
-            from pyroute2 import IPRoute
 
-            self._ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+            def open_ipr() -> Any:
+                from pyroute2 import IPRoute
+
+                return IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+
+            self._ipr = self._call(open_ipr)
         return self._ipr
 
     def ensure_vxlan(self, spec: VxlanSpec) -> bool:
-        changed = ensure_vxlan(self.ipr, spec, self._index(spec.underlay))
+        changed = self._call(ensure_vxlan, self.ipr, spec, self._index(spec.underlay))
         self.refresh_links()
         return changed
 
     def ensure_ipip(self, spec: IpipSpec) -> bool:
-        changed = ensure_ipip(self.ipr, spec)
+        changed = self._call(ensure_ipip, self.ipr, spec)
         self.refresh_links()
         return changed
 
@@ -416,7 +431,8 @@ class NetlinkKernel:
         if dev not in self.links.index:
             return set()
         out = set()
-        for msg in self.ipr.neigh("dump", ifindex=self.links.index[dev]):
+        ipr, index = self.ipr, self.links.index[dev]
+        for msg in self._call(lambda: list(ipr.neigh("dump", ifindex=index))):
             dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
             if dst and mac and msg["state"] & NUD_PERMANENT:
                 out.add(Neighbour(dev, pack_addr(dst), mac))
@@ -435,7 +451,8 @@ class NetlinkKernel:
         if dev not in self.links.index:
             return set()
         out = set()
-        for msg in self.ipr.fdb("dump", ifindex=self.links.index[dev]):
+        ipr, index = self.ipr, self.links.index[dev]
+        for msg in self._call(lambda: list(ipr.fdb("dump", ifindex=index))):
             dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
             if (
                 dst
@@ -455,12 +472,11 @@ class NetlinkKernel:
                            dst=unpack_addr(e.dst), ifindex=self._index(e.dev),
                            state=NUD_PERMANENT)  # fmt: skip
 
-    @staticmethod
-    def _pyroute2(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def _pyroute2(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         try:
-            fn(*args, **kwargs)
+            self._call(fn, *args, **kwargs)
         except NetlinkError as exc:
             raise KernelError(f"{fn.__name__} {args[0]}: {exc}") from exc
 
@@ -505,8 +521,11 @@ class NetlinkKernel:
         if self.events is not None:
             self.events.close()
         if self._ipr is not None:
-            self._ipr.close()
+            self._call(self._ipr.close)
             self._ipr = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 __all__ = ["NetlinkKernel", "Unsupported", "in_netns", "open_route_socket"]
