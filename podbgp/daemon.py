@@ -76,6 +76,8 @@ class Daemon:
         self._stopped = asyncio.Event()
         self.converged = False
         self.pool_usage: list[PoolMetrics] = []
+        self.node_blocks: dict[str, frozenset[IPNetwork]] = {}  # no-BGP mode: from the datastore
+        self.remote_blocks: dict[IPNetwork, str] = {}
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -197,6 +199,8 @@ class Daemon:
                     await self.bgp.set_mesh_peers(peers)
             if self.reconciler is not None and nodecfg.uses_vxlan(self.config):
                 self._apply_vteps(nodes)
+            if self.reconciler is not None and not self.config.bgp.enabled:
+                self._recompute_remote_blocks()
 
     def _apply_vteps(self, nodes: dict[str, ipam.Node]) -> None:
         assert self.reconciler is not None
@@ -213,18 +217,22 @@ class Daemon:
         """VXLAN with no BGP: routes to every other node's blocks come from the datastore."""
         assert self.store is not None
         cfg = nodecfg.ipam_config(self.config)
-        current: dict[IPNetwork, str] = {}
         async for blocks in ipam.watch_node_blocks(self.store, cfg):
-            wanted: dict[IPNetwork, str] = {}
-            for name, prefixes in blocks.items():
-                node = self.nodes.get(name)
-                if name == self.config.node.name or node is None or not node.address:
-                    continue
-                address = node_ip(node)
-                for net in prefixes:
-                    wanted[net] = address
-            self._set_remote_routes(current, wanted)
-            current = wanted
+            self.node_blocks = blocks
+            self._recompute_remote_blocks()
+
+    def _recompute_remote_blocks(self) -> None:
+        """Blocks and registry to remote routes; run when either of the two changes."""
+        wanted: dict[IPNetwork, str] = {}
+        for name, prefixes in self.node_blocks.items():
+            node = self.nodes.get(name)
+            if name == self.config.node.name or node is None or not node.address:
+                continue
+            address = node_ip(node)
+            for net in prefixes:
+                wanted[net] = address
+        self._set_remote_routes(self.remote_blocks, wanted)
+        self.remote_blocks = wanted
 
     def _set_remote_routes(self, old: dict[IPNetwork, str], new: dict[IPNetwork, str]) -> None:
         assert self.reconciler is not None
