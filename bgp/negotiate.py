@@ -91,7 +91,7 @@ class Negotiated:
         }
 
 
-def build_open(local_as: int, router_id: str, peer: PeerSettings, restarting: bool = False) -> Open:
+def build_open(local_as: int, router_id: str, peer: PeerSettings) -> Open:
     """Our OPEN for ``peer``: the capabilities its settings ask for (RFC 5492)."""
     caps: list[Capability] = [MultiprotocolCapability.for_family(f) for f in peer.families]
     if peer.route_refresh:
@@ -101,8 +101,10 @@ def build_open(local_as: int, router_id: str, peer: PeerSettings, restarting: bo
     if peer.extended_nexthop and Family.IPV4_UNICAST in peer.families:
         caps.append(ExtendedNextHopCapability(((1, 1, AFI_IPV6),)))
     if peer.graceful_restart:
-        fams = tuple((f.afi, f.safi, False) for f in peer.families)
-        caps.append(GracefulRestartCapability(peer.restart_time, restarting, False, fams))
+        # RFC 4724 §3: after a restart, R set and F set for families whose
+        # routes stayed in the kernel (podbgp keeps them for every family).
+        fams = tuple((f.afi, f.safi, peer.restarting) for f in peer.families)
+        caps.append(GracefulRestartCapability(peer.restart_time, peer.restarting, False, fams))
     caps.append(FourOctetAsCapability(local_as))
     mode = peer.add_path.value
     if mode:

@@ -49,6 +49,10 @@ class PeerSettings:
     - ``connect_retry``: the first ConnectRetry interval; it doubles on each
       failed attempt up to ``connect_retry_max`` (back-off).
     - ``delay_open``: DelayOpen seconds (RFC 4271 §8.1.1 attributes 20-22), 0 = off.
+    - ``restarting``: we are a restarting speaker (RFC 4724 §3: Restart State
+      bit set, forwarding state preserved for every family).
+    - ``shutdown_message``: the RFC 9003 text sent when the peer is shut down
+      or removed without a message of its own.
     """
 
     address: str
@@ -68,6 +72,7 @@ class PeerSettings:
     add_path: AddPathMode = AddPathMode.OFF
     graceful_restart: bool = False
     restart_time: int = 120
+    restarting: bool = False
     route_refresh: bool = True
     extended_message: bool = True
     extended_nexthop: bool = False

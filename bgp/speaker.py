@@ -114,6 +114,7 @@ class Peer:
         self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
     ) -> None:
         """Cease with an RFC 9003 message; stays down until ``enable``."""
+        message = message or self.settings.shutdown_message
         extra, self.extra = self.extra, None
         if extra is not None:  # never Established: that one is always main
             extra.stop(message, subcode, restart=False)
@@ -126,6 +127,7 @@ class Peer:
 
     def reset(self, message: str = "") -> None:
         """Administrative reset (Cease 4): drop the session and reconnect."""
+        message = message or self.settings.shutdown_message
         if self.extra is not None:
             self.extra.discard()
             self.extra = None

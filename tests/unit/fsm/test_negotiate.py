@@ -185,3 +185,12 @@ def test_hold_and_keepalive(
 def test_hold_time_one_or_two_is_rejected_by_settings() -> None:
     with pytest.raises(ValueError):
         ps(hold_time=2)
+
+
+def test_restarting_speaker_sets_restart_and_forwarding_bits() -> None:
+    fresh = build_open(65001, "10.0.0.1", ps(graceful_restart=True))
+    again = build_open(65001, "10.0.0.1", ps(graceful_restart=True, restarting=True))
+    gr0, gr1 = fresh.find(GracefulRestartCapability)[0], again.find(GracefulRestartCapability)[0]
+    assert isinstance(gr0, GracefulRestartCapability) and isinstance(gr1, GracefulRestartCapability)
+    assert not gr0.restarting and not any(f for _, _, f in gr0.families)
+    assert gr1.restarting and all(f for _, _, f in gr1.families)

@@ -387,3 +387,16 @@ async def test_dual_stack_listener_with_md5_for_an_ipv4_peer() -> None:
         assert pa is not None and pa.stats()["remote"].startswith(("::ffff:127.0.0.2", B_IP))
     finally:
         await stop(a, b)
+
+
+async def test_configured_shutdown_message_is_the_default() -> None:
+    a, b = await pair(a_kw={"shutdown_message": "configured goodbye"})
+    try:
+        await a.wait(lambda: a.sink.ups and b.sink.ups)
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None
+        pa.shutdown()
+        await b.wait(lambda: b.sink.downs)
+        assert "configured goodbye" in b.sink.downs[0][1].reason
+    finally:
+        await stop(a, b)
