@@ -1,0 +1,541 @@
+"""`podbgp advise`: which networking option fits this node's network, and its config.
+
+The decision is a pure function, `decide(Facts) -> Advice`, so the whole table
+is tested without a network. The facts come from thin probes:
+
+* the node's underlay address and default gateway: the kernel's main routing
+  table (the interface of the default route, the address on it whose subnet
+  holds the gateway), or ``--address``;
+* the other nodes: the node registry (``--datastore``) and ``--peer``;
+* whether the default gateway accepts TCP on 179 (only with ``--probe``; only
+  the gateway this node's own routing table names; one connection attempt
+  with a short timeout);
+* whether ``ipip`` and ``vxlan`` devices can be created: tried in a child
+  process that has moved itself into a new, private network namespace
+  (``unshare(CLONE_NEWNET)``), which disappears with the child; it refuses to
+  try if its namespace is still the parent's. Creating the device may load the
+  kernel module, as any first use would;
+* the cloud: DMI strings in /sys/class/dmi/id (no metadata service is
+  contacted), or ``--cloud``.
+
+Decision order (first match wins):
+
+1. the underlay filters source addresses it did not assign (every public
+   cloud by default; ``--underlay-filters yes|no`` overrides) -> ``vxlan``
+   (VXLAN Always: every packet on the wire carries node addresses);
+2. the default gateway speaks BGP (outside a cloud) -> ``peered``;
+3. every known node shares this node's subnet -> ``mesh``;
+4. some are elsewhere and IP-in-IP works (never on Azure, whose fabric drops
+   IP protocol 4) -> ``ipip-crosssubnet``; else ``vxlan-crosssubnet``.
+
+Only IPv4 underlays are judged (IP-in-IP and the CrossSubnet test are IPv4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+OPTIONS = ("peered", "mesh", "ipip-crosssubnet", "vxlan-crosssubnet", "vxlan")
+CLOUDS = ("aws", "azure", "gcp")
+CLOUD_NAMES = {"aws": "AWS", "azure": "Azure", "gcp": "GCP"}
+TITLES = {
+    "peered": "unencapsulated, peered with the physical network (ToR)",
+    "mesh": "unencapsulated node-to-node mesh",
+    "ipip-crosssubnet": "IP-in-IP across subnets, unencapsulated within one",
+    "vxlan-crosssubnet": "VXLAN across subnets, unencapsulated within one",
+    "vxlan": "VXLAN Always",
+}
+DMI_ROOT = "/sys/class/dmi/id"
+DMI_KEYS = ("sys_vendor", "product_name", "bios_vendor", "chassis_asset_tag")
+# Azure writes this asset tag into every VM's DMI chassis record; plain Hyper-V
+# shares the "Microsoft Corporation" / "Virtual Machine" strings but not this.
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+BGP_PORT = 179
+CLONE_NEWNET = 0x40000000
+
+IPv4Iface = ipaddress.IPv4Interface
+IPv4Addr = ipaddress.IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What `decide` knows; None means not known (not probed, or the probe could not tell)."""
+
+    address: IPv4Iface | None = None
+    others: tuple[IPv4Addr, ...] = ()
+    gateway: IPv4Addr | None = None
+    gateway_bgp: bool | None = None
+    ipip: bool | None = None
+    vxlan: bool | None = None
+    cloud: str | None = None
+    underlay_filters: bool | None = None
+    node_name: str = "node-a"
+    pool: str = "10.244.0.0/16"
+    datastore: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["address"] = None if self.address is None else str(self.address)
+        out["others"] = [str(a) for a in self.others]
+        out["gateway"] = None if self.gateway is None else str(self.gateway)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """One recommendation: the option, two lines of why, notes and the config snippet."""
+
+    option: str
+    why: tuple[str, str]
+    snippet: str
+    notes: tuple[str, ...] = ()
+    cloud_note: tuple[str, ...] = ()
+    facts: Facts = field(default_factory=Facts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "option": self.option,
+            "title": TITLES[self.option],
+            "why": list(self.why),
+            "notes": list(self.notes),
+            "cloud": self.facts.cloud,
+            "cloud_note": list(self.cloud_note),
+            "config": self.snippet,
+            "facts": self.facts.to_json(),
+        }
+
+
+# -- the decision -----------------------------------------------------------------------
+CLOUD_NOTES: dict[str, tuple[str, ...]] = {
+    "aws": (
+        "AWS: the Amazon VPC CNI gives pods VPC addresses from the node's ENIs, so the VPC "
+        "routes pods natively, with no overlay and no BGP.",
+        "podbgp instead gives pods addresses from its own pools (no VPC addresses used, pod "
+        "count not tied to ENI limits), which the VPC cannot route: unencapsulated traffic "
+        "needs the source/destination check disabled on every instance and stays within one "
+        "subnet, so VXLAN (or CrossSubnet with the check disabled) carries the rest; pods are "
+        "not reachable from outside the cluster without NAT.",
+    ),
+    "azure": (
+        "Azure: Azure CNI gives pods VNet addresses, routed natively by the VNet.",
+        "podbgp's pod addresses are unknown to the VNet, which drops them (user-defined "
+        "routes plus IP forwarding on the NICs aside) and blocks IP-in-IP entirely, so VXLAN "
+        "is the only encapsulation; BGP sessions between nodes add nothing the VNet uses.",
+    ),
+    "gcp": (
+        "GCP: GKE VPC-native clusters give pods alias IP ranges of the VPC, routed natively.",
+        "podbgp's pod addresses are not in the VPC: unencapsulated pod traffic needs instances "
+        "created with IP forwarding and VPC routes per node, so VXLAN Always is the portable "
+        "choice; the VPC does not learn pod routes from podbgp's BGP sessions.",
+    ),
+}
+
+
+def split_others(facts: Facts) -> tuple[list[IPv4Addr], list[IPv4Addr]]:
+    """The other nodes on this node's subnet, and those elsewhere."""
+    if facts.address is None:
+        return [], list(facts.others)
+    net = facts.address.network
+    mine = [a for a in facts.others if a in net]
+    return mine, [a for a in facts.others if a not in net]
+
+
+def _filters(facts: Facts) -> bool:
+    if facts.underlay_filters is not None:
+        return facts.underlay_filters
+    return facts.cloud is not None
+
+
+def _choose(facts: Facts) -> tuple[str, tuple[str, str], list[str]]:
+    """(option, why, notes) by the module docstring's order."""
+    notes: list[str] = []
+    subnet = "this node's subnet" if facts.address is None else str(facts.address.network)
+    if _filters(facts):
+        where = f"{CLOUD_NAMES[facts.cloud]}'s network" if facts.cloud else "The underlay"
+        why = (
+            f"{where} drops packets whose addresses it did not assign, so pod addresses "
+            "cannot appear on the wire.",
+            "VXLAN Always wraps every pod packet in a UDP packet between node addresses, "
+            "which any IP underlay delivers.",
+        )
+        if facts.vxlan is False:
+            notes.append("this kernel could not create a vxlan device: load the vxlan module")
+        return "vxlan", why, notes
+    if facts.gateway_bgp:
+        return (
+            "peered",
+            (
+                f"The default gateway {facts.gateway} accepts BGP connections (TCP 179), so it "
+                "can learn each node's pod blocks.",
+                "Peering with it routes pods natively, unencapsulated and reachable from the "
+                "physical network without NAT.",
+            ),
+            notes,
+        )
+    local, remote = split_others(facts)
+    if facts.address is None and facts.others:
+        notes.append("this node's own address is unknown; give --address to check subnets")
+    if not remote:
+        first = (
+            f"All {len(local)} other known node(s) share {subnet}, so every pod block's "
+            "next hop is directly reachable."
+        )
+        if not facts.others:
+            first = (
+                f"No other nodes are known, so this assumes they all share {subnet} "
+                "(give --datastore or --peer to check)."
+            )
+        return (
+            "mesh",
+            (
+                first,
+                "A node-to-node BGP mesh needs no encapsulation and no router configuration.",
+            ),
+            notes,
+        )
+    first = (
+        f"{len(remote)} of {len(facts.others)} other node(s) are outside {subnet} (e.g. "
+        f"{remote[0]}), so their pod blocks are reached through a router that does not know them."
+    )
+    if facts.ipip and facts.cloud != "azure":
+        return (
+            "ipip-crosssubnet",
+            (
+                first,
+                "IP-in-IP works here and CrossSubnet encapsulates only traffic that leaves the subnet.",
+            ),
+            notes,
+        )
+    if facts.vxlan is False:
+        notes.append("this kernel could not create vxlan or ipip devices: load their modules")
+    second = (
+        "IP-in-IP is not available here, so VXLAN encapsulates only traffic that leaves the subnet."
+        if facts.ipip is False or facts.cloud == "azure"
+        else "VXLAN (CrossSubnet) encapsulates only traffic that leaves the subnet."
+    )
+    return "vxlan-crosssubnet", (first, second), notes
+
+
+def decide(facts: Facts) -> Advice:
+    """The recommendation for `facts` (pure; see the module docstring for the order)."""
+    option, why, notes = _choose(facts)
+    return Advice(
+        option=option,
+        why=why,
+        snippet=snippet(option, facts),
+        notes=tuple(notes),
+        cloud_note=CLOUD_NOTES.get(facts.cloud or "", ()),
+        facts=facts,
+    )
+
+
+# -- the config snippet (CONFIG.md keys) ---------------------------------------------------
+def _toml_str(s: str) -> str:
+    return json.dumps(s)
+
+
+def _datastore_lines(url: str) -> list[str]:
+    kind, _, rest = url.partition(":")
+    if kind == "sqlite" and rest:
+        return ["[datastore]", 'kind = "sqlite"', f"path = {_toml_str(rest)}"]
+    eps = [e for e in rest.split(",") if e] if kind == "etcd" else []
+    shown = ", ".join(_toml_str(e) for e in eps) or '"http://127.0.0.1:2379"'
+    note = "" if eps else "   # your etcd cluster: every node shares it"
+    return ["[datastore]", 'kind = "etcd"', f"endpoints = [{shown}]{note}"]
+
+
+def _bgp_lines(option: str, facts: Facts) -> list[str]:
+    if option == "vxlan":
+        return ["[bgp]", "enabled = false                 # routes come from the datastore"]
+    if option == "peered":
+        gw = str(facts.gateway) if facts.gateway else "10.0.0.254"
+        return [
+            "[bgp]",
+            "mesh = false",
+            "",
+            "[[bgp.peer]]",
+            f"address = {_toml_str(gw)}          # the ToR / default gateway",
+            "asn = 65000                     # the ToR's AS: ask the network team",
+            'export = "local"                # own blocks and borrowed /32s',
+        ]
+    return ["[bgp]", "mesh = true"]
+
+
+def snippet(option: str, facts: Facts) -> str:
+    """The TOML for `option` with this node's facts filled in (CONFIG.md)."""
+    address = str(facts.address) if facts.address else "10.0.0.1/24"
+    ipip = "CrossSubnet" if option == "ipip-crosssubnet" else "Never"
+    vxlan = {"vxlan": "Always", "vxlan-crosssubnet": "CrossSubnet"}.get(option, "Never")
+    lines = [
+        "[node]",
+        f"name = {_toml_str(facts.node_name)}",
+        "asn = 64512",
+        f"address = {_toml_str(address)}",
+        "",
+        *_bgp_lines(option, facts),
+        "",
+        *_datastore_lines(facts.datastore),
+        "",
+        "[[ipam.pool]]",
+        f"cidr = {_toml_str(facts.pool)}",
+        f'ipip_mode = "{ipip}"',
+        f'vxlan_mode = "{vxlan}"',
+        # Pods routed by the physical network keep their source; elsewhere the
+        # underlay cannot route replies to pod addresses, so leave by NAT.
+        f"nat_outgoing = {'false' if option == 'peered' else 'true'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- probes ---------------------------------------------------------------------------------
+def detect_cloud(dmi: Mapping[str, str]) -> str | None:
+    """AWS, Azure or GCP from DMI strings; None for anything else (Hyper-V is not Azure)."""
+    vendor = dmi.get("sys_vendor", "").strip().lower()
+    product = dmi.get("product_name", "").strip().lower()
+    bios = dmi.get("bios_vendor", "").strip().lower()
+    if "amazon" in vendor or "amazon" in bios:
+        return "aws"
+    if dmi.get("chassis_asset_tag", "").strip() == AZURE_ASSET_TAG:
+        return "azure"
+    if vendor == "google" or product == "google compute engine" or bios == "google":
+        return "gcp"
+    return None
+
+
+def read_dmi(root: str = DMI_ROOT) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key in DMI_KEYS:
+        with contextlib.suppress(OSError):
+            out[key] = Path(root, key).read_text(errors="replace").strip()
+    return out
+
+
+def _default_route(routes: Iterable[Any]) -> tuple[IPv4Addr | None, int | None]:
+    best: tuple[int, IPv4Addr | None, int | None] | None = None
+    for r in routes:
+        if r["dst_len"] != 0 or r.get("RTA_TABLE", 254) != 254 or r["type"] != 1:
+            continue
+        gw, oif = r.get("RTA_GATEWAY"), r.get("RTA_OIF")
+        hops = r.get("RTA_MULTIPATH") or []
+        if gw is None and hops:
+            gw, oif = hops[0].get("RTA_GATEWAY"), hops[0]["oif"]
+        prio = int(r.get("RTA_PRIORITY", 0))
+        if best is None or prio < best[0]:
+            best = (prio, ipaddress.IPv4Address(gw) if gw else None, oif)
+    return (None, None) if best is None else (best[1], best[2])
+
+
+def kernel_facts() -> tuple[IPv4Iface | None, IPv4Addr | None]:
+    """This node's underlay address (with its subnet) and default gateway, from the kernel."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        gateway, oif = _default_route(ipr.route("dump", family=socket.AF_INET))
+        addrs = [
+            (m["index"], ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}"))
+            for m in ipr.get_addr(family=socket.AF_INET)
+            if m["scope"] == 0
+        ]
+    return pick_address(addrs, gateway, oif), gateway
+
+
+def pick_address(
+    addrs: list[tuple[int, IPv4Iface]], gateway: IPv4Addr | None, oif: int | None
+) -> IPv4Iface | None:
+    """The address on the default route's interface whose subnet holds the gateway."""
+    on_oif = [a for i, a in addrs if i == oif]
+    for a in on_oif:
+        if gateway is not None and gateway in a.network:
+            return a
+    if on_oif:
+        return on_oif[0]
+    return addrs[0][1] if addrs else None
+
+
+def probe_bgp(gateway: IPv4Addr, timeout: float = 1.0) -> bool:
+    """Does `gateway` accept a TCP connection on 179? One attempt, closed at once."""
+    try:
+        with socket.create_connection((str(gateway), BGP_PORT), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _encap_child(parent_ns: str) -> None:
+    """Runs in a child: enter a private netns, try ipip and vxlan, print JSON."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        print(json.dumps({"error": f"unshare: {os.strerror(ctypes.get_errno())}"}))
+        return
+    if os.readlink("/proc/thread-self/ns/net") == parent_ns:
+        print(json.dumps({"error": "still in the parent's network namespace"}))
+        return
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    out: dict[str, Any] = {}
+    kinds: dict[str, dict[str, Any]] = {"ipip": {}, "vxlan": {"vxlan_id": 4096, "vxlan_port": 4789}}
+    with IPRoute() as ipr:
+        for kind, extra in kinds.items():
+            try:
+                ipr.link("add", ifname=f"probe-{kind}", kind=kind, **extra)
+                out[kind] = True
+            except NetlinkError as e:
+                out[kind] = False
+                out[f"{kind}_error"] = str(e)
+    print(json.dumps(out))
+
+
+def probe_encap(timeout: float = 20) -> dict[str, Any]:
+    """``{"ipip": bool, "vxlan": bool}`` from a throwaway namespace, or ``{"error": ...}``."""
+    code = "import sys; from podbgp.cmd_advise import _encap_child; _encap_child(sys.argv[1])"
+    parent_ns = os.readlink("/proc/thread-self/ns/net")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, parent_ns],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        result: dict[str, Any] = json.loads(proc.stdout or "{}")
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+        return {"error": str(e)}
+    if not result:
+        return {"error": proc.stderr.strip() or "no answer"}
+    return result
+
+
+async def registry_addresses(url: str, me: str) -> list[IPv4Addr]:
+    """Other nodes' IPv4 underlay addresses from the node registry."""
+    from ipam import NodeRegistry
+    from ipam.store import open_store
+
+    store = open_store(url)
+    try:
+        nodes = await NodeRegistry(store).list()
+    finally:
+        await store.close()
+    out = []
+    for node in nodes.values():
+        if node.name != me and node.address:
+            out.append(ipaddress.IPv4Interface(node.address).ip)
+    return out
+
+
+# -- the command ------------------------------------------------------------------------
+def _tristate(text: str | None) -> bool | None:
+    return None if text in (None, "auto") else text == "yes"
+
+
+def gather(args: argparse.Namespace) -> tuple[Facts, list[str]]:
+    """Facts from the flags and the probes; the second value lists what could not be probed."""
+    problems: list[str] = []
+    address, gateway = (None, None)
+    try:
+        address, gateway = kernel_facts()
+    except OSError as e:
+        problems.append(f"routing table: {e}")
+    if args.address:
+        address = ipaddress.IPv4Interface(args.address)
+    others = [ipaddress.IPv4Address(p) for p in args.peer]
+    if args.datastore:
+        try:
+            others += asyncio.run(registry_addresses(args.datastore, args.node))
+        except Exception as e:  # the registry is optional: say why it was skipped
+            problems.append(f"node registry {args.datastore}: {e}")
+    if address is not None:
+        others = [o for o in others if o != address.ip]
+    gateway_bgp = _tristate(args.gateway_bgp)
+    if args.probe and gateway_bgp is None and gateway is not None:
+        gateway_bgp = probe_bgp(gateway, args.timeout)
+    encap = probe_encap() if not args.no_encap_probe else {}
+    if "error" in encap:
+        problems.append(f"ipip/vxlan probe: {encap['error']}")
+    cloud = None if args.cloud == "none" else args.cloud
+    if args.cloud == "auto":
+        cloud = detect_cloud(read_dmi())
+    facts = Facts(
+        address=address,
+        others=tuple(dict.fromkeys(others)),
+        gateway=gateway,
+        gateway_bgp=gateway_bgp,
+        ipip=encap.get("ipip"),
+        vxlan=encap.get("vxlan"),
+        cloud=cloud,
+        underlay_filters=_tristate(args.underlay_filters),
+        node_name=args.node,
+        pool=args.pool,
+        datastore=args.datastore or "",
+    )
+    return facts, problems
+
+
+def render(advice: Advice, problems: list[str]) -> str:
+    lines = [
+        f"Recommended: {advice.option} ({TITLES[advice.option]})",
+        f"  {advice.why[0]}",
+        f"  {advice.why[1]}",
+    ]
+    lines += [f"  note: {n}" for n in advice.notes]
+    lines += [f"  not probed: {p}" for p in problems]
+    if advice.cloud_note:
+        lines += ["", *advice.cloud_note]
+    lines += ["", "Config snippet (CONFIG.md):", "", advice.snippet.rstrip()]
+    return "\n".join(lines)
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    try:
+        if args.address:
+            ipaddress.IPv4Interface(args.address)
+        for p in args.peer:
+            ipaddress.IPv4Address(p)
+    except ValueError as e:
+        print(f"podbgp advise: {e}", file=sys.stderr)
+        return 2
+    facts, problems = gather(args)
+    advice = decide(facts)
+    if args.json:
+        print(json.dumps({**advice.to_json(), "not_probed": problems}, indent=2))
+    else:
+        print(render(advice, problems))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("advise", help="recommend a networking option for this environment")
+    p.add_argument("--address", metavar="IP/LEN", help="this node's underlay address and subnet")
+    p.add_argument(
+        "--peer", action="append", default=[], metavar="IP", help="another node (repeat)"
+    )
+    p.add_argument("--datastore", metavar="URL", help="read other nodes from the node registry")
+    p.add_argument("--node", default=os.uname().nodename, help="this node's name")
+    p.add_argument("--pool", default="10.244.0.0/16", help="pod CIDR for the snippet")
+    p.add_argument("--probe", action="store_true", help="try TCP 179 on the default gateway")
+    p.add_argument("--timeout", type=float, default=1.0, help="gateway probe timeout (s)")
+    p.add_argument(
+        "--gateway-bgp", choices=("auto", "yes", "no"), default="auto",
+        help="state whether the gateway speaks BGP instead of probing",
+    )  # fmt: skip
+    p.add_argument(
+        "--underlay-filters", choices=("auto", "yes", "no"), default="auto",
+        help="does the underlay drop unknown source addresses (auto: yes in a cloud)",
+    )  # fmt: skip
+    p.add_argument("--cloud", choices=("auto", "none", *CLOUDS), default="auto")
+    p.add_argument("--no-encap-probe", action="store_true", help="skip the ipip/vxlan probe")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_advise)
