@@ -54,6 +54,7 @@ def facts_from_negotiated(
         local_address=local4,
         local_address6=local6,
         max_message_len=neg.ctx.max_message_len,
+        gr_capable=gr is not None,
     )
 
 
@@ -96,6 +97,11 @@ class RibAdapter:
         self._armed: float | None = None
         rib.wake = self._wake
         rib.max_prefix_exceeded = self._max_prefix
+        if rib.deferring:
+            # RFC 4724 §4.1: the deferral timer runs on our clock from start-up, and is
+            # armed now so it ends even if no peer ever comes up.
+            rib.start_deferral(clock())
+            self._arm()
 
     # ------------------------------------------------------------ callbacks from the RIB
 

@@ -23,6 +23,23 @@ enhanced route refresh (RFC 7313 §4).
 
 With ADD-PATH send (RFC 7911) ``adj_out`` holds, per prefix, a tuple of
 ``(tx_id, attrs)`` for the paths sent (the best N, or all).
+
+Split horizon: a route is never sent back to the peer it was learned from
+(an eBGP peer would drop it by AS-path loop, RFC 4271 §9.1.2; an RR client by
+ORIGINATOR_ID, RFC 4456 §8). The group still encodes once: UPDATEs for routes
+whose source is a member are encoded apart, so a queued item is either one
+``bytes`` for everybody or ``(bytes, {source: bytes})`` where the source
+member reads its own variant — the others' routes, plus a withdrawal where its
+own route replaced one it had been sent. Only plain groups do this (not
+ADD-PATH or prefix-dependent export policies, whose ``adj_out`` holds
+attributes rather than paths).
+
+Export policy change (``Member.switch``): the member leaves its group and joins
+the group of its new policy at that group's end. Its pending blobs from the
+old group go first (so the peer reaches the old group's state), then, per
+prefix, the difference between what the old group told it (a snapshot) and
+what the new group tells: withdrawals for what is no longer allowed,
+announcements for what is new or changed; unchanged routes are not re-sent.
 """
 
 from __future__ import annotations
@@ -43,14 +60,40 @@ from bgp.wire import (
 )
 from rib.bestpath import Ranked
 from rib.export import Exporter
-from rib.path import Path
+from rib.path import Path, Source
 
-__all__ = ["CHUNK", "Member", "UpdateGroup"]
+__all__ = ["CHUNK", "Member", "Told", "UpdateGroup"]
 
 _MISS: Any = object()
 CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
 Entry = Path | Ranked
 Sent = tuple[tuple[int, PathAttributes], ...]
+Queued = bytes | tuple[bytes, dict[Source, bytes]]
+
+
+class Told:
+    """What members of a group were told, per prefix (live, or a snapshot for a switch)."""
+
+    __slots__ = ("add_path", "adj_out", "exporter", "split")
+
+    def __init__(
+        self, adj_out: dict[bytes, Any], exporter: Exporter, add_path: int, split: bool
+    ) -> None:
+        self.adj_out = adj_out
+        self.exporter = exporter
+        self.add_path = add_path
+        self.split = split
+
+    def get(self, key: bytes, source: Source | None) -> Any:
+        """Outbound attributes (ADD-PATH: ``Sent`` tuple) a member with ``source`` has, or None."""
+        v = self.adj_out.get(key)
+        if v is None or self.add_path:
+            return v
+        if v.__class__ is Path:
+            if self.split and v.source is source:
+                return None  # split horizon: never sent to its source
+            return self.exporter.out(v)
+        return v  # prefix-dependent export: adj_out holds the attributes
 
 
 class UpdateGroup:
@@ -85,8 +128,19 @@ class UpdateGroup:
         self.members: list[Member] = []
         self.dirty: set[bytes] = set()
         self.adj_out: dict[bytes, Any] = {}
-        self.queue: list[bytes] = []
+        self.queue: list[Queued] = []
         self.base = 0  # absolute index of queue[0]
+        # Split horizon needs adj_out to hold paths (see module docstring).
+        self.split = not ap and not exporter.per_prefix
+        self._mute = False  # prime(): update adj_out without encoding
+
+    def told(self) -> Told:
+        """A live view of ``adj_out``."""
+        return Told(self.adj_out, self.exporter, self.add_path, self.split)
+
+    def snapshot(self) -> Told:
+        """A copy of the current ``adj_out`` (for a member switching away)."""
+        return Told(dict(self.adj_out), self.exporter, self.add_path, self.split)
 
     @property
     def end(self) -> int:
@@ -111,7 +165,20 @@ class UpdateGroup:
             self.queue.append(blob)
         return True
 
-    def _diff(self, keys: list[bytes]) -> bytes:
+    def prime(self) -> None:
+        """Bring ``adj_out`` up to date with every dirty prefix without encoding anything.
+
+        Used for a group created for a member that switches export policy: the
+        switch then sends only the difference (see ``Member.switch``).
+        """
+        self._mute = True
+        try:
+            while self.build():
+                pass
+        finally:
+            self._mute = False
+
+    def _diff(self, keys: list[bytes]) -> Queued:
         """Compare the Loc-RIB with ``adj_out`` for ``keys`` and encode the differences.
 
         ``adj_out`` holds the best *path* last sent, so the per-prefix work is
@@ -121,6 +188,8 @@ class UpdateGroup:
         adj = self.adj_out
         adj_get = adj.get
         withdrawn: list[bytes] = []
+        wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
+        wd_app = wd_old.append
         by_path: dict[Path, list[bytes]] = {}
         by_get = by_path.get
         path_cls = Path
@@ -138,6 +207,7 @@ class UpdateGroup:
             if best is None:
                 del adj[key]
                 withdrawn.append(key)
+                wd_app(old)  # type: ignore[arg-type]
                 continue
             lst = by_get(best)
             if lst is None:
@@ -146,29 +216,78 @@ class UpdateGroup:
                 lst.append(key)
         if self.exporter.per_prefix:
             return self._encode_per_prefix(withdrawn, by_path)
+        srcs = {m.source for m in self.members if m.source is not None}
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
+        own: dict[Source, dict[int, list[bytes]]] = {}  # skipped by their source
+        back: dict[Source, list[bytes]] = {}  # withdrawals only their source gets
         out_of = self.exporter.out
         for path, ks in by_path.items():
             out = out_of(path)
             if out is None:
-                self._reject(ks, withdrawn)
+                self._reject(ks, withdrawn, wd_old)
                 continue
+            target = groups
+            src = path.source
+            if src in srcs:
+                target = own.setdefault(src, {})
+                # The source had another peer's route for these: it must go.
+                gone = [k for k in ks if (o := adj_get(k)) is not None and o.source is not src]
+                if gone:
+                    back.setdefault(src, []).extend(gone)
             adj.update(dict.fromkeys(ks, path))
-            lst = groups.get(id(out))
+            lst = target.get(id(out))
             if lst is None:
-                groups[id(out)] = ks
+                target[id(out)] = ks
                 attrs_of[id(out)] = out
             else:
                 lst += ks
-        return self._encode(withdrawn, groups, attrs_of)
+        if not srcs:
+            return self._encode(withdrawn, groups, attrs_of)
+        return self._split(srcs, withdrawn, wd_old, groups, attrs_of, own, back)
 
-    def _reject(self, keys: list[bytes], withdrawn: list[bytes]) -> None:
+    def _split(
+        self,
+        srcs: set[Source],
+        withdrawn: list[bytes],
+        wd_old: list[Path],
+        groups: dict[int, list[bytes]],
+        attrs_of: dict[int, PathAttributes],
+        own: dict[Source, dict[int, list[bytes]]],
+        back: dict[Source, list[bytes]],
+    ) -> Queued:
+        """Encode with split horizon: one blob for all, a variant for each source member."""
+        common: list[bytes] = []
+        own_wd: dict[Source, list[bytes]] = {}
+        for k, o in zip(withdrawn, wd_old, strict=True):
+            if o.source in srcs:
+                own_wd.setdefault(o.source, []).append(k)  # never sent to its source
+            else:
+                common.append(k)
+        base = self._encode(common, groups, attrs_of)
+        parts = {
+            s: self._encode(own_wd.get(s, []), own.get(s, {}), attrs_of)
+            for s in own.keys() | own_wd.keys()
+        }
+        if not parts and not back:
+            return base
+        full = base + b"".join(parts.values())
+        alts: dict[Source, bytes] = {}
+        for s in parts.keys() | back.keys():
+            alt = [base, *(p for t, p in parts.items() if t is not s)]
+            if s in back:
+                alt.append(self._encode(back[s], {}, attrs_of))
+            alts[s] = b"".join(alt)
+        return (full, alts)
+
+    def _reject(self, keys: list[bytes], withdrawn: list[bytes], wd_old: list[Path]) -> None:
         """Export refused the best path: withdraw what was sent for ``keys``."""
         adj = self.adj_out
         for k in keys:
-            if adj.pop(k, None) is not None:
+            old = adj.pop(k, None)
+            if old is not None:
                 withdrawn.append(k)
+                wd_old.append(old)
 
     def _encode_per_prefix(self, withdrawn: list[bytes], by_path: dict[Path, list[bytes]]) -> bytes:
         """Slow path for export policies that match prefixes: attributes per prefix.
@@ -240,14 +359,19 @@ class UpdateGroup:
         groups: dict[int, list[bytes]],
         attrs_of: dict[int, PathAttributes],
     ) -> bytes:
+        if self._mute:
+            return b""
         fam, ctx = self.family, self.ctx
         msgs: list[bytes] = encode_withdraw(fam, withdrawn, ctx) if withdrawn else []
         for ident, nlri in groups.items():
             msgs += encode_announce(attrs_of[ident], fam, nlri, ctx)
         return b"".join(msgs)
 
-    def catch_up(self, keys: list[bytes]) -> bytes:
-        """UPDATEs announcing the current ``adj_out`` state of ``keys`` (a joining member)."""
+    def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
+        """UPDATEs announcing the current ``adj_out`` state of ``keys`` (a joining member).
+
+        Routes learned from ``source`` (the member itself) are skipped: split horizon.
+        """
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
         adj_get = self.adj_out.get
@@ -260,9 +384,14 @@ class UpdateGroup:
                     groups.setdefault(id(a), []).append(t.to_bytes(4, "big") + key)
                     attrs_of[id(a)] = a
                 continue
-            out = self.exporter.out(v) if v.__class__ is Path else v
-            if out is None:
-                continue
+            if v.__class__ is Path:
+                if self.split and v.source is source:
+                    continue
+                out = self.exporter.out(v)
+                if out is None:
+                    continue
+            else:
+                out = v
             lst = groups.get(id(out))
             if lst is None:
                 groups[id(out)] = [key]
@@ -270,6 +399,63 @@ class UpdateGroup:
             else:
                 lst.append(key)
         return self._encode([], groups, attrs_of)
+
+    def switch_diff(
+        self,
+        keys: list[bytes],
+        before: Told,
+        source: Source | None,
+        unknown: set[bytes],
+        full: bool,
+    ) -> bytes:
+        """UPDATEs taking a member from what ``before`` told it to what this group tells.
+
+        ``unknown`` keys (the member had not caught up on them) and ``full``
+        (a ROUTE-REFRESH is being answered) are announced even when unchanged.
+        """
+        now = self.told()
+        ap = bool(self.add_path)
+        if ap != bool(before.add_path):
+            full = True  # ADD-PATH on/off is negotiated in OPEN; be safe
+        withdrawn: list[bytes] = []
+        groups: dict[int, list[bytes]] = {}
+        attrs_of: dict[int, PathAttributes] = {}
+        for key in keys:
+            want = now.get(key, source)
+            have = before.get(key, source)
+            fresh = full or key in unknown
+            if ap:
+                self._switch_add_path(key, want, have, fresh, withdrawn, groups, attrs_of)
+                continue
+            if want is None:
+                if have is not None or fresh:
+                    withdrawn.append(key)
+            elif fresh or not (have is want or have == want):
+                lst = groups.get(id(want))
+                if lst is None:
+                    groups[id(want)] = [key]
+                    attrs_of[id(want)] = want
+                else:
+                    lst.append(key)
+        return self._encode(withdrawn, groups, attrs_of)
+
+    @staticmethod
+    def _switch_add_path(
+        key: bytes,
+        want: Sent | None,
+        have: Any,
+        fresh: bool,
+        withdrawn: list[bytes],
+        groups: dict[int, list[bytes]],
+        attrs_of: dict[int, PathAttributes],
+    ) -> None:
+        had = dict(have) if isinstance(have, tuple) else {}
+        wants = dict(want or ())
+        withdrawn += [t.to_bytes(4, "big") + key for t in had if t not in wants]
+        for t, a in wants.items():
+            if fresh or had.get(t) != a:
+                groups.setdefault(id(a), []).append(t.to_bytes(4, "big") + key)
+                attrs_of[id(a)] = a
 
     # ---------------------------------------------------------------- members
 
@@ -302,14 +488,23 @@ class UpdateGroup:
 class Member:
     """One peer's read position in one update group, plus its private messages."""
 
-    def __init__(self, peer_key: str, family: Family, *, send_eor: bool = True) -> None:
+    def __init__(
+        self,
+        peer_key: str,
+        family: Family,
+        *,
+        send_eor: bool = True,
+        source: Source | None = None,
+    ) -> None:
         self.peer_key = peer_key
         self.family = family
+        self.source = source  # the peer's own routes are not sent back to it
         self.group: UpdateGroup | None = None
         self.pos = 0
         self.private: deque[bytes] = deque()
         self._catch: list[bytes] = []
         self._catch_i = 0
+        self._switch: _Switch | None = None
         self._after_catch: bytes = b""
         self.eor_pending = send_eor
         self.idle = True
@@ -319,8 +514,46 @@ class Member:
         if enhanced_refresh:
             self.private.append(_refresh(self.family, 1))  # BoRR, RFC 7313 §4
             self._after_catch = _refresh(self.family, 2)  # EoRR
+        if self._switch is not None and self.catching_up:
+            # A refresh during a policy switch: finish the switch, re-sending everything
+            # (withdrawals of what the old policy allowed must not be lost).
+            self._switch.full = True
+            keys = list(set(keys).union(self._catch[self._catch_i :]))
+        else:
+            self._switch = None
         self._catch = keys
         self._catch_i = 0
+
+    def switch(self, new: UpdateGroup, before: Told) -> None:
+        """Move to ``new`` (export policy changed); ``before`` is what the old group told.
+
+        The old group's blobs this member has not read yet go out first, so the
+        peer ends at ``before``; the catch-up then sends the difference.
+        """
+        old = self.group
+        assert old is not None
+        for item in old.queue[self.pos - old.base :]:
+            blob = self._pick(item)
+            if blob:
+                self.private.append(blob)
+        pending = self._catch[self._catch_i :]
+        full = bool(self._after_catch)  # answering a ROUTE-REFRESH: resend all (RFC 7313 §4)
+        if self._switch is not None:
+            full = full or self._switch.full
+        old.leave(self)
+        keys = list(before.adj_out.keys() | new.adj_out.keys() | set(pending))
+        self.group = new
+        self.pos = new.end
+        new.members.append(self)
+        self._switch = _Switch(new, before, self.source, set(pending), full)
+        self._catch = keys
+        self._catch_i = 0
+
+    def _pick(self, item: Queued) -> bytes:
+        """This member's variant of a queued item (split horizon)."""
+        if item.__class__ is tuple:
+            return item[1].get(self.source, item[0])  # type: ignore[arg-type]
+        return item  # type: ignore[return-value]
 
     @property
     def catching_up(self) -> bool:
@@ -351,26 +584,54 @@ class Member:
         if self.catching_up:
             i = self._catch_i
             self._catch_i = i + CHUNK
-            blob = g.catch_up(self._catch[i : i + CHUNK])
+            keys = self._catch[i : i + CHUNK]
+            sw = self._switch
+            blob = sw(keys) if sw is not None else g.catch_up(keys, self.source)
             if not self.catching_up:
                 self._catch = []
                 self._catch_i = 0
+                self._switch = None
                 if self._after_catch:
                     self.private.append(self._after_catch)
                     self._after_catch = b""
             return blob
         if self.pos < g.end:
-            blob = g.queue[self.pos - g.base]
+            item = g.queue[self.pos - g.base]
             self.pos += 1
             if self.pos - g.base > 64:
                 g.trim()
-            return blob
+            if item.__class__ is tuple:
+                return item[1].get(self.source, item[0])  # type: ignore[arg-type]
+            return item  # type: ignore[return-value]
         if g.build():
             return b""
         if self.eor_pending:
             self.eor_pending = False
             return encode_end_of_rib(self.family)
         return None
+
+
+class _Switch:
+    """The catch-up of a member that switched groups (see ``UpdateGroup.switch_diff``)."""
+
+    __slots__ = ("before", "full", "group", "source", "unknown")
+
+    def __init__(
+        self,
+        group: UpdateGroup,
+        before: Told,
+        source: Source | None,
+        unknown: set[bytes],
+        full: bool,
+    ) -> None:
+        self.group = group
+        self.before = before
+        self.source = source
+        self.unknown = unknown
+        self.full = full
+
+    def __call__(self, keys: list[bytes]) -> bytes:
+        return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
 
 
 def _refresh(family: Family, subtype: int) -> bytes:

@@ -22,6 +22,22 @@ Time is injected (sans-IO): graceful restart (RFC 4724), enhanced route
 refresh (RFC 7313), max-prefix restarts and the restarting speaker's
 selection deferral are deadlines that ``get_timer``/``handle_timer`` expose;
 ``rib.adapter`` arms one loop timer for them.
+
+Selection deferral (RFC 4724 §4.1) is per family: a family is selected (its
+routes reach the FIB and update groups, then our End-of-RIB goes out) once
+every configured peer of that family is up and has sent its End-of-RIB —
+peers without the graceful-restart capability, peers that are restarting
+themselves, and peers that did not negotiate the family excepted — or when
+the deferral timer ends. A configured peer that is not up yet is waited for
+(until the timer): it may still come back with routes. ``converged`` turns
+true and ``on_converged`` is called once when no family is deferred any more.
+
+Policy changes at run time (``set_policy``): a new import policy is applied
+to the peer's stored pre-policy routes (soft reconfiguration) or to the
+routes it re-sends after the caller's ROUTE-REFRESH (RFC 2918), where a route
+the new policy rejects withdraws the peer's earlier path; a new export policy
+moves the peer to another update group and sends only the difference
+(``rib.adjout``).
 """
 
 from __future__ import annotations
@@ -64,6 +80,7 @@ class PeerState:
     members: dict[Family, Member] = field(default_factory=dict)
     imports: dict[Family, dict[Any, Any]] = field(default_factory=dict)
     pre_policy: dict[Family, dict[bytes, PathAttributes]] = field(default_factory=dict)
+    pre_add_path: set[Family] = field(default_factory=set)
     stale: set[Family] = field(default_factory=set)
     stale_deadline: float | None = None
     eor_received: set[Family] = field(default_factory=set)
@@ -103,8 +120,24 @@ class Rib:
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
         LOCAL.bgp_id = int(settings.router_id)
         # RFC 4724 §4.1: a restarting speaker defers best-path selection and its own EoR.
-        self.deferring = settings.restarting
-        self.defer_deadline: float | None = now + settings.deferral_time if self.deferring else None
+        self.deferred: set[Family] = set(Family) if settings.restarting else set()
+        self.defer_deadline: float | None = now + settings.deferral_time if self.deferred else None
+        self.on_converged: Callable[[], None] | None = None
+
+    @property
+    def deferring(self) -> bool:
+        """True while best-path selection is deferred for some family (RFC 4724 §4.1)."""
+        return bool(self.deferred)
+
+    @property
+    def converged(self) -> bool:
+        """True once selection runs for every family: stale kernel routes may be swept."""
+        return not self.deferred
+
+    def start_deferral(self, now: float) -> None:
+        """(Re)start the selection deferral timer at ``now`` on the caller's clock."""
+        if self.deferred:
+            self.defer_deadline = now + self.settings.deferral_time
 
     # ------------------------------------------------------------------ peers
 
@@ -142,6 +175,7 @@ class Rib:
         self.peer_down(key, now, graceful=False)
         self._sweep(st, set(Family), everything=True)
         del self.peers[key]
+        self._check_deferral(now)  # no longer waited for
         self.flush()
 
     def peer_up(self, key: str, facts: SessionFacts, now: float = 0.0) -> None:
@@ -163,6 +197,7 @@ class Rib:
         for fam in facts.families:
             if fam in st.policy.families:
                 self._join(st, fam, facts)
+        self._check_deferral(now)  # e.g. a peer without graceful restart
         self.flush()
 
     def peer_down(self, key: str, now: float = 0.0, graceful: bool = False) -> None:
@@ -173,7 +208,7 @@ class Rib:
         st.up = False
         for m in st.members.values():
             if m.group is not None:
-                m.group.leave(m)
+                self._leave(m.group, m)
         st.members.clear()
         facts = st.facts
         keep: set[Family] = set()
@@ -195,6 +230,9 @@ class Rib:
         for f in families:
             src.gens[f] = src.gens.get(f, 0) + 1
             st.imports.pop(f, None)
+            # Pre-policy routes of the new generation are those received from now on.
+            st.pre_policy.pop(f, None)
+            st.pre_add_path.discard(f)
         src.paths = {k: v for k, v in src.paths.items() if k[0] not in families}
 
     # ------------------------------------------------------------------ groups
@@ -225,38 +263,133 @@ class Rib:
             return (facts.local_address6,)
         return (facts.local_address,) if isinstance(facts.local_address, IPv6Address) else ()
 
+    def _new_group(
+        self, st: PeerState, fam: Family, facts: SessionFacts, gkey: tuple[Any, ...]
+    ) -> UpdateGroup:
+        exporter = Exporter(
+            fam,
+            gkey[2],
+            st.policy.export_policy,
+            local_as=self.settings.local_as,
+            router_id=self.settings.router_id,
+            cluster_id=self.cluster_id,
+            reflector=self.reflector,
+            next_hop_self=gkey[4],
+            keep_next_hop=st.policy.keep_original_next_hop,
+        )
+        deferred = self.deferred
+        g = UpdateGroup(
+            gkey,
+            fam,
+            self.loc[fam],
+            exporter,
+            as4=facts.as4,
+            max_len=facts.max_message_len,
+            add_path=gkey[6],
+            blocked=lambda: fam in deferred,
+        )
+        # A new group starts from the whole table.
+        g.dirty.update(self.loc[fam])
+        self.groups[gkey] = g
+        return g
+
     def _join(self, st: PeerState, fam: Family, facts: SessionFacts) -> None:
         gkey = self._group_key(st, fam, facts)
-        g = self.groups.get(gkey)
-        if g is None:
-            kind = gkey[2]
-            exporter = Exporter(
-                fam,
-                kind,
-                st.policy.export_policy,
-                local_as=self.settings.local_as,
-                router_id=self.settings.router_id,
-                cluster_id=self.cluster_id,
-                reflector=self.reflector,
-                next_hop_self=gkey[4],
-                keep_next_hop=st.policy.keep_original_next_hop,
-            )
-            g = UpdateGroup(
-                gkey,
-                fam,
-                self.loc[fam],
-                exporter,
-                as4=facts.as4,
-                max_len=facts.max_message_len,
-                add_path=gkey[6],
-                blocked=lambda: self.deferring,
-            )
-            # A new group starts from the whole table.
-            g.dirty.update(self.loc[fam])
-            self.groups[gkey] = g
-        m = Member(st.policy.key, fam)
+        g = self.groups.get(gkey) or self._new_group(st, fam, facts, gkey)
+        m = Member(st.policy.key, fam, source=st.source)
         g.join(m)
         st.members[fam] = m
+
+    def _leave(self, g: UpdateGroup, m: Member) -> None:
+        """Leave ``g``; a group nobody reads any more is dropped (its Adj-RIB-Out too)."""
+        g.leave(m)
+        if not g.members and self.groups.get(g.key) is g:
+            del self.groups[g.key]
+
+    # ------------------------------------------------------------------ policy changes
+
+    def set_policy(self, key: str, policy: PeerPolicy) -> None:
+        """A peer's policies changed at run time (reload): apply them without a reset.
+
+        Import: with ``soft_reconfiguration`` the stored pre-policy routes go
+        through the new policy now (newly rejected ones are withdrawn from the
+        Loc-RIB, newly accepted ones added); otherwise cached verdicts are
+        dropped and the caller sends a ROUTE-REFRESH (RFC 2918): each route the
+        peer re-sends is judged by the new policy, and one it rejects withdraws
+        the peer's earlier path for that prefix. Export: the peer moves to the
+        update group of its new policy and receives only the difference
+        (``Member.switch``). Identity (address, AS, RR client) cannot change:
+        that needs ``remove_peer``/``add_peer`` and a new session.
+        """
+        st = self.peers.get(key)
+        if st is None:
+            self.add_peer(policy)
+            return
+        old = st.policy
+        if (policy.key, policy.asn, policy.route_reflector_client) != (
+            old.key,
+            old.asn,
+            old.route_reflector_client,
+        ):
+            raise ValueError(f"peer {key}: address, AS or RR-client role changed; re-add the peer")
+        st.policy = policy
+        if (policy.import_policy, policy.soft_reconfiguration) != (
+            old.import_policy,
+            old.soft_reconfiguration,
+        ):
+            self._reimport(st)
+        facts = st.facts
+        if st.up and facts is not None:
+            for fam, m in list(st.members.items()):
+                self._regroup(st, fam, m, facts)
+        self.flush()
+
+    def _reimport(self, st: PeerState) -> None:
+        """Apply the (new) import policy to stored pre-policy routes (soft reconfiguration)."""
+        st.imports.clear()  # verdicts of the old policy
+        if not st.policy.soft_reconfiguration:
+            st.pre_policy.clear()
+            st.pre_add_path.clear()
+            return
+        if not st.up or st.over_limit:
+            return
+        for fam, pre in st.pre_policy.items():
+            by_attrs: dict[PathAttributes, list[bytes]] = {}
+            for nlri, a in pre.items():
+                lst = by_attrs.get(a)
+                if lst is None:
+                    by_attrs[a] = [nlri]
+                else:
+                    lst.append(nlri)
+            for a, nlris in by_attrs.items():
+                if fam in st.pre_add_path:
+                    self._receive_add_path(st, fam, (), a, nlris)
+                else:
+                    self._apply(st, fam, a, nlris)
+
+    def _regroup(self, st: PeerState, fam: Family, m: Member, facts: SessionFacts) -> None:
+        """Move ``m`` to the update group its (new) export policy belongs to."""
+        old = m.group
+        gkey = self._group_key(st, fam, facts)
+        if old is None or old.key == gkey:
+            return
+        new = self.groups.get(gkey)
+        fresh = new is None
+        if new is None:
+            new = self._new_group(st, fam, facts, gkey)
+        if fam in self.deferred:
+            # Nothing was sent yet (RFC 4724 §4.1): an ordinary join.
+            self._leave(old, m)
+            new.join(m)
+        else:
+            if fresh:
+                new.prime()  # know what the new policy sends before diffing
+            before = old.told() if old.members == [m] else old.snapshot()
+            m.switch(new, before)
+            if not old.members and self.groups.get(old.key) is old:
+                del self.groups[old.key]
+        m.idle = False
+        self.wake(st.policy.key)
 
     def groups_of(self, fam: Family) -> list[UpdateGroup]:
         """The update groups of one family."""
@@ -281,27 +414,50 @@ class Rib:
         st = self.peers[key]
         if not st.up or st.over_limit:
             return
+        if st.policy.soft_reconfiguration:
+            if not isinstance(withdrawn, list | tuple):
+                withdrawn = list(withdrawn)
+            self._keep_pre_policy(st, family, withdrawn, attrs, announced, add_path)
         if add_path:
             self._receive_add_path(st, family, withdrawn, attrs, announced or [])
             return
-        src = st.source
         if withdrawn:
-            self._withdraw(st, family, src.slot(0), withdrawn)
+            self._withdraw(st, family, st.source.slot(0), withdrawn)
         if attrs is not None and announced:
-            pre = st.pre_policy.get(family)
-            if st.policy.soft_reconfiguration:
-                if pre is None:
-                    pre = st.pre_policy[family] = {}
-                for k in announced:
-                    pre[k] = attrs
-            path = self._import(st, family, 0, attrs, announced)
-            if path is None:
-                self._withdraw(st, family, src.slot(0), announced)
-            elif path is not _NONE:
-                self._announce(st, family, path, announced)  # type: ignore[arg-type]
+            self._apply(st, family, attrs, announced)
             limit = st.policy.max_prefixes
             if limit and st.total > limit:
                 self._over_limit(st, limit)
+
+    def _apply(
+        self, st: PeerState, family: Family, attrs: PathAttributes, keys: list[bytes]
+    ) -> None:
+        """Import ``keys`` announced with ``attrs``; rejected ones withdraw the peer's path."""
+        path = self._import(st, family, 0, attrs, keys)
+        if path is None:
+            self._withdraw(st, family, st.source.slot(0), keys)
+        elif path is not _NONE:
+            self._announce(st, family, path, keys)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _keep_pre_policy(
+        st: PeerState,
+        family: Family,
+        withdrawn: Iterable[bytes],
+        attrs: PathAttributes | None,
+        announced: list[bytes] | None,
+        add_path: bool,
+    ) -> None:
+        """Soft reconfiguration: remember routes as received, before import policy."""
+        pre = st.pre_policy.get(family)
+        if pre is None:
+            pre = st.pre_policy[family] = {}
+        if add_path:
+            st.pre_add_path.add(family)
+        for k in withdrawn:
+            pre.pop(k, None)
+        if attrs is not None and announced:
+            pre.update(dict.fromkeys(announced, attrs))
 
     def _over_limit(self, st: PeerState, limit: int) -> None:
         """RFC 4271 §6.7 / RFC 4486 §4: Cease, Maximum Number of Prefixes Reached."""
@@ -532,12 +688,12 @@ class Rib:
 
     def flush(self) -> None:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
-        if self.deferring:
-            for lst in self._changed.values():
-                lst.clear()
-            return
+        deferred = self.deferred
         for fam, keys in self._changed.items():
             if not keys:
+                continue
+            if fam in deferred:
+                keys.clear()  # selected in full when the deferral ends
                 continue
             for g in self.groups.values():
                 if g.family is fam:
@@ -664,28 +820,45 @@ class Rib:
                 st.stale.clear()
                 st.stale_deadline = None
         if self.defer_deadline is not None and self.defer_deadline <= now:
-            self._end_deferral()
+            self._end_deferral(set(self.deferred))  # RFC 4724 §4.1 (b)
         self.flush()
 
     def _check_deferral(self, now: float) -> None:
-        """RFC 4724 §4.1: selection waits for EoR from every GR-capable peer (not restarting)."""
-        if not self.deferring:
-            return
+        """End the deferral of every family whose peers have all sent End-of-RIB (RFC 4724 §4.1)."""
+        done = {f for f in self.deferred if self._family_ready(f)}
+        if done:
+            self._end_deferral(done)
+
+    def _family_ready(self, fam: Family) -> bool:
+        """RFC 4724 §4.1 (a): End-of-RIB for ``fam`` from all peers, "excluding the ones
+        that do not advertise the graceful restart capability or the ones with the
+        Restart State bit set"; a configured peer not up yet is still awaited."""
         for st in self.peers.values():
+            if fam not in st.policy.families:
+                continue
             f = st.facts
             if not st.up or f is None:
-                return
-            if f.gr_restart_time == 0 or f.gr_restarting:
+                return False
+            if not f.does_gr or f.gr_restarting or fam not in f.families:
                 continue
-            if not set(f.families) <= st.eor_received:
-                return
-        self._end_deferral()
+            if fam not in st.eor_received:
+                return False
+        return True
 
-    def _end_deferral(self) -> None:
-        self.deferring = False
-        self.defer_deadline = None
-        for fam, loc in self.loc.items():
-            self._changed[fam] = list(loc)
+    def _end_deferral(self, families: set[Family]) -> None:
+        """Select ``families`` now: every prefix goes to the groups and the FIB."""
+        self.deferred -= families
+        for fam in families:
+            self._changed[fam] = list(self.loc[fam])
+            for g in self.groups.values():
+                if g.family is fam:
+                    for m in g.members:  # wake even with an empty table: our End-of-RIB
+                        m.idle = False
+                        self.wake(m.peer_key)
+        if not self.deferred:
+            self.defer_deadline = None
+            if self.on_converged is not None:
+                self.on_converged()
 
     def _sweep(self, st: PeerState, families: set[Family], everything: bool = False) -> None:
         """Remove the peer's stale paths (all of them with ``everything``) from ``families``."""

@@ -110,3 +110,14 @@ class SessionFacts:
     local_address: Address | None = None
     local_address6: IPv6Address | None = None
     max_message_len: int = 4096
+    gr_capable: bool | None = None
+
+    @property
+    def does_gr(self) -> bool:
+        """The peer advertised the graceful-restart capability (RFC 4724 §3).
+
+        ``gr_capable`` when the adapter knows it, else inferred from the other fields.
+        """
+        if self.gr_capable is not None:
+            return self.gr_capable
+        return self.gr_restart_time > 0 or bool(self.gr_families)

@@ -1,0 +1,133 @@
+"""Restarting speaker's selection deferral (RFC 4724 §4.1): when it ends, per family,
+and the ``converged`` / ``on_converged`` signal the daemon waits for."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+from ribkit import V4, V6, announce, attrs, drain, facts, make_rib, peer
+
+from rib import Rib
+from rib.adapter import RibAdapter
+
+
+def gr(bgp_id: str, families: tuple[Any, ...] = (V4,), **kw: Any) -> Any:
+    fams = dict.fromkeys(families, True)
+    return facts(bgp_id=bgp_id, families=families, gr_restart_time=120, gr_families=fams, **kw)
+
+
+def restarting(**kw: Any) -> tuple[Rib, list[int]]:
+    rib = make_rib(restarting=True, deferral_time=60.0, **kw)
+    calls: list[int] = []
+    rib.on_converged = lambda: calls.append(1)
+    return rib, calls
+
+
+def test_configured_peer_not_up_is_waited_for_until_the_timer() -> None:
+    rib, calls = restarting()
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    peer(rib, "192.0.2.2", 65002, up=False, families=(V4,))  # configured, not up yet
+    rib.end_of_rib(a, V4, now=1.0)
+    assert rib.deferring and not rib.converged and calls == []
+    rib.handle_timer(60.0)  # RFC 4724 §4.1 (b)
+    assert rib.converged and calls == [1]
+    assert rib.get_timer() is None
+
+
+def test_late_peer_that_comes_up_and_sends_eor_ends_deferral() -> None:
+    rib, calls = restarting()
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    b = peer(rib, "192.0.2.2", 65002, up=False, families=(V4,))
+    rib.end_of_rib(a, V4, now=1.0)
+    rib.peer_up(b, gr("192.0.2.2"), now=2.0)
+    assert rib.deferring
+    rib.end_of_rib(b, V4, now=3.0)
+    assert rib.converged and calls == [1]
+
+
+def test_peers_without_gr_or_restarting_are_not_waited_for() -> None:
+    rib, calls = restarting()
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    peer(rib, "192.0.2.2", 65002, fx=facts(bgp_id="192.0.2.2", families=(V4,)))  # no GR
+    peer(rib, "192.0.2.3", 65003, fx=gr("192.0.2.3", gr_restarting=True))  # restarting too
+    assert rib.deferring
+    rib.end_of_rib(a, V4, now=1.0)
+    assert rib.converged and calls == [1]
+
+
+def test_gr_capable_helper_with_restart_time_zero_is_waited_for() -> None:
+    rib, _ = restarting()
+    # Capability present (helper only): it still sends End-of-RIB, so it is awaited.
+    fx = facts(bgp_id="192.0.2.1", families=(V4,), gr_capable=True)
+    a = peer(rib, "192.0.2.1", 65001, fx=fx)
+    assert rib.deferring
+    rib.end_of_rib(a, V4, now=1.0)
+    assert rib.converged
+
+
+def test_all_non_gr_peers_up_ends_deferral_at_once() -> None:
+    rib, calls = restarting()
+    peer(rib, "192.0.2.2", 65002, fx=facts(bgp_id="192.0.2.2", families=(V4,)))
+    assert rib.converged and calls == [1]
+
+
+def test_deferral_is_per_family() -> None:
+    rib, calls = restarting()
+    fib: list[Any] = []
+    rib.fib = lambda fam, ch: fib.append(fam)
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1", (V4, V6)))
+    m = peer(rib, "192.0.2.9", 65009, fx=facts(bgp_id="192.0.2.9"))
+    announce(rib, a, ["203.0.113.0/24"], attrs())
+    announce(rib, a, ["2001:db8::/32"], attrs(nh="2001:db8::1"))
+    rib.end_of_rib(a, V4, now=1.0)
+    assert rib.deferred == {V6} and calls == []
+    assert fib == [V4]
+    out = drain(rib, m)
+    assert list(out.announced) == ["203.0.113.0/24"] and out.eor == [V4]
+    rib.end_of_rib(a, V6, now=2.0)
+    assert rib.converged and calls == [1]
+    out = drain(rib, m)
+    assert list(out.announced) == ["2001:db8::/32"] and out.eor == [V6]
+
+
+def test_removing_an_awaited_peer_ends_deferral() -> None:
+    rib, calls = restarting()
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    b = peer(rib, "192.0.2.2", 65002, up=False, families=(V4,))
+    rib.end_of_rib(a, V4, now=1.0)
+    rib.remove_peer(b, now=2.0)
+    assert rib.converged and calls == [1]
+
+
+def test_empty_table_still_gets_our_eor_when_deferral_ends() -> None:
+    rib, _ = restarting()
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    woken: list[str] = []
+    rib.wake = woken.append
+    assert drain(rib, a).eor == []
+    rib.end_of_rib(a, V4, now=1.0)
+    assert a in woken  # the session is told to pull: our End-of-RIB is due
+    assert drain(rib, a).eor == [V4]
+
+
+def test_not_restarting_is_converged_from_the_start() -> None:
+    rib = make_rib()
+    assert rib.converged and not rib.deferring and rib.get_timer() is None
+
+
+def test_adapter_starts_the_deferral_timer_on_its_clock() -> None:
+    rib = make_rib(restarting=True, deferral_time=60.0)
+    armed: list[tuple[float, Any]] = []
+    RibAdapter(
+        rib,
+        local4=IPv4Address("10.0.0.1"),
+        clock=lambda: 1000.0,
+        call_at=lambda t, cb: armed.append((t, cb)),
+    )
+    # Armed at once, even if no peer ever comes up.
+    assert [t for t, _ in armed] == [1060.0]
+    armed[0][1]()  # the loop fires it (clock still 1000: too early, re-armed)
+    assert rib.deferring
+    rib.handle_timer(1060.0)
+    assert rib.converged
