@@ -697,3 +697,21 @@ def next_steps(state: LabState) -> str:
         where += f" --state-dir {state.state_dir}"
     lines += [f"  podbgp lab status{where}", f"  podbgp lab down{where}      # removes everything"]
     return "\n".join(lines)
+
+
+def diagnostics(state: LabState, log_lines: int = 20) -> str:
+    """Each node's podbgp routes, VXLAN neighbours and FDB, and its log's tail: for failures."""
+    parts = []
+    for node in state.nodes:
+        ns = node["ns"]
+        cmds = [[IP, "-n", ns, "-4", "route", "show", "proto", "80"],
+                [IP, "-n", ns, "-4", "route", "show", "proto", "81"],
+                [IP, "-n", ns, "neigh", "show", "dev", "vxlan.podbgp"],
+                ["bridge", "-n", ns, "fdb", "show", "dev", "vxlan.podbgp"]]  # fmt: skip
+        out = [f"== {node['name']}"]
+        for cmd in cmds:
+            text = _run(cmd, check=False).strip()
+            out.append(f"$ {' '.join(cmd[1:])}\n{text}" if text else f"$ {' '.join(cmd[1:])}")
+        out.append(f"-- log\n{_log_tail(Path(node['log']), log_lines)}")
+        parts.append("\n".join(out))
+    return "\n".join(parts)
