@@ -43,6 +43,9 @@ def _up(args: argparse.Namespace) -> int:
     except lab.Unsupported as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("podbgp lab: interrupted; `podbgp lab down` removes what was built", file=sys.stderr)
+        return 130
     except lab.LabError as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         print("podbgp lab: the lab is left as it is; `podbgp lab down` removes it",

@@ -679,13 +679,23 @@ def status_report(state_dir: str | Path, prefix: str) -> tuple[str, bool]:
     return "\n".join(lines), True
 
 
+def podbgp_command() -> str:
+    """How to call this podbgp from a shell: `podbgp` if PATH finds this one, else its path."""
+    exe = Path(sys.executable).parent / "podbgp"
+    if not exe.exists():
+        return "podbgp"
+    found = shutil.which("podbgp")
+    return "podbgp" if found and Path(found).resolve() == exe.resolve() else str(exe)
+
+
 def next_steps(state: LabState) -> str:
     n1 = state.nodes[0]
     p = state.pods[-1] if state.pods else None
+    cmd = podbgp_command()
     lines = [
         "The lab stays up. Try:",
-        f"  podbgp show peers --socket {n1['socket']}",
-        f"  podbgp show routes --socket {n1['socket']}",
+        f"  {cmd} show peers --socket {n1['socket']}",
+        f"  {cmd} show routes --socket {n1['socket']}",
         f"  ip netns exec {n1['ns']} ip route",
     ]
     if p is not None and state.pods:
@@ -695,7 +705,7 @@ def next_steps(state: LabState) -> str:
         where += f" --prefix {state.prefix}"
     if Path(state.state_dir) != Path(DEFAULT_STATE_DIR):
         where += f" --state-dir {state.state_dir}"
-    lines += [f"  podbgp lab status{where}", f"  podbgp lab down{where}      # removes everything"]
+    lines += [f"  {cmd} lab status{where}", f"  {cmd} lab down{where}      # removes everything"]
     return "\n".join(lines)
 
 
