@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from bgp.errors import CeaseSubcode
@@ -89,6 +90,7 @@ def peer_settings(
         add_path=ADD_PATH[p.add_path],
         graceful_restart=p.graceful_restart,
         restart_time=b.restart_time,
+        restarting=restarting and p.graceful_restart,
         shutdown_message=p.shutdown_message,
     )
 
@@ -215,6 +217,12 @@ class BgpNode:
         """RFC 4724 §4.1: once selection deferral is over, stale kernel routes may go."""
         while self.rib.deferring:
             await asyncio.sleep(0.5)
+        if self.restarting:
+            # RFC 4724 §3: the Restart State bit belongs to the OPENs right after a
+            # restart only; sessions that start later (a reset, a new node) clear it.
+            self.restarting = False
+            for peer in self.speaker.peers.values():
+                peer.settings = replace(peer.settings, restarting=False)
         if self.converged_cb is not None:
             self.converged_cb()
 
@@ -290,9 +298,25 @@ class BgpNode:
             st["mesh_node"] = self._mesh_node(st["address"])
             rib_peer = self.rib.peers.get(st["address"])
             st["prefixes_received"] = rib_peer.total if rib_peer else 0
-            st["prefixes_advertised"] = st.get("prefixes_out", 0)
+            st["prefixes_advertised"] = sum(advertised(self.rib, st["address"]).values())
+            st["peer_graceful_restart"] = self._peer_gr(st["address"])
             rows.append(st)
         return rows
+
+    def _peer_gr(self, address: str) -> dict[str, Any] | None:
+        """The peer's graceful-restart capability from its last OPEN (RFC 4724 §3)."""
+        peer = self.speaker.peer(address)
+        neg = peer.negotiated if peer is not None else None
+        gr = neg.peer_restart if neg is not None else None
+        if gr is None:
+            return None
+        return {
+            "restart_time": gr.restart_time,
+            "restarting": gr.restarting,
+            "forwarding_preserved": sorted(
+                _family_name(afi, safi) for afi, safi, fwd in gr.families if fwd
+            ),
+        }
 
     def _mesh_node(self, address: str) -> str | None:
         m = self.mesh.get(address)
@@ -336,10 +360,11 @@ class BgpNode:
         for st in self.speaker.stats():
             rib_peer = self.rib.peers.get(st["address"])
             counts = rib_peer.counts if rib_peer else {}
+            received = _received(rib_peer)
+            sent = advertised(self.rib, st["address"])
             prefixes = {}
             for fam, name in ((Family.IPV4_UNICAST, "ipv4"), (Family.IPV6_UNICAST, "ipv6")):
-                n = counts.get(fam, 0)
-                prefixes[name] = (n, n, st.get("prefixes_out", 0) if name == "ipv4" else 0)
+                prefixes[name] = (received.get(fam, 0), counts.get(fam, 0), sent.get(fam, 0))
             snap.peers.append(
                 PeerMetrics(
                     address=st["address"],
@@ -373,11 +398,47 @@ class BgpNode:
     def _policy_changed(self, p: Peer, import_changed: bool) -> None:
         """New import/export policy without a reset: the RIB re-evaluates, the peer refreshes."""
         a = str(p.address)
-        self.rib.set_policy(a, self._peer_policy(a, p))  # type: ignore[attr-defined]  # lands with rib follow-ups
+        self.rib.set_policy(a, self._peer_policy(a, p))
         peer = self.speaker.peer(a)
         if import_changed and peer is not None and not p.soft_reconfiguration:
             for fam in p.families:
                 peer.refresh(FAMILIES[fam])  # RFC 2918: the peer re-sends its routes
+
+
+def advertised(rib: Rib, key: str) -> dict[Family, int]:
+    """Prefixes the peer was last told about, per family (its update group's Adj-RIB-Out).
+
+    A read-only look at the RIB: with split horizon (RFC 4456 §8 reflection
+    clients, iBGP), paths learned from the peer itself were never sent to it.
+    """
+    st = rib.peers.get(key)
+    out: dict[Family, int] = {}
+    if st is None or not st.up:
+        return out
+    for fam, m in st.members.items():
+        g = m.group
+        if g is None:
+            continue
+        adj = g.adj_out
+        n = len(adj)
+        if g.told().split and not g.add_path:
+            n -= sum(1 for v in adj.values() if getattr(v, "source", None) is m.source)
+        out[fam] = n
+    return out
+
+
+def _received(st: Any) -> dict[Family, int]:
+    """Prefixes the peer sent before import policy (only known with soft reconfiguration)."""
+    if st is None:
+        return {}
+    if st.pre_policy:
+        return {fam: len(pre) for fam, pre in st.pre_policy.items()}
+    return dict(st.counts)
+
+
+def _family_name(afi: int, safi: int) -> str:
+    fam = Family.of(afi, safi)
+    return fam.name.lower() if fam is not None else f"afi{afi}/safi{safi}"
 
 
 def _duration(seconds: float) -> str:

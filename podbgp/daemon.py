@@ -24,11 +24,13 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ipam
+from fib import nat
 from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
 from fib.reconciler import FibConfig, Reconciler
@@ -78,21 +80,30 @@ class Daemon:
         self.pool_usage: list[PoolMetrics] = []
         self.node_blocks: dict[str, frozenset[IPNetwork]] = {}  # no-BGP mode: from the datastore
         self.remote_blocks: dict[IPNetwork, str] = {}
+        self._registry_seen = False
+        self._blocks_seen = False
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
+        """Datastore, FIB (adopting what a previous run left), announcement, BGP, API.
+
+        The order matters for a restart (RFC 4724 §4.1): the FIB's first resync
+        tells whether a previous run left routes (then we are a restarting
+        speaker), and the node's own blocks are known before any session opens,
+        so the first UPDATEs after the restart already carry them.
+        """
         if needs_datastore(self.config):
             await self._open_datastore()
-        if self.config.fib.enabled:
-            self._start_fib()
+        found = self._start_fib() if self.config.fib.enabled else 0
+        if self.store is not None and self.config.ipam.pools:
+            await self._first_announcement()
         if self.config.bgp.enabled:
-            await self._start_bgp()
-        else:
-            self._mark_converged()
+            restarting = found > 0 and self.config.bgp.graceful_restart
+            await self._start_bgp(restarting)
+        elif self.store is None or not self.config.fib.enabled:
+            self._mark_converged()  # no BGP and no remote routes to wait for
         if self.store is not None:
             self._spawn(self._follow_registry())
-            if self.config.ipam.pools:
-                self._spawn(self._follow_announcements())
             if not self.config.bgp.enabled and self.config.fib.enabled:
                 self._spawn(self._follow_remote_blocks())
         await self._start_api()
@@ -161,11 +172,22 @@ class Daemon:
         assigned = await self.ipam.allocate(name, handle, 4, {"node": name, "kind": "vxlan"})
         return str(assigned.address)
 
-    async def _follow_announcements(self) -> None:
+    async def _first_announcement(self) -> None:
+        """Follow the node's announcement; return once the current one is applied."""
+        first = asyncio.Event()
+        self._spawn(self._follow_announcements(first))
+        try:
+            await asyncio.wait_for(first.wait(), 30)
+        except TimeoutError as exc:
+            url = nodecfg.datastore_url(self.config)
+            raise StartupError(f"datastore {url}: no answer to the block list in 30 s") from exc
+
+    async def _follow_announcements(self, first: asyncio.Event) -> None:
         assert self.store is not None
         cfg = nodecfg.ipam_config(self.config)
         async for ann in ipam.watch_announcements(self.store, self.config.node.name, cfg):
             self._apply_announcement(ann)
+            first.set()
             await self._refresh_pool_usage()
 
     async def _refresh_pool_usage(self) -> None:
@@ -194,11 +216,17 @@ class Daemon:
             self.nodes = nodes
             if self.bgp is not None:
                 me = nodes.get(self.config.node.name)
-                if me is not None:
+                if me is None:
+                    # Removed from the cluster: the others drop us; drop them too, or the
+                    # active side of each pair would keep knocking on a closed door.
+                    log.warning("this node is no longer in the registry: no mesh peers")
+                    await self.bgp.set_mesh_peers({})
+                else:
                     peers = mesh_peers(me, nodes, mesh=self.config.bgp.mesh)
                     await self.bgp.set_mesh_peers(peers)
             if self.reconciler is not None and nodecfg.uses_vxlan(self.config):
                 self._apply_vteps(nodes)
+            self._registry_seen = True
             if self.reconciler is not None and not self.config.bgp.enabled:
                 self._recompute_remote_blocks()
 
@@ -219,6 +247,7 @@ class Daemon:
         cfg = nodecfg.ipam_config(self.config)
         async for blocks in ipam.watch_node_blocks(self.store, cfg):
             self.node_blocks = blocks
+            self._blocks_seen = True
             self._recompute_remote_blocks()
 
     def _recompute_remote_blocks(self) -> None:
@@ -233,6 +262,10 @@ class Daemon:
                 wanted[net] = address
         self._set_remote_routes(self.remote_blocks, wanted)
         self.remote_blocks = wanted
+        if self._registry_seen and self._blocks_seen:
+            # Both views read once: what a previous run left and nobody wants any more
+            # can go (the no-BGP analogue of End-of-RIB).
+            self._mark_converged()
 
     def _set_remote_routes(self, old: dict[IPNetwork, str], new: dict[IPNetwork, str]) -> None:
         assert self.reconciler is not None
@@ -247,17 +280,41 @@ class Daemon:
         self._wake_fib()
 
     # -- FIB ----------------------------------------------------------------------------
-    def _start_fib(self) -> None:
+    def _start_fib(self) -> int:
+        """Start the FIB after one full resync; returns how many owned routes it found.
+
+        Owned routes in the kernel before anything is desired were left by a
+        previous run: they are adopted as stale and stay until `_mark_converged`
+        (RFC 4724 §4.2 "retain routes, then delete stale ones")."""
         fc = self.config.fib
-        kernel = NetlinkKernel()
+        try:
+            kernel = NetlinkKernel()
+        except OSError as exc:
+            raise StartupError(f"netlink: {exc}") from exc
         self.reconciler = Reconciler(
             kernel, FibConfig(fc.table, fc.protocol, float(fc.resync_interval))
         )
         node = nodecfg.fib_node(self.config, self.vtep_address)
         if node is not None:
             self.reconciler.set_node(node)
+        self.reconciler.resync()
+        found = self.reconciler.counters.stale_adopted
+        if found:
+            log.info("fib: %d routes of a previous run adopted as stale", found)
+        self._apply_nat()
         self.fib_service = FibService(self.reconciler)
         self._spawn(self.fib_service.run())
+        return found
+
+    def _apply_nat(self) -> None:
+        """MASQUERADE pod traffic leaving the pools, for pools with `nat_outgoing`."""
+        pools = self.config.ipam.pools
+        try:
+            nat.apply([p.cidr for p in pools if p.nat_outgoing], [p.cidr for p in pools])
+        except (nat.NatError, OSError, subprocess.SubprocessError) as exc:
+            if any(p.nat_outgoing for p in pools):
+                raise StartupError(str(exc)) from exc
+            log.debug("no nat_outgoing pool, and nft unusable: %s", exc)
 
     def _wake_fib(self) -> None:
         if self.fib_service is not None:
@@ -288,11 +345,17 @@ class Daemon:
             log.info("converged: swept %d stale kernel routes", swept)
 
     # -- BGP ----------------------------------------------------------------------------
-    async def _start_bgp(self) -> None:
+    async def _start_bgp(self, restarting: bool) -> None:
         from podbgp.bgpnode import BgpNode
 
         fib = self.fib_best_paths if self.reconciler is not None else None
-        self.bgp = BgpNode(self.config, fib=fib, converged=self._mark_converged)
+        self.bgp = BgpNode(
+            self.config, fib=fib, converged=self._mark_converged, restarting=restarting
+        )
+        if self.announced is not None:
+            self.bgp.set_originated_from_ipam(self.announced.prefixes)
+        if restarting:
+            log.info("graceful restart: Restart State set, best-path selection deferred")
         await self.bgp.start()
 
     # -- control API and metrics --------------------------------------------------------
@@ -396,6 +459,11 @@ class Daemon:
         self.config = new
         if self.bgp is not None:
             await self.bgp.reload(new, diff)
+        if self.reconciler is not None:
+            try:
+                self._apply_nat()
+            except StartupError as exc:
+                log.error("reload: %s", exc)
         log.info("reloaded %s", self.config_path)
 
 
