@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests and the lab need: real BGP peers, etcd, capture and ping.
-APT_PKGS := frr bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump iputils-ping iproute2 procps
+APT_PKGS := frr bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump iputils-ping iproute2 procps nftables
 FUZZ_SECONDS ?= 60
 
 .PHONY: all venv deps lint typecheck unit test fuzz demo bench clean
