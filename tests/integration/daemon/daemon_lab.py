@@ -95,7 +95,18 @@ def start(tmp: Path, option: str, nodes: int = 3, spare: int = 1) -> Cluster:
         report = lab.diagnostics(state)
         lab.down(prefix, plan.state_dir)
         pytest.fail(f"{option}: unreachable pod pairs {bad}\n{report}")
-    return Cluster(full, state)
+    cluster = Cluster(full, state)
+    # Pods (and so blocks) come last in `up` and the pings may pass by the ToR's default
+    # route: wait until BGP (or the datastore) has put every block into every kernel.
+    names = [n.name for n in cluster.running]
+    deadline = time.monotonic() + CONVERGE
+    while (bad := mismatches(cluster, names)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if bad:
+        report = lab.diagnostics(state)
+        stop(cluster)
+        pytest.fail(f"{option}: routes not converged:\n" + "\n".join(bad) + "\n" + report)
+    return cluster
 
 
 def stop(cluster: Cluster) -> None:
@@ -218,6 +229,21 @@ def route_shape(route: dict[str, Any] | None) -> dict[str, Any] | None:
     if "onlink" in route.get("flags", []):
         shape["onlink"] = True
     return shape
+
+
+def mismatches(c: Cluster, nodes: list[str]) -> list[str]:
+    """Every (node, block) whose kernel route is not the one the option gives."""
+    owned = {n: blocks(c, n) for n in nodes}
+    bad = []
+    for at in nodes:
+        have = routes(c.ns(at))
+        for owner, prefixes in owned.items():
+            for prefix in prefixes:
+                want = {"type": "blackhole"} if owner == at else expected_route(c, at, owner)
+                got = route_shape(have.get(prefix))
+                if got != want:
+                    bad.append(f"{at}: {prefix} of {owner}: want {want}, have {got}")
+    return bad
 
 
 def wait(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -19,11 +19,10 @@ import pytest
 from daemon_lab import (
     Cluster,
     blocks,
-    expected_route,
     join,
+    mismatches,
     peers,
     remove_node,
-    route_shape,
     routes,
     sessions,
     start,
@@ -50,21 +49,6 @@ def cluster(
         stop(c)
 
 
-def _mismatches(c: Cluster, nodes: list[str]) -> list[str]:
-    """Every (node, block) whose kernel route is not the expected one."""
-    owned = {n: blocks(c, n) for n in nodes}
-    bad = []
-    for at in nodes:
-        have = routes(c.ns(at))
-        for owner, prefixes in owned.items():
-            for prefix in prefixes:
-                want = {"type": "blackhole"} if owner == at else expected_route(c, at, owner)
-                got = route_shape(have.get(prefix))
-                if got != want:
-                    bad.append(f"{at}: {prefix} of {owner}: want {want}, have {got}")
-    return bad
-
-
 def _expected_peers(c: Cluster, node: str) -> set[str]:
     """The session addresses the option gives `node` among the running nodes."""
     plan = c.plan
@@ -83,7 +67,7 @@ def test_every_block_reaches_every_kernel(cluster: Cluster) -> None:
         assert blocks(cluster, name), f"{name} announces no block"
         established = set(sessions(cluster, name))
         assert established == _expected_peers(cluster, name), name
-    bad = _mismatches(cluster, names)
+    bad = mismatches(cluster, names)
     assert not bad, "\n".join(bad) + "\n" + lab.diagnostics(cluster.state)
 
 
@@ -94,7 +78,7 @@ def test_new_node_joins_without_resetting_sessions(cluster: Cluster) -> None:
     assert names == ["n1", "n2", "n3", "n4"]
     wait(lambda: set(sessions(cluster, "n4")) == _expected_peers(cluster, "n4"), 30,
          "n4's sessions Established")  # fmt: skip
-    wait(lambda: not _mismatches(cluster, names), 30, "n4's block in every kernel and back")
+    wait(lambda: not mismatches(cluster, names), 30, "n4's block in every kernel and back")
     for name, old in before.items():
         now = sessions(cluster, name)
         for address, (established_at, flaps) in old.items():
@@ -127,6 +111,6 @@ def test_removed_node_is_withdrawn_everywhere(cluster: Cluster) -> None:
         # The removed node drops its registry-derived peers too.
         wait(lambda: not peers(cluster, "n4"), 15, "n4 without mesh peers")
     # The others keep their own routes to each other.
-    assert not _mismatches(cluster, rest), "\n".join(_mismatches(cluster, rest))
+    assert not mismatches(cluster, rest), "\n".join(mismatches(cluster, rest))
     # Removed from the set of running nodes' expectations from now on.
     cluster.state.nodes = [n for n in cluster.state.nodes if n["name"] != "n4"]
