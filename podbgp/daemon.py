@@ -81,6 +81,7 @@ class Daemon:
         self.node_blocks: dict[str, frozenset[IPNetwork]] = {}  # no-BGP mode: from the datastore
         self.remote_blocks: dict[IPNetwork, str] = {}
         self._registry_seen = False
+        self._fib_frozen = False  # stopping: no more kernel changes
         self._blocks_seen = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -121,6 +122,12 @@ class Daemon:
             await self.api.stop()
         if self.metrics is not None:
             self.metrics.stop()
+        # The FIB stops first: closing the sessions withdraws every learned route from
+        # the RIB, and those withdrawals must not reach the kernel (RFC 4724 §4.2: the
+        # forwarding state outlives the daemon; the next run adopts and sweeps it).
+        self._fib_frozen = True
+        if self.fib_service is not None:
+            self.fib_service.stop()
         if self.bgp is not None:
             await self.bgp.stop()
         for task in self._tasks:
@@ -128,8 +135,6 @@ class Daemon:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.fib_service is not None:
-            self.fib_service.stop()
         if self.reconciler is not None:
             self.reconciler.kernel.close()
         if self.store is not None:
@@ -322,7 +327,7 @@ class Daemon:
 
     def fib_best_paths(self, changes: dict[IPNetwork, tuple[str, ...]]) -> None:
         """Best-path changes from the RIB (one call per batch): remote routes for the FIB."""
-        if self.reconciler is None:
+        if self.reconciler is None or self._fib_frozen:
             return
         own = self.announced.prefixes if self.announced else frozenset()
         routes = []

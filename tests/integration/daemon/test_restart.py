@@ -1,0 +1,111 @@
+"""A node's daemon dies and comes back while traffic flows: no lost packet (RFC 4724).
+
+`kill -9` on n2 while a pod on n1 pings a pod on n2 every 50 ms:
+
+- n2's routes stay in its kernel (the FIB leaves them when the process dies);
+- n1 and n3 see the session drop without a NOTIFICATION and keep n2's routes as
+  stale (graceful restart helper, RFC 4724 §4.2);
+- the restarted daemon finds its routes in the kernel, adopts them as stale, sends
+  OPENs with the Restart State bit (§3), defers best-path selection until the
+  others' End-of-RIB (§4.1) and only then sweeps what is stale.
+
+Then `SIGTERM` on n3: a Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) goes
+to the peers, which drop n3's routes at once, while n3's kernel keeps its routes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_lab import (
+    Cluster,
+    blocks,
+    kill,
+    mismatches,
+    peers,
+    routes,
+    sessions,
+    start,
+    start_daemon,
+    stop,
+    wait,
+)
+
+from podbgp.lab.netns import IP
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = start(Path(tmp_path_factory.mktemp("restart")), "mesh", nodes=3, spare=0)
+    try:
+        yield c
+    finally:
+        stop(c)
+
+
+def ping(c: Cluster, src: str, dst: str, seconds: int) -> subprocess.Popen[str]:
+    args = [IP, "netns", "exec", c.pod_ns(src), "ping", "-n", "-q", "-i", "0.05",
+            "-w", str(seconds), c.pod_ip(dst)]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def ping_counts(proc: subprocess.Popen[str]) -> tuple[int, int, str]:
+    out, _ = proc.communicate(timeout=60)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2)), out
+
+
+def test_kill_and_restart_loses_no_packet(cluster: Cluster) -> None:
+    c = cluster
+    n2_ip = c.plan.node("n2").ip
+    n2_block = blocks(c, "n2")[0]
+    n2_kernel = routes(c.ns("n2"))
+    pinger = ping(c, "n1", "n2", seconds=14)
+    time.sleep(0.5)  # a few replies before the crash
+    kill(c, "n2", signal.SIGKILL)
+
+    # While n2 is down: its kernel is untouched, n1 keeps its block as stale.
+    assert routes(c.ns("n2")) == n2_kernel
+    wait(lambda: sessions(c, "n1").get(n2_ip) is None, 10, "n1 saw the session to n2 drop")
+    error = peers(c, "n1")[n2_ip]["last_error"]
+    assert error["code"] == 0, f"expected a drop without NOTIFICATION, got {error}"
+    assert n2_block in routes(c.ns("n1")) and n2_block in routes(c.ns("n3"))
+
+    start_daemon(c, "n2")
+    wait(lambda: set(sessions(c, "n2")) == {c.plan.node(n).ip for n in ("n1", "n3")}, 30,
+         "n2's sessions back")  # fmt: skip
+    # The helper saw the Restart State bit in n2's new OPEN (RFC 4724 §3).
+    gr = peers(c, "n1")[n2_ip]["peer_graceful_restart"]
+    assert gr["restarting"] is True and gr["forwarding_preserved"] == ["ipv4_unicast"], gr
+    wait(lambda: c.ask("n2", "show.node")["converged"], 30, "n2 converged")
+    assert "adopted as stale" in c.log("n2")
+    fib = c.ask("n2", "show.fib")
+    assert fib["stale"] == 0 and fib["counters"]["stale_adopted"] == len(n2_kernel), fib
+    assert not mismatches(c, ["n1", "n2", "n3"])
+
+    sent, received, out = ping_counts(pinger)
+    assert sent >= 200, out
+    assert received == sent, f"lost {sent - received} of {sent} replies during the restart"
+
+
+def test_sigterm_sends_cease_and_keeps_kernel_routes(cluster: Cluster) -> None:
+    c = cluster
+    n3_ip = c.plan.node("n3").ip
+    n3_block = blocks(c, "n3")[0]
+    n3_kernel = routes(c.ns("n3"))
+    kill(c, "n3", signal.SIGTERM)
+    assert routes(c.ns("n3")) == n3_kernel
+    for node in ("n1", "n2"):
+        wait(lambda node=node: n3_block not in routes(c.ns(node)), 10,  # type: ignore[misc]
+             f"{node} dropped n3's block on the NOTIFICATION")  # fmt: skip
+        error = peers(c, node)[n3_ip]["last_error"]
+        assert (error["code"], error["subcode"]) == (6, 2), error  # Cease / Admin Shutdown
