@@ -181,6 +181,7 @@ class Daemon:
         """Follow the node's announcement; return once the current one is applied."""
         first = asyncio.Event()
         self._spawn(self._follow_announcements(first))
+        self._spawn(self._watch_pool_usage())
         try:
             await asyncio.wait_for(first.wait(), 30)
         except TimeoutError as exc:
@@ -194,6 +195,15 @@ class Daemon:
             self._apply_announcement(ann)
             first.set()
             await self._refresh_pool_usage()
+
+    async def _watch_pool_usage(self, interval: float = 15.0) -> None:
+        """Pool usage for the metrics, which read it synchronously at scrape time."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._refresh_pool_usage()
+            except (StoreError, OSError) as exc:  # a metric may lag; the node carries on
+                log.warning("pool usage for metrics: %s", exc)
 
     async def _refresh_pool_usage(self) -> None:
         assert self.ipam is not None
@@ -424,6 +434,10 @@ class Daemon:
             "vtep_address": self.vtep_address or None,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "converged": self.converged,
+            "restarting": self.bgp.restarting if self.bgp is not None else False,
+            "metrics": (
+                f"{self.metrics.host}:{self.metrics.port}" if self.metrics is not None else None
+            ),
             "nodes": sorted(self.nodes),
         }
 

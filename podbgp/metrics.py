@@ -104,9 +104,11 @@ def _peer_families(peers: list[PeerMetrics]) -> Iterator[GaugeMetricFamily | Cou
 
 
 def _pool_families(pools: list[PoolMetrics]) -> Iterator[GaugeMetricFamily]:
-    blocks = GaugeMetricFamily("podbgp_ipam_blocks", "Blocks affine to this node", labels=["pool"])
+    blocks = GaugeMetricFamily(
+        "podbgp_ipam_blocks", "Blocks claimed in the pool (cluster-wide)", labels=["pool"]
+    )
     addrs = GaugeMetricFamily(
-        "podbgp_ipam_addresses", "Addresses in this node's blocks", labels=["pool", "kind"]
+        "podbgp_ipam_addresses", "Addresses of the pool, used and free", labels=["pool", "kind"]
     )
     for pool in pools:
         blocks.add_metric([pool.cidr], pool.blocks)

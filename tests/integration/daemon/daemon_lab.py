@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -133,10 +134,19 @@ def _record(cluster: Cluster, node: NodePlan, pid: int) -> None:
     cluster.state.save()
 
 
-def start_daemon(cluster: Cluster, name: str) -> subprocess.Popen[bytes]:
-    """(Re)start podbgp on a node whose namespace exists; returns once its socket answers."""
+def start_daemon(cluster: Cluster, name: str, config: str | None = None) -> subprocess.Popen[bytes]:
+    """(Re)start podbgp on a node whose namespace exists (with the lab's config, or the
+    `config` text given); returns once its control socket answers."""
     node = cluster.plan.node(name)
-    proc = lab.start_node_daemon(cluster.plan, node)
+    path = lab.write_config(cluster.plan, node)
+    if config is not None:
+        path.write_text(config)
+    log = open(cluster.plan.state_dir / f"{name}.log", "ab")  # noqa: SIM115 (child keeps it)
+    with log:
+        proc = Netns(cluster.plan.ns(name)).popen(
+            [sys.executable, "-m", "podbgp", "run", "--config", str(path)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     cluster.procs[name] = proc
     _record(cluster, node, proc.pid)
     lab.wait_daemon(cluster.plan, node, proc, timeout=30)
