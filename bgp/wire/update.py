@@ -13,12 +13,14 @@ Decoding (RFC 4271 §4.3, RFC 4760, RFC 7606, RFC 7911)
        AFI/SAFI is ignored; a structure or NLRI that cannot be parsed makes
        ``action`` AFI_SAFI_DISABLE with ``disabled`` naming the family
        (RFC 4760 §7, RFC 7606 §5.3); fewer than 3 octets (no AFI/SAFI) resets
-       the session. A bad next-hop length or a martian next hop is
-       treat-as-withdraw (RFC 7606 §7.3, §7.11).
+       the session. A next hop of unexpected length is AFI/SAFI disable too
+       (RFC 7606 §7.11); a martian next hop is treat-as-withdraw (RFC 4271
+       §6.3 with RFC 7606 §3(e)).
     4. Missing ORIGIN or AS_PATH (or NEXT_HOP for the IPv4 NLRI field) when
        routes are announced is treat-as-withdraw (RFC 7606 §3(d)). An UPDATE
-       that announces nothing yet has attribute errors stronger than attribute
-       discard resets the session (RFC 7606 §5.2).
+       with path attributes other than MP_UNREACH_NLRI that announces nothing
+       and has any error stronger than attribute discard (MP AFI/SAFI disable
+       aside) resets the session (RFC 7606 §5.2).
     5. On treat-as-withdraw every announced NLRI moves to ``unreach``, so a
        consumer can always apply ``reach`` and ``unreach`` as they are.
 
@@ -274,7 +276,7 @@ def _decode_slow(
     attrs = _derive_attrs(entry, res, has_v4_field, ctx) if entry.non_mp or res.mp_nh else None
     if announces:
         _check_mandatory(entry, reach, has_v4_field, res)
-    elif entry.non_mp:
+    elif entry.non_mp or mp_reach is not None:
         _no_nlri_rule(res.errors)
     action = max((e.action for e in res.errors), default=Action.NONE)
     if action >= _TAW:
@@ -287,10 +289,22 @@ def _decode_slow(
 
 
 def _no_nlri_rule(errors: list[AttrError]) -> None:
-    """RFC 7606 §5.2: attributes but no reachable NLRI, and an error stronger
-    than attribute discard (other than an MP family disable): session reset."""
+    """RFC 7606 §5.2: path attributes other than MP_UNREACH_NLRI (MP_REACH_NLRI
+    counts) but no reachable NLRI, and any error whose approach is not
+    attribute discard: session reset.
+
+    An MP_REACH_NLRI/MP_UNREACH_NLRI that cannot be parsed keeps its own
+    AFI/SAFI disable: RFC 7606 §3(j), §5.3 and §7.11 allow it for exactly
+    that case, and §5.2 is about attribute errors once the NLRI are known.
+    A treat-as-withdraw finding on MP_REACH_NLRI (flags, martian next hop)
+    is not exempt.
+    """
     worst = max(
-        (e for e in errors if e.action > Action.ATTRIBUTE_DISCARD and e.code not in (14, 15)),
+        (
+            e
+            for e in errors
+            if e.action > Action.ATTRIBUTE_DISCARD and e.action != Action.AFI_SAFI_DISABLE
+        ),
         key=lambda e: e.action,
         default=None,
     )
@@ -404,6 +418,11 @@ def _mp_reach(
         _disable(res, fam, code, value, "MP_REACH_NLRI next hop overruns the attribute")
         return
     nh_end = 4 + value[3]
+    if not _nh_len_ok(fam, value[3], ctx):
+        # RFC 7606 §7.11: the NLRI cannot be located reliably after a next
+        # hop of unexpected length: AFI/SAFI disable, not treat-as-withdraw.
+        _disable(res, fam, code, value, f"MP_REACH_NLRI next hop length {value[3]} unexpected")
+        return
     try:
         items = parse_nlri(value, nh_end + 1, n, fam, ctx.add_path_rx(fam))
     except NlriError as exc:
@@ -420,11 +439,19 @@ def _mp_reach(
     res.mp_nh_raw = raw
 
 
+def _nh_len_ok(fam: Family, ln: int, ctx: CodecContext) -> bool:
+    """The MP next-hop lengths expected: 4 for IPv4, 16 or 32 for IPv6 (RFC 2545 §3),
+    and 16 or 32 for IPv4 routes too once extended next hop is negotiated (RFC 8950 §3)."""
+    if ln == 4:
+        return fam is _V4
+    return ln in (16, 32) and (fam is _V6 or ctx.extended_nexthop_ipv4)
+
+
 def _next_hops(
     fam: Family, raw: bytes, ctx: CodecContext
 ) -> tuple[tuple[IPv4Address | IPv6Address, ...], str]:
-    """Validate an MP next hop: 4 octets for IPv4, 16 or 32 for IPv6 (RFC 2545 §3),
-    16 or 32 for IPv4 routes only with extended next hop (RFC 8950 §3)."""
+    """Validate an MP next hop of an expected length (``_nh_len_ok``): a martian
+    next hop is a reason to treat the routes as withdrawn (RFC 4271 §6.3, RFC 7606 §3(e))."""
     ln = len(raw)
     if ln == 4 and fam is _V4:
         addr = int.from_bytes(raw, "big")

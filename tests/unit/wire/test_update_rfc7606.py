@@ -215,6 +215,35 @@ CASES = [
         UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
     ),
     Case("discard-only error and no NLRI", update(attrs=BASE + attr(0x40, 6, b"\x00")), AD, [], []),
+    reset(
+        "bad communities with withdrawals only",
+        update(withdrawn=v4(P1), attrs=BASE + attr(0xC0, 8, b"\x00" * 5)),
+        UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+    ),
+    # §5.2 counts MP_REACH_NLRI as a path attribute: empty MP_REACH_NLRI + error
+    reset(
+        "martian mp next hop and empty mp_reach NLRI",
+        update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, bytes(15) + b"\x01", b"")),
+        UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+    ),
+    reset(
+        "mp_reach alone with bad flags and no NLRI",
+        update(attrs=mp_reach(2, 1, V6NH, b"", flags=0xC0)),
+        UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
+    ),
+    Case(
+        "mp_unreach only with bad flags is not §5.2",
+        update(attrs=mp_unreach(2, 1, v6(Q1), flags=0xC0)),
+        TAW,
+        [],
+        [Q1],
+    ),
+    Case(
+        "mp_reach NLRI unparseable, no other NLRI: AFI/SAFI disable kept",
+        update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, V6NH, b"\x81" + bytes(16))),
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV6_UNICAST,
+    ),
     # §5.3 NLRI / withdrawn fields; RFC 4271 §6.3 lengths
     reset(
         "NLRI prefix length 33",
@@ -254,12 +283,26 @@ CASES = [
         NONE,
         [Q1],
     ),
+    # §7.11: a next hop of unexpected length hides where the NLRI start
     Case(
         "mp_reach ipv6 next hop length 12",
         update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, V6NH[:12], v6(Q1))),
-        TAW,
-        [],
-        [Q1],
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV6_UNICAST,
+    ),
+    Case(
+        "mp_reach ipv6 next hop length 4",
+        update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, b"\xc0\x00\x02\x01", v6(Q1))),
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV6_UNICAST,
+    ),
+    Case(
+        "mp_reach ipv4 next hop length 5",
+        update(
+            attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(1, 1, b"\xc0\x00\x02\x01\x00", v4(P1))
+        ),
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV4_UNICAST,
     ),
     Case(
         "mp_reach ipv6 martian next hop ::1",
@@ -327,9 +370,8 @@ CASES = [
     Case(
         "ipv4 in mp_reach with ipv6 next hop, extended next hop off",
         update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(1, 1, V6NH, v4(P1))),
-        TAW,
-        [],
-        [P1],
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV4_UNICAST,
     ),
     Case(
         "ipv4 in mp_reach with martian ipv4 next hop",
