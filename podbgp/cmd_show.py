@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -37,15 +38,20 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
     ),
     "fib": (
         ("PREFIX", "prefix"),
-        ("ROUTE", "route"),
         ("STATE", "state"),
+        ("ROUTE", "route"),
+        ("KERNEL", "kernel"),
     ),
     "ipam": (
-        ("BLOCK", "cidr"),
-        ("POOL", "pool"),
-        ("AFFINITY", "affinity"),
+        ("POOL", "cidr"),
+        ("BLOCK", "block"),
+        ("BLOCKS", "blocks"),
         ("USED", "used"),
         ("FREE", "free"),
+        ("IPIP", "ipip_mode"),
+        ("VXLAN", "vxlan_mode"),
+        ("NAT", "nat_outgoing"),
+        ("DISABLED", "disabled"),
     ),
 }
 
@@ -72,32 +78,110 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "*" if value else ""
     if isinstance(value, list | tuple):
-        return " ".join(str(v) for v in value)
+        return " ".join(str(v) for v in value) or "-"
     return str(value)
 
 
-def _print_result(what: str, result: Any, as_json: bool) -> None:
-    if as_json:
-        json.dump(result, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
-        return
-    if isinstance(result, dict) and "rows" in result:
-        for key, value in result.items():
-            if key != "rows":
-                print(f"{key}: {_cell(value)}")
-        result = result["rows"]
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+# -- per-command rendering: the JSON answer → text ------------------------------------------
+def _peer_rows(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for row in result:
+        err = row.get("last_error")
+        if isinstance(err, dict):
+            code = f" ({err.get('code')}/{err.get('subcode')})" if err.get("code") else ""
+            row = {**row, "last_error": f"{err.get('reason') or 'down'}{code}"}
+        rows.append(row)
+    return rows
+
+
+def _fib_text(result: dict[str, Any]) -> str:
+    """`show fib`: summary lines, then one row per prefix (Reconciler.snapshot's rows)."""
+    tunnels = result.get("tunnels") or {}
+    up = ", ".join(name for name in ("vxlan", "ipip") if tunnels.get(name)) or "none"
+    if tunnels.get("ipip_unsupported"):
+        up += f" (ipip unsupported: {tunnels['ipip_unsupported']})"
+    counters = result.get("counters") or {}
+    lines = [
+        f"table {result.get('table')}, protocol {result.get('protocol')}, "
+        f"converged: {_yes(result.get('converged'))}",
+        f"routes: {result.get('desired')} desired, {result.get('installed')} installed, "
+        f"{result.get('in_sync')} in sync, {result.get('stale')} stale, "
+        f"{result.get('conflicts')} conflicts, {result.get('failed')} failed",
+        f"tunnels: {up}",
+        "counters: " + (" ".join(f"{k}={v}" for k, v in counters.items() if v) or "-"),
+    ]
+    if result.get("unroutable"):
+        lines.append("unroutable: " + " ".join(result["unroutable"]))
+    rows = []
+    for r in result.get("rows", []):
+        want, have = r.get("desired"), r.get("installed")
+        route = want or have
+        kernel = "same" if have is not None and have == want else have
+        rows.append({"prefix": r.get("prefix"), "state": r.get("state"),
+                     "route": _strip(route, r.get("prefix")), "kernel": _strip(kernel, r.get("prefix"))})  # fmt: skip
+    return "\n".join(lines) + "\n" + render_table(rows, COLUMNS["fib"])
+
+
+def _strip(route: str | None, prefix: str | None) -> str | None:
+    """A route's text without its prefix (the table has a column for it)."""
+    if route is None or prefix is None:
+        return route
+    words = [w for w in route.split() if w != prefix]
+    return " ".join(words)
+
+
+def _ipam_text(result: dict[str, Any]) -> str:
+    """`show ipam`: what this node announces, then one row per pool (Ipam.usage)."""
+    ann = result.get("announced") or {}
+    lines = [
+        "announced: " + _cell(ann.get("prefixes")),
+        "blackholes: " + _cell(ann.get("blackholes")),
+    ]
+    rows = [
+        {**r, "block": f"/{r.get('block_size')}",
+         "blocks": f"{r.get('blocks')}/{r.get('blocks_total')}",
+         "nat_outgoing": _yes(r.get("nat_outgoing")), "disabled": _yes(r.get("disabled"))}
+        for r in result.get("rows", [])
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n" + render_table(rows, COLUMNS["ipam"])
+
+
+def _text(what: str, result: Any) -> str:
+    if what == "fib" and isinstance(result, dict):
+        return _fib_text(result)
+    if what == "ipam" and isinstance(result, dict):
+        return _ipam_text(result)
+    if what == "peers" and isinstance(result, list):
+        return render_table(_peer_rows(result), COLUMNS["peers"])
     if isinstance(result, list) and what in COLUMNS:
-        print(render_table(result, COLUMNS[what]))
-    elif isinstance(result, dict):
-        for key, value in result.items():
-            print(f"{key}: {_cell(value)}")
-    else:
-        print(result)
+        return render_table(result, COLUMNS[what])
+    if isinstance(result, dict):
+        return "\n".join(
+            f"{key}: {_yes(value) if isinstance(value, bool) else _cell(value)}"
+            for key, value in result.items()
+        )
+    return str(result)
+
+
+def _print_result(what: str, result: Any, as_json: bool) -> None:
+    try:
+        if as_json:
+            json.dump(result, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            print(_text(what, result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `podbgp show ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _show(args: argparse.Namespace) -> int:
