@@ -56,7 +56,7 @@ __all__ = [
     "encode_message",
 ]
 
-_MIN_LEN = {
+_MIN_LEN: dict[int, int] = {
     MessageType.OPEN: 29,
     MessageType.UPDATE: 23,
     MessageType.NOTIFICATION: 21,
@@ -202,7 +202,7 @@ def check_header(buf: bytes | bytearray | memoryview, offset: int, max_len: int)
         raise _bad_length(length, f"longer than {limit}")
     if mtype == MessageType.KEEPALIVE and length != HEADER_LEN:
         raise _bad_length(length, "KEEPALIVE is not 19 octets")
-    if mtype != MessageType.ROUTE_REFRESH and length < _MIN_LEN[MessageType(mtype)]:
+    if length < _MIN_LEN[mtype] and mtype != MessageType.ROUTE_REFRESH:
         raise _bad_length(length, f"too short for {MessageType(mtype).name}")
     return length, mtype
 

@@ -105,6 +105,35 @@ def test_framer_returns_good_frames_before_raising() -> None:
     assert info.value.subcode == 1
 
 
+def test_framer_update_frames_takes_only_a_run_of_whole_valid_updates() -> None:
+    u1 = update(attrs=BASE, nlri=v4("10.0.0.0/24"))
+    u2 = update(withdrawn=v4("10.1.0.0/16"))
+    f = Framer()
+    f.feed(u1 + u2 + KEEPALIVE + u1 + u2[:25])
+    assert f.update_frames() == [u1, u2]
+    assert f.update_frames() == []  # a KEEPALIVE is next: next_frame's business
+    assert f.next_frame() == KEEPALIVE
+    assert f.update_frames() == [u1]  # the partial UPDATE waits for its bytes
+    f.feed(u2[25:])
+    assert f.update_frames() == [u2]
+    assert f.pending == 0
+
+
+def test_framer_update_frames_leaves_bad_headers_to_next_frame() -> None:
+    u1 = update(attrs=BASE, nlri=v4("10.0.0.0/24"))
+    bad_marker = b"\x00" + u1[1:]
+    short = b"\xff" * 16 + b"\x00\x16\x02" + b"\x00\x00\x00"  # UPDATE of 22 < 23
+    long = update(attrs=BASE, nlri=v4("10.0.0.0/24") * 1100)  # > 4096 without RFC 8654
+    for bad, subcode in ((bad_marker, 1), (short, 2), (long, 2)):
+        f = Framer()
+        f.feed(u1 + bad)
+        assert f.update_frames() == [u1]
+        assert f.update_frames() == []
+        with pytest.raises(MessageHeaderError) as info:
+            f.next_frame()
+        assert info.value.subcode == subcode
+
+
 def test_framer_rejects_unknown_type_before_body_arrives() -> None:
     f = Framer()
     f.feed(b"\xff" * 16 + b"\x00\x30\x09")
