@@ -48,7 +48,7 @@ __all__ = [
     "SessionDown",
     "SessionEstablished",
     "SourceFactory",
-    "UpdateReceived",
+    "UpdatesReceived",
 ]
 
 
@@ -86,8 +86,10 @@ class SessionEstablished:
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateReceived:
-    update: Update
+class UpdatesReceived:
+    """Consecutive decoded UPDATEs, in arrival order (End-of-RIB markers are separate)."""
+
+    updates: list[Update]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ FsmEvent = (
     | DisconnectRequested
     | OpenReceived
     | SessionEstablished
-    | UpdateReceived
+    | UpdatesReceived
     | EndOfRib
     | RouteRefreshReceived
     | SessionDown

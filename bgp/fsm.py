@@ -8,7 +8,7 @@ No sockets, no clock, no asyncio: the shell feeds events in and carries actions 
   ``collision_dump(now)``.
 - Out: ``data_to_send()`` (bytes for the socket), ``get_timer()`` (the earliest
   deadline), ``next_event()`` (``bgp.events``: ConnectRequested,
-  DisconnectRequested, OpenReceived, SessionEstablished, UpdateReceived,
+  DisconnectRequested, OpenReceived, SessionEstablished, UpdatesReceived,
   EndOfRib, RouteRefreshReceived, SessionDown).
 
 One ``BgpFsm`` drives one TCP connection at a time; the peer object
@@ -65,7 +65,7 @@ from bgp.events import (
     RouteRefreshReceived,
     SessionDown,
     SessionEstablished,
-    UpdateReceived,
+    UpdatesReceived,
 )
 from bgp.negotiate import Negotiated, build_open, negotiate, validate_open
 from bgp.settings import PeerSettings
@@ -81,7 +81,7 @@ from bgp.wire.messages import (
     decode_message,
     encode_message,
 )
-from bgp.wire.update import Update
+from bgp.wire.update import Update, decode_update
 
 __all__ = [
     "LEGAL",
@@ -174,10 +174,10 @@ class Counters:
     msgs_in: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TYPE_NAMES.values(), 0))
     msgs_out: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TYPE_NAMES.values(), 0))
 
-    def count_in(self, mtype: int) -> None:
+    def count_in(self, mtype: int, n: int = 1) -> None:
         name = _TYPE_NAMES.get(mtype)
         if name:
-            self.msgs_in[name] += 1
+            self.msgs_in[name] += n
 
     def count_out(self, mtype: int, n: int = 1) -> None:
         name = _TYPE_NAMES.get(mtype)
@@ -273,13 +273,24 @@ class BgpFsm:
         self.dispatch(Event.OPEN_COLLISION_DUMP, now)
 
     def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the socket: whole messages are decoded and dispatched."""
+        """Bytes from the socket: whole messages are decoded and dispatched.
+
+        In Established, runs of UPDATEs take a fast path (``_updates``) that
+        is equivalent to dispatching Event 27 for each one; every other
+        message goes through the table.
+        """
         if not self._connected:
             return
-        self._framer.feed(data)
+        framer = self._framer
+        framer.feed(data)
         while self._connected:
+            if self.state is State.ESTABLISHED:
+                frames = framer.update_frames()
+                if frames:
+                    self._updates(frames, now)
+                    continue
             try:
-                frame = self._framer.next_frame()
+                frame = framer.next_frame()
                 if frame is None:
                     return
                 msg = decode_message(frame, self._ctx)
@@ -556,7 +567,45 @@ class BgpFsm:
         assert isinstance(msg, Update)
         self._restart_hold(now)
         eor = msg.end_of_rib
-        self._events.append(EndOfRib(eor) if eor is not None else UpdateReceived(msg))
+        self._events.append(EndOfRib(eor) if eor is not None else UpdatesReceived([msg]))
+
+    def _updates(self, frames: list[bytes], now: float) -> None:
+        """Event 27 for each frame of a run of UPDATEs, in one pass (§8.2.2 Established).
+
+        Same outcome as one table dispatch per message: the Hold timer
+        restarts (once, at ``now``, for the whole run), consecutive UPDATEs
+        become one ``UpdatesReceived``, End-of-RIB markers (RFC 4724 §2)
+        become ``EndOfRib`` in their place, and a malformed UPDATE (Event 28)
+        ends the session after the ones before it were reported.
+        """
+        ctx = self._ctx
+        events = self._events
+        run: list[Update] = []
+        done = 0
+        err: BGPError | None = None
+        for frame in frames:
+            try:
+                upd = decode_update(frame, ctx)
+            except BGPError as exc:
+                err = exc
+                break
+            done += 1
+            if upd.attrs is None and not upd.reach and not upd.action:
+                eor = upd.end_of_rib
+                if eor is not None:
+                    if run:
+                        events.append(UpdatesReceived(run))
+                        run = []
+                    events.append(EndOfRib(eor))
+                    continue
+            run.append(upd)
+        if run:
+            events.append(UpdatesReceived(run))
+        if done:
+            self.counters.count_in(MessageType.UPDATE, done)
+            self._restart_hold(now)
+        if err is not None:
+            self.dispatch(Event.UPDATE_MSG_ERR, now, err)
 
     def _route_refresh(self, now: float, msg: Any) -> None:
         assert isinstance(msg, RouteRefresh)

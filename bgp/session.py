@@ -25,7 +25,13 @@ import logging
 import socket
 from typing import Protocol
 
-from bgp.events import ConnectRequested, DisconnectRequested, FsmEvent, RouteSource, UpdateReceived
+from bgp.events import (
+    ConnectRequested,
+    DisconnectRequested,
+    FsmEvent,
+    RouteSource,
+    UpdatesReceived,
+)
 from bgp.fsm import BgpFsm, State
 from bgp.wire.update import Update
 
@@ -167,8 +173,8 @@ class Session:
         self._write()
         batch: list[Update] = []
         while (ev := self.fsm.next_event()) is not None:
-            if isinstance(ev, UpdateReceived):
-                batch.append(ev.update)
+            if isinstance(ev, UpdatesReceived):
+                batch += ev.updates
                 continue
             if batch:
                 self.owner.updates(self, batch)

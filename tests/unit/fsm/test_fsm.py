@@ -13,7 +13,7 @@ from bgp.events import (
     RouteRefreshReceived,
     SessionDown,
     SessionEstablished,
-    UpdateReceived,
+    UpdatesReceived,
 )
 from bgp.fsm import BgpFsm, Counters, State, Timer, keep_outgoing
 from bgp.wire.constants import Family, RouteRefreshSubtype
@@ -217,9 +217,10 @@ def test_updates_are_decoded_with_the_negotiated_context() -> None:
     )
     p.a.fsm.send_update_bytes(blob, p.now)
     p.pump()
-    ups = p.b.of(UpdateReceived)
+    ups = p.b.of(UpdatesReceived)
     assert len(ups) == 1
-    upd = ups[0].update  # type: ignore[attr-defined]
+    assert len(ups[0].updates) == 1  # type: ignore[union-attr]
+    upd = ups[0].updates[0]  # type: ignore[union-attr]
     assert [str(x) for x in upd.announced] == ["10.1.0.0/16"]
     assert upd.attrs.as_path == ((2, (65001, 4200000000)),)
 

@@ -1,0 +1,131 @@
+"""The Established fast path for runs of UPDATEs (``BgpFsm._updates``).
+
+It must behave exactly as one table dispatch of Event 27 per message
+(RFC 4271 §8.2.2): same events in the same order, counters, Hold timer, and
+an UPDATE error (Event 28) ending the session after the good ones before it.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bgp.errors import ErrorCode, UpdateSubcode
+from bgp.events import EndOfRib, SessionDown, UpdatesReceived
+from bgp.fsm import State, Timer
+from bgp.wire.attributes import PathAttributes
+from bgp.wire.constants import Family
+from bgp.wire.context import CodecContext
+from bgp.wire.messages import Keepalive, Notification, decode_message, encode_message
+from bgp.wire.prefix import Prefix
+from bgp.wire.update import encode_announce, encode_end_of_rib, encode_withdraw
+
+from .helpers import Pair
+
+V4, V6 = Family.IPV4_UNICAST, Family.IPV6_UNICAST
+KEEPALIVE = encode_message(Keepalive(), CodecContext())
+
+
+def _announce(prefix: str, med: int, ctx: CodecContext) -> bytes:
+    attrs = PathAttributes(
+        origin=0, as_path=((2, (65002,)),), next_hop=ip_address("10.0.0.2"), med=med
+    )
+    return b"".join(encode_announce(attrs, V4, [Prefix.from_str(prefix).nlri()], ctx))
+
+
+def _withdraw(prefix: str, ctx: CodecContext) -> bytes:
+    return b"".join(encode_withdraw(V4, [Prefix.from_str(prefix).nlri()], ctx))
+
+
+def _stream(ctx: CodecContext) -> list[bytes]:
+    return [
+        _announce("10.1.0.0/16", 1, ctx),
+        _announce("10.2.0.0/16", 2, ctx),
+        encode_end_of_rib(V4),
+        KEEPALIVE,
+        _withdraw("10.1.0.0/16", ctx),
+        encode_end_of_rib(V6),
+        _announce("10.3.0.0/24", 3, ctx),
+    ]
+
+
+def _summary(events: list[object]) -> list[object]:
+    """Events as comparable tuples, updates flattened one per message."""
+    out: list[object] = []
+    for ev in events:
+        if isinstance(ev, UpdatesReceived):
+            out += [("update", str(u.announced), str(u.withdrawn), u.attrs) for u in ev.updates]
+        elif isinstance(ev, EndOfRib):
+            out.append(("eor", ev.family))
+        else:
+            out.append(type(ev).__name__)
+    return out
+
+
+def test_one_read_with_updates_eor_and_keepalive_keeps_order_and_counts() -> None:
+    p = Pair()
+    p.connect()
+    p.b.events.clear()
+    msgs = _stream(p.a.fsm.ctx)
+    p.now += 2.0
+    p.b.fsm.receive_data(b"".join(msgs), p.now)
+    events = p.b.drain()
+    assert [type(e).__name__ for e in events] == [
+        "UpdatesReceived",
+        "EndOfRib",
+        "UpdatesReceived",
+        "EndOfRib",
+        "UpdatesReceived",
+    ]
+    assert [len(e.updates) for e in events if isinstance(e, UpdatesReceived)] == [2, 1, 1]
+    assert [e.family for e in events if isinstance(e, EndOfRib)] == [V4, V6]
+    assert p.b.fsm.counters.msgs_in["update"] == 6
+    assert p.b.fsm.counters.msgs_in["keepalive"] == 2  # OpenConfirm's and this one
+    assert p.b.fsm.deadline(Timer.HOLD) == p.now + 9
+
+
+def test_malformed_update_ends_the_session_after_the_good_ones() -> None:
+    p = Pair()
+    p.connect()
+    p.b.events.clear()
+    good = _announce("10.1.0.0/16", 1, p.a.fsm.ctx)
+    # Withdrawn Routes Length pointing past the message: RFC 4271 §6.3 → 3/1.
+    bad = b"\xff" * 16 + b"\x00\x17\x02" + b"\xff\xff\x00\x00"
+    p.b.fsm.receive_data(good + good + bad + good, p.now)
+    events = p.b.drain()
+    assert isinstance(events[0], UpdatesReceived) and len(events[0].updates) == 2
+    down = [e for e in events if isinstance(e, SessionDown)]
+    assert len(down) == 1 and down[0].sent is True and down[0].was_established
+    assert (down[0].code, down[0].subcode) == (
+        ErrorCode.UPDATE_MESSAGE,
+        UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+    )
+    note = decode_message(p.b.fsm.data_to_send(), CodecContext())
+    assert isinstance(note, Notification) and (note.code, note.subcode) == (3, 1)
+    assert p.b.fsm.state is not State.ESTABLISHED
+    assert p.b.fsm.counters.msgs_in["update"] == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=12))
+def test_any_split_of_the_stream_gives_the_same_events(cuts: list[int]) -> None:
+    """TCP may cut the byte stream anywhere: the events must not depend on where."""
+    whole = Pair()
+    whole.connect()
+    whole.b.events.clear()
+    blob = b"".join(_stream(whole.a.fsm.ctx))
+    whole.b.fsm.receive_data(blob, whole.now)
+    expected = _summary(whole.b.drain())
+
+    split = Pair()
+    split.connect()
+    split.b.events.clear()
+    pos = 0
+    for n in cuts:
+        split.b.fsm.receive_data(blob[pos : pos + n], split.now)
+        pos += n
+    split.b.fsm.receive_data(blob[pos:], split.now)
+    assert _summary(split.b.drain()) == expected
+    assert split.b.fsm.counters.msgs_in == whole.b.fsm.counters.msgs_in
