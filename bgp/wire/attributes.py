@@ -14,7 +14,10 @@ Decoding (RFC 7606 as data)
     Optional/Transitive flags, decoder, the action for a malformed value).
     ``decode_attributes`` is the one generic loop applying RFC 7606 §3 and §4:
     framing overruns are treat-as-withdraw with the Total Path Attribute
-    Length trusted (§4), flag conflicts make the attribute malformed (§3(c)),
+    Length trusted (§4), except a truncated MP_REACH_NLRI/MP_UNREACH_NLRI,
+    which resets the session (§3(j)); flag conflicts make the attribute
+    malformed (§3(c); a Partial bit on a well-known or optional
+    non-transitive attribute too, RFC 4271 §4.3),
     repeats after the first are discarded (§3(g)), unknown optional
     non-transitive attributes are dropped and unknown optional transitive ones
     are kept with the Partial bit set (RFC 4271 §5), an unrecognised
@@ -24,8 +27,9 @@ Decoding (RFC 7606 as data)
 
     The per-attribute rules are RFC 7606 §7: ORIGIN, AS_PATH, NEXT_HOP, MED,
     COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES and
-    LARGE_COMMUNITY (RFC 8092 §6) malformed → treat-as-withdraw; LOCAL_PREF from
-    an external peer → discarded (§7.5); ATOMIC_AGGREGATE and AGGREGATOR
+    LARGE_COMMUNITY (RFC 8092 §6, duplicates removed per §3) malformed →
+    treat-as-withdraw; LOCAL_PREF from an external peer → discarded whatever
+    its form (§7.5); ATOMIC_AGGREGATE and AGGREGATOR
     malformed → attribute discard (§7.6, §7.7); AS 0 in AS_PATH →
     treat-as-withdraw and in AGGREGATOR/AS4_* → discard (RFC 7607 §2);
     AS4_PATH/AS4_AGGREGATOR malformed → discard (RFC 6793 §6) and reconciled
@@ -368,8 +372,7 @@ def _d_med(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
 
 
 def _d_local_pref(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
-    if ctx.ebgp and not ctx.confed_peer:
-        raise _Discard("LOCAL_PREF from an external peer (RFC 7606 §7.5)")
+    # From an external peer the generic loop has discarded it already (§7.5).
     if len(v) != 4:
         raise _Malformed("LOCAL_PREF length is not 4")
     out["local_pref"] = int.from_bytes(v, "big")
@@ -419,8 +422,9 @@ def _d_large_communities(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> No
     if not v or len(v) % 12:
         raise _Malformed("LARGE_COMMUNITY length is not a non-zero multiple of 12")
     vals = struct.unpack(f"!{len(v) // 4}I", v)
+    # RFC 8092 §3: redundant values are removed silently (first one kept).
     out["large_communities"] = tuple(
-        (vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3)
+        dict.fromkeys((vals[i], vals[i + 1], vals[i + 2]) for i in range(0, len(vals), 3))
     )
 
 
@@ -509,6 +513,18 @@ class DecodedAttributes:
     non_mp: bool
 
 
+_FLAG_BITS = _OT | _P
+
+
+def _flags_conflict(flags: int, expected: int) -> bool:
+    """Optional/Transitive differ from the attribute's (RFC 7606 §3(c)), or the
+    Partial bit is set on a well-known or optional non-transitive attribute,
+    where RFC 4271 §4.3 requires it to be 0 (Attribute Flags Error, §6.3)."""
+    if (flags & _OT) != expected:
+        return True
+    return bool(flags & _P) and expected != _OT
+
+
 def _attr_bytes(flags: int, code: int, value: bytes) -> bytes:
     if len(value) > 255:
         return struct.pack("!BBH", flags | _E, code, len(value)) + value
@@ -549,6 +565,14 @@ def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
         ln = (blob[i + 2] << 8 | blob[i + 3]) if hdr == 4 else blob[i + 2]
         start, end = i + hdr, i + hdr + ln
         if end > n:
+            if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
+                # RFC 7606 §3(j): a truncated MP attribute cannot be parsed, so
+                # its NLRI cannot be withdrawn: RFC 4760 §7 session reset.
+                raise UpdateMessageError(
+                    UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+                    blob[i:n],
+                    f"attribute {code} overruns the attribute list (RFC 7606 §3(j))",
+                )
             errors.append(
                 AttrError(
                     _TAW,
@@ -569,7 +593,7 @@ def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
                     reason=f"attribute {code} appears twice (RFC 7606 §3(g))",
                 )
             mp[code] = value
-            if (flags & _OT) != _O:
+            if (flags & _FLAG_BITS) != _O:
                 errors.append(
                     AttrError(
                         _TAW,
@@ -605,7 +629,20 @@ def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
                 unknown.append(UnknownAttribute((flags | _P) & ~_E & 0xFF, code, value))
             continue
         assert spec.decode is not None
-        if (flags & _OT) != spec.flags:
+        if code == AttrCode.LOCAL_PREF and ctx.ebgp and not ctx.confed_peer:
+            # RFC 7606 §7.5: from an external peer it is discarded whatever
+            # its flags or length.
+            errors.append(
+                AttrError(
+                    _AD,
+                    code,
+                    UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+                    raw,
+                    "LOCAL_PREF from an external peer (RFC 7606 §7.5)",
+                )
+            )
+            continue
+        if _flags_conflict(flags, spec.flags):
             err = AttrError(
                 spec.malformed,
                 code,
@@ -726,7 +763,8 @@ def _encode_all(a: PathAttributes, as4: bool) -> bytes:
     if as4_agg is not None:
         add(_attr_bytes(_OT, AttrCode.AS4_AGGREGATOR, as4_agg))
     if a.large_communities:
-        v = b"".join(struct.pack("!III", *c) for c in a.large_communities)
+        # RFC 8092 §3: duplicate values are never transmitted.
+        v = b"".join(struct.pack("!III", *c) for c in dict.fromkeys(a.large_communities))
         add(_attr_bytes(_OT, AttrCode.LARGE_COMMUNITY, v))
     for u in a.unknown:
         add(_attr_bytes(u.flags, u.code, u.value))

@@ -212,8 +212,8 @@ def _split_mp(blob: bytes) -> tuple[bytes, bytes | None, bytes | None] | None:
         if end > n:
             return None
         if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
-            if code in mp or (flags & 0xC0) != 0x80:
-                return None  # duplicate or bad flags: let the full decoder judge
+            if code in mp or (flags & 0xE0) != 0x80:
+                return None  # duplicate or bad flags (O/T/P): let the full decoder judge
             mp[code] = blob[i + hdr : end]
             found = True
         else:

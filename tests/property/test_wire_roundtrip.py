@@ -92,9 +92,10 @@ def attributes(as4: bool, next_hop: bool, mp: bool) -> st.SearchStrategy[PathAtt
         aggregator=st.none() | st.tuples(u32, st.integers(0, 2**32 - 1).map(IPv4Address)),
         communities=st.lists(st.integers(0, 2**32 - 1), max_size=5).map(tuple),
         ext_communities=st.lists(st.integers(0, 2**64 - 1), max_size=3).map(tuple),
-        large_communities=st.lists(st.tuples(*[st.integers(0, 2**32 - 1)] * 3), max_size=3).map(
-            tuple
-        ),
+        # RFC 8092 §3: a speaker never sends (and a receiver removes) duplicates.
+        large_communities=st.lists(
+            st.tuples(*[st.integers(0, 2**32 - 1)] * 3), max_size=3, unique=True
+        ).map(tuple),
         originator_id=st.none() | st.integers(0, 2**32 - 1).map(IPv4Address),
         cluster_list=st.lists(st.integers(0, 2**32 - 1).map(IPv4Address), max_size=3).map(tuple),
         mp_next_hop=(st.tuples(host_v6) | st.tuples(host_v6, link_local)) if mp else st.just(()),

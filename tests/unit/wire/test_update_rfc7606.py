@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bgp.errors import BGPError, UpdateSubcode
-from bgp.wire import Action, CodecContext, Family, Update, decode_message
+from bgp.wire import Action, CodecContext, Family, PathAttributes, Update, decode_message
 
 from .build import (
     BASE,
@@ -74,6 +74,26 @@ CASES = [
     # §3(c) flags
     taw("origin marked optional", attr(0xC0, 1, b"\x00") + as_path4(65001) + next_hop("192.0.2.1")),
     taw("med marked transitive", BASE + attr(0xC0, 4, b"\x00\x00\x00\x01")),
+    # RFC 4271 §4.3: Partial must be 0 on well-known and optional non-transitive
+    taw(
+        "origin with partial bit",
+        attr(0x60, 1, b"\x00") + as_path4(65001) + next_hop("192.0.2.1"),
+    ),
+    taw("med with partial bit", BASE + attr(0xA0, 4, b"\x00\x00\x00\x01")),
+    discard("atomic_aggregate with partial bit", BASE + attr(0x60, 6, b"")),
+    Case(
+        "communities with partial bit kept (optional transitive)",
+        update(attrs=BASE + attr(0xE0, 8, b"\x00\x00\x00\x01"), nlri=NLRI),
+        NONE,
+        [P1, P2],
+    ),
+    Case(
+        "mp_reach with partial bit",
+        update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, V6NH, v6(Q1), flags=0xA0)),
+        TAW,
+        [],
+        [Q1],
+    ),
     # §7.2 AS_PATH
     taw(
         "as_path segment overrun",
@@ -123,6 +143,11 @@ CASES = [
     taw("med length 3", BASE + attr(0x80, 4, b"\x00\x00\x01")),
     taw("local_pref length 2 from iBGP", BASE + attr(0x40, 5, b"\x00\x01")),
     discard("local_pref from eBGP", BASE + attr(0x40, 5, b"\x00\x00\x00\x64"), ctx={"ebgp": True}),
+    discard(
+        "local_pref from eBGP, bad flags and length: still discard",
+        BASE + attr(0xC0, 5, b"\x00\x64"),
+        ctx={"ebgp": True},
+    ),
     Case(
         "local_pref from confed eBGP kept",
         update(attrs=BASE + attr(0x40, 5, b"\x00\x00\x00\x64"), nlri=NLRI),
@@ -190,6 +215,17 @@ CASES = [
     # §4 attribute length overruns: treat-as-withdraw, Total Path Attribute Length trusted
     taw("last attribute overruns the list", BASE + b"\xc0\x08\x08\x00\x00\x00\x01"),
     taw("two octets left after the last attribute", BASE + b"\xc0\x08"),
+    # §3(j): a truncated MP attribute cannot be parsed, its routes not withdrawn
+    reset(
+        "mp_reach overruns the attribute list",
+        update(attrs=BASE + b"\x80\x0e\x30\x00\x02\x01\x10" + V6NH, nlri=NLRI),
+        UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+    ),
+    reset(
+        "mp_unreach overruns the attribute list",
+        update(attrs=BASE + b"\x80\x0f\x09\x00\x02\x01\x20", nlri=NLRI),
+        UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+    ),
     # unknown attributes (RFC 4271 §5, §6.3)
     Case(
         "unknown optional transitive kept",
@@ -546,3 +582,19 @@ def test_interning_returns_the_same_attribute_object() -> None:
     )
     assert isinstance(c, Update) and isinstance(d, Update)
     assert c.attrs is d.attrs
+
+
+def test_large_communities_duplicates_removed_rfc8092() -> None:
+    lc = [(65001, 1, 2), (65001, 1, 2), (65002, 3, 4), (65001, 1, 2)]
+    value = b"".join(
+        a.to_bytes(4, "big") + b.to_bytes(4, "big") + c.to_bytes(4, "big") for a, b, c in lc
+    )
+    msg = decode_message(update(attrs=BASE + attr(0xC0, 32, value), nlri=NLRI), CodecContext())
+    assert isinstance(msg, Update) and msg.attrs is not None and msg.action == NONE
+    assert msg.attrs.large_communities == ((65001, 1, 2), (65002, 3, 4))
+
+
+def test_large_communities_duplicates_never_sent_rfc8092() -> None:
+    attrs = PathAttributes(origin=0, as_path=(), large_communities=((1, 2, 3), (1, 2, 3)))
+    raw = attrs.encode(CodecContext())
+    assert raw.endswith(attr(0xC0, 32, bytes.fromhex("000000010000000200000003")))
