@@ -12,7 +12,8 @@ parameters (RFC 9072 §2: Optional Parameters Length 255 followed by a
 Parameter Type of 255 announces 2-octet lengths). NOTIFICATION (RFC 4271 §4.5)
 with the shutdown communication of RFC 9003 §2 for Cease subcodes 2 and 4.
 ROUTE-REFRESH (RFC 2918 §3) with the BoRR/EoRR subtypes of RFC 7313 §3; a
-wrong length is ROUTE-REFRESH Invalid Message Length (RFC 7313 §5).
+BoRR/EoRR of the wrong length is ROUTE-REFRESH Invalid Message Length (RFC
+7313 §5), unknown subtypes are decoded for the session to ignore.
 """
 
 from __future__ import annotations
@@ -236,12 +237,25 @@ def decode_message(data: bytes | bytearray | memoryview, ctx: CodecContext) -> M
 
 
 def decode_route_refresh(data: bytes) -> RouteRefresh:
-    """ROUTE-REFRESH body: AFI(2) subtype(1) SAFI(1) (RFC 7313 §3)."""
-    if len(data) != 23:
+    """ROUTE-REFRESH body: AFI(2) subtype(1) SAFI(1) (RFC 2918 §3, RFC 7313 §3).
+
+    Length rules by subtype (RFC 7313 §5): BoRR/EoRR whose body is not 4
+    octets → ROUTE-REFRESH Invalid Message Length with the whole message as
+    data. A normal request (subtype 0) may carry ORF entries after the 4
+    octets (RFC 5291 §4); podbgp does not do ORF and ignores them, and one too
+    short to hold AFI/SAFI is Bad Message Length (RFC 4271 §6.1). Any other
+    subtype is returned as it is, whatever its length, for the session to
+    ignore.
+    """
+    n = len(data)
+    subtype = data[21] if n > 21 else -1
+    if subtype in (RouteRefreshSubtype.BORR, RouteRefreshSubtype.EORR) and n != 23:
         raise RouteRefreshError(
-            RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, data, "ROUTE-REFRESH is not 23 octets"
+            RouteRefreshSubcode.INVALID_MESSAGE_LENGTH, data, "BoRR/EoRR body is not 4 octets"
         )
-    return RouteRefresh(data[19] << 8 | data[20], data[22], data[21])
+    if n < 23 and subtype <= RouteRefreshSubtype.NORMAL:
+        raise _bad_length(n, "ROUTE-REFRESH shorter than 23 octets")
+    return RouteRefresh(data[19] << 8 | data[20], data[22] if n > 22 else 0, subtype)
 
 
 def decode_open(data: bytes) -> Open:

@@ -262,9 +262,28 @@ def test_keepalive_and_route_refresh() -> None:
 
 
 def test_route_refresh_bad_length_is_rfc7313_error() -> None:
-    raw = msg(5, b"\x00\x01\x00\x01\x00")
-    err = header_error(raw)
-    assert (err.code, err.subcode, err.data) == (7, 1, raw)
+    for body in (b"\x00\x01\x01\x01\x00", b"\x00\x01\x02\x01\x00\x00", b"\x00\x01\x02"):
+        raw = msg(5, body)  # BoRR/EoRR whose body is not 4 octets (RFC 7313 §5)
+        err = header_error(raw)
+        assert (err.code, err.subcode, err.data) == (7, 1, raw)
+
+
+def test_route_refresh_unknown_subtype_is_ignored_whatever_its_length() -> None:
+    # RFC 7313 §5: subtypes other than 0, 1, 2 are ignored, not errors.
+    assert decode_message(msg(5, b"\x00\x01\x07\x01\xaa\xbb"), CTX) == RouteRefresh(1, 1, 7)
+    assert decode_message(msg(5, b"\x00\x01\xff"), CTX) == RouteRefresh(1, 0, 255)
+
+
+def test_route_refresh_normal_with_orf_entries_is_a_refresh() -> None:
+    # RFC 5291 §4: ORF entries may follow a subtype-0 request; podbgp ignores them.
+    raw = msg(5, b"\x00\x02\x00\x01" + b"\x01\x40\x00\x00")
+    assert decode_message(raw, CTX) == RouteRefresh(2, 1, 0)
+
+
+def test_route_refresh_too_short_is_bad_message_length() -> None:
+    for body in (b"", b"\x00\x01", b"\x00\x01\x00"):
+        err = header_error(msg(5, body))
+        assert (err.code, err.subcode, err.data) == (1, 2, (19 + len(body)).to_bytes(2, "big"))
 
 
 def test_negotiate_takes_what_both_sides_sent() -> None:
