@@ -7,7 +7,7 @@ capabilities (RFC 5492 §4 → Unsupported Optional Parameter). What needs our
 configuration is checked here, raising ``OpenMessageError``:
 
 - peer AS (RFC 4271 §6.2 Bad Peer AS), the real AS being the 4-octet AS
-  capability if sent (RFC 6793 §4.1); a 4-octet capability announcing
+  capability if sent (RFC 6793 §4.1); AS 0 (RFC 7607 §2); a 4-octet capability announcing
   AS_TRANS, or a 2-octet My AS other than AS_TRANS that disagrees with a
   capability AS below 65536, is also Bad Peer AS;
 - BGP identifier equal to ours on an iBGP session (RFC 6286 §2.2);
@@ -142,6 +142,9 @@ def _families(msg: Open) -> frozenset[Family]:
 def validate_open(msg: Open, local_as: int, router_id: str, peer: PeerSettings) -> int:
     """Check the peer's OPEN against our settings; return the peer's AS."""
     asn = _peer_as(msg)
+    if asn == 0:
+        # RFC 7607 §2: AS 0 as the peer's AS is Bad Peer AS, configured or not.
+        raise OpenMessageError(OpenSubcode.BAD_PEER_AS, reason="peer AS 0 (RFC 7607)")
     if peer.asn and asn != peer.asn:
         raise OpenMessageError(
             OpenSubcode.BAD_PEER_AS, reason=f"peer AS {asn}, expected {peer.asn}"

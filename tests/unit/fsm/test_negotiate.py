@@ -105,6 +105,21 @@ def test_inconsistent_as_fields_are_bad_peer_as(msg: Open, why: str) -> None:
     assert exc.value.subcode == OpenSubcode.BAD_PEER_AS, why
 
 
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Open(0, 90, IPv4Address("10.0.0.2")),
+        Open(0, 90, IPv4Address("10.0.0.2"), (FourOctetAsCapability(0),)),
+    ],
+    ids=["my-as-0", "four-octet-as-0"],
+)
+def test_peer_as_zero_is_bad_peer_as_even_unconfigured(msg: Open) -> None:
+    # RFC 7607 §2: an OPEN whose AS is 0 is refused with Bad Peer AS.
+    with pytest.raises(OpenMessageError) as exc:
+        validate_open(msg, 65001, "10.0.0.1", ps(asn=0))
+    assert exc.value.subcode == OpenSubcode.BAD_PEER_AS
+
+
 def test_any_as_accepted_when_unconfigured() -> None:
     assert validate_open(their_open(asn=64999), 65001, "10.0.0.1", ps(asn=0)) == 64999
 
