@@ -35,6 +35,7 @@ from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
 from fib.reconciler import FibConfig, Reconciler
 from fib.service import FibService
+from ipam.nodes import node_key
 from ipam.store import Store, StoreError, open_store
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
@@ -45,6 +46,9 @@ from podbgp.topology import mesh_peers, node_ip
 log = logging.getLogger("podbgp.daemon")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+STARTUP_TIMEOUT = 10.0  # seconds for the datastore's first answer
 
 
 class StartupError(Exception):
@@ -154,16 +158,25 @@ class Daemon:
 
     # -- datastore and IPAM -------------------------------------------------------------
     async def _open_datastore(self) -> None:
+        """Open the store, check it answers, register this node (and its VTEP address).
+
+        The first read is bounded by `STARTUP_TIMEOUT`: a store that does not answer
+        at start-up is a configuration problem to report, not a reason to wait for the
+        store's own retry budget."""
         url = nodecfg.datastore_url(self.config)
         try:
             self.store = open_store(url)
+            await asyncio.wait_for(self.store.get(node_key(self.config.node.name)),
+                                   STARTUP_TIMEOUT)  # fmt: skip
             self.registry = ipam.NodeRegistry(self.store)
             self.ipam = ipam.Ipam(self.store, nodecfg.ipam_config(self.config))
             if nodecfg.uses_vxlan(self.config):
                 self.vtep_address = await self._vtep_address()
             record = nodecfg.registry_record(self.config, self.vtep_address)
             await asyncio.wait_for(self.registry.register(record), 30)
-        except (StoreError, OSError, TimeoutError, ipam.IpamError) as exc:
+        except TimeoutError as exc:
+            raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
+        except (StoreError, OSError, ipam.IpamError) as exc:
             raise StartupError(f"datastore {url}: {exc}") from exc
 
     async def _vtep_address(self) -> str:
