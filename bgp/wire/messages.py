@@ -9,7 +9,8 @@ Bad Message Type (1/3, data = the type octet). OPEN and KEEPALIVE stay within
 
 OPEN (RFC 4271 §4.2, §6.2) with capabilities (RFC 5492) and extended optional
 parameters (RFC 9072 §2: Optional Parameters Length 255 followed by a
-Parameter Type of 255 announces 2-octet lengths). NOTIFICATION (RFC 4271 §4.5)
+Parameter Type of 255 announces 2-octet lengths, RFC 9072 §3 whatever the
+Non-Ext OP Len value). NOTIFICATION (RFC 4271 §4.5)
 with the shutdown communication of RFC 9003 §2 for Cease subcodes 2 and 4.
 ROUTE-REFRESH (RFC 2918 §3) with the BoRR/EoRR subtypes of RFC 7313 §3; a
 BoRR/EoRR of the wrong length is ROUTE-REFRESH Invalid Message Length (RFC
@@ -283,7 +284,10 @@ def _decode_params(data: bytes, at: int) -> tuple[Capability, ...]:
     """Optional parameters, regular or RFC 9072 extended; capabilities flattened."""
     plen = data[at]
     i = at + 1
-    ext = plen == 255 and len(data) > i and data[i] == _EXT_PARAM
+    # RFC 9072 §2/§3: a first parameter type of 255 announces the extended
+    # encoding whatever the (non-zero) Non-Ext OP Len says; the receiver
+    # decodes it that way rather than reading type 255 as a plain parameter.
+    ext = plen != 0 and len(data) > i and data[i] == _EXT_PARAM
     if ext:
         if len(data) < i + 3:
             raise _open_error("truncated extended optional parameters length")

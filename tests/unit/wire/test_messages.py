@@ -189,6 +189,23 @@ def test_open_hand_built_extended_parameters_decode() -> None:
     assert isinstance(o, Open) and o.capabilities == (FourOctetAsCapability(65001),)
 
 
+@pytest.mark.parametrize("non_ext_len", [255, 1, 17])
+def test_open_parameter_type_255_means_extended_whatever_the_length(non_ext_len: int) -> None:
+    # RFC 9072 §3: Non-Ext OP Len other than 255 with a first type of 255 is
+    # still the extended encoding.
+    cap = b"\x41\x04" + (65001).to_bytes(4, "big")
+    params = b"\x02" + struct.pack("!H", len(cap)) + cap
+    body = (
+        struct.pack("!BHH", 4, 65001, 90)
+        + b"\x0a\x00\x00\x01"
+        + bytes((non_ext_len, 255))
+        + struct.pack("!H", len(params))
+        + params
+    )
+    o = decode_message(msg(1, body), CTX)
+    assert isinstance(o, Open) and o.capabilities == (FourOctetAsCapability(65001),)
+
+
 @pytest.mark.parametrize(
     ("body", "subcode"),
     [
