@@ -165,6 +165,7 @@ _FSM_SUBCODE = {
 }
 
 _TYPE_NAMES = {t.value: t.name.lower() for t in MessageType}
+_V4 = Family.IPV4_UNICAST
 
 
 @dataclass
@@ -590,8 +591,8 @@ class BgpFsm:
                 err = exc
                 break
             done += 1
-            if upd.attrs is None and not upd.reach and not upd.action:
-                eor = upd.end_of_rib
+            if upd.attrs is None and not upd.reach and not upd.unreach.get(_V4):
+                eor = upd.end_of_rib  # only now: plain withdrawals are never one
                 if eor is not None:
                     if run:
                         events.append(UpdatesReceived(run))
