@@ -65,6 +65,18 @@ def test_bad_length_carries_the_length() -> None:
     assert err.data == big[16:18]
 
 
+@pytest.mark.parametrize(
+    ("mtype", "length"),
+    [(1, 28), (2, 22), (3, 20), (4, 20)],
+    ids=["open<29", "update<23", "notification<21", "keepalive!=19"],
+)
+def test_type_specific_lengths_are_bad_message_length(mtype: int, length: int) -> None:
+    # RFC 4271 §6.1: below the type's minimum (KEEPALIVE: not 19) → 1/2, data = length.
+    raw = b"\xff" * 16 + struct.pack("!HB", length, mtype) + bytes(length - 19)
+    err = header_error(raw)
+    assert (err.code, err.subcode, err.data) == (1, 2, length.to_bytes(2, "big"))
+
+
 def test_extended_message_allows_big_updates_only() -> None:
     big = update(attrs=BASE, nlri=v4("10.0.0.0/24") * 1100)
     ext = CodecContext(extended_message=True)

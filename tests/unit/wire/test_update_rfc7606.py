@@ -306,6 +306,26 @@ CASES = [
         bytes.fromhex("ff" * 16) + b"\x00\x17\x02\x00\x00\x00\x09",
         UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
     ),
+    # RFC 7911 ADD-PATH NLRI are checked like any NLRI (RFC 7606 §5.3)
+    reset(
+        "add-path NLRI field with a truncated path id",
+        update(attrs=BASE, nlri=b"\x00\x00\x00\x07" + v4(P1) + b"\x00\x00"),
+        UpdateSubcode.INVALID_NETWORK_FIELD,
+        ctx={"add_path_ipv4": True},
+    ),
+    reset(
+        "add-path withdrawn field with a truncated path id",
+        update(withdrawn=b"\x00\x00\x01"),
+        UpdateSubcode.INVALID_NETWORK_FIELD,
+        ctx={"add_path_ipv4": True},
+    ),
+    Case(
+        "add-path mp_reach NLRI with a truncated path id",
+        update(attrs=ORIGIN_IGP + as_path4(65001) + mp_reach(2, 1, V6NH, b"\x00\x00\x00")),
+        Action.AFI_SAFI_DISABLE,
+        disabled=Family.IPV6_UNICAST,
+        ctx={"add_path_ipv6": True},
+    ),
     # MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760 §7, RFC 7606 §3(j), §5.3, §7.11)
     Case(
         "mp_reach ipv6 16-octet next hop",
