@@ -238,9 +238,20 @@ class BgpNode:
         self.rib.remove_peer(str(ipaddress.ip_address(address)), asyncio.get_running_loop().time())
 
     async def _watch_convergence(self) -> None:
-        """RFC 4724 §4.1: once selection deferral is over, stale kernel routes may go."""
-        while self.rib.deferring:
-            await asyncio.sleep(0.5)
+        """Stale kernel routes may go once selection deferral is over (RFC 4724 §4.1)
+        and, after a restart, every peer that sends End-of-RIB has sent it.
+
+        The second condition covers peers whose OPEN carries the Restart State bit (FRR
+        sets it): §4.1 does not wait for them, since they wait for our End-of-RIB
+        first, but their routes arrive only after it, and sweeping before them would
+        cut traffic that the kernel's stale routes still carry. Bounded by
+        `deferral_time` like the deferral itself."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(self.config.bgp.deferral_time)
+        while self.rib.deferring or (
+            self.restarting and loop.time() < deadline and not self._eor_from_all()
+        ):
+            await asyncio.sleep(0.2)
         if self.restarting:
             # RFC 4724 §3: the Restart State bit belongs to the OPENs right after a
             # restart only; sessions that start later (a reset, a new node) clear it.
@@ -249,6 +260,17 @@ class BgpNode:
                 peer.settings = replace(peer.settings, restarting=False)
         if self.converged_cb is not None:
             self.converged_cb()
+
+    def _eor_from_all(self) -> bool:
+        """Every Established peer doing graceful restart sent End-of-RIB for its families."""
+        for st in self.rib.peers.values():
+            f = st.facts
+            if not st.up or f is None or not f.does_gr:
+                continue
+            wanted = set(f.families) & set(st.policy.families)
+            if not wanted <= st.eor_received:
+                return False
+        return True
 
     # -- mesh ---------------------------------------------------------------------------
     async def set_mesh_peers(self, peers: dict[str, MeshPeer]) -> None:

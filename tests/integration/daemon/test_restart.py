@@ -9,7 +9,7 @@
   OPENs with the Restart State bit (§3), defers best-path selection until the
   others' End-of-RIB (§4.1) and only then sweeps what is stale.
 
-Then `SIGTERM` on n3: a Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) goes
+The same with the FRR ToR as the helper (option `peered`). Then `SIGTERM` on n3: a Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) goes
 to the peers, which drop n3's routes at once, while n3's kernel keeps its routes.
 """
 
@@ -37,14 +37,18 @@ from daemon_lab import (
     wait,
 )
 
+from podbgp.lab.labplan import tor_address
 from podbgp.lab.netns import IP
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start(Path(tmp_path_factory.mktemp("restart")), "mesh", nodes=3, spare=0)
+@pytest.fixture(scope="module", params=["mesh", "peered"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    option = request.param
+    c = start(Path(tmp_path_factory.mktemp(f"restart-{option}")), option, nodes=3, spare=0)
     try:
         yield c
     finally:
@@ -73,19 +77,26 @@ def test_kill_and_restart_loses_no_packet(cluster: Cluster) -> None:
     time.sleep(0.5)  # a few replies before the crash
     kill(c, "n2", signal.SIGKILL)
 
-    # While n2 is down: its kernel is untouched, n1 keeps its block as stale.
+    # While n2 is down: its kernel is untouched, its helpers keep its block as stale.
     assert routes(c.ns("n2")) == n2_kernel
-    wait(lambda: sessions(c, "n1").get(n2_ip) is None, 10, "n1 saw the session to n2 drop")
-    error = peers(c, "n1")[n2_ip]["last_error"]
-    assert error["code"] == 0, f"expected a drop without NOTIFICATION, got {error}"
+    mesh = c.plan.option.bgp == "mesh"
+    if mesh:
+        wait(lambda: sessions(c, "n1").get(n2_ip) is None, 10, "n1 saw the session drop")
+        error = peers(c, "n1")[n2_ip]["last_error"]
+        assert error["code"] == 0, f"expected a drop without NOTIFICATION, got {error}"
+        expected = {c.plan.node(n).ip for n in ("n1", "n3")}
+    else:  # FRR is the helper: it keeps the route while n2 is away
+        time.sleep(1.0)
+        assert n2_block in routes(c.plan.ns("tor"), "bgp")
+        expected = {tor_address(0)}
     assert n2_block in routes(c.ns("n1")) and n2_block in routes(c.ns("n3"))
 
     start_daemon(c, "n2")
-    wait(lambda: set(sessions(c, "n2")) == {c.plan.node(n).ip for n in ("n1", "n3")}, 30,
-         "n2's sessions back")  # fmt: skip
-    # The helper saw the Restart State bit in n2's new OPEN (RFC 4724 §3).
-    gr = peers(c, "n1")[n2_ip]["peer_graceful_restart"]
-    assert gr["restarting"] is True and gr["forwarding_preserved"] == ["ipv4_unicast"], gr
+    wait(lambda: set(sessions(c, "n2")) == expected, 30, "n2's sessions back")
+    if mesh:
+        # The helper saw the Restart State bit in n2's new OPEN (RFC 4724 §3).
+        gr = peers(c, "n1")[n2_ip]["peer_graceful_restart"]
+        assert gr["restarting"] is True and gr["forwarding_preserved"] == ["ipv4_unicast"], gr
     wait(lambda: c.ask("n2", "show.node")["converged"], 30, "n2 converged")
     assert "adopted as stale" in c.log("n2")
     fib = c.ask("n2", "show.fib")
@@ -107,5 +118,8 @@ def test_sigterm_sends_cease_and_keeps_kernel_routes(cluster: Cluster) -> None:
     for node in ("n1", "n2"):
         wait(lambda node=node: n3_block not in routes(c.ns(node)), 10,  # type: ignore[misc]
              f"{node} dropped n3's block on the NOTIFICATION")  # fmt: skip
-        error = peers(c, node)[n3_ip]["last_error"]
-        assert (error["code"], error["subcode"]) == (6, 2), error  # Cease / Admin Shutdown
+        if c.plan.option.bgp == "mesh":
+            error = peers(c, node)[n3_ip]["last_error"]
+            assert (error["code"], error["subcode"]) == (6, 2), error  # Cease / Admin Shutdown
+    if c.plan.option.bgp == "tor":
+        assert n3_block not in routes(c.plan.ns("tor"), "bgp")
