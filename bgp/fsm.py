@@ -5,7 +5,7 @@ No sockets, no clock, no asyncio: the shell feeds events in and carries actions 
 - In: ``start(now)``, ``stop(now, message)``, ``connection_made(now, outgoing)``,
   ``connection_lost(now)``, ``receive_data(data, now)``, ``handle_timer(now)``,
   ``send_update_bytes(data, now)``, ``send_route_refresh(family, subtype, now)``,
-  ``collision_dump(now)``.
+  ``collision_dump(now)``, ``abandon(now, reason)``.
 - Out: ``data_to_send()`` (bytes for the socket), ``get_timer()`` (the earliest
   deadline), ``next_event()`` (``bgp.events``: ConnectRequested,
   DisconnectRequested, OpenReceived, SessionEstablished, UpdatesReceived,
@@ -165,6 +165,7 @@ _FSM_SUBCODE = {
 }
 
 _TYPE_NAMES = {t.value: t.name.lower() for t in MessageType}
+_KEEPALIVE_BYTES = encode_message(Keepalive(), CodecContext())
 _V4 = Family.IPV4_UNICAST
 
 
@@ -267,6 +268,17 @@ class BgpFsm:
 
     def connection_lost(self, now: float, reason: str = "connection closed") -> None:
         """TcpConnectionFails (Event 18)."""
+        self.dispatch(Event.TCP_CONNECTION_FAILS, now, reason)
+
+    def abandon(self, now: float, reason: str) -> None:
+        """Drop the connection without a NOTIFICATION and without automatic restart.
+
+        For a peer that restarted (RFC 4724 §4.2): its new connection takes
+        over, and this one ends as a TCP loss would (TcpConnectionFails,
+        Event 18), so ``SessionDown`` has code 0 and the peer's routes are
+        kept as stale by whoever consumes the event.
+        """
+        self.auto_restart = False
         self.dispatch(Event.TCP_CONNECTION_FAILS, now, reason)
 
     def collision_dump(self, now: float) -> None:
@@ -538,6 +550,20 @@ class BgpFsm:
 
     def _collision_dump(self, now: float, arg: Any) -> None:
         self.auto_restart = False
+        # RFC 4271 §6.8 decides on the OPEN, before OpenConfirm's KEEPALIVE
+        # matters: one not yet handed to the shell is withdrawn, so the peer
+        # sees a refusal instead of a session that comes up and drops at once.
+        unsent = [b for b in self._out if b == _KEEPALIVE_BYTES]
+        if unsent:
+            self._out = [b for b in self._out if b != _KEEPALIVE_BYTES]
+            self.counters.msgs_out["keepalive"] -= len(unsent)
+        # The peer's OPEN and KEEPALIVE (and UPDATEs) can arrive in one read, so
+        # the machine may be Established before the shell has seen OpenReceived.
+        # What the shell has not taken yet belongs to a connection it refuses:
+        # it never sees that session come up.
+        if any(isinstance(e, SessionEstablished) for e in self._events):
+            self._events = deque(e for e in self._events if isinstance(e, OpenReceived))
+            self.state = State.OPEN_CONFIRM  # as far as the shell ever knew
         err = BGPError(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
         self._notify_and_down(now, err)
 

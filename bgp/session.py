@@ -104,6 +104,7 @@ class Session:
         self._inbox = bytearray()
         self._draining = False
         self._paused = False
+        self._abort = False
 
     # ------------------------------------------------------------ actions
 
@@ -117,6 +118,16 @@ class Session:
 
     def collision_dump(self) -> None:
         self.fsm.collision_dump(self.loop.time())
+        self.service()
+
+    def abandon(self, reason: str) -> None:
+        """End the session without a NOTIFICATION and reset the connection (peer restarted).
+
+        The old connection leads to a process that no longer exists, so
+        nothing queued for it is worth flushing: the transport is aborted.
+        """
+        self._abort = True
+        self.fsm.abandon(self.loop.time(), reason)
         self.service()
 
     @property
@@ -167,10 +178,14 @@ class Session:
     # ------------------------------------------------------ FSM servicing
 
     def service(self) -> None:
-        """Write queued bytes, carry out the machine's events, re-arm the timer."""
+        """Carry out the machine's events, write queued bytes, re-arm the timer.
+
+        Events come first so that a collision decided on an OPEN (the peer
+        object calls ``collision_dump``) can still withdraw the KEEPALIVE that
+        OpenConfirm queued; bytes are written before any disconnect.
+        """
         if self.discarded:
             return
-        self._write()
         batch: list[Update] = []
         while (ev := self.fsm.next_event()) is not None:
             if isinstance(ev, UpdatesReceived):
@@ -182,6 +197,7 @@ class Session:
             if isinstance(ev, ConnectRequested):
                 self._start_dial()
             elif isinstance(ev, DisconnectRequested):
+                self._write()
                 self._disconnect()
             else:
                 self.owner.fsm_event(self, ev)
@@ -246,8 +262,12 @@ class Session:
         self._inbox.clear()
         self._paused = False
         self.source = None
+        abort, self._abort = self._abort, False
         if link is not None and link.transport is not None:
-            self._close_gently(link.transport)
+            if abort:
+                link.transport.abort()
+            else:
+                self._close_gently(link.transport)
 
     def _close_gently(self, transport: asyncio.Transport) -> None:
         """Flush (the NOTIFICATION), send FIN, and close a moment later.

@@ -17,8 +17,12 @@ with back-off) and, while a collision is open, a second one for the other
 TCP connection. Collisions are resolved per RFC 4271 §6.8 when a connection
 receives its OPEN: against a connection in OpenConfirm the BGP identifiers
 decide (``bgp.fsm.keep_outgoing``); against one in Established the new
-connection is closed. Whichever connection reaches Established first becomes
-the main one and the other is dropped (Cease 7). The peer gives the RIB a
+connection is closed — unless both that session and the new OPEN have the
+graceful-restart capability: then the peer has restarted (RFC 4724 §4.2),
+the old session ends without a NOTIFICATION (reported like a TCP loss, so
+its routes are kept as stale) and the new connection carries on. Whichever
+connection reaches Established first becomes the main one and the other is
+dropped (Cease 7). The peer gives the RIB a
 ``PeerHandle`` (``key``, ``wake()``), bumps counters and exposes ``stats()``
 as a plain dict for ``podbgp show peers --json``.
 
@@ -218,6 +222,10 @@ class Peer:
         if other is None or not other.fsm.connected:
             return
         if other.fsm.state is State.ESTABLISHED:
+            if _restarted(other.fsm.negotiated, session.fsm.negotiated):
+                log.info("%s: new connection with graceful restart: the peer restarted", self.key)
+                other.abandon("peer restarted: new connection (RFC 4724 §4.2)")
+                return
             session.collision_dump()
             return
         if other.fsm.state is not State.OPEN_CONFIRM:
@@ -483,6 +491,23 @@ class Speaker:
                 peer.enable()
                 return peer
         return None
+
+
+def _restarted(old: Negotiated | None, new: Negotiated | None) -> bool:
+    """RFC 4724 §4.2: a new OPEN with graceful restart while a GR session is Established.
+
+    The peer restarted and its old connection is dead (its host may not even
+    have sent a FIN): instead of refusing the new connection (RFC 4271 §6.8)
+    the old session ends as a TCP loss, its routes stay as stale, and the new
+    one carries on, so the peer re-peers at once instead of after our hold
+    time. ``peer_restart`` is set only when both sides offered the capability.
+    """
+    return (
+        old is not None
+        and new is not None
+        and old.peer_restart is not None
+        and new.peer_restart is not None
+    )
 
 
 def _hostport(name: tuple[str, int] | None) -> str | None:
