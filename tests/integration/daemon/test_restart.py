@@ -9,7 +9,8 @@
   OPENs with the Restart State bit (§3), defers best-path selection until the
   others' End-of-RIB (§4.1) and only then sweeps what is stale.
 
-The same with the FRR ToR as the helper (option `peered`). Then `SIGTERM` on n3: a Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) goes
+The same with the FRR ToR as the helper (option `peered`), and with VXLAN and no BGP
+(option `vxlan`: routes from the datastore, the FIB's adoption alone keeps traffic up). Then `SIGTERM` on n3: a Cease / Administrative Shutdown NOTIFICATION (RFC 4486 §4) goes
 to the peers, which drop n3's routes at once, while n3's kernel keeps its routes.
 """
 
@@ -43,7 +44,7 @@ from podbgp.lab.netns import IP
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module", params=["mesh", "peered"])
+@pytest.fixture(scope="module", params=["mesh", "peered", "vxlan"])
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
@@ -85,10 +86,13 @@ def test_kill_and_restart_loses_no_packet(cluster: Cluster) -> None:
         error = peers(c, "n1")[n2_ip]["last_error"]
         assert error["code"] == 0, f"expected a drop without NOTIFICATION, got {error}"
         expected = {c.plan.node(n).ip for n in ("n1", "n3")}
-    else:  # FRR is the helper: it keeps the route while n2 is away
+    elif c.plan.option.bgp == "tor":  # FRR is the helper: it keeps the route meanwhile
         time.sleep(1.0)
         assert n2_block in routes(c.plan.ns("tor"), "bgp")
         expected = {tor_address(0)}
+    else:  # VXLAN without BGP: the others' routes come from the datastore, which keeps them
+        time.sleep(1.0)
+        expected = set()
     assert n2_block in routes(c.ns("n1")) and n2_block in routes(c.ns("n3"))
 
     start_daemon(c, "n2")
@@ -115,6 +119,11 @@ def test_sigterm_sends_cease_and_keeps_kernel_routes(cluster: Cluster) -> None:
     n3_kernel = routes(c.ns("n3"))
     kill(c, "n3", signal.SIGTERM)
     assert routes(c.ns("n3")) == n3_kernel
+    if c.plan.option.bgp == "none":
+        # No session to end: n3's blocks stay in the datastore, so they stay routed.
+        time.sleep(1.0)
+        assert all(n3_block in routes(c.ns(n)) for n in ("n1", "n2"))
+        return
     for node in ("n1", "n2"):
         wait(lambda node=node: n3_block not in routes(c.ns(node)), 10,  # type: ignore[misc]
              f"{node} dropped n3's block on the NOTIFICATION")  # fmt: skip
