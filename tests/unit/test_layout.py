@@ -1,0 +1,23 @@
+"""The test tree's one structural rule.
+
+`tests/` has no `__init__.py` files (pytest's default import mode puts each test
+directory on sys.path), so two test modules with the same file name collide:
+pytest aborts the whole run with "import file mismatch". Catch that here with a
+message that names both files.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def test_test_module_names_are_unique() -> None:
+    seen: dict[str, list[str]] = defaultdict(list)
+    for path in TESTS.rglob("*.py"):
+        if path.name not in ("conftest.py", "__init__.py") and "__pycache__" not in path.parts:
+            seen[path.name].append(str(path.relative_to(TESTS)))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not clashes, f"rename one of each: {clashes}"
