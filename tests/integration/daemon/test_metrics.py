@@ -1,5 +1,6 @@
-"""The Prometheus endpoint of a running node, scraped and parsed, and the control socket's
-owner check, on a three-node mesh whose n1 runs with `[api] metrics = "127.0.0.1:0"`.
+"""The Prometheus endpoint of a running node, scraped and parsed; the control socket's
+owner check; `podbgp peer shutdown|enable|reset` and `podbgp show peers` through it. On a
+three-node mesh whose n1 runs with `[api] metrics = "127.0.0.1:0"`.
 """
 
 from __future__ import annotations
@@ -108,3 +109,31 @@ def test_control_socket_refuses_another_user(cluster: Cluster) -> None:
                          timeout=20, check=True).stdout  # fmt: skip
     assert "refused: permission" in out or "permission denied" in out, out
     assert '"ok": true' not in out
+
+
+def podbgp(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "podbgp", *args, "--socket",
+                           str(c.plan.socket_path("n1"))],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+
+
+def test_peer_shutdown_and_enable_from_the_cli(cluster: Cluster) -> None:
+    c = cluster
+    n1, n2 = c.plan.node("n1").ip, c.plan.node("n2").ip
+    before_n3 = sessions(c, "n1")[c.plan.node("n3").ip]
+    out = podbgp(c, "peer", "shutdown", n2, "--message", "maintenance window")
+    assert out.returncode == 0, out.stderr
+    wait(lambda: n2 not in sessions(c, "n1") and n1 not in sessions(c, "n2"), 10, "session down")
+    row = {p["address"]: p for p in c.ask("n1", "show.peers")}[n2]
+    assert (row["admin"], row["state"]) == ("down", "Idle")
+    error = {p["address"]: p for p in c.ask("n2", "show.peers")}[n1]["last_error"]
+    assert (error["code"], error["subcode"]) == (6, 2), error  # Cease / Administrative Shutdown
+    assert "maintenance window" in error["reason"], error  # RFC 9003 communication
+    assert podbgp(c, "peer", "enable", n2).returncode == 0
+    wait(lambda: n2 in sessions(c, "n1"), 20, "session back after enable")
+    table = podbgp(c, "show", "peers").stdout.splitlines()
+    assert table[0].split()[:3] == ["PEER", "AS", "STATE"]
+    assert any(line.split()[:3] == [n2, "64512", "Established"] for line in table[1:]), table
+    assert sessions(c, "n1")[c.plan.node("n3").ip] == before_n3  # the other one untouched
+    bad = podbgp(c, "peer", "reset", "10.1.2.3")
+    assert bad.returncode == 1 and "no such peer 10.1.2.3" in bad.stderr
