@@ -7,7 +7,7 @@ registry (and from IPAM) is withdrawn everywhere and loses its sessions.
 
 Topologies: full iBGP mesh; node 1 as in-cluster route reflector (RFC 4456); eBGP to
 an FRR ToR with a listen range and an AS per node (RFC 7938 style); BGP mesh with
-VXLAN across subnets only.
+VXLAN across subnets only; VXLAN always with no BGP at all (routes from the datastore).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from podbgp.lab.labplan import tor_address
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
-OPTIONS = ["mesh", "rr", "peered", "vxlan-crosssubnet"]
+OPTIONS = ["mesh", "rr", "peered", "vxlan-crosssubnet", "vxlan"]
 
 
 @pytest.fixture(scope="module", params=OPTIONS)
@@ -54,6 +54,8 @@ def _expected_peers(c: Cluster, node: str) -> set[str]:
     plan = c.plan
     me = plan.node(node)
     others = [n for n in c.running if n.name != node]
+    if plan.option.bgp == "none":
+        return set()
     if plan.option.bgp == "tor":
         return {tor_address(me.subnet)}
     if plan.option.bgp == "rr" and not me.route_reflector:
