@@ -27,6 +27,7 @@ from bgp.wire.constants import Family
 from bgp.wire.prefix import key_to_network
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import Family as CfgFamily
+from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
 from rib import show
@@ -427,8 +428,9 @@ class BgpNode:
     # -- reload -------------------------------------------------------------------------
     async def reload(self, new: Config, diff: ConfigDiff) -> None:
         """Apply the difference: only changed peers reset; policy changes need no reset."""
-        self.config = new
+        old, self.config = self.config, new
         self._build_policies(new)
+        self._reload_listen_ranges(old, new, diff)
         for p in diff.peers_removed:
             self._remove(str(p.address), "peer de-configured")
         for p in diff.peers_reset:
@@ -442,6 +444,22 @@ class BgpNode:
                 self.rib.withdraw_originated(prefix)
             self.originated.clear()
             self._originate_static()
+
+    def _reload_listen_ranges(self, old: Config, new: Config, diff: ConfigDiff) -> None:
+        """New ranges accept from now on; a dynamic peer whose range went or changed is
+        dropped (it may come back under the new range); one whose range only had its
+        named policies changed keeps its session and gets the new policies."""
+        if diff.listen_ranges_added or diff.listen_ranges_removed or diff.listen_ranges_changed:
+            self.speaker.settings = speaker_settings(new)
+            if any(r.password for r in (*diff.listen_ranges_added, *diff.listen_ranges_changed)):
+                log.warning("reload: TCP MD5 of a new or changed listen range needs a restart")
+        for peer in [p for p in self.speaker.peers.values() if p.dynamic]:
+            before, after = _range_of(old, peer.key), _range_of(new, peer.key)
+            if after is None or before != after:
+                log.info("listen range of dynamic peer %s changed: session closed", peer.key)
+                self._remove(peer.key, "listen range changed")
+            elif {after.import_policy, after.export_policy} & diff.policies_changed:
+                self.rib.set_policy(peer.key, self._peer_policy(peer.key, after))
 
     def _policy_changed(self, p: Peer, import_changed: bool) -> None:
         """New import/export policy without a reset: the RIB re-evaluates, the peer refreshes."""
@@ -482,6 +500,15 @@ def _received(st: Any) -> dict[Family, int]:
     if st.pre_policy:
         return {fam: len(pre) for fam, pre in st.pre_policy.items()}
     return dict(st.counts)
+
+
+def _range_of(config: Config, address: str) -> ListenRangeConfig | None:
+    """The first `[[bgp.listen_range]]` holding `address` (the speaker's rule too)."""
+    addr = ipaddress.ip_address(address)
+    for r in config.bgp.listen_ranges:
+        if addr.version == r.prefix.version and addr in r.prefix:
+            return r
+    return None
 
 
 def _family_name(afi: int, safi: int) -> str:

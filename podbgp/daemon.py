@@ -492,10 +492,9 @@ class Daemon:
         if self.bgp is not None:
             await self.bgp.reload(new, diff)
         later = list(diff.changed_keys)
-        if diff.listen_ranges_added or diff.listen_ranges_removed or diff.listen_ranges_changed:
-            later.append("bgp.listen_range")
         if later:
-            # Applied live: peers, policies, originate, NAT. The rest is read at start.
+            # Applied live: peers, listen ranges, policies, originate, NAT. The rest is
+            # read at start.
             log.warning("reload: %s changed; what is read only at start-up waits for a restart",
                         ", ".join(later))  # fmt: skip
         if self.reconciler is not None:

@@ -103,3 +103,30 @@ def test_static_peer_added_and_removed(cluster: Cluster) -> None:
          "n1 ↔ n2 static peer removed")  # fmt: skip
     for node, session in before.items():
         assert tor_session(c, node) == session, f"{node}'s ToR session was reset"
+
+
+def test_listen_range_added_and_removed(cluster: Cluster) -> None:
+    """n1 accepts n2 as a dynamic neighbour once a listen range says so, and drops it
+    when the range goes; the ToR sessions (a static peer inside the range) stay."""
+    c = cluster
+    before = {n: tor_session(c, n) for n in ("n1", "n2", "n3")}
+    a1, a2 = c.plan.node("n1"), c.plan.node("n2")
+    listen = (
+        f'\n[[bgp.listen_range]]\nprefix = "10.99.1.0/24"\nasn = {a2.asn}\nfamilies = ["ipv4"]\n'
+    )
+    to_n1 = f'\n[[bgp.peer]]\naddress = "{a1.ip}"\nasn = {a1.asn}\nfamilies = ["ipv4"]\n'
+    reload(c, "n2", extra=to_n1)
+    wait(lambda: a1.ip in peers(c, "n2"), 10, "n2 configured with n1")
+    assert a1.ip not in sessions(c, "n2")  # n1 refuses it: no range yet
+    reload(c, "n1", extra=listen)
+    wait(lambda: a2.ip in sessions(c, "n1") and a1.ip in sessions(c, "n2"), 20,
+         "n2 accepted by n1's new listen range")  # fmt: skip
+    assert peers(c, "n1")[a2.ip]["dynamic"] is True
+    reload(c, "n1")
+    wait(lambda: a1.ip not in sessions(c, "n2"), 15, "n1 dropped n2 with its listen range")
+    error = peers(c, "n2")[a1.ip]["last_error"]
+    assert (error["code"], error["subcode"]) == (6, 3), error  # Cease / Peer De-configured
+    reload(c, "n2")
+    wait(lambda: a1.ip not in peers(c, "n2") and a2.ip not in peers(c, "n1"), 15, "cleaned up")
+    for node, session in before.items():
+        assert tor_session(c, node) == session, f"{node}'s ToR session was reset"
