@@ -417,12 +417,24 @@ class Ipam:
             block = _block(orphan)
             block.affinity = node
             ok = await self.store.put_cas(orphan.key, dumps(block.to_json()), orphan.mod_revision)
-        if not ok:
+        if not ok and not await self._block_is(cidr, node):
             await self.store.delete_cas(ak, akv.mod_revision)
             return False
         confirmed = dumps({"state": CONFIRMED, "ts": self.clock()})
         await self.store.put_cas(ak, confirmed, akv.mod_revision)
         return True
+
+    async def _block_is(self, cidr: IPNetwork, node: str) -> bool:
+        """Is the block there and affine to `node`?
+
+        A CAS reported as failed may still have been applied: the etcd store
+        retries a transaction on another member when the first one's answer is
+        lost, and the retry's compare then fails against our own write. Only
+        `node`'s claimant can have set this affinity (it holds the pending
+        affinity key, which `create` gives to one caller), so the block is ours.
+        """
+        bkv = await self.store.get(block_key(cidr))
+        return bkv is not None and _block(bkv).affinity == node
 
     async def _borrow(
         self,

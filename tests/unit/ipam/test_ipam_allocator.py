@@ -292,3 +292,34 @@ async def test_concurrent_allocations_in_one_process(store: Store) -> None:
     results = await asyncio.gather(*(worker(a if i % 2 else b, f"n{i % 3}", i) for i in range(64)))
     assert len(set(results)) == 64
     assert await a.check() == []
+
+
+class LostAnswerStore:
+    """A store whose first block `create` is applied but reported as failed.
+
+    That is what the etcd store sees when a member dies after committing a
+    transaction and the retry on another member finds its own write there.
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def create(self, key: str, value: bytes) -> bool:
+        ok = await self.inner.create(key, value)
+        if ok and "/blocks/" in key and not self.lost:
+            self.lost += 1
+            return False
+        return ok
+
+
+async def test_claim_survives_a_lost_answer(store: Store) -> None:
+    flaky = LostAnswerStore(store)
+    ipam = Ipam(flaky, config(SMALL))  # type: ignore[arg-type]
+    a = await ipam.allocate("n1", "pod-a")
+    assert flaky.lost == 1
+    assert await confirmed(ipam, "n1") == [a.block]
+    assert await ipam.check() == []
