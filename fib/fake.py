@@ -7,6 +7,15 @@ removes a route of that protocol (ESRCH otherwise), a route through a missing
 device is refused with ENODEV, and every change, ours or someone else's, is
 echoed as an event. Tests change the table "from outside" with `external_*`,
 count writes, and inject failures.
+
+Nexthop objects follow the kernel too (net/ipv4/nexthop.c): a single object
+needs an existing device, a group needs existing single members and cannot
+replace a single object (nor the reverse), a route naming a missing object is
+refused with EINVAL, and a route stores its object's hops the way the kernel
+dumps them in compat mode. Replacing an object re-points its routes at once;
+deleting one removes it from its groups (an emptied group goes too) and
+removes the routes that use it without any route event, as IPv4 does.
+`nexthops_supported=False` plays a kernel older than 5.3.
 """
 
 from __future__ import annotations
@@ -20,13 +29,26 @@ from fib.kernel import (
     Event,
     KernelError,
     LinkEvent,
+    NexthopEvent,
+    NexthopFailure,
+    NexthopOp,
     Overrun,
     RouteEvent,
     RouteFailure,
     RouteOp,
     Unsupported,
 )
-from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, Nexthop, RouteKey, VxlanSpec
+from fib.model import (
+    FdbEntry,
+    IpipSpec,
+    KernelRoute,
+    Neighbour,
+    Nexthop,
+    NexthopObject,
+    NexthopSpec,
+    RouteKey,
+    VxlanSpec,
+)
 
 
 @dataclass
@@ -45,6 +67,12 @@ class FakeKernel:
     dumps: int = 0
     fail_next_write: KernelError | None = None
     refuse: dict[RouteKey, int] = field(default_factory=dict)  # key → errno for writes to it
+    nexthops_supported: bool = True
+    nexthops: dict[int, NexthopObject] = field(default_factory=dict)
+    nexthop_writes: int = 0
+    nexthop_dumps: int = 0
+    nexthop_write_calls: int = 0
+    refuse_nexthop: dict[int, int] = field(default_factory=dict)  # id → errno
 
     def table(self, table: int) -> dict[RouteKey, KernelRoute]:
         return self.tables.setdefault(table, {})
@@ -78,6 +106,13 @@ class FakeKernel:
             del rows[route.key]
             self.events.append(RouteEvent(True, have))
             return 0
+        if route.nh_id:
+            if route.nh_id not in self.nexthops:
+                return errno.EINVAL
+            stored = route._replace(nexthops=self._expand(route.nh_id))
+            rows[route.key] = stored
+            self.events.append(RouteEvent(False, stored))
+            return 0
         if any(h.dev and h.dev not in self.links for h in route.nexthops):
             return errno.ENODEV
         stored = route._replace(nexthops=tuple(self._resolve(h) for h in route.nexthops))
@@ -89,6 +124,96 @@ class FakeKernel:
     def _resolve(hop: Nexthop) -> Nexthop:
         """The real kernel fills in the device of a plain `via` hop; pretend it is eth0."""
         return hop._replace(dev="eth0") if hop.gateway and not hop.dev else hop
+
+    def _expand(self, nh_id: int) -> tuple[Nexthop, ...]:
+        """The hops a route through object `nh_id` shows (compat mode)."""
+        spec = self.nexthops[nh_id].spec
+        if spec.hop is not None:
+            return (spec.hop,)
+        out = []
+        for member, weight in spec.group:
+            hop = self.nexthops[member].spec.hop
+            assert hop is not None
+            out.append(hop._replace(weight=weight))
+        return tuple(out)
+
+    # -- nexthop objects -------------------------------------------------------------------
+    def dump_nexthops(self) -> list[NexthopObject]:
+        if not self.nexthops_supported:
+            raise Unsupported("kernel has no nexthop objects (fake)")
+        self.nexthop_dumps += 1
+        return list(self.nexthops.values())
+
+    def write_nexthops(self, ops: Sequence[NexthopOp]) -> list[NexthopFailure]:
+        if self.fail_next_write is not None:
+            exc, self.fail_next_write = self.fail_next_write, None
+            raise exc
+        self.nexthop_write_calls += 1
+        failures = []
+        for op, obj in ops:
+            self.nexthop_writes += 1
+            err = self._apply_nexthop(op, obj)
+            if err:
+                failures.append(NexthopFailure(op, obj, err))
+        return failures
+
+    def _apply_nexthop(self, op: int, obj: NexthopObject) -> int:
+        if not self.nexthops_supported:
+            return errno.EOPNOTSUPP
+        if obj.id in self.refuse_nexthop:
+            return self.refuse_nexthop[obj.id]
+        if op == DELETE:
+            if obj.id not in self.nexthops:
+                return errno.ENOENT
+            self._remove_nexthop(obj.id)
+            return 0
+        err = self._check_nexthop(obj)
+        if err:
+            return err
+        self.nexthops[obj.id] = obj
+        self._repoint(obj.id)
+        self.events.append(NexthopEvent(False, obj))
+        return 0
+
+    def _check_nexthop(self, obj: NexthopObject) -> int:
+        have = self.nexthops.get(obj.id)
+        spec = obj.spec
+        if have is not None and (have.spec.hop is None) != (spec.hop is None):
+            return errno.EINVAL  # a group cannot replace a single object, nor the reverse
+        if spec.hop is not None:
+            return errno.ENODEV if spec.hop.dev not in self.links else 0
+        for member, _weight in spec.group:
+            found = self.nexthops.get(member)
+            if found is None or found.spec.hop is None:
+                return errno.EINVAL
+        return 0
+
+    def _repoint(self, nh_id: int) -> None:
+        """Routes through `nh_id` (or a group holding it) now show its new hops."""
+        groups = {i for i, o in self.nexthops.items() if any(m == nh_id for m, _ in o.spec.group)}
+        users = groups | {nh_id}
+        for rows in self.tables.values():
+            for key, route in rows.items():
+                if route.nh_id in users:
+                    rows[key] = route._replace(nexthops=self._expand(route.nh_id))
+
+    def _remove_nexthop(self, nh_id: int) -> None:
+        obj = self.nexthops.pop(nh_id)
+        self.events.append(NexthopEvent(True, obj))
+        gone = {nh_id}
+        for gid, group in list(self.nexthops.items()):
+            members = tuple(m for m in group.spec.group if m[0] != nh_id)
+            if members == group.spec.group:
+                continue
+            if members:
+                self.nexthops[gid] = group._replace(spec=NexthopSpec(None, members))
+                self._repoint(gid)
+            else:
+                gone.add(gid)
+                self.events.append(NexthopEvent(True, self.nexthops.pop(gid)))
+        for rows in self.tables.values():  # IPv4 flushes these routes without an event
+            for key in [k for k, r in rows.items() if r.nh_id in gone]:
+                del rows[key]
 
     def link_mtu(self, name: str) -> int | None:
         return self.links.get(name)
@@ -145,6 +270,19 @@ class FakeKernel:
     def external_link_delete(self, name: str) -> None:
         del self.links[name]
         self.events.append(LinkEvent(True, name))
+
+    def external_nexthop_delete(self, nh_id: int) -> None:
+        self._remove_nexthop(nh_id)
+
+    def carrier_loss(self, name: str) -> None:
+        """The device loses its carrier: the kernel flushes nexthop objects on it (and
+        their routes) without a nexthop or route event; only the link event is seen."""
+        seen = len(self.events)
+        for nh_id in [i for i, o in self.nexthops.items() if o.spec.hop and o.spec.hop.dev == name]:
+            if nh_id in self.nexthops:
+                self._remove_nexthop(nh_id)
+        del self.events[seen:]
+        self.events.append(LinkEvent(False, name))
 
     def overflow(self) -> None:
         self.events.append(Overrun("fake overflow"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, VxlanSpec
+from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, NexthopObject, VxlanSpec
 
 REPLACE = 0
 DELETE = 1
@@ -25,6 +25,17 @@ class RouteFailure(NamedTuple):
 
     op: int
     route: KernelRoute
+    errno: int
+
+
+NexthopOp = tuple[int, NexthopObject]  # (REPLACE | DELETE, object)
+
+
+class NexthopFailure(NamedTuple):
+    """One nexthop object write the kernel refused."""
+
+    op: int
+    obj: NexthopObject
     errno: int
 
 
@@ -48,7 +59,18 @@ class Overrun(NamedTuple):
     reason: str
 
 
-Event = RouteEvent | LinkEvent | Overrun
+class NexthopEvent(NamedTuple):
+    """A nexthop object appeared, changed or disappeared (RTNLGRP_NEXTHOP).
+
+    The kernel says nothing about the routes that go with a deleted object
+    (IPv4 flushes them silently), nor about objects it flushes itself when
+    their device goes down or loses its carrier."""
+
+    deleted: bool
+    obj: NexthopObject
+
+
+Event = RouteEvent | LinkEvent | Overrun | NexthopEvent
 
 
 class KernelError(Exception):
@@ -70,6 +92,16 @@ class Kernel(Protocol):
         """Apply replaces and deletes in batches; return the ones the kernel refused.
 
         Raises KernelError when the batch's outcome is unknown (lost replies)."""
+        ...
+
+    def dump_nexthops(self) -> list[NexthopObject]:
+        """Every nexthop object, of every protocol; raises Unsupported on a kernel
+        without them (< 5.3)."""
+        ...
+
+    def write_nexthops(self, ops: Sequence[NexthopOp]) -> list[NexthopFailure]:
+        """Create-or-replace and delete nexthop objects, in order, in one batch;
+        return the ones the kernel refused (KernelError when the outcome is unknown)."""
         ...
 
     def link_mtu(self, name: str) -> int | None:

@@ -139,6 +139,7 @@ class KernelRoute(NamedTuple):
     protocol: int = 0
     table: int = 254
     priority: int = 0
+    nh_id: int = 0  # a kernel nexthop object (RTA_NH_ID) instead of inline next hops
 
     @property
     def key(self) -> RouteKey:
@@ -148,6 +149,8 @@ class KernelRoute(NamedTuple):
     def describe(self) -> str:
         """`ip route`-like text, for humans and `podbgp show fib`."""
         head = f"{unpack_addr(self.dst)}/{self.dst_len}"
+        if self.nh_id:
+            head += f" nhid {self.nh_id}"
         if self.kind == RTN_BLACKHOLE:
             return f"blackhole {head} proto {self.protocol}"
         hops = [describe_hop(h) for h in self.nexthops]
@@ -157,6 +160,33 @@ class KernelRoute(NamedTuple):
 
 
 RouteKey = tuple[bytes, int, int]
+
+
+class NexthopSpec(NamedTuple):
+    """What a kernel nexthop object is, without its id: one hop, or a group of objects.
+
+    A single object's `hop` carries weight 1 (weights belong to group members);
+    a group's members are (object id, weight) pairs, in ascending id order."""
+
+    hop: Nexthop | None
+    group: tuple[tuple[int, int], ...] = ()
+
+    def describe(self) -> str:
+        if self.hop is not None:
+            return describe_hop(self.hop)
+        return "group " + "/".join(f"{i},{w}" if w != 1 else str(i) for i, w in self.group)
+
+
+class NexthopObject(NamedTuple):
+    """A kernel nexthop object (RTM_NEWNEXTHOP, kernel >= 5.3) as written or dumped."""
+
+    id: int
+    spec: NexthopSpec
+    protocol: int = 0
+
+    def describe(self) -> str:
+        """`ip nexthop`-like text."""
+        return f"id {self.id} {self.spec.describe()} proto {self.protocol}"
 
 
 def describe_hop(hop: Nexthop) -> str:

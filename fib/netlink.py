@@ -13,6 +13,11 @@ outcome is then unknown and `KernelError` tells the reconciler to resync.
 NETLINK_CAP_ACK trims each error to the failed message's header, and the
 buffers are enlarged (SO_*BUFFORCE, root) so that does not happen in practice.
 
+Nexthop objects (RTM_NEWNEXTHOP/RTM_DELNEXTHOP) go through the same writer,
+matched back to their object the same way, and are dumped with
+RTM_GETNEXTHOP; a kernel without them (< 5.3) refuses the dump with
+EOPNOTSUPP (or EINVAL), reported as `Unsupported`.
+
 Dumps ask the kernel to filter by table (NETLINK_GET_STRICT_CHK) and parse the
 replies with `fib.wire`. Events come from a second socket subscribed to the
 link and route multicast groups.
@@ -35,7 +40,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -44,13 +49,25 @@ from fib.kernel import (
     Event,
     KernelError,
     LinkEvent,
+    NexthopEvent,
+    NexthopFailure,
+    NexthopOp,
     Overrun,
     RouteEvent,
     RouteFailure,
     RouteOp,
     Unsupported,
 )
-from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, VxlanSpec, pack_addr, unpack_addr
+from fib.model import (
+    FdbEntry,
+    IpipSpec,
+    KernelRoute,
+    Neighbour,
+    NexthopObject,
+    VxlanSpec,
+    pack_addr,
+    unpack_addr,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,6 +80,8 @@ SO_RCVBUFFORCE = 33
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_ROUTE = 0x400
+RTNLGRP_NEXTHOP = 32  # past the 32-bit bind mask's reach: joined with NETLINK_ADD_MEMBERSHIP
+NETLINK_ADD_MEMBERSHIP = 1
 RTM_GETLINK = 18
 IFLA_MTU = 4
 CLONE_NEWNET = 0x40000000
@@ -107,7 +126,7 @@ def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
     return value
 
 
-def open_route_socket(groups: int = 0) -> socket.socket:
+def open_route_socket(groups: int = 0, extra_groups: Sequence[int] = ()) -> socket.socket:
     """A NETLINK_ROUTE socket with large buffers, trimmed error replies and strict dumps."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     for opt, size in ((SO_SNDBUFFORCE, SNDBUF), (SO_RCVBUFFORCE, RCVBUF)):
@@ -121,6 +140,11 @@ def open_route_socket(groups: int = 0) -> socket.socket:
     except OSError:
         pass  # older kernel: dumps are filtered in Python instead
     sock.bind((0, groups))
+    for group in extra_groups:
+        try:
+            sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        except OSError:
+            pass  # a kernel without that group: resyncs still catch what events would
     return sock
 
 
@@ -206,6 +230,14 @@ def _ensure_link_state(ipr: Any, link: Any, mtu: int, address: bytes, mac: str |
     return bool(changes)
 
 
+class DumpFailed(KernelError):
+    """The kernel answered a dump request with an error."""
+
+    def __init__(self, err: int) -> None:
+        super().__init__(f"dump failed: {os.strerror(err)}")
+        self.errno = err
+
+
 class LinkTable:
     """Device names ↔ indexes (and MTUs), refreshed from link dumps and events."""
 
@@ -248,29 +280,44 @@ class RouteSocket:
 
     def write(self, ops: Sequence[RouteOp], ifindex: dict[str, int]) -> list[RouteFailure]:
         """Send every op; return the refused ones (matched by sequence number)."""
+        refused = self._batch(ops, wire.encode_route, ifindex)
+        return [RouteFailure(ops[i][0], ops[i][1], err) for i, err in refused]
+
+    def write_nexthops(
+        self, ops: Sequence[NexthopOp], ifindex: dict[str, int]
+    ) -> list[NexthopFailure]:
+        refused = self._batch(ops, wire.encode_nexthop, ifindex)
+        return [NexthopFailure(ops[i][0], ops[i][1], err) for i, err in refused]
+
+    def _batch(
+        self,
+        ops: Sequence[tuple[int, Any]],
+        encode: Callable[[int, Any, int, Mapping[str, int]], bytes],
+        ifindex: dict[str, int],
+    ) -> list[tuple[int, int]]:
+        """Encode and send `ops` in chunks with one ACK barrier; (op index, errno) refused."""
         base = self._next_seq(len(ops) + 1)
-        failures: list[RouteFailure] = []
+        refused: list[tuple[int, int]] = []
         chunk: list[bytes] = []
         size = 0
-        encode = wire.encode_route
-        for i, (op, route) in enumerate(ops):
+        for i, (op, item) in enumerate(ops):
             try:
-                msg = encode(op, route, base + i, ifindex)
+                msg = encode(op, item, base + i, ifindex)
             except wire.UnknownDevice:
-                failures.append(RouteFailure(op, route, errno.ENODEV))
+                refused.append((i, errno.ENODEV))
                 continue
             chunk.append(msg)
             size += len(msg)
             if size >= SEND_CHUNK:
                 self._send(chunk)
-                self._collect(ops, base, failures, barrier=None)
+                self._collect(len(ops), base, refused, barrier=None)
                 chunk, size = [], 0
         barrier = base + len(ops)
         chunk.append(wire.NLMSGHDR.pack(16, wire.NLMSG_NOOP, wire.NLM_F_REQUEST | wire.NLM_F_ACK,
                                         barrier, 0))  # fmt: skip
         self._send(chunk)
-        self._collect(ops, base, failures, barrier=barrier)
-        return failures
+        self._collect(len(ops), base, refused, barrier=barrier)
+        return refused
 
     def _send(self, chunk: list[bytes]) -> None:
         try:
@@ -279,7 +326,7 @@ class RouteSocket:
             raise KernelError(f"netlink sendmsg: {exc}") from exc
 
     def _collect(
-        self, ops: Sequence[RouteOp], base: int, failures: list[RouteFailure], barrier: int | None
+        self, count: int, base: int, refused: list[tuple[int, int]], barrier: int | None
     ) -> None:
         """Read error replies; with a barrier, block until its ACK arrives."""
         while True:
@@ -296,9 +343,8 @@ class RouteSocket:
                 if barrier is not None and seq == barrier:
                     return
                 index = seq - base
-                if err and 0 <= index < len(ops):
-                    op, route = ops[index]
-                    failures.append(RouteFailure(op, route, err))
+                if err and 0 <= index < count:
+                    refused.append((index, err))
 
     def _dump(self, request: bytes, seq: int) -> Iterator[tuple[bytes, int, int, int]]:
         """Yield (datagram, type, payload start, payload end) until NLMSG_DONE."""
@@ -312,7 +358,7 @@ class RouteSocket:
                     return
                 if msg_type == wire.NLMSG_ERROR:
                     err, _ = wire.decode_error(data, start)
-                    raise KernelError(f"dump failed: {os.strerror(err)}")
+                    raise DumpFailed(err)
                 if flags & wire.NLM_F_DUMP_INTR:
                     raise InterruptedError("dump interrupted by a concurrent change")
                 yield data, msg_type, start, end
@@ -337,6 +383,28 @@ class RouteSocket:
             return out
         raise KernelError("route dump kept being interrupted")
 
+    def dump_nexthops(self, links: LinkTable) -> list[NexthopObject]:
+        """Every nexthop object (retried if the kernel flags a torn dump)."""
+        for _attempt in range(5):
+            seq = self._next_seq()
+            out: list[NexthopObject] = []
+            try:
+                for data, msg_type, start, end in self._dump(
+                    wire.encode_nexthop_dump_request(seq), seq
+                ):
+                    if msg_type == wire.RTM_NEWNEXTHOP:
+                        obj = wire.decode_nexthop(data, start, end, links.name)
+                        if obj is not None:
+                            out.append(obj)
+            except InterruptedError:
+                continue
+            except DumpFailed as exc:
+                if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise Unsupported(f"kernel has no nexthop objects: {exc}") from exc
+                raise
+            return out
+        raise KernelError("nexthop dump kept being interrupted")
+
     def dump_links(self) -> list[tuple[int, str, int]]:
         seq = self._next_seq()
         request = wire.NLMSGHDR.pack(16 + wire.IFINFOMSG.size, RTM_GETLINK,
@@ -358,7 +426,7 @@ class NetlinkKernel:
         groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
         self.events: socket.socket | None = None
         if watch:
-            self.events = in_netns(netns, lambda: open_route_socket(groups))
+            self.events = in_netns(netns, lambda: open_route_socket(groups, (RTNLGRP_NEXTHOP,)))
             self.events.setblocking(False)
         self.links = LinkTable()
         self.refresh_links()
@@ -394,6 +462,19 @@ class NetlinkKernel:
         failures = self.routes.write(ops, self.links.index)
         if any(f.errno == errno.ENODEV for f in failures):
             self.refresh_links()  # a device may have been renumbered since the last dump
+        return failures
+
+    # -- nexthop objects ----------------------------------------------------------------------
+    def dump_nexthops(self) -> list[NexthopObject]:
+        self.refresh_links()
+        return self.routes.dump_nexthops(self.links)
+
+    def write_nexthops(self, ops: Sequence[NexthopOp]) -> list[NexthopFailure]:
+        if not ops:
+            return []
+        failures = self.routes.write_nexthops(ops, self.links.index)
+        if any(f.errno == errno.ENODEV for f in failures):
+            self.refresh_links()
         return failures
 
     # -- devices, neighbours, FDB (pyroute2) -------------------------------------------------
@@ -504,6 +585,10 @@ class NetlinkKernel:
                 route = wire.decode_route(data, start, end, self.links.name)
                 if route is not None:
                     out.append(RouteEvent(msg_type == wire.RTM_DELROUTE, route))
+            elif msg_type in (wire.RTM_NEWNEXTHOP, wire.RTM_DELNEXTHOP):
+                obj = wire.decode_nexthop(data, start, end, self.links.name)
+                if obj is not None:
+                    out.append(NexthopEvent(msg_type == wire.RTM_DELNEXTHOP, obj))
             elif msg_type in (wire.RTM_NEWLINK, wire.RTM_DELLINK):
                 index, name, mtu = _decode_link_mtu(data, start, end)
                 if msg_type == wire.RTM_DELLINK:

@@ -23,6 +23,20 @@ routes found in the kernel are adopted; those not (yet) desired are stale and
 kept until the daemon calls `sweep_stale()` after BGP End-of-RIB. A wanted
 route that differs is replaced in place (create-or-replace is atomic in the
 kernel), so no prefix is ever missing during a restart.
+
+Nexthop objects (`fib.nexthops`): unless turned off, each planned route that
+can use one is bound to a kernel nexthop object before it is written, ECMP
+sets to group objects, and a hop change shared by every route of an object
+becomes one object replace. Each write pass runs: create/replace objects,
+write routes, delete objects nothing uses any more. Objects are dumped with
+every resync and adopted at start-up like routes. Someone deleting one of our
+objects (the kernel silently drops the IPv4 routes that used it) triggers a
+resync; so does a link event on a device our objects sit on when a quick
+nexthop dump shows the kernel flushed some (it does so on carrier loss,
+without any event). If the kernel refuses objects altogether (older than
+5.3: EOPNOTSUPP, or EINVAL on the very first batch), every route falls back
+to inline hops; a single refused object only sends its own routes back to
+inline hops until the next resync.
 """
 
 from __future__ import annotations
@@ -43,6 +57,8 @@ from fib.kernel import (
     Kernel,
     KernelError,
     LinkEvent,
+    NexthopEvent,
+    NexthopOp,
     Overrun,
     RouteEvent,
     RouteOp,
@@ -61,6 +77,7 @@ from fib.model import (
     Vtep,
     unpack_addr,
 )
+from fib.nexthops import NexthopTable, owned_id
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
@@ -73,6 +90,7 @@ class FibConfig:
     table: int = 254
     protocol: int = 80
     resync_interval: float = 90.0
+    nexthops: bool = True  # use kernel nexthop objects (RTA_NH_ID) where the kernel has them
 
 
 @dataclass(slots=True)
@@ -90,6 +108,9 @@ class Counters:
     stale_adopted: int = 0
     stale_swept: int = 0
     event_overruns: int = 0
+    nexthop_writes: int = 0
+    nexthop_repoints: int = 0  # objects replaced in place, re-pointing all their routes at once
+    nexthop_drift_repaired: int = 0  # objects put back after someone removed or changed them
 
 
 def key_of(prefix: Prefix) -> RouteKey:
@@ -133,6 +154,8 @@ class Reconciler:
         self.tunnels = _Tunnels()
         self._believed: dict[RouteKey, KernelRoute] = {}
         self.encapsulated: set[Prefix] = set()  # remote prefixes whose pool encapsulates
+        self.nh = NexthopTable(self.config.protocol, enabled=self.config.nexthops)
+        self.nh_check = False  # a device under our objects changed: are they all still there?
 
     # -- inputs (desired state only; no I/O) ------------------------------------------------
     def set_node(self, node: NodeInfo) -> None:
@@ -222,7 +245,9 @@ class Reconciler:
     # -- kernel I/O ------------------------------------------------------------------------
     def pending(self) -> bool:
         """Is there work for `apply()`?"""
-        return bool(self.dirty or self.need_resync or self.tunnels.dirty)
+        return bool(
+            self.dirty or self.need_resync or self.tunnels.dirty or self.nh.dirty or self.nh_check
+        )
 
     def apply(self) -> None:
         """Write what is dirty (or run a full resync if one is due); never raises KernelError."""
@@ -232,6 +257,9 @@ class Reconciler:
             else:
                 if self.tunnels.dirty:
                     self._sync_tunnels()
+                if self.nh_check and self._nexthops_flushed():
+                    self._resync()
+                    return
                 self._write_dirty()
         except KernelError as exc:
             self.counters.netlink_errors += 1
@@ -249,15 +277,87 @@ class Reconciler:
         self.next_resync = self.clock() + self.config.resync_interval
         self.kernel.read_events()  # the dump below supersedes anything queued
         self._sync_tunnels()
+        self.nh_check = False
+        believed = dict(self.nh.installed)
+        self._load_nexthops()
         self._load_dump(self.kernel.dump_routes(self.config.table))
         self.started = True
         self.failed.clear()  # retry refused routes: what they needed may exist now
+        if self.nh.refused:  # retry refused objects too: bind every route afresh
+            self.nh.refused.clear()
+            self.dirty.update(self.desired)
+        self.nh.bind(self.dirty, self.desired)
+        self.counters.nexthop_repoints = self.nh.repoints
         self.dirty.clear()  # the full pass below covers every key
         self.kernel_dirty.clear()
+        nh_ops = self.nh.create_ops(full=True)
+        self.counters.nexthop_drift_repaired += sum(
+            1 for _, o in nh_ops if believed.get(o.id) == self.nh.objects.get(o.id)
+        )
+        self._write_nexthops(nh_ops)
         ops, repairs = self._full_pass()
         if ops:
             self._write(ops)
             self.counters.drift_repaired += repairs
+        self._collect_nexthops()
+
+    def _load_nexthops(self) -> None:
+        if not self.nh.enabled:
+            return
+        try:
+            dumped = self.kernel.dump_nexthops()
+        except Unsupported as exc:
+            self._nexthops_off(str(exc))
+            return
+        self.nh.load(dumped, adopt=not self.started)
+
+    def _nexthops_off(self, reason: str) -> None:
+        """The kernel has no nexthop objects: every route goes back to inline hops."""
+        log.warning("fib: nexthop objects off, routes carry their hops: %s", reason)
+        self.dirty.update(self.nh.unbind_all(self.desired))
+        self.nh.enabled = False
+        self.nh.unsupported = reason
+        self.nh.objects.clear()
+        self.nh.by_spec.clear()
+        self.nh.dirty.clear()
+
+    def _nexthops_flushed(self) -> bool:
+        """After a link event on a device under our objects: did the kernel flush some?"""
+        self.nh_check = False
+        if not self.nh.enabled:
+            return False
+        return bool(self.nh.refused) or self.nh.missing(self.kernel.dump_nexthops())
+
+    def _write_nexthops(self, ops: list[NexthopOp]) -> None:
+        """Create or replace objects before the routes that name them."""
+        if not ops:
+            return
+        self.counters.nexthop_writes += len(ops)
+        failures = self.kernel.write_nexthops(ops)
+        for f in failures:
+            log.warning("fib: nexthop %s: %s", f.obj.describe(), os.strerror(f.errno))
+        if failures and not self.nh.confirmed:
+            codes = {f.errno for f in failures}
+            if errno.EOPNOTSUPP in codes or (len(failures) == len(ops) and codes == {errno.EINVAL}):
+                self._nexthops_off(f"kernel refused the first nexthop objects: "
+                                   f"{os.strerror(failures[0].errno)}")  # fmt: skip
+                return
+        bad = self.nh.created(ops, failures)
+        if bad:
+            self.dirty.update(self.nh.release(bad, self.desired))
+
+    def _collect_nexthops(self) -> None:
+        """Delete objects no route wants once no installed route or live group names them."""
+        if not self.nh.gc_due:
+            return
+        referenced = {r[8] for r in self.installed.values() if r[8]}
+        referenced.update(r[8] for r in self.foreign.values() if r[8])
+        ops = self.nh.delete_ops(referenced)
+        if not ops:
+            return
+        self.counters.nexthop_writes += len(ops)
+        failures = self.kernel.write_nexthops(ops)
+        self.nh.deleted(ops, failures)
 
     def _load_dump(self, routes: list[KernelRoute]) -> None:
         """Split a dump into owned and foreign routes; adopt unwanted owned ones as stale."""
@@ -310,6 +410,14 @@ class Reconciler:
         return None
 
     def _write_dirty(self) -> None:
+        if self.dirty:
+            self.nh.bind(self.dirty, self.desired)
+            self.counters.nexthop_repoints = self.nh.repoints
+        self._write_nexthops(self.nh.create_ops())
+        self._write_routes_dirty()
+        self._collect_nexthops()
+
+    def _write_routes_dirty(self) -> None:
         ops: list[RouteOp] = []
         repairs = 0
         for key in self.dirty:
@@ -332,8 +440,13 @@ class Reconciler:
             self.dirty.update(r.key for _, r in ops)
             raise
         failed = {f.route.key: f for f in failures}
+        nh = self.nh
+        installed = self.installed
         for op, route in ops:
             key = route.key
+            before = installed.get(key)
+            if before is not None and before[8] and before[8] != route[8]:
+                nh.gc_due = True  # the object it named may be unused now
             f = failed.get(key)
             if op == DELETE:
                 if f is None or f.errno == errno.ESRCH:
@@ -393,9 +506,33 @@ class Reconciler:
                 self._route_event(event)
             elif isinstance(event, LinkEvent):
                 self._link_event(event)
+            elif isinstance(event, NexthopEvent):
+                self._nexthop_event(event)
             elif isinstance(event, Overrun):
                 self.counters.event_overruns += 1
                 self.need_resync = True
+
+    def _nexthop_event(self, event: NexthopEvent) -> None:
+        obj = event.obj
+        if not self.started or not self.nh.enabled or not owned_id(obj.id):
+            return
+        if obj.protocol != self.config.protocol:
+            if not event.deleted:
+                self.nh.foreign_ids.add(obj.id)
+            return
+        if event.deleted:
+            if self.nh.installed.pop(obj.id, None) is not None:  # not our own delete's echo
+                self.counters.drift_events += 1
+                self.need_resync = True  # the kernel dropped its IPv4 routes without a word
+            return
+        if self.nh.installed.get(obj.id) == obj.spec:
+            return  # the echo of our own write
+        self.nh.installed[obj.id] = obj.spec
+        if obj.id in self.nh.objects:
+            self.counters.drift_events += 1
+            self.nh.dirty.add(obj.id)
+        else:
+            self.nh.gc_due = True
 
     def _route_event(self, event: RouteEvent) -> None:
         route = event.route
@@ -425,6 +562,8 @@ class Reconciler:
             self.inputs.node is not None and event.name == self.inputs.node.underlay
         ):
             self.tunnels.dirty = True
+        if self.nh.enabled and event.name in self.nh.devices():
+            self.nh_check = True  # carrier loss flushes objects on the device, silently
         if self.failed:  # a device a route needs may exist now
             self.dirty.update(self.failed)
             self.failed.clear()
@@ -474,6 +613,14 @@ class Reconciler:
                 "vxlan": self.tunnels.vxlan_ok,
                 "ipip": self.tunnels.ipip_ok,
                 "ipip_unsupported": self.tunnels.ipip_unsupported,
+            },
+            "nexthops": {
+                "enabled": self.nh.enabled,
+                "unsupported": self.nh.unsupported,
+                "objects": len(self.nh.objects),
+                "installed": len(self.nh.installed),
+                "refused": len(self.nh.refused),
+                "rows": self.nh.rows(limit),
             },
             "counters": {name: getattr(self.counters, name) for name in Counters.__slots__},
             "routes": rows,

@@ -9,6 +9,13 @@ routes at a time and parses dumps, events and NLMSG_ERROR replies, so the
 socket code in `fib.netlink` stays a thin loop. No pyroute2 here: building
 messages by hand is what lets a batch of 100,000 routes go out in a handful of
 `sendmsg` calls.
+
+Kernel nexthop objects (linux/nexthop.h, kernel >= 5.3) have their own
+messages: an 8-byte `nhmsg` then `NHA_*` attributes; a group is an array of
+8-byte `nexthop_grp` records (member id, weight - 1). A route that uses one
+carries `RTA_NH_ID` instead of `RTA_GATEWAY`/`RTA_OIF`/`RTA_MULTIPATH`; the
+kernel still dumps the expanded hops next to it (net.ipv4.nexthop_compat_mode,
+on by default), which `decode_route` reads too, for humans.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import struct
 from collections.abc import Iterator, Mapping
 
 from fib.kernel import DELETE, REPLACE
-from fib.model import RT_SCOPE_UNIVERSE, KernelRoute, Nexthop
+from fib.model import RT_SCOPE_UNIVERSE, KernelRoute, Nexthop, NexthopObject, NexthopSpec
 
 # linux/netlink.h
 NLMSG_NOOP = 1
@@ -45,10 +52,25 @@ RTA_GATEWAY = 5
 RTA_PRIORITY = 6
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
+RTA_NH_ID = 30
 RTNH_F_ONLINK = 4
 RT_SCOPE_NOWHERE = 255
 RT_TABLE_UNSPEC = 0
 IFLA_IFNAME = 3
+
+# linux/nexthop.h
+RTM_NEWNEXTHOP = 104
+RTM_DELNEXTHOP = 105
+RTM_GETNEXTHOP = 106
+NHA_ID = 1
+NHA_GROUP = 2
+NHA_GROUP_TYPE = 3
+NHA_BLACKHOLE = 4
+NHA_OIF = 5
+NHA_GATEWAY = 6
+NHA_ENCAP_TYPE = 7
+NHA_FDB = 11
+NEXTHOP_GRP_TYPE_MPATH = 0
 
 NLMSGHDR = struct.Struct("=IHHII")
 RTMSG = struct.Struct("=BBBBBBBBI")
@@ -58,6 +80,9 @@ IFINFOMSG = struct.Struct("=BxHiII")
 U32_ATTR = struct.Struct("=HHI")
 ERRMSG = struct.Struct("=i")
 HDR_LEN = NLMSGHDR.size + RTMSG.size  # 28
+NHMSG = struct.Struct("=BBBBI")
+NEXTHOP_GRP = struct.Struct("=IBBH")
+NH_HDR_LEN = NLMSGHDR.size + NHMSG.size  # 24
 
 
 class UnknownDevice(LookupError):
@@ -115,7 +140,9 @@ def encode_route(
         nl_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | flags
         scope, kind = route.scope, route.kind
         hops = route.nexthops
-        if len(hops) == 1:
+        if route.nh_id:  # the object holds the hops; the route only names it
+            attrs.append(_u32(RTA_NH_ID, route.nh_id))
+        elif len(hops) == 1:
             hop = hops[0]
             if hop.gateway:
                 attrs.append(_attr(RTA_GATEWAY, hop.gateway))
@@ -192,14 +219,11 @@ def decode_route(
     buf: bytes | memoryview, offset: int, end: int, ifname: Mapping[int, str]
 ) -> KernelRoute | None:
     """An RTM_NEWROUTE/RTM_DELROUTE payload as a KernelRoute (None for families we ignore)."""
-    if end - offset == 44:  # the common shape: IPv4 `DST via GW dev OIF`, one struct call
-        f = _VIA4.unpack_from(buf, offset)
-        if f[0] == socket.AF_INET and f[10:20:3] == _VIA4_TYPES:
-            oif = f[20]
-            one = _HOPS.get((f[17], oif, f[8] & RTNH_F_ONLINK))
-            if one is None or one[0].dev != ifname.get(oif):
-                one = _hop(f[17], oif, f[8], ifname)
-            return _new(KernelRoute, (f[14], f[1], f[7], one, f[6], f[5], f[11], 0))
+    size = end - offset
+    if size == 44 or size == 52:  # IPv4 `DST [nhid N] via GW dev OIF`: one struct call
+        fast = _decode_via4(buf, offset, size, ifname)
+        if fast is not None:
+            return fast
     family, dst_len, _src, _tos, table, proto, scope, kind, flags = RTMSG.unpack_from(buf, offset)
     if family == socket.AF_INET:
         dst = b"\0\0\0\0"
@@ -208,7 +232,7 @@ def decode_route(
     else:
         return None
     gateway = b""
-    oif = priority = 0
+    oif = priority = nh_id = 0
     multipath: tuple[Nexthop, ...] = ()
     pos = offset + 12
     unpack = RTATTR.unpack_from
@@ -228,6 +252,8 @@ def decode_route(
             priority = U32_ATTR.unpack_from(buf, pos)[2]
         elif akind == RTA_MULTIPATH:
             multipath = _parse_multipath(buf, pos + 4, pos + alen, ifname)
+        elif akind == RTA_NH_ID:
+            nh_id = U32_ATTR.unpack_from(buf, pos)[2]
         pos += (alen + 3) & ~3
     hops: tuple[Nexthop, ...]
     if multipath:
@@ -237,7 +263,27 @@ def decode_route(
     else:
         hops = ()
     # tuple.__new__ skips NamedTuple's Python-level __new__ (3x faster for large dumps)
-    return _new(KernelRoute, (dst, dst_len, kind, hops, scope, proto, table, priority))
+    return _new(KernelRoute, (dst, dst_len, kind, hops, scope, proto, table, priority, nh_id))
+
+
+def _decode_via4(
+    buf: bytes | memoryview, offset: int, size: int, ifname: Mapping[int, str]
+) -> KernelRoute | None:
+    """The common IPv4 shapes, as the kernel dumps them: TABLE, DST, [NH_ID,] GATEWAY, OIF."""
+    if size == 44:
+        f = _VIA4.unpack_from(buf, offset)
+        if f[0] != socket.AF_INET or f[10:20:3] != _VIA4_TYPES:
+            return None
+        gw, oif, nh_id = f[17], f[20], 0
+    else:
+        f = _NH4.unpack_from(buf, offset)
+        if f[0] != socket.AF_INET or f[10:23:3] != _NH4_TYPES:
+            return None
+        gw, oif, nh_id = f[20], f[23], f[17]
+    one = _HOPS.get((gw, oif, f[8] & RTNH_F_ONLINK))
+    if one is None or one[0].dev != ifname.get(oif):
+        one = _hop(gw, oif, f[8], ifname)
+    return _new(KernelRoute, (f[14], f[1], f[7], one, f[6], f[5], f[11], 0, nh_id))
 
 
 def _hop(gateway: bytes, oif: int, flags: int, ifname: Mapping[int, str]) -> tuple[Nexthop]:
@@ -255,6 +301,90 @@ _HOPS: dict[tuple[bytes, int, int], tuple[Nexthop]] = {}
 # rtmsg + RTA_TABLE + RTA_DST + RTA_GATEWAY + RTA_OIF, as the kernel dumps an IPv4 gateway route
 _VIA4 = struct.Struct("=BBBBBBBBI HHI HH4s HH4s HHI")
 _VIA4_TYPES = (RTA_TABLE, RTA_DST, RTA_GATEWAY, RTA_OIF)
+# the same with RTA_NH_ID before the (compat-mode) expanded hop
+_NH4 = struct.Struct("=BBBBBBBBI HHI HH4s HHI HH4s HHI")
+_NH4_TYPES = (RTA_TABLE, RTA_DST, RTA_NH_ID, RTA_GATEWAY, RTA_OIF)
+
+
+def encode_nexthop(
+    op: int, obj: NexthopObject, seq: int, ifindex: Mapping[str, int], flags: int = 0
+) -> bytes:
+    """One RTM_NEWNEXTHOP (create-or-replace) or RTM_DELNEXTHOP message.
+
+    A single hop is NHA_GATEWAY + NHA_OIF (the kernel requires a device) with
+    RTNH_F_ONLINK in `nh_flags`; a group is NHA_GROUP with AF_UNSPEC, as the
+    kernel demands for groups. `nh_protocol` marks the object as podbgp's."""
+    attrs = [_u32(NHA_ID, obj.id)]
+    if op == DELETE:
+        return _nh_message(RTM_DELNEXTHOP, NLM_F_REQUEST | flags, seq, socket.AF_UNSPEC, 0, 0,
+                           attrs)  # fmt: skip
+    nh_flags = 0
+    hop = obj.spec.hop
+    if hop is not None:
+        family = socket.AF_INET if len(hop.gateway) == 4 else socket.AF_INET6
+        attrs.append(_u32(NHA_OIF, _oif(hop.dev, ifindex)))
+        attrs.append(_attr(NHA_GATEWAY, hop.gateway))
+        nh_flags = RTNH_F_ONLINK if hop.onlink else 0
+    else:
+        family = socket.AF_UNSPEC
+        members = b"".join(NEXTHOP_GRP.pack(i, w - 1, 0, 0) for i, w in obj.spec.group)
+        attrs.append(_attr(NHA_GROUP, members))
+    nl_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | flags
+    return _nh_message(RTM_NEWNEXTHOP, nl_flags, seq, family, obj.protocol, nh_flags, attrs)
+
+
+def _nh_message(
+    msg_type: int, nl_flags: int, seq: int, family: int, protocol: int, nh_flags: int,
+    attrs: list[bytes],
+) -> bytes:  # fmt: skip
+    body = b"".join(attrs)
+    return (
+        NLMSGHDR.pack(NH_HDR_LEN + len(body), msg_type, nl_flags, seq, 0)
+        + NHMSG.pack(family, 0, protocol, 0, nh_flags)
+        + body
+    )
+
+
+def encode_nexthop_dump_request(seq: int) -> bytes:
+    """RTM_GETNEXTHOP dump of every nexthop object (all protocols; callers filter)."""
+    return _nh_message(RTM_GETNEXTHOP, NLM_F_REQUEST | NLM_F_DUMP, seq, socket.AF_UNSPEC, 0, 0,
+                       [])  # fmt: skip
+
+
+def decode_nexthop(
+    buf: bytes | memoryview, offset: int, end: int, ifname: Mapping[int, str]
+) -> NexthopObject | None:
+    """An RTM_NEWNEXTHOP/RTM_DELNEXTHOP payload; None for kinds podbgp never makes
+    (blackhole, FDB and encapsulating nexthops) and for a message without an id."""
+    _family, _scope, protocol, _resvd, nh_flags = NHMSG.unpack_from(buf, offset)
+    nh_id = oif = 0
+    gateway = b""
+    group: list[tuple[int, int]] = []
+    pos = offset + NHMSG.size
+    while pos + 4 <= end:
+        alen, akind = RTATTR.unpack_from(buf, pos)
+        if alen < 4:
+            break
+        if akind == NHA_ID:
+            nh_id = U32_ATTR.unpack_from(buf, pos)[2]
+        elif akind == NHA_OIF:
+            oif = U32_ATTR.unpack_from(buf, pos)[2]
+        elif akind == NHA_GATEWAY:
+            gateway = bytes(buf[pos + 4 : pos + alen])
+        elif akind == NHA_GROUP:
+            for at in range(pos + 4, pos + alen - 7, NEXTHOP_GRP.size):
+                member, weight, high, _r = NEXTHOP_GRP.unpack_from(buf, at)
+                group.append((member, (high << 8 | weight) + 1))
+        elif akind in (NHA_BLACKHOLE, NHA_FDB, NHA_ENCAP_TYPE):
+            return None
+        pos += (alen + 3) & ~3
+    if not nh_id:
+        return None
+    if group:
+        return NexthopObject(nh_id, NexthopSpec(None, tuple(sorted(group))), protocol)
+    dev = ifname.get(oif, f"if{oif}") if oif else ""
+    hop = Nexthop(gateway, dev, bool(nh_flags & RTNH_F_ONLINK))
+    return NexthopObject(nh_id, NexthopSpec(hop), protocol)
 
 
 def decode_link(buf: bytes | memoryview, offset: int, end: int) -> tuple[int, str]:
@@ -273,9 +403,13 @@ def decode_link(buf: bytes | memoryview, offset: int, end: int) -> tuple[int, st
 
 def same_route(want: KernelRoute, have: KernelRoute) -> bool:
     """Does the kernel's route match the planned one? A planned hop with no device
-    (plain `via NODE`) accepts whatever device the kernel resolved it to."""
+    (plain `via NODE`) accepts whatever device the kernel resolved it to. A route
+    through a nexthop object matches when it names the same object: the hops it
+    shows are the object's, checked against the nexthop table separately."""
     if want == have:
         return True
+    if want.nh_id or have.nh_id:
+        return want.nh_id == have.nh_id and want[:3] == have[:3] and want[4:8] == have[4:8]
     if want[:3] != have[:3] or want[4:] != have[4:] or len(want.nexthops) != len(have.nexthops):
         return False
     for w, h in zip(want.nexthops, have.nexthops, strict=True):
@@ -292,7 +426,10 @@ __all__ = [
     "RT_SCOPE_UNIVERSE",
     "UnknownDevice",
     "decode_error",
+    "decode_nexthop",
     "decode_route",
+    "encode_nexthop",
+    "encode_nexthop_dump_request",
     "encode_route",
     "iter_messages",
     "same_route",

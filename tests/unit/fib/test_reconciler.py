@@ -20,6 +20,7 @@ from fib.model import (
     pack_addr,
     vtep_mac,
 )
+from fib.nexthops import NH_ID_BASE
 from fib.reconciler import FibConfig, Reconciler, key_of
 
 NODE = NodeInfo.parse("node-a", "10.0.0.1/24", "eth0", vtep="10.244.0.0")
@@ -49,7 +50,11 @@ def make(
 
 
 def table(kernel: FakeKernel) -> dict[str, str]:
-    return {str(Prefix(r.dst, r.dst_len)): r.describe() for r in kernel.table(254).values()}
+    """The kernel's routes as text, hops shown whether inline or through an object."""
+    return {
+        str(Prefix(r.dst, r.dst_len)): r._replace(nh_id=0).describe()
+        for r in kernel.table(254).values()
+    }
 
 
 def test_install_in_one_batch_then_resync_writes_nothing() -> None:
@@ -113,11 +118,11 @@ def test_drift_repaired_from_events() -> None:
     mine = kernel.table(254)[key_of(block(1))]
     kernel.external_delete(mine)
     kernel.external_replace(
-        kernel.table(254)[key_of(block(2))]._replace(nexthops=(Nexthop(C, "eth0"),))
+        kernel.table(254)[key_of(block(2))]._replace(nexthops=(Nexthop(C, "eth0"),), nh_id=0)
     )
     rec.handle_events()
     rec.apply()
-    assert table(kernel)[str(block(1))] == mine.describe()
+    assert kernel.table(254)[key_of(block(1))] == mine
     assert "via 10.0.0.2" in table(kernel)[str(block(2))]
     assert rec.counters.drift_events == 2 and rec.counters.drift_repaired == 2
     assert kernel.dumps == 1  # repaired without a resync
@@ -244,8 +249,9 @@ def test_snapshot_is_plain_data() -> None:
     snap = json.loads(json.dumps(rec.snapshot()))
     assert snap["routes"] == [{
         "prefix": "10.244.0.64/26",
-        "desired": "10.244.0.64/26 via 10.0.0.2 dev eth0 proto 80",
-        "installed": "10.244.0.64/26 via 10.0.0.2 dev eth0 proto 80",
+        "desired": f"10.244.0.64/26 nhid {NH_ID_BASE} via 10.0.0.2 dev eth0 proto 80",
+        "installed": f"10.244.0.64/26 nhid {NH_ID_BASE} via 10.0.0.2 dev eth0 proto 80",
         "state": "ok",
     }]  # fmt: skip
+    assert snap["nexthops"]["rows"] == [f"id {NH_ID_BASE} via 10.0.0.2 dev eth0 proto 80"]
     assert set(snap["counters"]) >= {"resyncs", "drift_repaired", "drift_events", "route_writes"}
