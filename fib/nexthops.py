@@ -199,7 +199,7 @@ class NexthopTable:
         if len(hops) == 1:
             return self._object_id(NexthopSpec(next(iter(hops))))
         members = []
-        for hop in hops:
+        for hop in sorted(hops):  # members get ids in hop order, whatever the hash seed
             member = self._object_id(NexthopSpec(hop._replace(weight=1)))
             if member is None:
                 return None
@@ -304,7 +304,7 @@ class NexthopTable:
             if spec is None or spec.hop is not None or self._hopset(old) == new:
                 continue
             members = []
-            for hop in new:
+            for hop in sorted(new):
                 member = self._object_id(NexthopSpec(hop._replace(weight=1)))
                 if member is None:
                     break

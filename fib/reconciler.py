@@ -445,7 +445,7 @@ class Reconciler:
         for op, route in ops:
             key = route.key
             before = installed.get(key)
-            if before is not None and before[8] and before[8] != route[8]:
+            if before is not None and before[8] and (op == DELETE or before[8] != route[8]):
                 nh.gc_due = True  # the object it named may be unused now
             f = failed.get(key)
             if op == DELETE:
@@ -521,7 +521,7 @@ class Reconciler:
                 self.nh.foreign_ids.add(obj.id)
             return
         if event.deleted:
-            if self.nh.installed.pop(obj.id, None) is not None:  # not our own delete's echo
+            if obj.id in self.nh.installed:  # not the echo of our own delete
                 self.counters.drift_events += 1
                 self.need_resync = True  # the kernel dropped its IPv4 routes without a word
             return
