@@ -11,7 +11,9 @@ Inbound, the sink is called:
 - ``updates_received(peer, updates)`` per bounded batch of decoded UPDATEs
   (the shell processes at most ``Session.BATCH_BYTES`` of input, then yields
   to the event loop, so keepalives and hold timers keep running while a full
-  table streams in);
+  table streams in); consecutive UPDATEs that only withdraw arrive merged
+  into one ``Update`` (withdrawals commute), so per-UPDATE work in the sink
+  is per run of withdrawals;
 - ``end_of_rib(peer, family)`` (RFC 4724 §2), ``route_refresh(peer, family,
   subtype)`` (RFC 2918, RFC 7313: the RIB re-sends Adj-RIB-Out, framed by
   BoRR/EoRR when asked), ``peer_down(peer, reason)``.
@@ -87,7 +89,8 @@ class SessionEstablished:
 
 @dataclass(frozen=True, slots=True)
 class UpdatesReceived:
-    """Consecutive decoded UPDATEs, in arrival order (End-of-RIB markers are separate)."""
+    """Consecutive decoded UPDATEs in arrival order; End-of-RIB markers are separate
+    events and consecutive withdraw-only UPDATEs are merged into one ``Update``."""
 
     updates: list[Update]
 

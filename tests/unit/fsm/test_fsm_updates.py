@@ -30,7 +30,7 @@ KEEPALIVE = encode_message(Keepalive(), CodecContext())
 
 def _announce(prefix: str, med: int, ctx: CodecContext) -> bytes:
     attrs = PathAttributes(
-        origin=0, as_path=((2, (65002,)),), next_hop=ip_address("10.0.0.2"), med=med
+        origin=0, as_path=((2, (65001,)),), next_hop=ip_address("192.0.2.1"), med=med
     )
     return b"".join(encode_announce(attrs, V4, [Prefix.from_str(prefix).nlri()], ctx))
 
@@ -46,17 +46,23 @@ def _stream(ctx: CodecContext) -> list[bytes]:
         encode_end_of_rib(V4),
         KEEPALIVE,
         _withdraw("10.1.0.0/16", ctx),
+        _withdraw("10.2.0.0/16", ctx),
+        _withdraw("10.4.0.0/16", ctx),
         encode_end_of_rib(V6),
         _announce("10.3.0.0/24", 3, ctx),
+        _withdraw("10.3.0.0/24", ctx),
+        _withdraw("10.5.0.0/24", ctx),
     ]
 
 
 def _summary(events: list[object]) -> list[object]:
-    """Events as comparable tuples, updates flattened one per message."""
+    """Events as comparable tuples, one per prefix (merged withdrawals compare equal)."""
     out: list[object] = []
     for ev in events:
         if isinstance(ev, UpdatesReceived):
-            out += [("update", str(u.announced), str(u.withdrawn), u.attrs) for u in ev.updates]
+            for u in ev.updates:
+                out += [("withdraw", str(p)) for p in u.withdrawn]
+                out += [("announce", str(p), u.attrs) for p in u.announced]
         elif isinstance(ev, EndOfRib):
             out.append(("eor", ev.family))
         else:
@@ -79,11 +85,33 @@ def test_one_read_with_updates_eor_and_keepalive_keeps_order_and_counts() -> Non
         "EndOfRib",
         "UpdatesReceived",
     ]
-    assert [len(e.updates) for e in events if isinstance(e, UpdatesReceived)] == [2, 1, 1]
+    assert [len(e.updates) for e in events if isinstance(e, UpdatesReceived)] == [2, 1, 2]
     assert [e.family for e in events if isinstance(e, EndOfRib)] == [V4, V6]
-    assert p.b.fsm.counters.msgs_in["update"] == 6
+    ups = [u for e in events if isinstance(e, UpdatesReceived) for u in e.updates]
+    assert not any(u.errors for u in ups)  # clean routes, not treat-as-withdraw
+    assert p.b.fsm.counters.msgs_in["update"] == 10
     assert p.b.fsm.counters.msgs_in["keepalive"] == 2  # OpenConfirm's and this one
     assert p.b.fsm.deadline(Timer.HOLD) == p.now + 9
+
+
+def test_consecutive_withdrawals_arrive_merged_in_order() -> None:
+    p = Pair()
+    p.connect()
+    p.b.events.clear()
+    ctx = p.a.fsm.ctx
+    wd = [_withdraw(f"10.{i}.0.0/16", ctx) for i in range(1, 6)]
+    blob = wd[0] + wd[1] + wd[2] + _announce("10.9.0.0/16", 9, ctx) + wd[3] + wd[4]
+    p.b.fsm.receive_data(blob, p.now)
+    (ev,) = p.b.drain()
+    assert isinstance(ev, UpdatesReceived)
+    assert [[str(x) for x in u.withdrawn] for u in ev.updates] == [
+        ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"],
+        [],
+        ["10.4.0.0/16", "10.5.0.0/16"],
+    ]
+    assert [str(x) for x in ev.updates[1].announced] == ["10.9.0.0/16"]
+    assert all(u.attrs is None for u in (ev.updates[0], ev.updates[2]))
+    assert p.b.fsm.counters.msgs_in["update"] == 6  # messages, not merged runs
 
 
 def test_malformed_update_ends_the_session_after_the_good_ones() -> None:
