@@ -9,7 +9,9 @@ would). Then everything is withdrawn the same way. Prints one JSON object.
     .venv/bin/python benchmarks/rib.py --prefixes 1000000 --monitors 1
     .venv/bin/python benchmarks/rib.py --prefixes 100000 --monitors 100
 
-``bytes_per_route`` is (peak RSS - RSS after loading the feed) / prefixes.
+``bytes_per_route`` is (peak RSS - RSS after loading the feed) / prefixes. As
+``podbgp run`` does, the benchmark first pins glibc's mmap threshold
+(``rib.heap``); ``--no-pin-heap`` shows the figure without it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ BENCH = os.environ.get("BGPBENCH_DIR", os.path.join(HERE, "..", "..", "shared", 
 from bgp.wire import CodecContext, Family  # noqa: E402
 from bgp.wire.update import decode_update  # noqa: E402
 from rib import PeerPolicy, Rib, RibSettings, SessionFacts, builtin  # noqa: E402
+from rib.heap import pin_mmap_threshold  # noqa: E402
 
 V4 = Family.IPV4_UNICAST
 
@@ -82,7 +85,10 @@ def count_nlri(blobs: list[bytes]) -> tuple[int, int]:
     return ann, wd
 
 
-def run(n: int, monitors: int, batch: int, pull_bytes: int, verify: bool) -> dict[str, object]:
+def run(
+    n: int, monitors: int, batch: int, pull_bytes: int, verify: bool, pin: bool = True
+) -> dict[str, object]:
+    pinned = pin_mmap_threshold() if pin else False
     sys.path.insert(0, BENCH)
     import bgpwire  # the neutral harness's feed generator
 
@@ -159,6 +165,7 @@ def run(n: int, monitors: int, batch: int, pull_bytes: int, verify: bool) -> dic
         "table_after_withdraw": len(rib.loc[V4]),
         "bytes_per_route": round((peak_ann - base) * 1024 / n, 1),
         "bytes_sent_per_monitor": sent[0] if sent else 0,
+        "mmap_threshold_pinned": pinned,
         "python": sys.version.split()[0],
     }
     if verify:
@@ -176,8 +183,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="UPDATEs per batch handed to the RIB")
     ap.add_argument("--pull-bytes", type=int, default=1 << 18)
     ap.add_argument("--verify", action="store_true", help="count NLRI sent to the first monitor")
+    ap.add_argument(
+        "--no-pin-heap",
+        action="store_true",
+        help="leave glibc's dynamic mmap threshold alone (see rib/heap.py)",
+    )
     a = ap.parse_args()
-    print(json.dumps(run(a.prefixes, a.monitors, a.batch, a.pull_bytes, a.verify)))
+    out = run(a.prefixes, a.monitors, a.batch, a.pull_bytes, a.verify, not a.no_pin_heap)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from podbgp.topology import MeshPeer
 from rib import show
 from rib.adapter import RibAdapter
 from rib.core import Rib
+from rib.heap import pin_mmap_threshold
 from rib.policy import Policy, builtin
 from rib.settings import PeerPolicy, RibSettings
 
@@ -219,6 +220,8 @@ class BgpNode:
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
+        # Full tables are a few huge dicts: give each its own mmap (rib.heap).
+        pin_mmap_threshold()
         for p in self.config.bgp.peers:
             self._add(str(p.address), p)
         self._originate_static()
