@@ -170,6 +170,9 @@ class BgpNode:
             deferral_time=float(b.deferral_time),
             restarting=self.restarting,
             max_prefix_restart=float(b.max_prefixes_restart),
+            local_addresses=frozenset(
+                i.ip for i in (config.node.address, config.node.address6) if i is not None
+            ),
         )
 
     def _build_policies(self, config: Config) -> None:

@@ -86,6 +86,8 @@ class PeerState:
     eor_received: set[Family] = field(default_factory=set)
     over_limit: bool = False
     disabled_until: float = 0.0
+    # Our addresses as this peer sees them: its routes may not use them as next hop.
+    own: frozenset[Address] = frozenset()
 
     @property
     def total(self) -> int:
@@ -186,6 +188,9 @@ class Rib:
         st.over_limit = False
         st.eor_received = set()
         st.source.bgp_id = int(facts.bgp_id)
+        st.own = self.settings.local_addresses | {
+            a for a in (facts.local_address, facts.local_address6) if a is not None
+        }
         self._new_generation(st, set(Family))
         if st.stale:
             # RFC 4724 §4.2: families the peer no longer preserves are flushed now.
@@ -479,7 +484,7 @@ class Rib:
         hit = cache.get(ck, _MISS)
         if hit is not _MISS:
             return hit  # type: ignore[no-any-return]
-        if self._looped(st, attrs):
+        if self._looped(st, attrs) or _own_next_hop(st.own, family, attrs):
             cache[ck] = None
             return None
         pol = st.policy.import_policy
@@ -895,6 +900,19 @@ class Rib:
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""
         return _nexthops(self.loc[family].get(key))
+
+
+def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes) -> bool:
+    """RFC 4271 §6.3: a NEXT_HOP that is an address of the receiving speaker is
+    semantically incorrect and the route SHOULD be ignored; §9.1.2: it could not be
+    resolved through anyone but ourselves, so it is not eligible either. Checked once
+    per attribute set (the import cache), never per prefix. For MP_REACH_NLRI next
+    hops (RFC 4760 §3) the link-local one of RFC 2545 §3 counts as well."""
+    if not own:
+        return False
+    if family is Family.IPV4_UNICAST and attrs.next_hop is not None:
+        return attrs.next_hop in own
+    return not own.isdisjoint(attrs.mp_next_hop)
 
 
 def _nexthops(e: Entry | None) -> tuple[bytes, ...]:

@@ -31,6 +31,9 @@ class RibSettings:
     router id). ``deferral_time`` bounds how long a restarting speaker waits
     for its peers' End-of-RIB before selecting best paths (RFC 4724 §4.1).
     ``restarting`` is true when the daemon comes back from a graceful restart.
+    ``local_addresses`` are the node's own addresses (``[node] address``/``address6``):
+    a received route whose next hop is one of them, or the session's local
+    address, is ignored (RFC 4271 §6.3, §9.1.2).
     """
 
     local_as: int
@@ -45,6 +48,7 @@ class RibSettings:
     stale_time: float = 360.0
     restarting: bool = False
     max_prefix_restart: float = 60.0
+    local_addresses: frozenset[Address] = frozenset()
 
     @classmethod
     def make(cls, local_as: int, router_id: str, **kw: object) -> RibSettings:
