@@ -146,7 +146,7 @@ class RibAdapter:
         receive = rib.receive
         for u in updates:
             if u.action == Action.AFI_SAFI_DISABLE and u.disabled is not None:
-                rib.flush_family(key, u.disabled)
+                rib.flush_family(key, u.disabled, self.clock())
             ap = u.add_path
             for fam, items in u.unreach.items():
                 if items:

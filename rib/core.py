@@ -88,6 +88,8 @@ class PeerState:
     disabled_until: float = 0.0
     # Our addresses as this peer sees them: its routes may not use them as next hop.
     own: frozenset[Address] = frozenset()
+    # RFC 4760 §7: families whose routes are ignored for the rest of this session.
+    disabled: set[Family] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -187,6 +189,7 @@ class Rib:
         st.up = True
         st.over_limit = False
         st.eor_received = set()
+        st.disabled = set()  # a new session: every negotiated family is accepted again
         st.source.bgp_id = int(facts.bgp_id)
         st.own = self.settings.local_addresses | {
             a for a in (facts.local_address, facts.local_address6) if a is not None
@@ -218,7 +221,7 @@ class Rib:
         facts = st.facts
         keep: set[Family] = set()
         if graceful and facts is not None and facts.gr_restart_time > 0:
-            keep = {f for f in facts.gr_families if f in facts.families}
+            keep = {f for f in facts.gr_families if f in facts.families} - st.disabled
         gone = set(Family) - keep
         self._sweep(st, gone, everything=True)
         for f in gone:
@@ -417,7 +420,7 @@ class Rib:
         starts with its 4-octet path identifier (RFC 7911 §3).
         """
         st = self.peers[key]
-        if not st.up or st.over_limit:
+        if not st.up or st.over_limit or family in st.disabled:
             return
         if st.policy.soft_reconfiguration:
             if not isinstance(withdrawn, list | tuple):
@@ -765,11 +768,26 @@ class Rib:
         self._withdraw(None, family, LOCAL.slot(0), [key])
         self.flush()
 
-    def flush_family(self, key: str, family: Family) -> None:
-        """Drop every route of ``family`` from the peer (RFC 7606 AFI/SAFI disable)."""
+    def flush_family(self, key: str, family: Family, now: float = 0.0) -> None:
+        """AFI/SAFI disable (RFC 4760 §7, RFC 7606 §2 and §7.11): drop every route of
+        ``family`` from the peer and ignore the family's later routes from it until
+        the session ends (``peer_up`` of the next session accepts them again).
+
+        Stale routes of the family go too, and selection deferral no longer waits
+        for the family's End-of-RIB from this peer.
+        """
         st = self.peers.get(key)
-        if st is not None:
-            self._sweep(st, {family}, everything=True)
+        if st is None or not st.up:
+            return
+        st.disabled.add(family)
+        self._sweep(st, {family}, everything=True)
+        st.imports.pop(family, None)
+        if family in st.stale:
+            st.stale.discard(family)
+            if not st.stale:
+                st.stale_deadline = None
+        self._check_deferral(now)
+        self.flush()
 
     # ------------------------------------------------------------------ GR, refresh, timers
 
@@ -844,7 +862,7 @@ class Rib:
             f = st.facts
             if not st.up or f is None:
                 return False
-            if not f.does_gr or f.gr_restarting or fam not in f.families:
+            if not f.does_gr or f.gr_restarting or fam not in f.families or fam in st.disabled:
                 continue
             if fam not in st.eor_received:
                 return False
