@@ -81,7 +81,7 @@ from bgp.wire.messages import (
     decode_message,
     encode_message,
 )
-from bgp.wire.update import Update, decode_update
+from bgp.wire.update import Update, decode_update, plain_withdrawal
 
 __all__ = [
     "LEGAL",
@@ -167,6 +167,7 @@ _FSM_SUBCODE = {
 _TYPE_NAMES = {t.value: t.name.lower() for t in MessageType}
 _KEEPALIVE_BYTES = encode_message(Keepalive(), CodecContext())
 _V4 = Family.IPV4_UNICAST
+_V6 = Family.IPV6_UNICAST
 
 
 @dataclass
@@ -608,21 +609,33 @@ class BgpFsm:
         Consecutive UPDATEs that only withdraw (no attributes, no RFC 7606
         finding) are merged into one ``Update``: withdrawals commute, so the
         consumer's work is per run instead of per message (a full table is
-        withdrawn in some 140,000 small UPDATEs).
+        withdrawn in some 140,000 small UPDATEs, which ``plain_withdrawal``
+        parses without building an ``Update`` each).
         """
         ctx = self._ctx
         events = self._events
         run: list[Update] = []
-        merged: Update | None = None  # the withdrawal run at the end of ``run``
+        wd: dict[Family, list[bytes]] | None = None  # the merged withdrawals ending ``run``
         done = 0
         err: BGPError | None = None
         for frame in frames:
             try:
-                upd = decode_update(frame, ctx)
+                keys = plain_withdrawal(frame, ctx)
+                upd = decode_update(frame, ctx) if keys is None else None
             except BGPError as exc:
                 err = exc
                 break
             done += 1
+            if upd is None:
+                assert keys is not None
+                if wd is None:
+                    wd = {}
+                    run.append(Update(None, {}, wd, add_path=self._add_path))
+                if _V4 in wd:
+                    wd[_V4] += keys
+                else:
+                    wd[_V4] = keys
+                continue
             if upd.attrs is None and not upd.reach:
                 if not upd.unreach.get(_V4):
                     eor = upd.end_of_rib  # only now: plain withdrawals are never one
@@ -630,27 +643,20 @@ class BgpFsm:
                         if run:
                             events.append(UpdatesReceived(run))
                             run = []
-                            merged = None
+                            wd = None
                         events.append(EndOfRib(eor))
                         continue
                 if not upd.action:
-                    if merged is not None and merged.add_path == upd.add_path:
-                        unreach = merged.unreach
-                        for fam, items in upd.unreach.items():
-                            if fam in unreach:
-                                unreach[fam] += items
-                            else:
-                                unreach[fam] = list(items)
-                        continue
-                    merged = Update(
-                        None,
-                        {},
-                        {fam: list(items) for fam, items in upd.unreach.items()},
-                        add_path=upd.add_path,
-                    )
-                    run.append(merged)
+                    if wd is None:
+                        wd = {}
+                        run.append(Update(None, {}, wd, add_path=upd.add_path))
+                    for fam, items in upd.unreach.items():
+                        if fam in wd:
+                            wd[fam] += items
+                        else:
+                            wd[fam] = list(items)
                     continue
-            merged = None
+            wd = None
             run.append(upd)
         if run:
             events.append(UpdatesReceived(run))
@@ -659,6 +665,12 @@ class BgpFsm:
             self._restart_hold(now)
         if err is not None:
             self.dispatch(Event.UPDATE_MSG_ERR, now, err)
+
+    @property
+    def _add_path(self) -> frozenset[Family]:
+        """Families whose received NLRI carry path identifiers (RFC 7911)."""
+        ctx = self._ctx
+        return frozenset(f for f, on in ((_V4, ctx.add_path_ipv4), (_V6, ctx.add_path_ipv6)) if on)
 
     def _route_refresh(self, now: float, msg: Any) -> None:
         assert isinstance(msg, RouteRefresh)
