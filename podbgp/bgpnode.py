@@ -351,7 +351,7 @@ class BgpNode:
             st["mesh_node"] = self._mesh_node(st["address"])
             rib_peer = self.rib.peers.get(st["address"])
             st["prefixes_received"] = rib_peer.total if rib_peer else 0
-            st["prefixes_advertised"] = sum(advertised(self.rib, st["address"]).values())
+            st["prefixes_advertised"] = sum(self.rib.advertised(st["address"]).values())
             st["peer_graceful_restart"] = self._peer_gr(st["address"])
             rows.append(st)
         return rows
@@ -416,7 +416,7 @@ class BgpNode:
             rib_peer = self.rib.peers.get(st["address"])
             counts = rib_peer.counts if rib_peer else {}
             received = _received(rib_peer)
-            sent = advertised(self.rib, st["address"])
+            sent = self.rib.advertised(st["address"])
             prefixes = {}
             for fam, name in ((Family.IPV4_UNICAST, "ipv4"), (Family.IPV6_UNICAST, "ipv6")):
                 prefixes[name] = (received.get(fam, 0), counts.get(fam, 0), sent.get(fam, 0))
@@ -475,28 +475,6 @@ class BgpNode:
         if import_changed and peer is not None and not p.soft_reconfiguration:
             for fam in p.families:
                 peer.refresh(FAMILIES[fam])  # RFC 2918: the peer re-sends its routes
-
-
-def advertised(rib: Rib, key: str) -> dict[Family, int]:
-    """Prefixes the peer was last told about, per family (its update group's Adj-RIB-Out).
-
-    A read-only look at the RIB: with split horizon (RFC 4456 §8 reflection
-    clients, iBGP), paths learned from the peer itself were never sent to it.
-    """
-    st = rib.peers.get(key)
-    out: dict[Family, int] = {}
-    if st is None or not st.up:
-        return out
-    for fam, m in st.members.items():
-        g = m.group
-        if g is None:
-            continue
-        adj = g.adj_out
-        n = len(adj)
-        if g.told().split and not g.add_path:
-            n -= sum(1 for v in adj.values() if getattr(v, "source", None) is m.source)
-        out[fam] = n
-    return out
 
 
 def _received(st: Any) -> dict[Family, int]:

@@ -44,8 +44,10 @@ announcements for what is new or changed; unchanged routes are not re-sent.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from bgp.wire import (
@@ -69,6 +71,7 @@ CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
 Entry = Path | Ranked
 Sent = tuple[tuple[int, PathAttributes], ...]
 Queued = bytes | tuple[bytes, dict[Source, bytes]]
+_source_of = attrgetter("source")
 
 
 class Told:
@@ -132,6 +135,9 @@ class UpdateGroup:
         self.base = 0  # absolute index of queue[0]
         # Split horizon needs adj_out to hold paths (see module docstring).
         self.split = not ap and not exporter.per_prefix
+        # Split groups: how many adj_out entries each source's paths fill, so what a
+        # member was told (adj_out without its own routes) is known without a scan.
+        self.by_source: dict[Source, int] = {}
         self._mute = False  # prime(): update adj_out without encoding
 
     def told(self) -> Told:
@@ -141,6 +147,14 @@ class UpdateGroup:
     def snapshot(self) -> Told:
         """A copy of the current ``adj_out`` (for a member switching away)."""
         return Told(dict(self.adj_out), self.exporter, self.add_path, self.split)
+
+    def advertised_to(self, source: Source | None) -> int:
+        """Prefixes a member with ``source`` is told of: ``adj_out`` less its own routes
+        (split horizon). ADD-PATH and prefix-dependent groups send every entry."""
+        n = len(self.adj_out)
+        if self.split and source is not None:
+            n -= self.by_source.get(source, 0)
+        return n
 
     @property
     def end(self) -> int:
@@ -190,6 +204,8 @@ class UpdateGroup:
         withdrawn: list[bytes] = []
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
         wd_app = wd_old.append
+        replaced: list[Path] = []  # adj_out paths that announced ones replace
+        rep_app = replaced.append
         by_path: dict[Path, list[bytes]] = {}
         by_get = by_path.get
         path_cls = Path
@@ -209,6 +225,8 @@ class UpdateGroup:
                 withdrawn.append(key)
                 wd_app(old)  # type: ignore[arg-type]
                 continue
+            if old is not None:
+                rep_app(old)
             lst = by_get(best)
             if lst is None:
                 by_path[best] = [key]
@@ -216,6 +234,16 @@ class UpdateGroup:
                 lst.append(key)
         if self.exporter.per_prefix:
             return self._encode_per_prefix(withdrawn, by_path)
+        counts = self.by_source
+        # Entries leaving adj_out: withdrawn above, or replaced (a rejected replacement
+        # below appends its old path to wd_old again: not counted twice).
+        if wd_old or replaced:
+            for src, n in Counter(map(_source_of, chain(wd_old, replaced))).items():
+                left = counts[src] - n
+                if left:
+                    counts[src] = left
+                else:
+                    del counts[src]
         srcs = {m.source for m in self.members if m.source is not None}
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
@@ -236,6 +264,7 @@ class UpdateGroup:
                 if gone:
                     back.setdefault(src, []).extend(gone)
             adj.update(dict.fromkeys(ks, path))
+            counts[src] = counts.get(src, 0) + len(ks)
             lst = target.get(id(out))
             if lst is None:
                 target[id(out)] = ks

@@ -906,6 +906,20 @@ class Rib:
 
     # ------------------------------------------------------------------ queries
 
+    def advertised(self, key: str) -> dict[Family, int]:
+        """Prefixes the peer is currently told of, per family: its update group's
+        Adj-RIB-Out less the peer's own routes where split horizon applies. A few
+        dict lookups (the group keeps per-source counts); empty while the peer is down.
+        """
+        st = self.peers.get(key)
+        if st is None or not st.up:
+            return {}
+        return {
+            fam: m.group.advertised_to(m.source)
+            for fam, m in st.members.items()
+            if m.group is not None
+        }
+
     def best(self, family: Family, key: bytes) -> Path | None:
         """The best path of one prefix, or None."""
         e = self.loc[family].get(key)

@@ -2,7 +2,8 @@
 changes (``Rib.set_policy``) and partial pulls, every peer ends up told exactly the
 best path of each prefix that its current export policy allows, never its own
 routes (split horizon, for groups whose export policy does not look at prefixes),
-with the policy's attributes (RFC 4271 §9.1.3, §9.2)."""
+with the policy's attributes (RFC 4271 §9.1.3, §9.2); ``Rib.advertised`` counts
+exactly those routes."""
 
 from __future__ import annotations
 
@@ -122,3 +123,5 @@ def test_every_peer_converges_to_its_policy(ops: list[tuple[str, int, list[int],
             want[p] = ((LOCAL_AS, *best.attrs.as_path[0][1]), v.attrs.med)
         got = {p: (a.as_path[0][1], a.med) for p, a in told[i].items()}
         assert got == want, (k, chosen[i])
+        # Rib.advertised keeps its per-source counts in step with what was sent.
+        assert rib.advertised(k)[V4] == len(told[i]), k
