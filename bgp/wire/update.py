@@ -549,6 +549,9 @@ def _chunks(nlri: Sequence[bytes], room: int) -> list[bytes]:
     """Join NLRI into as few pieces of at most ``room`` octets as possible."""
     if room <= 0:
         raise ValueError("path attributes leave no room for NLRI")
+    blob = b"".join(nlri)
+    if len(blob) <= room:  # the common case: one message
+        return [blob] if blob else []
     cum = list(accumulate(map(len, nlri)))
     out: list[bytes] = []
     i, base, n = 0, 0, len(cum)
@@ -556,8 +559,9 @@ def _chunks(nlri: Sequence[bytes], room: int) -> list[bytes]:
         j = bisect_right(cum, base + room, i)
         if j == i:
             raise ValueError("an NLRI does not fit in one message")
-        out.append(b"".join(nlri[i:j]))
-        base = cum[j - 1]
+        end = cum[j - 1]
+        out.append(blob[base:end])
+        base = end
         i = j
     return out
 
