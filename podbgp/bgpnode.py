@@ -252,12 +252,17 @@ class BgpNode:
         sets it): §4.1 does not wait for them, since they wait for our End-of-RIB
         first, but their routes arrive only after it, and sweeping before them would
         cut traffic that the kernel's stale routes still carry. Bounded by
-        `deferral_time` like the deferral itself."""
+        `deferral_time` like the deferral itself.
+
+        The first wait is the RIB's own event (`Rib.on_converged`); End-of-RIB from
+        peers the RIB does not wait for has no event, so that part polls."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(self.config.bgp.deferral_time)
-        while self.rib.deferring or (
-            self.restarting and loop.time() < deadline and not self._eor_from_all()
-        ):
+        if self.rib.deferring:
+            selected = asyncio.Event()
+            self.rib.on_converged = selected.set
+            await selected.wait()
+        while self.restarting and loop.time() < deadline and not self._eor_from_all():
             await asyncio.sleep(0.2)
         if self.restarting:
             # RFC 4724 §3: the Restart State bit belongs to the OPENs right after a
@@ -274,7 +279,8 @@ class BgpNode:
             f = st.facts
             if not st.up or f is None or not f.does_gr:
                 continue
-            wanted = set(f.families) & set(st.policy.families)
+            # Families disabled for the session (RFC 4760 §7) bring nothing to wait for.
+            wanted = (set(f.families) & set(st.policy.families)) - st.disabled
             if not wanted <= st.eor_received:
                 return False
         return True
