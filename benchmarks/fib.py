@@ -5,7 +5,15 @@ size installs N /32 routes `via 10.0.0.2 dev eth0 proto 80`, replaces them
 with `via 10.0.0.3`, and deletes them: once through podbgp's batched raw
 netlink writer (`fib.netlink`), once through `ip -batch`. Then it installs the
 largest size through the reconciler and times a full resync of a table that is
-already right, which must be a dump and no writes. Prints one JSON object.
+already right, which must be a dump and no writes.
+
+Nexthop objects: for each size it also installs N routes that name one kernel
+nexthop object (`RTA_NH_ID`), then times one RTM_NEWNEXTHOP replace that moves
+that object (so all N routes) from `via 10.0.0.2 dev eth0` to
+`via 10.244.3.0 dev vxlan.podbgp onlink`, and checks from a dump that every
+route now shows the VXLAN hop. The same move is timed through the reconciler
+(re-planning N routes, binding them, one replace, no route writes). Prints
+one JSON object.
 
     sudo .venv/bin/python benchmarks/fib.py [--sizes 100000,500000]
 """
@@ -28,12 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fib.kernel import DELETE, REPLACE
 from fib.model import (
     RTN_UNICAST,
+    Encap,
     KernelRoute,
     Nexthop,
+    NexthopObject,
+    NexthopSpec,
     NodeInfo,
     Prefix,
     RemoteRoute,
+    Vtep,
     pack_addr,
+    vtep_mac,
 )
 from fib.netlink import NetlinkKernel
 from fib.reconciler import FibConfig, Reconciler
@@ -109,6 +122,71 @@ def ip_run(ns: str, n: int) -> dict[str, float]:
     return {"install": n / t_install, "replace": n / t_replace, "delete": n / t_delete}
 
 
+NH_ID = 0x50000000
+PLAIN_HOP = Nexthop(GW1, "eth0")
+VXLAN_HOP = Nexthop(pack_addr("10.244.3.0"), "vxlan.podbgp", True)
+
+
+def write_nexthop(kernel: NetlinkKernel, op: int, hop: Nexthop) -> float:
+    start = time.perf_counter()
+    failures = kernel.write_nexthops([(op, NexthopObject(NH_ID, NexthopSpec(hop), 80))])
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"nexthop write failed: {failures[0]}")
+    return elapsed
+
+
+def nexthop_run(ns: str, n: int) -> dict[str, float]:
+    """N routes naming one object; one replace of that object re-points them all."""
+    kernel = NetlinkKernel(ns, watch=False)
+    try:
+        write_nexthop(kernel, REPLACE, PLAIN_HOP)
+        install = [(REPLACE, r._replace(nh_id=NH_ID)) for r in routes(n, GW1)]
+        gc.collect()
+        t_install = timed_write(kernel, install)
+        assert count(ns) == n
+        t_repoint = write_nexthop(kernel, REPLACE, VXLAN_HOP)
+        shown = kernel.dump_routes(254)
+        assert sum(r.nh_id == NH_ID and r.nexthops == (VXLAN_HOP,) for r in shown) == n
+        timed_write(kernel, [(DELETE, r) for _, r in install])
+        write_nexthop(kernel, DELETE, VXLAN_HOP)
+        assert count(ns) == 0
+    finally:
+        kernel.close()
+    return {"install": n / t_install, "repoint_s": t_repoint}
+
+
+def nexthop_reconciler_run(ns: str, n: int) -> dict[str, float]:
+    """The same move as the daemon makes it: node C's pool switches to VXLAN Always."""
+    kernel = NetlinkKernel(ns, watch=False)
+    node_c = pack_addr("10.0.0.3")
+    try:
+        rec = Reconciler(kernel, FibConfig())
+        rec.set_node(NodeInfo.parse("bench", "10.0.0.1/24", "eth0", vtep="10.244.0.0"))
+        rec.set_vtep(Vtep(node_c, VXLAN_HOP.gateway, vtep_mac("node-c")))
+        rec.set_routes(RemoteRoute(Prefix(d, 32), (node_c,)) for d in dsts(n))
+        rec.apply()
+        assert count(ns) == n
+        writes = rec.counters.route_writes
+        gc.collect()
+        start = time.perf_counter()
+        rec.set_routes(RemoteRoute(Prefix(d, 32), (node_c,), vxlan=Encap.ALWAYS) for d in dsts(n))
+        t_plan = time.perf_counter() - start
+        rec.apply()
+        t_total = time.perf_counter() - start
+        assert rec.counters.route_writes == writes and rec.counters.nexthop_repoints == 1
+        kernel.write_routes([(DELETE, r) for r in rec.installed.values()])
+        kernel.write_nexthops([(DELETE, o) for o in kernel.dump_nexthops() if o.protocol == 80])
+        assert count(ns) == 0
+    finally:
+        kernel.close()
+    return {
+        "plan_s": t_plan,
+        "total_s": t_total,
+        "route_writes": rec.counters.route_writes - writes,
+    }
+
+
 def resync_run(ns: str, n: int) -> dict[str, float]:
     kernel = NetlinkKernel(ns, watch=False)
     try:
@@ -127,6 +205,7 @@ def resync_run(ns: str, n: int) -> dict[str, float]:
         resync_writes = rec.counters.route_writes - writes
         assert rec.snapshot(limit=0)["in_sync"] == n
         kernel.write_routes([(DELETE, r) for r in rec.installed.values()])
+        kernel.write_nexthops([(DELETE, o) for o in kernel.dump_nexthops() if o.protocol == 80])
     finally:
         kernel.close()
     return {"first_apply_s": t_first, "resync_s": t_resync, "resync_writes": resync_writes}
@@ -145,6 +224,9 @@ def main() -> None:
         sh("ip", "-n", ns, "addr", "add", "10.0.0.1/24", "dev", "eth0")
         sh("ip", "-n", ns, "link", "set", "eth0", "up")
         sh("ip", "-n", ns, "link", "set", "eth1", "up")
+        sh("ip", "-n", ns, "link", "add", "vxlan.podbgp", "type", "vxlan", "id", "4096",
+           "dstport", "4789", "local", "10.0.0.1", "dev", "eth0", "nolearning")  # fmt: skip
+        sh("ip", "-n", ns, "link", "set", "vxlan.podbgp", "up")
         result: dict[str, object] = {
             "benchmark": "fib",
             "python": platform.python_version(),
@@ -164,6 +246,17 @@ def main() -> None:
                 "ip_batch_delete_routes_per_s": round(theirs["delete"]),
                 "install_speedup_vs_ip_batch": round(mine["install"] / theirs["install"], 2),
             }
+            nh = nexthop_run(ns, n)
+            via_rec = nexthop_reconciler_run(ns, n)
+            result[str(n)].update(
+                {  # type: ignore[attr-defined]
+                    "nexthop_install_routes_per_s": round(nh["install"]),
+                    "nexthop_repoint_seconds": round(nh["repoint_s"], 4),
+                    "nexthop_repoint_reconciler_seconds": round(via_rec["total_s"], 3),
+                    "nexthop_repoint_reconciler_plan_seconds": round(via_rec["plan_s"], 3),
+                    "nexthop_repoint_route_writes": via_rec["route_writes"],
+                }
+            )
         big = max(sizes)
         res = resync_run(ns, big)
         result["resync"] = {

@@ -276,7 +276,8 @@ class FakeKernel:
 
     def carrier_loss(self, name: str) -> None:
         """The device loses its carrier: the kernel flushes nexthop objects on it (and
-        their routes) without a nexthop or route event; only the link event is seen."""
+        their routes) without a nexthop or route event; only the link event is seen.
+        (Some kernels keep the object and flush only the routes: same repair.)"""
         seen = len(self.events)
         for nh_id in [i for i, o in self.nexthops.items() if o.spec.hop and o.spec.hop.dev == name]:
             if nh_id in self.nexthops:

@@ -53,6 +53,15 @@ NH_ID_LAST = 0x5FFFFFFF
 HopSet = frozenset[Nexthop]
 
 
+def with_nh(route: KernelRoute, nh: int) -> KernelRoute:
+    """`route._replace(nh_id=nh)` without NamedTuple's Python-level `_make` (half a million
+    routes go through here when a node's encapsulation changes)."""
+    return _new(KernelRoute, (*route[:8], nh))
+
+
+_new = tuple.__new__
+
+
 def owned_id(nh_id: int) -> bool:
     return NH_ID_BASE <= nh_id <= NH_ID_LAST
 
@@ -102,20 +111,35 @@ class NexthopTable:
         if not self.enabled:
             return
         movers: list[tuple[RouteKey, int | None, HopSet | None]] = []
+        bound, direct = self.bound, self.direct
+        memo: dict[tuple[Nexthop, ...], int | None] = {}  # a route's hops → its object
         for key in keys:
             route = desired.get(key)
-            old = self.bound.get(key)
-            new = route_hops(route)
+            old = bound.get(key)
             if old is not None:
+                new = route_hops(route)
                 if new is not None and self._hopset(old) == new:
                     if route is not None and route.nh_id != old:
-                        desired[key] = route._replace(nh_id=old)
+                        desired[key] = with_nh(route, old)
                     continue
                 movers.append((key, old, new))
-            elif new is not None:
-                movers.append((key, None, new))
-            elif route is not None and route.nh_id:
-                desired[key] = route._replace(nh_id=0)
+                continue
+            if route is None:
+                continue
+            # a route with no object yet: nothing to move, bind it straight away (the
+            # common case at start-up, so no per-route frozenset or list entry)
+            hops = route.nexthops
+            nh = memo.get(hops, 0)
+            if nh == 0:
+                wanted = route_hops(route)
+                nh = memo[hops] = self._id_for(wanted) if wanted is not None else None
+            if nh is None:
+                if route.nh_id:
+                    desired[key] = with_nh(route, 0)
+                continue
+            bound[key] = nh
+            direct[nh] = direct.get(nh, 0) + 1
+            desired[key] = with_nh(route, nh)
         if movers:
             self._move_singles(movers)
             self._move_groups(movers)
@@ -130,7 +154,7 @@ class NexthopTable:
         if old is not None:
             if new is not None and self._hopset(old) == new:  # its object moved with it
                 if route is not None and route.nh_id != old:
-                    desired[key] = route._replace(nh_id=old)
+                    desired[key] = with_nh(route, old)
                 return
             self._unbind(key, old)
         nh = self._id_for(new) if new is not None else None
@@ -138,11 +162,11 @@ class NexthopTable:
             return
         if nh is None:
             if route.nh_id:
-                desired[key] = route._replace(nh_id=0)
+                desired[key] = with_nh(route, 0)
             return
         self.bound[key] = nh
         self.direct[nh] = self.direct.get(nh, 0) + 1
-        desired[key] = route._replace(nh_id=nh)
+        desired[key] = with_nh(route, nh)
 
     def _unbind(self, key: RouteKey, old: int) -> None:
         del self.bound[key]
@@ -159,7 +183,7 @@ class NexthopTable:
         for key in keys:
             route = desired.get(key)
             if route is not None and route.nh_id:
-                desired[key] = route._replace(nh_id=0)
+                desired[key] = with_nh(route, 0)
         self.bound.clear()
         self.direct.clear()
         self.gc_due = True
@@ -172,7 +196,7 @@ class NexthopTable:
             self._unbind(key, self.bound[key])
             route = desired.get(key)
             if route is not None and route.nh_id:
-                desired[key] = route._replace(nh_id=0)
+                desired[key] = with_nh(route, 0)
         return keys
 
     def _hopset(self, nh: int) -> HopSet:
@@ -242,17 +266,26 @@ class NexthopTable:
         for _key, old, new in movers:
             if old is None or new is None:
                 continue
-            before = self._hopset(old)
-            gone, came = before - new, new - before
-            if len(gone) != 1 or len(came) != 1:
-                continue
-            (g,), (c,) = gone, came
-            if g.weight != c.weight:
-                continue  # a weight change is the group's business
-            holder = self._holder(old, g)
-            if holder is None:
-                continue
-            targets.setdefault(holder, set()).add(c._replace(weight=1))
+            spec = self.objects.get(old)
+            if spec is not None and spec.hop is not None and len(new) == 1:
+                holder, (c,) = old, new  # the common case, without set arithmetic
+            else:
+                before = self._hopset(old)
+                gone, came = before - new, new - before
+                if len(gone) != 1 or len(came) != 1:
+                    continue
+                (g,), (c,) = gone, came
+                if g.weight != c.weight:
+                    continue  # a weight change is the group's business
+                found = self._holder(old, g)
+                if found is None:
+                    continue
+                holder, c = found, c._replace(weight=1)
+            hops = targets.get(holder)
+            if hops is None:
+                targets[holder] = {c}
+            else:
+                hops.add(c)
             counts[holder] = counts.get(holder, 0) + 1
         claimed: dict[Nexthop, int] = {}
         for hops in targets.values():
@@ -416,13 +449,10 @@ class NexthopTable:
         self._hopsets.pop(nh, None)
 
     def devices(self) -> set[str]:
-        """Devices the objects sit on (the kernel flushes objects when one goes down)."""
-        return {s.hop.dev for s in self.objects.values() if s.hop is not None}
-
-    def missing(self, dumped: Iterable[NexthopObject]) -> bool:
-        """Does a dump lack (or hold wrong) an object we believe installed?"""
-        have = {o.id: o.spec for o in dumped if o.protocol == self.protocol}
-        return any(have.get(nh) != spec for nh, spec in self.installed.items())
+        """Devices the objects sit on (the kernel flushes routes through objects, and
+        sometimes the objects, when one goes down or loses its carrier)."""
+        specs = [*self.objects.values(), *self.refused]  # refused: retry once it is back
+        return {s.hop.dev for s in specs if s.hop is not None}
 
     def rows(self, limit: int | None) -> list[str]:
         items = sorted(self.objects.items())[:limit]

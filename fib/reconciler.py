@@ -31,9 +31,9 @@ becomes one object replace. Each write pass runs: create/replace objects,
 write routes, delete objects nothing uses any more. Objects are dumped with
 every resync and adopted at start-up like routes. Someone deleting one of our
 objects (the kernel silently drops the IPv4 routes that used it) triggers a
-resync; so does a link event on a device our objects sit on when a quick
-nexthop dump shows the kernel flushed some (it does so on carrier loss,
-without any event). If the kernel refuses objects altogether (older than
+resync; so does a link event on a device our objects sit on (on carrier loss
+the kernel silently flushes the routes through such objects, and sometimes
+the objects too, without a route or nexthop event). If the kernel refuses objects altogether (older than
 5.3: EOPNOTSUPP, or EINVAL on the very first batch), every route falls back
 to inline hops; a single refused object only sends its own routes back to
 inline hops until the next resync.
@@ -155,7 +155,6 @@ class Reconciler:
         self._believed: dict[RouteKey, KernelRoute] = {}
         self.encapsulated: set[Prefix] = set()  # remote prefixes whose pool encapsulates
         self.nh = NexthopTable(self.config.protocol, enabled=self.config.nexthops)
-        self.nh_check = False  # a device under our objects changed: are they all still there?
 
     # -- inputs (desired state only; no I/O) ------------------------------------------------
     def set_node(self, node: NodeInfo) -> None:
@@ -245,9 +244,7 @@ class Reconciler:
     # -- kernel I/O ------------------------------------------------------------------------
     def pending(self) -> bool:
         """Is there work for `apply()`?"""
-        return bool(
-            self.dirty or self.need_resync or self.tunnels.dirty or self.nh.dirty or self.nh_check
-        )
+        return bool(self.dirty or self.need_resync or self.tunnels.dirty or self.nh.dirty)
 
     def apply(self) -> None:
         """Write what is dirty (or run a full resync if one is due); never raises KernelError."""
@@ -257,9 +254,6 @@ class Reconciler:
             else:
                 if self.tunnels.dirty:
                     self._sync_tunnels()
-                if self.nh_check and self._nexthops_flushed():
-                    self._resync()
-                    return
                 self._write_dirty()
         except KernelError as exc:
             self.counters.netlink_errors += 1
@@ -277,7 +271,6 @@ class Reconciler:
         self.next_resync = self.clock() + self.config.resync_interval
         self.kernel.read_events()  # the dump below supersedes anything queued
         self._sync_tunnels()
-        self.nh_check = False
         believed = dict(self.nh.installed)
         self._load_nexthops()
         self._load_dump(self.kernel.dump_routes(self.config.table))
@@ -320,13 +313,6 @@ class Reconciler:
         self.nh.objects.clear()
         self.nh.by_spec.clear()
         self.nh.dirty.clear()
-
-    def _nexthops_flushed(self) -> bool:
-        """After a link event on a device under our objects: did the kernel flush some?"""
-        self.nh_check = False
-        if not self.nh.enabled:
-            return False
-        return bool(self.nh.refused) or self.nh.missing(self.kernel.dump_nexthops())
 
     def _write_nexthops(self, ops: list[NexthopOp]) -> None:
         """Create or replace objects before the routes that name them."""
@@ -563,7 +549,7 @@ class Reconciler:
         ):
             self.tunnels.dirty = True
         if self.nh.enabled and event.name in self.nh.devices():
-            self.nh_check = True  # carrier loss flushes objects on the device, silently
+            self.need_resync = True  # carrier loss flushes routes through objects, silently
         if self.failed:  # a device a route needs may exist now
             self.dirty.update(self.failed)
             self.failed.clear()
