@@ -21,7 +21,14 @@ Modules: ``settings`` (typed settings), ``policy`` ([[policy]] engine),
 rules as pure functions), ``export`` (eBGP/iBGP attribute rules), ``adjout``
 (update groups), ``core`` (the ``Rib``: tables, graceful restart RFC 4724,
 enhanced route refresh RFC 7313, max-prefix RFC 4486, ADD-PATH RFC 7911),
-``show`` (``podbgp show routes``), ``adapter`` (session sink/pull glue).
+``show`` (``podbgp show routes``), ``adapter`` (session sink/pull glue),
+``heap`` (glibc mmap threshold pinned for the big table dicts).
+
+On import, a route is ignored when its AS_PATH loops (RFC 4271 §9.1.2), it
+loops through reflection (RFC 4456 §8), or its next hop is one of our own
+addresses (RFC 4271 §6.3); a family disabled by RFC 7606 AFI/SAFI disable
+stays ignored for the rest of that session (RFC 4760 §7).
+``Rib.advertised(peer)`` counts what each peer is told, per family, without a scan.
 """
 
 from rib.bestpath import STEPS, Ranked, rank
