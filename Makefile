@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests and the lab need: real BGP peers, etcd, capture and ping.
-APT_PKGS := frr bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump iputils-ping iproute2 procps nftables
+APT_PKGS := python3-venv frr bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump iputils-ping iproute2 procps nftables
 FUZZ_SECONDS ?= 60
 
 .PHONY: all venv deps lint typecheck unit test fuzz demo bench clean
@@ -39,16 +39,16 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/pytest tests/unit tests/property -q
 
-test: venv deps lint typecheck
+test: deps venv lint typecheck
 	$(VENV)/bin/pytest -q
 
 fuzz: venv
 	$(PY) tests/fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
-demo: venv deps
+demo: deps venv
 	$(PY) -m podbgp lab up --demo
 
-bench: venv deps
+bench: deps venv
 	$(PY) benchmarks/codec.py
 
 clean:
