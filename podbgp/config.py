@@ -184,6 +184,8 @@ class NodeConfig:
     router_id: ipaddress.IPv4Address
     address: ipaddress.IPv4Interface | None = None
     address6: ipaddress.IPv6Interface | None = None
+    # Labels the pools' `node_selector` matches (Calico's node labels), sorted pairs.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -743,6 +745,22 @@ def _node_name(v: str) -> str:
     return v
 
 
+_LABEL_KEY = re.compile(
+    r"([A-Za-z0-9][A-Za-z0-9.-]{0,252}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
+)
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?")
+
+
+def _labels(v: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    # Kubernetes label syntax, which node_selector expressions are written against.
+    for key, value in v.items():
+        if not _LABEL_KEY.fullmatch(key):
+            raise _Invalid(f"{show(key)} is not a label key")
+        if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+            raise _Invalid(f"{show(value)} (label {key}) is not a label value")
+    return tuple(sorted(v.items()))
+
+
 def _non_empty(what: str) -> Callable[[str], str]:
     def conv(v: str) -> str:
         if not v:
@@ -870,7 +888,8 @@ def _read_node(t: _Table) -> NodeConfig | None:
             t.error(
                 "router_id", "is required when node.address is absent (it defaults to its IPv4)"
             )
-    return _done(t, lambda: NodeConfig(name, asn, router_id, address, address6))
+    labels = t.get("labels", dict, {}, _labels)
+    return _done(t, lambda: NodeConfig(name, asn, router_id, address, address6, labels))
 
 
 def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
@@ -1374,6 +1393,8 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
         value = getattr(cfg.node, key)
         if value is not None:
             node[key] = str(value)
+    if cfg.node.labels:
+        node["labels"] = dict(cfg.node.labels)
     return {
         "node": node,
         "bgp": _dump_bgp(cfg.bgp, reveal),

@@ -66,6 +66,7 @@ def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:
         vtep_mac=vtep_mac(n.name) if vtep_address else "",
         vtep_address=vtep_address,
         route_reflector_cluster_id=str(config.bgp.route_reflector_cluster_id or ""),
+        labels=dict(n.labels),
     )
 
 

@@ -61,6 +61,10 @@ NODE_CASES = [
     (node(address='"0.0.0.0/0"'), 'node.address: "0.0.0.0/0" is not a unicast address'),
     (node(address6='"10.0.0.2/24"'), 'node.address6: "10.0.0.2/24" is not an IPv6 address'),
     (node(adress='"10.0.0.1/24"'), "node.adress: unknown key (did you mean address?)"),
+    (node(labels='{ "rack 1" = "a" }'), 'node.labels: "rack 1" is not a label key'),
+    (node(labels='{ rack = "r/1" }'), 'node.labels: "r/1" (label rack) is not a label value'),
+    (node(labels='{ rack = 1 }'), "node.labels: 1 (label rack) is not a label value"),
+    (node(labels='"rack=1"'), 'node.labels: "rack=1" is a string, expected a table'),
     (
         node(address="DROP", router_id='"10.0.0.1"'),
         "node.address: is required for the mesh and route reflection (peers connect to it)",

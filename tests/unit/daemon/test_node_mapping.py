@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,38 @@ def test_log_levels_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     logging.getLogger().handlers.clear()
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("podbgp.fib").setLevel(logging.NOTSET)
+
+
+LABELLED = """
+[node]
+name = "rack1-a"
+asn = 64512
+address = "10.0.0.1/24"
+labels = { rack = "r1", "topology.example.com/zone" = "z1" }
+
+[datastore]
+path = "{db}"
+
+[[ipam.pool]]
+cidr = "10.250.0.0/24"
+node_selector = 'rack == "r2"'
+
+[[ipam.pool]]
+cidr = "10.251.0.0/24"
+node_selector = 'rack == "r1" && has(topology.example.com/zone)'
+"""
+
+
+async def test_node_labels_reach_the_registry_and_select_pools(tmp_path: Path) -> None:
+    from ipam import Ipam, NodeRegistry
+    from ipam.store import open_store
+
+    cfg = load_config_text(LABELLED.replace("{db}", str(tmp_path / "ipam.db")))
+    assert cfg.node.labels == (("rack", "r1"), ("topology.example.com/zone", "z1"))
+    store = open_store(nodecfg.datastore_url(cfg))
+    try:
+        await NodeRegistry(store).register(nodecfg.registry_record(cfg))
+        got = await Ipam(store, nodecfg.ipam_config(cfg)).allocate(cfg.node.name, "pod-1")
+    finally:
+        await store.close()
+    assert got.address in ipaddress.ip_network("10.251.0.0/24")
