@@ -7,6 +7,8 @@ fd99::2) on its own loop in a thread (``sessions_harness``). Timers 3/9 (hold
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +198,49 @@ def test_both_sides_connecting_leaves_exactly_one_session(
         peer = pod.peer(link.a4)
         assert peer.extra is None and pod.state(link.a4) == "established"
         assert len(pod.sink.ups) == 1 and not pod.sink.downs
+
+
+def test_restarted_frr_repeers_at_once_with_graceful_restart(
+    link: Link, tmp_path: Path, frr_cls: type[Daemon]
+) -> None:
+    """RFC 4724 §4.2: FRR restarts and nothing of its old connection reaches podbgp.
+
+    An nftables rule in podbgp's namespace drops what the dead connection
+    would still deliver (FIN/RST), as when a host loses power: podbgp's old
+    session stays Established. The restarted FRR dials in with graceful
+    restart, and podbgp takes the new connection at once (no Cease 7, no
+    wait for its 60 s hold time), the old session ending like a TCP loss.
+    """
+    cfg = frr_config(link, v6=False, passive=False, graceful_restart=True, restart_time=60)
+    cfg.hold_time, cfg.keepalive = 60, 20
+    peers = pod_peers(link, v6=False, passive=True, graceful_restart=True, hold_time=60)
+    with Frr(link.a, tmp_path / "frr", cfg) as frr, speaker(link, peers) as pod:
+        pod.wait_established(link.a4)
+        pod.wait_route(FRR_V4.prefix)
+        assert pod.stats(link.a4)["negotiated"]["graceful_restart"]
+        old_port = str(pod.stats(link.a4)["remote"]).rsplit(":", 1)[1]
+        nft = ("nft", "add")
+        link.b.run(*nft, "table", "inet", "grtest")
+        link.b.run(*nft, "chain", "inet", "grtest", "inp", "{ type filter hook input priority 0; }")
+        link.b.run(*nft, "rule", "inet", "grtest", "inp", "tcp", "sport", old_port, "drop")
+        for p in frr.procs:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(5)
+        time.sleep(1)
+        assert pod.state(link.a4) == "established"  # podbgp noticed nothing
+        t0 = time.monotonic()
+        frr.start()
+        pod.wait(lambda: pod.sink.downs, 20, "the old session to end")
+        pod.wait(
+            lambda: pod.state(link.a4) == "established" and len(pod.sink.ups) == 2,
+            20,
+            "the new session",
+        )
+        assert time.monotonic() - t0 < 30  # not at the 60 s hold expiry
+        down = pod.sink.downs[0][1]
+        assert (down.code, down.sent, down.was_established) == (0, None, True)
+        assert "restarted" in down.reason
+        assert len(pod.sink.downs) == 1
+        assert str(pod.stats(link.a4)["remote"]).rsplit(":", 1)[1] != old_port
+        frr.wait_established(link.b4, timeout=10)
+        pod.wait_route(FRR_V4.prefix)
