@@ -13,6 +13,9 @@ input batches, and the sink call per batch (the sink only counts).
 
 - ``prefixes_per_s`` / ``updates_per_s``: from the first pull to the last
   prefix seen by B's sink.
+- ``withdraw_prefixes_per_s``: the same table then withdrawn (K prefixes per
+  withdraw-only UPDATE); ``withdraw_sink_updates`` is how many ``Update``
+  objects B's sink got for it (consecutive withdrawals arrive merged).
 - ``batches`` / ``max_batch_updates``: how the input was cut into sink calls.
 - ``keepalive_gap_max_s``: the longest gap between KEEPALIVEs A received from
   B while the table streamed in (with ``--hold 3`` B sends one per second):
@@ -40,7 +43,7 @@ from bgp.speaker import Speaker
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family
 from bgp.wire.context import CodecContext
-from bgp.wire.update import Update, encode_announce, encode_end_of_rib
+from bgp.wire.update import Update, encode_announce, encode_end_of_rib, encode_withdraw
 
 V4 = Family.IPV4_UNICAST
 
@@ -67,12 +70,27 @@ def feed(n: int, per_update: int) -> list[bytes]:
     return out
 
 
+def withdrawals(n: int, per_update: int) -> list[bytes]:
+    ctx = CodecContext(as4=True)
+    out: list[bytes] = []
+    for start in range(0, n, per_update):
+        nlri = [
+            bytes((24,)) + (0x0B000000 + (i << 8)).to_bytes(4, "big")[:3]
+            for i in range(start, min(n, start + per_update))
+        ]
+        out += encode_withdraw(V4, nlri, ctx)
+    return out
+
+
 class CountingSink:
     def __init__(self) -> None:
         self.prefixes = 0
+        self.withdrawn = 0
+        self.wd_updates = 0
         self.batches = 0
         self.max_batch = 0
         self.done = asyncio.Event()
+        self.wd_done = asyncio.Event()
         self.target = 0
         self.up = asyncio.Event()
 
@@ -83,8 +101,14 @@ class CountingSink:
         self.batches += 1
         self.max_batch = max(self.max_batch, len(updates))
         self.prefixes += sum(len(v) for u in updates for v in u.reach.values())
+        wd = sum(len(v) for u in updates for v in u.unreach.values())
+        if wd:
+            self.withdrawn += wd
+            self.wd_updates += sum(1 for u in updates if u.unreach)
         if self.prefixes >= self.target:
             self.done.set()
+        if self.withdrawn >= self.target:
+            self.wd_done.set()
 
     def end_of_rib(self, peer: PeerHandle, family: Family) -> None:
         pass
@@ -155,6 +179,13 @@ async def run(n: int, per_update: int, hold: int) -> dict[str, Any]:
     await asyncio.wait_for(sink_b.done.wait(), 600)
     elapsed = time.perf_counter() - (source.started or 0.0)
     watcher.cancel()
+    wd_msgs = withdrawals(n, per_update)
+    source.messages, source.i = wd_msgs, 0
+    wd_batches, max_batch = sink_b.batches, sink_b.max_batch
+    t0 = time.perf_counter()
+    peer_a.wake()
+    await asyncio.wait_for(sink_b.wd_done.wait(), 600)
+    wd_elapsed = time.perf_counter() - t0
     await a.stop()
     await b.stop()
     return {
@@ -165,9 +196,14 @@ async def run(n: int, per_update: int, hold: int) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "prefixes_per_s": round(n / elapsed),
         "updates_per_s": round((len(msgs) - 1) / elapsed),
-        "batches": sink_b.batches,
-        "max_batch_updates": sink_b.max_batch,
+        "batches": wd_batches,
+        "max_batch_updates": max_batch,
         "hold_time": hold,
+        "withdraw_seconds": round(wd_elapsed, 3),
+        "withdraw_prefixes_per_s": round(n / wd_elapsed),
+        "withdraw_updates": len(wd_msgs),
+        "withdraw_batches": sink_b.batches - wd_batches,
+        "withdraw_sink_updates": sink_b.wd_updates,
         "keepalive_gap_max_s": round(max(gaps[1:], default=0.0), 3),
         "keepalives_during_load": len(gaps),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
