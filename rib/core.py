@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
+from itertools import repeat
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes
@@ -552,10 +553,12 @@ class Rib:
         loc = self.loc[family]
         changed = self._changed[family]
         if loc.keys().isdisjoint(keys):
-            # Fast path, all new prefixes: bulk dict update at C speed.
-            loc.update(dict.fromkeys(keys, path))
-            changed += keys
-            st.counts[family] = st.counts.get(family, 0) + len(keys)
+            # Fast path, all new prefixes: bulk dict update at C speed. A peer may
+            # repeat a prefix in one UPDATE: count each once.
+            fresh = dict.fromkeys(keys, path)
+            loc.update(fresh)
+            changed += fresh
+            st.counts[family] = st.counts.get(family, 0) + len(fresh)
             return
         get = loc.get
         slot = path.slot
@@ -595,11 +598,13 @@ class Rib:
             keys = list(keys)
         olds = set(map(get, keys))
         if all(o.__class__ is Path and o.slot is slot for o in olds):
-            # Fast path: every prefix has only this slot's path; bulk delete.
-            deque(map(loc.__delitem__, keys), maxlen=0)
+            # Fast path: every prefix has only this slot's path; bulk delete. Keys
+            # may repeat (within an UPDATE, or across merged withdrawals): pop.
+            before = len(loc)
+            deque(map(loc.pop, keys, repeat(None)), maxlen=0)
             self._changed[family] += keys
             if st is not None:
-                st.counts[family] = st.counts.get(family, 0) - len(keys)
+                st.counts[family] = st.counts.get(family, 0) - (before - len(loc))
             return
         app = self._changed[family].append
         removed = 0
