@@ -22,6 +22,7 @@ from typing import Any
 
 from bgp.errors import CeaseSubcode
 from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
+from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_to_network
@@ -155,6 +156,7 @@ class BgpNode:
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
+        self._restarts: dict[str, asyncio.TimerHandle] = {}  # max-prefix re-enables
 
     # -- settings -----------------------------------------------------------------------
     def _rib_settings(self, config: Config) -> RibSettings:
@@ -234,6 +236,8 @@ class BgpNode:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        for key in list(self._restarts):
+            self._cancel_restart(key)
         await self.speaker.stop("podbgp stopping")
 
     def _add(self, address: str, options: PeerOptions) -> None:
@@ -241,6 +245,9 @@ class BgpNode:
         self.speaker.add_peer(peer_settings(self.config, options, address, self.restarting))
 
     def _remove(self, address: str, message: str = "") -> None:
+        peer = self.speaker.peer(address)
+        if peer is not None:
+            self._cancel_restart(peer.key)
         self.speaker.remove_peer(address, message)
         self.rib.remove_peer(str(ipaddress.ip_address(address)), asyncio.get_running_loop().time())
 
@@ -336,14 +343,37 @@ class BgpNode:
         self.fib_sink(out)
 
     def _max_prefix(self, handle: Any, limit: int) -> None:
-        """Cease / Maximum Number of Prefixes Reached (RFC 4486 §4), reconnect after a delay."""
-        peer = self.speaker.peer(handle.key)
+        """Cease / Maximum Number of Prefixes Reached (RFC 4486 §4; RFC 4271 §6.7 leaves
+        the reconnect to the operator): re-enable after `bgp.max_prefixes_restart`
+        seconds, or, when that is 0, only on `podbgp peer enable`."""
+        key = handle.key
+        peer = self.speaker.peer(key)
         if peer is None:
             return
-        log.warning("peer %s sent more than %d prefixes: session closed", handle.key, limit)
+        log.warning("peer %s sent more than %d prefixes: session closed", key, limit)
         peer.shutdown(f"maximum prefixes ({limit}) reached", CeaseSubcode.MAXIMUM_PREFIXES_REACHED)
+        self._cancel_restart(key)
         delay = float(self.config.bgp.max_prefixes_restart)
-        asyncio.get_running_loop().call_later(delay, peer.enable)
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            self._restarts[key] = loop.call_later(delay, self._restart_after_limit, key, peer)
+        else:
+            log.warning("peer %s stays down until `podbgp peer enable %s`", key, key)
+
+    def _restart_after_limit(self, key: str, peer: BgpPeer) -> None:
+        """The delayed re-enable, only if the peer is still the same configured one (a
+        reload may have removed or replaced it meanwhile)."""
+        self._restarts.pop(key, None)
+        current = self.speaker.peer(key)
+        if current is not None and current is peer:
+            log.info("peer %s: re-enabled after the maximum-prefix shutdown", key)
+            peer.enable()
+
+    def _cancel_restart(self, key: str) -> None:
+        """An operator action or a removal overrides a pending maximum-prefix restart."""
+        pending = self._restarts.pop(key, None)
+        if pending is not None:
+            pending.cancel()
 
     # -- control API --------------------------------------------------------------------
     def show_peers(self) -> list[dict[str, Any]]:
@@ -404,6 +434,8 @@ class BgpNode:
             from podbgp.api import APIError
 
             raise APIError(f"no such peer {address}")
+        if action in ("shutdown", "enable"):
+            self._cancel_restart(peer.key)
         if action == "shutdown":
             peer.shutdown(message)
         elif action == "reset":
