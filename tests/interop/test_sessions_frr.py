@@ -129,11 +129,27 @@ def test_v4_v6_routes_both_ways_md5_and_shutdown_message(
 
 
 def test_gtsm(link: Link, tmp_path: Path, frr_cls: type[Daemon]) -> None:
-    cfg = frr_config(link, v6=False, ttl_security=1)
-    no_gtsm = pod_peers(link, v6=False)
+    """RFC 5082 with FRR: TTL below 255 never makes a session, GTSM on both sides does.
+
+    FRR dials here: it sets TTL 255 and IP_MINTTL 255 on its socket before
+    connect, so podbgp's SYN-ACK (TTL 64, no GTSM yet) is dropped by FRR's
+    kernel and no handshake ever completes. (With podbgp dialling FRR instead,
+    FRR 8.4 accepts at its listener, which has no minimum TTL, and sets
+    IP_MINTTL only on the accepted socket: an OPEN already queued before that
+    gets through, and podbgp reached Established in about 1 run in 6.)
+    """
+    cfg = frr_config(link, v6=False, ttl_security=1, passive=False)
+    no_gtsm = pod_peers(link, v6=False, passive=True)
     with Frr(link.a, tmp_path / "frr", cfg) as frr, speaker(link, no_gtsm) as pod:
-        time.sleep(4)  # FRR's kernel drops our TTL-1 segments: never up
-        assert pod.state(link.a4) != "established"
+        dialling = False
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            out = link.a.run("ss", "-Htn", "state", "syn-sent", "dst", link.b4)
+            dialling = dialling or bool(out.strip())
+            assert frr.neighbor_state(link.b4) != "Established"
+            time.sleep(0.2)
+        assert dialling, "FRR never dialled podbgp"
+        assert not pod.sink.ups and pod.stats(link.a4)["messages_in"]["open"] == 0
         gtsm = pod_peers(link, v6=False, ttl_security=1)[0]
         pod.call(lambda: pod.speaker.update_peer(gtsm))  # type: ignore[union-attr]
         pod.wait_established(link.a4, timeout=15)
