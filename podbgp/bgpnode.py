@@ -388,6 +388,10 @@ class BgpNode:
             rib_peer = self.rib.peers.get(st["address"])
             st["prefixes_received"] = rib_peer.total if rib_peer else 0
             st["prefixes_advertised"] = sum(self.rib.advertised(st["address"]).values())
+            # The speaker's own `prefixes_in/out` are not kept (routes are counted where
+            # they live, in the RIB): the documented keys carry the RIB's figures.
+            st["prefixes_in"] = st["prefixes_received"]
+            st["prefixes_out"] = st["prefixes_advertised"]
             st["peer_graceful_restart"] = self._peer_gr(st["address"])
             rows.append(st)
         return rows

@@ -24,9 +24,9 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
         ("AS", "asn"),
         ("STATE", "state"),
         ("UPTIME", "uptime"),
-        ("PFX IN", "prefixes_received"),
-        ("PFX OUT", "prefixes_advertised"),
-        ("LAST ERROR", "last_error"),
+        ("MSGS IN/OUT", "messages"),
+        ("PFX IN/OUT", "prefixes"),
+        ("CAPS", "caps"),
     ),
     "routes": (
         ("PREFIX", "prefix"),
@@ -92,15 +92,73 @@ def _yes(value: Any) -> str:
 
 
 # -- per-command rendering: the JSON answer → text ------------------------------------------
-def _peer_rows(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for row in result:
-        err = row.get("last_error")
-        if isinstance(err, dict):
-            code = f" ({err.get('code')}/{err.get('subcode')})" if err.get("code") else ""
-            row = {**row, "last_error": f"{err.get('reason') or 'down'}{code}"}
-        rows.append(row)
-    return rows
+def _peers_text(result: list[dict[str, Any]]) -> str:
+    """`show peers`: one table row per peer, its last error on an indented line below."""
+    lines = render_table([_peer_row(r) for r in result], COLUMNS["peers"]).splitlines()
+    out = lines[:1]
+    for row, line in zip(result, lines[1:], strict=True):
+        out.append(line)
+        err = _last_error(row.get("last_error"))
+        if err:
+            out.append(f"    last error: {err}")
+    return "\n".join(out)
+
+
+def _peer_row(row: dict[str, Any]) -> dict[str, Any]:
+    state = row.get("state")
+    if row.get("admin") == "down":
+        state = f"{state} (Admin)"  # shut down: no session until `podbgp peer enable`
+    pfx_in = row.get("prefixes_received", row.get("prefixes_in"))
+    pfx_out = row.get("prefixes_advertised", row.get("prefixes_out"))
+    return {
+        **row,
+        "state": state,
+        "messages": f"{_total(row.get('messages_in'))}/{_total(row.get('messages_out'))}",
+        "prefixes": f"{_cell(pfx_in)}/{_cell(pfx_out)}",
+        "caps": " ".join(capabilities(row.get("negotiated"))) or None,
+    }
+
+
+def _total(counts: Any) -> int:
+    return sum(counts.values()) if isinstance(counts, dict) else 0
+
+
+# Short names of negotiated capabilities (RFC 5492), in the order they are printed;
+# the legend is in docs/control-api.md.
+_FAMILY_CAPS = {"ipv4_unicast": "mp4", "ipv6_unicast": "mp6"}
+_FLAG_CAPS = (
+    ("route_refresh", "rr"),
+    ("enhanced_route_refresh", "err"),
+    ("extended_message", "em"),
+    ("extended_nexthop", "enh"),
+    ("graceful_restart", "gr"),
+    ("four_octet_as", "as4"),
+)
+
+
+def capabilities(negotiated: Any) -> list[str]:
+    """`negotiated` of `show.peers` in short form, e.g. ``mp4 mp6 rr err gr as4 ap``."""
+    if not isinstance(negotiated, dict):
+        return []
+    caps = [_FAMILY_CAPS.get(f, f) for f in negotiated.get("families", ())]
+    caps += [short for key, short in _FLAG_CAPS if negotiated.get(key)]
+    rx, tx = negotiated.get("add_path_rx"), negotiated.get("add_path_tx")
+    if rx or tx:
+        caps.append("ap" if rx and tx else "ap-rx" if rx else "ap-tx")
+    return caps
+
+
+def _last_error(err: Any, width: int = 60) -> str:
+    """`sent 6/1 maximum prefixes (3) reached`; code 0 is a close without NOTIFICATION."""
+    if not isinstance(err, dict):
+        return ""
+    reason = str(err.get("reason") or "")
+    if len(reason) > width:
+        reason = reason[: width - 1] + "…"
+    if not err.get("code"):
+        return reason or "connection closed"
+    words = [err.get("direction"), f"{err.get('code')}/{err.get('subcode')}", reason]
+    return " ".join(str(w) for w in words if w)
 
 
 def _fib_text(result: dict[str, Any]) -> str:
@@ -161,7 +219,7 @@ def _text(what: str, result: Any) -> str:
     if what == "ipam" and isinstance(result, dict):
         return _ipam_text(result)
     if what == "peers" and isinstance(result, list):
-        return render_table(_peer_rows(result), COLUMNS["peers"])
+        return _peers_text(result)
     if isinstance(result, list) and what in COLUMNS:
         return render_table(result, COLUMNS[what])
     if isinstance(result, dict):

@@ -81,6 +81,7 @@ class Daemon:
         self.dir = root / name
         self.dir.mkdir()
         self.config = self.dir / "node.toml"
+        self.sock = self.dir / "podbgp.sock"
         self.write(prefixes or [])
         self.log = self.dir / "podbgp.log"
         with open(self.log, "wb") as log:
@@ -109,7 +110,7 @@ class Daemon:
         return True
 
     def client(self) -> ControlClient:
-        return ControlClient(str(self.dir / "podbgp.sock"))
+        return ControlClient(str(self.sock))
 
     def peer(self, address: str) -> dict[str, Any]:
         rows = {p["address"]: p for p in self.client().request("show.peers")}
@@ -186,7 +187,22 @@ def test_max_prefixes_restart_after_delay(netns: NetnsGroup, tmp_path: Path) -> 
     # the Cease that took it down (the last one: the session has stayed up since).
     assert peer["established_at"] - peer["last_error"]["time"] >= restart - 0.1, peer
     assert peer["last_error"]["code"] == CEASE
-    assert sender.peer(R_ADDR)["state"] == "Established"
+    # `show peers --json`: prefixes_in/out carry the RIB's figures (docs/control-api.md).
+    assert (peer["prefixes_in"], peer["prefixes_out"]) == (2, 0), peer
+    back = sender.peer(R_ADDR)
+    assert back["state"] == "Established"
+    assert (back["prefixes_out"], back["prefixes_advertised"]) == (2, 2), back
+    # ... and the human table shows them with the negotiated capabilities.
+    table = subprocess.run(
+        [sys.executable, "-m", "podbgp", "show", "peers", "--socket", str(receiver.sock)],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    row = next(line.split() for line in table if line.startswith(S_ADDR))
+    assert row[2] == "Established" and row[5] == "2/0", table
+    assert {"mp4", "as4"} <= set(row[6:]), table
+    error = next(line for line in table if line.startswith("    last error: "))
+    assert error.split()[2:4] == ["sent", "6/1"], table
+    assert error.endswith(f"maximum prefixes ({LIMIT}) reached"), table
 
 
 def test_max_prefixes_restart_0_stays_down_until_enable(netns: NetnsGroup, tmp_path: Path) -> None:
@@ -204,7 +220,7 @@ def test_max_prefixes_restart_0_stays_down_until_enable(netns: NetnsGroup, tmp_p
         time.sleep(0.3)
     out = subprocess.run(
         [sys.executable, "-m", "podbgp", "peer", "enable", S_ADDR,
-         "--socket", str(receiver.dir / "podbgp.sock")],
+         "--socket", str(receiver.sock)],
         capture_output=True, text=True, timeout=30, check=True,
     ).stdout  # fmt: skip
     assert S_ADDR in out

@@ -17,9 +17,15 @@ PEERS = [
         "address": "10.0.0.2",
         "asn": 65001,
         "state": "Established",
+        "admin": "up",
         "uptime": "0:01:02",
+        "messages_in": {"open": 1, "update": 4, "keepalive": 2},
+        "messages_out": {"open": 1, "update": 1, "keepalive": 2},
+        "negotiated": {"families": ["ipv4_unicast"], "four_octet_as": True},
         "prefixes_received": 3,
         "prefixes_advertised": 1,
+        "prefixes_in": 3,
+        "prefixes_out": 1,
         "last_error": None,
     }
 ]
@@ -51,7 +57,8 @@ async def test_show_and_peer_commands(tmp_path: Path, capsys: pytest.CaptureFixt
         await server.stop()
     assert (rc, rc_json, rc_peer) == (0, 0, 0)
     assert table[0].split()[:3] == ["PEER", "AS", "STATE"]
-    assert table[1].split() == ["10.0.0.2", "65001", "Established", "0:01:02", "3", "1", "-"]
+    assert table[1].split() == ["10.0.0.2", "65001", "Established", "0:01:02", "7/4", "3/1",
+                                "mp4", "as4"]  # fmt: skip
     assert as_json == PEERS
     assert calls[-1] == ("peer.shutdown", {"address": "10.0.0.2", "message": "maint"})
     assert "Idle (admin shutdown)" in shut_out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podbgp.cmd_show import _text
+from podbgp.cmd_show import _text, capabilities
 
 FIB: dict[str, Any] = {
     "table": 254, "protocol": 80, "converged": True, "desired": 2, "installed": 2,
@@ -51,11 +51,69 @@ def test_ipam_announcement_and_pools() -> None:
                                 "CrossSubnet", "yes", "no"]  # fmt: skip
 
 
-def test_peer_last_error_and_node_booleans() -> None:
-    peers = [{"address": "10.0.0.2", "asn": 64512, "state": "Active", "uptime": None,
-              "prefixes_received": 0, "prefixes_advertised": 0,
-              "last_error": {"code": 6, "subcode": 2, "reason": "maintenance"}}]  # fmt: skip
-    row = _text("peers", peers).splitlines()[1]
-    assert row.split()[-2:] == ["maintenance", "(6/2)"]
+NEGOTIATED: dict[str, Any] = {
+    "hold_time": 90, "keepalive": 30, "families": ["ipv4_unicast", "ipv6_unicast"],
+    "four_octet_as": True, "extended_message": False, "extended_nexthop": False,
+    "route_refresh": True, "enhanced_route_refresh": True, "graceful_restart": True,
+    "add_path_rx": ["ipv4_unicast"], "add_path_tx": ["ipv4_unicast"],
+}  # fmt: skip
+
+PEERS: list[dict[str, Any]] = [
+    {"address": "10.0.0.2", "asn": 64512, "state": "Established", "admin": "up",
+     "uptime": "0:01:02", "negotiated": NEGOTIATED,
+     "messages_in": {"open": 1, "update": 10, "keepalive": 5},
+     "messages_out": {"open": 1, "update": 3, "keepalive": 5},
+     "prefixes_received": 7, "prefixes_advertised": 2, "prefixes_in": 7, "prefixes_out": 2,
+     "last_error": {"code": 6, "subcode": 2, "reason": "maintenance", "direction": "received",
+                    "time": 1.0}},
+    {"address": "10.0.0.3", "asn": 65003, "state": "Idle", "admin": "down", "uptime": None,
+     "negotiated": None, "messages_in": {}, "messages_out": {},
+     "prefixes_received": 0, "prefixes_advertised": 0, "prefixes_in": 0, "prefixes_out": 0,
+     "last_error": {"code": 6, "subcode": 1, "reason": "maximum prefixes (3) reached",
+                    "direction": "sent", "time": 2.0}},
+    {"address": "10.0.0.4", "asn": 65004, "state": "Active", "admin": "up", "uptime": None,
+     "negotiated": None, "messages_in": {}, "messages_out": {},
+     "prefixes_received": 0, "prefixes_advertised": 0, "last_error": None},
+]  # fmt: skip
+
+
+def test_peers_table_state_caps_messages_prefixes_and_errors() -> None:
+    lines = _text("peers", PEERS).splitlines()
+    assert lines[0].split() == ["PEER", "AS", "STATE", "UPTIME", "MSGS", "IN/OUT", "PFX",
+                                "IN/OUT", "CAPS"]  # fmt: skip
+    # Messages are totals over every type; prefixes are received/advertised.
+    assert lines[1].split() == ["10.0.0.2", "64512", "Established", "0:01:02", "16/9", "7/2",
+                                "mp4", "mp6", "rr", "err", "gr", "as4", "ap"]  # fmt: skip
+    assert lines[2] == "    last error: received 6/2 maintenance"
+    # Shut down (here by the maximum-prefix limit): state says so, no capabilities.
+    assert lines[3].split() == ["10.0.0.3", "65003", "Idle", "(Admin)", "-", "0/0", "0/0", "-"]
+    assert lines[4] == "    last error: sent 6/1 maximum prefixes (3) reached"
+    # No error: no second line.
+    assert lines[5].split() == ["10.0.0.4", "65004", "Active", "-", "0/0", "0/0", "-"]
+    assert len(lines) == 6
+    # Columns line up: every row's CAPS starts under the heading.
+    assert lines[1].index("mp4") == lines[0].index("CAPS")
+
+
+def test_capabilities_short_form() -> None:
+    assert capabilities(NEGOTIATED) == ["mp4", "mp6", "rr", "err", "gr", "as4", "ap"]
+    one_way = {**NEGOTIATED, "families": ["ipv4_unicast"], "add_path_rx": [],
+               "route_refresh": False, "enhanced_route_refresh": False,
+               "extended_message": True, "extended_nexthop": True}  # fmt: skip
+    assert capabilities(one_way) == ["mp4", "em", "enh", "gr", "as4", "ap-tx"]
+    assert capabilities({**NEGOTIATED, "add_path_tx": []})[-1] == "ap-rx"
+    assert capabilities(None) == []
+
+
+def test_long_last_error_is_abbreviated_and_close_without_notification() -> None:
+    long = {**PEERS[2], "last_error": {"code": 6, "subcode": 2, "reason": "x" * 200,
+                                       "direction": "received"}}  # fmt: skip
+    line = _text("peers", [long]).splitlines()[2]
+    assert line.endswith("x…") and len(line) < 100
+    closed = {**PEERS[2], "last_error": {"code": 0, "subcode": 0, "reason": "", "direction": None}}
+    assert _text("peers", [closed]).splitlines()[2] == "    last error: connection closed"
+
+
+def test_node_booleans() -> None:
     node = _text("node", {"name": "n1", "converged": False, "metrics": None})
     assert node.splitlines() == ["name: n1", "converged: no", "metrics: -"]
