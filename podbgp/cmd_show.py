@@ -177,6 +177,9 @@ def _fib_text(result: dict[str, Any]) -> str:
         f"tunnels: {up}",
         "counters: " + (" ".join(f"{k}={v}" for k, v in counters.items() if v) or "-"),
     ]
+    nexthops = result.get("nexthops")
+    if isinstance(nexthops, dict):
+        lines.append(_nexthops_summary(nexthops))
     if result.get("unroutable"):
         lines.append("unroutable: " + " ".join(result["unroutable"]))
     rows = []
@@ -186,7 +189,22 @@ def _fib_text(result: dict[str, Any]) -> str:
         kernel = "same" if have is not None and have == want else have
         rows.append({"prefix": r.get("prefix"), "state": r.get("state"),
                      "route": _strip(route, r.get("prefix")), "kernel": _strip(kernel, r.get("prefix"))})  # fmt: skip
-    return "\n".join(lines) + "\n" + render_table(rows, COLUMNS["fib"])
+    text = "\n".join(lines) + "\n" + render_table(rows, COLUMNS["fib"])
+    objects = nexthops.get("rows") if isinstance(nexthops, dict) else None
+    if objects:
+        # Routes name objects by `nhid N`: list them so the route column can be read.
+        text += "\nnexthop objects:\n" + "\n".join(f"  {o}" for o in objects)
+    return text
+
+
+def _nexthops_summary(nh: dict[str, Any]) -> str:
+    """Kernel nexthop objects (fib.nexthops): counts when on, why not when off."""
+    if nh.get("enabled"):
+        return (f"nexthops: objects, {nh.get('objects')} desired, {nh.get('installed')} "
+                f"installed, {nh.get('refused')} refused")  # fmt: skip
+    if nh.get("unsupported"):
+        return f"nexthops: inline hops (kernel refused objects: {nh['unsupported']})"
+    return "nexthops: inline hops ([fib] nexthops = false)"
 
 
 def _strip(route: str | None, prefix: str | None) -> str | None:

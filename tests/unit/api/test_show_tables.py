@@ -11,9 +11,13 @@ FIB: dict[str, Any] = {
     "in_sync": 1, "stale": 1, "conflicts": 0, "failed": 0, "unroutable": [],
     "tunnels": {"vxlan": True, "ipip": False, "ipip_unsupported": ""},
     "counters": {"resyncs": 2, "dumps": 2, "stale_adopted": 1, "drift_repaired": 0},
+    "nexthops": {"enabled": True, "unsupported": "", "objects": 1, "installed": 1, "refused": 0,
+                 "rows": ["id 1342177280 via 10.0.0.2 dev eth0 proto 80"]},
     "rows": [
-        {"prefix": "10.244.1.0/26", "desired": "10.244.1.0/26 via 10.0.0.2 dev eth0 proto 80",
-         "installed": "10.244.1.0/26 via 10.0.0.2 dev eth0 proto 80", "state": "ok"},
+        {"prefix": "10.244.1.0/26",
+         "desired": "10.244.1.0/26 nhid 1342177280 via 10.0.0.2 dev eth0 proto 80",
+         "installed": "10.244.1.0/26 nhid 1342177280 via 10.0.0.2 dev eth0 proto 80",
+         "state": "ok"},
         {"prefix": "10.244.2.0/26", "desired": None,
          "installed": "10.244.2.0/26 via 10.0.0.3 dev eth0 proto 80", "state": "stale"},
     ],
@@ -33,12 +37,29 @@ def test_fib_summary_and_rows() -> None:
     assert lines[1] == "routes: 2 desired, 2 installed, 1 in sync, 1 stale, 0 conflicts, 0 failed"
     assert lines[2] == "tunnels: vxlan"
     assert lines[3] == "counters: resyncs=2 dumps=2 stale_adopted=1"
-    assert lines[4].split() == ["PREFIX", "STATE", "ROUTE", "KERNEL"]
-    assert lines[5].split() == ["10.244.1.0/26", "ok", "via", "10.0.0.2", "dev", "eth0",
-                                "proto", "80", "same"]  # fmt: skip
+    assert lines[4] == "nexthops: objects, 1 desired, 1 installed, 0 refused"
+    assert lines[5].split() == ["PREFIX", "STATE", "ROUTE", "KERNEL"]
+    assert lines[6].split() == ["10.244.1.0/26", "ok", "nhid", "1342177280", "via", "10.0.0.2",
+                                "dev", "eth0", "proto", "80", "same"]  # fmt: skip
     # A stale route: nothing desired, the kernel's route shown, not "same".
-    assert lines[6].split()[:3] == ["10.244.2.0/26", "stale", "via"]
-    assert lines[6].split()[-1] == "80"
+    assert lines[7].split()[:3] == ["10.244.2.0/26", "stale", "via"]
+    assert lines[7].split()[-1] == "80"
+    # The objects the routes name, after the routes.
+    assert lines[8:] == ["nexthop objects:", "  id 1342177280 via 10.0.0.2 dev eth0 proto 80"]
+
+
+def test_fib_nexthops_off() -> None:
+    off = {"enabled": False, "unsupported": "", "objects": 0, "installed": 0, "refused": 0,
+           "rows": []}  # fmt: skip
+    lines = _text("fib", {**FIB, "nexthops": off}).splitlines()
+    assert lines[4] == "nexthops: inline hops ([fib] nexthops = false)"
+    assert "nexthop objects:" not in lines
+    refused = {**off, "unsupported": "Operation not supported"}
+    lines = _text("fib", {**FIB, "nexthops": refused}).splitlines()
+    assert lines[4] == "nexthops: inline hops (kernel refused objects: Operation not supported)"
+    # A daemon from before nexthop objects: no line at all.
+    old = {k: v for k, v in FIB.items() if k != "nexthops"}
+    assert _text("fib", old).splitlines()[4].split()[0] == "PREFIX"
 
 
 def test_ipam_announcement_and_pools() -> None:
