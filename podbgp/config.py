@@ -355,6 +355,7 @@ class FIBConfig:
     table: int = 254
     protocol: int = 80
     resync_interval: int = 90
+    nexthops: bool = True  # kernel nexthop objects for shared/ECMP hops; False = inline hops
 
 
 @dataclass(frozen=True, slots=True)
@@ -1289,7 +1290,8 @@ def _read_fib(t: _Table) -> FIBConfig | None:
     table = t.get("table", int, d.table, _int_range(1, AS_MAX))
     protocol = t.get("protocol", int, d.protocol, _fib_protocol)
     resync = t.get("resync_interval", int, d.resync_interval, _int_range(0, 86400))
-    return _done(t, lambda: FIBConfig(enabled, table, protocol, resync))
+    nexthops = t.get("nexthops", bool, d.nexthops)
+    return _done(t, lambda: FIBConfig(enabled, table, protocol, resync, nexthops))
 
 
 def _read_api(t: _Table) -> APIConfig | None:

@@ -320,7 +320,8 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"netlink: {exc}") from exc
         self.reconciler = Reconciler(
-            kernel, FibConfig(fc.table, fc.protocol, float(fc.resync_interval))
+            kernel,
+            FibConfig(fc.table, fc.protocol, float(fc.resync_interval), nexthops=fc.nexthops),
         )
         node = nodecfg.fib_node(self.config, self.vtep_address)
         if node is not None:

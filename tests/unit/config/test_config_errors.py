@@ -63,7 +63,7 @@ NODE_CASES = [
     (node(adress='"10.0.0.1/24"'), "node.adress: unknown key (did you mean address?)"),
     (node(labels='{ "rack 1" = "a" }'), 'node.labels: "rack 1" is not a label key'),
     (node(labels='{ rack = "r/1" }'), 'node.labels: "r/1" (label rack) is not a label value'),
-    (node(labels='{ rack = 1 }'), "node.labels: 1 (label rack) is not a label value"),
+    (node(labels="{ rack = 1 }"), "node.labels: 1 (label rack) is not a label value"),
     (node(labels='"rack=1"'), 'node.labels: "rack=1" is a string, expected a table'),
     (
         node(address="DROP", router_id='"10.0.0.1"'),
@@ -513,6 +513,7 @@ FIB_API_CASES = [
     ),
     ("[fib]\nresync_interval = -1\n", "fib.resync_interval: -1 is out of range 0..86400"),
     ('[fib]\nenabled = "no"\n', 'fib.enabled: "no" is a string, expected a boolean'),
+    ("[fib]\nnexthops = 1\n", "fib.nexthops: 1 is an integer, expected a boolean"),
     ('[api]\nsocket = ""\n', "api.socket: must not be empty"),
     (
         f'[api]\nsocket = "/{"s" * 107}"\n',

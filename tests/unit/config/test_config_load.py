@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fib.reconciler import FibConfig
 from podbgp.cmd_check import format_toml
 from podbgp.config import (
     Action,
@@ -23,6 +24,7 @@ from podbgp.config import (
     DatastoreKind,
     EncapMode,
     Family,
+    FIBConfig,
     LargeCommunity,
     Origin,
     load_config,
@@ -64,7 +66,7 @@ DEFAULTS = {
         "endpoints": ["http://127.0.0.1:2379"],
     },
     "ipam": {"strict_affinity": False, "max_blocks_per_node": 20, "pool": []},
-    "fib": {"enabled": True, "table": 254, "protocol": 80, "resync_interval": 90},
+    "fib": {"enabled": True, "table": 254, "protocol": 80, "resync_interval": 90, "nexthops": True},
     "api": {"socket": "/run/podbgp/podbgp.sock", "metrics": "127.0.0.1:9469"},
 }
 
@@ -261,6 +263,23 @@ def test_valid_boundaries() -> None:
     assert cfg.node.asn == 4294967295
     assert cfg.bgp.peers[0].address == ipaddress.IPv6Address("fe80::1%eth0")
     assert cfg.api.metrics == ("::1", 0)
+
+
+def test_fib_nexthops_maps_to_the_reconciler() -> None:
+    """`[fib] nexthops`: kernel nexthop objects (default) or inline hops, read by the
+    daemon into `fib.reconciler.FibConfig(nexthops=...)`; listed by `podbgp check`."""
+    base = '[node]\nname = "n"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+    assert load_config_text(base).fib.nexthops is True
+    off = load_config_text(base + "[fib]\nnexthops = false\n")
+    assert off.fib.nexthops is False
+    assert off.to_dict()["fib"]["nexthops"] is False
+    assert load_config_text(format_toml(off.to_dict())) == off
+    assert off.diff(load_config_text(base)).changed_keys == ("fib.nexthops",)
+    # The daemon's mapping (podbgp/daemon.py `_start_fib`), same field name and type.
+    assert FibConfig().nexthops is FIBConfig().nexthops is True
+    assert {f.name for f in dataclasses.fields(FibConfig)} <= {
+        f.name for f in dataclasses.fields(FIBConfig)
+    }
 
 
 def test_round_trip_of_the_contract_example() -> None:
