@@ -46,7 +46,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -197,14 +196,19 @@ class UpdateGroup:
 
         ``adj_out`` holds the best *path* last sent, so the per-prefix work is
         identity comparisons; outbound attributes are computed per distinct path.
+        A withdrawal costs one ``adj_out`` operation (a pop); everything done per
+        source (advertised counts, split horizon) is done per distinct path or,
+        when ``adj_out`` holds one source's routes only, per chunk.
         """
         loc_get = self.loc.get
         adj = self.adj_out
         adj_get = adj.get
+        adj_pop = adj.pop
         withdrawn: list[bytes] = []
+        wd_app = withdrawn.append
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
-        wd_app = wd_old.append
-        replaced: list[Path] = []  # adj_out paths that announced ones replace
+        old_app = wd_old.append
+        replaced: list[tuple[bytes, Path, Path]] = []  # (key, adj_out path, new best)
         rep_app = replaced.append
         by_path: dict[Path, list[bytes]] = {}
         by_get = by_path.get
@@ -217,16 +221,17 @@ class UpdateGroup:
                 best = e if e.eligible else None
             else:
                 best = e.best  # type: ignore[union-attr]
+            if best is None:
+                old = adj_pop(key, None)
+                if old is not None:
+                    wd_app(key)
+                    old_app(old)
+                continue
             old = adj_get(key)
             if best is old:
                 continue
-            if best is None:
-                del adj[key]
-                withdrawn.append(key)
-                wd_app(old)  # type: ignore[arg-type]
-                continue
             if old is not None:
-                rep_app(old)
+                rep_app((key, old, best))
             lst = by_get(best)
             if lst is None:
                 by_path[best] = [key]
@@ -234,21 +239,15 @@ class UpdateGroup:
                 lst.append(key)
         if self.exporter.per_prefix:
             return self._encode_per_prefix(withdrawn, by_path)
-        counts = self.by_source
-        # Entries leaving adj_out: withdrawn above, or replaced (a rejected replacement
-        # below appends its old path to wd_old again: not counted twice).
+        # Every path leaving adj_out came from this source when it holds only one's.
+        only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
         if wd_old or replaced:
-            for src, n in Counter(map(_source_of, chain(wd_old, replaced))).items():
-                left = counts[src] - n
-                if left:
-                    counts[src] = left
-                else:
-                    del counts[src]
+            self._uncount(only, wd_old, replaced)
         srcs = {m.source for m in self.members if m.source is not None}
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
         own: dict[Source, dict[int, list[bytes]]] = {}  # skipped by their source
-        back: dict[Source, list[bytes]] = {}  # withdrawals only their source gets
+        counts = self.by_source
         out_of = self.exporter.out
         for path, ks in by_path.items():
             out = out_of(path)
@@ -259,10 +258,6 @@ class UpdateGroup:
             src = path.source
             if src in srcs:
                 target = own.setdefault(src, {})
-                # The source had another peer's route for these: it must go.
-                gone = [k for k in ks if (o := adj_get(k)) is not None and o.source is not src]
-                if gone:
-                    back.setdefault(src, []).extend(gone)
             adj.update(dict.fromkeys(ks, path))
             counts[src] = counts.get(src, 0) + len(ks)
             lst = target.get(id(out))
@@ -273,11 +268,44 @@ class UpdateGroup:
                 lst += ks
         if not srcs:
             return self._encode(withdrawn, groups, attrs_of)
-        return self._split(srcs, withdrawn, wd_old, groups, attrs_of, own, back)
+        back = self._taken_back(srcs, replaced)
+        return self._split(srcs, only, withdrawn, wd_old, groups, attrs_of, own, back)
+
+    def _uncount(
+        self, only: Source | None, wd_old: list[Path], replaced: list[tuple[bytes, Path, Path]]
+    ) -> None:
+        """Entries leave ``adj_out``: withdrawn, or replaced (a replacement that export
+        then rejects appends its old path to ``wd_old`` later: not counted twice)."""
+        counts = self.by_source
+        if only is not None:
+            gone = {only: len(wd_old) + len(replaced)}
+        else:
+            gone = Counter(map(_source_of, wd_old))
+            gone.update(old.source for _, old, _ in replaced)
+        for src, n in gone.items():
+            left = counts[src] - n
+            if left:
+                counts[src] = left
+            else:
+                del counts[src]
+
+    def _taken_back(
+        self, srcs: set[Source], replaced: list[tuple[bytes, Path, Path]]
+    ) -> dict[Source, list[bytes]]:
+        """Prefixes where a member's own route replaced another peer's that it was sent:
+        that one must be withdrawn from it (and only from it)."""
+        back: dict[Source, list[bytes]] = {}
+        out_of = self.exporter.out
+        for key, old, new in replaced:
+            src = new.source
+            if src in srcs and old.source is not src and out_of(new) is not None:
+                back.setdefault(src, []).append(key)
+        return back
 
     def _split(
         self,
         srcs: set[Source],
+        only: Source | None,
         withdrawn: list[bytes],
         wd_old: list[Path],
         groups: dict[int, list[bytes]],
@@ -285,14 +313,23 @@ class UpdateGroup:
         own: dict[Source, dict[int, list[bytes]]],
         back: dict[Source, list[bytes]],
     ) -> Queued:
-        """Encode with split horizon: one blob for all, a variant for each source member."""
+        """Encode with split horizon: one blob for all, a variant for each source member.
+
+        ``only``: every withdrawn path came from this source (no per-prefix split)."""
         common: list[bytes] = []
         own_wd: dict[Source, list[bytes]] = {}
-        for k, o in zip(withdrawn, wd_old, strict=True):
-            if o.source in srcs:
-                own_wd.setdefault(o.source, []).append(k)  # never sent to its source
+        if only is not None:
+            if only in srcs:
+                if withdrawn:
+                    own_wd[only] = withdrawn  # never sent to its source
             else:
-                common.append(k)
+                common = withdrawn
+        else:
+            for k, o in zip(withdrawn, wd_old, strict=True):
+                if o.source in srcs:
+                    own_wd.setdefault(o.source, []).append(k)
+                else:
+                    common.append(k)
         base = self._encode(common, groups, attrs_of)
         parts = {
             s: self._encode(own_wd.get(s, []), own.get(s, {}), attrs_of)
