@@ -3,12 +3,13 @@
 Peers whose outbound attributes are computed the same way (same family,
 export policy, peer kind, next-hop handling, AS width, ADD-PATH mode, message
 size) form one ``UpdateGroup`` (DESIGN.md performance rule 4). The RIB only
-adds prefix keys to the group's ``dirty`` set. Nothing is encoded until a
+records, at the end of each batch, the changed prefixes with their new Loc-RIB
+entries (None: gone) in the group's ``dirty`` dict. Nothing is encoded until a
 member's session asks for bytes (``Member.pull``, called when its socket is
-below the high-water mark): then up to ``CHUNK`` dirty prefixes are looked up
-in the Loc-RIB, compared with what was last sent (``adj_out``), grouped by
-outbound attribute set, and encoded into one ``bytes`` blob appended to the
-group's queue. Every member reads the same blob objects from the queue at its
+below the high-water mark): then up to ``CHUNK`` dirty prefixes are compared
+with what was last sent (``adj_out``), grouped by outbound attribute set, and
+encoded into one ``bytes`` blob appended to the group's queue. A chunk that
+only withdraws is handled without a Python loop over its prefixes. Every member reads the same blob objects from the queue at its
 own pace, so a change is encoded once however many peers receive it, several
 changes to one prefix before a pull coalesce into one, and a slow socket
 simply pulls later (back-pressure) — the same scheme BIRD uses.
@@ -46,7 +47,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, is_not, itemgetter
 from typing import Any
 
 from bgp.wire import (
@@ -71,6 +73,8 @@ Entry = Path | Ranked
 Sent = tuple[tuple[int, PathAttributes], ...]
 Queued = bytes | tuple[bytes, dict[Source, bytes]]
 _source_of = attrgetter("source")
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 class Told:
@@ -105,7 +109,6 @@ class UpdateGroup:
         self,
         key: tuple[Any, ...],
         family: Family,
-        loc: dict[bytes, Entry],
         exporter: Exporter,
         *,
         as4: bool = True,
@@ -115,7 +118,6 @@ class UpdateGroup:
     ) -> None:
         self.key = key
         self.family = family
-        self.loc = loc
         self.exporter = exporter
         big = max_len > 4096
         ap = add_path != 0
@@ -128,7 +130,8 @@ class UpdateGroup:
         self.add_path = add_path  # 0 off, N best N, -1 all
         self.blocked = blocked  # true while best-path selection is deferred (RFC 4724 §4.1)
         self.members: list[Member] = []
-        self.dirty: set[bytes] = set()
+        # Prefix -> its Loc-RIB entry as of the last Rib.flush (None: no route).
+        self.dirty: dict[bytes, Entry | None] = {}
         self.adj_out: dict[bytes, Any] = {}
         self.queue: list[Queued] = []
         self.base = 0  # absolute index of queue[0]
@@ -164,16 +167,24 @@ class UpdateGroup:
 
     def build(self) -> bool:
         """Encode up to ``CHUNK`` dirty prefixes into one queued blob; False if none were dirty."""
-        if not self.dirty or self.blocked():
-            return False
         dirty = self.dirty
+        if not dirty or self.blocked():
+            return False
         if len(dirty) <= CHUNK:
+            self.dirty = {}
             keys = list(dirty)
-            dirty.clear()
+            entries = list(dirty.values())
         else:
-            pop = dirty.pop
-            keys = [pop() for _ in range(CHUNK)]
-        blob = self._diff_add_path(keys) if self.add_path else self._diff(keys)
+            pop = dirty.popitem  # from the end: no deleted slots to skip next time
+            items = [pop() for _ in range(CHUNK)]
+            keys = list(map(_first, items))
+            entries = list(map(_second, items))
+        if self.add_path:
+            blob: Queued = self._diff_add_path(keys, entries)
+        elif entries.count(None) == len(entries):
+            blob = self._diff_gone(keys)
+        else:
+            blob = self._diff(keys, entries)
         if blob:
             self.queue.append(blob)
         return True
@@ -191,8 +202,26 @@ class UpdateGroup:
         finally:
             self._mute = False
 
-    def _diff(self, keys: list[bytes]) -> Queued:
-        """Compare the Loc-RIB with ``adj_out`` for ``keys`` and encode the differences.
+    def _diff_gone(self, keys: list[bytes]) -> Queued:
+        """``_diff`` for a chunk whose prefixes all lost their route: bulk pops."""
+        olds = list(map(self.adj_out.pop, keys, repeat(None)))
+        if None in olds:  # never sent (or not allowed by export): nothing to withdraw
+            sent = list(map(is_not, olds, repeat(None)))
+            keys = list(compress(keys, sent))
+            olds = list(compress(olds, sent))
+        if not keys:
+            return b""
+        if self.exporter.per_prefix:  # adj_out holds attributes, no split horizon
+            return self._encode(keys, {}, {})
+        only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
+        self._uncount(only, olds, [])
+        srcs = {m.source for m in self.members if m.source is not None}
+        if not srcs:
+            return self._encode(keys, {}, {})
+        return self._split(srcs, only, keys, olds, {}, {}, {}, {})
+
+    def _diff(self, keys: list[bytes], entries: list[Entry | None]) -> Queued:
+        """Compare the Loc-RIB ``entries`` of ``keys`` with ``adj_out`` and encode the differences.
 
         ``adj_out`` holds the best *path* last sent, so the per-prefix work is
         identity comparisons; outbound attributes are computed per distinct path.
@@ -200,7 +229,6 @@ class UpdateGroup:
         source (advertised counts, split horizon) is done per distinct path or,
         when ``adj_out`` holds one source's routes only, per chunk.
         """
-        loc_get = self.loc.get
         adj = self.adj_out
         adj_get = adj.get
         adj_pop = adj.pop
@@ -213,8 +241,7 @@ class UpdateGroup:
         by_path: dict[Path, list[bytes]] = {}
         by_get = by_path.get
         path_cls = Path
-        for key in keys:
-            e = loc_get(key)
+        for key, e in zip(keys, entries, strict=True):
             if e is None:
                 best = None
             elif e.__class__ is path_cls:
@@ -395,14 +422,14 @@ class UpdateGroup:
                 out.append((p.slot.tx_id, a))
         return tuple(out)
 
-    def _diff_add_path(self, keys: list[bytes]) -> bytes:
+    def _diff_add_path(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
         """As ``_diff``, with several paths per prefix (RFC 7911 §3)."""
         adj = self.adj_out
         withdrawn: list[bytes] = []
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
-        for key in keys:
-            want = self._wanted(key, self.loc.get(key))
+        for key, e in zip(keys, entries, strict=True):
+            want = self._wanted(key, e)
             old: Sent = adj.get(key, ())
             if want == old:
                 continue

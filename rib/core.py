@@ -14,9 +14,14 @@ goes through loop checks (RFC 4271 §9.1.2, RFC 4456 §8) and import policy
 once, yielding one interned ``Path``; the loop over its prefixes only swaps
 dict values. Adding a path to a multi-path entry or removing one goes through
 memoised transitions, so the decision process (``rib.bestpath``) runs once
-per distinct *set* of paths, not once per prefix. At the end of each batch
-(``flush``) the changed keys are added to every update group's dirty set and
-the FIB callback gets the changed prefixes with their ECMP next hops.
+per distinct *set* of paths, not once per prefix. The changes of a batch are
+kept as prefix -> new entry (None: gone), so nothing downstream looks the
+prefix up in the Loc-RIB again: at the end of each batch (``flush``) they go
+into every update group's dirty dict, and the FIB callback gets the changed
+prefixes with their ECMP next hops. Bulk announcements and withdrawals touch
+the Loc-RIB once per prefix, in C (``dict.setdefault``/``dict.pop`` mapped
+over the keys), and fall back to a per-prefix loop only where a prefix has
+paths from other slots.
 
 Time is injected (sans-IO): graceful restart (RFC 4724), enhanced route
 refresh (RFC 7313), max-prefix restarts and the restarting speaker's
@@ -42,12 +47,11 @@ moves the peer to another update group and sends only the difference
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family, Origin
@@ -119,7 +123,8 @@ class Rib:
         self.loc: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
         self.peers: dict[str, PeerState] = {}
         self.groups: dict[tuple[Any, ...], UpdateGroup] = {}
-        self._changed: dict[Family, list[bytes]] = {f: [] for f in Family}
+        # Prefix -> its entry after the change (None: no route), per family, until flush.
+        self._changed: dict[Family, dict[bytes, Entry | None]] = {f: {} for f in Family}
         self._ranked: dict[frozenset[Path], Ranked] = {}
         self._pairs: dict[tuple[Path, Path], Ranked] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
@@ -290,7 +295,6 @@ class Rib:
         g = UpdateGroup(
             gkey,
             fam,
-            self.loc[fam],
             exporter,
             as4=facts.as4,
             max_len=facts.max_message_len,
@@ -552,39 +556,39 @@ class Rib:
         """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
         loc = self.loc[family]
         changed = self._changed[family]
-        if loc.keys().isdisjoint(keys):
-            # Fast path, all new prefixes: bulk dict update at C speed. A peer may
-            # repeat a prefix in one UPDATE: count each once.
-            fresh = dict.fromkeys(keys, path)
-            loc.update(fresh)
-            changed += fresh
-            st.counts[family] = st.counts.get(family, 0) + len(fresh)
+        before = len(loc)
+        # One table operation per prefix, in C: a new prefix gets ``path`` now.
+        olds = list(map(loc.setdefault, keys, repeat(path)))
+        added = inserted = len(loc) - before
+        if added == len(keys):
+            # Fast path, all new prefixes (a table being learned).
+            changed.update(dict.fromkeys(keys, path))
+            st.counts[family] = st.counts.get(family, 0) + added
             return
-        get = loc.get
         slot = path.slot
-        app = changed.append
-        added = 0
-        for k in keys:
-            old = get(k)
-            if old is None:
-                loc[k] = path
-                added += 1
-            elif old is path:
+        for k, first in zip(keys, olds, strict=True):
+            if first is path:
+                # New (set above), repeated in the UPDATE, or unchanged; only the
+                # first two are changes, and with nothing inserted none is.
+                if inserted:
+                    changed[k] = path
                 continue
-            elif old.__class__ is Path:
+            old = loc[k]  # not ``first``: the prefix may repeat in ``keys``
+            if old is path:
+                continue
+            new: Entry
+            if isinstance(old, Path):
                 if old.slot is slot:
-                    loc[k] = path
+                    new = path
                 else:
-                    loc[k] = self._pair(old, path)
+                    new = self._pair(old, path)
                     added += 1
             else:
-                new = old.trans.get(path)  # type: ignore[union-attr]
-                if new is None:
-                    new = self._with(old, path)  # type: ignore[arg-type]
-                if slot not in old.by_slot:  # type: ignore[union-attr]
+                hit = old.trans.get(path)
+                new = self._with(old, path) if hit is None else cast(Entry, hit)
+                if slot not in old.by_slot:
                     added += 1
-                loc[k] = new  # type: ignore[assignment]
-            app(k)
+            loc[k] = changed[k] = new
         if added:
             st.counts[family] = st.counts.get(family, 0) + added
 
@@ -593,41 +597,52 @@ class Rib:
     ) -> None:
         """Remove ``slot``'s path for ``keys`` (unknown ones are ignored)."""
         loc = self.loc[family]
-        get = loc.get
         if not isinstance(keys, list):
             keys = list(keys)
-        olds = set(map(get, keys))
-        if all(o.__class__ is Path and o.slot is slot for o in olds):
-            # Fast path: every prefix has only this slot's path; bulk delete. Keys
-            # may repeat (within an UPDATE, or across merged withdrawals): pop.
-            before = len(loc)
-            deque(map(loc.pop, keys, repeat(None)), maxlen=0)
-            self._changed[family] += keys
-            if st is not None:
-                st.counts[family] = st.counts.get(family, 0) - (before - len(loc))
-            return
-        app = self._changed[family].append
-        removed = 0
-        for k in keys:
-            old = get(k)
-            if old is None:
-                continue
-            if old.__class__ is Path:
-                if old.slot is slot:
-                    del loc[k]
-                    removed += 1
-                    app(k)
-                continue
-            if slot not in old.by_slot:  # type: ignore[union-attr]
-                continue
-            new = old.trans.get(slot)  # type: ignore[union-attr]
-            if new is None:
-                new = self._without(old, slot)  # type: ignore[arg-type]
-            loc[k] = new  # type: ignore[assignment]
-            removed += 1
-            app(k)
+        before = len(loc)
+        # Pop first (one table operation per prefix, in C); put back below whatever
+        # was not only this slot's path. A repeated key pops None the second time.
+        olds = list(map(loc.pop, keys, repeat(None)))
+        removed = before - len(loc)
+        distinct = set(olds)
+        distinct.discard(None)
+        changed = self._changed[family]
+        if all(o.__class__ is Path and o.slot is slot for o in distinct):
+            changed.update(dict.fromkeys(keys))  # fast path: every entry was only ours
+        else:
+            removed -= self._withdraw_shared(loc, changed, slot, keys, olds)
         if removed and st is not None:
             st.counts[family] = st.counts.get(family, 0) - removed
+
+    def _withdraw_shared(
+        self,
+        loc: dict[bytes, Entry],
+        changed: dict[bytes, Entry | None],
+        slot: Slot,
+        keys: list[bytes],
+        olds: list[Entry | None],
+    ) -> int:
+        """Finish a withdrawal where some popped entries hold other paths: put back
+        the ones without ``slot``, the rest without ``slot``'s path; returns how many
+        popped entries were put back untouched."""
+        kept = 0
+        for k, old in zip(keys, olds, strict=True):
+            if old is None:
+                continue
+            if isinstance(old, Path):
+                if old.slot is slot:
+                    changed[k] = None
+                else:
+                    loc[k] = old
+                    kept += 1
+                continue
+            if slot not in old.by_slot:
+                loc[k] = old
+                kept += 1
+                continue
+            hit = old.trans.get(slot)
+            loc[k] = changed[k] = self._without(old, slot) if hit is None else cast(Entry, hit)
+        return kept
 
     # ------------------------------------------------------------------ decision memo
 
@@ -702,23 +717,21 @@ class Rib:
     def flush(self) -> None:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
         deferred = self.deferred
-        for fam, keys in self._changed.items():
-            if not keys:
+        for fam, changed in self._changed.items():
+            if not changed:
                 continue
+            self._changed[fam] = {}
             if fam in deferred:
-                keys.clear()  # selected in full when the deferral ends
-                continue
+                continue  # selected in full when the deferral ends
             for g in self.groups.values():
                 if g.family is fam:
-                    g.dirty.update(keys)
+                    g.dirty.update(changed)
                     for m in g.members:
                         if m.idle:
                             m.idle = False
                             self.wake(m.peer_key)
             if self.fib is not None:
-                loc = self.loc[fam]
-                self.fib(fam, {k: _nexthops(loc.get(k)) for k in keys})
-            keys.clear()
+                self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
 
     # ------------------------------------------------------------------ outbound
 
@@ -877,9 +890,12 @@ class Rib:
         """Select ``families`` now: every prefix goes to the groups and the FIB."""
         self.deferred -= families
         for fam in families:
-            self._changed[fam] = list(self.loc[fam])
+            self._changed[fam] = dict(self.loc[fam])
             for g in self.groups.values():
                 if g.family is fam:
+                    # Entries noted while deferred may be outdated: the current ones
+                    # (or None for prefixes gone since) reach the groups at flush.
+                    g.dirty = dict.fromkeys(g.dirty)
                     for m in g.members:  # wake even with an empty table: our End-of-RIB
                         m.idle = False
                         self.wake(m.peer_key)
