@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from itertools import compress, repeat
+from itertools import compress, groupby, repeat
 from operator import attrgetter, is_not, itemgetter
 from typing import Any
 
@@ -225,45 +225,46 @@ class UpdateGroup:
 
         ``adj_out`` holds the best *path* last sent, so the per-prefix work is
         identity comparisons; outbound attributes are computed per distinct path.
-        A withdrawal costs one ``adj_out`` operation (a pop); everything done per
-        source (advertised counts, split horizon) is done per distinct path or,
-        when ``adj_out`` holds one source's routes only, per chunk.
+        ``adj_out`` is read once per prefix, in C. A chunk of new prefixes with one
+        eligible path each (a table being learned) is grouped by path run by run,
+        with no Python work per prefix. Everything done per source (advertised
+        counts, split horizon) is done per distinct path or, when ``adj_out``
+        holds one source's routes only, per chunk.
         """
         adj = self.adj_out
-        adj_get = adj.get
-        adj_pop = adj.pop
+        olds = list(map(adj.get, keys))
         withdrawn: list[bytes] = []
-        wd_app = withdrawn.append
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
-        old_app = wd_old.append
         replaced: list[tuple[bytes, Path, Path]] = []  # (key, adj_out path, new best)
-        rep_app = replaced.append
-        by_path: dict[Path, list[bytes]] = {}
-        by_get = by_path.get
-        path_cls = Path
-        for key, e in zip(keys, entries, strict=True):
-            if e is None:
-                best = None
-            elif e.__class__ is path_cls:
-                best = e if e.eligible else None
-            else:
-                best = e.best  # type: ignore[union-attr]
-            if best is None:
-                old = adj_pop(key, None)
-                if old is not None:
+        by_path = _fresh_runs(keys, entries) if olds.count(None) == len(olds) else None
+        if by_path is None:
+            by_path = {}
+            by_get = by_path.get
+            wd_app = withdrawn.append
+            old_app = wd_old.append
+            rep_app = replaced.append
+            path_cls = Path
+            for key, e, old in zip(keys, entries, olds, strict=True):
+                if e is None:
+                    best = None
+                elif e.__class__ is path_cls:
+                    best = e if e.eligible else None
+                else:
+                    best = e.best  # type: ignore[union-attr]
+                if best is old:
+                    continue
+                if best is None:
+                    del adj[key]
                     wd_app(key)
-                    old_app(old)
-                continue
-            old = adj_get(key)
-            if best is old:
-                continue
-            if old is not None:
-                rep_app((key, old, best))
-            lst = by_get(best)
-            if lst is None:
-                by_path[best] = [key]
-            else:
-                lst.append(key)
+                    old_app(old)  # type: ignore[arg-type]
+                    continue
+                if old is not None:
+                    rep_app((key, old, best))
+                lst = by_get(best)
+                if lst is None:
+                    by_path[best] = [key]
+                else:
+                    lst.append(key)
         if self.exporter.per_prefix:
             return self._encode_per_prefix(withdrawn, by_path)
         # Every path leaving adj_out came from this source when it holds only one's.
@@ -725,6 +726,28 @@ class _Switch:
 
     def __call__(self, keys: list[bytes]) -> bytes:
         return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
+
+
+def _fresh_runs(keys: list[bytes], entries: list[Entry | None]) -> dict[Path, list[bytes]] | None:
+    """``keys`` grouped by entry if every entry is one eligible ``Path``, else None.
+
+    The RIB notes an UPDATE's prefixes together with their shared path, so the
+    entries come in runs: the work is per run (``groupby`` and list slices, in C).
+    """
+    for e in set(entries):
+        if e.__class__ is not Path or not e.eligible:
+            return None
+    by_path: dict[Path, list[bytes]] = {}
+    i = 0
+    for e, run in groupby(entries):
+        j = i + len(list(run))
+        lst = by_path.get(e)  # type: ignore[arg-type]
+        if lst is None:
+            by_path[e] = keys[i:j]  # type: ignore[index]
+        else:
+            lst += keys[i:j]
+        i = j
+    return by_path
 
 
 def _refresh(family: Family, subtype: int) -> bytes:
