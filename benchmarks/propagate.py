@@ -43,9 +43,11 @@ def run_bench(
     """One bgpbench invocation; its records are appended to ``out``."""
     py = PYTHON if os.path.exists(PYTHON) else sys.executable
     cmd = [py, os.path.join(BENCH, "bgpbench.py"), "--target", targets, "--prefixes", prefixes]
-    cmd += ["--monitors", monitors, "--repeat", str(repeat), "--out", out, *extra]
+    cmd += ["--monitors", monitors, "--repeat", str(repeat), "--out", os.path.abspath(out), *extra]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.call(cmd)
+    # From the harness's directory: it takes a target name that is also a directory here
+    # (the `podbgp` package) for a target directory of its own.
+    return subprocess.call(cmd, cwd=BENCH)
 
 
 def load(path: str) -> list[dict[str, Any]]:
