@@ -256,6 +256,7 @@ class World:
     clock: list[float]
     timers: list[tuple[float, Any]] = field(default_factory=list)
     fuzz_source: PeerSource | None = None
+    fuzz_neg: Negotiated | None = None
     max_prefix_hits: int = 0
     fib_changes: int = 0
 
@@ -452,6 +453,7 @@ def _deliver(w: World, events: list[FsmEvent]) -> None:
         if isinstance(ev, SessionEstablished):
             ad.peer_up(w.fuzz, ev.negotiated)
             w.fuzz_source = ad(w.fuzz, ev.negotiated)
+            w.fuzz_neg = ev.negotiated
         elif isinstance(ev, UpdatesReceived):
             if not ev.updates or not all(isinstance(u, Update) for u in ev.updates):
                 raise HarnessBug(f"empty or odd UpdatesReceived {ev!r}")
@@ -582,8 +584,8 @@ def run_session(profile: Profile, flags: int, stream: bytes) -> None:
         _feed(w, stream[start:cut])
         start = cut
     pull_receiver(w)
-    _expire(w)
     exercise_rib(w, graceful=bool(flags & 1))
+    _expire(w)
 
 
 def _expire(w: World) -> None:
@@ -631,6 +633,8 @@ def exercise_rib(w: World, graceful: bool) -> None:
     rib, ad = w.rib, w.adapter
     check_counts(rib)
     _show(rib, lookups=True)
+    for fam in FAMILIES:  # the other peer's End-of-RIB: selection deferral may end
+        ad.end_of_rib(w.receiver, fam)
     up = rib.peers.get(FUZZ_PEER) is not None and rib.peers[FUZZ_PEER].up
     if up:
         for fam in FAMILIES:
@@ -658,6 +662,14 @@ def exercise_rib(w: World, graceful: bool) -> None:
         pull_receiver(w)
         check_counts(rib)
         _show(rib, lookups=False)
+        if graceful and w.fuzz_neg is not None:
+            # The peer comes back (RFC 4724 §4.2): families it did not preserve go now,
+            # its End-of-RIB sweeps the rest for IPv4; IPv6 waits for the stale timer.
+            ad.peer_up(w.fuzz, w.fuzz_neg)
+            pull_receiver(w)
+            ad.end_of_rib(w.fuzz, FAMILIES[0])
+            pull_receiver(w)
+            check_counts(rib)
     _run_timers(w)
     pull_receiver(w)
     check_counts(rib)
@@ -782,8 +794,12 @@ def synthetic_stream(profile: Profile) -> bytes:
     out += [encode_end_of_rib(v4), encode_end_of_rib(v6), _route_refresh(v4, 1)]
     out += encode_announce(a4, v4, _nlri(profile, "10.202.0.0/24"), ctx)
     out += [_route_refresh(v4, 2), _route_refresh(v6, 0), encode_message(Keepalive(), ctx)]
-    out.append(encode_message(Notification.shutdown("maintenance"), ctx))
     return b"".join(out)
+
+
+def _shutdown_message() -> bytes:
+    """Cease / Administrative Shutdown with an RFC 9003 communication."""
+    return encode_message(Notification.shutdown("maintenance"), CodecContext())
 
 
 def _open_variants(profile: Profile) -> list[bytes]:
@@ -818,6 +834,7 @@ def synthetic_seeds() -> list[bytes]:
         cbyte = (1 if profile.as4 else 0) << 1 | (2 if profile.add_path else 0) << 1
         for flags in (0, 4, 8 | 1, 16 | 32, 64 | 128):
             out.append(bytes((flags, bits, cbyte | 1)) + stream)
+        out.append(bytes((1, bits, cbyte)) + stream + _shutdown_message())
         opened = profile.peer_open() + stream
         out.append(bytes((HEADER_OPEN_SENT, bits, cbyte)) + opened)
     for raw in _open_variants(Profile.of(REAL_PEER)):
