@@ -25,7 +25,7 @@ def test_fuzz_decode_and_consumers_bounded(tmp_path: Path) -> None:
             sys.executable,
             str(HERE / "fuzz_decode.py"),
             "-runs=40000",
-            "-max_total_time=25",
+            "-max_total_time=22",
             "-rss_limit_mb=2048",
             str(corpus),
         ],
