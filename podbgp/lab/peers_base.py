@@ -175,6 +175,18 @@ def wait_ipv6_ready(ns: Netns, timeout: float = 5.0) -> None:
         pass  # a dadfailed address stays tentative forever; let the daemon report it
 
 
+def _signal_group(p: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal `p`'s process group (it leads one: `Netns.popen` starts a new session)."""
+    try:
+        leads = os.getpgid(p.pid) == p.pid
+    except ProcessLookupError:
+        return
+    if leads:
+        os.killpg(p.pid, sig)
+    else:
+        os.kill(p.pid, sig)
+
+
 def run_cmd(args: Sequence[str], timeout: float = 10, check: bool = True) -> str:
     """Run a control command (vtysh, birdc, gobgp, bgpctl) in the root namespace."""
     proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
@@ -239,7 +251,7 @@ class Daemon:
         for p in reversed(self.procs):
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGCONT)  # a paused daemon cannot handle TERM
+                    _signal_group(p, signal.SIGCONT)  # a paused daemon cannot handle TERM
                     p.terminate()
         deadline = time.monotonic() + timeout
         for p in reversed(self.procs):
@@ -255,13 +267,17 @@ class Daemon:
         self.start()
 
     def pause(self) -> None:
-        """SIGSTOP the daemon: its sessions stay open but it sends nothing (hold-timer tests)."""
+        """SIGSTOP the daemon: its sessions stay open but it sends nothing (hold-timer tests).
+
+        The whole process group is stopped: OpenBGPD's session engine and ExaBGP's API helper
+        are children of the process we started, and OpenBGPD's children send the keepalives.
+        """
         for p in self.procs:
-            os.kill(p.pid, signal.SIGSTOP)
+            _signal_group(p, signal.SIGSTOP)
 
     def resume(self) -> None:
         for p in self.procs:
-            os.kill(p.pid, signal.SIGCONT)
+            _signal_group(p, signal.SIGCONT)
 
     @property
     def running(self) -> bool:

@@ -169,9 +169,12 @@ class Exabgp(Daemon):
             "exabgp.api.ack=false",
             f"exabgp.log.destination={self.dir / 'exabgp.log'}",
         ]
-        passive = [self._local_address(n) for n in self.config.neighbors if n.passive]
-        if passive:
-            env.append(f"exabgp.tcp.bind={' '.join(sorted(set(passive)))}")
+        # ExaBGP listens only when told where: on the local address of each passive
+        # neighbour, plus `listen_addresses` (so an active neighbour can also be dialled in).
+        binds = {self._local_address(n) for n in self.config.neighbors if n.passive}
+        binds.update(self.config.listen_addresses)
+        if binds:
+            env.append(f"exabgp.tcp.bind={' '.join(sorted(binds))}")
         if self.config.port != 179:
             env.append(f"exabgp.tcp.port={self.config.port}")
         args = ["env", *env, EXABGP, str(self.dir / "exabgp.conf")]
