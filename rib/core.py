@@ -83,6 +83,7 @@ class PeerState:
     up: bool = False
     counts: dict[Family, int] = field(default_factory=dict)
     members: dict[Family, Member] = field(default_factory=dict)
+    # Import verdicts per family: id(attrs) (with ADD-PATH: (path id, id)) -> (attrs, Path | None).
     imports: dict[Family, dict[Any, Any]] = field(default_factory=dict)
     pre_policy: dict[Family, dict[bytes, PathAttributes]] = field(default_factory=dict)
     pre_add_path: set[Family] = field(default_factory=set)
@@ -488,12 +489,16 @@ class Rib:
         cache = st.imports.get(family)
         if cache is None:
             cache = st.imports[family] = {}
-        ck = (path_id, attrs) if path_id else attrs
-        hit = cache.get(ck, _MISS)
-        if hit is not _MISS:
-            return hit  # type: ignore[no-any-return]
+        # Keyed by identity (the codec interns attribute sets, DESIGN.md rule 1): no
+        # Python-level __hash__ per UPDATE. The entry keeps ``attrs`` alive, so its
+        # id cannot be reused while the entry exists; an equal but distinct object
+        # only misses here and finds its interned Path in ``_path``.
+        ck = (path_id, id(attrs)) if path_id else id(attrs)
+        hit = cache.get(ck)
+        if hit is not None and hit[0] is attrs:
+            return hit[1]  # type: ignore[no-any-return]
         if self._looped(st, attrs) or _own_next_hop(st.own, family, attrs):
-            cache[ck] = None
+            cache[ck] = (attrs, None)
             return None
         pol = st.policy.import_policy
         if pol.prefix_dependent:
@@ -505,7 +510,7 @@ class Rib:
         path = None if v is None else self._path(st.source.slot(path_id), v.attrs, family)
         if len(cache) > 100_000:
             cache.clear()
-        cache[ck] = path
+        cache[ck] = (attrs, path)
         return path
 
     def _import_per_prefix(

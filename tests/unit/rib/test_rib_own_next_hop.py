@@ -87,10 +87,10 @@ def test_checked_once_per_attribute_set() -> None:
     a = peer(rib, "192.0.2.1", 65001, fx=facts(local="192.0.2.254"))
     bad = attrs(nh="192.0.2.254")
     announce(rib, a, ["203.0.113.0/24"], bad)
-    assert rib.peers[a].imports[V4] == {bad: None}
+    assert list(rib.peers[a].imports[V4].values()) == [(bad, None)]
     announce(rib, a, [f"10.{i}.0.0/16" for i in range(50)], bad)
     assert rib.loc[V4] == {}
-    assert rib.peers[a].imports[V4] == {bad: None}
+    assert list(rib.peers[a].imports[V4].values()) == [(bad, None)]
 
 
 def test_new_session_with_another_local_address_judges_afresh() -> None:
