@@ -47,8 +47,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from itertools import compress, groupby, repeat
-from operator import attrgetter, is_not, itemgetter
+from itertools import compress, groupby, islice, repeat
+from operator import attrgetter, is_not
 from typing import Any
 
 from bgp.wire import (
@@ -73,8 +73,6 @@ Entry = Path | Ranked
 Sent = tuple[tuple[int, PathAttributes], ...]
 Queued = bytes | tuple[bytes, dict[Source, bytes]]
 _source_of = attrgetter("source")
-_first = itemgetter(0)
-_second = itemgetter(1)
 
 
 class Told:
@@ -175,10 +173,8 @@ class UpdateGroup:
             keys = list(dirty)
             entries = list(dirty.values())
         else:
-            pop = dirty.popitem  # from the end: no deleted slots to skip next time
-            items = [pop() for _ in range(CHUNK)]
-            keys = list(map(_first, items))
-            entries = list(map(_second, items))
+            keys = list(islice(dirty, CHUNK))
+            entries = list(map(dirty.pop, keys))
         if self.add_path:
             blob: Queued = self._diff_add_path(keys, entries)
         elif entries.count(None) == len(entries):
