@@ -257,6 +257,7 @@ class World:
     timers: list[tuple[float, Any]] = field(default_factory=list)
     fuzz_source: PeerSource | None = None
     fuzz_neg: Negotiated | None = None
+    recv_view: dict[tuple[Family, bytes], PathAttributes | None] = field(default_factory=dict)
     max_prefix_hits: int = 0
     fib_changes: int = 0
 
@@ -536,8 +537,9 @@ def _pull_fuzz(w: World) -> None:
         return
     data = src.pull(1 << 16)
     if data and w.fsm.send_update_bytes(data, w.clock[0]):
+        ctx = _mirror(w.fsm.ctx)
         for frame in _frames(w.fsm.data_to_send()):
-            decode_message(frame, _mirror(w.fsm.ctx))
+            _own(frame, ctx)
 
 
 def _mirror(ctx: CodecContext) -> CodecContext:
@@ -554,25 +556,54 @@ def _mirror(ctx: CodecContext) -> CodecContext:
     )
 
 
+def _own(frame: bytes, ctx: CodecContext) -> Update | None:
+    """A message we sent, decoded as its receiver would: nothing for RFC 7606 to fix."""
+    if len(frame) > ctx.max_message_len:
+        raise HarnessBug(f"{len(frame)}-octet message to a {ctx.max_message_len}-octet peer")
+    try:
+        msg = decode_message(frame, ctx)
+    except BGPError as err:
+        raise HarnessBug(f"we sent a malformed message {frame.hex()}: {err!r}") from err
+    if not isinstance(msg, Update):
+        return None
+    if msg.action is not Action.NONE:
+        raise HarnessBug(f"we sent {frame.hex()}, RFC 7606 finds {msg.errors!r}")
+    return msg
+
+
 def pull_receiver(w: World) -> int:
-    """Everything the receiver is owed; every UPDATE must decode with nothing to fix."""
+    """Everything the receiver is owed, applied to its view of our routes: every
+    UPDATE decodes cleanly, and the receiver ends up holding no prefix the Loc-RIB
+    does not have (a stale advertisement would blackhole its traffic)."""
     n = 0
-    max_len = w.recv_ctx.max_message_len
+    view = w.recv_view
+    ctx = w.recv_ctx
     for _ in range(MAX_PULLS):
         data = w.recv_source.pull(1 << 16)
         if not data:
+            _check_view(w)
             return n
         for frame in _frames(data):
-            if len(frame) > max_len:
-                raise HarnessBug(f"{len(frame)}-octet UPDATE to a {max_len}-octet peer")
-            try:
-                msg = decode_message(frame, w.recv_ctx)
-            except BGPError as err:
-                raise HarnessBug(f"we sent a malformed message {frame.hex()}: {err!r}") from err
-            if isinstance(msg, Update) and msg.action is not Action.NONE:
-                raise HarnessBug(f"we sent {frame.hex()}, RFC 7606 finds {msg.errors!r}")
+            msg = _own(frame, ctx)
             n += 1
+            if msg is None:
+                continue
+            for fam, items in msg.unreach.items():
+                for nlri in items:
+                    view.pop((fam, nlri), None)
+            for fam, items in msg.reach.items():
+                for nlri in items:
+                    view[(fam, nlri)] = msg.attrs
     raise HarnessBug(f"receiver still has output after {MAX_PULLS} pulls")
+
+
+def _check_view(w: World) -> None:
+    ctx = w.recv_ctx
+    for fam, nlri in w.recv_view:
+        ap = ctx.add_path_ipv4 if fam is Family.IPV4_UNICAST else ctx.add_path_ipv6
+        key = nlri[4:] if ap else nlri
+        if key not in w.rib.loc[fam]:
+            raise HarnessBug(f"receiver still holds {key_to_str(fam, key)}, gone from the Loc-RIB")
 
 
 def run_session(profile: Profile, flags: int, stream: bytes) -> None:
