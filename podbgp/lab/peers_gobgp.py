@@ -170,6 +170,9 @@ class Gobgp(Daemon):
 
     name = "gobgp"
     binaries = (GOBGPD, GOBGP)
+    # gobgpd's -l: "debug" logs each FSM transition with its reason (e.g. the code and
+    # subcode of a NOTIFICATION received before Established, which its API does not keep).
+    log_level: str | None = None
 
     @property
     def target(self) -> str:
@@ -189,6 +192,8 @@ class Gobgp(Daemon):
     def _spawn(self) -> list[subprocess.Popen[bytes]]:
         args = [GOBGPD, "-f", str(self.dir / "gobgpd.toml"), "-t", "toml"]
         args += ["--api-hosts", self.target, "--pprof-disable", "-p"]
+        if self.log_level:
+            args += ["-l", self.log_level]
         if any(n.graceful_restart for n in self.config.neighbors) and getattr(
             self, "_restarting", False
         ):

@@ -11,8 +11,10 @@ in its own state.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from sessions_harness import V4, V6, SpeakerThread, announce
 
 from bgp.settings import PeerSettings, SpeakerSettings
 from podbgp.lab.peer_link import Link
-from podbgp.lab.peers import BgpConfig, Daemon, Neighbor, Route, wait_for
+from podbgp.lab.peers import BgpConfig, Daemon, Gobgp, Neighbor, Route, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.root]
 
@@ -134,17 +136,37 @@ def _reported_bad_peer_as(name: str, info: dict[str, Any]) -> bool:
     return int(received.get("notification", 0)) >= 1
 
 
+def gobgp_log(daemon: Daemon, msg: str, key: str) -> list[dict[str, str]]:
+    """GoBGP's log lines (logfmt) with ``msg="<msg>"`` for neighbour ``key``, as dicts."""
+    out = []
+    for line in daemon.log_tail(2000).splitlines():
+        fields = {k: v.strip('"') for k, v in re.findall(r'(\w[\w-]*)=("[^"]*"|\S*)', line)}
+        if fields.get("msg") == msg and fields.get("Key") == key:
+            out.append(fields)
+    return out
+
+
 @pytest.mark.parametrize("name", ["bird", "gobgp", "openbgpd", "exabgp"])
 def test_wrong_peer_as_is_an_open_error_the_daemon_reports(
     name: str, link: Link, tmp_path: Path, require_daemon: Require
 ) -> None:
     cls = require_daemon(name)
     cfg = peer_config(link, None)
-    cfg.neighbors = cfg.neighbors[:1]
-    with (
-        cls(link.a, tmp_path / name, cfg) as daemon,
-        speaker(link, pod_peers(link, None, asn=65099)[:1]) as pod,
-    ):
+    peers = pod_peers(link, None, asn=65099)[:1]
+    if name == "gobgp":
+        # GoBGP 3.10 logs the code of a NOTIFICATION it receives only once
+        # Established (before that its FSM drops to Idle as "invalid-msg"), and a
+        # NOTIFICATION it sends for a bad OPEN with its check's text only. So over
+        # IPv6 GoBGP expects a wrong AS for podbgp: its logged Bad Peer AS check
+        # must reach podbgp as code 2 / subcode 2.
+        cfg.neighbors[1] = replace(cfg.neighbors[1], asn=65098)
+        peers += pod_peers(link, None)[1:]
+    else:
+        cfg.neighbors = cfg.neighbors[:1]
+    daemon = cls(link.a, tmp_path / name, cfg)
+    if isinstance(daemon, Gobgp):
+        daemon.log_level = "debug"  # FSM transitions with their reasons
+    with daemon, speaker(link, peers) as pod:
         wait_for(
             lambda: _reported_bad_peer_as(name, daemon.neighbor_info(link.b4)),
             20,
@@ -153,3 +175,20 @@ def test_wrong_peer_as_is_an_open_error_the_daemon_reports(
         assert daemon.neighbor_state(link.b4) != "Established"
         err = pod.stats(link.a4)["last_error"]
         assert (err["code"], err["subcode"], err["direction"]) == (2, 2, "sent")
+        if name == "gobgp":
+            # It left OpenSent/OpenConfirm on podbgp's NOTIFICATION, never Established...
+            changes = gobgp_log(daemon, "state changed", link.b4)
+            assert any(
+                c["old"] in ("BGP_FSM_OPENSENT", "BGP_FSM_OPENCONFIRM")
+                and (c["new"], c["reason"]) == ("BGP_FSM_IDLE", "invalid-msg")
+                for c in changes
+            ), changes
+            assert not any(c["new"] == "BGP_FSM_ESTABLISHED" for c in changes)
+            # ...and its own Bad Peer AS check is in its log and reaches podbgp as 2/2.
+            sent = wait_for(
+                lambda: gobgp_log(daemon, "sent notification", link.b6), 20, "GoBGP's 2/2"
+            )
+            assert sent[0]["Data"] == f"as number mismatch expected 65098, received {POD_AS}"
+            pod.wait(lambda: pod.stats(link.a6)["last_error"], 10, "podbgp to get GoBGP's 2/2")
+            err6 = pod.stats(link.a6)["last_error"]
+            assert (err6["code"], err6["subcode"], err6["direction"]) == (2, 2, "received")
