@@ -230,6 +230,7 @@ def negotiate(
         ebgp=peer_as != local_as,
         local_as=local_as,
         peer_as=peer_as,
+        enforce_first_as=peer.enforce_first_as,
     )
     return Negotiated(
         peer_as=peer_as,

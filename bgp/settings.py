@@ -53,6 +53,9 @@ class PeerSettings:
       bit set, forwarding state preserved for every family).
     - ``shutdown_message``: the RFC 9003 text sent when the peer is shut down
       or removed without a message of its own.
+    - ``enforce_first_as``: an eBGP UPDATE whose AS_PATH does not start with
+      the peer's AS is treated as withdraw (RFC 4271 §6.3, RFC 7606 §7.2);
+      turn off for a route server that does not prepend its AS (RFC 7947).
     """
 
     address: str
@@ -79,6 +82,7 @@ class PeerSettings:
     shutdown_message: str = ""
     enabled: bool = True
     description: str = ""
+    enforce_first_as: bool = True
 
     def __post_init__(self) -> None:
         if self.hold_time != 0 and self.hold_time < 3:

@@ -343,8 +343,9 @@ def _d_origin(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
 def _d_as_path(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
     allow_confed = not ctx.ebgp or ctx.confed_peer
     path = _parse_as_path(v, 4 if ctx.as4 else 2, allow_confed)
-    if ctx.ebgp and ctx.peer_as and not ctx.confed_peer:
-        # RFC 4271 §6.3: leftmost AS of an external peer's path must be its AS.
+    if ctx.enforce_first_as and ctx.ebgp and ctx.peer_as and not ctx.confed_peer:
+        # RFC 4271 §6.3: leftmost AS of an external peer's path must be its AS
+        # (a MAY; a route server's paths start with its clients' ASes, RFC 7947).
         first = path[0] if path else None
         bad = first is None or first[0] != SegmentType.AS_SEQUENCE or first[1][0] != ctx.peer_as
         # On a 2-octet session a 4-octet peer's AS shows as AS_TRANS (RFC 6793 §4.2.2).

@@ -33,6 +33,9 @@ class CodecContext:
     - ``local_as`` / ``peer_as``: our and the peer's AS, 0 if unknown.
     - ``confed_peer``: the peer is in our confederation (RFC 5065), so
       AS_CONFED_* segments are legal from it.
+    - ``enforce_first_as``: check that an external peer's AS_PATH starts with
+      its AS (RFC 4271 §6.3 makes the check a MAY). Off for a route server,
+      which does not prepend its own AS (RFC 7947 §2.2.2.1).
     """
 
     as4: bool = True
@@ -46,6 +49,7 @@ class CodecContext:
     confed_peer: bool = False
     add_path_send_ipv4: bool = False
     add_path_send_ipv6: bool = False
+    enforce_first_as: bool = True
     # Decoded attribute blobs, keyed by raw bytes; see bgp.wire.update.
     _attr_cache: dict[Any, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False

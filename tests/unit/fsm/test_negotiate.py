@@ -9,6 +9,7 @@ import pytest
 from bgp.errors import OpenMessageError, OpenSubcode
 from bgp.negotiate import build_open, hold_and_keepalive, negotiate, validate_open
 from bgp.settings import AddPathMode, PeerSettings
+from bgp.wire import Action, CodecContext, PathAttributes, Update, decode_message
 from bgp.wire.capabilities import (
     AddPathCapability,
     ExtendedMessageCapability,
@@ -20,6 +21,8 @@ from bgp.wire.capabilities import (
 )
 from bgp.wire.constants import AS_TRANS, Family
 from bgp.wire.messages import Open
+from bgp.wire.prefix import Prefix
+from bgp.wire.update import encode_announce
 
 V4, V6 = Family.IPV4_UNICAST, Family.IPV6_UNICAST
 
@@ -35,8 +38,8 @@ def their_open(*caps: object, asn: int = 65002, hold: int = 90, rid: str = "10.0
         asn if asn <= 0xFFFF else AS_TRANS,
         hold,
         IPv4Address(rid),
-        tuple(caps),
-    )  # type: ignore[arg-type]
+        tuple(caps),  # type: ignore[arg-type]
+    )
 
 
 def test_our_open_announces_what_settings_ask_for() -> None:
@@ -209,3 +212,22 @@ def test_restarting_speaker_sets_restart_and_forwarding_bits() -> None:
     assert isinstance(gr0, GracefulRestartCapability) and isinstance(gr1, GracefulRestartCapability)
     assert not gr0.restarting and not any(f for _, _, f in gr0.families)
     assert gr1.restarting and all(f for _, _, f in gr1.families)
+
+
+@pytest.mark.parametrize(("enforce", "action"), [(True, Action.TREAT_AS_WITHDRAW), (False, None)])
+def test_first_as_check_follows_peer_settings(enforce: bool, action: Action | None) -> None:
+    """RFC 4271 §6.3 (a MAY): off for a route server, whose paths start with its
+    clients' ASes (RFC 7947 §2.2.2.1), so their routes are kept, not withdrawn."""
+    settings = ps(enforce_first_as=enforce)
+    ours = build_open(65001, "10.0.0.1", settings)
+    neg = negotiate(ours, their_open(FourOctetAsCapability(65002)), 65001, settings, 65002)
+    assert neg.ctx.enforce_first_as is enforce and neg.ctx.ebgp and neg.ctx.peer_as == 65002
+    attrs = PathAttributes(
+        origin=0, as_path=((2, (65099, 65003)),), next_hop=IPv4Address("10.0.0.2")
+    )
+    nlri = [Prefix.from_str("10.9.0.0/24").nlri()]
+    raw = encode_announce(attrs, V4, nlri, CodecContext(as4=True))[0]
+    msg = decode_message(raw, neg.ctx)
+    assert isinstance(msg, Update)
+    assert msg.action == (action or Action.NONE), msg.errors
+    assert [str(p) for p in (msg.withdrawn if action else msg.announced)] == ["10.9.0.0/24"]

@@ -116,6 +116,13 @@ CASES = [
         [P1, P2],
         ctx={"ebgp": True, "peer_as": 65001},
     ),
+    Case(
+        "as_path first AS not the eBGP peer, check off (RFC 7947 route server)",
+        update(attrs=BASE, nlri=NLRI),
+        NONE,
+        [P1, P2],
+        ctx={"ebgp": True, "peer_as": 65099, "enforce_first_as": False},
+    ),
     taw(
         "confed segment from eBGP peer",
         ORIGIN_IGP + attr(0x40, 2, b"\x03\x01\x00\x00\xfd\xe9") + next_hop("192.0.2.1"),
