@@ -567,7 +567,10 @@ class Rib:
         added = inserted = len(loc) - before
         if added == len(keys):
             # Fast path, all new prefixes (a table being learned).
-            changed.update(dict.fromkeys(keys, path))
+            if changed:
+                changed.update(dict.fromkeys(keys, path))
+            else:
+                self._changed[family] = dict.fromkeys(keys, path)
             st.counts[family] = st.counts.get(family, 0) + added
             return
         slot = path.slot
@@ -613,7 +616,11 @@ class Rib:
         distinct.discard(None)
         changed = self._changed[family]
         if all(o.__class__ is Path and o.slot is slot for o in distinct):
-            changed.update(dict.fromkeys(keys))  # fast path: every entry was only ours
+            # Fast path: every entry was only ours (the batch's first change needs no copy).
+            if changed:
+                changed.update(dict.fromkeys(keys))
+            else:
+                self._changed[family] = dict.fromkeys(keys)
         else:
             removed -= self._withdraw_shared(loc, changed, slot, keys, olds)
         if removed and st is not None:
@@ -728,15 +735,18 @@ class Rib:
             self._changed[fam] = {}
             if fam in deferred:
                 continue  # selected in full when the deferral ends
-            for g in self.groups.values():
-                if g.family is fam:
-                    g.dirty.update(changed)
-                    for m in g.members:
-                        if m.idle:
-                            m.idle = False
-                            self.wake(m.peer_key)
             if self.fib is not None:
                 self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
+            groups = [g for g in self.groups.values() if g.family is fam]
+            for g in groups:
+                if g is groups[-1] and not g.dirty:
+                    g.dirty = changed  # nobody else reads it any more: no copy
+                else:
+                    g.dirty.update(changed)
+                for m in g.members:
+                    if m.idle:
+                        m.idle = False
+                        self.wake(m.peer_key)
 
     # ------------------------------------------------------------------ outbound
 
