@@ -212,7 +212,8 @@ def seed_corpus(where: Path) -> Path:
 
 def main() -> None:
     """libFuzzer writes new inputs to the first corpus directory; ``regressions/``
-    (inputs that once found a bug) is always read as well."""
+    (inputs that once found a bug) is always read as well, and ``bgp.dict`` (BGP
+    tokens for the mutator) is used unless another ``-dict=`` is given."""
     argv = list(sys.argv)
     dirs = [a for a in argv[1:] if not a.startswith("-")]
     if dirs:
@@ -220,6 +221,8 @@ def main() -> None:
     else:
         argv.append(str(seed_corpus(HERE / "corpus-local")))
     argv.append(str(HERE / "regressions"))
+    if not any(a.startswith("-dict=") for a in argv):
+        argv.insert(1, f"-dict={HERE / 'bgp.dict'}")
     atheris.Setup(argv, one_input)
     atheris.Fuzz()
 
