@@ -730,16 +730,15 @@ def _fresh_runs(keys: list[bytes], entries: list[Entry | None]) -> dict[Path, li
     The RIB notes an UPDATE's prefixes together with their shared path, so the
     entries come in runs: the work is per run (``groupby`` and list slices, in C).
     """
-    for e in set(entries):
-        if e.__class__ is not Path or not e.eligible:
-            return None
     by_path: dict[Path, list[bytes]] = {}
     i = 0
     for e, run in groupby(entries):
+        if e.__class__ is not Path or not e.eligible:
+            return None
         j = i + len(list(run))
-        lst = by_path.get(e)  # type: ignore[arg-type]
+        lst = by_path.get(e)
         if lst is None:
-            by_path[e] = keys[i:j]  # type: ignore[index]
+            by_path[e] = keys[i:j]
         else:
             lst += keys[i:j]
         i = j
