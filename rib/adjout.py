@@ -233,6 +233,7 @@ class UpdateGroup:
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
         replaced: list[tuple[bytes, Path, Path]] = []  # (key, adj_out path, new best)
         by_path = _fresh_runs(keys, entries) if olds.count(None) == len(olds) else None
+        fresh = by_path is not None
         if by_path is None:
             by_path = {}
             by_get = by_path.get
@@ -263,6 +264,8 @@ class UpdateGroup:
                     lst.append(key)
         if self.exporter.per_prefix:
             return self._encode_per_prefix(withdrawn, by_path)
+        if fresh:  # each entry is its prefix's best path, new to adj_out: one bulk update
+            adj.update(zip(keys, entries, strict=True))
         # Every path leaving adj_out came from this source when it holds only one's.
         only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
         if wd_old or replaced:
@@ -276,13 +279,17 @@ class UpdateGroup:
         for path, ks in by_path.items():
             out = out_of(path)
             if out is None:
-                self._reject(ks, withdrawn, wd_old)
+                if fresh:  # never sent: nothing to withdraw
+                    deque(map(adj.pop, ks), maxlen=0)
+                else:
+                    self._reject(ks, withdrawn, wd_old)
                 continue
             target = groups
             src = path.source
             if src in srcs:
                 target = own.setdefault(src, {})
-            adj.update(dict.fromkeys(ks, path))
+            if not fresh:
+                adj.update(dict.fromkeys(ks, path))
             counts[src] = counts.get(src, 0) + len(ks)
             lst = target.get(id(out))
             if lst is None:

@@ -568,7 +568,7 @@ class Rib:
         if added == len(keys):
             # Fast path, all new prefixes (a table being learned).
             if changed:
-                changed.update(dict.fromkeys(keys, path))
+                changed.update(zip(keys, repeat(path)))
             else:
                 self._changed[family] = dict.fromkeys(keys, path)
             st.counts[family] = st.counts.get(family, 0) + added
