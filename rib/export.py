@@ -122,12 +122,15 @@ class Exporter:
     def _ebgp(self, path: Path, verdict: Verdict) -> PathAttributes:
         attrs = verdict.attrs
         med_set = attrs.med is not None and (path.local or attrs.med != path.attrs.med)
-        attrs = attrs.replace(
-            local_pref=None,
-            originator_id=None,
-            cluster_list=(),
-            med=attrs.med if med_set else None,
-        ).prepend_as(self.local_as)
+        med = attrs.med if med_set else None
+        if (
+            attrs.local_pref is not None
+            or attrs.originator_id is not None
+            or attrs.cluster_list
+            or attrs.med != med
+        ):  # (a copy costs; most eBGP-learned sets have nothing to strip)
+            attrs = attrs.replace(local_pref=None, originator_id=None, cluster_list=(), med=med)
+        attrs = attrs.prepend_as(self.local_as)
         nh = verdict.next_hop
         if isinstance(nh, IPv4Address | IPv6Address):
             return attrs
