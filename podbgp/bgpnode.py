@@ -96,6 +96,7 @@ def peer_settings(
         restart_time=b.restart_time,
         restarting=restarting and p.graceful_restart,
         shutdown_message=p.shutdown_message,
+        enforce_first_as=p.enforce_first_as,
     )
 
 

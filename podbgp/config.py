@@ -213,6 +213,9 @@ class PeerOptions:
     add_path: AddPath = AddPath.OFF
     add_path_send_max: int = 0
     soft_reconfiguration: bool = False
+    # RFC 4271 §6.3 (a MAY): an eBGP route whose AS_PATH does not start with the peer's
+    # AS is withdrawn; off for route servers, which do not prepend (RFC 7947 §2.2).
+    enforce_first_as: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1039,6 +1042,7 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
         "add_path": t.get("add_path", str, bgp["add_path"], _enum(AddPath)),
         "add_path_send_max": t.get("add_path_send_max", int, 0, _int_range(0, 65535)),
         "soft_reconfiguration": t.get("soft_reconfiguration", bool, False),
+        "enforce_first_as": t.get("enforce_first_as", bool, True),
     }
     _check_peer_options(t, out)
     return out

@@ -92,6 +92,7 @@ PEER_DEFAULTS = {
     "add_path": "off",
     "add_path_send_max": 0,
     "soft_reconfiguration": False,
+    "enforce_first_as": True,
 }
 
 

@@ -130,3 +130,15 @@ async def test_node_labels_reach_the_registry_and_select_pools(tmp_path: Path) -
     finally:
         await store.close()
     assert got.address in ipaddress.ip_network("10.251.0.0/24")
+
+
+def test_route_server_peer_skips_the_first_as_check() -> None:
+    from podbgp.bgpnode import peer_settings
+
+    cfg = load_config_text(
+        '[node]\nname = "n"\nasn = 64512\naddress = "10.0.0.1/24"\n[bgp]\nmesh = false\n'
+        '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 64600\nenforce_first_as = false\n'
+        '[[bgp.peer]]\naddress = "10.0.0.8"\nasn = 64601\n'
+    )
+    rs, plain = (peer_settings(cfg, p, str(p.address)) for p in cfg.bgp.peers)
+    assert (rs.enforce_first_as, plain.enforce_first_as) == (False, True)
