@@ -10,7 +10,8 @@ Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp
       ▼
     Loc-RIB  loc[family]    prefix key → Path | Ranked (all candidates; doubles as the
       │                     post-policy Adj-RIB-In); Ranked from rib.bestpath (RFC 4271 §9.1)
-      ▼  Rib.flush          changed keys → every update group's dirty set; FIB callback
+      ▼  Rib.flush          changed prefix → new entry, into every update group's dirty
+      │                     dict (no Loc-RIB lookup downstream); FIB callback
     UpdateGroup (rib.adjout)  export rules (rib.export, rib.reflect) + export policy,
       │                     Adj-RIB-Out, UPDATEs encoded once per group when pulled
       ▼
