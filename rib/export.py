@@ -112,7 +112,20 @@ class Exporter:
         if verdict is None:
             return None
         out = self._ebgp(path, verdict) if ebgp else self._ibgp(path, src, verdict)
+        if not self._fits(out):
+            # A next hop the session cannot carry (an IPv6 next hop on an IPv4 route
+            # without RFC 8950 extended next hop, an IPv4 one on an IPv6 route, none at
+            # all for a kept local route): next hop self, or do not advertise.
+            out = self._self(out)
+            if not self._fits(out):
+                return None
         return self._intern.setdefault(out, out)
+
+    def _fits(self, attrs: PathAttributes) -> bool:
+        nh = attrs.nexthop(self.family)
+        if self.family is Family.IPV4_UNICAST:
+            return isinstance(nh, IPv4Address)
+        return isinstance(nh, IPv6Address)
 
     def _self(self, attrs: PathAttributes) -> PathAttributes:
         if not self.nh_self:
