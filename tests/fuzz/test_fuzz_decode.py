@@ -24,8 +24,10 @@ def test_fuzz_decode_and_consumers_bounded(tmp_path: Path) -> None:
         [
             sys.executable,
             str(HERE / "fuzz_decode.py"),
-            "-runs=40000",
-            "-max_total_time=22",
+            # A fixed seed and a fixed number of runs: the same inputs on every machine,
+            # so a CI run is reproducible (`make fuzz` explores further, at random).
+            "-seed=20261127",
+            "-runs=7000",
             "-rss_limit_mb=2048",
             str(corpus),
         ],
