@@ -38,6 +38,9 @@ Address = IPv4Address | IPv6Address
 _MISS: Any = object()
 
 
+_CONFED = frozenset({3, 4})  # AS_CONFED_SEQUENCE, AS_CONFED_SET (RFC 5065 §3)
+
+
 def kind_of_source(path: Path) -> Kind:
     """The ``Kind`` of the source a path was learned from."""
     src = path.source
@@ -143,6 +146,10 @@ class Exporter:
             or attrs.med != med
         ):  # (a copy costs; most eBGP-learned sets have nothing to strip)
             attrs = attrs.replace(local_pref=None, originator_id=None, cluster_list=(), med=med)
+        path_segs = attrs.as_path or ()
+        if any(t in _CONFED for t, _ in path_segs):
+            # RFC 5065 §5: confederation segments never leave towards an eBGP peer.
+            attrs = attrs.replace(as_path=tuple(g for g in path_segs if g[0] not in _CONFED))
         attrs = attrs.prepend_as(self.local_as)
         nh = verdict.next_hop
         if isinstance(nh, IPv4Address | IPv6Address):

@@ -566,22 +566,9 @@ def _own(frame: bytes, ctx: CodecContext) -> Update | None:
         raise HarnessBug(f"we sent a malformed message {frame.hex()}: {err!r}") from err
     if not isinstance(msg, Update):
         return None
-    if msg.action is not Action.NONE and not _known_issue(frame, ctx):
+    if msg.action is not Action.NONE:
         raise HarnessBug(f"we sent {frame.hex()}, RFC 7606 finds {msg.errors!r}")
     return msg
-
-
-def _known_issue(frame: bytes, ctx: CodecContext) -> bool:
-    """Reported, not yet fixed (``regressions/export-confed-segments-to-ebgp``):
-    confederation segments an iBGP peer sent are passed on to an eBGP peer, which
-    treats the route as withdrawn (RFC 7606 §7.2); RFC 5065 §5 says to remove them
-    before prepending our AS. Drop this once ``rib.export`` strips them."""
-    if not ctx.ebgp:
-        return False
-    msg = decode_message(frame, replace(ctx, confed_peer=True))
-    if not isinstance(msg, Update) or msg.attrs is None or msg.action is not Action.NONE:
-        return False
-    return any(t in (3, 4) for t, _ in msg.attrs.as_path or ())
 
 
 def pull_receiver(w: World) -> int:

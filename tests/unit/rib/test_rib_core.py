@@ -317,3 +317,16 @@ def test_peer_count_matches_table(rib: Rib | None = None) -> None:
     withdraw(rib, a, [f"203.0.{i}.0/24" for i in range(5)])
     assert rib.peers[a].counts[V4] == 15 and rib.peers[b].counts[V4] == 20
     assert len(rib.loc[V4]) == 25
+
+
+def test_confederation_segments_never_leave_towards_ebgp() -> None:
+    """RFC 5065 §5: AS_CONFED_* segments (here from an iBGP peer) are removed before our
+    AS is prepended; an eBGP peer would treat the route as withdrawn (RFC 7606 §7.2)."""
+    rib = make_rib()
+    i = peer(rib, "10.0.0.2", LOCAL_AS)
+    b = peer(rib, "192.0.2.2", 65002)
+    drain(rib, b)
+    confed = attrs((65010,), nh="10.0.0.2", lp=100).replace(as_path=((3, (65001,)), (2, (65010,))))
+    announce(rib, i, ["203.0.113.0/24"], confed)
+    got = drain(rib, b).announced["203.0.113.0/24"]
+    assert got.as_path == ((2, (LOCAL_AS, 65010)),)
