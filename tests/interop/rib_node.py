@@ -20,14 +20,10 @@ tracking need to treat reflected routes as valid.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import ctypes
-import os
-import threading
-import time
-from collections.abc import Callable
 from ipaddress import IPv4Address
-from typing import Any, TypeVar
+from typing import Any
+
+from sessions_harness import LoopThread
 
 from bgp.errors import CeaseSubcode
 from bgp.settings import PeerSettings, SpeakerSettings
@@ -39,9 +35,7 @@ from rib import PeerPolicy, Rib, RibSettings
 from rib.adapter import PeerSource, RibAdapter
 from rib.show import routes
 
-CLONE_NEWNET = 0x40000000
 HUB = "10.70.0.1"
-T = TypeVar("T")
 
 
 def spoke_address(i: int) -> str:
@@ -62,18 +56,6 @@ def lan(group: NetnsGroup, spokes: int) -> tuple[Netns, list[Netns]]:
         ns.ip("addr", "add", f"{spoke_address(i)}/24", "dev", "eth0")
         out.append(ns)
     return hub, out
-
-
-def setns(name: str) -> None:
-    """Move the calling thread into network namespace ``name``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
 
 
 class _Recorder:
@@ -99,7 +81,7 @@ class _RecordingAdapter(RibAdapter):
         return _Recorder(super().__call__(peer, negotiated), self.sent.setdefault(peer.key, []))
 
 
-class RibNode:
+class RibNode(LoopThread):
     """Speaker + RIB on a loop in a thread inside namespace ``ns`` (a context manager).
 
     ``peers`` pairs the session settings with the RIB's view of each peer.
@@ -115,51 +97,36 @@ class RibNode:
         *,
         restarting: bool = False,
     ) -> None:
-        self.ns = ns
+        super().__init__(ns.name, "rib")
+        self.netns = ns
         self.rib_settings = rib_settings
         self.peers = peers
         self.restarting = restarting
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.rib: Rib | None = None
-        self.speaker: Speaker | None = None
         self.max_prefix_hits: list[tuple[str, int]] = []
         self.fib_changes: list[dict[bytes, tuple[bytes, ...]]] = []
         self.sent: dict[str, list[bytes]] = {}  # peer -> bytes written, in order
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True, name=f"rib-{ns.name}")
 
-    def _main(self) -> None:
-        try:
-            setns(self.ns.name)
-            self.loop = loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self.rib = rib = Rib(self.rib_settings, fib=lambda fam, ch: self.fib_changes.append(ch))
-            adapter = _RecordingAdapter(
-                rib,
-                self.sent,
-                local4=IPv4Address(str(self.rib_settings.router_id)),
-                clock=loop.time,
-                call_at=loop.call_at,
-                on_max_prefix=self._max_prefix,
-            )
-            settings = SpeakerSettings(
-                asn=self.rib_settings.local_as,
-                router_id=str(self.rib_settings.router_id),
-                listen=("0.0.0.0",),
-            )
-            self.speaker = Speaker(settings, adapter, adapter)
-            for ps, pp in self.peers:
-                rib.add_peer(pp)
-                self.speaker.add_peer(ps)
-            loop.run_until_complete(self.speaker.start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        loop.run_forever()
-        loop.close()
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.rib = rib = Rib(self.rib_settings, fib=lambda fam, ch: self.fib_changes.append(ch))
+        adapter = _RecordingAdapter(
+            rib,
+            self.sent,
+            local4=IPv4Address(str(self.rib_settings.router_id)),
+            clock=loop.time,
+            call_at=loop.call_at,
+            on_max_prefix=self._max_prefix,
+        )
+        settings = SpeakerSettings(
+            asn=self.rib_settings.local_as,
+            router_id=str(self.rib_settings.router_id),
+            listen=("0.0.0.0",),
+        )
+        self.speaker = Speaker(settings, adapter, adapter)
+        for ps, pp in self.peers:
+            rib.add_peer(pp)
+            self.speaker.add_peer(ps)
+        loop.run_until_complete(self.speaker.start())
 
     def _max_prefix(self, handle: Any, limit: int) -> None:
         assert self.speaker is not None
@@ -169,39 +136,6 @@ class RibNode:
             peer.shutdown(
                 f"maximum prefixes ({limit}) reached", CeaseSubcode.MAXIMUM_PREFIXES_REACHED
             )
-
-    def __enter__(self) -> RibNode:
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        loop, speaker = self.loop, self.speaker
-        if loop is not None and speaker is not None and loop.is_running():
-            fut = asyncio.run_coroutine_threadsafe(speaker.stop("test over"), loop)
-            try:
-                fut.result(10)
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-
-    # ---------------------------------------------------------- calls into the loop
-
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the node's loop and return its result."""
-        assert self.loop is not None
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return fut.result(10)
 
     def state(self, address: str) -> str:
         def probe() -> str:
@@ -231,16 +165,3 @@ class RibNode:
                 out.append(decode_update(blob[i : i + n], ctx))
             i += n
         return out
-
-    def wait(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = cond()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
-
-    def wait_established(self, address: str, timeout: float = 20) -> None:
-        self.wait(lambda: self.state(address) == "established", timeout, f"{address} Established")

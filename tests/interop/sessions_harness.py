@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from bgp.events import PeerHandle, SessionDown
 from bgp.negotiate import Negotiated
@@ -115,48 +115,41 @@ class Source:
         return b"".join(out)
 
 
-class SpeakerThread:
-    """A speaker on its own loop in a thread inside namespace ``ns``."""
+class LoopThread:
+    """An asyncio loop in a thread that joined namespace ``ns`` (a context manager).
 
-    def __init__(
-        self,
-        ns: str,
-        settings: SpeakerSettings,
-        peers: list[PeerSettings],
-        routes: dict[str, list[bytes]] | None = None,
-    ) -> None:
+    Subclasses build their speaker on the loop in ``_start``; ``call`` runs a function
+    on the loop and returns its result; leaving the context stops the speaker.
+    """
+
+    speaker: Speaker | None
+
+    def __init__(self, ns: str, name: str) -> None:
         self.ns = ns
-        self.settings = settings
-        self.peers = peers
-        self.routes = routes or {}
-        self.sink = Sink()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.speaker: Speaker | None = None
+        self.speaker = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True, name=f"speaker-{ns}")
+        self._thread = threading.Thread(target=self._main, daemon=True, name=f"{name}-{ns}")
 
-    def _factory(self, peer: PeerHandle, negotiated: Negotiated) -> Source:
-        msgs = list(self.routes.get(peer.key, []))
-        return Source(msgs + [encode_end_of_rib(f) for f in sorted(negotiated.families)])
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
 
     def _main(self) -> None:
         try:
             setns(self.ns)
-            self.loop = asyncio.new_event_loop()
-            self.speaker = Speaker(self.settings, self.sink, self._factory)
-            for ps in self.peers:
-                self.speaker.add_peer(ps)
-            self.loop.run_until_complete(self.speaker.start())
+            self.loop = loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._start(loop)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
         self._ready.set()
-        self.loop.run_forever()
-        self.loop.close()
+        loop.run_forever()
+        loop.close()
 
-    def __enter__(self) -> SpeakerThread:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
@@ -164,15 +157,16 @@ class SpeakerThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.loop is not None and self.speaker is not None and self.loop.is_running():
-            self.call_async(self.speaker.stop("test over"))
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        loop, speaker = self.loop, self.speaker
+        if loop is not None and speaker is not None and loop.is_running():
+            try:
+                self.call_async(speaker.stop("test over"))
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
 
-    # ---------------------------------------------------------- calls
-
     def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the speaker's loop and return its result."""
+        """Run ``fn`` on the loop and return its result."""
         assert self.loop is not None
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -189,17 +183,8 @@ class SpeakerThread:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
 
-    def peer(self, address: str) -> Peer:
-        assert self.speaker is not None
-        p = self.speaker.peer(address)
-        assert p is not None, address
-        return p
-
-    def stats(self, address: str) -> dict[str, Any]:
-        return self.call(lambda: self.peer(address).stats())
-
     def state(self, address: str) -> str:
-        return str(self.stats(address)["state"])
+        raise NotImplementedError
 
     def wait(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
@@ -213,6 +198,45 @@ class SpeakerThread:
 
     def wait_established(self, address: str, timeout: float = 20) -> None:
         self.wait(lambda: self.state(address) == "established", timeout, f"{address} Established")
+
+
+class SpeakerThread(LoopThread):
+    """A speaker on its own loop in a thread inside namespace ``ns``."""
+
+    def __init__(
+        self,
+        ns: str,
+        settings: SpeakerSettings,
+        peers: list[PeerSettings],
+        routes: dict[str, list[bytes]] | None = None,
+    ) -> None:
+        super().__init__(ns, "speaker")
+        self.settings = settings
+        self.peers = peers
+        self.routes = routes or {}
+        self.sink = Sink()
+
+    def _factory(self, peer: PeerHandle, negotiated: Negotiated) -> Source:
+        msgs = list(self.routes.get(peer.key, []))
+        return Source(msgs + [encode_end_of_rib(f) for f in sorted(negotiated.families)])
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.speaker = Speaker(self.settings, self.sink, self._factory)
+        for ps in self.peers:
+            self.speaker.add_peer(ps)
+        loop.run_until_complete(self.speaker.start())
+
+    def peer(self, address: str) -> Peer:
+        assert self.speaker is not None
+        p = self.speaker.peer(address)
+        assert p is not None, address
+        return p
+
+    def stats(self, address: str) -> dict[str, Any]:
+        return self.call(lambda: self.peer(address).stats())
+
+    def state(self, address: str) -> str:
+        return str(self.stats(address)["state"])
 
     def wait_route(self, prefix: str, timeout: float = 15) -> PathAttributes:
         key = str(ipaddress.ip_network(prefix))
