@@ -26,7 +26,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from bgp.wire.attributes import PathAttributes
+from bgp.wire.attributes import PathAttributes, next_hop_changes, prepend
 from bgp.wire.constants import Family
 from rib.path import Path
 from rib.policy import NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, Policy, Verdict
@@ -139,24 +139,27 @@ class Exporter:
         attrs = verdict.attrs
         med_set = attrs.med is not None and (path.local or attrs.med != path.attrs.med)
         med = attrs.med if med_set else None
+        # Every change is gathered first: one copy of the attribute set, not one per rule.
+        changes: dict[str, Any] = {}
         if (
             attrs.local_pref is not None
             or attrs.originator_id is not None
             or attrs.cluster_list
             or attrs.med != med
-        ):  # (a copy costs; most eBGP-learned sets have nothing to strip)
-            attrs = attrs.replace(local_pref=None, originator_id=None, cluster_list=(), med=med)
-        path_segs = attrs.as_path or ()
-        if any(t in _CONFED for t, _ in path_segs):
+        ):
+            changes.update(local_pref=None, originator_id=None, cluster_list=(), med=med)
+        segs = attrs.as_path or ()
+        if any(t in _CONFED for t, _ in segs):
             # RFC 5065 §5: confederation segments never leave towards an eBGP peer.
-            attrs = attrs.replace(as_path=tuple(g for g in path_segs if g[0] not in _CONFED))
-        attrs = attrs.prepend_as(self.local_as)
+            segs = tuple(g for g in segs if g[0] not in _CONFED)
+        changes["as_path"] = prepend(segs, self.local_as)
         nh = verdict.next_hop
-        if isinstance(nh, IPv4Address | IPv6Address):
-            return attrs
-        if nh == "keep" or (self.keep_nh and nh != "self" and path.nexthop):
-            return attrs
-        return self._self(attrs)
+        keep = isinstance(nh, IPv4Address | IPv6Address) or (
+            nh == "keep" or (self.keep_nh and nh != "self" and path.nexthop)
+        )
+        if not keep and self.nh_self:
+            changes.update(next_hop_changes(self.family, self.nh_self))
+        return attrs.replace(**changes)
 
     def _ibgp(self, path: Path, src: Kind, verdict: Verdict) -> PathAttributes:
         attrs = verdict.attrs

@@ -70,6 +70,8 @@ __all__ = [
     "encode_attribute",
     "is_martian_v4",
     "is_martian_v6",
+    "next_hop_changes",
+    "prepend",
 ]
 
 Segment = tuple[int, tuple[int, ...]]
@@ -175,13 +177,11 @@ class PathAttributes:
 
     def with_next_hop(self, family: Family, *hops: Address) -> PathAttributes:
         """A copy whose next hop for ``family`` is ``hops`` (global[, link-local])."""
-        if family is Family.IPV4_UNICAST and len(hops) == 1 and isinstance(hops[0], IPv4Address):
-            return replace(self, next_hop=hops[0], mp_next_hop=())
-        return replace(self, next_hop=None, mp_next_hop=tuple(hops))
+        return replace(self, **next_hop_changes(family, hops))
 
     def prepend_as(self, asn: int, count: int = 1) -> PathAttributes:
         """A copy with ``asn`` prepended ``count`` times (RFC 4271 §5.1.2)."""
-        return replace(self, as_path=_prepend(self.as_path or (), asn, count))
+        return replace(self, as_path=prepend(self.as_path or (), asn, count))
 
     @property
     def as_path_length(self) -> int:
@@ -201,7 +201,16 @@ class PathAttributes:
 # --------------------------------------------------------------------- AS_PATH
 
 
-def _prepend(path: AsPath, asn: int, count: int) -> AsPath:
+def next_hop_changes(family: Family, hops: tuple[Address, ...]) -> dict[str, Any]:
+    """The ``replace`` arguments that make ``hops`` (global[, link-local]) the next hop
+    of ``family``'s routes: NEXT_HOP for a single IPv4 address on IPv4, else MP_REACH."""
+    if family is Family.IPV4_UNICAST and len(hops) == 1 and isinstance(hops[0], IPv4Address):
+        return {"next_hop": hops[0], "mp_next_hop": ()}
+    return {"next_hop": None, "mp_next_hop": tuple(hops)}
+
+
+def prepend(path: AsPath, asn: int, count: int = 1) -> AsPath:
+    """``path`` with ``asn`` prepended ``count`` times (RFC 4271 §5.1.2)."""
     add = (asn,) * count
     if path and path[0][0] == SegmentType.AS_SEQUENCE and len(path[0][1]) + count <= 255:
         return ((int(SegmentType.AS_SEQUENCE), add + path[0][1]), *path[1:])
