@@ -53,6 +53,8 @@ API (stable; other packages use only these names)
 
     Sending routes in bulk (one attribute encoding shared by many UPDATEs):
         encode_announce(attrs, family, nlri_list, ctx) -> list[bytes]
+        announce_head(attrs, family, ctx) -> (body head, NLRI room) | None, and
+        update_header(body_len): frame IPv4 announcements without re-encoding
         encode_withdraw(family, nlri_list, ctx) -> list[bytes]
         encode_end_of_rib(family) -> bytes
 
@@ -119,9 +121,11 @@ from bgp.wire.prefix import (
 )
 from bgp.wire.update import (
     Update,
+    announce_head,
     encode_announce,
     encode_end_of_rib,
     encode_withdraw,
+    update_header,
 )
 
 __all__ = [
@@ -163,6 +167,7 @@ __all__ = [
     "UnknownAttribute",
     "UnknownCapability",
     "Update",
+    "announce_head",
     "as_path_length",
     "as_path_str",
     "decode_message",
@@ -176,4 +181,5 @@ __all__ = [
     "key_to_str",
     "negotiate",
     "split_path_id",
+    "update_header",
 ]

@@ -591,6 +591,29 @@ def encode_announce(
     return out
 
 
+def announce_head(
+    attrs: PathAttributes, family: Family, ctx: CodecContext
+) -> tuple[bytes, int] | None:
+    """For IPv4 routes carried in the NLRI field: the body of an UPDATE announcing
+    them with ``attrs`` up to the NLRI, and the room left for NLRI in one message.
+
+    A sender announcing the same attributes many times keeps this and frames
+    each message with ``update_header``: ``header + head + nlri`` is what
+    ``encode_announce`` returns when the NLRI fit. None when the routes go in
+    MP_REACH_NLRI (IPv6, or an IPv4 route without NEXT_HOP).
+    """
+    if family is not _V4 or attrs.next_hop is None:
+        return None
+    ab = attrs.encode(ctx)
+    head = _U16.pack(0) + _U16.pack(len(ab)) + ab
+    return head, ctx.max_message_len - 19 - len(head)
+
+
+def update_header(body_len: int) -> bytes:
+    """The 19-octet header of an UPDATE whose body is ``body_len`` octets."""
+    return _HDR.pack(MARKER, 19 + body_len, MessageType.UPDATE)
+
+
 def encode_withdraw(family: Family, nlri: Sequence[bytes], ctx: CodecContext) -> list[bytes]:
     """UPDATEs withdrawing ``nlri`` (Withdrawn Routes for IPv4, MP_UNREACH_NLRI otherwise)."""
     limit = ctx.max_message_len

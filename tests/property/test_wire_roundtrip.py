@@ -28,11 +28,13 @@ from bgp.wire import (
     UnknownAttribute,
     UnknownCapability,
     Update,
+    announce_head,
     decode_message,
     encode_announce,
     encode_message,
     encode_withdraw,
     join_path_id,
+    update_header,
 )
 from bgp.wire.attributes import ATTRS, is_martian_v4
 from bgp.wire.capabilities import CapCode
@@ -169,6 +171,30 @@ def test_bulk_encoders_round_trip(ctx: CodecContext, data: st.DataObject) -> Non
         assert isinstance(msg, Update)
         back.extend(msg.unreach.get(family, []))
     assert back == nlri
+
+
+@settings(max_examples=60, deadline=None)
+@given(contexts, st.data())
+def test_announce_head_frames_what_encode_announce_sends(
+    ctx: CodecContext, data: st.DataObject
+) -> None:
+    """A head kept per attribute set + a header per message is byte for byte the
+    single message ``encode_announce`` builds, whenever the NLRI fit in one."""
+    family = data.draw(st.sampled_from([V4, V6]))
+    bits = 32 if family is V4 else 128
+    nlri = data.draw(_nlri(bits, ctx.add_path_tx(family), max_size=60))
+    attrs = data.draw(attributes(ctx.as4, family is V4, family is V6))
+    head = announce_head(attrs, family, ctx)
+    if family is V6 or attrs.next_hop is None:
+        assert head is None
+        return
+    assert head is not None
+    blob = b"".join(nlri)
+    msgs = encode_announce(attrs, family, nlri, ctx)
+    if len(blob) <= head[1]:
+        assert msgs == ([update_header(len(head[0]) + len(blob)) + head[0] + blob] if blob else [])
+    else:
+        assert len(msgs) > 1
 
 
 afi_safi = st.tuples(st.integers(0, 65535), st.integers(0, 255))
