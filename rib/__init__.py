@@ -10,10 +10,12 @@ Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp
       ▼
     Loc-RIB  loc[family]    prefix key → Path | Ranked (all candidates; doubles as the
       │                     post-policy Adj-RIB-In); Ranked from rib.bestpath (RFC 4271 §9.1)
-      ▼  Rib.flush          changed prefix → new entry, into every update group's dirty
-      │                     dict (no Loc-RIB lookup downstream); FIB callback
-    UpdateGroup (rib.adjout)  export rules (rib.export, rib.reflect) + export policy,
-      │                     Adj-RIB-Out, UPDATEs encoded once per group when pulled
+      ▼  Rib.flush          changed prefix → new entry (and the entry before the batch),
+      │                     into every update group's dirty dict; FIB callback
+    UpdateGroup (rib.adjout)  export rules (rib.export, rib.reflect) + export policy;
+      │                     Adj-RIB-Out = Loc-RIB as of the group's last build (a table
+      │                     of its own only for ADD-PATH and prefix-dependent export);
+      │                     UPDATEs encoded once per group when pulled
       ▼
     Member.pull             same bytes objects to every member of a group
 

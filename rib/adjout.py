@@ -7,23 +7,32 @@ records, at the end of each batch, the changed prefixes with their new Loc-RIB
 entries (None: gone) in the group's ``dirty`` dict. Nothing is encoded until a
 member's session asks for bytes (``Member.pull``, called when its socket is
 below the high-water mark): then up to ``CHUNK`` dirty prefixes are compared
-with what was last sent (``adj_out``), grouped by outbound attribute set, and
-encoded into one ``bytes`` blob appended to the group's queue. A chunk that
-only withdraws is handled without a Python loop over its prefixes. Every member reads the same blob objects from the queue at its
-own pace, so a change is encoded once however many peers receive it, several
-changes to one prefix before a pull coalesce into one, and a slow socket
-simply pulls later (back-pressure) — the same scheme BIRD uses.
+with what was last sent, grouped by outbound attribute set, and encoded into
+one ``bytes`` blob appended to the group's queue. Every member reads the same
+blob objects from the queue at its own pace, so a change is encoded once
+however many peers receive it, several changes to one prefix before a pull
+coalesce into one, and a slow socket simply pulls later (back-pressure) — the
+same scheme BIRD uses.
+
+What was sent. In a plain group (no ADD-PATH, an export policy that does not
+look at prefixes) the attributes sent for a prefix are a function of its
+Loc-RIB entry (best path → ``Exporter.out``), so the group keeps no table of
+its own: what it has sent is the Loc-RIB as of its last build, that is the
+Loc-RIB itself for prefixes that are not dirty, and for dirty ones the entry
+the RIB noted before their first change (``prev``; none: nothing was sent).
+A full table then costs one dict, not two, and a withdrawal one lookup. This
+needs every Loc-RIB change to reach the groups (``Rib.flush``) before anyone
+pulls, which the RIB guarantees. ADD-PATH groups (per prefix, a tuple of
+``(tx_id, attrs)`` for the paths sent: the best N, or all) and
+prefix-dependent groups (the attributes sent) keep a real ``adj_out`` dict.
 
 A member joining a group that already advertised routes first catches up
-from ``adj_out`` (the current state) and then follows the queue from the
-position it joined at; since every queued change is newer than that position,
-the peer ends with exactly ``adj_out``. After the initial routes (and when the
-group has nothing left dirty) it gets End-of-RIB (RFC 4724 §2). A ROUTE-REFRESH
-(RFC 2918) restarts the catch-up, wrapped in BoRR/EoRR when the peer does
-enhanced route refresh (RFC 7313 §4).
-
-With ADD-PATH send (RFC 7911) ``adj_out`` holds, per prefix, a tuple of
-``(tx_id, attrs)`` for the paths sent (the best N, or all).
+with what the group has sent and then follows the queue from the position it
+joined at; since every queued change is newer than that position, the peer
+ends with exactly the group's state. After the initial routes (and when the
+group has nothing left dirty) it gets End-of-RIB (RFC 4724 §2). A
+ROUTE-REFRESH (RFC 2918) restarts the catch-up, wrapped in BoRR/EoRR when the
+peer does enhanced route refresh (RFC 7313 §4).
 
 Split horizon: a route is never sent back to the peer it was learned from
 (an eBGP peer would drop it by AS-path loop, RFC 4271 §9.1.2; an RR client by
@@ -31,9 +40,7 @@ ORIGINATOR_ID, RFC 4456 §8). The group still encodes once: UPDATEs for routes
 whose source is a member are encoded apart, so a queued item is either one
 ``bytes`` for everybody or ``(bytes, {source: bytes})`` where the source
 member reads its own variant — the others' routes, plus a withdrawal where its
-own route replaced one it had been sent. Only plain groups do this (not
-ADD-PATH or prefix-dependent export policies, whose ``adj_out`` holds
-attributes rather than paths).
+own route replaced one it had been sent. Only plain groups do this.
 
 Export policy change (``Member.switch``): the member leaves its group and joins
 the group of its new policy at that group's end. Its pending blobs from the
@@ -46,7 +53,7 @@ announcements for what is new or changed; unchanged routes are not re-sent.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import compress, groupby, islice, repeat
 from operator import attrgetter, is_not
 from typing import Any
@@ -56,10 +63,12 @@ from bgp.wire import (
     Family,
     PathAttributes,
     RouteRefresh,
+    announce_head,
     encode_announce,
     encode_end_of_rib,
     encode_message,
     encode_withdraw,
+    update_header,
 )
 from rib.bestpath import Ranked
 from rib.export import Exporter
@@ -76,21 +85,32 @@ _source_of = attrgetter("source")
 
 
 class Told:
-    """What members of a group were told, per prefix (live, or a snapshot for a switch)."""
+    """What members of a group were told, per prefix (live, or a snapshot for a switch).
 
-    __slots__ = ("add_path", "adj_out", "exporter", "split")
+    ``lookup(key)`` gives the Adj-RIB-Out value (the path sent, the attributes
+    or the ``Sent`` tuple, see ``UpdateGroup``), ``keys()`` every prefix it may
+    hold a value for.
+    """
+
+    __slots__ = ("add_path", "exporter", "keys", "lookup", "split")
 
     def __init__(
-        self, adj_out: dict[bytes, Any], exporter: Exporter, add_path: int, split: bool
+        self,
+        lookup: Callable[[bytes], Any],
+        keys: Callable[[], Iterable[bytes]],
+        exporter: Exporter,
+        add_path: int,
+        split: bool,
     ) -> None:
-        self.adj_out = adj_out
+        self.lookup = lookup
+        self.keys = keys
         self.exporter = exporter
         self.add_path = add_path
         self.split = split
 
     def get(self, key: bytes, source: Source | None) -> Any:
         """Outbound attributes (ADD-PATH: ``Sent`` tuple) a member with ``source`` has, or None."""
-        v = self.adj_out.get(key)
+        v = self.lookup(key)
         if v is None or self.add_path:
             return v
         if v.__class__ is Path:
@@ -113,6 +133,7 @@ class UpdateGroup:
         max_len: int = 4096,
         add_path: int = 0,
         blocked: Callable[[], bool] = lambda: False,
+        loc: dict[bytes, Entry] | None = None,
     ) -> None:
         self.key = key
         self.family = family
@@ -130,31 +151,101 @@ class UpdateGroup:
         self.members: list[Member] = []
         # Prefix -> its Loc-RIB entry as of the last Rib.flush (None: no route).
         self.dirty: dict[bytes, Entry | None] = {}
-        self.adj_out: dict[bytes, Any] = {}
         self.queue: list[Queued] = []
         self.base = 0  # absolute index of queue[0]
-        # Split horizon needs adj_out to hold paths (see module docstring).
+        # Plain groups (no ADD-PATH, no prefix-dependent export) keep no Adj-RIB-Out
+        # table: what they sent is a function of the Loc-RIB (see module docstring),
+        # and split horizon works on the paths.
         self.split = not ap and not exporter.per_prefix
-        # Split groups: how many adj_out entries each source's paths fill, so what a
-        # member was told (adj_out without its own routes) is known without a scan.
+        self.loc: dict[bytes, Entry] = loc if loc is not None else {}
+        # Plain groups: the Loc-RIB entry as of the last build of each dirty prefix
+        # that had one (a subset of ``dirty``'s keys).
+        self.prev: dict[bytes, Entry] = {}
+        # ADD-PATH and prefix-dependent groups: prefix -> what was sent.
+        self.adj_out: dict[bytes, Any] = {}
+        # Plain groups: how many advertised prefixes each source's paths fill, so what a
+        # member was told (all of them without its own routes) is known without a scan.
         self.by_source: dict[Source, int] = {}
-        self._mute = False  # prime(): update adj_out without encoding
+        self._mute = False  # prime(): bring the sent state up to date without encoding
+        # id(outbound attrs) -> (attrs, announce_head): the part of an UPDATE before the
+        # NLRI, encoded once per attribute set (the attrs are kept, so ids stay unique).
+        self._heads: dict[int, tuple[PathAttributes, tuple[bytes, int] | None]] = {}
 
     def told(self) -> Told:
-        """A live view of ``adj_out``."""
-        return Told(self.adj_out, self.exporter, self.add_path, self.split)
+        """A live view of what the group's members were told."""
+        if self.split:
+            return Told(self._told_path, self.catch_keys, self.exporter, 0, True)
+        return Told(self.adj_out.get, self.adj_out.keys, self.exporter, self.add_path, False)
 
     def snapshot(self) -> Told:
-        """A copy of the current ``adj_out`` (for a member switching away)."""
-        return Told(dict(self.adj_out), self.exporter, self.add_path, self.split)
+        """A copy of what the group's members were told (for a member switching away)."""
+        if self.split:
+            if not self.by_source:  # nothing was sent
+                nothing: dict[bytes, Any] = {}
+                return Told(nothing.get, list, self.exporter, 0, True)
+            view = _Sent(self, dict(self.loc), dict(self.dirty), dict(self.prev))
+            return Told(view.path, view.keys, self.exporter, 0, True)
+        adj = dict(self.adj_out)
+        return Told(adj.get, adj.keys, self.exporter, self.add_path, False)
 
     def advertised_to(self, source: Source | None) -> int:
-        """Prefixes a member with ``source`` is told of: ``adj_out`` less its own routes
-        (split horizon). ADD-PATH and prefix-dependent groups send every entry."""
-        n = len(self.adj_out)
-        if self.split and source is not None:
+        """Prefixes a member with ``source`` is told of, less its own routes (split
+        horizon). ADD-PATH and prefix-dependent groups send every entry."""
+        if not self.split:
+            return len(self.adj_out)
+        n = sum(self.by_source.values())
+        if source is not None:
             n -= self.by_source.get(source, 0)
         return n
+
+    def mark(self, changed: dict[bytes, Entry | None], olds: dict[bytes, Entry], own: bool) -> None:
+        """Note a batch of Loc-RIB changes (``Rib.flush``): prefix -> new entry, and the
+        entry before the batch for those that had one. ``own``: the dicts may be kept."""
+        dirty = self.dirty
+        if not dirty:
+            self.dirty = changed if own else dict(changed)
+            if self.split:
+                self.prev = olds if own else dict(olds)
+            return
+        if self.split and olds:
+            # A prefix already dirty keeps the entry of the last build (or none).
+            prev = self.prev
+            for k, o in olds.items():
+                if k not in dirty:
+                    prev[k] = o
+        dirty.update(changed)
+
+    def reset_dirty(self, keys: Iterable[bytes]) -> None:
+        """Mark ``keys`` dirty with no entry noted (end of selection deferral)."""
+        self.dirty = dict.fromkeys(keys)
+        self.prev = {}
+
+    def catch_keys(self) -> list[bytes]:
+        """Every prefix the members may have been told of (a joining member's catch-up)."""
+        if not self.split:
+            return list(self.adj_out)
+        if not self.by_source:
+            return []  # nothing was sent
+        if self.prev:
+            return list(self.loc.keys() | self.prev.keys())
+        return list(self.loc)
+
+    def _state(self, key: bytes) -> Entry | None:
+        """Plain groups: the Loc-RIB entry of ``key`` as of the last build."""
+        if key in self.dirty:
+            return self.prev.get(key)
+        return self.loc.get(key)
+
+    def _sent(self, e: Entry | None) -> Path | None:
+        """The path a Loc-RIB entry made the group send (export allowing), or None."""
+        best = _best(e)
+        if best is None or self.exporter.out(best) is None:
+            return None
+        return best
+
+    def _told_path(self, key: bytes) -> Path | None:
+        """Plain groups: the path sent for ``key`` (before split horizon), or None."""
+        return self._sent(self._state(key))
 
     @property
     def end(self) -> int:
@@ -168,19 +259,35 @@ class UpdateGroup:
         dirty = self.dirty
         if not dirty or self.blocked():
             return False
+        prev = self.prev
+        olds_e: list[Entry | None] | None = None
         if len(dirty) <= CHUNK:
             self.dirty = {}
             keys = list(dirty)
             entries = list(dirty.values())
+            if prev:
+                self.prev = {}
+                olds_e = list(map(prev.get, keys))
         else:
             keys = list(islice(dirty, CHUNK))
             entries = list(map(dirty.pop, keys))
+            if prev:
+                olds_e = list(map(prev.pop, keys, repeat(None)))
         if self.add_path:
             blob: Queued = self._diff_add_path(keys, entries)
-        elif entries.count(None) == len(entries):
-            blob = self._diff_gone(keys)
-        else:
+        elif not self.split:
             blob = self._diff(keys, entries)
+        else:
+            olds: list[Path | None] | None = None
+            if olds_e is not None:
+                sent = {e: self._sent(e) for e in set(olds_e)}
+                olds = list(map(sent.__getitem__, olds_e))
+                if olds.count(None) == len(olds):
+                    olds = None
+            if entries.count(None) == len(entries):
+                blob = self._gone(keys, olds) if olds is not None else b""
+            else:
+                blob = self._diff_plain(keys, entries, olds)
         if blob:
             self.queue.append(blob)
         return True
@@ -198,43 +305,61 @@ class UpdateGroup:
         finally:
             self._mute = False
 
-    def _diff_gone(self, keys: list[bytes]) -> Queued:
-        """``_diff`` for a chunk whose prefixes all lost their route: bulk pops."""
-        olds = list(map(self.adj_out.pop, keys, repeat(None)))
+    def _diff(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
+        """Prefix-dependent export: compare with ``adj_out`` (attributes) per prefix."""
+        adj = self.adj_out
+        withdrawn: list[bytes] = []
+        by_path: dict[Path, list[bytes]] = {}
+        for key, e in zip(keys, entries, strict=True):
+            best = _best(e)
+            if best is None:
+                if adj.pop(key, None) is not None:
+                    withdrawn.append(key)
+                continue
+            lst = by_path.get(best)
+            if lst is None:
+                by_path[best] = [key]
+            else:
+                lst.append(key)
+        return self._encode_per_prefix(withdrawn, by_path)
+
+    def _gone(self, keys: list[bytes], olds: list[Path | None]) -> Queued:
+        """``_diff_plain`` for a chunk whose prefixes all lost their route."""
         if None in olds:  # never sent (or not allowed by export): nothing to withdraw
             sent = list(map(is_not, olds, repeat(None)))
             keys = list(compress(keys, sent))
             olds = list(compress(olds, sent))
         if not keys:
             return b""
-        if self.exporter.per_prefix:  # adj_out holds attributes, no split horizon
-            return self._encode(keys, {}, {})
+        sent_paths: list[Path] = olds  # type: ignore[assignment]
         only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
-        self._uncount(only, olds, [])
+        self._uncount(only, sent_paths, [])
         srcs = {m.source for m in self.members if m.source is not None}
         if not srcs:
             return self._encode(keys, {}, {})
-        return self._split(srcs, only, keys, olds, {}, {}, {}, {})
+        return self._split(srcs, only, keys, sent_paths, {}, {}, {}, {})
 
-    def _diff(self, keys: list[bytes], entries: list[Entry | None]) -> Queued:
-        """Compare the Loc-RIB ``entries`` of ``keys`` with ``adj_out`` and encode the differences.
+    def _diff_plain(
+        self, keys: list[bytes], entries: list[Entry | None], olds: list[Path | None] | None
+    ) -> Queued:
+        """Encode what changed between the paths sent for ``keys`` (``olds``; None: none
+        was) and the best paths of their Loc-RIB ``entries``.
 
-        ``adj_out`` holds the best *path* last sent, so the per-prefix work is
-        identity comparisons; outbound attributes are computed per distinct path.
-        ``adj_out`` is read once per prefix, in C. A chunk of new prefixes with one
-        eligible path each (a table being learned) is grouped by path run by run,
-        with no Python work per prefix. Everything done per source (advertised
-        counts, split horizon) is done per distinct path or, when ``adj_out``
-        holds one source's routes only, per chunk.
+        The per-prefix work is identity comparisons; outbound attributes are
+        computed per distinct path. A chunk of new prefixes with one eligible
+        path each (a table being learned) is grouped by path run by run, with
+        no Python work per prefix. Everything done per source (advertised
+        counts, split horizon) is done per distinct path or, when only one
+        source's routes were sent, per chunk.
         """
-        adj = self.adj_out
-        olds = list(map(adj.get, keys))
         withdrawn: list[bytes] = []
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
-        replaced: list[tuple[bytes, Path, Path]] = []  # (key, adj_out path, new best)
-        by_path = _fresh_runs(keys, entries) if olds.count(None) == len(olds) else None
+        replaced: list[tuple[bytes, Path, Path]] = []  # (key, path sent, new best)
+        by_path = _fresh_runs(keys, entries) if olds is None else None
         fresh = by_path is not None
         if by_path is None:
+            if olds is None:
+                olds = [None] * len(keys)
             by_path = {}
             by_get = by_path.get
             wd_app = withdrawn.append
@@ -251,7 +376,6 @@ class UpdateGroup:
                 if best is old:
                     continue
                 if best is None:
-                    del adj[key]
                     wd_app(key)
                     old_app(old)  # type: ignore[arg-type]
                     continue
@@ -262,11 +386,7 @@ class UpdateGroup:
                     by_path[best] = [key]
                 else:
                     lst.append(key)
-        if self.exporter.per_prefix:
-            return self._encode_per_prefix(withdrawn, by_path)
-        if fresh:  # each entry is its prefix's best path, new to adj_out: one bulk update
-            adj.update(zip(keys, entries, strict=True))
-        # Every path leaving adj_out came from this source when it holds only one's.
+        # Every path no longer sent came from this source when only its were.
         only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
         if wd_old or replaced:
             self._uncount(only, wd_old, replaced)
@@ -276,20 +396,23 @@ class UpdateGroup:
         own: dict[Source, dict[int, list[bytes]]] = {}  # skipped by their source
         counts = self.by_source
         out_of = self.exporter.out
+        old_of: dict[bytes, Path | None] | None = None
         for path, ks in by_path.items():
             out = out_of(path)
             if out is None:
-                if fresh:  # never sent: nothing to withdraw
-                    deque(map(adj.pop, ks), maxlen=0)
-                else:
-                    self._reject(ks, withdrawn, wd_old)
+                if not fresh:  # export refuses the new best: withdraw what was sent
+                    if old_of is None:
+                        old_of = dict(zip(keys, olds, strict=True))  # type: ignore[arg-type]
+                    for k in ks:
+                        o = old_of[k]
+                        if o is not None:
+                            withdrawn.append(k)
+                            wd_old.append(o)
                 continue
             target = groups
             src = path.source
             if src in srcs:
                 target = own.setdefault(src, {})
-            if not fresh:
-                adj.update(dict.fromkeys(ks, path))
             counts[src] = counts.get(src, 0) + len(ks)
             lst = target.get(id(out))
             if lst is None:
@@ -377,15 +500,6 @@ class UpdateGroup:
             alts[s] = b"".join(alt)
         return (full, alts)
 
-    def _reject(self, keys: list[bytes], withdrawn: list[bytes], wd_old: list[Path]) -> None:
-        """Export refused the best path: withdraw what was sent for ``keys``."""
-        adj = self.adj_out
-        for k in keys:
-            old = adj.pop(k, None)
-            if old is not None:
-                withdrawn.append(k)
-                wd_old.append(old)
-
     def _encode_per_prefix(self, withdrawn: list[bytes], by_path: dict[Path, list[bytes]]) -> bytes:
         """Slow path for export policies that match prefixes: attributes per prefix.
 
@@ -460,18 +574,29 @@ class UpdateGroup:
             return b""
         fam, ctx = self.family, self.ctx
         msgs: list[bytes] = encode_withdraw(fam, withdrawn, ctx) if withdrawn else []
+        heads = self._heads
         for ident, nlri in groups.items():
-            msgs += encode_announce(attrs_of[ident], fam, nlri, ctx)
+            attrs = attrs_of[ident]
+            h = heads.get(ident)
+            if h is None or h[0] is not attrs:
+                h = heads[ident] = (attrs, announce_head(attrs, fam, ctx))
+            head = h[1]
+            if head is not None:
+                blob = b"".join(nlri)
+                if 0 < len(blob) <= head[1]:  # one message: header, shared head, NLRI
+                    msgs += (update_header(len(head[0]) + len(blob)), head[0], blob)
+                    continue
+            msgs += encode_announce(attrs, fam, nlri, ctx)
         return b"".join(msgs)
 
     def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
-        """UPDATEs announcing the current ``adj_out`` state of ``keys`` (a joining member).
+        """UPDATEs announcing what the group has sent for ``keys`` (a joining member).
 
         Routes learned from ``source`` (the member itself) are skipped: split horizon.
         """
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
-        adj_get = self.adj_out.get
+        adj_get: Callable[[bytes], Any] = self._told_path if self.split else self.adj_out.get
         for key in keys:
             v = adj_get(key)
             if v is None:
@@ -557,10 +682,10 @@ class UpdateGroup:
     # ---------------------------------------------------------------- members
 
     def join(self, member: Member) -> None:
-        """Add a member; it catches up from ``adj_out`` before following the queue."""
+        """Add a member; it catches up with what was sent before following the queue."""
         member.group = self
         member.pos = self.end
-        member.start_catch_up(list(self.adj_out))
+        member.start_catch_up(self.catch_keys())
         self.members.append(member)
 
     def leave(self, member: Member) -> None:
@@ -607,7 +732,7 @@ class Member:
         self.idle = True
 
     def start_catch_up(self, keys: list[bytes], enhanced_refresh: bool = False) -> None:
-        """Send ``keys`` from ``adj_out`` first (join, or a ROUTE-REFRESH request)."""
+        """Send what was sent for ``keys`` first (join, or a ROUTE-REFRESH request)."""
         if enhanced_refresh:
             self.private.append(_refresh(self.family, 1))  # BoRR, RFC 7313 §4
             self._after_catch = _refresh(self.family, 2)  # EoRR
@@ -638,7 +763,7 @@ class Member:
         if self._switch is not None:
             full = full or self._switch.full
         old.leave(self)
-        keys = list(before.adj_out.keys() | new.adj_out.keys() | set(pending))
+        keys = list(set(before.keys()).union(new.catch_keys(), pending))
         self.group = new
         self.pos = new.end
         new.members.append(self)
@@ -708,6 +833,31 @@ class Member:
         return None
 
 
+class _Sent:
+    """A frozen copy of what a plain group had sent (``UpdateGroup.snapshot``)."""
+
+    __slots__ = ("dirty", "group", "loc", "prev")
+
+    def __init__(
+        self,
+        group: UpdateGroup,
+        loc: dict[bytes, Entry],
+        dirty: dict[bytes, Entry | None],
+        prev: dict[bytes, Entry],
+    ) -> None:
+        self.group = group
+        self.loc = loc
+        self.dirty = dirty
+        self.prev = prev
+
+    def path(self, key: bytes) -> Path | None:
+        e = self.prev.get(key) if key in self.dirty else self.loc.get(key)
+        return self.group._sent(e)
+
+    def keys(self) -> list[bytes]:
+        return list(self.loc.keys() | self.prev.keys()) if self.prev else list(self.loc)
+
+
 class _Switch:
     """The catch-up of a member that switched groups (see ``UpdateGroup.switch_diff``)."""
 
@@ -729,6 +879,15 @@ class _Switch:
 
     def __call__(self, keys: list[bytes]) -> bytes:
         return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
+
+
+def _best(e: Entry | None) -> Path | None:
+    """The best eligible path of a Loc-RIB entry, or None."""
+    if e is None:
+        return None
+    if e.__class__ is Path:
+        return e if e.eligible else None
+    return e.best  # type: ignore[union-attr]
 
 
 def _fresh_runs(keys: list[bytes], entries: list[Entry | None]) -> dict[Path, list[bytes]] | None:

@@ -17,8 +17,9 @@ memoised transitions, so the decision process (``rib.bestpath``) runs once
 per distinct *set* of paths, not once per prefix. The changes of a batch are
 kept as prefix -> new entry (None: gone), so nothing downstream looks the
 prefix up in the Loc-RIB again: at the end of each batch (``flush``) they go
-into every update group's dirty dict, and the FIB callback gets the changed
-prefixes with their ECMP next hops. Bulk announcements and withdrawals touch
+into every update group's dirty dict (with the entry each prefix had before
+the batch, which is what a group compares with: ``rib.adjout``), and the FIB
+callback gets the changed prefixes with their ECMP next hops. Bulk announcements and withdrawals touch
 the Loc-RIB once per prefix, in C (``dict.setdefault``/``dict.pop`` mapped
 over the keys), and fall back to a per-prefix loop only where a prefix has
 paths from other slots.
@@ -50,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any, cast
 
 from bgp.wire.attributes import PathAttributes
@@ -71,6 +72,7 @@ FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
 Address = IPv4Address | IPv6Address
 _MISS: Any = object()
 _NONE = object()  # "rejected" in import caches
+_EMPTY: frozenset[bytes] = frozenset()
 
 
 @dataclass
@@ -124,8 +126,10 @@ class Rib:
         self.loc: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
         self.peers: dict[str, PeerState] = {}
         self.groups: dict[tuple[Any, ...], UpdateGroup] = {}
-        # Prefix -> its entry after the change (None: no route), per family, until flush.
+        # Prefix -> its entry after the change (None: no route), per family, until flush;
+        # and, for those that had one, the entry before the batch's first change.
         self._changed: dict[Family, dict[bytes, Entry | None]] = {f: {} for f in Family}
+        self._old: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
         self._ranked: dict[frozenset[Path], Ranked] = {}
         self._pairs: dict[tuple[Path, Path], Ranked] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
@@ -301,6 +305,7 @@ class Rib:
             max_len=facts.max_message_len,
             add_path=gkey[6],
             blocked=lambda: fam in deferred,
+            loc=self.loc[fam],
         )
         # A new group starts from the whole table.
         g.dirty.update(self.loc[fam])
@@ -398,7 +403,8 @@ class Rib:
         else:
             if fresh:
                 new.prime()  # know what the new policy sends before diffing
-            before = old.told() if old.members == [m] else old.snapshot()
+            # A plain group's sent state follows the live Loc-RIB: always copy it.
+            before = old.told() if old.members == [m] and not old.split else old.snapshot()
             m.switch(new, before)
             if not old.members and self.groups.get(old.key) is old:
                 del self.groups[old.key]
@@ -574,11 +580,13 @@ class Rib:
             st.counts[family] = st.counts.get(family, 0) + added
             return
         slot = path.slot
+        old_d = self._old[family]
+        # The prefixes inserted above are the table's last ``inserted`` (insertion order).
+        fresh = set(islice(reversed(loc), inserted)) if inserted else _EMPTY
         for k, first in zip(keys, olds, strict=True):
             if first is path:
-                # New (set above), repeated in the UPDATE, or unchanged; only the
-                # first two are changes, and with nothing inserted none is.
-                if inserted:
+                # New (set above; repeated in the UPDATE too) or unchanged.
+                if k in fresh:
                     changed[k] = path
                 continue
             old = loc[k]  # not ``first``: the prefix may repeat in ``keys``
@@ -596,6 +604,8 @@ class Rib:
                 new = self._with(old, path) if hit is None else cast(Entry, hit)
                 if slot not in old.by_slot:
                     added += 1
+            if k not in changed:
+                old_d[k] = old
             loc[k] = changed[k] = new
         if added:
             st.counts[family] = st.counts.get(family, 0) + added
@@ -617,19 +627,42 @@ class Rib:
         changed = self._changed[family]
         if all(o.__class__ is Path and o.slot is slot for o in distinct):
             # Fast path: every entry was only ours (the batch's first change needs no copy).
+            self._note_old(family, changed, keys, olds, removed == len(keys))
             if changed:
                 changed.update(dict.fromkeys(keys))
             else:
                 self._changed[family] = dict.fromkeys(keys)
         else:
-            removed -= self._withdraw_shared(loc, changed, slot, keys, olds)
+            removed -= self._withdraw_shared(loc, changed, self._old[family], slot, keys, olds)
         if removed and st is not None:
             st.counts[family] = st.counts.get(family, 0) - removed
+
+    def _note_old(
+        self,
+        family: Family,
+        changed: dict[bytes, Entry | None],
+        keys: list[bytes],
+        olds: list[Entry | None],
+        clean: bool,
+    ) -> None:
+        """Remember the entries ``keys`` had before this batch (update groups compare
+        with them). ``clean``: every key was in the table once (no repeats)."""
+        old_d = self._old[family]
+        if clean and (not changed or changed.keys().isdisjoint(keys)):
+            if old_d:
+                old_d.update(zip(keys, olds, strict=True))  # type: ignore[arg-type]
+            else:
+                self._old[family] = dict(zip(keys, olds, strict=True))  # type: ignore[arg-type]
+            return
+        for k, o in zip(keys, olds, strict=True):
+            if o is not None and k not in changed and k not in old_d:
+                old_d[k] = o
 
     def _withdraw_shared(
         self,
         loc: dict[bytes, Entry],
         changed: dict[bytes, Entry | None],
+        old_d: dict[bytes, Entry],
         slot: Slot,
         keys: list[bytes],
         olds: list[Entry | None],
@@ -643,6 +676,8 @@ class Rib:
                 continue
             if isinstance(old, Path):
                 if old.slot is slot:
+                    if k not in changed:
+                        old_d[k] = old
                     changed[k] = None
                 else:
                     loc[k] = old
@@ -652,6 +687,8 @@ class Rib:
                 loc[k] = old
                 kept += 1
                 continue
+            if k not in changed:
+                old_d[k] = old
             hit = old.trans.get(slot)
             loc[k] = changed[k] = self._without(old, slot) if hit is None else cast(Entry, hit)
         return kept
@@ -732,17 +769,17 @@ class Rib:
         for fam, changed in self._changed.items():
             if not changed:
                 continue
+            olds = self._old[fam]
             self._changed[fam] = {}
+            self._old[fam] = {}
             if fam in deferred:
                 continue  # selected in full when the deferral ends
             if self.fib is not None:
                 self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
             groups = [g for g in self.groups.values() if g.family is fam]
             for g in groups:
-                if g is groups[-1] and not g.dirty:
-                    g.dirty = changed  # nobody else reads it any more: no copy
-                else:
-                    g.dirty.update(changed)
+                # The last group may keep the dicts: nobody else reads them any more.
+                g.mark(changed, olds, g is groups[-1])
                 for m in g.members:
                     if m.idle:
                         m.idle = False
@@ -847,7 +884,7 @@ class Rib:
             m = st.members.get(family)
             if m is not None and m.group is not None:
                 enhanced = st.facts is not None and st.facts.enhanced_refresh
-                m.start_catch_up(list(m.group.adj_out), enhanced_refresh=enhanced)
+                m.start_catch_up(m.group.catch_keys(), enhanced_refresh=enhanced)
                 m.idle = False
                 self.wake(key)
         elif subtype == 1:  # BoRR: everything before it is stale until EoRR
@@ -906,11 +943,12 @@ class Rib:
         self.deferred -= families
         for fam in families:
             self._changed[fam] = dict(self.loc[fam])
+            self._old[fam] = {}  # nothing was sent while deferred
             for g in self.groups.values():
                 if g.family is fam:
                     # Entries noted while deferred may be outdated: the current ones
                     # (or None for prefixes gone since) reach the groups at flush.
-                    g.dirty = dict.fromkeys(g.dirty)
+                    g.reset_dirty(g.dirty)
                     for m in g.members:  # wake even with an empty table: our End-of-RIB
                         m.idle = False
                         self.wake(m.peer_key)
