@@ -260,6 +260,16 @@ class UpdateGroup:
         if not dirty or self.blocked():
             return False
         prev = self.prev
+        if len(dirty) <= CHUNK and len(prev) == len(dirty) and self.split:
+            # Every dirty prefix had a route at the last build (prev's keys are dirty's):
+            # when none has one now, a withdrawal chunk goes without per-prefix lists.
+            gone = self._gone_all(prev) if not any(dirty.values()) else None
+            if gone is not None:
+                self.dirty = {}
+                self.prev = {}
+                if gone:
+                    self.queue.append(gone)
+                return True
         olds_e: list[Entry | None] | None = None
         if len(dirty) <= CHUNK:
             self.dirty = {}
@@ -338,6 +348,29 @@ class UpdateGroup:
         if not srcs:
             return self._encode(keys, {}, {})
         return self._split(srcs, only, keys, sent_paths, {}, {}, {}, {})
+
+    def _gone_all(self, prev: dict[bytes, Entry]) -> Queued | None:
+        """``_gone`` for a chunk of prefixes that all had a route (``prev``) and have
+        none now, when every one of them was sent and came from one source; None
+        when that does not hold (the caller takes the general way)."""
+        counts = self.by_source
+        if len(counts) != 1:
+            return None
+        only = next(iter(counts))
+        sent = self._sent
+        for e in set(prev.values()):
+            p = sent(e)
+            if p is None or p.source is not only:
+                return None
+        keys = list(prev)
+        left = counts[only] - len(keys)
+        if left:
+            counts[only] = left
+        else:
+            del counts[only]
+        if any(m.source is only for m in self.members):
+            return self._split({only}, only, keys, [], {}, {}, {}, {})
+        return self._encode(keys, {}, {})
 
     def _diff_plain(
         self, keys: list[bytes], entries: list[Entry | None], olds: list[Path | None] | None
