@@ -21,7 +21,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from bgp.wire.constants import Action, Family
+from bgp.wire.constants import Family
 from rib.core import Rib
 from rib.settings import PeerPolicy, SessionFacts
 
@@ -142,19 +142,7 @@ class RibAdapter:
         return local4, local6
 
     def updates_received(self, peer: Any, updates: list[Any]) -> None:
-        rib, key = self.rib, peer.key
-        receive = rib.receive
-        for u in updates:
-            if u.action == Action.AFI_SAFI_DISABLE and u.disabled is not None:
-                rib.flush_family(key, u.disabled, self.clock())
-            ap = u.add_path
-            for fam, items in u.unreach.items():
-                if items:
-                    receive(key, fam, items, None, None, fam in ap)
-            if u.attrs is not None:
-                for fam, items in u.reach.items():
-                    receive(key, fam, (), u.attrs, items, fam in ap)
-        rib.flush()
+        self.rib.receive_updates(peer.key, updates, self.clock())
 
     def end_of_rib(self, peer: Any, family: Family) -> None:
         self.rib.end_of_rib(peer.key, family, self.clock())
