@@ -42,6 +42,7 @@ from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.topology import mesh_peers, node_ip
+from rib.heap import tune_gc
 
 log = logging.getLogger("podbgp.daemon")
 
@@ -523,6 +524,7 @@ async def run_daemon(config: Config, config_path: str | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
+    tune_gc()
     log.info("podbgp %s running", config.node.name)
     await daemon.wait()
     await daemon.stop()
