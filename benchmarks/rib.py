@@ -2,8 +2,9 @@
 
 No sockets: the feed of ``../shared/bench/bgpwire.py`` (``gen_feed``: ~60 % /24,
 1 to 13 NLRI per UPDATE, 10,000 attribute sets) is decoded with ``bgp.wire``,
-applied to a ``rib.Rib`` in batches as a session would hand them over (a run
-of withdraw-only UPDATEs merged into one call, as ``bgp.fsm`` does), and
+applied to a ``rib.Rib`` in batches as a session hands them over
+(``Rib.receive_updates``, a run of withdraw-only UPDATEs merged into one, as
+``bgp.fsm`` does), and
 after every batch each monitor peer pulls its UPDATEs (as a writable socket
 would). Then everything is withdrawn the same way. Prints one JSON object.
 
@@ -14,7 +15,9 @@ would). Then everything is withdrawn the same way. Prints one JSON object.
 wall-clock ``*_s`` on a machine shared with other work. ``bytes_per_route``
 is (peak RSS - RSS after loading the feed) / prefixes. As
 ``podbgp run`` does, the benchmark first pins glibc's mmap threshold
-(``rib.heap``); ``--no-pin-heap`` shows the figure without it.
+(``rib.heap``); ``--no-pin-heap`` shows the figure without it. It also tunes the
+garbage collector as ``podbgp run`` does (``rib.heap.tune_gc``);
+``--default-gc`` keeps Python's defaults.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 BENCH = os.environ.get("BGPBENCH_DIR", os.path.join(HERE, "..", "..", "shared", "bench"))
 
 from bgp.wire import CodecContext, Family  # noqa: E402
-from bgp.wire.update import decode_update, plain_withdrawal  # noqa: E402
+from bgp.wire.update import Update, decode_update, plain_withdrawal  # noqa: E402
 from rib import PeerPolicy, Rib, RibSettings, SessionFacts, builtin  # noqa: E402
-from rib.heap import pin_mmap_threshold  # noqa: E402
+from rib.heap import pin_mmap_threshold, tune_gc  # noqa: E402
 
 V4 = Family.IPV4_UNICAST
 
@@ -89,7 +92,13 @@ def count_nlri(blobs: list[bytes]) -> tuple[int, int]:
 
 
 def run(
-    n: int, monitors: int, batch: int, pull_bytes: int, verify: bool, pin: bool = True
+    n: int,
+    monitors: int,
+    batch: int,
+    pull_bytes: int,
+    verify: bool,
+    pin: bool = True,
+    default_gc: bool = False,
 ) -> dict[str, object]:
     pinned = pin_mmap_threshold() if pin else False
     sys.path.insert(0, BENCH)
@@ -118,7 +127,10 @@ def run(
         rib.peer_up(k, facts)
     ctx = CodecContext(as4=True, ebgp=True, local_as=65000, peer_as=65001)
     gc.collect()
-    gc.freeze()
+    if default_gc:
+        gc.freeze()
+    else:
+        tune_gc()
     base = rss_kib()
     reset_peak()
     sent = [0] * monitors
@@ -128,26 +140,22 @@ def run(
     def phase(msgs: list[bytes]) -> float:
         t0 = time.perf_counter()
         c0 = time.process_time()
-        receive = rib.receive
+        receive = rib.receive_updates
         key = feeder.key
         for s in range(0, len(msgs), batch):
-            merged: list[bytes] = []  # a run of withdraw-only UPDATEs, as bgp.fsm merges them
+            run: list[Update] = []  # as bgp.fsm hands them over: withdraw-only runs merged
+            merged: list[bytes] | None = None
             for m in msgs[s : s + batch]:
                 wd_keys = plain_withdrawal(m, ctx)
                 if wd_keys is not None:
+                    if merged is None:
+                        merged = []
+                        run.append(Update(None, {}, {V4: merged}))
                     merged += wd_keys
                     continue
-                if merged:
-                    receive(key, V4, merged)
-                    merged = []
-                u = decode_update(m, ctx)
-                for fam, items in u.unreach.items():
-                    receive(key, fam, items)
-                for fam, items in u.reach.items():
-                    receive(key, fam, (), u.attrs, items)
-            if merged:
-                receive(key, V4, merged)
-            rib.flush()
+                merged = None
+                run.append(decode_update(m, ctx))
+            receive(key, run)  # flushes
             for i, mk in enumerate([*mons, key]):
                 while True:
                     blobs = rib.pull(mk, pull_bytes)
@@ -206,8 +214,13 @@ def main() -> None:
         action="store_true",
         help="leave glibc's dynamic mmap threshold alone (see rib/heap.py)",
     )
+    ap.add_argument(
+        "--default-gc", action="store_true", help="keep Python's garbage collector thresholds"
+    )
     a = ap.parse_args()
-    out = run(a.prefixes, a.monitors, a.batch, a.pull_bytes, a.verify, not a.no_pin_heap)
+    out = run(
+        a.prefixes, a.monitors, a.batch, a.pull_bytes, a.verify, not a.no_pin_heap, a.default_gc
+    )
     print(json.dumps(out))
 
 
