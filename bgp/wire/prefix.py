@@ -39,6 +39,13 @@ _STEP4 = tuple(1 + ((n + 7) >> 3) if n <= 32 else _HUGE for n in range(256))
 _STEP6 = tuple(1 + ((n + 7) >> 3) if n <= 128 else _HUGE for n in range(256))
 # Mask of the bits after the prefix length in the last octet (0 on a byte boundary).
 _TAIL = tuple((0xFF >> (n & 7)) if n & 7 else 0 for n in range(256))
+# _STEP4/_STEP6 negated for lengths off a byte boundary (their last octet needs a
+# look): the parse loop does one table lookup for most prefixes.
+_SIGNED4 = tuple(-s if _TAIL[n] and s != _HUGE else s for n, s in enumerate(_STEP4))
+_SIGNED6 = tuple(-s if _TAIL[n] and s != _HUGE else s for n, s in enumerate(_STEP6))
+
+
+_V4 = Family.IPV4_UNICAST
 
 
 class NlriError(ValueError):
@@ -56,19 +63,25 @@ def parse_nlri(data: bytes, start: int, end: int, family: Family, add_path: bool
     Raises ``NlriError`` when a length exceeds the family's maximum or a prefix
     overruns the field (RFC 7606 §5.3).
     """
-    step = _STEP4 if family is Family.IPV4_UNICAST else _STEP6
+    step = _STEP4 if family is _V4 else _STEP6
     tail = _TAIL
     out: list[bytes] = []
     app = out.append
     i = start
     if not add_path:
+        signed = _SIGNED4 if family is _V4 else _SIGNED6
         while i < end:
-            ln = data[i]
-            j = i + step[ln]
-            if tail[ln] and j <= end and data[j - 1] & tail[ln]:
-                app(_canonical(data, i, j, ln))
-            else:
+            j = signed[data[i]]
+            if j > 0:  # on a byte boundary (or impossible: _HUGE ends the loop)
+                j += i
                 app(data[i:j])
+            else:
+                ln = data[i]
+                j = i - j
+                if j <= end and data[j - 1] & tail[ln]:
+                    app(_canonical(data, i, j, ln))
+                else:
+                    app(data[i:j])
             i = j
     else:
         while i < end:
