@@ -260,9 +260,10 @@ class UpdateGroup:
         if not dirty or self.blocked():
             return False
         prev = self.prev
-        if len(dirty) <= CHUNK and len(prev) == len(dirty) and self.split:
+        if len(dirty) <= 4 * CHUNK and len(prev) == len(dirty) and self.split:
             # Every dirty prefix had a route at the last build (prev's keys are dirty's):
-            # when none has one now, a withdrawal chunk goes without per-prefix lists.
+            # when none has one now, they go in one step without per-prefix lists
+            # (withdrawals encode small: up to 4 chunks at once).
             gone = self._gone_all(prev) if not any(dirty.values()) else None
             if gone is not None:
                 self.dirty = {}
