@@ -619,8 +619,13 @@ class BgpFsm:
         done = 0
         err: BGPError | None = None
         for frame in frames:
+            n = len(frame)
             try:
-                keys = plain_withdrawal(frame, ctx)
+                # Only a frame ending in an empty Total Path Attribute Length can be a
+                # plain withdrawal: the others skip that parser's checks.
+                keys = (
+                    plain_withdrawal(frame, ctx) if not frame[n - 1] and not frame[n - 2] else None
+                )
                 upd = decode_update(frame, ctx) if keys is None else None
             except BGPError as exc:
                 err = exc
@@ -629,9 +634,9 @@ class BgpFsm:
             if upd is None:
                 assert keys is not None
                 if wd is None:
-                    wd = {}
+                    wd = {_V4: keys}
                     run.append(Update(None, {}, wd, add_path=self._add_path))
-                if _V4 in wd:
+                elif _V4 in wd:
                     wd[_V4] += keys
                 else:
                     wd[_V4] = keys

@@ -76,18 +76,19 @@ class Framer:
         limit = self.max_message_len
         out: list[bytes] = []
         app = out.append
-        while n - pos >= HEADER_LEN and buf[pos + 18] == _UPDATE:
-            length = buf[pos + 16] << 8 | buf[pos + 17]
-            end = pos + length
-            if (
-                end > n
-                or length < _MIN_UPDATE_LEN
-                or length > limit
-                or not buf.startswith(MARKER, pos)
-            ):
-                break
-            app(bytes(buf[pos:end]))
-            pos = end
+        with memoryview(buf) as view:  # one copy per frame (a bytearray slice is one more)
+            while n - pos >= HEADER_LEN and buf[pos + 18] == _UPDATE:
+                length = buf[pos + 16] << 8 | buf[pos + 17]
+                end = pos + length
+                if (
+                    end > n
+                    or length < _MIN_UPDATE_LEN
+                    or length > limit
+                    or not buf.startswith(MARKER, pos)
+                ):
+                    break
+                app(bytes(view[pos:end]))
+                pos = end
         self._pos = pos
         return out
 
