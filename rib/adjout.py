@@ -359,7 +359,13 @@ class UpdateGroup:
             return None
         only = next(iter(counts))
         sent = self._sent
+        out = self.exporter.cache.get  # the verdict of every path sent is cached there
+        path_cls = Path
         for e in set(prev.values()):
+            if e.__class__ is path_cls:  # inline ``_sent`` for a plain path
+                if not e.eligible or e.source is not only or out(e) is None:
+                    return None
+                continue
             p = sent(e)
             if p is None or p.source is not only:
                 return None
