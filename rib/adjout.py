@@ -350,10 +350,36 @@ class UpdateGroup:
             return self._encode(keys, {}, {})
         return self._split(srcs, only, keys, sent_paths, {}, {}, {}, {})
 
+    def mark_withdrawn(self, keys: list[bytes], olds: list[Entry], distinct: set[Entry]) -> None:
+        """``mark`` for a batch that only withdrew ``keys`` (distinct prefixes that all
+        had a route: ``olds``; ``distinct``: the set of those entries).
+
+        When nothing else is dirty and every member has read the whole queue, the
+        withdrawal is encoded now when it can go in one step (``_gone_from``):
+        there is nothing for it to coalesce with, and no per-prefix dict is built.
+        """
+        if (
+            self.split
+            and not self.dirty
+            and not self.blocked()
+            and all(m.pos == self.end for m in self.members)
+        ):
+            gone = self._gone_from(keys, distinct)
+            if gone is not None:
+                if gone:
+                    self.queue.append(gone)
+                return
+        old = dict(zip(keys, olds, strict=True))
+        self.mark(dict.fromkeys(old), old, True)
+
     def _gone_all(self, prev: dict[bytes, Entry]) -> Queued | None:
-        """``_gone`` for a chunk of prefixes that all had a route (``prev``) and have
-        none now, when every one of them was sent and came from one source; None
-        when that does not hold (the caller takes the general way)."""
+        """``_gone_from`` for the prefixes of ``prev``."""
+        return self._gone_from(list(prev), set(prev.values()))
+
+    def _gone_from(self, keys: list[bytes], distinct: set[Entry]) -> Queued | None:
+        """``_gone`` for distinct prefixes that all had a route (one of ``distinct``)
+        and have none now, when every one of them was sent and came from one source;
+        None when that does not hold (the caller takes the general way)."""
         counts = self.by_source
         if len(counts) != 1:
             return None
@@ -361,7 +387,7 @@ class UpdateGroup:
         sent = self._sent
         out = self.exporter.cache.get  # the verdict of every path sent is cached there
         path_cls = Path
-        for e in set(prev.values()):
+        for e in distinct:
             if e.__class__ is path_cls:  # inline ``_sent`` for a plain path
                 if not e.eligible or e.source is not only or out(e) is None:
                     return None
@@ -369,7 +395,6 @@ class UpdateGroup:
             p = sent(e)
             if p is None or p.source is not only:
                 return None
-        keys = list(prev)
         left = counts[only] - len(keys)
         if left:
             counts[only] = left

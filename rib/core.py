@@ -131,6 +131,12 @@ class Rib:
         # and, for those that had one, the entry before the batch's first change.
         self._changed: dict[Family, dict[bytes, Entry | None]] = {f: {} for f in Family}
         self._old: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
+        # A batch that so far only withdrew routes of one slot, every prefix once:
+        # (keys, their entries, the distinct entries), not yet made into the two
+        # dicts above, since update groups can often take it as it is (``flush``).
+        self._wd: dict[Family, tuple[list[bytes], list[Entry], set[Entry]] | None] = {
+            f: None for f in Family
+        }
         self._ranked: dict[frozenset[Path], Ranked] = {}
         self._pairs: dict[tuple[Path, Path], Ranked] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
@@ -491,6 +497,8 @@ class Rib:
                     olds = list(map(loc.setdefault, keys, repeat(path)))
                     added = len(loc) - before
                     if added == len(keys):
+                        if self._wd[_V4] is not None:
+                            self._realize(_V4)
                         self._changed[_V4].update(zip(keys, repeat(path)))
                         counts[_V4] = counts.get(_V4, 0) + added
                     else:
@@ -629,6 +637,8 @@ class Rib:
     def _announce(self, st: PeerState, family: Family, path: Path, keys: list[bytes]) -> None:
         """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
         loc = self.loc[family]
+        if self._wd[family] is not None:
+            self._realize(family)
         changed = self._changed[family]
         before = len(loc)
         # One table operation per prefix, in C: a new prefix gets ``path`` now.
@@ -655,6 +665,8 @@ class Rib:
     ) -> None:
         """``_announce`` after the bulk ``setdefault`` when some prefixes were known:
         ``olds`` is what it returned, ``inserted`` how many prefixes it added."""
+        if self._wd[family] is not None:
+            self._realize(family)
         loc = self.loc[family]
         changed = self._changed[family]
         added = inserted
@@ -704,17 +716,40 @@ class Rib:
         distinct = set(olds)
         distinct.discard(None)
         changed = self._changed[family]
+        clean = removed == len(keys)  # every key was in the table, once
         if all(o.__class__ is Path and o.slot is slot for o in distinct):
             # Fast path: every entry was only ours (the batch's first change needs no copy).
-            self._note_old(family, changed, keys, olds, removed == len(keys))
+            if clean and not changed and self._wd[family] is None:
+                self._wd[family] = (keys, olds, distinct)  # type: ignore[assignment]
+                if removed and st is not None:
+                    st.counts[family] = st.counts.get(family, 0) - removed
+                return
+            if self._wd[family] is not None:
+                self._realize(family)
+                changed = self._changed[family]
+            self._note_old(family, changed, keys, olds, clean)
             if changed:
                 changed.update(dict.fromkeys(keys))
             else:
                 self._changed[family] = dict.fromkeys(keys)
         else:
+            if self._wd[family] is not None:
+                self._realize(family)
+                changed = self._changed[family]
             removed -= self._withdraw_shared(loc, changed, self._old[family], slot, keys, olds)
         if removed and st is not None:
             st.counts[family] = st.counts.get(family, 0) - removed
+
+    def _realize(self, family: Family) -> None:
+        """Turn the batch's pending withdrawal (``_wd``) into the change dicts."""
+        wd = self._wd[family]
+        if wd is None:
+            return
+        self._wd[family] = None
+        keys, olds, _ = wd
+        old = dict(zip(keys, olds, strict=True))
+        self._old[family] = old
+        self._changed[family] = dict.fromkeys(old)
 
     def _note_old(
         self,
@@ -846,6 +881,12 @@ class Rib:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
         deferred = self.deferred
         for fam, changed in self._changed.items():
+            wd = self._wd[fam]
+            if wd is not None:
+                self._wd[fam] = None
+                if fam not in deferred:
+                    self._flush_withdrawal(fam, *wd)
+                continue  # (nothing else changed in this batch)
             if not changed:
                 continue
             olds = self._old[fam]
@@ -863,6 +904,19 @@ class Rib:
                     if m.idle:
                         m.idle = False
                         self.wake(m.peer_key)
+
+    def _flush_withdrawal(
+        self, fam: Family, keys: list[bytes], olds: list[Entry], distinct: set[Entry]
+    ) -> None:
+        """``flush`` for a batch that only withdrew ``keys`` (their entries: ``olds``)."""
+        if self.fib is not None:
+            self.fib(fam, dict.fromkeys(keys, ()))
+        for g in [g for g in self.groups.values() if g.family is fam]:
+            g.mark_withdrawn(keys, olds, distinct)
+            for m in g.members:
+                if m.idle:
+                    m.idle = False
+                    self.wake(m.peer_key)
 
     # ------------------------------------------------------------------ outbound
 
@@ -1023,6 +1077,7 @@ class Rib:
         for fam in families:
             self._changed[fam] = dict(self.loc[fam])
             self._old[fam] = {}  # nothing was sent while deferred
+            self._wd[fam] = None
             for g in self.groups.values():
                 if g.family is fam:
                     # Entries noted while deferred may be outdated: the current ones

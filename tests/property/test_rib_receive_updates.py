@@ -70,6 +70,13 @@ def _state(rib: Rib, feeder: str) -> tuple[Any, ...]:
     )
 
 
+def _exported(rib: Rib, mon: str, prefix: str) -> bool:
+    fam = _family(prefix)
+    best = rib.best(fam, key(prefix))
+    group = rib.peers[mon].members[fam].group
+    return best is not None and group is not None and group.exporter.out(best) is not None
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(one_update, min_size=1, max_size=4), max_size=6), st.integers(0, 5))
 def test_batch_receive_matches_per_family_receive(
@@ -77,6 +84,7 @@ def test_batch_receive_matches_per_family_receive(
 ) -> None:
     a, fa, ma = _setup(limit)
     b, fb, mb = _setup(limit)
+    told: set[str] = set()  # what the monitor of ``a`` holds, from the UPDATEs it got
     for batch in batches:
         ups = [_update(*u) for u in batch]
         a.receive_updates(fa, ups)
@@ -88,4 +96,9 @@ def test_batch_receive_matches_per_family_receive(
                     b.receive(fb, fam, (), u.attrs, items)
         b.flush()
         assert _state(a, fa) == _state(b, fb)
-        assert decode_out(a.pull(ma, 1 << 20)) == decode_out(b.pull(mb, 1 << 20))
+        out = decode_out(a.pull(ma, 1 << 20))
+        assert out == decode_out(b.pull(mb, 1 << 20))
+        told.difference_update(out.withdrawn)
+        told.update(out.announced)
+        # The monitor holds exactly the prefixes whose best path its group exports.
+        assert told == {p for p in PREFIXES if _exported(a, ma, p)}
