@@ -161,6 +161,10 @@ class UpdateGroup:
         # Plain groups: the Loc-RIB entry as of the last build of each dirty prefix
         # that had one (a subset of ``dirty``'s keys).
         self.prev: dict[bytes, Entry] = {}
+        # Plain groups: a batch of the RIB's kept as it came until the next build,
+        # while nothing else is dirty: (runs, None, None, None) for announcements of
+        # new prefixes, (None, keys, entries, distinct entries) for withdrawals.
+        self._pending: tuple[Any, Any, Any, Any] | None = None
         # ADD-PATH and prefix-dependent groups: prefix -> what was sent.
         self.adj_out: dict[bytes, Any] = {}
         # Plain groups: how many advertised prefixes each source's paths fill, so what a
@@ -183,6 +187,7 @@ class UpdateGroup:
             if not self.by_source:  # nothing was sent
                 nothing: dict[bytes, Any] = {}
                 return Told(nothing.get, list, self.exporter, 0, True)
+            self._realize()
             view = _Sent(self, dict(self.loc), dict(self.dirty), dict(self.prev))
             return Told(view.path, view.keys, self.exporter, 0, True)
         adj = dict(self.adj_out)
@@ -201,6 +206,8 @@ class UpdateGroup:
     def mark(self, changed: dict[bytes, Entry | None], olds: dict[bytes, Entry], own: bool) -> None:
         """Note a batch of Loc-RIB changes (``Rib.flush``): prefix -> new entry, and the
         entry before the batch for those that had one. ``own``: the dicts may be kept."""
+        if self._pending is not None:
+            self._realize()
         dirty = self.dirty
         if not dirty:
             self.dirty = changed if own else dict(changed)
@@ -217,6 +224,7 @@ class UpdateGroup:
 
     def reset_dirty(self, keys: Iterable[bytes]) -> None:
         """Mark ``keys`` dirty with no entry noted (end of selection deferral)."""
+        self._pending = None  # (none while deferred: the RIB keeps no batch then)
         self.dirty = dict.fromkeys(keys)
         self.prev = {}
 
@@ -226,12 +234,15 @@ class UpdateGroup:
             return list(self.adj_out)
         if not self.by_source:
             return []  # nothing was sent
+        self._realize()
         if self.prev:
             return list(self.loc.keys() | self.prev.keys())
         return list(self.loc)
 
     def _state(self, key: bytes) -> Entry | None:
         """Plain groups: the Loc-RIB entry of ``key`` as of the last build."""
+        if self._pending is not None:
+            self._realize()
         if key in self.dirty:
             return self.prev.get(key)
         return self.loc.get(key)
@@ -256,6 +267,8 @@ class UpdateGroup:
 
     def build(self) -> bool:
         """Encode up to ``CHUNK`` dirty prefixes into one queued blob; False if none were dirty."""
+        if self._pending is not None and not self.blocked() and self._build_pending():
+            return True
         dirty = self.dirty
         if not dirty or self.blocked():
             return False
@@ -354,23 +367,83 @@ class UpdateGroup:
         """``mark`` for a batch that only withdrew ``keys`` (distinct prefixes that all
         had a route: ``olds``; ``distinct``: the set of those entries).
 
-        When nothing else is dirty and every member has read the whole queue, the
-        withdrawal is encoded now when it can go in one step (``_gone_from``):
-        there is nothing for it to coalesce with, and no per-prefix dict is built.
+        With nothing else dirty, the batch is kept as it came (``_pending``) and
+        the next build encodes it without a per-prefix dict when it can go in one
+        step (``_gone_from``); anything else makes it ordinary dirty entries, so
+        changes still coalesce until a member pulls.
+        """
+        if self.split and len(keys) <= 4 * CHUNK and not self.dirty and self._pending is None:
+            self._pending = (None, keys, olds, distinct)
+            return
+        self._realize()
+        old = dict(zip(keys, olds, strict=True))
+        self.mark(dict.fromkeys(old), old, True)
+
+    def mark_announced(self, runs: list[tuple[Path, list[bytes]]]) -> None:
+        """``mark`` for a batch that only announced new prefixes: ``runs`` of (path,
+        prefixes), the prefixes distinct and in no earlier change of the batch.
+
+        Kept as it came, like ``mark_withdrawn``, when it fits one build step:
+        the next build then groups it by path as it came (``_emit_runs``).
         """
         if (
             self.split
             and not self.dirty
-            and not self.blocked()
-            and all(m.pos == self.end for m in self.members)
+            and self._pending is None
+            and sum(len(keys) for _, keys in runs) <= CHUNK
         ):
-            gone = self._gone_from(keys, distinct)
-            if gone is not None:
-                if gone:
-                    self.queue.append(gone)
-                return
-        old = dict(zip(keys, olds, strict=True))
-        self.mark(dict.fromkeys(old), old, True)
+            self._pending = (runs, None, None, None)
+            return
+        self._realize()
+        changed: dict[bytes, Entry | None] = {}
+        for path, keys in runs:
+            changed.update(zip(keys, repeat(path)))
+        self.mark(changed, {}, True)
+
+    def _realize(self) -> None:
+        """Turn a batch kept as it came (``_pending``) into dirty entries."""
+        p = self._pending
+        if p is None:
+            return
+        self._pending = None
+        runs, keys, olds, _ = p
+        if runs is not None:
+            changed: dict[bytes, Entry | None] = {}
+            for path, ks in runs:
+                changed.update(zip(ks, repeat(path)))
+            self.mark(changed, {}, True)
+        else:
+            old = dict(zip(keys, olds, strict=True))
+            self.mark(dict.fromkeys(old), old, True)
+
+    def _build_pending(self) -> bool:
+        """Encode the batch kept as it came; False (it becomes dirty entries) when it
+        cannot go the short way."""
+        p = self._pending
+        assert p is not None
+        runs, keys, _, distinct = p
+        blob = self._emit_runs(runs) if runs is not None else self._gone_from(keys, distinct)
+        if blob is None:
+            self._realize()
+            return False
+        self._pending = None
+        if blob:
+            self.queue.append(blob)
+        return True
+
+    def _emit_runs(self, runs: list[tuple[Path, list[bytes]]]) -> Queued | None:
+        """``_diff_plain`` for new prefixes in runs of one path each; None if a path
+        is not eligible (the general way sorts that out)."""
+        by_path: dict[Path, list[bytes]] = {}
+        for path, keys in runs:
+            if not path.eligible:
+                return None
+            lst = by_path.get(path)
+            if lst is None:
+                by_path[path] = keys[:]  # the lists are shared with other groups
+            else:
+                lst += keys
+        return self._emit(by_path, True, [], [], [], [], None)
 
     def _gone_all(self, prev: dict[bytes, Entry]) -> Queued | None:
         """``_gone_from`` for the prefixes of ``prev``."""
@@ -451,6 +524,20 @@ class UpdateGroup:
                     by_path[best] = [key]
                 else:
                     lst.append(key)
+        return self._emit(by_path, fresh, withdrawn, wd_old, replaced, keys, olds)
+
+    def _emit(
+        self,
+        by_path: dict[Path, list[bytes]],
+        fresh: bool,
+        withdrawn: list[bytes],
+        wd_old: list[Path],
+        replaced: list[tuple[bytes, Path, Path]],
+        keys: list[bytes],
+        olds: list[Path | None] | None,
+    ) -> Queued:
+        """Encode ``by_path`` (prefixes by their new best path; ``fresh``: none of them
+        was sent before) and the withdrawals found so far, counting what is sent."""
         # Every path no longer sent came from this source when only its were.
         only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
         if wd_old or replaced:

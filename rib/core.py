@@ -137,6 +137,8 @@ class Rib:
         self._wd: dict[Family, tuple[list[bytes], list[Entry], set[Entry]] | None] = {
             f: None for f in Family
         }
+        # Likewise a batch that so far only announced new prefixes: (path, keys) runs.
+        self._runs: dict[Family, list[tuple[Path, list[bytes]]]] = {f: [] for f in Family}
         self._ranked: dict[frozenset[Path], Ranked] = {}
         self._pairs: dict[tuple[Path, Path], Ranked] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
@@ -497,9 +499,14 @@ class Rib:
                     olds = list(map(loc.setdefault, keys, repeat(path)))
                     added = len(loc) - before
                     if added == len(keys):
-                        if self._wd[_V4] is not None:
-                            self._realize(_V4)
-                        self._changed[_V4].update(zip(keys, repeat(path)))
+                        changed = self._changed[_V4]
+                        if not changed and self._wd[_V4] is None:
+                            self._runs[_V4].append((path, keys))
+                        else:
+                            if self._wd[_V4] is not None:
+                                self._realize(_V4)
+                                changed = self._changed[_V4]
+                            changed.update(zip(keys, repeat(path)))
                         counts[_V4] = counts.get(_V4, 0) + added
                     else:
                         self._announce_rest(st, _V4, path, keys, olds, added)
@@ -637,8 +644,6 @@ class Rib:
     def _announce(self, st: PeerState, family: Family, path: Path, keys: list[bytes]) -> None:
         """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
         loc = self.loc[family]
-        if self._wd[family] is not None:
-            self._realize(family)
         changed = self._changed[family]
         before = len(loc)
         # One table operation per prefix, in C: a new prefix gets ``path`` now.
@@ -648,8 +653,11 @@ class Rib:
             # Fast path, all new prefixes (a table being learned).
             if changed:
                 changed.update(zip(keys, repeat(path)))
+            elif self._wd[family] is None:
+                self._runs[family].append((path, keys))
             else:
-                self._changed[family] = dict.fromkeys(keys, path)
+                self._realize(family)
+                self._changed[family].update(zip(keys, repeat(path)))
             st.counts[family] = st.counts.get(family, 0) + added
             return
         self._announce_rest(st, family, path, keys, olds, added)
@@ -665,7 +673,7 @@ class Rib:
     ) -> None:
         """``_announce`` after the bulk ``setdefault`` when some prefixes were known:
         ``olds`` is what it returned, ``inserted`` how many prefixes it added."""
-        if self._wd[family] is not None:
+        if self._wd[family] is not None or self._runs[family]:
             self._realize(family)
         loc = self.loc[family]
         changed = self._changed[family]
@@ -719,12 +727,12 @@ class Rib:
         clean = removed == len(keys)  # every key was in the table, once
         if all(o.__class__ is Path and o.slot is slot for o in distinct):
             # Fast path: every entry was only ours (the batch's first change needs no copy).
-            if clean and not changed and self._wd[family] is None:
+            if clean and not changed and self._wd[family] is None and not self._runs[family]:
                 self._wd[family] = (keys, olds, distinct)  # type: ignore[assignment]
                 if removed and st is not None:
                     st.counts[family] = st.counts.get(family, 0) - removed
                 return
-            if self._wd[family] is not None:
+            if self._wd[family] is not None or self._runs[family]:
                 self._realize(family)
                 changed = self._changed[family]
             self._note_old(family, changed, keys, olds, clean)
@@ -733,7 +741,7 @@ class Rib:
             else:
                 self._changed[family] = dict.fromkeys(keys)
         else:
-            if self._wd[family] is not None:
+            if self._wd[family] is not None or self._runs[family]:
                 self._realize(family)
                 changed = self._changed[family]
             removed -= self._withdraw_shared(loc, changed, self._old[family], slot, keys, olds)
@@ -741,7 +749,14 @@ class Rib:
             st.counts[family] = st.counts.get(family, 0) - removed
 
     def _realize(self, family: Family) -> None:
-        """Turn the batch's pending withdrawal (``_wd``) into the change dicts."""
+        """Turn the batch's pending withdrawal (``_wd``) or announcements (``_runs``)
+        into the change dicts (both were empty: one of the three holds the batch)."""
+        runs = self._runs[family]
+        if runs:
+            self._runs[family] = []
+            changed = self._changed[family]
+            for path, keys in runs:
+                changed.update(zip(keys, repeat(path)))
         wd = self._wd[family]
         if wd is None:
             return
@@ -887,6 +902,12 @@ class Rib:
                 if fam not in deferred:
                     self._flush_withdrawal(fam, *wd)
                 continue  # (nothing else changed in this batch)
+            runs = self._runs[fam]
+            if runs:
+                self._runs[fam] = []
+                if fam not in deferred:
+                    self._flush_announcements(fam, runs)
+                continue
             if not changed:
                 continue
             olds = self._old[fam]
@@ -913,6 +934,20 @@ class Rib:
             self.fib(fam, dict.fromkeys(keys, ()))
         for g in [g for g in self.groups.values() if g.family is fam]:
             g.mark_withdrawn(keys, olds, distinct)
+            for m in g.members:
+                if m.idle:
+                    m.idle = False
+                    self.wake(m.peer_key)
+
+    def _flush_announcements(self, fam: Family, runs: list[tuple[Path, list[bytes]]]) -> None:
+        """``flush`` for a batch that only announced new prefixes (``runs``)."""
+        if self.fib is not None:
+            hops: dict[bytes, tuple[bytes, ...]] = {}
+            for path, keys in runs:
+                hops.update(dict.fromkeys(keys, _nexthops(path)))
+            self.fib(fam, hops)
+        for g in [g for g in self.groups.values() if g.family is fam]:
+            g.mark_announced(runs)
             for m in g.members:
                 if m.idle:
                     m.idle = False
@@ -1078,6 +1113,7 @@ class Rib:
             self._changed[fam] = dict(self.loc[fam])
             self._old[fam] = {}  # nothing was sent while deferred
             self._wd[fam] = None
+            self._runs[fam] = []
             for g in self.groups.values():
                 if g.family is fam:
                     # Entries noted while deferred may be outdated: the current ones
