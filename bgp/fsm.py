@@ -81,7 +81,7 @@ from bgp.wire.messages import (
     decode_message,
     encode_message,
 )
-from bgp.wire.update import Update, decode_update, plain_withdrawal
+from bgp.wire.update import Update, decode_update, plain_withdrawals
 
 __all__ = [
     "LEGAL",
@@ -616,31 +616,33 @@ class BgpFsm:
         events = self._events
         run: list[Update] = []
         wd: dict[Family, list[bytes]] | None = None  # the merged withdrawals ending ``run``
+        plain: list[bytes] = []  # plain withdrawals not parsed yet (they end ``run``)
+        plain_ok = not ctx.add_path_ipv4
         done = 0
         err: BGPError | None = None
         for frame in frames:
             n = len(frame)
+            # ``plain_withdrawal``'s test: a Withdrawn Routes field and nothing else.
+            if (
+                plain_ok
+                and n > 23
+                and not frame[n - 1]
+                and not frame[n - 2]
+                and (frame[19] << 8 | frame[20]) == n - 23
+            ):
+                plain.append(frame)  # parsed with the rest of the run, in one pass
+                continue
+            if plain:
+                wd, done, err = self._plain(plain, run, wd, done)
+                plain = []
+                if err is not None:
+                    break
             try:
-                # Only a frame ending in an empty Total Path Attribute Length can be a
-                # plain withdrawal: the others skip that parser's checks.
-                keys = (
-                    plain_withdrawal(frame, ctx) if not frame[n - 1] and not frame[n - 2] else None
-                )
-                upd = decode_update(frame, ctx) if keys is None else None
+                upd = decode_update(frame, ctx)
             except BGPError as exc:
                 err = exc
                 break
             done += 1
-            if upd is None:
-                assert keys is not None
-                if wd is None:
-                    wd = {_V4: keys}
-                    run.append(Update(None, {}, wd, add_path=self._add_path))
-                elif _V4 in wd:
-                    wd[_V4] += keys
-                else:
-                    wd[_V4] = keys
-                continue
             if upd.attrs is None and not upd.reach:
                 if not upd.unreach.get(_V4):
                     eor = upd.end_of_rib  # only now: plain withdrawals are never one
@@ -663,6 +665,8 @@ class BgpFsm:
                     continue
             wd = None
             run.append(upd)
+        if plain and err is None:
+            wd, done, err = self._plain(plain, run, wd, done)
         if run:
             events.append(UpdatesReceived(run))
         if done:
@@ -670,6 +674,26 @@ class BgpFsm:
             self._restart_hold(now)
         if err is not None:
             self.dispatch(Event.UPDATE_MSG_ERR, now, err)
+
+    def _plain(
+        self,
+        frames: list[bytes],
+        run: list[Update],
+        wd: dict[Family, list[bytes]] | None,
+        done: int,
+    ) -> tuple[dict[Family, list[bytes]] | None, int, BGPError | None]:
+        """Merge the keys of a run of plain withdrawals into ``run``; the new merged
+        withdrawals, the count of UPDATEs taken, and the error of a malformed one."""
+        keys, ok, err = plain_withdrawals(frames, self._ctx)
+        if keys:
+            if wd is None:
+                wd = {_V4: keys}
+                run.append(Update(None, {}, wd, add_path=self._add_path))
+            elif _V4 in wd:
+                wd[_V4] += keys
+            else:
+                wd[_V4] = keys
+        return wd, done + ok, err
 
     @property
     def _add_path(self) -> frozenset[Family]:

@@ -211,6 +211,37 @@ def plain_withdrawal(data: bytes, ctx: CodecContext) -> list[bytes] | None:
         raise _network_error(str(exc)) from None
 
 
+def plain_withdrawals(
+    frames: list[bytes], ctx: CodecContext
+) -> tuple[list[bytes], int, UpdateMessageError | None]:
+    """``plain_withdrawal`` for a run of frames that each are one (the caller checked
+    the framing: see ``plain_withdrawal``): all their keys, in order.
+
+    The Withdrawn Routes fields are joined and parsed in one pass; the result
+    stands if no prefix straddles two frames. Otherwise (or if the joined
+    field does not parse) each frame is parsed on its own, so a malformed one
+    is found exactly: the keys of the frames before it, how many those are,
+    and its error (RFC 7606 §5.3) come back; the caller handles them first.
+    """
+    parts = [f[21 : len(f) - 2] for f in frames]
+    blob = b"".join(parts)
+    try:
+        keys = parse_nlri(blob, 0, len(blob), _V4, False)
+        if set(accumulate(map(len, keys))).issuperset(accumulate(map(len, parts))):
+            return keys, len(frames), None
+    except NlriError:
+        pass
+    keys = []
+    for i, f in enumerate(frames):
+        try:
+            got = plain_withdrawal(f, ctx)
+        except UpdateMessageError as exc:
+            return keys, i, exc
+        assert got is not None
+        keys += got
+    return keys, len(frames), None
+
+
 def _cache_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= ATTR_CACHE_SIZE:
         del cache[next(iter(cache))]

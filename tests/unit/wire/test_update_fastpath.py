@@ -1,4 +1,4 @@
-"""``plain_withdrawal``: the receive loop's shortcut for UPDATEs that only withdraw.
+"""``plain_withdrawal(s)``: the receive loop's shortcut for UPDATEs that only withdraw.
 
 It must agree with ``decode_update`` wherever it answers (same keys, same
 error), and step aside (None) for everything else.
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bgp.errors import BGPError
 from bgp.wire import CodecContext, Family
-from bgp.wire.update import decode_update, plain_withdrawal
+from bgp.wire.update import decode_update, plain_withdrawal, plain_withdrawals
 
 from .build import BASE, mp_unreach, update, v4, v6
 
@@ -76,3 +76,53 @@ def test_agrees_with_the_decoder_on_arbitrary_fields(wd: bytes, attrs: bytes, nl
     if fast is not None:
         assert not attrs and not nlri and wd
         assert decode_update(raw, CTX).unreach[V4] == fast
+
+
+# ------------------------------------------------------------ a run parsed in one pass
+
+
+def test_a_run_of_plain_withdrawals_gives_every_frames_keys_in_order() -> None:
+    frames = [
+        update(withdrawn=v4("10.0.0.0/24") + v4("10.1.0.0/16")),
+        update(withdrawn=b"\x17\x0a\x00\x01"),  # a host bit, cleared
+        update(withdrawn=v4("0.0.0.0/0") + v4("192.0.2.1/32")),
+    ]
+    keys, ok, err = plain_withdrawals(frames, CTX)
+    assert err is None and ok == 3
+    assert keys == [k for f in frames for k in plain_withdrawal(f, CTX) or []]
+
+
+def test_a_prefix_cut_by_a_frame_boundary_is_the_error_of_that_frame() -> None:
+    # Frame 1 ends with a /24 missing its last octet; frame 2's first octet would
+    # complete it if the fields were simply joined.
+    frames = [
+        update(withdrawn=v4("10.0.0.0/24")),
+        update(withdrawn=v4("10.9.0.0/16") + b"\x18\x0a\x02"),
+        update(withdrawn=b"\x00" + v4("10.3.0.0/24")),
+    ]
+    keys, ok, err = plain_withdrawals(frames, CTX)
+    assert ok == 1 and keys == [b"\x18\x0a\x00\x00"]
+    with pytest.raises(BGPError) as slow:
+        decode_update(frames[1], CTX)
+    assert err is not None and (err.code, err.subcode) == (slow.value.code, slow.value.subcode)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=12), min_size=1, max_size=6))
+def test_a_run_agrees_with_one_frame_at_a_time(fields: list[bytes]) -> None:
+    frames = [update(withdrawn=f) for f in fields]
+    want: list[bytes] = []
+    bad: BGPError | None = None
+    good = 0
+    for f in frames:
+        try:
+            want += plain_withdrawal(f, CTX) or []
+        except BGPError as exc:
+            bad = exc
+            break
+        good += 1
+    keys, ok, err = plain_withdrawals(frames, CTX)
+    assert (keys, ok) == (want, good)
+    assert (err is None) == (bad is None)
+    if err is not None and bad is not None:
+        assert (err.code, err.subcode) == (bad.code, bad.subcode)
