@@ -165,7 +165,7 @@ def main() -> None:
     else:
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
         out = a.out or os.path.join(HERE, "results", time.strftime("propagate-%Y%m%d-%H%M%S.jsonl"))
-        rc = run_bench(a.targets, a.prefixes, "1", a.repeat, out, a.bench_arg)
+        rc = run_bench(a.targets, a.prefixes, "1", a.repeat, out, a.bench_arg) if a.prefixes else 0
         if a.fanout:
             rc |= run_bench(a.targets, str(a.fanout_prefixes), a.fanout, a.repeat, out, a.bench_arg)
         if rc:
@@ -175,7 +175,9 @@ def main() -> None:
     summary = summarize(load(out))
     if not any(t == "podbgp" for t, _, _ in summary) and "podbgp" in a.targets:
         print("podbgp produced no records (did the target start?)", file=sys.stderr)
-    n = max(int(x) for x in a.prefixes.split(","))
+    # The goals are judged at the largest N propagated (in this run, or in the records).
+    sizes = [int(x) for x in a.prefixes.split(",") if x] or [n for _, n, m in summary if m == 1]
+    n = max(sizes, default=1_000_000)
     cmd = "sudo .venv/bin/python benchmarks/propagate.py " + " ".join(sys.argv[1:])
     md = f"Produced by `{cmd.strip()}` on {time.strftime('%Y-%m-%d')}.\n\n{table(summary)}\n"
     res = goals(summary, n, a.fanout_prefixes)
