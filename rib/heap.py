@@ -65,8 +65,8 @@ def tune_gc() -> None:
 
     A full table is a few dicts of a million entries that the collector walks
     on every full collection; with the default thresholds (700, 10, 10) a
-    table being learned sets off so many that they cost 10-15 % of the time
-    to learn it (docs/benchmarks.md). Objects alive at the call are moved out
+    table being learned sets off so many that learning it takes 15-27 % longer
+    (docs/benchmarks.md). Objects alive at the call are moved out
     of the collector's sight (``gc.freeze``), and young collections run every
     100,000 container allocations instead of every 700: cyclic garbage still
     goes, a little later (the RIB makes little of it).
