@@ -17,6 +17,7 @@ only on demand: never create one per route on the hot path.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bgp.wire.constants import Family
@@ -29,6 +30,7 @@ __all__ = [
     "key_to_network",
     "key_to_str",
     "parse_nlri",
+    "parse_v4_fields",
     "split_path_id",
 ]
 
@@ -96,6 +98,37 @@ def parse_nlri(data: bytes, start: int, end: int, family: Family, add_path: bool
             i = j
     if i != end:
         raise NlriError(f"NLRI length octet invalid or prefix overruns the field at {i - start}")
+    return out
+
+
+def parse_v4_fields(data: bytes, ends: Iterable[int]) -> list[bytes] | None:
+    """``parse_nlri`` for IPv4 keys (no ADD-PATH) over fields laid end to end in
+    ``data``, each ending at the next offset of ``ends``: all their keys, or None
+    if a field does not parse on its own (an impossible length, or a prefix
+    running past its field's end). The caller then parses field by field to
+    report the error of the right one.
+    """
+    signed = _SIGNED4
+    tail = _TAIL
+    out: list[bytes] = []
+    app = out.append
+    i = 0
+    for end in ends:
+        while i < end:
+            j = signed[data[i]]
+            if j > 0:  # on a byte boundary (or impossible: _HUGE overruns the field)
+                j += i
+                app(data[i:j])
+            else:
+                ln = data[i]
+                j = i - j
+                if j <= end and data[j - 1] & tail[ln]:
+                    app(_canonical(data, i, j, ln))
+                else:
+                    app(data[i:j])
+            i = j
+        if i != end:
+            return None
     return out
 
 

@@ -53,7 +53,7 @@ from bgp.wire.attributes import (
 )
 from bgp.wire.constants import MARKER, Action, AttrCode, Family, MessageType
 from bgp.wire.context import CodecContext
-from bgp.wire.prefix import NlriError, Prefix, parse_nlri
+from bgp.wire.prefix import NlriError, Prefix, parse_nlri, parse_v4_fields
 
 __all__ = [
     "ATTR_CACHE_SIZE",
@@ -64,6 +64,7 @@ __all__ = [
     "encode_update",
     "encode_withdraw",
     "plain_withdrawal",
+    "plain_withdrawals",
 ]
 
 ATTR_CACHE_SIZE = 100_000
@@ -217,21 +218,17 @@ def plain_withdrawals(
     """``plain_withdrawal`` for a run of frames that each are one (the caller checked
     the framing: see ``plain_withdrawal``): all their keys, in order.
 
-    The Withdrawn Routes fields are joined and parsed in one pass; the result
-    stands if no prefix straddles two frames. Otherwise (or if the joined
-    field does not parse) each frame is parsed on its own, so a malformed one
-    is found exactly: the keys of the frames before it, how many those are,
-    and its error (RFC 7606 §5.3) come back; the caller handles them first.
+    The Withdrawn Routes fields are joined and parsed in one pass, each within
+    its own bounds (``parse_v4_fields``). If one does not parse, each frame is
+    parsed on its own, so the malformed one is found exactly: the keys of the
+    frames before it, how many those are, and its error (RFC 7606 §5.3) come
+    back; the caller handles them first.
     """
     parts = [f[21 : len(f) - 2] for f in frames]
-    blob = b"".join(parts)
-    try:
-        keys = parse_nlri(blob, 0, len(blob), _V4, False)
-        if set(accumulate(map(len, keys))).issuperset(accumulate(map(len, parts))):
-            return keys, len(frames), None
-    except NlriError:
-        pass
-    keys = []
+    fast = parse_v4_fields(b"".join(parts), accumulate(map(len, parts)))
+    if fast is not None:
+        return fast, len(frames), None
+    keys: list[bytes] = []
     for i, f in enumerate(frames):
         try:
             got = plain_withdrawal(f, ctx)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bgp.errors import BGPError
 from bgp.wire import CodecContext, Family
+from bgp.wire.prefix import parse_v4_fields
 from bgp.wire.update import decode_update, plain_withdrawal, plain_withdrawals
 
 from .build import BASE, mp_unreach, update, v4, v6
@@ -126,3 +127,15 @@ def test_a_run_agrees_with_one_frame_at_a_time(fields: list[bytes]) -> None:
     assert (err is None) == (bad is None)
     if err is not None and bad is not None:
         assert (err.code, err.subcode) == (bad.code, bad.subcode)
+
+
+def test_fields_parse_within_their_own_bounds() -> None:
+    a, b = v4("10.0.0.0/24") + v4("10.1.0.0/16"), b"\x17\x0a\x00\x01"  # b: a host bit
+    assert parse_v4_fields(a + b, [len(a), len(a) + len(b)]) == [
+        b"\x18\x0a\x00\x00",
+        b"\x10\x0a\x01",
+        b"\x17\x0a\x00\x00",
+    ]
+    # The same bytes cut elsewhere: the first field ends inside a prefix.
+    assert parse_v4_fields(a + b, [len(a) - 1, len(a) + len(b)]) is None
+    assert parse_v4_fields(b"\x21\x0a\x00\x00\x00\x00", [6]) is None  # /33
