@@ -65,27 +65,14 @@ def parse_nlri(data: bytes, start: int, end: int, family: Family, add_path: bool
     Raises ``NlriError`` when a length exceeds the family's maximum or a prefix
     overruns the field (RFC 7606 §5.3).
     """
-    step = _STEP4 if family is _V4 else _STEP6
-    tail = _TAIL
-    out: list[bytes] = []
-    app = out.append
-    i = start
     if not add_path:
-        signed = _SIGNED4 if family is _V4 else _SIGNED6
-        while i < end:
-            j = signed[data[i]]
-            if j > 0:  # on a byte boundary (or impossible: _HUGE ends the loop)
-                j += i
-                app(data[i:j])
-            else:
-                ln = data[i]
-                j = i - j
-                if j <= end and data[j - 1] & tail[ln]:
-                    app(_canonical(data, i, j, ln))
-                else:
-                    app(data[i:j])
-            i = j
+        out, i, _ = _split(data, start, (end,), _SIGNED4 if family is _V4 else _SIGNED6)
     else:
+        step = _STEP4 if family is _V4 else _STEP6
+        tail = _TAIL
+        out = []
+        app = out.append
+        i = start
         while i < end:
             if i + 5 > end:
                 raise NlriError("truncated ADD-PATH NLRI")
@@ -108,11 +95,21 @@ def parse_v4_fields(data: bytes, ends: Iterable[int]) -> list[bytes] | None:
     running past its field's end). The caller then parses field by field to
     report the error of the right one.
     """
-    signed = _SIGNED4
+    out, i, end = _split(data, 0, ends, _SIGNED4)
+    return out if i == end else None
+
+
+def _split(
+    data: bytes, i: int, ends: Iterable[int], signed: tuple[int, ...]
+) -> tuple[list[bytes], int, int]:
+    """Keys (no ADD-PATH) of fields laid end to end from ``i``, each ending at the
+    next of ``ends``. Stops after the first field that does not end exactly at its
+    end: returns the keys, the position reached and that field's end (equal when
+    every field parsed). ``signed``: ``_SIGNED4`` or ``_SIGNED6``."""
     tail = _TAIL
     out: list[bytes] = []
     app = out.append
-    i = 0
+    end = i
     for end in ends:
         while i < end:
             j = signed[data[i]]
@@ -128,8 +125,8 @@ def parse_v4_fields(data: bytes, ends: Iterable[int]) -> list[bytes] | None:
                     app(data[i:j])
             i = j
         if i != end:
-            return None
-    return out
+            break
+    return out, i, end
 
 
 def split_path_id(nlri: bytes) -> tuple[int, bytes]:
