@@ -74,7 +74,7 @@ from rib.bestpath import Ranked
 from rib.export import Exporter
 from rib.path import Path, Source
 
-__all__ = ["CHUNK", "Member", "Told", "UpdateGroup"]
+__all__ = ["CHUNK", "Member", "Told", "UpdateGroup", "batch_changes"]
 
 _MISS: Any = object()
 CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
@@ -273,17 +273,6 @@ class UpdateGroup:
         if not dirty or self.blocked():
             return False
         prev = self.prev
-        if len(dirty) <= 4 * CHUNK and len(prev) == len(dirty) and self.split:
-            # Every dirty prefix had a route at the last build (prev's keys are dirty's):
-            # when none has one now, they go in one step without per-prefix lists
-            # (withdrawals encode small: up to 4 chunks at once).
-            gone = self._gone_all(prev) if not any(dirty.values()) else None
-            if gone is not None:
-                self.dirty = {}
-                self.prev = {}
-                if gone:
-                    self.queue.append(gone)
-                return True
         olds_e: list[Entry | None] | None = None
         if len(dirty) <= CHUNK:
             self.dirty = {}
@@ -372,12 +361,7 @@ class UpdateGroup:
         step (``_gone_from``); anything else makes it ordinary dirty entries, so
         changes still coalesce until a member pulls.
         """
-        if self.split and len(keys) <= 4 * CHUNK and not self.dirty and self._pending is None:
-            self._pending = (None, keys, olds, distinct)
-            return
-        self._realize()
-        old = dict(zip(keys, olds, strict=True))
-        self.mark(dict.fromkeys(old), old, True)
+        self._keep_or_mark((None, keys, olds, distinct), len(keys) <= 4 * CHUNK)
 
     def mark_announced(self, runs: list[tuple[Path, list[bytes]]]) -> None:
         """``mark`` for a batch that only announced new prefixes: ``runs`` of (path,
@@ -386,35 +370,23 @@ class UpdateGroup:
         Kept as it came, like ``mark_withdrawn``, when it fits one build step:
         the next build then groups it by path as it came (``_emit_runs``).
         """
-        if (
-            self.split
-            and not self.dirty
-            and self._pending is None
-            and sum(len(keys) for _, keys in runs) <= CHUNK
-        ):
-            self._pending = (runs, None, None, None)
+        self._keep_or_mark((runs, None, None, None), sum(map(len, (k for _, k in runs))) <= CHUNK)
+
+    def _keep_or_mark(self, batch: tuple[Any, Any, Any, Any], small: bool) -> None:
+        """Keep ``batch`` as it came when nothing else waits and it is ``small``;
+        otherwise make it (and any kept batch) ordinary dirty entries."""
+        if self.split and small and not self.dirty and self._pending is None:
+            self._pending = batch
             return
         self._realize()
-        changed: dict[bytes, Entry | None] = {}
-        for path, keys in runs:
-            changed.update(zip(keys, repeat(path)))
-        self.mark(changed, {}, True)
+        self.mark(*batch_changes(batch[0], batch[1], batch[2]), True)
 
     def _realize(self) -> None:
         """Turn a batch kept as it came (``_pending``) into dirty entries."""
         p = self._pending
-        if p is None:
-            return
-        self._pending = None
-        runs, keys, olds, _ = p
-        if runs is not None:
-            changed: dict[bytes, Entry | None] = {}
-            for path, ks in runs:
-                changed.update(zip(ks, repeat(path)))
-            self.mark(changed, {}, True)
-        else:
-            old = dict(zip(keys, olds, strict=True))
-            self.mark(dict.fromkeys(old), old, True)
+        if p is not None:
+            self._pending = None
+            self.mark(*batch_changes(p[0], p[1], p[2]), True)
 
     def _build_pending(self) -> bool:
         """Encode the batch kept as it came; False (it becomes dirty entries) when it
@@ -444,10 +416,6 @@ class UpdateGroup:
             else:
                 lst += keys
         return self._emit(by_path, True, [], [], [], [], None)
-
-    def _gone_all(self, prev: dict[bytes, Entry]) -> Queued | None:
-        """``_gone_from`` for the prefixes of ``prev``."""
-        return self._gone_from(list(prev), set(prev.values()))
 
     def _gone_from(self, keys: list[bytes], distinct: set[Entry]) -> Queued | None:
         """``_gone`` for distinct prefixes that all had a route (one of ``distinct``)
@@ -1031,6 +999,23 @@ class _Switch:
 
     def __call__(self, keys: list[bytes]) -> bytes:
         return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
+
+
+def batch_changes(
+    runs: list[tuple[Path, list[bytes]]] | None,
+    keys: list[bytes] | None,
+    olds: list[Entry] | None,
+) -> tuple[dict[bytes, Entry | None], dict[bytes, Entry]]:
+    """The change dicts (prefix -> new entry, prefix -> entry before) of a batch kept
+    as it came: announcement ``runs`` of (path, new prefixes), or withdrawn ``keys``
+    (distinct) with the entries they had (``olds``)."""
+    if runs is not None:
+        changed: dict[bytes, Entry | None] = {}
+        for path, ks in runs:
+            changed.update(zip(ks, repeat(path)))
+        return changed, {}
+    old = dict(zip(keys or (), olds or (), strict=True))
+    return dict.fromkeys(old), old
 
 
 def _best(e: Entry | None) -> Path | None:

@@ -57,7 +57,7 @@ from typing import Any, cast
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin
 from bgp.wire.prefix import key_from_network
-from rib.adjout import Member, UpdateGroup
+from rib.adjout import Member, UpdateGroup, batch_changes
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter
 from rib.path import LOCAL, Path, Slot, Source
@@ -751,20 +751,13 @@ class Rib:
     def _realize(self, family: Family) -> None:
         """Turn the batch's pending withdrawal (``_wd``) or announcements (``_runs``)
         into the change dicts (both were empty: one of the three holds the batch)."""
-        runs = self._runs[family]
+        runs, wd = self._runs[family], self._wd[family]
         if runs:
             self._runs[family] = []
-            changed = self._changed[family]
-            for path, keys in runs:
-                changed.update(zip(keys, repeat(path)))
-        wd = self._wd[family]
-        if wd is None:
-            return
-        self._wd[family] = None
-        keys, olds, _ = wd
-        old = dict(zip(keys, olds, strict=True))
-        self._old[family] = old
-        self._changed[family] = dict.fromkeys(old)
+            self._changed[family], self._old[family] = batch_changes(runs, None, None)
+        elif wd is not None:
+            self._wd[family] = None
+            self._changed[family], self._old[family] = batch_changes(None, wd[0], wd[1])
 
     def _note_old(
         self,
@@ -896,58 +889,46 @@ class Rib:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
         deferred = self.deferred
         for fam, changed in self._changed.items():
-            wd = self._wd[fam]
-            if wd is not None:
+            wd, runs = self._wd[fam], self._runs[fam]
+            if wd is not None:  # a batch that only withdrew (nothing else changed)
                 self._wd[fam] = None
                 if fam not in deferred:
-                    self._flush_withdrawal(fam, *wd)
-                continue  # (nothing else changed in this batch)
-            runs = self._runs[fam]
-            if runs:
+                    keys, entries, distinct = wd
+                    if self.fib is not None:
+                        self.fib(fam, dict.fromkeys(keys, ()))
+                    groups = self.groups_of(fam)
+                    for g in groups:
+                        g.mark_withdrawn(keys, entries, distinct)
+                    self._wake_idle(groups)
+            elif runs:  # a batch that only announced new prefixes
                 self._runs[fam] = []
                 if fam not in deferred:
-                    self._flush_announcements(fam, runs)
-                continue
-            if not changed:
-                continue
-            olds = self._old[fam]
-            self._changed[fam] = {}
-            self._old[fam] = {}
-            if fam in deferred:
-                continue  # selected in full when the deferral ends
-            if self.fib is not None:
-                self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
-            groups = [g for g in self.groups.values() if g.family is fam]
-            for g in groups:
-                # The last group may keep the dicts: nobody else reads them any more.
-                g.mark(changed, olds, g is groups[-1])
-                for m in g.members:
-                    if m.idle:
-                        m.idle = False
-                        self.wake(m.peer_key)
+                    if self.fib is not None:
+                        hops: dict[bytes, tuple[bytes, ...]] = {}
+                        for path, ks in runs:
+                            hops.update(dict.fromkeys(ks, _nexthops(path)))
+                        self.fib(fam, hops)
+                    groups = self.groups_of(fam)
+                    for g in groups:
+                        g.mark_announced(runs)
+                    self._wake_idle(groups)
+            elif changed:
+                olds = self._old[fam]
+                self._changed[fam] = {}
+                self._old[fam] = {}
+                if fam in deferred:
+                    continue  # selected in full when the deferral ends
+                if self.fib is not None:
+                    self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
+                groups = self.groups_of(fam)
+                for g in groups:
+                    # The last group may keep the dicts: nobody else reads them any more.
+                    g.mark(changed, olds, g is groups[-1])
+                self._wake_idle(groups)
 
-    def _flush_withdrawal(
-        self, fam: Family, keys: list[bytes], olds: list[Entry], distinct: set[Entry]
-    ) -> None:
-        """``flush`` for a batch that only withdrew ``keys`` (their entries: ``olds``)."""
-        if self.fib is not None:
-            self.fib(fam, dict.fromkeys(keys, ()))
-        for g in [g for g in self.groups.values() if g.family is fam]:
-            g.mark_withdrawn(keys, olds, distinct)
-            for m in g.members:
-                if m.idle:
-                    m.idle = False
-                    self.wake(m.peer_key)
-
-    def _flush_announcements(self, fam: Family, runs: list[tuple[Path, list[bytes]]]) -> None:
-        """``flush`` for a batch that only announced new prefixes (``runs``)."""
-        if self.fib is not None:
-            hops: dict[bytes, tuple[bytes, ...]] = {}
-            for path, keys in runs:
-                hops.update(dict.fromkeys(keys, _nexthops(path)))
-            self.fib(fam, hops)
-        for g in [g for g in self.groups.values() if g.family is fam]:
-            g.mark_announced(runs)
+    def _wake_idle(self, groups: list[UpdateGroup]) -> None:
+        """Wake the idle members of ``groups``: they have something to pull."""
+        for g in groups:
             for m in g.members:
                 if m.idle:
                     m.idle = False
