@@ -469,7 +469,6 @@ class Rib:
         """
         st = self.peers[key]
         receive = self.receive
-        loc = self.loc[_V4]
         cache = st.imports.get(_V4)
         if cache is None:
             cache = st.imports[_V4] = {}
@@ -477,7 +476,6 @@ class Rib:
         limit = pol.max_prefixes
         simple = not pol.soft_reconfiguration and not pol.import_policy.prefix_dependent
         plain = simple and st.up and not st.over_limit and _V4 not in st.disabled
-        counts = st.counts
         for u in updates:
             ap = u.add_path
             reach = u.reach
@@ -494,22 +492,7 @@ class Rib:
                     if path is None:
                         self._withdraw(st, _V4, st.source.slot(0), keys)
                         continue
-                    before = len(loc)
-                    # As ``_announce``: one table operation per prefix, in C.
-                    olds = list(map(loc.setdefault, keys, repeat(path)))
-                    added = len(loc) - before
-                    if added == len(keys):
-                        changed = self._changed[_V4]
-                        if not changed and self._wd[_V4] is None:
-                            self._runs[_V4].append((path, keys))
-                        else:
-                            if self._wd[_V4] is not None:
-                                self._realize(_V4)
-                                changed = self._changed[_V4]
-                            changed.update(zip(keys, repeat(path)))
-                        counts[_V4] = counts.get(_V4, 0) + added
-                    else:
-                        self._announce_rest(st, _V4, path, keys, olds, added)
+                    self._announce(st, _V4, path, keys)
                     if limit and st.total > limit:
                         self._over_limit(st, limit)
                         plain = False
