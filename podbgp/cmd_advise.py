@@ -242,7 +242,7 @@ def decide(facts: Facts) -> Advice:
     )
 
 
-# -- the config snippet (CONFIG.md keys) ---------------------------------------------------
+# -- the config snippet (docs/configuration.md) ------------------------------------------
 def _toml_str(s: str) -> str:
     return json.dumps(s)
 
@@ -275,7 +275,7 @@ def _bgp_lines(option: str, facts: Facts) -> list[str]:
 
 
 def snippet(option: str, facts: Facts) -> str:
-    """The TOML for `option` with this node's facts filled in (CONFIG.md)."""
+    """The TOML for `option` with this node's facts filled in (docs/configuration.md)."""
     address = str(facts.address) if facts.address else "10.0.0.1/24"
     ipip = "CrossSubnet" if option == "ipip-crosssubnet" else "Never"
     vxlan = {"vxlan": "Always", "vxlan-crosssubnet": "CrossSubnet"}.get(option, "Never")
@@ -494,7 +494,7 @@ def render(advice: Advice, problems: list[str]) -> str:
     lines += [f"  not probed: {p}" for p in problems]
     if advice.cloud_note:
         lines += ["", *advice.cloud_note]
-    lines += ["", "Config snippet (CONFIG.md):", "", advice.snippet.rstrip()]
+    lines += ["", "Config snippet (every key: docs/configuration.md):", "", advice.snippet.rstrip()]
     return "\n".join(lines)
 
 

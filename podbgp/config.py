@@ -1,7 +1,8 @@
 """podbgp's configuration file: TOML in, frozen typed dataclasses out.
 
-The contract is `../shared/CONFIG.md` (keys added beyond it are listed in
-`docs/config-extensions.md`). Loading runs in three steps:
+Every key, its default and its meaning are in `docs/configuration.md`, which
+`accepted_keys()` keeps honest (a unit test compares the two). Loading runs in
+three steps:
 
 1. `tomllib` parses the text; a syntax error is one `ConfigError`.
 2. Each section is read by a `_Table`, which checks every key's type and value
@@ -206,7 +207,7 @@ class PeerOptions:
     export_policy: str = "local"
     max_prefixes: int = 0
     shutdown_message: str = ""
-    # Extensions (docs/config-extensions.md); defaults come from [bgp].
+    # Defaults come from [bgp] (docs/configuration.md).
     hold_time: int = 90
     keepalive: int = 30
     graceful_restart: bool = True
@@ -434,6 +435,43 @@ def load_config_dict(raw: dict[str, Any]) -> Config:
     return cfg
 
 
+def accepted_keys() -> frozenset[str]:
+    """Every key the reader accepts, as dotted paths: `bgp.peer[].hold_time`.
+
+    These are the keys `_Table.finish` does not call unknown. The reader runs on a
+    document that grows until every array of tables it asks for has one (empty)
+    item, so keys inside `[[bgp.peer]]` or `[[policy.rule]]` are found too; tables
+    themselves are not keys. docs/configuration.md is tested against this set.
+    """
+    doc: dict[str, Any] = {}
+    while True:
+        root = _Table(doc, "", _Errors())
+        _read_config(root, root.errors)
+        if not _add_missing_tables(root):
+            return frozenset(_leaf_keys(root, ""))
+
+
+def _add_missing_tables(t: _Table) -> bool:
+    """Give `t` every nested table it asked for (arrays one empty item); True if any was new."""
+    grown = False
+    for key, tables in t.tables.items():
+        if key not in t.data:
+            t.data[key] = [{}] if key in t.arrays else tables[0].data
+            grown = True
+        for child in tables:
+            grown |= _add_missing_tables(child)
+    return grown
+
+
+def _leaf_keys(t: _Table, prefix: str) -> Iterator[str]:
+    for key in t.seen - t.tables.keys():
+        yield prefix + key
+    for key, tables in t.tables.items():
+        array = "[]" if key in t.arrays else ""
+        for child in tables[:1]:
+            yield from _leaf_keys(child, f"{prefix}{key}{array}.")
+
+
 _SECTION_ORDER = ("node", "bgp", "policy", "datastore", "ipam", "fib", "api")
 
 
@@ -504,6 +542,10 @@ class _Table:
         self.failed = False
         # A table that was not a table: its own error is reported, not its missing keys.
         self.quiet = False
+        # Nested tables read from this one, by key, and which keys are arrays of tables:
+        # `accepted_keys` walks them to list every key the reader knows.
+        self.tables: dict[str, list[_Table]] = {}
+        self.arrays: set[str] = set()
 
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -559,6 +601,7 @@ class _Table:
         table = _Table(value if value is not None else {}, self.key_path(key), self.errors)
         if value is None:
             table.failed = table.quiet = True
+        self.tables[key] = [table]
         return table
 
     def subs(self, key: str) -> list[_Table]:
@@ -568,7 +611,10 @@ class _Table:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.error(key, f"expected an array of tables ([[{self.key_path(key)}]])")
             return []
-        return [_Table(v, f"{self.key_path(key)}[{i}]", self.errors) for i, v in enumerate(value)]
+        tables = [_Table(v, f"{self.key_path(key)}[{i}]", self.errors) for i, v in enumerate(value)]
+        self.tables[key] = tables
+        self.arrays.add(key)
+        return tables
 
     def finish(self) -> None:
         """Report keys nobody asked for, suggesting the closest known one."""

@@ -4,7 +4,7 @@ Two daemons in two namespaces on one veth: the receiver `r` peers with the sende
 `s` with `max_prefixes = 3`, and `s` originates four prefixes. The receiver closes
 the session with Cease / Maximum Number of Prefixes Reached (RFC 4486 §4, code 6
 subcode 1) — the sender's own `show peers` reports the NOTIFICATION it decoded —
-and then, per `bgp.max_prefixes_restart` (docs/config-extensions.md):
+and then, per `bgp.max_prefixes_restart` (docs/configuration.md):
 
 - `2`: the receiver re-enables the peer by itself, no sooner than 2 s after the
   Cease, and the session comes back;

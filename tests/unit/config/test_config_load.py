@@ -1,7 +1,7 @@
 """Loading valid configs: defaults, typed values, inheritance, and the round trip.
 
-The defaults are written out here from ../shared/CONFIG.md (and
-docs/config-extensions.md) so that a changed default is a failing test.
+The defaults are written out here from docs/configuration.md so that a changed
+default is a failing test.
 """
 
 from __future__ import annotations
