@@ -2,31 +2,49 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# Debian packages the tests and the lab need: real BGP peers, etcd, capture and ping.
-APT_PKGS := python3-venv frr bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump iputils-ping iproute2 procps nftables
+# Debian packages `make demo` needs: namespaces, veths and routes (iproute2), FRR (the
+# ToR of `lab up --option peered`), ping for the matrix, procps, and venv.
+DEMO_PKGS := python3-venv frr iproute2 iputils-ping procps
+# What the tests add: the other BGP daemons they peer with, etcd, packet capture, and
+# nftables (nat_outgoing; the demo's pools do not use it).
+TEST_PKGS := bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump nftables
 FUZZ_SECONDS ?= 60
 
-.PHONY: all venv deps lint typecheck unit test fuzz demo bench clean
+.PHONY: all venv venv-runtime deps deps-demo lint typecheck unit test fuzz demo bench clean
 
 all: test
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: podbgp with its runtime dependencies (the demo), then the test and dev
+# extras on top (the tests). `make demo` after `make test` finds both and installs nothing.
+$(VENV)/.installed-runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-runtime
 	$(PY) -m pip install -q -e '.[test,dev]'
 	touch $@
 
-venv: $(VENV)/.installed
+venv-runtime: $(VENV)/.installed-runtime
+venv: $(VENV)/.installed-test
 
-# Install whatever Debian packages are missing (apt-get update only when needed).
-deps:
-	@missing=""; for p in $(APT_PKGS); do \
+# Install whichever of the listed Debian packages are missing (apt-get update only then).
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps-demo:
+	$(call apt_install,$(DEMO_PKGS))
+
+deps: deps-demo
+	$(call apt_install,$(TEST_PKGS))
 	@mkdir -p /run/openbgpd
 
 lint: venv
@@ -45,7 +63,7 @@ test: deps venv lint typecheck
 fuzz: venv
 	$(PY) tests/fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
-demo: deps venv
+demo: deps-demo venv-runtime
 	$(PY) -m podbgp lab up --demo
 
 bench: deps venv
