@@ -49,7 +49,7 @@ deps: deps-demo
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check bgp rib fib ipam podbgp
+	$(VENV)/bin/ruff format --check bgp bfd rib fib ipam podbgp
 
 typecheck: venv
 	$(VENV)/bin/mypy
