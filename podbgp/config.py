@@ -217,6 +217,10 @@ class PeerOptions:
     # RFC 4271 §6.3 (a MAY): an eBGP route whose AS_PATH does not start with the peer's
     # AS is withdrawn; off for route servers, which do not prepend (RFC 7947 §2.2).
     enforce_first_as: bool = True
+    # BFD (RFC 5880/5881 single hop) for the session; defaults come from [bgp].
+    bfd: bool = False
+    bfd_interval_ms: int = 300
+    bfd_multiplier: int = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +322,9 @@ class BGPConfig:
     always_compare_med: bool = False
     max_prefixes_restart: int = 60
     deferral_time: int = 360
+    bfd: bool = False
+    bfd_interval_ms: int = 300
+    bfd_multiplier: int = 3
     peers: tuple[Peer, ...] = ()
     originate: tuple[Originate, ...] = ()
     listen_ranges: tuple[ListenRange, ...] = ()
@@ -968,6 +975,14 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
             "max_prefixes_restart", int, d.max_prefixes_restart, _int_range(0, 86400)
         ),
         "deferral_time": t.get("deferral_time", int, d.deferral_time, _int_range(1, 3600)),
+        **_read_bfd(
+            t,
+            {
+                "bfd": d.bfd,
+                "bfd_interval_ms": d.bfd_interval_ms,
+                "bfd_multiplier": d.bfd_multiplier,
+            },
+        ),
     }
     if listen is not None and len(set(listen)) != len(listen):
         t.error("listen", f"{show([str(a) for a in listen])} lists an address twice")
@@ -1089,6 +1104,7 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
         "add_path_send_max": t.get("add_path_send_max", int, 0, _int_range(0, 65535)),
         "soft_reconfiguration": t.get("soft_reconfiguration", bool, False),
         "enforce_first_as": t.get("enforce_first_as", bool, True),
+        **_read_bfd(t, bgp),
     }
     _check_peer_options(t, out)
     return out
@@ -1118,10 +1134,29 @@ def _check_peer_options(t: _Table, out: dict[str, Any]) -> None:
         t.error(
             "families", f"{show([str(f) for f in families])} must list ipv4 and/or ipv6 once each"
         )
+    if out["bfd"] and out["multihop"] not in (None, 1):
+        t.error(
+            "bfd",
+            "needs a directly connected peer (multihop = 1): BFD here is single hop (RFC 5881)",
+        )
     if out["ttl_security"] and out["multihop"] not in (None, 1):
         t.error(
             "ttl_security", "cannot be combined with multihop (GTSM sends with TTL 255, RFC 5082)"
         )
+
+
+def _read_bfd(t: _Table, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`bfd`, `bfd_interval_ms`, `bfd_multiplier` (RFC 5880 §6.8.1: DesiredMinTxInterval and
+    RequiredMinRxInterval, DetectMult), each defaulting to `defaults` ([bgp]'s values)."""
+    return {
+        "bfd": t.get("bfd", bool, defaults["bfd"]),
+        "bfd_interval_ms": t.get(
+            "bfd_interval_ms", int, defaults["bfd_interval_ms"], _int_range(10, 60000)
+        ),
+        "bfd_multiplier": t.get(
+            "bfd_multiplier", int, defaults["bfd_multiplier"], _int_range(1, 255)
+        ),
+    }
 
 
 def _read_originate(t: _Table) -> Originate | None:

@@ -176,6 +176,13 @@ PEER_CASES = [
         peer("ttl_security = 1\nmultihop = 2\n"),
         "bgp.peer[0].ttl_security: cannot be combined with multihop (GTSM sends with TTL 255, RFC 5082)",
     ),
+    (peer('bfd = "yes"\n'), 'bgp.peer[0].bfd: "yes" is a string, expected a boolean'),
+    (peer("bfd_interval_ms = 9\n"), "bgp.peer[0].bfd_interval_ms: 9 is out of range 10..60000"),
+    (peer("bfd_multiplier = 0\n"), "bgp.peer[0].bfd_multiplier: 0 is out of range 1..255"),
+    (
+        peer("bfd = true\nmultihop = 2\n"),
+        "bgp.peer[0].bfd: needs a directly connected peer (multihop = 1): BFD here is single hop (RFC 5881)",
+    ),
     (peer("families = []\n"), "bgp.peer[0].families: [] must list ipv4 and/or ipv6 once each"),
     (
         peer('families = ["ipv4", "ipv4"]\n'),

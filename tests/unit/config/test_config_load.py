@@ -55,6 +55,9 @@ DEFAULTS = {
         "always_compare_med": False,
         "max_prefixes_restart": 60,
         "deferral_time": 360,
+        "bfd": False,
+        "bfd_interval_ms": 300,
+        "bfd_multiplier": 3,
         "peer": [],
         "originate": [],
         "listen_range": [],
@@ -93,6 +96,9 @@ PEER_DEFAULTS = {
     "add_path_send_max": 0,
     "soft_reconfiguration": False,
     "enforce_first_as": True,
+    "bfd": False,
+    "bfd_interval_ms": 300,
+    "bfd_multiplier": 3,
 }
 
 
@@ -330,3 +336,18 @@ def test_unreadable_file(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
     (message,) = info.value.errors
     assert message.startswith(f"{tmp_path / 'missing.toml'}: cannot read")
+
+
+def test_bfd_keys_inherit_from_bgp_and_peers_override() -> None:
+    text = MINIMAL + (
+        "[bgp]\nbfd = true\nbfd_interval_ms = 100\n"
+        '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 65002\n'
+        '[[bgp.peer]]\naddress = "10.0.0.3"\nasn = 65003\nbfd = false\nbfd_multiplier = 5\n'
+        '[[bgp.listen_range]]\nprefix = "10.9.0.0/16"\nasn = 65009\n'
+    )
+    b = load_config_text(text).bgp
+    assert (b.bfd, b.bfd_interval_ms, b.bfd_multiplier) == (True, 100, 3)
+    first, second = b.peers
+    assert (first.bfd, first.bfd_interval_ms, first.bfd_multiplier) == (True, 100, 3)
+    assert (second.bfd, second.bfd_interval_ms, second.bfd_multiplier) == (False, 100, 5)
+    assert b.listen_ranges[0].bfd and b.listen_ranges[0].bfd_interval_ms == 100
