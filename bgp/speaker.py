@@ -129,14 +129,17 @@ class Peer:
             main.discard()
         self.main = None
 
-    def reset(self, message: str = "") -> None:
-        """Administrative reset (Cease 4): drop the session and reconnect."""
+    def reset(self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_RESET) -> None:
+        """Drop the session with a Cease (default 4, Administrative Reset) and reconnect.
+
+        ``subcode`` names another reason, e.g. BFD Down (10, RFC 9384).
+        """
         message = message or self.settings.shutdown_message
         if self.extra is not None:
             self.extra.discard()
             self.extra = None
         if self.main is not None:
-            self.main.stop(message, CeaseSubcode.ADMINISTRATIVE_RESET, restart=True)
+            self.main.stop(message, subcode, restart=True)
 
     def refresh(self, family: Any, subtype: int = 0) -> bool:
         """Ask the peer to re-send its routes (RFC 2918 / RFC 7313)."""

@@ -26,6 +26,7 @@ from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_to_network
+from podbgp.bfdnode import BfdPeers
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import Family as CfgFamily
 from podbgp.config import ListenRange as ListenRangeConfig
@@ -107,6 +108,7 @@ class TimedSink:
 
     def __init__(self, adapter: RibAdapter) -> None:
         self.adapter = adapter
+        self.on_peer_up: Callable[[Any, bool], None] | None = None  # BFD for dynamic peers
         self.runs = 0
         self.seconds = 0.0
 
@@ -117,6 +119,16 @@ class TimedSink:
         finally:
             self.runs += 1
             self.seconds += time.perf_counter() - t0
+
+    def peer_up(self, peer: Any, negotiated: Any) -> None:
+        self.adapter.peer_up(peer, negotiated)
+        if self.on_peer_up is not None:
+            self.on_peer_up(peer, True)
+
+    def peer_down(self, peer: Any, reason: Any) -> None:
+        self.adapter.peer_down(peer, reason)
+        if self.on_peer_up is not None:
+            self.on_peer_up(peer, False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.adapter, name)
@@ -158,6 +170,8 @@ class BgpNode:
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
         self._restarts: dict[str, asyncio.TimerHandle] = {}  # max-prefix re-enables
+        self.bfd = BfdPeers(self._bfd_down)
+        self.sink.on_peer_up = self._dynamic_bfd
 
     # -- settings -----------------------------------------------------------------------
     def _rib_settings(self, config: Config) -> RibSettings:
@@ -215,6 +229,9 @@ class BgpNode:
             keepalive=b.keepalive,
             graceful_restart=b.graceful_restart,
             add_path=b.add_path,
+            bfd=b.bfd,
+            bfd_interval_ms=b.bfd_interval_ms,
+            bfd_multiplier=b.bfd_multiplier,
         )
 
     def _policy_for_dynamic(self, key: str, asn: int) -> PeerPolicy:
@@ -239,16 +256,20 @@ class BgpNode:
             t.cancel()
         for key in list(self._restarts):
             self._cancel_restart(key)
+        self.bfd.stop()
         await self.speaker.stop("podbgp stopping")
 
     def _add(self, address: str, options: PeerOptions) -> None:
         self.rib.add_peer(self._peer_policy(address, options))
-        self.speaker.add_peer(peer_settings(self.config, options, address, self.restarting))
+        peer = self.speaker.add_peer(peer_settings(self.config, options, address, self.restarting))
+        local = str(options.local_address) if options.local_address else None
+        self.bfd.set_peer(peer.key, options, local)
 
     def _remove(self, address: str, message: str = "") -> None:
         peer = self.speaker.peer(address)
         if peer is not None:
             self._cancel_restart(peer.key)
+            self.bfd.set_peer(peer.key, None)
         self.speaker.remove_peer(address, message)
         self.rib.remove_peer(str(ipaddress.ip_address(address)), asyncio.get_running_loop().time())
 
@@ -376,6 +397,22 @@ class BgpNode:
         if pending is not None:
             pending.cancel()
 
+    # -- BFD ----------------------------------------------------------------------------
+    def _bfd_down(self, key: str, ev: Any) -> None:
+        """BFD saw the path fail: the BGP session goes at once with Cease / BFD Down
+        (RFC 9384), and its routes leave the RIB and the kernel (podbgp.bfdnode says why
+        without graceful-restart retention). It reconnects as after any reset."""
+        peer = self.speaker.peer(key)
+        if peer is not None and peer.established is not None:
+            log.warning("peer %s: BFD down (%s), closing the session", key, ev.diag.name.lower())
+            peer.reset(f"BFD down ({ev.diag.name.lower()})", CeaseSubcode.BFD_DOWN)
+
+    def _dynamic_bfd(self, peer: Any, up: bool) -> None:
+        """A listen range's neighbour gets its BFD session once its address is known."""
+        if peer.dynamic:
+            rng = _range_of(self.config, peer.key) if up else None
+            self.bfd.set_peer(peer.key, rng)
+
     # -- control API --------------------------------------------------------------------
     def show_peers(self) -> list[dict[str, Any]]:
         rows = []
@@ -394,6 +431,7 @@ class BgpNode:
             st["prefixes_in"] = st["prefixes_received"]
             st["prefixes_out"] = st["prefixes_advertised"]
             st["peer_graceful_restart"] = self._peer_gr(st["address"])
+            st["bfd"] = self.bfd.stats(st["address"])
             rows.append(st)
         return rows
 
@@ -471,6 +509,7 @@ class BgpNode:
                     updates_in=int(st["messages_in"].get("update", 0)),
                     updates_out=int(st["messages_out"].get("update", 0)),
                     prefixes=prefixes,
+                    bfd=self.bfd.stats(st["address"]),
                 )
             )
 

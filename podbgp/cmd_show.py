@@ -27,6 +27,7 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
         ("MSGS IN/OUT", "messages"),
         ("PFX IN/OUT", "prefixes"),
         ("CAPS", "caps"),
+        ("BFD", "bfd_state"),
     ),
     "routes": (
         ("PREFIX", "prefix"),
@@ -116,7 +117,20 @@ def _peer_row(row: dict[str, Any]) -> dict[str, Any]:
         "messages": f"{_total(row.get('messages_in'))}/{_total(row.get('messages_out'))}",
         "prefixes": f"{_cell(pfx_in)}/{_cell(pfx_out)}",
         "caps": " ".join(capabilities(row.get("negotiated"))) or None,
+        "bfd_state": _bfd_cell(row.get("bfd")),
     }
+
+
+def _bfd_cell(bfd: Any) -> str | None:
+    """`up`, or `down (2 flaps)`: the BFD session's state and Up → Down count."""
+    if not isinstance(bfd, dict):
+        return None
+    flaps = bfd.get("flaps", 0)
+    return (
+        f"{bfd.get('state')} ({flaps} flap{'s' if flaps != 1 else ''})"
+        if flaps
+        else bfd.get("state")
+    )
 
 
 def _total(counts: Any) -> int:

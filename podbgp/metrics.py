@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
@@ -17,6 +18,7 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 from prometheus_client.registry import Collector
 
 SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+BFD_STATES = ("admindown", "down", "init", "up")  # RFC 5880 §4.1
 
 
 @dataclass
@@ -28,6 +30,8 @@ class PeerMetrics:
     updates_out: int = 0
     # family ("ipv4"/"ipv6") → (received, accepted, advertised)
     prefixes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # `bfd.runner` stats of the peer's BFD session (state, flaps, ...); None: no BFD
+    bfd: dict[str, Any] | None = None
 
 
 @dataclass
@@ -101,6 +105,26 @@ def _peer_families(peers: list[PeerMetrics]) -> Iterator[GaugeMetricFamily | Cou
             for kind, n in zip(("received", "accepted", "advertised"), counts, strict=True):
                 prefixes.add_metric([p.address, family, kind], n)
     yield from (state, uptime, updates, prefixes)
+    yield from _bfd_families(peers)
+
+
+def _bfd_families(peers: list[PeerMetrics]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """BFD session state and flaps (Up → Down) of the peers that run BFD."""
+    state = GaugeMetricFamily(
+        "podbgp_bfd_session_state",
+        "1 for the state the BFD session is in",
+        labels=["peer", "state"],
+    )
+    flaps = CounterMetricFamily(
+        "podbgp_bfd_session_flaps", "BFD session changes from Up to Down", labels=["peer"]
+    )
+    for p in peers:
+        if p.bfd is None:
+            continue
+        for s in BFD_STATES:
+            state.add_metric([p.address, s], 1.0 if p.bfd.get("state") == s else 0.0)
+        flaps.add_metric([p.address], p.bfd.get("flaps", 0))
+    yield from (state, flaps)
 
 
 def _pool_families(pools: list[PoolMetrics]) -> Iterator[GaugeMetricFamily]:
