@@ -27,6 +27,7 @@ PEERS = [
         "prefixes_in": 3,
         "prefixes_out": 1,
         "last_error": None,
+        "bfd": {"state": "up", "flaps": 2},
     }
 ]
 
@@ -58,7 +59,7 @@ async def test_show_and_peer_commands(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (rc, rc_json, rc_peer) == (0, 0, 0)
     assert table[0].split()[:3] == ["PEER", "AS", "STATE"]
     assert table[1].split() == ["10.0.0.2", "65001", "Established", "0:01:02", "7/4", "3/1",
-                                "mp4", "as4"]  # fmt: skip
+                                "mp4", "as4", "up", "(2", "flaps)"]  # fmt: skip
     assert as_json == PEERS
     assert calls[-1] == ("peer.shutdown", {"address": "10.0.0.2", "message": "maint"})
     assert "Idle (admin shutdown)" in shut_out

@@ -11,7 +11,18 @@ from podbgp.metrics import MetricsServer, MetricsSnapshot, PeerMetrics, PoolMetr
 
 def test_scrape_and_parse() -> None:
     snap = MetricsSnapshot(
-        peers=[PeerMetrics("10.0.0.2", "Established", 12.5, 7, 3, {"ipv4": (10, 9, 4)})],
+        peers=[
+            PeerMetrics(
+                "10.0.0.2",
+                "Established",
+                12.5,
+                7,
+                3,
+                {"ipv4": (10, 9, 4)},
+                bfd={"state": "up", "flaps": 2},
+            ),
+            PeerMetrics("10.0.0.3", "Idle"),  # no BFD: no BFD samples
+        ],
         fib_desired=5,
         fib_installed=4,
         fib_drift_repairs=1,
@@ -43,3 +54,9 @@ def test_scrape_and_parse() -> None:
     used = ("podbgp_ipam_addresses", (("kind", "used"), ("pool", "10.244.0.0/16")))
     assert samples[used] == 3
     assert samples[("podbgp_decision_runs_total", ())] == 6
+    assert samples[("podbgp_bfd_session_state", (peer, ("state", "up")))] == 1.0
+    assert samples[("podbgp_bfd_session_state", (peer, ("state", "down")))] == 0.0
+    assert samples[("podbgp_bfd_session_flaps_total", (peer,))] == 2
+    assert not [
+        k for k in samples if k[0].startswith("podbgp_bfd") and ("peer", "10.0.0.3") in k[1]
+    ]

@@ -94,23 +94,27 @@ PEERS: list[dict[str, Any]] = [
                     "direction": "sent", "time": 2.0}},
     {"address": "10.0.0.4", "asn": 65004, "state": "Active", "admin": "up", "uptime": None,
      "negotiated": None, "messages_in": {}, "messages_out": {},
-     "prefixes_received": 0, "prefixes_advertised": 0, "last_error": None},
+     "prefixes_received": 0, "prefixes_advertised": 0, "last_error": None,
+     "bfd": {"state": "down", "flaps": 1}},
 ]  # fmt: skip
 
 
 def test_peers_table_state_caps_messages_prefixes_and_errors() -> None:
     lines = _text("peers", PEERS).splitlines()
     assert lines[0].split() == ["PEER", "AS", "STATE", "UPTIME", "MSGS", "IN/OUT", "PFX",
-                                "IN/OUT", "CAPS"]  # fmt: skip
+                                "IN/OUT", "CAPS", "BFD"]  # fmt: skip
     # Messages are totals over every type; prefixes are received/advertised.
     assert lines[1].split() == ["10.0.0.2", "64512", "Established", "0:01:02", "16/9", "7/2",
-                                "mp4", "mp6", "rr", "err", "gr", "as4", "ap"]  # fmt: skip
+                                "mp4", "mp6", "rr", "err", "gr", "as4", "ap", "-"]  # fmt: skip
     assert lines[2] == "    last error: received 6/2 maintenance"
     # Shut down (here by the maximum-prefix limit): state says so, no capabilities.
-    assert lines[3].split() == ["10.0.0.3", "65003", "Idle", "(Admin)", "-", "0/0", "0/0", "-"]
+    assert lines[3].split() == ["10.0.0.3", "65003", "Idle", "(Admin)", "-", "0/0", "0/0", "-",
+                                "-"]  # fmt: skip
     assert lines[4] == "    last error: sent 6/1 maximum prefixes (3) reached"
     # No error: no second line.
-    assert lines[5].split() == ["10.0.0.4", "65004", "Active", "-", "0/0", "0/0", "-"]
+    # BFD: the session's state, and its Up → Down count once it has flapped.
+    assert lines[5].split() == ["10.0.0.4", "65004", "Active", "-", "0/0", "0/0", "-", "down",
+                                "(1", "flap)"]  # fmt: skip
     assert len(lines) == 6
     # Columns line up: every row's CAPS starts under the heading.
     assert lines[1].index("mp4") == lines[0].index("CAPS")
