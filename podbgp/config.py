@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from bgp.wire.constants import WELL_KNOWN_COMMUNITIES
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NextHop = Literal["self", "keep"] | ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -90,16 +92,6 @@ RESERVED_PROTOCOLS: dict[int, str] = {
     198: "srte (FRR)",
 }
 
-# RFC 1997, RFC 3765, RFC 7999, RFC 8326, RFC 8642: well-known community names.
-WELL_KNOWN_COMMUNITIES: dict[str, int] = {
-    "graceful-shutdown": 0xFFFF0000,
-    "accept-own": 0xFFFF0001,
-    "blackhole": 0xFFFF029A,
-    "no-export": 0xFFFFFF01,
-    "no-advertise": 0xFFFFFF02,
-    "no-export-subconfed": 0xFFFFFF03,
-    "no-peer": 0xFFFFFF04,
-}
 
 RESERVED_POLICY_NAMES = frozenset({"all", "none", "local"})
 

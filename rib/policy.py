@@ -17,7 +17,9 @@ accepts only locally originated routes (own blocks, borrowed /32s,
 ``[[bgp.originate]]``).
 
 Communities are RFC 1997 32-bit values written ``A:B`` or a well-known name
-(``no-export``, ``no-advertise``, ``no-export-subconfed``, ``blackhole``);
+(``bgp.wire.constants.WELL_KNOWN_COMMUNITIES``: ``no-export``, ``no-advertise``,
+``no-export-subconfed``, ``no-peer``, ``blackhole``, ``graceful-shutdown``,
+``accept-own``, ``llgr-stale``, ``no-llgr``);
 large communities are RFC 8092 triples ``A:B:C``.
 """
 
@@ -30,7 +32,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes, as_path_str
-from bgp.wire.constants import Family, Origin
+from bgp.wire.constants import WELL_KNOWN_COMMUNITIES, Family, Origin, WellKnownCommunity
 
 __all__ = [
     "NO_ADVERTISE",
@@ -47,16 +49,9 @@ __all__ = [
     "parse_large_community",
 ]
 
-NO_EXPORT = 0xFFFFFF01  # RFC 1997
-NO_ADVERTISE = 0xFFFFFF02  # RFC 1997
-NO_EXPORT_SUBCONFED = 0xFFFFFF03  # RFC 1997
-BLACKHOLE = 0xFFFF029A  # RFC 7999
-_WELL_KNOWN = {
-    "no-export": NO_EXPORT,
-    "no-advertise": NO_ADVERTISE,
-    "no-export-subconfed": NO_EXPORT_SUBCONFED,
-    "blackhole": BLACKHOLE,
-}
+NO_EXPORT = int(WellKnownCommunity.NO_EXPORT)
+NO_ADVERTISE = int(WellKnownCommunity.NO_ADVERTISE)
+NO_EXPORT_SUBCONFED = int(WellKnownCommunity.NO_EXPORT_SUBCONFED)
 Address = IPv4Address | IPv6Address
 NextHopDirective = str | Address | None
 
@@ -69,8 +64,8 @@ def parse_community(text: str | int) -> int:
     """``"64512:100"`` or a well-known name to the 32-bit value (RFC 1997)."""
     if isinstance(text, int):
         return text
-    if text.lower() in _WELL_KNOWN:
-        return _WELL_KNOWN[text.lower()]
+    if text.lower() in WELL_KNOWN_COMMUNITIES:
+        return WELL_KNOWN_COMMUNITIES[text.lower()]
     hi, _, lo = text.partition(":")
     try:
         a, b = int(hi), int(lo)

@@ -2,8 +2,10 @@
 
 Message types (RFC 4271 §4.1, RFC 2918), path attribute codes and flags
 (RFC 4271 §4.3, RFC 4760, RFC 6793, RFC 8092, RFC 4360), ORIGIN values,
-AS_PATH segment types (RFC 4271, RFC 5065), address families (RFC 4760) and
-the RFC 7606 error-handling actions, ordered so the strongest one wins.
+AS_PATH segment types (RFC 4271, RFC 5065), address families (RFC 4760),
+the well-known communities (the one list the policy engine and the config
+share) and the RFC 7606 error-handling actions, ordered so the strongest one
+wins.
 """
 
 from __future__ import annotations
@@ -132,3 +134,23 @@ class RouteRefreshSubtype(IntEnum):
     NORMAL = 0
     BORR = 1  # Beginning of Route Refresh
     EORR = 2  # End of Route Refresh
+
+
+class WellKnownCommunity(IntEnum):
+    """Well-known RFC 1997 communities podbgp names or acts on (IANA registry)."""
+
+    GRACEFUL_SHUTDOWN = 0xFFFF0000  # RFC 8326 §3
+    ACCEPT_OWN = 0xFFFF0001  # RFC 7611
+    LLGR_STALE = 0xFFFF0006  # RFC 9494 §6
+    NO_LLGR = 0xFFFF0007  # RFC 9494 §6
+    BLACKHOLE = 0xFFFF029A  # RFC 7999
+    NO_EXPORT = 0xFFFFFF01  # RFC 1997
+    NO_ADVERTISE = 0xFFFFFF02  # RFC 1997
+    NO_EXPORT_SUBCONFED = 0xFFFFFF03  # RFC 1997
+    NO_PEER = 0xFFFFFF04  # RFC 3765
+
+
+# The names written in policies and in the config: lower case, dashes for underscores.
+WELL_KNOWN_COMMUNITIES: dict[str, int] = {
+    c.name.lower().replace("_", "-"): int(c) for c in WellKnownCommunity
+}
