@@ -55,11 +55,11 @@ from itertools import islice, repeat
 from typing import Any, cast
 
 from bgp.wire.attributes import PathAttributes
-from bgp.wire.constants import Action, Family, Origin
+from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
 from rib.adjout import Member, UpdateGroup, batch_changes
 from rib.bestpath import Ranked, rank
-from rib.export import Exporter
+from rib.export import Exporter, ExportMode
 from rib.path import LOCAL, Path, Slot, Source
 from rib.policy import Policy
 from rib.reflect import Kind, as_path_loop, reflection_loop
@@ -74,6 +74,7 @@ _MISS: Any = object()
 _NONE = object()  # "rejected" in import caches
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
+_GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
 
 
 @dataclass
@@ -147,6 +148,8 @@ class Rib:
         self.deferred: set[Family] = set(Family) if settings.restarting else set()
         self.defer_deadline: float | None = now + settings.deferral_time if self.deferred else None
         self.on_converged: Callable[[], None] | None = None
+        # RFC 8326: what every peer is told (``set_export_mode``, ``podbgp drain``).
+        self.export_mode = ExportMode.NORMAL
 
     @property
     def deferring(self) -> bool:
@@ -282,6 +285,7 @@ class Rib:
             facts.as4,
             add_path,
             facts.max_message_len,
+            self.export_mode,
         )
 
     def _next_hop_self(self, fam: Family, facts: SessionFacts) -> tuple[Address, ...]:
@@ -304,6 +308,7 @@ class Rib:
             reflector=self.reflector,
             next_hop_self=gkey[4],
             keep_next_hop=st.policy.keep_original_next_hop,
+            mode=gkey[8],
         )
         deferred = self.deferred
         g = UpdateGroup(
@@ -335,6 +340,49 @@ class Rib:
             del self.groups[g.key]
 
     # ------------------------------------------------------------------ policy changes
+
+    def set_export_mode(self, mode: ExportMode) -> None:
+        """Tell every peer the table in ``mode`` from now on (RFC 8326 drain and undrain).
+
+        The mode is part of every update group's key, so each member moves to
+        the group of the new mode as on an export policy change, and its peer
+        gets the difference: with ``GRACEFUL_SHUTDOWN`` every route again, now
+        tagged; with ``WITHDRAW_ALL`` a withdrawal of everything; back to
+        ``NORMAL`` every route untagged. Peers that come up later join the
+        groups of the current mode.
+        """
+        if mode is self.export_mode:
+            return
+        self.export_mode = mode
+        for st in self.peers.values():
+            if st.up and st.facts is not None:
+                for fam, m in list(st.members.items()):
+                    self._regroup(st, fam, m, st.facts)
+        self.flush()
+
+    def caught_up(self, key: str) -> bool:
+        """Every UPDATE due to the peer has been handed to its session (nothing pending)."""
+        st = self.peers.get(key)
+        return st is not None and all(m.idle for m in st.members.values())
+
+    def originated_to(self, key: str) -> dict[Family, list[bytes]]:
+        """The locally originated prefixes the peer is told of now, per family (a scan)."""
+        st = self.peers.get(key)
+        out: dict[Family, list[bytes]] = {}
+        if st is None or not st.up:
+            return out
+        for fam, m in st.members.items():
+            g = m.group
+            if g is None or fam in self.deferred:
+                continue
+            keys = []
+            for k, e in self.loc[fam].items():
+                best = e if e.__class__ is Path else e.best  # type: ignore[union-attr]
+                local = best is not None and best.local and best.eligible
+                if local and g.exporter.out(best, k) is not None:  # type: ignore[arg-type]
+                    keys.append(k)
+            out[fam] = keys
+        return out
 
     def set_policy(self, key: str, policy: PeerPolicy) -> None:
         """A peer's policies changed at run time (reload): apply them without a reset.
@@ -574,7 +622,9 @@ class Rib:
         v = pol.evaluate(
             family, b"", attrs, peer=st.policy.address, local_as=self.settings.local_as
         )
-        path = None if v is None else self._path(st.source.slot(path_id), v.attrs, family)
+        path = (
+            None if v is None else self._path(st.source.slot(path_id), self._gshut(v.attrs), family)
+        )
         if len(cache) > 100_000:
             cache.clear()
         cache[ck] = (attrs, path)
@@ -600,11 +650,23 @@ class Rib:
             if v is None:
                 rejected.append(k)
             else:
-                by_path.setdefault(self._path(slot, v.attrs, family), []).append(k)
+                by_path.setdefault(self._path(slot, self._gshut(v.attrs), family), []).append(k)
         if rejected:
             self._withdraw(st, family, slot, rejected)
         for p, ks in by_path.items():
             self._announce(st, family, p, ks)
+
+    def _gshut(self, attrs: PathAttributes) -> PathAttributes:
+        """RFC 8326 §4.1: a route received with GRACEFUL_SHUTDOWN gets LOCAL_PREF 0,
+        after import policy, so no policy keeps a draining path preferred (and a
+        policy that adds the community drains a peer from this side, §4.2)."""
+        if (
+            self.settings.honor_graceful_shutdown
+            and _GSHUT in attrs.communities
+            and attrs.local_pref != 0
+        ):
+            return attrs.replace(local_pref=0)
+        return attrs
 
     def _looped(self, st: PeerState, attrs: PathAttributes) -> bool:
         if as_path_loop(attrs, self.settings.local_as):

@@ -18,24 +18,40 @@ Rules applied, in order:
   (§5.1.4) unless the policy set one;
 - towards iBGP: LOCAL_PREF always present (§5.1.5), next hop kept unless the
   policy says ``self`` or the route is ours without one; reflected routes get
-  ORIGINATOR_ID/CLUSTER_LIST (RFC 4456 §8).
+  ORIGINATOR_ID/CLUSTER_LIST (RFC 4456 §8);
+- the node's ``ExportMode`` last: while it drains (``podbgp drain``), every
+  route carries GRACEFUL_SHUTDOWN (RFC 8326 §4.2), and towards iBGP also
+  LOCAL_PREF 0, since an iBGP receiver takes LOCAL_PREF as sent rather than
+  lowering it itself (RFC 8326 §4.1 puts that rule on eBGP sessions); once the
+  traffic has moved, ``WITHDRAW_ALL`` withdraws everything before the sessions
+  close.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes, next_hop_changes, prepend
-from bgp.wire.constants import Family
+from bgp.wire.constants import Family, WellKnownCommunity
 from rib.path import Path
 from rib.policy import NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, Policy, Verdict
 from rib.reflect import Kind, reflect_attrs, should_advertise
 
-__all__ = ["Exporter", "kind_of_source"]
+__all__ = ["ExportMode", "Exporter", "kind_of_source"]
 
 Address = IPv4Address | IPv6Address
 _MISS: Any = object()
+_GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
+
+
+class ExportMode(Enum):
+    """What the node tells every peer (``Rib.set_export_mode``, ``podbgp drain``)."""
+
+    NORMAL = "normal"
+    GRACEFUL_SHUTDOWN = "graceful-shutdown"  # RFC 8326 §4.2: tagged, still announced
+    WITHDRAW_ALL = "withdraw-all"  # drained: nothing, before the sessions close
 
 
 _CONFED = frozenset({3, 4})  # AS_CONFED_SEQUENCE, AS_CONFED_SET (RFC 5065 §3)
@@ -66,6 +82,7 @@ class Exporter:
         reflector: bool,
         next_hop_self: tuple[Address, ...],
         keep_next_hop: bool = False,
+        mode: ExportMode = ExportMode.NORMAL,
     ) -> None:
         self.family = family
         self.dst = dst
@@ -76,6 +93,7 @@ class Exporter:
         self.reflector = reflector
         self.nh_self = next_hop_self
         self.keep_nh = keep_next_hop
+        self.mode = mode
         self.per_prefix = policy.prefix_dependent
         self.cache: dict[Path, PathAttributes | None] = {}
         self._intern: dict[PathAttributes, PathAttributes] = {}
@@ -94,6 +112,8 @@ class Exporter:
         return res
 
     def _compute(self, path: Path, key: bytes) -> PathAttributes | None:
+        if self.mode is ExportMode.WITHDRAW_ALL:
+            return None
         attrs = path.attrs
         comms = attrs.communities
         ebgp = self.dst is Kind.EBGP
@@ -122,7 +142,18 @@ class Exporter:
             out = self._self(out)
             if not self._fits(out):
                 return None
+        if self.mode is ExportMode.GRACEFUL_SHUTDOWN:
+            out = self._graceful_shutdown(out)
         return self._intern.setdefault(out, out)
+
+    def _graceful_shutdown(self, attrs: PathAttributes) -> PathAttributes:
+        """RFC 8326 §4.2: tag the route; towards iBGP lower LOCAL_PREF to 0 as well."""
+        changes: dict[str, Any] = {}
+        if _GSHUT not in attrs.communities:
+            changes["communities"] = tuple(sorted((*attrs.communities, _GSHUT)))
+        if self.dst is not Kind.EBGP:
+            changes["local_pref"] = 0
+        return attrs.replace(**changes) if changes else attrs
 
     def _fits(self, attrs: PathAttributes) -> bool:
         nh = attrs.nexthop(self.family)

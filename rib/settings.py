@@ -33,7 +33,9 @@ class RibSettings:
     ``restarting`` is true when the daemon comes back from a graceful restart.
     ``local_addresses`` are the node's own addresses (``[node] address``/``address6``):
     a received route whose next hop is one of them, or the session's local
-    address, is ignored (RFC 4271 §6.3, §9.1.2).
+    address, is ignored (RFC 4271 §6.3, §9.1.2). ``honor_graceful_shutdown``:
+    a received route carrying GRACEFUL_SHUTDOWN gets LOCAL_PREF 0 after import
+    policy (RFC 8326 §4.1), so traffic leaves a draining neighbour.
     """
 
     local_as: int
@@ -49,6 +51,7 @@ class RibSettings:
     restarting: bool = False
     max_prefix_restart: float = 60.0
     local_addresses: frozenset[Address] = frozenset()
+    honor_graceful_shutdown: bool = True
 
     @classmethod
     def make(cls, local_as: int, router_id: str, **kw: object) -> RibSettings:
