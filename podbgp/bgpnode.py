@@ -30,6 +30,7 @@ from podbgp.bfdnode import BfdPeers
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import Family as CfgFamily
 from podbgp.config import ListenRange as ListenRangeConfig
+from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
 from rib import show
@@ -106,8 +107,9 @@ class TimedSink:
     import policy, the decision process and the FIB hand-off in one call, so the time
     spent in `updates_received` is the decision time the metrics report."""
 
-    def __init__(self, adapter: RibAdapter) -> None:
+    def __init__(self, adapter: RibAdapter, drainer: Drainer) -> None:
         self.adapter = adapter
+        self.drainer = drainer
         self.on_peer_up: Callable[[Any, bool], None] | None = None  # BFD for dynamic peers
         self.runs = 0
         self.seconds = 0.0
@@ -119,6 +121,7 @@ class TimedSink:
         finally:
             self.runs += 1
             self.seconds += time.perf_counter() - t0
+        self.drainer.received(peer.key, updates)  # a drain waits for the peers' moves
 
     def peer_up(self, peer: Any, negotiated: Any) -> None:
         self.adapter.peer_up(peer, negotiated)
@@ -143,6 +146,7 @@ class BgpNode:
         fib: FibSink | None = None,
         converged: Callable[[], None] | None = None,
         restarting: bool = False,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.fib_sink = fib
@@ -162,7 +166,8 @@ class BgpNode:
             policy_for=self._policy_for_dynamic,
             on_max_prefix=self._max_prefix,
         )
-        self.sink = TimedSink(self.adapter)
+        self.drainer = Drainer(self.rib, lambda: self.speaker.peers, on_stop)
+        self.sink = TimedSink(self.adapter, self.drainer)
         self.speaker = Speaker(speaker_settings(config), self.sink, self.adapter)
         self.static: dict[str, Peer] = {}
         self.mesh: dict[str, MeshPeer] = {}
@@ -182,6 +187,7 @@ class BgpNode:
             cluster_id=b.route_reflector_cluster_id,
             max_paths=b.max_paths,
             always_compare_med=b.always_compare_med,
+            honor_graceful_shutdown=b.honor_graceful_shutdown,
             graceful_restart=b.graceful_restart,
             restart_time=b.restart_time,
             deferral_time=float(b.deferral_time),
@@ -260,8 +266,12 @@ class BgpNode:
         await self.speaker.stop("podbgp stopping")
 
     def _add(self, address: str, options: PeerOptions) -> None:
-        self.rib.add_peer(self._peer_policy(address, options))
-        peer = self.speaker.add_peer(peer_settings(self.config, options, address, self.restarting))
+        policy = self._peer_policy(address, options)
+        self.rib.add_peer(policy)
+        settings = peer_settings(self.config, options, address, self.restarting)
+        if self.drainer.hold(policy.key):  # drained: it starts with `podbgp undrain`
+            settings = replace(settings, enabled=False)
+        peer = self.speaker.add_peer(settings)
         local = str(options.local_address) if options.local_address else None
         self.bfd.set_peer(peer.key, options, local)
 
@@ -387,7 +397,7 @@ class BgpNode:
         reload may have removed or replaced it meanwhile)."""
         self._restarts.pop(key, None)
         current = self.speaker.peer(key)
-        if current is not None and current is peer:
+        if current is not None and current is peer and not self.drainer.hold(key):
             log.info("peer %s: re-enabled after the maximum-prefix shutdown", key)
             peer.enable()
 
@@ -479,6 +489,8 @@ class BgpNode:
             raise APIError(f"no such peer {address}")
         if action in ("shutdown", "enable"):
             self._cancel_restart(peer.key)
+        if action == "enable":
+            self.drainer.release(peer.key)
         if action == "shutdown":
             peer.shutdown(message)
         elif action == "reset":

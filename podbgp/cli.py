@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_run",
     "podbgp.cmd_check",
     "podbgp.cmd_show",
+    "podbgp.cmd_drain",
     "podbgp.cmd_ipam",
     "podbgp.cmd_lab",
     "podbgp.cmd_advise",

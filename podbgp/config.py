@@ -312,6 +312,7 @@ class BGPConfig:
     add_path: AddPath = AddPath.OFF
     max_paths: int = 8
     always_compare_med: bool = False
+    honor_graceful_shutdown: bool = True
     max_prefixes_restart: int = 60
     deferral_time: int = 360
     bfd: bool = False
@@ -963,6 +964,9 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
         "add_path": t.get("add_path", str, d.add_path, _enum(AddPath)),
         "max_paths": t.get("max_paths", int, d.max_paths, _int_range(1, 1024)),
         "always_compare_med": t.get("always_compare_med", bool, d.always_compare_med),
+        "honor_graceful_shutdown": t.get(
+            "honor_graceful_shutdown", bool, d.honor_graceful_shutdown
+        ),
         "max_prefixes_restart": t.get(
             "max_prefixes_restart", int, d.max_prefixes_restart, _int_range(0, 86400)
         ),

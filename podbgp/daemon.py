@@ -40,6 +40,9 @@ from ipam.store import Store, StoreError, open_store
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
+from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
+from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
+from podbgp.drain import DrainError
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.topology import mesh_peers, node_ip
 from rib.heap import tune_gc
@@ -380,7 +383,11 @@ class Daemon:
 
         fib = self.fib_best_paths if self.reconciler is not None else None
         self.bgp = BgpNode(
-            self.config, fib=fib, converged=self._mark_converged, restarting=restarting
+            self.config,
+            fib=fib,
+            converged=self._mark_converged,
+            restarting=restarting,
+            on_stop=self.request_stop,
         )
         if self.announced is not None:
             self.bgp.set_originated_from_ipam(self.announced.prefixes)
@@ -413,6 +420,8 @@ class Daemon:
             "peer.reset": self._peer_action("reset"),
             "peer.shutdown": self._peer_action("shutdown"),
             "peer.enable": self._peer_action("enable"),
+            "node.drain": self._drain,
+            "node.undrain": self._undrain,
         }
 
     async def _show_peers(self, args: dict[str, Any]) -> Any:
@@ -450,11 +459,35 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "converged": self.converged,
             "restarting": self.bgp.restarting if self.bgp is not None else False,
+            "state": str(self.bgp.drainer.state) if self.bgp is not None else "running",
+            "drain": self.bgp.drainer.report if self.bgp is not None else None,
             "metrics": (
                 f"{self.metrics.host}:{self.metrics.port}" if self.metrics is not None else None
             ),
             "nodes": sorted(self.nodes),
         }
+
+    async def _drain(self, args: dict[str, Any]) -> Any:
+        """RFC 8326 drain (podbgp.drain): answers once the node is drained."""
+        if self.bgp is None:
+            raise APIError("BGP is disabled on this node")
+        timeout = args.get("timeout", DRAIN_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise APIError(f"timeout: {timeout!r} is not a number of seconds")
+        if not 0 <= timeout <= DRAIN_TIMEOUT_MAX:
+            raise APIError(f"timeout: {timeout} is out of range 0..{DRAIN_TIMEOUT_MAX}")
+        try:
+            return await self.bgp.drainer.drain(float(timeout), bool(args.get("stop", False)))
+        except DrainError as exc:
+            raise APIError(str(exc)) from exc
+
+    async def _undrain(self, args: dict[str, Any]) -> Any:
+        if self.bgp is None:
+            raise APIError("BGP is disabled on this node")
+        try:
+            return await self.bgp.drainer.undrain()
+        except DrainError as exc:
+            raise APIError(str(exc)) from exc
 
     def _peer_action(self, action: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
         async def handler(args: dict[str, Any]) -> Any:

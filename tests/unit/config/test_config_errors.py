@@ -95,6 +95,10 @@ BGP_CASES = [
     ("[bgp]\nconnect_retry = 0\n", "bgp.connect_retry: 0 is out of range 1..65535"),
     ('[bgp]\nmesh = "yes"\n', 'bgp.mesh: "yes" is a string, expected a boolean'),
     (
+        "[bgp]\nhonor_graceful_shutdown = 1\n",
+        "bgp.honor_graceful_shutdown: 1 is an integer, expected a boolean",
+    ),
+    (
         '[bgp]\nroute_reflector_cluster_id = "1.2.3"\n',
         'bgp.route_reflector_cluster_id: "1.2.3" is not a cluster ID (a dotted quad or 1..4294967295)',
     ),

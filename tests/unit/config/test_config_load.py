@@ -53,6 +53,7 @@ DEFAULTS = {
         "add_path": "off",
         "max_paths": 8,
         "always_compare_med": False,
+        "honor_graceful_shutdown": True,
         "max_prefixes_restart": 60,
         "deferral_time": 360,
         "bfd": False,
