@@ -22,6 +22,18 @@ Dumps ask the kernel to filter by table (NETLINK_GET_STRICT_CHK) and parse the
 replies with `fib.wire`. Events come from a second socket subscribed to the
 link and route multicast groups.
 
+Our own echoes: the kernel multicasts a notification for every route and
+nexthop object we write, stamped with the writing socket's port id in
+`nlmsg_pid` (rtmsg_fib, inet6_rt_notify and nexthop_notify pass the
+requester's port id). They tell the reconciler nothing it did not record when
+the write succeeded, yet reading and decoding one per route cost more CPU than
+the write itself. So the event socket carries a classic BPF filter that drops
+any message whose `nlmsg_pid` is the route socket's port id before it is
+queued (each notification is an skb of its own, so the filter sees its
+header at offset 0); should the kernel refuse the filter, `read_events` skips
+them by the same test before decoding anything. Changes made by anyone else,
+and by the kernel itself (port id 0), still arrive.
+
 Namespaces: given `netns`, the raw sockets are opened from a short-lived
 thread that first joins the namespace with setns(2) (a thread's namespace is
 its own, and a socket stays in the namespace it was created in; the thread
@@ -75,8 +87,11 @@ R = TypeVar("R")
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 NETLINK_GET_STRICT_CHK = 12
+SO_SNDBUF = 7
+SO_RCVBUF = 8
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
+SO_ATTACH_FILTER = 26
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_ROUTE = 0x400
@@ -129,11 +144,12 @@ def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
 def open_route_socket(groups: int = 0, extra_groups: Sequence[int] = ()) -> socket.socket:
     """A NETLINK_ROUTE socket with large buffers, trimmed error replies and strict dumps."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    for opt, size in ((SO_SNDBUFFORCE, SNDBUF), (SO_RCVBUFFORCE, RCVBUF)):
+    for force, plain, size in ((SO_SNDBUFFORCE, SO_SNDBUF, SNDBUF),
+                               (SO_RCVBUFFORCE, SO_RCVBUF, RCVBUF)):  # fmt: skip
         try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
         except PermissionError:  # not root: the kernel's limits apply
-            sock.setsockopt(socket.SOL_SOCKET, opt - 25, size)  # SO_SNDBUF / SO_RCVBUF
+            sock.setsockopt(socket.SOL_SOCKET, plain, size)
     sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
     try:
         sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
@@ -146,6 +162,65 @@ def open_route_socket(groups: int = 0, extra_groups: Sequence[int] = ()) -> sock
         except OSError:
             pass  # a kernel without that group: resyncs still catch what events would
     return sock
+
+
+def port_id(sock: socket.socket) -> int:
+    """The netlink port id the kernel gave a bound socket (the `nlmsg_pid` it stamps on
+    notifications caused by that socket's requests)."""
+    portid: int = sock.getsockname()[0]
+    return portid
+
+
+# Classic BPF (linux/filter.h): load the 32-bit word at offset 12 of the message (its
+# nlmsg_pid; BPF_ABS loads are big-endian), drop the message if it equals our port id.
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ_K = 0x15
+_BPF_RET_K = 0x06
+_SOCK_FILTER = struct.Struct("=HBBI")
+_NLMSG_PID_OFFSET = 12
+
+
+def echo_filter(own_port: int) -> bytes:
+    """The filter program (an array of `struct sock_filter`) that drops our echoes."""
+    swapped = int.from_bytes(struct.pack("=I", own_port), "big")
+    return b"".join((
+        _SOCK_FILTER.pack(_BPF_LD_W_ABS, 0, 0, _NLMSG_PID_OFFSET),
+        _SOCK_FILTER.pack(_BPF_JEQ_K, 0, 1, swapped),
+        _SOCK_FILTER.pack(_BPF_RET_K, 0, 0, 0),  # ours: drop
+        _SOCK_FILTER.pack(_BPF_RET_K, 0, 0, 0xFFFFFFFF),  # anyone else's: keep all of it
+    ))  # fmt: skip
+
+
+def attach_echo_filter(sock: socket.socket, own_port: int) -> bool:
+    """Drop `own_port`'s notifications in the kernel; False if the kernel refused."""
+    program = ctypes.create_string_buffer(echo_filter(own_port))
+    fprog = struct.pack("@HP", len(program.raw) // _SOCK_FILTER.size, ctypes.addressof(program))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
+def skip_own(data: bytes, own_port: int) -> bytes | list[tuple[int, int, int, int, int]]:
+    """The messages of one datagram that `own_port` did not cause, by their header alone.
+
+    Returns `data` itself when nothing is ours (the common case with the kernel
+    filter on), else the (type, flags, seq, start, end) of the others."""
+    unpack = wire.NLMSGHDR.unpack_from
+    offset, end = 0, len(data)
+    kept: list[tuple[int, int, int, int, int]] = []
+    mine = False
+    while offset + 16 <= end:
+        length, msg_type, flags, seq, pid = unpack(data, offset)
+        if length < 16 or offset + length > end:
+            break
+        if pid == own_port and own_port:
+            mine = True
+        else:
+            kept.append((msg_type, flags, seq, offset + 16, offset + length))
+        offset += (length + 3) & ~3
+    return kept if mine else data
 
 
 def _link(ipr: Any, name: str) -> Any | None:
@@ -425,9 +500,12 @@ class NetlinkKernel:
         self.routes = RouteSocket(in_netns(netns, open_route_socket))
         groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
         self.events: socket.socket | None = None
+        self.own_port = port_id(self.routes.sock)
+        self.echo_filtered = False  # True once the kernel drops our echoes itself
         if watch:
             self.events = in_netns(netns, lambda: open_route_socket(groups, (RTNLGRP_NEXTHOP,)))
             self.events.setblocking(False)
+            self.echo_filtered = attach_echo_filter(self.events, self.own_port)
         self.links = LinkTable()
         self.refresh_links()
         self._ipr: Any = None
@@ -580,7 +658,9 @@ class NetlinkKernel:
             self._parse_events(data, out)
 
     def _parse_events(self, data: bytes, out: list[Event]) -> None:
-        for msg_type, _flags, _seq, start, end in wire.iter_messages(data):
+        others = skip_own(data, self.own_port)
+        messages = others if isinstance(others, list) else wire.iter_messages(data)
+        for msg_type, _flags, _seq, start, end in messages:
             if msg_type in (wire.RTM_NEWROUTE, wire.RTM_DELROUTE):
                 route = wire.decode_route(data, start, end, self.links.name)
                 if route is not None:
@@ -613,4 +693,13 @@ class NetlinkKernel:
             self._pool = None
 
 
-__all__ = ["NetlinkKernel", "Unsupported", "in_netns", "open_route_socket"]
+__all__ = [
+    "NetlinkKernel",
+    "Unsupported",
+    "attach_echo_filter",
+    "echo_filter",
+    "in_netns",
+    "open_route_socket",
+    "port_id",
+    "skip_own",
+]

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
 import pytest
 from fib_nodes import reconciler, routes
 
-from fib.kernel import Unsupported
+from fib.kernel import RouteEvent, Unsupported
 from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
 from fib.netlink import NetlinkKernel
 from fib.plan import plan_ipip_device
+from fib.reconciler import FibConfig, Reconciler
 from fib.service import FibService
 from podbgp.lab.netns import Netns
 
 pytestmark = pytest.mark.root
+SO_DETACH_FILTER = 27
 
 NODE = NodeInfo.parse("node-a", "10.0.0.1/24", "eth0", vtep="10.244.0.0")
 B, C = pack_addr("10.0.0.2"), pack_addr("10.0.0.3")
@@ -184,3 +187,45 @@ def test_restart_adoption_no_route_missing(node: Netns, kernels: list[NetlinkKer
     assert len(samples) > 3 and max(samples) == 0  # never a wanted route missing
     assert len(routes(node, "proto", "80")) == 3000
     assert len(routes(node, "proto", "80", "via", "10.0.0.3")) == 300
+
+
+def _route_events(kernel: NetlinkKernel, want: int, timeout: float = 10.0) -> list[RouteEvent]:
+    """Route events read until `want` have arrived (or the timeout)."""
+    got: list[RouteEvent] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got += [e for e in kernel.read_events() if isinstance(e, RouteEvent)]
+        time.sleep(0.05)
+    return got
+
+
+@pytest.mark.parametrize("in_kernel", [True, False], ids=["bpf-filter", "python-skip"])
+def test_own_writes_echo_nothing_foreign_changes_arrive(
+    node: Netns, kernels: list[NetlinkKernel], in_kernel: bool
+) -> None:
+    """Writing 500 routes (and deleting them) yields no events; someone else's route does."""
+    kernel = NetlinkKernel(node.name)
+    kernels.append(kernel)
+    assert kernel.events is not None and kernel.echo_filtered
+    if not in_kernel:
+        kernel.events.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+    rec = Reconciler(kernel, FibConfig())
+    rec.set_node(NODE)
+    rec.apply()
+    kernel.read_events()
+    rec.set_routes(RemoteRoute(Prefix(pack_addr(f"10.245.{i // 250}.{i % 250}"), 32), (B,))
+                   for i in range(500))  # fmt: skip
+    rec.apply()
+    assert len(rec.installed) == 500
+    node.ip("route", "add", "10.246.0.0/24", "via", "10.0.0.3", "proto", "static")
+    events = _route_events(kernel, 1)
+    assert [(e.deleted, str(Prefix(e.route.dst, e.route.dst_len))) for e in events] == [
+        (False, "10.246.0.0/24")
+    ]
+    for i in range(500):
+        rec.del_route(Prefix(pack_addr(f"10.245.{i // 250}.{i % 250}"), 32))
+    rec.apply()
+    node.ip("route", "del", "10.246.0.0/24")
+    events = _route_events(kernel, 1)
+    assert [(e.deleted, e.route.dst_len) for e in events] == [(True, 24)]
+    assert rec.counters.drift_events == 0
