@@ -111,8 +111,12 @@ class SessionDown:
     """The connection ended. ``sent`` tells who sent the NOTIFICATION (None: none was).
 
     ``code``/``subcode`` are 0 when no NOTIFICATION was exchanged (TCP closed,
-    connect failures). ``was_established`` tells the shell whether to report
-    ``peer_down`` to the sink.
+    connect failures); for a Hard Reset they are Cease/9 and ``inner`` holds
+    the code and subcode it carries (RFC 8538 §3). ``was_established`` tells
+    the shell whether to report ``peer_down`` to the sink. ``graceful``: the
+    peer's routes stay as stale (``bgp.restart.graceful_end``). ``message`` is
+    the RFC 9003 shutdown communication, whole. ``operator``: an operator's
+    action (or our own stop) ended it, which is not a flap.
     """
 
     code: int
@@ -120,6 +124,10 @@ class SessionDown:
     reason: str
     sent: bool | None
     was_established: bool
+    graceful: bool = False
+    message: str = ""
+    inner: tuple[int, int] | None = None
+    operator: bool = False
 
     @property
     def direction(self) -> str:

@@ -29,6 +29,14 @@ Where this departs from the letter of §8.2.2 (each says why):
   to ``connect_retry_max``; after a session that was up for less than
   ``STABLE_AFTER`` seconds drops, the IdleHold delay (§8.1.1, attribute
   DampPeerOscillations) grows the same way, so a flapping peer slows down.
+  Only real flaps are damped (``bgp.restart.damped``): after an operator's
+  reset, a graceful end (the peer restarts) or a received Administrative
+  Reset the session is started again at once with the first interval.
+- A passive peer with ``connect_on_start`` dials once on ManualStart
+  (Event 4), never on later retries: a restarted node tells its peers at
+  once instead of waiting for their retry timers.
+- How the session ends — Hard Reset or not, routes kept stale or not — is
+  ``bgp.restart``'s (RFC 8538); ``SessionDown`` carries the verdict.
 - A header error in Established sends Message Header Error (§6.1), not the
   FSM Error listed for Event 21 in §8.2.2, because it says what went wrong.
 
@@ -68,6 +76,7 @@ from bgp.events import (
     UpdatesReceived,
 )
 from bgp.negotiate import Negotiated, build_open, negotiate, validate_open
+from bgp.restart import damped, graceful_end, inner_of, notification_name, outgoing
 from bgp.settings import PeerSettings
 from bgp.wire.constants import Family, MessageType
 from bgp.wire.context import CodecContext
@@ -249,18 +258,37 @@ class BgpFsm:
         passive = self.peer.passive if passive is None else passive
         self.dispatch(Event.MANUAL_START_PASSIVE if passive else Event.MANUAL_START, now)
 
+    def start_for_incoming(self, now: float) -> None:
+        """AutomaticStart_with_PassiveTcpEstablishment (Event 5): a peer connects to an Idle machine."""
+        self.dispatch(Event.AUTOMATIC_START_PASSIVE, now)
+
     def stop(
         self,
         now: float,
         message: str = "",
         subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         restart: bool = False,
+        hard: bool | None = None,
+        operator: bool = True,
     ) -> None:
         """ManualStop (Event 2): Cease with an RFC 9003 shutdown communication.
 
         ``restart`` keeps automatic restart on (an administrative reset, Cease 4).
+        ``hard``: send it as a Hard Reset (True), never (False), or as RFC 8538
+        §5.1 says (None; only with N exchanged). ``operator``: an operator's
+        action, not damped and not a flap; False for a stop for cause (BFD).
         """
-        self.dispatch(Event.MANUAL_STOP, now, (message, subcode, restart))
+        self.dispatch(Event.MANUAL_STOP, now, _Stop(message, subcode, restart, hard, operator))
+
+    def close(self, now: float, reason: str) -> None:
+        """End the session without a NOTIFICATION, closing TCP gently, no automatic restart.
+
+        The restart stop towards a graceful-restart peer without the N bit: it
+        sees a TCP loss and keeps our routes (RFC 4724 §4.2), where any
+        NOTIFICATION would make it drop them.
+        """
+        self.auto_restart = False
+        self.dispatch(Event.TCP_CONNECTION_FAILS, now, (reason, True))
 
     def connection_made(self, now: float, outgoing: bool) -> None:
         """Tcp_CR_Acked (Event 16, ours) or TcpConnectionConfirmed (Event 17, theirs)."""
@@ -415,18 +443,18 @@ class BgpFsm:
         self._events.append(ConnectRequested())
         self._arm(Timer.CONNECT_RETRY, now + self._back_off())
 
-    def _down(
-        self,
-        now: float,
-        code: int,
-        subcode: int,
-        reason: str,
-        sent: bool | None,
-        retry: bool = False,
-    ) -> None:
+    @property
+    def _n_bit(self) -> bool:
+        """RFC 8538: both sides set N in this session's OPENs."""
+        return self.negotiated is not None and self.negotiated.graceful_notification
+
+    def _down(self, now: float, end: _End, sent: bool | None, retry: bool = False) -> None:
         """Leave the connection: report, release, and go Idle (Active when ``retry``)."""
         was_up = self.state is State.ESTABLISHED
         had_session = self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED)
+        gr = self.negotiated is not None and self.negotiated.peer_restart is not None
+        graceful = was_up and graceful_end(gr, self._n_bit, end.code, end.subcode)
+        damp = damped(end.code, end.subcode, graceful, end.operator, sent, end.inner)
         if self._connected:
             self._events.append(DisconnectRequested())
         self._connected = False
@@ -435,9 +463,9 @@ class BgpFsm:
         self._ctx = CodecContext(local_as=self.local_as)
         self.negotiated = None
         self._our_open = None
-        self._events.append(SessionDown(code, subcode, reason, sent, was_up))
+        self._events.append(end.event(sent, was_up, graceful))
         up_for = now - self.established_at if self.established_at is not None else 0.0
-        if was_up and up_for >= STABLE_AFTER:
+        if (was_up and up_for >= STABLE_AFTER) or (had_session and not damp):
             self._retry = self.peer.connect_retry
         self.established_at = None
         self.state = State.IDLE
@@ -448,14 +476,17 @@ class BgpFsm:
             self.state = State.ACTIVE
             self._arm(Timer.CONNECT_RETRY, now + self._back_off())
         else:
-            self._arm(Timer.IDLE_HOLD, now + (self._back_off() if had_session else 0.0))
+            hold = self._back_off() if had_session and damp else 0.0
+            self._arm(Timer.IDLE_HOLD, now + hold)
 
     def _notify_and_down(self, now: float, err: BGPError) -> None:
+        note = Notification(err.code, err.subcode, err.data)
         if self._connected:
-            self._send(Notification(err.code, err.subcode, err.data))
-            self._down(now, err.code, err.subcode, str(err), True)
+            wire = outgoing(note, self._n_bit)
+            self._send(wire)
+            self._down(now, _End.of(wire, err.reason), True)
         else:
-            self._down(now, err.code, err.subcode, str(err), None)
+            self._down(now, _End.of(note, err.reason), None)
 
     # ------------------------------------------------------------ handlers
 
@@ -472,30 +503,45 @@ class BgpFsm:
         self._disarm(Timer.IDLE_HOLD)
         self.state = State.ACTIVE
 
+    def _start_passive_manual(self, now: float, arg: Any) -> None:
+        """Event 4; with ``connect_on_start`` one dial as well (module docstring)."""
+        self._start_passive(now, arg)
+        if self.peer.connect_on_start:
+            self._request_connect(now)
+
     def _stop_idle(self, now: float, arg: Any) -> None:
-        restart = bool(arg and arg[2])
+        restart = isinstance(arg, _Stop) and arg.restart
         self.auto_restart = restart
         if not restart:
             self._disarm(Timer.IDLE_HOLD)
+        else:
+            self._retry = self.peer.connect_retry  # an operator's reset is not damped
+            if Timer.IDLE_HOLD in self._timers:
+                self._arm(Timer.IDLE_HOLD, now)
 
     def _manual_stop(self, now: float, arg: Any) -> None:
-        message, subcode, restart = (
-            arg if arg else ("", CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, False)
-        )
-        self.auto_restart = bool(restart)
-        note = _shutdown(message, subcode)
+        stop = arg if isinstance(arg, _Stop) else _Stop()
+        self.auto_restart = stop.restart
+        note = _shutdown(stop.message, stop.subcode)
         if self._connected and self._our_open is not None:
-            self._send(note)
-            self._down(now, note.code, note.subcode, f"administrative: {message}", True)
+            wire = outgoing(note, self._n_bit, stop.hard)
+            self._send(wire)
+            self._down(now, _End.of(wire, operator=stop.operator), True)
         else:
-            self._down(now, note.code, note.subcode, f"administrative: {message}", None)
+            self._down(now, _End.of(note, operator=stop.operator), None)
 
     def _automatic_stop(self, now: float, arg: Any) -> None:
-        self._manual_stop(now, ("", CeaseSubcode.UNSPECIFIC, True))
+        self._manual_stop(now, _Stop("", CeaseSubcode.UNSPECIFIC, True, None, False))
 
     def _connect_retry_expired(self, now: float, arg: Any) -> None:
-        if not self._connected:
-            self._request_connect(now)  # the shell aborts the pending attempt first
+        if self._connected:
+            return
+        if self.peer.passive:
+            # connect_on_start's one dial timed out: abort it and wait for the peer.
+            self._events.append(DisconnectRequested())
+            self.state = State.ACTIVE
+            return
+        self._request_connect(now)  # the shell aborts the pending attempt first
 
     def _tcp_up(self, now: float, outgoing: Any) -> None:
         self._connected = True
@@ -512,8 +558,10 @@ class BgpFsm:
         self._arm(Timer.HOLD, now + OPEN_HOLD_TIME)
         self.state = State.OPEN_SENT
 
-    def _tcp_failed(self, now: float, reason: Any) -> None:
-        self._down(now, 0, 0, str(reason or "connection failed"), None, retry=True)
+    def _tcp_failed(self, now: float, arg: Any) -> None:
+        reason, operator = arg if isinstance(arg, tuple) else (arg, False)
+        end = _End(0, 0, str(reason or "connection failed"), operator=operator)
+        self._down(now, end, None, retry=True)
 
     def _open_during_delay(self, now: float, msg: Any) -> None:
         """Event 20: the peer spoke first while DelayOpen ran (§8.2.2 Connect/Active)."""
@@ -570,9 +618,7 @@ class BgpFsm:
 
     def _notification(self, now: float, msg: Any) -> None:
         assert isinstance(msg, Notification)
-        text = msg.shutdown_message
-        reason = str(msg.error()) + (f": {text!r}" if text else "")
-        self._down(now, msg.code, msg.subcode, reason, False)
+        self._down(now, _End.of(msg), False)
 
     def _keepalive_due(self, now: float, arg: Any) -> None:
         self._send(Keepalive())
@@ -743,6 +789,46 @@ def _count_messages(data: bytes) -> int:
     return n
 
 
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """The arguments of ManualStop (``BgpFsm.stop``)."""
+
+    message: str = ""
+    subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
+    restart: bool = False
+    hard: bool | None = None
+    operator: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """How a connection ended, before ``_down`` adds what it knows (``SessionDown``)."""
+
+    code: int
+    subcode: int
+    reason: str
+    message: str = ""
+    inner: tuple[int, int] | None = None
+    operator: bool = False
+
+    @classmethod
+    def of(cls, note: Notification, detail: str = "", operator: bool = False) -> _End:
+        """The end by ``note`` (sent or received): names, the RFC 9003 text, a Hard Reset's inner."""
+        inner = inner_of(note)
+        shown = inner or note
+        name = notification_name(note.code, note.subcode)
+        if inner is not None:
+            name += f" ({notification_name(inner.code, inner.subcode)})"
+        text = shown.shutdown_message or ""
+        tail = f": {text!r}" if text else (f": {detail}" if detail else "")
+        pair = (inner.code, inner.subcode) if inner is not None else None
+        return cls(note.code, note.subcode, name + tail, text, pair, operator)
+
+    def event(self, sent: bool | None, was_up: bool, graceful: bool) -> SessionDown:
+        return SessionDown(self.code, self.subcode, self.reason, sent, was_up, graceful,
+                           self.message, self.inner, self.operator)  # fmt: skip
+
+
 def _shutdown(message: str, subcode: int) -> Notification:
     """Cease; subcodes 2 and 4 carry the RFC 9003 §2 communication (≤ 255 octets)."""
     if subcode not in (CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, CeaseSubcode.ADMINISTRATIVE_RESET):
@@ -775,7 +861,8 @@ _NOTIFS = (E.NOTIF_MSG, E.NOTIF_MSG_VER_ERR)
 
 # Idle (§8.2.2): starts; stops only switch automatic restart off.
 _cells((S.IDLE,), (*_STARTS, E.IDLE_HOLD_TIMER_EXPIRES), _F._start)
-_cells((S.IDLE,), _PASSIVE_STARTS, _F._start_passive)
+TABLE[(S.IDLE, E.MANUAL_START_PASSIVE)] = _F._start_passive_manual
+TABLE[(S.IDLE, E.AUTOMATIC_START_PASSIVE)] = _F._start_passive
 _cells((S.IDLE,), (E.MANUAL_STOP, E.AUTOMATIC_STOP), _F._stop_idle)
 # Every state past Idle ignores starts; a second TCP connection is the peer's business.
 _cells(_NOT_IDLE, _ALL_STARTS, _ignore)

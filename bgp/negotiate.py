@@ -55,7 +55,10 @@ class Negotiated:
     """What both OPENs agree on; ``ctx`` is the codec context of the session.
 
     ``peer_restart`` is the peer's graceful-restart capability (None if not
-    sent): its restart time and which families kept forwarding state.
+    sent, or if we do not do graceful restart with it): its restart time and
+    which families kept forwarding state. ``graceful_notification``: both
+    sides set the N bit (RFC 8538 §2), so NOTIFICATIONs other than Hard
+    Reset end the session gracefully (``bgp.restart``).
     """
 
     peer_as: int
@@ -69,6 +72,7 @@ class Negotiated:
     peer_restart: GracefulRestartCapability | None
     add_path_rx: frozenset[Family]
     add_path_tx: frozenset[Family]
+    graceful_notification: bool = False
 
     @property
     def ebgp(self) -> bool:
@@ -86,6 +90,7 @@ class Negotiated:
             "route_refresh": self.route_refresh,
             "enhanced_route_refresh": self.enhanced_route_refresh,
             "graceful_restart": self.peer_restart is not None,
+            "graceful_notification": self.graceful_notification,
             "add_path_rx": sorted(f.name.lower() for f in self.add_path_rx),
             "add_path_tx": sorted(f.name.lower() for f in self.add_path_tx),
         }
@@ -102,9 +107,11 @@ def build_open(local_as: int, router_id: str, peer: PeerSettings) -> Open:
         caps.append(ExtendedNextHopCapability(((1, 1, AFI_IPV6),)))
     if peer.graceful_restart:
         # RFC 4724 §3: after a restart, R set and F set for families whose
-        # routes stayed in the kernel (podbgp keeps them for every family).
+        # routes stayed in the kernel (podbgp keeps them for every family);
+        # RFC 8538 §2: N when NOTIFICATIONs may end the session gracefully.
         fams = tuple((f.afi, f.safi, peer.restarting) for f in peer.families)
-        caps.append(GracefulRestartCapability(peer.restart_time, peer.restarting, False, fams))
+        n_bit = peer.graceful_notification
+        caps.append(GracefulRestartCapability(peer.restart_time, peer.restarting, n_bit, fams))
     caps.append(FourOctetAsCapability(local_as))
     mode = peer.add_path.value
     if mode:
@@ -218,6 +225,7 @@ def negotiate(
     rr = peer.route_refresh and _has(theirs, RouteRefreshCapability)
     err = rr and _has(theirs, EnhancedRouteRefreshCapability)
     grs = [c for c in theirs.capabilities if isinstance(c, GracefulRestartCapability)]
+    gr = grs[0] if grs and peer.graceful_restart else None
     hold, keep = hold_and_keepalive(ours.hold_time, theirs.hold_time, peer.keepalive)
     ctx = CodecContext(
         as4=as4,
@@ -241,7 +249,8 @@ def negotiate(
         ctx=ctx,
         route_refresh=rr,
         enhanced_route_refresh=err,
-        peer_restart=grs[0] if grs and peer.graceful_restart else None,
+        peer_restart=gr,
         add_path_rx=rx,
         add_path_tx=tx,
+        graceful_notification=gr is not None and gr.notification and peer.graceful_notification,
     )

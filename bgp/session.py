@@ -112,8 +112,20 @@ class Session:
         self.fsm.start(self.loop.time(), passive)
         self.service()
 
-    def stop(self, message: str, subcode: int, restart: bool) -> None:
-        self.fsm.stop(self.loop.time(), message, subcode, restart)
+    def stop(
+        self,
+        message: str,
+        subcode: int,
+        restart: bool,
+        hard: bool | None = None,
+        operator: bool = True,
+    ) -> None:
+        self.fsm.stop(self.loop.time(), message, subcode, restart, hard, operator)
+        self.service()
+
+    def close(self, reason: str) -> None:
+        """End without a NOTIFICATION; the connection is closed gently (``BgpFsm.close``)."""
+        self.fsm.close(self.loop.time(), reason)
         self.service()
 
     def collision_dump(self) -> None:
@@ -273,12 +285,19 @@ class Session:
         """Flush (the NOTIFICATION), send FIN, and close a moment later.
 
         Closing at once with the peer's bytes unread makes the kernel send a
-        RST, which can destroy the NOTIFICATION before the peer reads it.
+        RST, which can destroy the NOTIFICATION before the peer reads it. A
+        connection the peer has already reset is just aborted.
         """
         if not transport.can_write_eof():
             transport.close()
             return
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:
+            # The peer reset the connection before the loop noticed (ENOTCONN from
+            # shutdown()): nothing can be flushed any more.
+            transport.abort()
+            return
         self.lingering.add(transport)
 
         def close() -> None:

@@ -51,6 +51,13 @@ class PeerSettings:
     - ``delay_open``: DelayOpen seconds (RFC 4271 §8.1.1 attributes 20-22), 0 = off.
     - ``restarting``: we are a restarting speaker (RFC 4724 §3: Restart State
       bit set, forwarding state preserved for every family).
+    - ``graceful_notification``: set the N bit in our graceful-restart
+      capability (RFC 8538 §2): with the peer's N too, NOTIFICATIONs other
+      than Hard Reset keep routes stale (``bgp.restart``).
+    - ``connect_on_start``: a ``passive`` peer still dials once when the
+      session is started (not on later retries): after a restart of this
+      node the peer learns of it at once (a new OPEN ends its old session,
+      RFC 4724 §4.2) instead of after its own retry timer or hold time.
     - ``shutdown_message``: the RFC 9003 text sent when the peer is shut down
       or removed without a message of its own.
     - ``enforce_first_as``: an eBGP UPDATE whose AS_PATH does not start with
@@ -76,6 +83,8 @@ class PeerSettings:
     graceful_restart: bool = False
     restart_time: int = 120
     restarting: bool = False
+    graceful_notification: bool = True
+    connect_on_start: bool = False
     route_refresh: bool = True
     extended_message: bool = True
     extended_nexthop: bool = False

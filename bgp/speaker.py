@@ -28,6 +28,17 @@ as a plain dict for ``podbgp show peers --json``.
 
 Outgoing sockets get, before ``connect``: the MD5 key, GTSM (TTL 255 and
 ``IP_MINTTL``) or the eBGP multihop TTL, and the bind to ``local_address``.
+
+Stopping (``Speaker.stop``) has two kinds (``bgp.restart.StopKind``): a
+restart stop (SIGTERM) ends each session so that the peer keeps our routes
+(soft Cease with N, a silent close to a graceful-restart peer without N);
+a shutdown stop sends Cease / Administrative Shutdown (a Hard Reset with N).
+
+Session events are logged at info on ``bgp.speaker`` — Established, down
+with the reason and NOTIFICATION names (RFC 9003 text included), operator
+actions with who asked — each with structured fields (``extra``: ``peer``,
+``event``, and ``code``/``subcode``/``direction``/``shutdown_message`` where
+they apply) for the JSON log format.
 """
 
 from __future__ import annotations
@@ -53,8 +64,9 @@ from bgp.events import (
     SessionEstablished,
     SourceFactory,
 )
-from bgp.fsm import BgpFsm, Counters, State, keep_outgoing
+from bgp.fsm import BgpFsm, Counters, State, Timer, keep_outgoing
 from bgp.negotiate import Negotiated
+from bgp.restart import StopKind, notification_name, restart_stop
 from bgp.session import Session
 from bgp.settings import PeerSettings, SpeakerSettings
 from bgp.wire.update import Update
@@ -108,38 +120,120 @@ class Peer:
     def enabled(self) -> bool:
         return self.main is not None
 
-    def enable(self) -> None:
+    def enable(self, by: str = "") -> None:
         """Start (or restart after ``shutdown``) the main session."""
+        if by:
+            self._log_action("enable", by)
         if self.main is None:
             self.main = self._new_session()
             self.main.start()
 
     def shutdown(
-        self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
+        self,
+        message: str = "",
+        subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+        hard: bool | None = None,
+        by: str = "",
     ) -> None:
-        """Cease with an RFC 9003 message; stays down until ``enable``."""
+        """Cease with an RFC 9003 message; stays down until ``enable``.
+
+        A Hard Reset with N exchanged for the subcodes RFC 8538 §5.1 names, or
+        when ``hard`` (``bgp.restart.outgoing``).
+        """
         message = message or self.settings.shutdown_message
+        if by:
+            self._log_action("shutdown", by, message)
         extra, self.extra = self.extra, None
         if extra is not None:  # never Established: that one is always main
-            extra.stop(message, subcode, restart=False)
+            extra.stop(message, subcode, restart=False, hard=hard)
             extra.discard()
         main = self.main
         if main is not None:
-            main.stop(message, subcode, restart=False)  # reports peer_down if it was up
+            main.stop(message, subcode, restart=False, hard=hard)  # reports peer_down if up
             main.discard()
         self.main = None
 
-    def reset(self, message: str = "", subcode: int = CeaseSubcode.ADMINISTRATIVE_RESET) -> None:
-        """Drop the session with a Cease (default 4, Administrative Reset) and reconnect.
+    def reset(
+        self,
+        message: str = "",
+        subcode: int = CeaseSubcode.ADMINISTRATIVE_RESET,
+        hard: bool = False,
+        by: str = "",
+    ) -> None:
+        """Administrative reset (Cease 4): drop the session and reconnect at once.
 
-        ``subcode`` names another reason, e.g. BFD Down (10, RFC 9384).
+        Soft by default: with N exchanged both ends keep the routes stale until
+        the new session's End-of-RIB (RFC 8538 §4); ``hard`` sends a Hard Reset
+        and flushes them. Never damped, never counted as a flap. Another
+        ``subcode`` is a reset for a cause (BFD Down, RFC 9384): ``bring_down``.
         """
+        if subcode != CeaseSubcode.ADMINISTRATIVE_RESET:
+            self.bring_down(message, subcode, hard=True)
+            return
         message = message or self.settings.shutdown_message
+        if by:
+            self._log_action("hard reset" if hard else "reset", by, message)
         if self.extra is not None:
             self.extra.discard()
             self.extra = None
         if self.main is not None:
-            self.main.stop(message, subcode, restart=True)
+            self.main.stop(message, CeaseSubcode.ADMINISTRATIVE_RESET, restart=True, hard=hard)
+
+    def bring_down(
+        self, reason: str, subcode: int = CeaseSubcode.BFD_DOWN, hard: bool | None = None
+    ) -> None:
+        """End the session for a cause (e.g. BFD down, RFC 9384): Cease ``subcode``,
+        ``reason`` as the log text; it reconnects by itself, and it is a flap.
+
+        ``hard`` True: a Hard Reset with N (as FRR sends for BFD Down), so both ends
+        drop the routes of a path that is known to be dead; without N the Cease
+        itself ends graceful restart (``bgp.restart.graceful_end``)."""
+        log.info("%s: bringing the session down: %s", self.key, reason,
+                 extra={"peer": self.key, "event": "bring_down", "reason": reason})  # fmt: skip
+        if self.extra is not None:
+            self.extra.discard()
+            self.extra = None
+        if self.main is not None:
+            self.main.stop("", subcode, restart=True, hard=hard, operator=False)
+
+    def stop_for_restart(self, message: str) -> None:
+        """The restart stop of this peer (``bgp.restart.restart_stop``): keep our routes."""
+        neg = self.negotiated
+        how = restart_stop(
+            self.established is not None,
+            neg is not None and neg.peer_restart is not None,
+            neg is not None and neg.graceful_notification,
+        )
+        if how.notify or self.main is None:
+            self.shutdown(message, how.subcode, how.hard)
+            return
+        extra, self.extra = self.extra, None
+        if extra is not None:
+            extra.discard()
+        main, self.main = self.main, None
+        main.close("restarting: closed without NOTIFICATION (RFC 4724 §4.2)")
+        main.discard()
+
+    def expected_back(self) -> float | None:
+        """Seconds until the session is dialled again (0: now), None when it waits for the
+        peer to connect (passive) or is disabled."""
+        main = self.main
+        if main is None or self.established is not None:
+            return 0.0 if self.established is not None else None
+        fsm = main.fsm
+        if fsm.state in (State.CONNECT, State.OPEN_SENT, State.OPEN_CONFIRM):
+            return 0.0
+        deadline = fsm.deadline(Timer.IDLE_HOLD)
+        if deadline is None and not self.settings.passive:
+            deadline = fsm.deadline(Timer.CONNECT_RETRY)
+        if deadline is None:
+            return None
+        return max(0.0, deadline - main.loop.time())
+
+    def _log_action(self, action: str, by: str, message: str = "") -> None:
+        log.info("%s: %s by %s%s", self.key, action, by, f": {message!r}" if message else "",
+                 extra={"peer": self.key, "event": action.replace(" ", "_"), "by": by,
+                        "shutdown_message": message})  # fmt: skip
 
     def refresh(self, family: Any, subtype: int = 0) -> bool:
         """Ask the peer to re-send its routes (RFC 2918 / RFC 7313)."""
@@ -167,7 +261,7 @@ class Peer:
         main = self.main
         if not main.fsm.connected and main.fsm.state in (State.IDLE, State.ACTIVE):
             if main.fsm.state is State.IDLE:
-                main.fsm.start(main.loop.time(), passive=True)
+                main.fsm.start_for_incoming(main.loop.time())
             target = main
         else:
             if self.extra is not None:
@@ -216,6 +310,16 @@ class Peer:
         elif isinstance(event, RouteRefreshReceived) and session is self.established:
             self.speaker.sink.route_refresh(self, event.family, event.subtype)
 
+    def _log_down(self, ev: SessionDown) -> None:
+        """One info line per end of a session or NOTIFICATION (issue: FRR's ADJCHANGE)."""
+        what = "session down" if ev.was_established else "connection closed"
+        note = {True: "NOTIFICATION sent ", False: "NOTIFICATION received ", None: ""}[ev.sent]
+        text = note + ev.reason
+        kept = "; routes kept as stale" if ev.graceful else ""
+        log.info("%s: %s: %s%s", self.key, what, text, kept,
+                 extra={"peer": self.key, "event": "down" if ev.was_established else "closed",
+                        **_note_fields(ev)})  # fmt: skip
+
     def _other(self, session: Session) -> Session | None:
         return self.extra if session is self.main else self.main
 
@@ -254,6 +358,11 @@ class Peer:
         self.established = session
         self.negotiated = negotiated
         self.established_wall = time.time()
+        log.info("%s: session Established (AS %d, router id %s%s)", self.key, negotiated.peer_as,
+                 negotiated.peer_router_id, _gr_text(negotiated),
+                 extra={"peer": self.key, "event": "established", "peer_as": negotiated.peer_as,
+                        "graceful_restart": negotiated.peer_restart is not None,
+                        "graceful_notification": negotiated.graceful_notification})  # fmt: skip
         self.speaker.sink.peer_up(self, negotiated)
         self.source = self.speaker.source_factory(self, negotiated)
         session.source = self.source
@@ -262,19 +371,15 @@ class Peer:
     def _down(self, session: Session, ev: SessionDown) -> None:
         collision = ev.code == 6 and ev.subcode == CeaseSubcode.CONNECTION_COLLISION_RESOLUTION
         if ev.was_established or (ev.code and not collision):
-            self.last_error = {
-                "code": ev.code,
-                "subcode": ev.subcode,
-                "reason": ev.reason,
-                "direction": ev.direction,
-                "time": time.time(),
-            }
+            self.last_error = _last_error(ev)
+            self._log_down(ev)
         if session is self.established:
             self.established = None
             self.negotiated = None
             self.source = None
             self.established_wall = None
-            self.flaps += 1
+            if not ev.operator:
+                self.flaps += 1
             self.speaker.sink.peer_down(self, ev)
         if session is self.extra:
             self.extra = None
@@ -350,10 +455,13 @@ class Speaker:
             if peer.settings.enabled:
                 peer.enable()
 
-    async def stop(self, message: str = "") -> None:
-        """Cease every session (with ``message``) and close the listeners."""
+    async def stop(self, message: str = "", kind: StopKind = StopKind.SHUTDOWN) -> None:
+        """End every session (``kind``: module docstring) and close the listeners."""
         for peer in list(self.peers.values()):
-            peer.shutdown(message)
+            if kind is StopKind.RESTART:
+                peer.stop_for_restart(message)
+            else:
+                peer.shutdown(message)
         for t in self._tasks + list(self._pending):
             t.cancel()
         for t in self._tasks + list(self._pending):
@@ -382,7 +490,7 @@ class Speaker:
             raise ValueError(f"peer {key} already configured")
         old = self.peers.pop(key, None)
         if old is not None:
-            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE, hard=True)
         peer = self.peers[key] = Peer(self, settings)
         if self._started:
             self._install_keys(settings)
@@ -406,8 +514,9 @@ class Speaker:
         if old is not None and old.settings == settings:
             return old
         if old is not None:
+            # RFC 8538 §5: new settings must not inherit the old session's routes.
             self.peers.pop(key)
-            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+            old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE, hard=True)
         return self.add_peer(settings)
 
     def peer(self, address: str) -> Peer | None:
@@ -511,6 +620,34 @@ def _restarted(old: Negotiated | None, new: Negotiated | None) -> bool:
         and old.peer_restart is not None
         and new.peer_restart is not None
     )
+
+
+def _note_fields(ev: SessionDown) -> dict[str, Any]:
+    """The structured fields of a session's end (logs, ``last_error``)."""
+    fields: dict[str, Any] = {
+        "code": ev.code,
+        "subcode": ev.subcode,
+        "notification": notification_name(ev.code, ev.subcode) if ev.code else None,
+        "direction": ev.direction,
+        "reason": ev.reason,
+        "shutdown_message": ev.message,
+        "graceful": ev.graceful,
+    }
+    if ev.inner is not None:
+        fields["inner_code"], fields["inner_subcode"] = ev.inner
+        fields["inner_notification"] = notification_name(*ev.inner)
+    return fields
+
+
+def _last_error(ev: SessionDown) -> dict[str, Any]:
+    """``show peers``' last error: the same names on both ends, the message whole."""
+    return {**_note_fields(ev), "time": time.time()}
+
+
+def _gr_text(neg: Negotiated) -> str:
+    if neg.peer_restart is None:
+        return ""
+    return ", graceful restart" + (" with N bit" if neg.graceful_notification else "")
 
 
 def _hostport(name: tuple[str, int] | None) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from bgp.errors import CeaseSubcode
+from bgp.restart import StopKind
 from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
@@ -177,6 +178,7 @@ class BgpNode:
         self._restarts: dict[str, asyncio.TimerHandle] = {}  # max-prefix re-enables
         self.bfd = BfdPeers(self._bfd_down)
         self.sink.on_peer_up = self._dynamic_bfd
+        self.stop_kind: StopKind | None = None  # set once stopping
 
     # -- settings -----------------------------------------------------------------------
     def _rib_settings(self, config: Config) -> RibSettings:
@@ -257,18 +259,25 @@ class BgpNode:
         await self.speaker.start()
         self._tasks.append(asyncio.ensure_future(self._watch_convergence()))
 
-    async def stop(self) -> None:
+    async def stop(self, kind: StopKind = StopKind.RESTART) -> None:
+        """End the sessions: a restart stop by default (SIGTERM), so that peers keep
+        this node's routes while it is away (``bgp.restart``)."""
+        self.stop_kind = kind
         for t in self._tasks:
             t.cancel()
         for key in list(self._restarts):
             self._cancel_restart(key)
         self.bfd.stop()
-        await self.speaker.stop("podbgp stopping")
+        message = "podbgp restarting" if kind is StopKind.RESTART else "podbgp stopping"
+        log.info("stopping BGP (%s stop): %s", kind.value, message)
+        await self.speaker.stop(message, kind)
 
-    def _add(self, address: str, options: PeerOptions) -> None:
+    def _add(self, address: str, options: PeerOptions, connect_on_start: bool = False) -> None:
         policy = self._peer_policy(address, options)
         self.rib.add_peer(policy)
         settings = peer_settings(self.config, options, address, self.restarting)
+        if connect_on_start:
+            settings = replace(settings, connect_on_start=True)
         if self.drainer.hold(policy.key):  # drained: it starts with `podbgp undrain`
             settings = replace(settings, enabled=False)
         peer = self.speaker.add_peer(settings)
@@ -339,7 +348,8 @@ class BgpNode:
             if old is not None:
                 self._remove(address)
             log.info("mesh: peering with node %s at %s", m.node, address)
-            self._add(address, self._mesh_options(m))
+            # The passive side of a pair dials once at start (podbgp.topology).
+            self._add(address, self._mesh_options(m), connect_on_start=m.passive)
         self.mesh = dict(peers)
 
     # -- origination --------------------------------------------------------------------
@@ -481,7 +491,10 @@ class BgpNode:
                 )
         return rows
 
-    async def peer_action(self, action: str, address: str, message: str) -> dict[str, Any]:
+    async def peer_action(
+        self, action: str, address: str, message: str, hard: bool = False, by: str = "control API"
+    ) -> dict[str, Any]:
+        """An operator's action on a peer; the answer says when the session is expected back."""
         peer = self.speaker.peer(address)
         if peer is None:
             from podbgp.api import APIError
@@ -492,15 +505,18 @@ class BgpNode:
         if action == "enable":
             self.drainer.release(peer.key)
         if action == "shutdown":
-            peer.shutdown(message)
+            peer.shutdown(message, hard=True if hard else None, by=by)
         elif action == "reset":
-            peer.reset(message)
+            peer.reset(message, hard=hard, by=by)
         else:
-            peer.enable()
+            peer.enable(by=by)
         await asyncio.sleep(0)
         stats = peer.stats()
+        back = peer.expected_back()
         return {"address": stats["address"], "state": STATE_NAMES.get(stats["state"]),
-                "admin": stats["admin"]}  # fmt: skip
+                "admin": stats["admin"],
+                "expected_back_seconds": None if back is None else round(back, 3),
+                "waits_for_peer": back is None and peer.enabled}  # fmt: skip
 
     def fill_metrics(self, snap: MetricsSnapshot) -> None:
         snap.decision_runs = self.sink.runs

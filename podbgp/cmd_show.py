@@ -283,6 +283,8 @@ def _peer(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"address": args.address}
     if args.message:
         params["message"] = args.message
+    if args.hard:
+        params["hard"] = True
     return _call(args, f"peer.{args.action}", params, "peer")
 
 
@@ -315,5 +317,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     peer.add_argument("action", choices=["reset", "shutdown", "enable"])
     peer.add_argument("address")
     peer.add_argument("--message", help="shutdown communication (RFC 9003)")
+    peer.add_argument("--hard", action="store_true",
+                      help="reset/shutdown as Cease / Hard Reset (RFC 8538): routes are "
+                           "flushed on both ends instead of kept until the session is back")  # fmt: skip
     _common(peer)
     peer.set_defaults(func=_peer)

@@ -124,7 +124,7 @@ class Daemon:
         self._stopped.set()
 
     async def stop(self) -> None:
-        """Cease to peers (administrative shutdown), keep kernel routes (graceful restart)."""
+        """A restart stop: kernel routes stay, and peers keep ours (``bgp.restart``)."""
         self._stopped.set()
         if self.api is not None:
             await self.api.stop()
@@ -461,6 +461,7 @@ class Daemon:
             "restarting": self.bgp.restarting if self.bgp is not None else False,
             "state": str(self.bgp.drainer.state) if self.bgp is not None else "running",
             "drain": self.bgp.drainer.report if self.bgp is not None else None,
+            **self._restart_state(),
             "metrics": (
                 f"{self.metrics.host}:{self.metrics.port}" if self.metrics is not None else None
             ),
@@ -489,6 +490,23 @@ class Daemon:
         except DrainError as exc:
             raise APIError(str(exc)) from exc
 
+    def _restart_state(self) -> dict[str, Any]:
+        """What a restart means right now (RFC 4724, RFC 8538), for `show node`."""
+        if self.bgp is None:
+            return {}
+        stale = sorted(k for k, st in self.bgp.rib.peers.items() if st.stale)
+        if self.bgp.stop_kind is not None:
+            state = f"stopping ({self.bgp.stop_kind.value})"
+        elif self.bgp.restarting:
+            state = "restarting: Restart State set, selection deferred until End-of-RIB"
+        else:
+            state = "running"
+        return {
+            "restart_state": state,
+            "on_sigterm": "restart stop: kernel routes stay, peers keep this node's routes",
+            "peers_stale": stale,
+        }
+
     def _peer_action(self, action: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
         async def handler(args: dict[str, Any]) -> Any:
             if self.bgp is None:
@@ -496,7 +514,11 @@ class Daemon:
             address = args.get("address")
             if not isinstance(address, str):
                 raise APIError("peer commands need an address")
-            return await self.bgp.peer_action(action, address, args.get("message", ""))
+            hard = args.get("hard", False)
+            if not isinstance(hard, bool) or (hard and action == "enable"):
+                raise APIError("hard: true or false, for reset and shutdown only")
+            message = args.get("message", "")
+            return await self.bgp.peer_action(action, address, message, hard=hard)
 
         return handler
 

@@ -6,7 +6,13 @@ Pure functions over the node registry (`ipam.Node` records), tested as tables.
   every other node. Each pair connects in one direction only — the node with the
   lower address connects, the other listens (passive) — so the two sides never
   race into a connection collision (RFC 4271 §6.8), whose resolution would close
-  the session a graceful restart (RFC 4724) is trying to keep.
+  the session a graceful restart (RFC 4724) is trying to keep. The passive side
+  still dials once when its daemon starts (`connect_on_start`, `bgp.fsm`): after
+  a restart it must not wait for the other side's retry timer (or, after a crash,
+  its hold time). That one dial cannot collide with a dial of the other side's
+  that would win: if the other side still has the old session Established, the
+  new OPEN with graceful restart ends it (RFC 4724 §4.2); if it is dialling too,
+  §6.8 keeps one of two connections that are both still opening.
 - Route reflectors (a node has `route_reflector_cluster_id`): a reflector leaves the
   mesh and peers with every other node; other reflectors are ordinary iBGP peers,
   all remaining nodes are its clients (RFC 4456 §2). A non-reflector peers only

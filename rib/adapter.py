@@ -9,9 +9,10 @@ root (``podbgp.daemon``), which also supplies the ``PeerPolicy`` of dynamic
 neighbours and what to do when a peer exceeds its prefix limit.
 
 Session facts: ``Negotiated`` (``bgp.negotiate``) becomes ``SessionFacts``.
-A session that ends without a NOTIFICATION (TCP loss) from a peer that
-announced graceful restart is a graceful end (RFC 4724 §4.2): its routes
-are kept stale; any other end flushes them.
+A session whose ``SessionDown`` says ``graceful`` (a TCP loss from a peer
+that announced graceful restart, RFC 4724 §4.2, or a NOTIFICATION other than
+Hard Reset with the N bit both ways, RFC 8538 §4) keeps its routes stale; any
+other end flushes them.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ class RibAdapter:
         self._arm()
 
     def peer_down(self, peer: Any, reason: Any) -> None:
-        graceful = getattr(reason, "code", 1) == 0
+        # bgp.restart decides (RFC 4724 §4.2, RFC 8538 §4); without a verdict, a TCP loss.
+        graceful = getattr(reason, "graceful", getattr(reason, "code", 1) == 0)
         self.rib.peer_down(peer.key, self.clock(), graceful=graceful)
         self._arm()
 

@@ -127,7 +127,9 @@ def test_peer_shutdown_and_enable_from_the_cli(cluster: Cluster) -> None:
     row = {p["address"]: p for p in c.ask("n1", "show.peers")}[n2]
     assert (row["admin"], row["state"]) == ("down", "Idle")
     error = {p["address"]: p for p in c.ask("n2", "show.peers")}[n1]["last_error"]
-    assert (error["code"], error["subcode"]) == (6, 2), error  # Cease / Administrative Shutdown
+    # Cease / Administrative Shutdown, sent as a Hard Reset between N-bit speakers (RFC 8538).
+    assert (error["code"], error["subcode"], error["inner_code"], error["inner_subcode"]) == (
+        6, 9, 6, 2), error  # fmt: skip
     assert "maintenance window" in error["reason"], error  # RFC 9003 communication
     assert podbgp(c, "peer", "enable", n2).returncode == 0
     wait(lambda: n2 in sessions(c, "n1"), 20, "session back after enable")

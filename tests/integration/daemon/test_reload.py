@@ -125,7 +125,9 @@ def test_listen_range_added_and_removed(cluster: Cluster) -> None:
     reload(c, "n1")
     wait(lambda: a1.ip not in sessions(c, "n2"), 15, "n1 dropped n2 with its listen range")
     error = peers(c, "n2")[a1.ip]["last_error"]
-    assert (error["code"], error["subcode"]) == (6, 3), error  # Cease / Peer De-configured
+    # Cease / Peer De-configured, sent as a Hard Reset between N-bit speakers (RFC 8538).
+    assert (error["code"], error["subcode"], error["inner_code"], error["inner_subcode"]) == (
+        6, 9, 6, 3), error  # fmt: skip
     reload(c, "n2")
     wait(lambda: a1.ip not in peers(c, "n2") and a2.ip not in peers(c, "n1"), 15, "cleaned up")
     for node, session in before.items():

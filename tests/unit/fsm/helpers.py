@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bgp.events import FsmEvent
-from bgp.fsm import BgpFsm
+from bgp.fsm import BgpFsm, State
 from bgp.settings import PeerSettings
 
 
@@ -52,6 +52,17 @@ class Pair:
         self.a.fsm.connection_made(self.now, outgoing=True)
         self.b.fsm.connection_made(self.now, outgoing=False)
         self.pump()
+
+    def connect_again(self) -> None:
+        """A new connection after both sides went down (idle timers fired at ``now``)."""
+        for side in (self.a, self.b):
+            side.fsm.handle_timer(self.now)
+            if side.fsm.state is State.IDLE:
+                side.fsm.start_for_incoming(self.now)
+        self.a.fsm.connection_made(self.now, outgoing=True)
+        self.b.fsm.connection_made(self.now, outgoing=False)
+        self.pump()
+        assert self.a.fsm.state is State.ESTABLISHED, self.a.fsm.state
 
     def pump(self) -> None:
         for _ in range(20):
