@@ -20,7 +20,7 @@ from sessions_harness import V4, SpeakerThread, announce
 from bgp.restart import StopKind
 from bgp.settings import PeerSettings, SpeakerSettings
 from podbgp.lab.peer_link import Link
-from podbgp.lab.peers import BgpConfig, Daemon, Neighbor, wait_for
+from podbgp.lab.peers import BgpConfig, Daemon, DaemonError, Neighbor, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.root]
 
@@ -46,7 +46,7 @@ def daemon_config(link: Link) -> BgpConfig:
 def has_route(daemon: Daemon) -> bool:
     try:
         return bool(daemon.routes().get(PREFIX))
-    except Exception:  # noqa: BLE001 - a daemon busy with the session drop answers later
+    except (DaemonError, ValueError, OSError):  # busy with the session drop: ask again
         return False
 
 
