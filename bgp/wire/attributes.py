@@ -15,9 +15,11 @@ Decoding (RFC 7606 as data)
     ``decode_attributes`` is the one generic loop applying RFC 7606 §3 and §4:
     framing overruns are treat-as-withdraw with the Total Path Attribute
     Length trusted (§4), except a truncated MP_REACH_NLRI/MP_UNREACH_NLRI,
-    which resets the session (§3(j)); flag conflicts make the attribute
-    malformed (§3(c); a Partial bit on a well-known or optional
-    non-transitive attribute too, RFC 4271 §4.3),
+    which resets the session (§3(j)); Optional/Transitive bits that conflict
+    are treat-as-withdraw for every attribute but AS4_PATH/AS4_AGGREGATOR
+    (§3(c): §7.6 and §7.7 soften only a wrong length); a Partial bit on a
+    well-known or optional non-transitive attribute makes it malformed
+    (RFC 4271 §4.3),
     repeats after the first are discarded (§3(g)), unknown optional
     non-transitive attributes are dropped and unknown optional transitive ones
     are kept with the Partial bit set (RFC 4271 §5), an unrecognised
@@ -28,12 +30,15 @@ Decoding (RFC 7606 as data)
     The per-attribute rules are RFC 7606 §7: ORIGIN, AS_PATH, NEXT_HOP, MED,
     COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES and
     LARGE_COMMUNITY (RFC 8092 §6, duplicates removed per §3) malformed →
-    treat-as-withdraw; LOCAL_PREF from an external peer → discarded whatever
-    its form (§7.5); ATOMIC_AGGREGATE and AGGREGATOR
-    malformed → attribute discard (§7.6, §7.7); AS 0 in AS_PATH →
+    treat-as-withdraw; LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST from an
+    external peer → discarded whatever their form (§7.5, §7.9, §7.10);
+    ATOMIC_AGGREGATE and AGGREGATOR of the wrong length → attribute discard
+    (§7.6, §7.7); AS_CONFED_* segments in AS_PATH from a peer outside our
+    confederation → treat-as-withdraw (RFC 5065 §5, §7.2); AS 0 in AS_PATH →
     treat-as-withdraw and in AGGREGATOR/AS4_* → discard (RFC 7607 §2);
-    AS4_PATH/AS4_AGGREGATOR malformed → discard (RFC 6793 §6) and reconciled
-    with AS_PATH/AGGREGATOR on 2-octet sessions (RFC 6793 §4.2.3).
+    AS4_PATH/AS4_AGGREGATOR malformed → discard, confederation segments in
+    AS4_PATH dropped and the rest kept (RFC 6793 §6), then reconciled with
+    AS_PATH/AGGREGATOR on 2-octet sessions (RFC 6793 §4.2.3).
 """
 
 from __future__ import annotations
@@ -350,8 +355,10 @@ def _d_origin(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
 
 
 def _d_as_path(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
-    allow_confed = not ctx.ebgp or ctx.confed_peer
-    path = _parse_as_path(v, 4 if ctx.as4 else 2, allow_confed)
+    # RFC 5065 §5: AS_CONFED_* segments from a neighbour outside our confederation make
+    # the AS_PATH malformed. podbgp is in no confederation, so that is every neighbour
+    # (iBGP ones too) unless the context says the peer is a confederation member.
+    path = _parse_as_path(v, 4 if ctx.as4 else 2, allow_confed=ctx.confed_peer)
     if ctx.enforce_first_as and ctx.ebgp and ctx.peer_as and not ctx.confed_peer:
         # RFC 4271 §6.3: leftmost AS of an external peer's path must be its AS
         # (a MAY; a route server's paths start with its clients' ASes, RFC 7947).
@@ -441,8 +448,13 @@ def _d_large_communities(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> No
 def _d_as4_path(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
     if ctx.as4:
         raise _Discard("AS4_PATH on a 4-octet AS session (RFC 6793 §3)")
-    # RFC 6793 §6: confederation segments in AS4_PATH make it malformed.
-    out["_as4_path"] = _parse_as_path(v, 4, allow_confed=False)
+    path = _parse_as_path(v, 4, allow_confed=True)
+    # RFC 6793 §6: confederation segments must not be in AS4_PATH; received ones are
+    # dropped and the rest is used (not the whole attribute, as for other errors).
+    plain = tuple(s for s in path if s[0] <= SegmentType.AS_SEQUENCE)
+    if len(plain) != len(path):
+        out["_as4_confed_dropped"] = True
+    out["_as4_path"] = plain
 
 
 def _d_as4_aggregator(v: bytes, ctx: CodecContext, out: dict[str, Any]) -> None:
@@ -465,16 +477,33 @@ Decoder = Callable[[bytes, CodecContext, dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class AttrSpec:
-    """How one known attribute is checked and decoded (RFC 7606 §7)."""
+    """How one known attribute is checked and decoded (RFC 7606 §7).
+
+    ``bad_flags`` is the action for Optional/Transitive bits that differ from
+    ``flags``: treat-as-withdraw (RFC 7606 §3(c)) unless the attribute's own
+    specification says otherwise; the per-attribute rules of §7.6 and §7.7
+    (attribute discard) are about the length only, so they do not apply here.
+    ``external`` names the RFC 7606 clause that discards the attribute from an
+    external peer whatever its form, or is empty.
+    """
 
     code: AttrCode
     flags: int  # expected Optional|Transitive bits
     decode: Decoder | None  # None: MP_REACH/MP_UNREACH, handled per message
-    malformed: Action  # action when the value or the flags are malformed
+    malformed: Action  # action when the value (or a forbidden Partial bit) is malformed
+    bad_flags: Action = Action.TREAT_AS_WITHDRAW
+    external: str = ""
 
 
-def _spec(code: AttrCode, flags: int, dec: Decoder | None, act: Action) -> tuple[int, AttrSpec]:
-    return int(code), AttrSpec(code, flags, dec, act)
+def _spec(
+    code: AttrCode,
+    flags: int,
+    dec: Decoder | None,
+    act: Action,
+    bad_flags: Action = Action.TREAT_AS_WITHDRAW,
+    external: str = "",
+) -> tuple[int, AttrSpec]:
+    return int(code), AttrSpec(code, flags, dec, act, bad_flags, external)
 
 
 _TAW = Action.TREAT_AS_WITHDRAW
@@ -485,17 +514,20 @@ ATTRS: dict[int, AttrSpec] = dict(
         _spec(AttrCode.AS_PATH, _T, _d_as_path, _TAW),
         _spec(AttrCode.NEXT_HOP, _T, _d_next_hop, _TAW),
         _spec(AttrCode.MULTI_EXIT_DISC, _O, _d_med, _TAW),
-        _spec(AttrCode.LOCAL_PREF, _T, _d_local_pref, _TAW),
+        _spec(AttrCode.LOCAL_PREF, _T, _d_local_pref, _TAW, external="§7.5"),
         _spec(AttrCode.ATOMIC_AGGREGATE, _T, _d_atomic, _AD),
         _spec(AttrCode.AGGREGATOR, _OT, _d_aggregator, _AD),
         _spec(AttrCode.COMMUNITIES, _OT, _d_communities, _TAW),
-        _spec(AttrCode.ORIGINATOR_ID, _O, _d_originator, _TAW),
-        _spec(AttrCode.CLUSTER_LIST, _O, _d_cluster_list, _TAW),
+        _spec(AttrCode.ORIGINATOR_ID, _O, _d_originator, _TAW, external="§7.9"),
+        _spec(AttrCode.CLUSTER_LIST, _O, _d_cluster_list, _TAW, external="§7.10"),
         _spec(AttrCode.MP_REACH_NLRI, _O, None, Action.AFI_SAFI_DISABLE),
         _spec(AttrCode.MP_UNREACH_NLRI, _O, None, Action.AFI_SAFI_DISABLE),
         _spec(AttrCode.EXTENDED_COMMUNITIES, _OT, _d_ext_communities, _TAW),
-        _spec(AttrCode.AS4_PATH, _OT, _d_as4_path, _AD),
-        _spec(AttrCode.AS4_AGGREGATOR, _OT, _d_as4_aggregator, _AD),
+        # RFC 6793 §6 discards a malformed AS4_* attribute. It names no flag rule; wrong
+        # flags count as one more malformation here, so an OLD speaker's error costs
+        # only the 4-octet detail, never the route.
+        _spec(AttrCode.AS4_PATH, _OT, _d_as4_path, _AD, bad_flags=_AD),
+        _spec(AttrCode.AS4_AGGREGATOR, _OT, _d_as4_aggregator, _AD, bad_flags=_AD),
         _spec(AttrCode.LARGE_COMMUNITY, _OT, _d_large_communities, _TAW),
     ]
 )
@@ -526,13 +558,19 @@ class DecodedAttributes:
 _FLAG_BITS = _OT | _P
 
 
-def _flags_conflict(flags: int, expected: int) -> bool:
-    """Optional/Transitive differ from the attribute's (RFC 7606 §3(c)), or the
-    Partial bit is set on a well-known or optional non-transitive attribute,
-    where RFC 4271 §4.3 requires it to be 0 (Attribute Flags Error, §6.3)."""
-    if (flags & _OT) != expected:
-        return True
-    return bool(flags & _P) and expected != _OT
+def _flags_action(flags: int, spec: AttrSpec) -> Action:
+    """The action for ``flags`` that do not fit the attribute, or NONE if they do.
+
+    Optional/Transitive differing from the attribute's: ``spec.bad_flags``
+    (RFC 7606 §3(c)). The Partial bit on a well-known or optional
+    non-transitive attribute, where RFC 4271 §4.3 requires it to be 0
+    (Attribute Flags Error, §6.3): the attribute is malformed.
+    """
+    if (flags & _OT) != spec.flags:
+        return spec.bad_flags
+    if flags & _P and spec.flags != _OT:
+        return spec.malformed
+    return Action.NONE
 
 
 def _attr_bytes(flags: int, code: int, value: bytes) -> bytes:
@@ -639,22 +677,23 @@ def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
                 unknown.append(UnknownAttribute((flags | _P) & ~_E & 0xFF, code, value))
             continue
         assert spec.decode is not None
-        if code == AttrCode.LOCAL_PREF and ctx.ebgp and not ctx.confed_peer:
-            # RFC 7606 §7.5: from an external peer it is discarded whatever
-            # its flags or length.
+        if spec.external and ctx.ebgp and not ctx.confed_peer:
+            # RFC 7606 §7.5, §7.9, §7.10: from an external peer these are
+            # discarded whatever their flags or length.
             errors.append(
                 AttrError(
                     _AD,
                     code,
                     UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
                     raw,
-                    "LOCAL_PREF from an external peer (RFC 7606 §7.5)",
+                    f"{spec.code.name} from an external peer (RFC 7606 {spec.external})",
                 )
             )
             continue
-        if _flags_conflict(flags, spec.flags):
+        flags_action = _flags_action(flags, spec)
+        if flags_action is not Action.NONE:
             err = AttrError(
-                spec.malformed,
+                flags_action,
                 code,
                 UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
                 raw,
@@ -691,6 +730,16 @@ def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
 
 def _reconcile_as4(out: dict[str, Any], errors: list[AttrError]) -> None:
     """RFC 6793 §4.2.3: fold AS4_AGGREGATOR and AS4_PATH into the 2-octet attributes."""
+    if out.pop("_as4_confed_dropped", False):
+        errors.append(
+            AttrError(
+                _AD,
+                AttrCode.AS4_PATH,
+                UpdateSubcode.MALFORMED_AS_PATH,
+                b"",
+                "AS4_PATH confederation segments discarded, the rest used (RFC 6793 §6)",
+            )
+        )
     as4_path = out.pop("_as4_path", None)
     as4_agg = out.pop("_as4_aggregator", None)
     agg = out.get("aggregator")

@@ -60,15 +60,20 @@ host_v6 = st.integers(2**125, 2**126).map(IPv6Address)  # inside 2000::/3
 link_local = st.integers(0, 2**64 - 1).map(lambda x: IPv6Address((0xFE80 << 112) | x))
 
 
-def _segments(as4: bool) -> st.SearchStrategy[tuple[tuple[int, tuple[int, ...]], ...]]:
+def _segments(
+    as4: bool, confed: bool
+) -> st.SearchStrategy[tuple[tuple[int, tuple[int, ...]], ...]]:
     asn = u32 if as4 else st.one_of(asn2, u32)
     seg = st.tuples(st.sampled_from([1, 2]), st.lists(asn, min_size=1, max_size=6).map(tuple))
-    # Confederation segments only lead the path (RFC 5065 §5.1); on a 2-octet
-    # session they cannot carry 4-octet ASNs (AS4_PATH omits them, RFC 6793 §4.2.2).
+    # Confederation segments come only from a confederation peer (RFC 5065 §5) and only
+    # lead the path (§5.1); on a 2-octet session they cannot carry 4-octet ASNs
+    # (AS4_PATH omits them, RFC 6793 §4.2.2).
     casn = u32 if as4 else asn2
-    confed = st.tuples(st.sampled_from([3, 4]), st.lists(casn, min_size=1, max_size=3).map(tuple))
+    lead = st.tuples(st.sampled_from([3, 4]), st.lists(casn, min_size=1, max_size=3).map(tuple))
     return st.builds(
-        lambda c, s: tuple(c + s), st.lists(confed, max_size=1), st.lists(seg, max_size=4)
+        lambda c, s: tuple(c + s),
+        st.lists(lead, max_size=1 if confed else 0),
+        st.lists(seg, max_size=4),
     )
 
 
@@ -82,11 +87,13 @@ unknown_attrs = st.lists(
 ).map(tuple)
 
 
-def attributes(as4: bool, next_hop: bool, mp: bool) -> st.SearchStrategy[PathAttributes]:
+def attributes(
+    as4: bool, next_hop: bool, mp: bool, confed: bool = False
+) -> st.SearchStrategy[PathAttributes]:
     return st.builds(
         PathAttributes,
         origin=st.integers(0, 2),
-        as_path=_segments(as4),
+        as_path=_segments(as4, confed),
         next_hop=host_v4 if next_hop else st.none(),
         med=st.none() | st.integers(0, 2**32 - 1),
         local_pref=st.none() | st.integers(0, 2**32 - 1),
@@ -113,13 +120,15 @@ def _nlri(bits: int, add_path: bool, max_size: int = 20) -> st.SearchStrategy[li
 
 
 contexts = st.builds(
-    lambda as4, ap4, ap6: CodecContext(
+    lambda as4, ap4, ap6, confed: CodecContext(
         as4=as4,
         add_path_ipv4=ap4,
         add_path_ipv6=ap6,
         add_path_send_ipv4=ap4,
         add_path_send_ipv6=ap6,
+        confed_peer=confed,
     ),
+    st.booleans(),
     st.booleans(),
     st.booleans(),
     st.booleans(),
@@ -133,7 +142,11 @@ def updates(draw: st.DrawFn, ctx: CodecContext) -> Update:
     w4 = draw(_nlri(32, ctx.add_path_ipv4))
     w6 = draw(st.none() | _nlri(128, ctx.add_path_ipv6))
     with_attrs = bool(r4 or r6) or draw(st.booleans())
-    attrs = draw(attributes(ctx.as4, bool(r4) or not r6, bool(r6))) if with_attrs else None
+    attrs = (
+        draw(attributes(ctx.as4, bool(r4) or not r6, bool(r6), ctx.confed_peer))
+        if with_attrs
+        else None
+    )
     reach = {f: v for f, v in ((V4, r4), (V6, r6)) if v}
     unreach: dict[Family, list[bytes]] = {V4: w4} if w4 else {}
     if w6 is not None:
@@ -157,7 +170,7 @@ def test_bulk_encoders_round_trip(ctx: CodecContext, data: st.DataObject) -> Non
     family = data.draw(st.sampled_from([V4, V6]))
     bits = 32 if family is V4 else 128
     nlri = data.draw(_nlri(bits, ctx.add_path_tx(family), max_size=400))
-    attrs = data.draw(attributes(ctx.as4, family is V4, family is V6))
+    attrs = data.draw(attributes(ctx.as4, family is V4, family is V6, ctx.confed_peer))
     got: list[bytes] = []
     for raw in encode_announce(attrs, family, nlri, ctx):
         assert len(raw) <= 4096
@@ -183,7 +196,7 @@ def test_announce_head_frames_what_encode_announce_sends(
     family = data.draw(st.sampled_from([V4, V6]))
     bits = 32 if family is V4 else 128
     nlri = data.draw(_nlri(bits, ctx.add_path_tx(family), max_size=60))
-    attrs = data.draw(attributes(ctx.as4, family is V4, family is V6))
+    attrs = data.draw(attributes(ctx.as4, family is V4, family is V6, ctx.confed_peer))
     head = announce_head(attrs, family, ctx)
     if family is V6 or attrs.next_hop is None:
         assert head is None

@@ -231,3 +231,27 @@ def test_first_as_check_follows_peer_settings(enforce: bool, action: Action | No
     assert isinstance(msg, Update)
     assert msg.action == (action or Action.NONE), msg.errors
     assert [str(p) for p in (msg.withdrawn if action else msg.announced)] == ["10.9.0.0/24"]
+
+
+@pytest.mark.parametrize(("peer_as", "kept"), [(65002, False), (65001, True)])
+def test_reflection_attributes_kept_only_from_internal_peers(peer_as: int, kept: bool) -> None:
+    """The negotiated context says whether the session is external, so the codec
+    discards ORIGINATOR_ID and CLUSTER_LIST from an eBGP peer (RFC 7606 §7.9, §7.10)."""
+    settings = ps(asn=peer_as)
+    ours = build_open(65001, "10.0.0.1", settings)
+    theirs = their_open(FourOctetAsCapability(peer_as), asn=peer_as)
+    neg = negotiate(ours, theirs, 65001, settings, peer_as)
+    attrs = PathAttributes(
+        origin=0,
+        as_path=((2, (peer_as,)),) if peer_as != 65001 else (),
+        next_hop=IPv4Address("10.0.0.2"),
+        originator_id=IPv4Address("10.0.0.9"),
+        cluster_list=(IPv4Address("10.0.0.254"),),
+    )
+    nlri = [Prefix.from_str("10.9.0.0/24").nlri()]
+    msg = decode_message(encode_announce(attrs, V4, nlri, CodecContext(as4=True))[0], neg.ctx)
+    assert isinstance(msg, Update) and msg.attrs is not None
+    assert [str(p) for p in msg.announced] == ["10.9.0.0/24"]
+    assert (msg.attrs.originator_id is not None) is kept
+    assert bool(msg.attrs.cluster_list) is kept
+    assert msg.action == (Action.NONE if kept else Action.ATTRIBUTE_DISCARD)

@@ -71,6 +71,8 @@ def describe(msg: object) -> dict[str, Any]:
         "mp_next_hop": [str(h) for h in a.mp_next_hop] if a else [],
         "med": a.med if a else None,
         "local_pref": a.local_pref if a else None,
+        "originator_id": str(a.originator_id) if a and a.originator_id else None,
+        "cluster_list": [str(c) for c in a.cluster_list] if a else [],
     }
 
 

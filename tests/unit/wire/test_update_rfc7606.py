@@ -38,6 +38,7 @@ Q1 = "2001:db8:1::/48"
 TAW = Action.TREAT_AS_WITHDRAW
 AD = Action.ATTRIBUTE_DISCARD
 NONE = Action.NONE
+EBGP = {"ebgp": True, "peer_as": 65001}
 
 
 @dataclass
@@ -74,6 +75,13 @@ CASES = [
     # §3(c) flags
     taw("origin marked optional", attr(0xC0, 1, b"\x00") + as_path4(65001) + next_hop("192.0.2.1")),
     taw("med marked transitive", BASE + attr(0xC0, 4, b"\x00\x00\x00\x01")),
+    # §7.6 and §7.7 soften only a wrong length: wrong flags stay §3(c) treat-as-withdraw
+    taw("atomic_aggregate marked optional", BASE + attr(0xC0, 6, b"")),
+    taw("aggregator marked well-known", BASE + attr(0x40, 7, b"\x00\x00\xfd\xea\xc0\x00\x02\x09")),
+    taw(
+        "aggregator marked non-transitive",
+        BASE + attr(0x80, 7, b"\x00\x00\xfd\xea\xc0\x00\x02\x09"),
+    ),
     # RFC 4271 §4.3: Partial must be 0 on well-known and optional non-transitive
     taw(
         "origin with partial bit",
@@ -128,6 +136,18 @@ CASES = [
         ORIGIN_IGP + attr(0x40, 2, b"\x03\x01\x00\x00\xfd\xe9") + next_hop("192.0.2.1"),
         ctx={"ebgp": True},
     ),
+    taw(
+        "confed segment from iBGP peer, no confederation",
+        ORIGIN_IGP
+        + attr(0x40, 2, b"\x03\x01\x00\x00\xfe\x4c\x02\x01\x00\x00\xfd\xe9")
+        + next_hop("192.0.2.1"),
+    ),
+    taw(
+        "confed set from iBGP peer, no confederation",
+        ORIGIN_IGP
+        + attr(0x40, 2, b"\x04\x01\x00\x00\xfe\x4c\x02\x01\x00\x00\xfd\xe9")
+        + next_hop("192.0.2.1"),
+    ),
     Case(
         "confed segment from confed peer",
         update(
@@ -176,6 +196,28 @@ CASES = [
     taw("communities length 0", BASE + attr(0xC0, 8, b"")),
     taw("originator_id length 3", BASE + attr(0x80, 9, b"\x00" * 3)),
     taw("cluster_list length 6", BASE + attr(0x80, 10, b"\x00" * 6)),
+    discard("originator_id from eBGP", BASE + attr(0x80, 9, b"\x0a\x00\x00\x09"), ctx=EBGP),
+    discard("cluster_list from eBGP", BASE + attr(0x80, 10, b"\x0a\x00\x00\xfe"), ctx=EBGP),
+    discard(
+        "originator_id from eBGP, bad length and flags: still discard",
+        BASE + attr(0xC0, 9, b"\x0a\x00"),
+        ctx=EBGP,
+    ),
+    discard(
+        "cluster_list from eBGP, length 6: still discard",
+        BASE + attr(0x80, 10, b"\x00" * 6),
+        ctx=EBGP,
+    ),
+    Case(
+        "originator_id and cluster_list from confed eBGP kept",
+        update(
+            attrs=BASE + attr(0x80, 9, b"\x0a\x00\x00\x09") + attr(0x80, 10, b"\x0a\x00\x00\xfe"),
+            nlri=NLRI,
+        ),
+        NONE,
+        [P1, P2],
+        ctx={"ebgp": True, "confed_peer": True},
+    ),
     taw("ext communities length 7", BASE + attr(0xC0, 16, b"\x00" * 7)),
     taw("large communities length 13", BASE + attr(0xC0, 32, b"\x00" * 13)),
     # RFC 6793 §6: AS4_* malformed → discard; on a 4-octet session they are ignored
@@ -197,6 +239,14 @@ CASES = [
         ctx={"as4": False},
     ),
     discard("as4_path on a 4-octet session", BASE + attr(0xC0, 17, b"\x02\x01\x00\x00\xfd\xe9")),
+    discard(
+        "as4_path with a confed segment: the segment dropped, the route kept",
+        ORIGIN_IGP
+        + attr(0x40, 2, b"\x02\x01\x5b\xa0")
+        + next_hop("192.0.2.1")
+        + attr(0xC0, 17, b"\x03\x01\x00\x00\xfe\x4c\x02\x01\xfa\x56\xea\x01"),
+        ctx={"as4": False},
+    ),
     # §3(d) missing well-known
     taw("missing origin", as_path4(65001) + next_hop("192.0.2.1")),
     taw("missing as_path", ORIGIN_IGP + next_hop("192.0.2.1")),
@@ -547,6 +597,38 @@ def test_as4_path_reconciliation_rfc6793() -> None:
     assert isinstance(msg, Update) and msg.attrs is not None and msg.action == NONE
     assert msg.attrs.as_path == ((2, (65010, 4200000001, 4200000002)),)
     assert msg.attrs.aggregator is not None and msg.attrs.aggregator[0] == 4200000009
+
+
+def test_as4_path_confed_segments_dropped_and_the_rest_merged_rfc6793() -> None:
+    """RFC 6793 §6: discard the confederation segments, use the rest of AS4_PATH."""
+    path2 = attr(0x40, 2, b"\x02\x03" + b"\xfd\xf2" + b"\x5b\xa0" * 2)
+    confed = b"\x03\x01" + (65100).to_bytes(4, "big")
+    seq = b"\x02\x02" + (4200000001).to_bytes(4, "big") + (4200000002).to_bytes(4, "big")
+    for as4_value in (confed + seq, seq + b"\x04\x01" + (65101).to_bytes(4, "big")):
+        raw = update(
+            attrs=ORIGIN_IGP + path2 + next_hop("192.0.2.1") + attr(0xC0, 17, as4_value), nlri=NLRI
+        )
+        msg = decode_message(raw, CodecContext(as4=False))
+        assert isinstance(msg, Update) and msg.attrs is not None
+        assert msg.attrs.as_path == ((2, (65010, 4200000001, 4200000002)),)
+        assert msg.action == AD and [str(p) for p in msg.announced] == [P1, P2]
+        assert "RFC 6793 §6" in msg.errors[0].reason
+
+
+def test_originator_id_and_cluster_list_from_ebgp_are_not_kept() -> None:
+    """RFC 7606 §7.9, §7.10: the attributes are gone from the decoded set."""
+    reflected = BASE + attr(0x80, 9, b"\x0a\x00\x00\x09") + attr(0x80, 10, b"\x0a\x00\x00\xfe")
+    raw = update(attrs=reflected, nlri=NLRI)
+    ebgp = decode_message(raw, CodecContext(ebgp=True, peer_as=65001))
+    ibgp = decode_message(raw, CodecContext())
+    assert isinstance(ebgp, Update) and ebgp.attrs is not None
+    assert ebgp.attrs.originator_id is None and ebgp.attrs.cluster_list == ()
+    assert {e.reason for e in ebgp.errors} == {
+        "ORIGINATOR_ID from an external peer (RFC 7606 §7.9)",
+        "CLUSTER_LIST from an external peer (RFC 7606 §7.10)",
+    }
+    assert isinstance(ibgp, Update) and ibgp.attrs is not None and ibgp.action == NONE
+    assert str(ibgp.attrs.originator_id) == "10.0.0.9"
 
 
 def test_as4_ignored_when_aggregator_is_not_as_trans() -> None:
