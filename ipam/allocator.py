@@ -664,8 +664,11 @@ class Ipam:
 
     # -- reading -------------------------------------------------------------------
     async def blocks(self) -> list[Block]:
+        """Every block, in address order (the store's key order is text: 10.244.159 < 10.244.82)."""
         kvs, _ = await self.store.list_prefix(BLOCKS)
-        return [_block(kv) for kv in kvs]
+        blocks = [_block(kv) for kv in kvs]
+        blocks.sort(key=lambda b: (b.cidr.version, int(b.cidr.network_address), b.cidr.prefixlen))
+        return blocks
 
     async def affinities(self) -> dict[tuple[str, IPNetwork], str]:
         """(node, block) -> "pending" | "confirmed"."""

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_show",
     "podbgp.cmd_drain",
     "podbgp.cmd_ipam",
+    "podbgp.cmd_datastore",
     "podbgp.cmd_lab",
     "podbgp.cmd_advise",
 )

@@ -4,11 +4,21 @@ These commands talk to the datastore directly (no daemon needed). Where the
 datastore and pools come from, later wins:
 
 1. defaults (``sqlite:/var/lib/podbgp/podbgp.db``, no pools);
-2. ``--config FILE``: its ``[datastore]``, ``[ipam]`` and ``[[ipam.pool]]``
-   (read here with tomllib, only those keys);
+2. ``--config FILE``: the daemon's config, read by the daemon's own loader
+   (`podbgp.config`): the same validation, defaults and error text as
+   ``podbgp run`` and ``podbgp check``;
 3. ``--datastore sqlite:PATH | etcd:http://HOST:PORT[,...]``,
-   ``--pool CIDR[/BLOCK_SIZE]`` (repeatable, e.g. ``10.244.0.0/16/26``),
-   ``--strict-affinity``, ``--max-blocks-per-node N``.
+   ``--pool CIDR[/BLOCK_SIZE]`` (repeatable, e.g. ``10.244.0.0/16/26``; checked
+   by the rules of ``[[ipam.pool]]``), ``--strict-affinity``,
+   ``--max-blocks-per-node N``.
+
+The store must exist and carry a cluster ID (`ipam.identity`); with
+``--config`` its ID must also be the one this node recorded. Nothing here
+creates a store (``podbgp datastore init`` does). Reading commands (``pools``,
+``blocks``, ``show``, ``check``) open it read-only, so they work on a
+read-only file and cannot change it. ``allocate --node`` refuses a node that
+is not in the node registry: a block claimed for a misspelt name would stay
+claimed for ever.
 
 ``--json`` prints one JSON object; otherwise a readable table. Errors print
 one line naming what went wrong and exit 1.
@@ -18,60 +28,57 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import sys
-import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ipam import Ipam, IpamConfig, IpamError
-from ipam.store import StoreError, open_store
-
-DEFAULT_DATASTORE = "sqlite:/var/lib/podbgp/podbgp.db"
+from ipam import Ipam, IpamConfig, IpamError, NodeRegistry
+from ipam.identity import join
+from ipam.store import OpenMode, StoreError, open_store
+from podbgp import node as nodecfg
+from podbgp.cmd_datastore import StoreTarget, add_target_args, config_error_text, store_target
+from podbgp.config import ConfigError, IPAMConfig, load_ipam_dict
 
 
 # -- settings ------------------------------------------------------------------------
-def _datastore_from_toml(ds: dict[str, Any]) -> str:
-    kind = ds.get("kind", "sqlite")
-    if kind == "sqlite":
-        return "sqlite:" + str(ds.get("path", DEFAULT_DATASTORE.partition(":")[2]))
-    if kind == "etcd":
-        endpoints = ds.get("endpoints", ["http://127.0.0.1:2379"])
-        if not isinstance(endpoints, list) or not endpoints:
-            raise IpamError("datastore.endpoints: must be a non-empty list of URLs")
-        return "etcd:" + ",".join(str(e) for e in endpoints)
-    raise IpamError(f"datastore.kind: {kind!r} is not sqlite or etcd")
-
-
 def parse_pool_flag(text: str) -> dict[str, Any]:
     """``CIDR`` or ``CIDR/BLOCK_SIZE`` -> a ``[[ipam.pool]]`` table."""
     parts = text.split("/")
     if len(parts) == 3:
-        return {"cidr": "/".join(parts[:2]), "block_size": int(parts[2])}
+        try:
+            return {"cidr": "/".join(parts[:2]), "block_size": int(parts[2])}
+        except ValueError:
+            raise IpamError(f"--pool {text}: block size {parts[2]!r} is not an integer") from None
     return {"cidr": text}
 
 
-def settings(args: argparse.Namespace) -> tuple[str, IpamConfig]:
-    """The datastore URL and IPAM config from --config and the flags."""
-    url = DEFAULT_DATASTORE
-    ipam_raw: dict[str, Any] = {}
-    if args.config:
-        with open(args.config, "rb") as f:
-            raw = tomllib.load(f)
-        if "datastore" in raw:
-            url = _datastore_from_toml(raw["datastore"])
-        ipam_raw = dict(raw.get("ipam", {}))
-    if args.datastore:
-        url = args.datastore
+def _flag_overrides(args: argparse.Namespace, ic: IPAMConfig) -> IPAMConfig:
+    """--pool, --strict-affinity, --max-blocks-per-node over the config's [ipam]."""
+    table: dict[str, Any] = {}
     if args.pool:
-        ipam_raw["pool"] = [parse_pool_flag(p) for p in args.pool]
-    if args.strict_affinity:
-        ipam_raw["strict_affinity"] = True
+        table["pool"] = [parse_pool_flag(p) for p in args.pool]
     if args.max_blocks_per_node is not None:
-        ipam_raw["max_blocks_per_node"] = args.max_blocks_per_node
-    return url, IpamConfig.parse(ipam_raw)
+        table["max_blocks_per_node"] = args.max_blocks_per_node
+    flags = load_ipam_dict(table)
+    return dataclasses.replace(
+        ic,
+        pools=flags.pools if args.pool else ic.pools,
+        strict_affinity=ic.strict_affinity or args.strict_affinity,
+        max_blocks_per_node=(
+            flags.max_blocks_per_node if "max_blocks_per_node" in table else ic.max_blocks_per_node
+        ),
+    )
+
+
+def settings(args: argparse.Namespace) -> tuple[StoreTarget, IpamConfig]:
+    """The store and IPAM config from --config and the flags (ConfigError if invalid)."""
+    target = store_target(args)
+    ic = target.config.ipam if target.config is not None else IPAMConfig()
+    return target, nodecfg.pools_config(_flag_overrides(args, ic))
 
 
 # -- output --------------------------------------------------------------------------
@@ -89,20 +96,37 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], human: str) -> None:
 
 
 # -- commands ------------------------------------------------------------------------
+POOL_COLUMNS = (
+    ("POOL", "cidr"),
+    ("BLOCK", "block"),
+    ("BLOCKS", "blocks"),
+    ("USED", "used"),
+    ("FREE", "free"),
+    ("IPIP", "ipip_mode"),
+    ("VXLAN", "vxlan_mode"),
+    ("NAT", "nat_outgoing"),
+    ("DISABLED", "disabled"),
+)
+
+
+def pools_table(usage: Sequence[dict[str, Any]]) -> str:
+    """Pool usage rows (`Ipam.usage`) as a table: `ipam pools` and `show ipam` both print this."""
+
+    def yes(v: Any) -> str:
+        return "yes" if v else "no"
+
+    rows = [
+        {**r, "block": f"/{r.get('block_size')}",
+         "blocks": f"{r.get('blocks')}/{r.get('blocks_total')}",
+         "nat_outgoing": yes(r.get("nat_outgoing")), "disabled": yes(r.get("disabled"))}
+        for r in usage
+    ]  # fmt: skip
+    return table(rows, POOL_COLUMNS)
+
+
 async def cmd_pools(ipam: Ipam, args: argparse.Namespace) -> None:
     rows = await ipam.usage()
-    cols = (
-        ("POOL", "cidr"),
-        ("BLOCK", "block_size"),
-        ("BLOCKS", "blocks"),
-        ("OF", "blocks_total"),
-        ("USED", "used"),
-        ("FREE", "free"),
-        ("IPIP", "ipip_mode"),
-        ("VXLAN", "vxlan_mode"),
-        ("DISABLED", "disabled"),
-    )
-    emit(args, {"pools": rows}, table(rows, cols))
+    emit(args, {"pools": rows}, pools_table(rows))
 
 
 async def cmd_blocks(ipam: Ipam, args: argparse.Namespace) -> None:
@@ -144,8 +168,21 @@ def _attrs(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+async def _registered(ipam: Ipam, node: str) -> None:
+    """Refuse a node the registry does not know (a typo would claim a block for ever)."""
+    registry = NodeRegistry(ipam.store)
+    if await registry.get(node) is not None:
+        return
+    known = ", ".join(sorted(await registry.list())) or "none"
+    raise IpamError(
+        f"node {node!r} is not registered in the datastore (registered: {known}); "
+        "a node registers when podbgp runs on it"
+    )
+
+
 async def cmd_allocate(ipam: Ipam, args: argparse.Namespace) -> None:
     attrs = _attrs(args.attr)
+    await _registered(ipam, args.node)
     if args.address:
         addr = ipaddress.ip_address(args.address)
         got = await ipam.assign(addr, args.node, args.handle, attrs)
@@ -166,18 +203,24 @@ async def cmd_release(ipam: Ipam, args: argparse.Namespace) -> None:
     emit(args, {"released": freed}, human)
 
 
-async def cmd_show(ipam: Ipam, args: argparse.Namespace) -> None:
+async def cmd_show(ipam: Ipam, args: argparse.Namespace) -> int:
     info = await ipam.show(ipaddress.ip_address(args.address))
     d = info.to_json()
     lines = [f"address   {d['address']}", f"pool      {d['pool'] or '-'}"]
     lines += [f"block     {d['block'] or '-'}", f"affinity  {d['affinity'] or '-'}"]
     a = d["allocation"]
+    if info.pool is None and info.block is None:
+        pools = ", ".join(str(p.cidr) for p in ipam.config.pools) or "none configured"
+        lines.append(f"state     in no pool (pools: {pools})")
+        emit(args, {**d, "in_pool": False}, "\n".join(lines))
+        return 1
     if a is None:
         lines.append("state     free")
     else:
         lines.append(f"state     allocated to {a['handle']} (node {a['node']}, seq {a['seq']})")
         lines += [f"attr      {k}={v}" for k, v in sorted(a["attrs"].items())]
-    emit(args, d, "\n".join(lines))
+    emit(args, {**d, "in_pool": True}, "\n".join(lines))
+    return 0
 
 
 def _live_handles(args: argparse.Namespace) -> set[str]:
@@ -214,20 +257,31 @@ async def cmd_check(ipam: Ipam, args: argparse.Namespace) -> int:
 Command = Callable[[Ipam, argparse.Namespace], Awaitable[int | None]]
 
 
-def _run(command: Command) -> Callable[[argparse.Namespace], int]:
+def _run(command: Command, mode: OpenMode) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        name = f"podbgp ipam {args.ipam_command}"
+        try:
+            target, config = settings(args)
+        except ConfigError as e:
+            where = args.config if args.config else "options"
+            print(f"{name}: {config_error_text(where, e)}", file=sys.stderr)
+            return 1
+        except IpamError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            return 1
+
         async def go() -> int:
-            url, config = settings(args)
-            store = open_store(url)
+            store = open_store(target.url, mode)
             try:
-                return await command(Ipam(store, config), args) or 0
+                joined = await join(store, target.cluster_id_file, record=False)
+                return await command(Ipam(joined, config), args) or 0
             finally:
                 await store.close()
 
         try:
             return asyncio.run(go())
         except (IpamError, StoreError, ValueError, OSError) as e:
-            print(f"podbgp ipam {args.ipam_command}: {e}", file=sys.stderr)
+            print(f"{name}: {e}", file=sys.stderr)
             return 1
 
     return run
@@ -235,8 +289,7 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--config", metavar="FILE", help="read [datastore] and [ipam] from FILE")
-    p.add_argument("--datastore", metavar="URL", help="sqlite:PATH or etcd:http://H:P[,...]")
+    add_target_args(p)
     p.add_argument(
         "--pool", action="append", default=[], metavar="CIDR[/BLOCK]", help="a pool (repeat)"
     )
@@ -253,11 +306,11 @@ def register(subparsers: Any) -> None:
     sub = top.add_subparsers(dest="ipam_command", metavar="SUBCOMMAND", required=True)
 
     sub.add_parser("pools", parents=[common], help="pools and their usage").set_defaults(
-        func=_run(cmd_pools)
+        func=_run(cmd_pools, OpenMode.READ_ONLY)
     )
     p = sub.add_parser("blocks", parents=[common], help="blocks with affinity and usage")
     p.add_argument("--node", help="only blocks affine to NODE")
-    p.set_defaults(func=_run(cmd_blocks))
+    p.set_defaults(func=_run(cmd_blocks, OpenMode.READ_ONLY))
 
     p = sub.add_parser("allocate", parents=[common], help="allocate an address")
     p.add_argument("--node", required=True)
@@ -266,26 +319,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("--from-pool", metavar="CIDR", help="only from this pool")
     p.add_argument("--address", help="this specific address")
     p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE")
-    p.set_defaults(func=_run(cmd_allocate))
+    p.set_defaults(func=_run(cmd_allocate, OpenMode.READ_WRITE))
 
     p = sub.add_parser("release", parents=[common], help="release by address or handle")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--address")
     g.add_argument("--handle")
     p.add_argument("--seq", type=int, help="only if the address still has this sequence number")
-    p.set_defaults(func=_run(cmd_release))
+    p.set_defaults(func=_run(cmd_release, OpenMode.READ_WRITE))
 
     p = sub.add_parser("show", parents=[common], help="what holds an address")
     p.add_argument("address")
-    p.set_defaults(func=_run(cmd_show))
+    p.set_defaults(func=_run(cmd_show, OpenMode.READ_ONLY))
 
     p = sub.add_parser("gc", parents=[common], help="release addresses of dead handles")
     p.add_argument("--live", action="append", default=[], metavar="HANDLE")
     p.add_argument("--live-file", metavar="FILE", help="live handles, one per line")
     p.add_argument("--grace", type=float, default=300.0, help="seconds (default 300)")
     p.add_argument("--dry-run", action="store_true")
-    p.set_defaults(func=_run(cmd_gc))
+    p.set_defaults(func=_run(cmd_gc, OpenMode.READ_WRITE))
 
     sub.add_parser("check", parents=[common], help="check the store's consistency").set_defaults(
-        func=_run(cmd_check)
+        func=_run(cmd_check, OpenMode.READ_ONLY)
     )

@@ -25,6 +25,13 @@ IPAM is asynchronous (`ipam.Ipam`); each call runs it with `asyncio.run` and
 closes the store before returning. Store trouble (unreachable etcd, a locked
 SQLite file past its timeout, CAS conflicts that do not settle) is reported
 as code 11, "try again later", because a retry can succeed.
+
+Every call first joins the store (`ipam.identity.join`): it must exist (the
+plugin never creates one), carry a cluster ID, and -- when this node has
+recorded one (``cluster_id_file``, by default the daemon's) -- the same ID.
+A missing, uninitialised, replaced or foreign store is code 11 with a
+message saying which, and nothing is allocated or released: handing out an
+address from the wrong store is how two pods get one address.
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ipam import Ipam, IpamError, TooManyConflicts
+from ipam.identity import join
 from ipam.model import handle_key, loads
-from ipam.store import Store, StoreError, open_store
+from ipam.store import Store, StoreError, StoreIdentityError, open_store
 from podbgp import cni_net
 from podbgp.cni_conf import NetConf, parse_netconf
 from podbgp.cni_proto import (
@@ -68,12 +76,15 @@ def _ipam_call(conf: NetConf, fn: Callable[[Ipam], Awaitable[T]]) -> T:
     async def run() -> T:
         store: Store = open_store(conf.datastore)
         try:
-            return await asyncio.wait_for(fn(Ipam(store, conf.ipam)), IPAM_TIMEOUT)
+            joined = await join(store, conf.cluster_id_file or None)
+            return await asyncio.wait_for(fn(Ipam(joined, conf.ipam)), IPAM_TIMEOUT)
         finally:
             await store.close()
 
     try:
         return asyncio.run(run())
+    except StoreIdentityError as e:
+        raise CniError(ErrorCode.TRY_AGAIN_LATER, f"{e} (nothing was allocated or released)") from e
     except (StoreError, TooManyConflicts, TimeoutError) as e:
         raise CniError(
             ErrorCode.TRY_AGAIN_LATER, f"datastore {conf.datastore}: {e or 'timed out'}"

@@ -8,8 +8,11 @@ Keys besides the spec's ``cniVersion``, ``name`` and ``type``::
     mtu             both veth ends; default 1500 less the pools' encapsulation
     route_protocol  rtm_protocol of the node's pod routes (default 81, see below)
     log_file        append a line per call and every failure here
-    podbgp_config   the daemon's TOML: node name, datastore, pools and [fib]
-                    protocol are read from it; keys given here win
+    podbgp_config   the daemon's TOML: node name, datastore, pools, [fib]
+                    protocol and the node's cluster ID file are read from it;
+                    keys given here win
+    cluster_id_file where this node recorded the cluster ID it joined
+                    (`ipam.identity`); default: the daemon's, or none
     ipam            optional; only {"type": "podbgp"} (this plugin's own IPAM)
     dns             copied into the ADD result
 
@@ -21,23 +24,29 @@ lets `podbgp` and an operator (``ip route show proto 81``) tell CNI-made pod
 routes from anything else. A config that sets both to the same number is
 rejected.
 
-The daemon's TOML is read with `tomllib` for those few keys only, so the
-plugin does not depend on the daemon's full config loader.
+The daemon's TOML is read with the daemon's own loader (`podbgp.config`):
+the same validation, defaults and error text as ``podbgp run`` and
+``podbgp check``. A file they would refuse fails every call with code 7
+naming the key (``datastore.pth: unknown key (did you mean path?)``) instead
+of falling back to a default datastore -- another store is another set of
+free addresses, and so duplicate pod IPs. ``pools`` given here are checked by
+the same rules as ``[[ipam.pool]]``.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ipam import ConfigError, IpamConfig
+from podbgp import config as daemon_config
+from podbgp import node as nodecfg
 from podbgp.cni_proto import CniError, ErrorCode, check_version
 
-DEFAULT_DATASTORE = "sqlite:/var/lib/podbgp/podbgp.db"
-DEFAULT_FIB_PROTOCOL = 80
+DEFAULT_DATASTORE = f"sqlite:{daemon_config.DatastoreConfig().path}"
+DEFAULT_FIB_PROTOCOL = daemon_config.FIBConfig().protocol
 DEFAULT_ROUTE_PROTOCOL = 81
 BASE_MTU = 1500
 IPV6_MIN_MTU = 1280
@@ -62,6 +71,7 @@ class NetConf:
     mtu: int
     route_protocol: int
     log_file: str = ""
+    cluster_id_file: str = ""
     dns: Mapping[str, Any] = field(default_factory=dict)
     prev_result: Mapping[str, Any] | None = None
 
@@ -87,48 +97,40 @@ def pool_table(entry: object, where: str) -> dict[str, Any]:
 
 
 def read_daemon_config(path: str) -> dict[str, Any]:
-    """Node name, datastore URL, ``[ipam]`` table and FIB protocol from the daemon's TOML."""
+    """Node name, datastore URL, ``[ipam]``, FIB protocol and cluster ID file of the daemon.
+
+    Through the daemon's loader: an invalid file is code 7 with its errors.
+    """
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise _bad("podbgp_config", f"cannot read {path}: {e}") from e
-    out: dict[str, Any] = {}
-    name = raw.get("node", {}).get("name")
-    if name:
-        out["node_name"] = name
-    ds = raw.get("datastore")
-    if isinstance(ds, dict):
-        out["datastore"] = _datastore_url(ds, path)
-    if "ipam" in raw:
-        out["ipam"] = raw["ipam"]
-    protocol = raw.get("fib", {}).get("protocol")
-    if protocol is not None:
-        out["fib_protocol"] = protocol
-    return out
-
-
-def _datastore_url(ds: Mapping[str, Any], path: str) -> str:
-    kind = ds.get("kind", "sqlite")
-    if kind == "sqlite":
-        return f"sqlite:{ds.get('path', DEFAULT_DATASTORE.partition(':')[2])}"
-    if kind == "etcd":
-        eps = ds.get("endpoints", ["http://127.0.0.1:2379"])
-        if not isinstance(eps, list) or not eps:
-            raise _bad("podbgp_config", f"{path}: datastore.endpoints must be a list of URLs")
-        return "etcd:" + ",".join(str(e) for e in eps)
-    raise _bad("podbgp_config", f"{path}: datastore.kind {kind!r} is not sqlite or etcd")
+        config = daemon_config.load_config(path)
+    except daemon_config.ConfigError as e:
+        raise _bad("podbgp_config", f"{path}: " + "; ".join(e.errors)) from e
+    return {
+        "node_name": config.node.name,
+        "datastore": nodecfg.datastore_url(config),
+        "ipam": config.ipam,
+        "fib_protocol": config.fib.protocol,
+        "cluster_id_file": nodecfg.cluster_id_file(config),
+    }
 
 
 def _ipam_config(raw: Mapping[str, Any], daemon: Mapping[str, Any]) -> IpamConfig:
-    table: dict[str, Any] = dict(daemon.get("ipam") or {})
+    base: daemon_config.IPAMConfig = daemon.get("ipam") or daemon_config.IPAMConfig()
     if "pools" in raw:
         pools = raw["pools"]
         if not isinstance(pools, list):
             raise _bad("pools", "must be a list of CIDRs or pool tables")
-        table["pool"] = [pool_table(p, f"pools[{i}]") for i, p in enumerate(pools)]
+        table = {
+            "strict_affinity": base.strict_affinity,
+            "max_blocks_per_node": base.max_blocks_per_node,
+            "pool": [pool_table(p, f"pools[{i}]") for i, p in enumerate(pools)],
+        }
+        try:
+            base = daemon_config.load_ipam_dict(table)
+        except daemon_config.ConfigError as e:
+            raise CniError(ErrorCode.INVALID_CONFIG, "pools: " + "; ".join(e.errors)) from e
     try:
-        config = IpamConfig.parse(table)
+        config = nodecfg.pools_config(base)
     except ConfigError as e:
         raise CniError(ErrorCode.INVALID_CONFIG, str(e)) from e
     if not any(not p.disabled for p in config.pools):
@@ -218,6 +220,7 @@ def parse_netconf(raw: object) -> NetConf:
         mtu=mtu,
         route_protocol=protocol,
         log_file=_str(raw, "log_file", ""),
+        cluster_id_file=_str(raw, "cluster_id_file", daemon.get("cluster_id_file", "")),
         dns=dns,
         prev_result=prev,
     )

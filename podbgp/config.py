@@ -332,6 +332,8 @@ class DatastoreConfig:
     kind: DatastoreKind = DatastoreKind.SQLITE
     path: str = "/var/lib/podbgp/podbgp.db"
     endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    create: bool = False  # `podbgp run` creates a missing store (labs); else only `datastore init`
+    cluster_id_file: str = ""  # the cluster this node joined; "" = cluster-id beside api.socket
 
 
 @dataclass(frozen=True, slots=True)
@@ -1318,7 +1320,18 @@ def _read_datastore(t: _Table) -> DatastoreConfig | None:
     endpoints = t.get_list("endpoints", d.endpoints, _endpoint)
     if kind == DatastoreKind.ETCD and endpoints == ():
         t.error("endpoints", 'must list at least one endpoint with kind = "etcd"')
-    return _done(t, lambda: DatastoreConfig(kind, path, endpoints))
+    create = t.get("create", bool, d.create)
+    id_file = t.get("cluster_id_file", str, d.cluster_id_file)
+    return _done(t, lambda: DatastoreConfig(kind, path, endpoints, create, id_file))
+
+
+def load_ipam_dict(raw: dict[str, Any]) -> IPAMConfig:
+    """Validate an ``[ipam]`` table alone (``podbgp ipam --pool``): the daemon's rules and text."""
+    errors = _Errors()
+    ipam = _read_ipam(_Table(raw, "ipam", errors))
+    if errors.messages or ipam is None:
+        raise ConfigError(errors.messages)
+    return ipam
 
 
 def _read_ipam(t: _Table) -> IPAMConfig | None:
@@ -1486,6 +1499,8 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
             "kind": str(cfg.datastore.kind),
             "path": cfg.datastore.path,
             "endpoints": list(cfg.datastore.endpoints),
+            "create": cfg.datastore.create,
+            "cluster_id_file": cfg.datastore.cluster_id_file,
         },
         "ipam": _dump_ipam(cfg.ipam),
         "fib": dataclasses.asdict(cfg.fib),

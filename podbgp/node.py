@@ -11,10 +11,11 @@ import ipaddress
 import json
 import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
 import ipam
 from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
-from podbgp.config import Config, EncapMode, Pool
+from podbgp.config import Config, EncapMode, IPAMConfig, Pool
 
 ENCAP = {EncapMode.NEVER: Encap.NEVER, EncapMode.ALWAYS: Encap.ALWAYS,
          EncapMode.CROSS_SUBNET: Encap.CROSS_SUBNET}  # fmt: skip
@@ -25,6 +26,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def ipam_config(config: Config) -> ipam.IpamConfig:
     """`[ipam]` as the IPAM package takes it."""
+    return pools_config(config.ipam)
+
+
+def pools_config(ic: IPAMConfig) -> ipam.IpamConfig:
+    """An `[ipam]` table (validated by `podbgp.config`) as the IPAM package takes it."""
     pools = tuple(
         ipam.Pool(
             cidr=p.cidr,
@@ -36,12 +42,10 @@ def ipam_config(config: Config) -> ipam.IpamConfig:
             disable_bgp_export=p.disable_bgp_export,
             node_selector=p.node_selector,
         )
-        for p in config.ipam.pools
+        for p in ic.pools
     )
     return ipam.IpamConfig(
-        pools=pools,
-        strict_affinity=config.ipam.strict_affinity,
-        max_blocks_per_node=config.ipam.max_blocks_per_node,
+        pools=pools, strict_affinity=ic.strict_affinity, max_blocks_per_node=ic.max_blocks_per_node
     )
 
 
@@ -50,6 +54,20 @@ def datastore_url(config: Config) -> str:
     if str(ds.kind) == "etcd":
         return "etcd:" + ",".join(ds.endpoints)
     return f"sqlite:{ds.path}"
+
+
+def cluster_id_file(config: Config) -> str:
+    """Where this node records the cluster ID it joined (`ipam.identity`).
+
+    ``datastore.cluster_id_file``, or ``cluster-id`` in the control socket's
+    directory: per node even when several nodes share a host (the lab), and
+    never inside the store it vouches for. The default directory (/run) is
+    emptied by a reboot, after which the node records the ID at its next
+    contact with the store; set the key to a persistent path to keep it.
+    """
+    if config.datastore.cluster_id_file:
+        return config.datastore.cluster_id_file
+    return str(Path(config.api.socket).parent / "cluster-id")
 
 
 def uses_vxlan(config: Config) -> bool:

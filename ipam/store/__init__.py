@@ -15,9 +15,13 @@ from ipam.store.base import (
     EventKind,
     KeyValue,
     Op,
+    OpenMode,
     Put,
     Store,
     StoreError,
+    StoreIdentityError,
+    StoreMissing,
+    StoreReplaced,
     StoreUnavailable,
     TxnResult,
     WatchCompacted,
@@ -30,9 +34,13 @@ __all__ = [
     "EventKind",
     "KeyValue",
     "Op",
+    "OpenMode",
     "Put",
     "Store",
     "StoreError",
+    "StoreIdentityError",
+    "StoreMissing",
+    "StoreReplaced",
     "StoreUnavailable",
     "TxnResult",
     "WatchCompacted",
@@ -40,15 +48,19 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """A store from ``sqlite:PATH`` or ``etcd:URL[,URL...]``."""
+def open_store(url: str, mode: OpenMode = OpenMode.READ_WRITE) -> Store:
+    """A store from ``sqlite:PATH`` or ``etcd:URL[,URL...]``; never creates one unless `mode` is CREATE.
+
+    For etcd the mode only matters to `ipam.identity` (an etcd cluster always
+    exists; what "created" means there is the cluster key).
+    """
     kind, sep, rest = url.partition(":")
     if not sep or not rest:
         raise StoreError(f"datastore {url!r}: expected sqlite:PATH or etcd:http://HOST:PORT[,...]")
     if kind == "sqlite":
         from ipam.store.sqlite import SqliteStore
 
-        return SqliteStore(rest)
+        return SqliteStore(rest, mode=mode)
     if kind == "etcd":
         from ipam.store.etcd import EtcdStore
 

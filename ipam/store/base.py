@@ -17,7 +17,14 @@ and the SQLite one reproduces it:
 
 Failures of the store itself (server down, database locked for too long) raise
 `StoreUnavailable`; a watch that asks for history the store has dropped raises
-`WatchCompacted` (re-list, then watch again).
+`WatchCompacted` (re-list, then watch again). A store that is not the one the
+caller meant -- a missing SQLite file, a file replaced under an open
+connection, a cluster ID that differs from the one this node joined -- raises a
+`StoreIdentityError` (`StoreMissing`, `StoreReplaced`); see `ipam.identity`.
+
+Opening never creates a store (`OpenMode`): only ``OpenMode.CREATE``, used by
+``podbgp datastore init`` and by ``podbgp run`` with ``datastore.create``,
+does.
 """
 
 from __future__ import annotations
@@ -41,6 +48,22 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The datastore could not be reached or did not answer in time."""
+
+
+class StoreIdentityError(StoreError):
+    """The store is not the one this node joined: missing, replaced, foreign or not initialised.
+
+    Never retried and never repaired silently: handing out addresses from the
+    wrong store is how one address ends up on two pods (`ipam.identity`).
+    """
+
+
+class StoreMissing(StoreIdentityError):
+    """The store does not exist where the configuration points (no file, no cluster key)."""
+
+
+class StoreReplaced(StoreIdentityError):
+    """The store at the configured place is no longer the one that was opened or joined."""
 
 
 class WatchCompacted(StoreError):
@@ -87,6 +110,14 @@ class TxnResult:
     revision: int
 
 
+class OpenMode(Enum):
+    """How a store is opened: reads only, reads and writes, or created if missing."""
+
+    READ_ONLY = "ro"
+    READ_WRITE = "rw"
+    CREATE = "create"
+
+
 class EventKind(Enum):
     PUT = "put"
     DELETE = "delete"
@@ -105,6 +136,11 @@ class Store(abc.ABC):
 
     #: Short name for messages and metrics: "sqlite" or "etcd".
     kind: str = ""
+
+    @property
+    def url(self) -> str:
+        """Where the store is, in the ``--datastore`` form (for messages)."""
+        return self.kind
 
     @abc.abstractmethod
     async def get(self, key: str) -> KeyValue | None:

@@ -103,6 +103,10 @@ class EtcdStore(Store):
         self._channels: dict[int, Any] = {}
         self._current = 0
 
+    @property
+    def url(self) -> str:
+        return "etcd:" + ",".join(f"http://{e}" for e in self.endpoints)
+
     # -- channels and retries --------------------------------------------------
     def _channel(self, index: int) -> Any:
         ch = self._channels.get(index)

@@ -22,6 +22,17 @@ the daemon's BGP timers. One dedicated thread owns the connection (a sqlite3
 connection must stay on one thread), so calls are serialised in submission
 order and the loop only pays one hand-off per call.
 
+Opening never creates the file unless asked (`OpenMode.CREATE`, which
+``podbgp datastore init`` uses): a missing file, or one without podbgp's
+tables, is `StoreMissing` naming the path, so a misspelt path or a lost file
+stops allocation instead of starting an empty store. `OpenMode.READ_ONLY`
+opens with SQLite's ``mode=ro`` (a read command works on a read-only file and
+cannot write). The device and inode of the file are kept at open; every call
+first checks that the path still names that file, so a store deleted or
+replaced under an open connection is `StoreMissing` / `StoreReplaced` at the
+next call instead of reads and writes going to an unlinked file nobody else
+sees.
+
 Watch: SQLite has no cross-process notification, so a watcher reads the
 ``events`` table after every local commit and otherwise checks the revision
 every `poll_interval` seconds (one indexed read). Callers still get a stream
@@ -34,11 +45,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from ipam.store.base import (
     Compare,
@@ -46,8 +59,11 @@ from ipam.store.base import (
     EventKind,
     KeyValue,
     Op,
+    OpenMode,
     Put,
     Store,
+    StoreMissing,
+    StoreReplaced,
     StoreUnavailable,
     TxnResult,
     WatchCompacted,
@@ -65,6 +81,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events (rev INTEGER NOT NULL, key TEXT NOT NULL,"
     " value BLOB, PRIMARY KEY (rev, key)) WITHOUT ROWID",
 )
+TABLES = frozenset({"kv", "meta", "events"})
+INIT_HINT = "run `podbgp datastore init` to create it, or check the path"
 
 
 class SqliteStore(Store):
@@ -76,8 +94,10 @@ class SqliteStore(Store):
         busy_timeout: float = 30.0,
         poll_interval: float = 0.05,
         keep_events: int = 10000,
+        mode: OpenMode = OpenMode.READ_WRITE,
     ) -> None:
         self.path = str(path)
+        self.mode = mode
         self.busy_timeout = busy_timeout
         self.poll_interval = poll_interval
         self.keep_events = keep_events
@@ -85,16 +105,41 @@ class SqliteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._waiters: set[asyncio.Event] = set()
         self._closed = False
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the opened file
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:{self.path}"
 
     # -- thread plumbing -------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._closed:
             raise StoreUnavailable("store is closed")
+        self.check_file()
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._thread, fn, *args)
         except sqlite3.OperationalError as e:
             raise StoreUnavailable(f"sqlite {self.path}: {e}") from e
+
+    def check_file(self) -> None:
+        """Raise unless the path still names the file this store opened (one stat)."""
+        if self._file is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreMissing(
+                f"sqlite {self.path}: the datastore file was deleted while in use; "
+                "restore it (nothing is allocated until then)"
+            ) from None
+        except OSError as e:
+            raise StoreUnavailable(f"sqlite {self.path}: {e}") from e
+        if (st.st_dev, st.st_ino) != self._file:
+            raise StoreReplaced(
+                f"sqlite {self.path}: the datastore file was replaced by another file "
+                "while in use (a new inode); nothing is allocated until it is checked"
+            )
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -102,30 +147,64 @@ class SqliteStore(Store):
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        if self.mode is OpenMode.CREATE:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        elif not os.path.isfile(self.path):
+            what = "is not a file" if os.path.exists(self.path) else "does not exist"
+            raise StoreMissing(f"sqlite {self.path}: the datastore {what}; {INIT_HINT}")
+        before = os.stat(self.path) if self.mode is not OpenMode.CREATE else None
+        uri = f"file:{quote(os.path.abspath(self.path))}?mode=" + {
+            OpenMode.READ_ONLY: "ro", OpenMode.READ_WRITE: "rw", OpenMode.CREATE: "rwc"
+        }[self.mode]  # fmt: skip
+        conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        st = os.stat(self.path)
+        if before is not None and (before.st_dev, before.st_ino) != (st.st_dev, st.st_ino):
+            conn.close()
+            raise StoreReplaced(f"sqlite {self.path}: the file was replaced while being opened")
+        self._file = (st.st_dev, st.st_ino)
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as e:  # "file is not a database"
+            raise StoreMissing(f"sqlite {self.path}: {e}; {INIT_HINT}") from e
+        if self.mode is not OpenMode.CREATE and not tables >= TABLES:
+            raise StoreMissing(
+                f"sqlite {self.path}: the file holds no podbgp datastore; {INIT_HINT}"
+            )
+        if self.mode is OpenMode.READ_ONLY:
+            return
+        self._wal(conn)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if self.mode is OpenMode.CREATE:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in SCHEMA:
+                    conn.execute(stmt)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
         # Switching to WAL needs an exclusive moment; several processes opening
         # a new file at once can see SQLITE_BUSY here without the busy handler.
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
-                break
+                return
             except sqlite3.OperationalError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in SCHEMA:
-                conn.execute(stmt)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return conn
 
     # -- reads -----------------------------------------------------------------
     @staticmethod

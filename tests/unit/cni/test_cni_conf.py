@@ -192,7 +192,8 @@ protocol = 90
 def test_daemon_config_sqlite_datastore(tmp_path: Path) -> None:
     toml = tmp_path / "node.toml"
     toml.write_text(
-        '[node]\nname = "n1"\n[datastore]\npath = "/srv/p.db"\n[[ipam.pool]]\ncidr = "10.1.0.0/16"\n'
+        '[node]\nname = "n1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        '[datastore]\npath = "/srv/p.db"\n[[ipam.pool]]\ncidr = "10.1.0.0/16"\n'
     )
     c = parse_netconf({"cniVersion": "1.0.0", "name": "n", "type": "t", "podbgp_config": str(toml)})
     assert c.datastore == "sqlite:/srv/p.db"

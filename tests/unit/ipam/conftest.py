@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ipam.etcdlab import EtcdCluster, have_etcd
-from ipam.store.base import Store
+from ipam.store.base import OpenMode, Store
 from ipam.store.etcd import EtcdStore
 from ipam.store.sqlite import SqliteStore
 
@@ -35,7 +35,7 @@ def etcd_server() -> Iterator[EtcdCluster]:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     s: Store
     if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "ipam.db", poll_interval=0.02)
+        s = SqliteStore(tmp_path / "ipam.db", poll_interval=0.02, mode=OpenMode.CREATE)
     else:
         server: EtcdCluster = request.getfixturevalue("etcd_server")
         s = EtcdStore(server.endpoints, namespace=f"/test-{uuid.uuid4().hex}")

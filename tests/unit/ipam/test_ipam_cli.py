@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ipam import Node, NodeRegistry
 from ipam.etcdlab import EtcdCluster
+from ipam.identity import ensure_cluster
+from ipam.store import OpenMode, open_store
 from podbgp.cli import main
+
+
+def prepare(url: str, *nodes: str) -> None:
+    """What a cluster has before `podbgp ipam` is used: an initialised store, registered nodes."""
+
+    async def go() -> None:
+        store = open_store(url, OpenMode.CREATE)
+        try:
+            await ensure_cluster(store)
+            for n in nodes:
+                await NodeRegistry(store).register(Node(n))
+        finally:
+            await store.close()
+
+    asyncio.run(go())
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -25,6 +44,7 @@ def js(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 def test_cli_lifecycle_with_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prepare(f"sqlite:{tmp_path}/db.sqlite", "n1")
     ds = ["--datastore", f"sqlite:{tmp_path}/db.sqlite", "--pool", "10.50.0.0/24/28"]
     a = js(capsys, "allocate", *ds, "--node", "n1", "--handle", "c1", "--attr", "pod=web")
     assert a["address"].startswith("10.50.0.") and a["borrowed"] is False
@@ -75,7 +95,9 @@ def test_cli_reads_config_and_reports_errors(
     cfg.write_text(
         f"""
 [node]
-name = "ignored-here"
+name = "n1"
+asn = 64512
+address = "10.0.0.1/24"
 [datastore]
 kind = "sqlite"
 path = "{tmp_path}/from-config.db"
@@ -88,6 +110,7 @@ block_size = 29
 """
     )
     c = ["--config", str(cfg)]
+    prepare(f"sqlite:{tmp_path}/from-config.db", "n1")
     for i in range(8):
         js(capsys, "allocate", *c, "--node", "n1", "--handle", f"h{i}")
     assert (tmp_path / "from-config.db").exists()
@@ -105,6 +128,7 @@ block_size = 29
 
 @pytest.mark.etcd
 def test_cli_on_etcd(etcd_server: EtcdCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    prepare(etcd_server.url, "n1")
     ds = ["--datastore", etcd_server.url, "--pool", "fd00:77::/120"]
     a = js(capsys, "allocate", *ds, "--node", "n1", "--handle", "cli-etcd", "--ipv6")
     assert a["address"].startswith("fd00:77::")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ipam.store import open_store
+from ipam.store import OpenMode, open_store
 from ipam.store.base import (
     Compare,
     Delete,
@@ -122,7 +122,7 @@ async def test_watch_replays_from_a_revision_then_follows(store: Store) -> None:
 
 async def test_sqlite_watch_sees_other_connections(tmp_path: Path) -> None:
     """A second process (here: a second connection) writing is seen by the watcher."""
-    a = SqliteStore(tmp_path / "x.db", poll_interval=0.02)
+    a = SqliteStore(tmp_path / "x.db", poll_interval=0.02, mode=OpenMode.CREATE)
     b = SqliteStore(tmp_path / "x.db")
     try:
         _, rev = await a.list_prefix("/")
@@ -139,7 +139,7 @@ async def test_sqlite_watch_sees_other_connections(tmp_path: Path) -> None:
 async def test_sqlite_compacted_watch_raises(tmp_path: Path) -> None:
     from ipam.store.base import WatchCompacted
 
-    s = SqliteStore(tmp_path / "c.db", keep_events=5)
+    s = SqliteStore(tmp_path / "c.db", keep_events=5, mode=OpenMode.CREATE)
     try:
         for i in range(30):
             await s.create(f"/c/{i}", b"x")
