@@ -422,9 +422,9 @@ def probe_encap(timeout: float = 20) -> dict[str, Any]:
 async def registry_addresses(url: str, me: str) -> list[IPv4Addr]:
     """Other nodes' IPv4 underlay addresses from the node registry."""
     from ipam import NodeRegistry
-    from ipam.store import open_store
+    from ipam.store import OpenMode, open_store
 
-    store = open_store(url)
+    store = open_store(url, OpenMode.READ_ONLY)
     try:
         nodes = await NodeRegistry(store).list()
     finally:

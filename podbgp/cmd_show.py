@@ -43,17 +43,6 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
         ("ROUTE", "route"),
         ("KERNEL", "kernel"),
     ),
-    "ipam": (
-        ("POOL", "cidr"),
-        ("BLOCK", "block"),
-        ("BLOCKS", "blocks"),
-        ("USED", "used"),
-        ("FREE", "free"),
-        ("IPIP", "ipip_mode"),
-        ("VXLAN", "vxlan_mode"),
-        ("NAT", "nat_outgoing"),
-        ("DISABLED", "disabled"),
-    ),
 }
 
 
@@ -230,19 +219,18 @@ def _strip(route: str | None, prefix: str | None) -> str | None:
 
 
 def _ipam_text(result: dict[str, Any]) -> str:
-    """`show ipam`: what this node announces, then one row per pool (Ipam.usage)."""
+    """`show ipam`: what this node announces, then one row per pool (as `podbgp ipam pools`)."""
+    from podbgp.cmd_ipam import pools_table
+
     ann = result.get("announced") or {}
     lines = [
         "announced: " + _cell(ann.get("prefixes")),
         "blackholes: " + _cell(ann.get("blackholes")),
     ]
-    rows = [
-        {**r, "block": f"/{r.get('block_size')}",
-         "blocks": f"{r.get('blocks')}/{r.get('blocks_total')}",
-         "nat_outgoing": _yes(r.get("nat_outgoing")), "disabled": _yes(r.get("disabled"))}
-        for r in result.get("rows", [])
-    ]  # fmt: skip
-    return "\n".join(lines) + "\n" + render_table(rows, COLUMNS["ipam"])
+    store = result.get("datastore") or {}
+    if store.get("error"):
+        lines.append(f"DATASTORE: {store['error']}")
+    return "\n".join(lines) + "\n" + pools_table(result.get("rows", []))
 
 
 def _text(what: str, result: Any) -> str:

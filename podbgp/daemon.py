@@ -15,6 +15,20 @@ or the selection deferral timer) are the leftovers swept.
 Every part is optional where the config says so: a pure route server (the
 benchmark target) has no datastore and no FIB; a VXLAN-only node has no BGP and
 takes its routes from the datastore.
+
+The datastore has an identity (`ipam.identity`): at start the daemon joins it
+(it must exist -- created only by ``podbgp datastore init`` or, with
+``datastore.create = true``, here -- and carry the cluster ID this node
+recorded in `nodecfg.cluster_id_file`). While running, a store that vanishes
+or is replaced (SQLite: the path names another inode or nothing; either
+kind: the cluster key is deleted or changed) ends the watches at once, and a
+check every `IDENTITY_CHECK_INTERVAL` seconds catches it when nothing is
+being watched. The daemon then logs one error saying what happened, reports
+it in ``show node``, ``show ipam`` and the ``podbgp_datastore_ok`` metric,
+keeps the routes it had (the pods still exist), refuses allocations, and
+resumes when the joined store is back (the same file moved back to its path;
+for etcd the same cluster ID). It keeps a deleted SQLite file open, so its
+last state can still be copied from ``/proc/PID/fd``.
 """
 
 from __future__ import annotations
@@ -35,8 +49,9 @@ from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
 from fib.reconciler import FibConfig, Reconciler
 from fib.service import FibService
+from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
-from ipam.store import Store, StoreError, open_store
+from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -53,6 +68,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 STARTUP_TIMEOUT = 10.0  # seconds for the datastore's first answer
+IDENTITY_CHECK_INTERVAL = 2.0  # seconds between checks that the store is still the joined one
 
 
 class StartupError(Exception):
@@ -71,7 +87,9 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.started_at = time.time()
-        self.store: Store | None = None
+        self.store: GuardedStore | None = None
+        self.store_fault: str | None = None  # what is wrong with the datastore, if anything
+        self._store_ok = asyncio.Event()
         self.ipam: ipam.Ipam | None = None
         self.registry: ipam.NodeRegistry | None = None
         self.reconciler: Reconciler | None = None
@@ -112,9 +130,10 @@ class Daemon:
         elif self.store is None or not self.config.fib.enabled:
             self._mark_converged()  # no BGP and no remote routes to wait for
         if self.store is not None:
-            self._spawn(self._follow_registry())
+            self._spawn_store(self._follow_registry)
             if not self.config.bgp.enabled and self.config.fib.enabled:
-                self._spawn(self._follow_remote_blocks())
+                self._spawn_store(self._follow_remote_blocks)
+            self._spawn(self._watch_store_identity())
         await self._start_api()
 
     async def wait(self) -> None:
@@ -160,16 +179,79 @@ class Daemon:
 
         self._tasks.append(asyncio.ensure_future(guarded()))
 
+    def _spawn_store(self, follow: Callable[[], Awaitable[None]]) -> None:
+        """A task that follows the datastore; it pauses while the store is not the joined one."""
+
+        async def resilient() -> None:
+            while True:
+                try:
+                    await follow()
+                    return
+                except StoreIdentityError as exc:
+                    self._store_failed(exc)
+                    await self._store_ok.wait()  # re-joined: follow the store again
+
+        self._spawn(resilient())
+
+    # -- datastore identity ---------------------------------------------------------------
+    def _store_failed(self, exc: StoreIdentityError) -> None:
+        """Log once, report, and stop using the store until it is back (module docstring)."""
+        if self.store_fault is None:
+            log.error("datastore: %s. Allocation is refused and the current routes are kept "
+                      "until the joined store is back", exc)  # fmt: skip
+        self.store_fault = str(exc)
+        self._store_ok.clear()
+
+    async def _watch_store_identity(self) -> None:
+        """Every few seconds: is the store still the joined one (or, after a fault, back)?"""
+        while True:
+            await asyncio.sleep(IDENTITY_CHECK_INTERVAL)
+            if self.store_fault is not None:
+                await self._rejoin()
+                continue
+            assert self.store is not None
+            try:
+                await self.store.verify()
+            except StoreIdentityError as exc:
+                self._store_failed(exc)
+            except (StoreError, OSError) as exc:  # unreachable is not "replaced": no fault
+                log.debug("datastore identity check: %s", exc)
+
+    async def _rejoin(self) -> None:
+        """Resume once the joined store is back: the same SQLite file at its path, or the
+        same cluster ID in etcd. Anything else waits for an operator (and a restart, which
+        joins afresh): the daemon never switches to another store on its own."""
+        assert self.store is not None
+        try:
+            await self.store.verify()
+        except (StoreError, OSError):
+            return
+        log.warning("datastore %s: the joined store is back (cluster ID %s); resuming",
+                    nodecfg.datastore_url(self.config), self.store.identity.cluster_id)  # fmt: skip
+        self.store_fault = None
+        self._store_ok.set()
+
+    def _datastore_status(self) -> dict[str, Any] | None:
+        if self.store is None:
+            return None
+        return {
+            "url": nodecfg.datastore_url(self.config),
+            "cluster_id": self.store.identity.cluster_id,
+            "ok": self.store_fault is None,
+            "error": self.store_fault,
+        }
+
     # -- datastore and IPAM -------------------------------------------------------------
     async def _open_datastore(self) -> None:
-        """Open the store, check it answers, register this node (and its VTEP address).
+        """Join the store, check it answers, register this node (and its VTEP address).
 
         The first read is bounded by `STARTUP_TIMEOUT`: a store that does not answer
         at start-up is a configuration problem to report, not a reason to wait for the
         store's own retry budget."""
         url = nodecfg.datastore_url(self.config)
         try:
-            self.store = open_store(url)
+            self.store = await asyncio.wait_for(self._join(url), STARTUP_TIMEOUT)
+            self._store_ok.set()
             await asyncio.wait_for(self.store.get(node_key(self.config.node.name)),
                                    STARTUP_TIMEOUT)  # fmt: skip
             self.registry = ipam.NodeRegistry(self.store)
@@ -182,6 +264,22 @@ class Daemon:
             raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
         except (StoreError, OSError, ipam.IpamError) as exc:
             raise StartupError(f"datastore {url}: {exc}") from exc
+
+    async def _join(self, url: str) -> GuardedStore:
+        """Open (or, with ``datastore.create`` on a node that joined nothing yet, create) and join.
+
+        A node that recorded a cluster never creates a store: its store is missing,
+        and a new empty one would hand out its pods' addresses again."""
+        id_file = nodecfg.cluster_id_file(self.config)
+        create = self.config.datastore.create and read_membership(id_file) is None
+        store = open_store(url, OpenMode.CREATE if create else OpenMode.READ_WRITE)
+        try:
+            if create:
+                await ensure_cluster(store)
+            return await join(store, id_file)
+        except BaseException:
+            await store.close()
+            raise
 
     async def _vtep_address(self) -> str:
         """This node's VXLAN device address: one IPAM address under a fixed handle."""
@@ -197,7 +295,7 @@ class Daemon:
     async def _first_announcement(self) -> None:
         """Follow the node's announcement; return once the current one is applied."""
         first = asyncio.Event()
-        self._spawn(self._follow_announcements(first))
+        self._spawn_store(lambda: self._follow_announcements(first))
         self._spawn(self._watch_pool_usage())
         try:
             await asyncio.wait_for(first.wait(), 30)
@@ -217,8 +315,12 @@ class Daemon:
         """Pool usage for the metrics, which read it synchronously at scrape time."""
         while True:
             await asyncio.sleep(interval)
+            if self.store_fault is not None:
+                continue
             try:
                 await self._refresh_pool_usage()
+            except StoreIdentityError as exc:
+                self._store_failed(exc)
             except (StoreError, OSError) as exc:  # a metric may lag; the node carries on
                 log.warning("pool usage for metrics: %s", exc)
 
@@ -442,10 +544,18 @@ class Daemon:
     async def _show_ipam(self, args: dict[str, Any]) -> Any:
         if self.ipam is None:
             raise APIError("this node has no datastore")
-        usage = await self.ipam.usage()
+        status = self._datastore_status()
+        usage: list[dict[str, Any]] = []
+        if self.store_fault is None:
+            try:
+                usage = await self.ipam.usage()
+            except StoreIdentityError as exc:
+                self._store_failed(exc)
+                status = self._datastore_status()
         return {
             "announced": self.announced.to_json() if self.announced else None,
             "rows": usage,
+            "datastore": status,
         }
 
     async def _show_node(self, args: dict[str, Any]) -> Any:
@@ -466,6 +576,7 @@ class Daemon:
                 f"{self.metrics.host}:{self.metrics.port}" if self.metrics is not None else None
             ),
             "nodes": sorted(self.nodes),
+            "datastore": self._datastore_status(),
         }
 
     async def _drain(self, args: dict[str, Any]) -> Any:
@@ -532,6 +643,8 @@ class Daemon:
             snap.fib_installed = int(fib.get("installed", 0))
             snap.fib_drift_repairs = int(fib.get("counters", {}).get("drift_repaired", 0))
         snap.pools = list(self.pool_usage)
+        if self.store is not None:
+            snap.datastore_ok = self.store_fault is None
         return snap
 
     # -- reload -------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class MetricsSnapshot:
     pools: list[PoolMetrics] = field(default_factory=list)
     decision_runs: int = 0
     decision_seconds: float = 0.0
+    datastore_ok: bool | None = None  # None: no datastore on this node
 
 
 class SnapshotCollector(Collector):
@@ -72,6 +73,12 @@ class SnapshotCollector(Collector):
             value=snap.fib_drift_repairs,
         )
         yield from _pool_families(snap.pools)
+        if snap.datastore_ok is not None:
+            yield GaugeMetricFamily(
+                "podbgp_datastore_ok",
+                "1 while the datastore is the one this node joined; 0 if missing or replaced",
+                value=int(snap.datastore_ok),
+            )
         yield CounterMetricFamily(
             "podbgp_decision_runs", "Best-path decision runs", value=snap.decision_runs
         )

@@ -33,6 +33,12 @@ replaced under an open connection is `StoreMissing` / `StoreReplaced` at the
 next call instead of reads and writes going to an unlinked file nobody else
 sees.
 
+Replace a database file only together with its ``-wal`` and ``-shm`` files
+and with no process using it: SQLite replays a ``-wal`` into whatever file
+has the matching name, which mixes two stores into one. `OpenMode.CREATE`
+refuses to create a file next to a deleted store's leftover ``-wal``/``-shm``
+for that reason.
+
 Watch: SQLite has no cross-process notification, so a watcher reads the
 ``events`` table after every local commit and otherwise checks the revision
 every `poll_interval` seconds (one indexed read). Callers still get a stream
@@ -62,6 +68,7 @@ from ipam.store.base import (
     OpenMode,
     Put,
     Store,
+    StoreIdentityError,
     StoreMissing,
     StoreReplaced,
     StoreUnavailable,
@@ -130,15 +137,17 @@ class SqliteStore(Store):
             st = os.stat(self.path)
         except FileNotFoundError:
             raise StoreMissing(
-                f"sqlite {self.path}: the datastore file was deleted while in use; "
-                "restore it (nothing is allocated until then)"
+                f"sqlite {self.path}: the datastore file was deleted while in use "
+                "(nothing is allocated until it is back: move it back, or restore it and "
+                "restart podbgp; until then this process keeps the deleted file open)"
             ) from None
         except OSError as e:
             raise StoreUnavailable(f"sqlite {self.path}: {e}") from e
         if (st.st_dev, st.st_ino) != self._file:
             raise StoreReplaced(
-                f"sqlite {self.path}: the datastore file was replaced by another file "
-                "while in use (a new inode); nothing is allocated until it is checked"
+                f"sqlite {self.path}: the datastore file was replaced by another file while "
+                "in use (a new inode); nothing is allocated until the original is moved back, "
+                "or podbgp is restarted and checks the new file's cluster ID"
             )
 
     def _db(self) -> sqlite3.Connection:
@@ -148,6 +157,7 @@ class SqliteStore(Store):
 
     def _open(self) -> sqlite3.Connection:
         if self.mode is OpenMode.CREATE:
+            self._refuse_orphan_journal()
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         elif not os.path.isfile(self.path):
             what = "is not a file" if os.path.exists(self.path) else "does not exist"
@@ -168,6 +178,19 @@ class SqliteStore(Store):
             raise StoreReplaced(f"sqlite {self.path}: the file was replaced while being opened")
         self._file = (st.st_dev, st.st_ino)
         return conn
+
+    def _refuse_orphan_journal(self) -> None:
+        """A deleted store's -wal left behind would be replayed into a new file of that name."""
+        if os.path.exists(self.path):
+            return
+        left = [p for p in (self.path + "-wal", self.path + "-shm") if os.path.exists(p)]
+        if left:
+            raise StoreIdentityError(
+                f"sqlite {self.path}: the file is gone but {' and '.join(left)} of the deleted "
+                "store are still there, and SQLite would mix them into a new file of that name. "
+                "Restore the file, or if it is really lost, stop every podbgp using it and "
+                "remove those files first"
+            )
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")

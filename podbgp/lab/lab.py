@@ -6,7 +6,9 @@ What `up` builds (RECIPES.md §1 star variant, §2 FRR, §11 pods)::
                  203.0.113.1 on lo (an address outside the pools: nat_outgoing's target),
                  FRR (zebra + bgpd) with a listen range when the option peers with the ToR
     PREFIX+nI    eth0 10.99.S.I/24 on bridge brS, default route via the ToR,
-                 `podbgp run --config STATE/nI.toml` (shared SQLite datastore STATE/podbgp.db)
+                 `podbgp run --config STATE/nI.toml` (shared SQLite datastore STATE/podbgp.db,
+                 created with its cluster ID before any daemon starts; each daemon records
+                 that ID in STATE/cluster-id, beside its control socket)
     PREFIX+nI-pK a pod: eth0 with one address from podbgp's IPAM, default via 169.254.1.1,
                  plugged in by `podbgp-cni` the way a container runtime calls it
 
@@ -20,6 +22,7 @@ routes in each node's kernel, and a ping matrix between every pair of pods.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import importlib.util
@@ -318,8 +321,21 @@ def _result_ip(result: dict[str, Any]) -> str:
     raise LabError(f"the CNI result has no IPv4 address: {result}")
 
 
+async def init_datastore(plan: LabPlan) -> str:
+    """Create the lab's SQLite store and its cluster ID: no podbgp process creates one itself."""
+    from ipam.identity import init_cluster
+    from ipam.store import OpenMode, open_store
+
+    store = open_store(f"sqlite:{plan.datastore}", OpenMode.CREATE)
+    try:
+        return (await init_cluster(store)).cluster_id
+    finally:
+        await store.close()
+
+
 async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
     import ipam
+    from ipam.identity import join
     from ipam.store import open_store
     from podbgp import node as nodecfg
     from podbgp.config import load_config_text
@@ -327,7 +343,8 @@ async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
     config = load_config_text(render_node_config(plan, plan.node(pod.node)))
     store = open_store(f"sqlite:{plan.datastore}")
     try:
-        alloc = ipam.Ipam(store, nodecfg.ipam_config(config))
+        joined = await join(store, nodecfg.cluster_id_file(config))
+        alloc = ipam.Ipam(joined, nodecfg.ipam_config(config))
         got = await alloc.allocate(pod.node, pod.container_id, 4, {"pod": pod.name})
         return str(got.address)
     finally:
@@ -539,6 +556,8 @@ def _build(plan: LabPlan, state: LabState, out: Printer) -> None:
         for i, pid in enumerate(start_tor_bgp(plan, tor)):
             state.pids[f"tor-frr-{i}"] = pid
         state.save()
+    out(f"creating the datastore {plan.datastore} (as `podbgp datastore init` does)")
+    asyncio.run(init_datastore(plan))
     out("starting podbgp on every node")
     procs = {node.name: start_node_daemon(plan, node) for node in plan.nodes}
     for name, proc in procs.items():

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ipam import Node, NodeRegistry
+from ipam.store import OpenMode
 from ipam.store.sqlite import SqliteStore
 from podbgp.lab.netns import IP, Netns, NetnsGroup
 
@@ -71,7 +72,7 @@ def test_other_nodes_from_the_registry(netns: NetnsGroup, tmp_path: Path) -> Non
     db = tmp_path / "podbgp.db"
 
     async def register() -> None:
-        store = SqliteStore(db)
+        store = SqliteStore(db, mode=OpenMode.CREATE)
         try:
             reg = NodeRegistry(store)
             for name, addr in (("n1", "10.0.1.5/24"), ("n2", "10.0.1.6/24"), ("n3", "10.0.2.8/24")):

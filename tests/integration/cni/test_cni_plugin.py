@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from ipam import Ipam, IpamConfig
+from ipam.identity import init_cluster
+from ipam.store import OpenMode, open_store
 from ipam.store.sqlite import SqliteStore
 from podbgp.cni_net import host_ifname
 from podbgp.lab.netns import IP, Netns, NetnsGroup
@@ -30,12 +32,26 @@ PLUGIN = str(Path(sys.executable).parent / "podbgp-cni")
 NODE4, NODE6 = "10.99.0.1", "fd99::1"
 
 
+def init_store(db: Path) -> str:
+    """`podbgp datastore init`: the store exists only once an operator created it."""
+
+    async def go() -> str:
+        store = open_store(f"sqlite:{db}", OpenMode.CREATE)
+        try:
+            return (await init_cluster(store)).cluster_id
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
 class Cluster:
     """One node, its pods, and the plugin's config."""
 
     def __init__(self, netns: NetnsGroup, tmp: Path, **conf: Any) -> None:
         self.netns = netns
         self.db = tmp / "podbgp.db"
+        self.cluster_id = init_store(self.db)
         self.node = netns.add("node")
         peer = netns.add("peer")
         netns.veth(self.node, "eth0", peer, "eth0")
@@ -52,6 +68,7 @@ class Cluster:
             "datastore": f"sqlite:{self.db}",
             "pools": ["10.244.0.0/16", "fd00:244::/56"],
             "log_file": str(tmp / "cni.log"),
+            "cluster_id_file": str(tmp / "cluster-id"),
         }
         self.conf.update(conf)
 
@@ -312,6 +329,7 @@ def test_ipv4_only_from_the_daemon_config(cluster: Cluster, tmp_path: Path) -> N
         f'[node]\nname = "node-a"\nasn = 64512\naddress = "{NODE4}/24"\n'
         f'[datastore]\nkind = "sqlite"\npath = "{cluster.db}"\n'
         '[[ipam.pool]]\ncidr = "10.244.0.0/16"\nvxlan_mode = "CrossSubnet"\n'
+        f'[api]\nsocket = "{tmp_path}/node.sock"\n'
     )
     conf = {"cniVersion": "0.4.0", "name": "lab", "type": "podbgp-cni", "podbgp_config": str(toml)}
     pod = cluster.pod("p1")

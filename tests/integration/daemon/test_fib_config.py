@@ -32,6 +32,7 @@ enabled = false
 [datastore]
 kind = "sqlite"
 path = "{dir}/podbgp.db"
+create = true
 
 [fib]
 {fib}

@@ -61,6 +61,7 @@ max_prefixes = {limit}
 [datastore]
 kind = "sqlite"
 path = "{dir}/podbgp.db"
+create = true
 
 [fib]
 enabled = false

@@ -68,6 +68,8 @@ DEFAULTS = {
         "kind": "sqlite",
         "path": "/var/lib/podbgp/podbgp.db",
         "endpoints": ["http://127.0.0.1:2379"],
+        "create": False,
+        "cluster_id_file": "",
     },
     "ipam": {"strict_affinity": False, "max_blocks_per_node": 20, "pool": []},
     "fib": {"enabled": True, "table": 254, "protocol": 80, "resync_interval": 90, "nexthops": True},

@@ -119,11 +119,11 @@ node_selector = 'rack == "r1" && has(topology.example.com/zone)'
 
 async def test_node_labels_reach_the_registry_and_select_pools(tmp_path: Path) -> None:
     from ipam import Ipam, NodeRegistry
-    from ipam.store import open_store
+    from ipam.store import OpenMode, open_store
 
     cfg = load_config_text(LABELLED.replace("{db}", str(tmp_path / "ipam.db")))
     assert cfg.node.labels == (("rack", "r1"), ("topology.example.com/zone", "z1"))
-    store = open_store(nodecfg.datastore_url(cfg))
+    store = open_store(nodecfg.datastore_url(cfg), OpenMode.CREATE)
     try:
         await NodeRegistry(store).register(nodecfg.registry_record(cfg))
         got = await Ipam(store, nodecfg.ipam_config(cfg)).allocate(cfg.node.name, "pod-1")
