@@ -60,6 +60,8 @@ def main() -> None:
             "cniVersion": "1.0.0", "name": "bench", "type": "podbgp-cni", "node_name": "n1",
             "datastore": f"sqlite:{tmp}/podbgp.db", "pools": ["10.244.0.0/16", "fd00:244::/56"],
         }).encode()  # fmt: skip
+        subprocess.run([sys.executable, "-m", "podbgp", "datastore", "init",
+                        "--datastore", f"sqlite:{tmp}/podbgp.db"], check=True, capture_output=True)  # fmt: skip
         pods = [group.add(f"p{i}") for i in range(args.pods)]
         version = [call(node.name, "VERSION", "x", "", conf) for _ in range(5)]
         adds = [call(node.name, "ADD", f"c{i}", f"/var/run/netns/{p.name}", conf) for i, p in enumerate(pods)]  # fmt: skip

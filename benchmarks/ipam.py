@@ -38,7 +38,8 @@ sys.path.insert(0, str(_HERE.parent))
 
 from ipam import Ipam, IpamConfig, Pool  # noqa: E402
 from ipam.etcdlab import EtcdCluster  # noqa: E402
-from ipam.store import open_store  # noqa: E402
+from ipam.identity import ensure_cluster, join  # noqa: E402
+from ipam.store import OpenMode, open_store  # noqa: E402
 
 POOL = {"cidr": "10.128.0.0/14", "block_size": 26}  # 65536 blocks: room for every run
 
@@ -47,11 +48,21 @@ def config() -> IpamConfig:
     return IpamConfig(pools=(Pool.parse(POOL),), max_blocks_per_node=4096)
 
 
+async def create(url: str) -> None:
+    """`podbgp datastore init` for a store the benchmark's processes then share."""
+    store = open_store(url, OpenMode.CREATE)
+    try:
+        await ensure_cluster(store)
+    finally:
+        await store.close()
+
+
 async def single(url: str, n: int, release: bool) -> tuple[float, float, list[str]]:
     """(allocs/s, releases/s or 0, addresses) for one process."""
-    store = open_store(url)
+    store = open_store(url, OpenMode.CREATE)  # `podbgp datastore init`
     try:
-        ipam = Ipam(store, config())
+        await ensure_cluster(store)
+        ipam = Ipam(await join(store, None), config())
         await ipam.allocate("warm-up", "warm-up")  # connection, schema, first claim
         t0 = time.perf_counter()
         got = [await ipam.allocate("bench-node", f"h{i}") for i in range(n)]
@@ -69,7 +80,7 @@ async def single(url: str, n: int, release: bool) -> tuple[float, float, list[st
 async def worker(url: str, node: str, n: int) -> None:
     """Child process: wait for GO on stdin, allocate n, print a JSON report."""
     store = open_store(url)
-    ipam = Ipam(store, config())
+    ipam = Ipam(await join(store, None), config())
     await ipam.allocate(node, f"{node}-warm-up")
     print("READY", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -132,6 +143,7 @@ def main() -> None:
         rate, rel, addrs = asyncio.run(single(f"sqlite:{Path(d) / 'a.db'}", args.allocs, True))
         out["sqlite_allocs_per_s"], out["releases_per_s"] = round(rate), round(rel)
         dups += sum(c - 1 for c in Counter(addrs).values())
+        asyncio.run(create(f"sqlite:{Path(d) / 'b.db'}"))
         rate, addrs, conf = concurrent(f"sqlite:{Path(d) / 'b.db'}", args.procs, args.per_proc)
         out["sqlite_concurrent_allocs_per_s"] = round(rate)
         dups += sum(c - 1 for c in Counter(addrs).values())
@@ -141,6 +153,7 @@ def main() -> None:
         out["etcd_allocs_per_s"] = round(rate)
         dups += sum(c - 1 for c in Counter(addrs).values())
     with EtcdCluster.start(1) as etcd:
+        asyncio.run(create(etcd.url))
         rate, addrs, conf = concurrent(etcd.url, args.procs, args.per_proc)
         out["etcd_concurrent_allocs_per_s"] = round(rate)
         dups += sum(c - 1 for c in Counter(addrs).values())

@@ -16,6 +16,7 @@ import random
 import sys
 
 from ipam import Exhausted, Ipam, IpamConfig, Pool
+from ipam.identity import join
 from ipam.store import open_store
 
 
@@ -27,7 +28,7 @@ def say(line: str) -> None:
 async def main(url: str, cidr: str, block_size: int, node: str, mode: str, seed: int) -> int:
     rng = random.Random(seed)
     cfg = IpamConfig(pools=(Pool.parse({"cidr": cidr, "block_size": block_size}),))
-    store = open_store(url)
+    store = await join(open_store(url), None)  # every write also checks the cluster key
     ipam = Ipam(store, cfg)
     held: list[str] = []
     say("READY")

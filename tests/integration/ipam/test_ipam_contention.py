@@ -31,7 +31,8 @@ import pytest
 
 from ipam import Ipam, IpamConfig, Pool
 from ipam.etcdlab import EtcdCluster, have_etcd
-from ipam.store import open_store
+from ipam.identity import ensure_cluster
+from ipam.store import OpenMode, open_store
 
 WORKER = str(Path(__file__).with_name("ipam_worker.py"))
 POOL = "10.77.0.0/24"
@@ -113,7 +114,21 @@ async def final_state(url: str) -> tuple[list[str], dict[str, str]]:
         await store.close()
 
 
+def create_store(url: str) -> None:
+    """`podbgp datastore init` (or the existing one, on the shared etcd)."""
+
+    async def go() -> None:
+        store = open_store(url, OpenMode.CREATE)
+        try:
+            await ensure_cluster(store)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
 def fill_until_exhausted(url: str, kill_member: EtcdCluster | None = None) -> None:
+    create_store(url)
     workers = [Worker(url, f"node-{i % 4}", "fill", i) for i in range(8)]
     try:
         if kill_member is not None:
@@ -158,6 +173,7 @@ def test_eight_processes_on_a_cluster_losing_a_member(etcd3: EtcdCluster) -> Non
 def crash_rounds(url: str, rounds: int, seed: int) -> None:
     rng = random.Random(seed)
     live: set[str] = set()
+    create_store(url)
     for r in range(rounds):
         workers = [Worker(url, f"node-{i}", "churn", r * 10 + i, block=29) for i in range(3)]
         for w in workers:
