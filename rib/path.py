@@ -21,7 +21,7 @@ from typing import Any
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family, SegmentType
 
-__all__ = ["LOCAL", "Path", "Source", "neighbor_as"]
+__all__ = ["LOCAL", "ORIGIN_NAMES", "Path", "Source", "describe_attrs", "neighbor_as"]
 
 Address = IPv4Address | IPv6Address
 
@@ -188,28 +188,41 @@ class Path:
 
     def describe(self) -> dict[str, Any]:
         """Plain-data view for ``show routes``."""
-        from bgp.wire.attributes import as_path_str
-
-        a = self.attrs
-        nh = (
-            a.nexthop(Family.IPV4_UNICAST)
-            if a.next_hop is not None
-            else a.nexthop(Family.IPV6_UNICAST)
-        )
         return {
             "peer": self.source.key,
             "path_id": self.slot.path_id,
-            "next_hop": str(nh) if nh is not None else "",
-            "as_path": as_path_str(a.as_path),
-            "origin": ("igp", "egp", "incomplete")[self.origin] if self.origin < 3 else "?",
+            **describe_attrs(self.attrs),
             "local_pref": self.lp,
-            "med": a.med,
-            "communities": [f"{c >> 16}:{c & 0xFFFF}" for c in a.communities],
-            "large_communities": [f"{x}:{y}:{z}" for x, y, z in a.large_communities],
-            "originator_id": str(a.originator_id) if a.originator_id is not None else None,
-            "cluster_list": [str(c) for c in a.cluster_list],
             "ebgp": self.ebgp,
             "local": self.local,
             "eligible": self.eligible,
             "stale": self.stale,
         }
+
+
+ORIGIN_NAMES = ("igp", "egp", "incomplete")  # RFC 4271 §5.1.1
+
+
+def describe_attrs(a: PathAttributes, family: Family | None = None) -> dict[str, Any]:
+    """Plain data of an attribute set (``show routes``, received or advertised).
+
+    The next hop is the one for ``family``; without one, NEXT_HOP if present, else the
+    MP_REACH_NLRI one. ``local_pref`` and ``med`` are None when the attribute is absent.
+    """
+    from bgp.wire.attributes import as_path_str
+
+    if family is None:
+        family = Family.IPV4_UNICAST if a.next_hop is not None else Family.IPV6_UNICAST
+    nh = a.nexthop(family)
+    origin = a.origin if a.origin is not None else 0
+    return {
+        "next_hop": str(nh) if nh is not None else "",
+        "as_path": as_path_str(a.as_path),
+        "origin": ORIGIN_NAMES[origin] if origin < 3 else "?",
+        "local_pref": a.local_pref,
+        "med": a.med,
+        "communities": [f"{c >> 16}:{c & 0xFFFF}" for c in a.communities],
+        "large_communities": [f"{x}:{y}:{z}" for x, y, z in a.large_communities],
+        "originator_id": str(a.originator_id) if a.originator_id is not None else None,
+        "cluster_list": [str(c) for c in a.cluster_list],
+    }
