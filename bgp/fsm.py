@@ -117,6 +117,12 @@ class State(IntEnum):
     OPEN_CONFIRM = 5
     ESTABLISHED = 6
 
+    @property
+    def rfc_name(self) -> str:
+        """The name as RFC 4271 §8.2.2 writes it (``OpenSent``): the one every view,
+        log line and metric label shows, so an operator sees one spelling."""
+        return "".join(word.capitalize() for word in self.name.split("_"))
+
 
 class Event(IntEnum):
     """RFC 4271 §8.1 events (their numbers). 29 is ours: ROUTE-REFRESH (RFC 2918)."""

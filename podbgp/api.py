@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -31,7 +32,97 @@ DEFAULT_SOCKET = "/run/podbgp/podbgp.sock"
 
 
 class APIError(Exception):
-    """A request the daemon understood but refused; the message goes back to the client."""
+    """A request the daemon understood but refused; the message goes back to the client.
+
+    ``kind`` travels with the message (``"kind"`` in the answer) so a client can tell
+    a refusal from bad input: the CLI exits 2 for ``invalid_argument``, else 1."""
+
+    kind = "refused"
+
+
+class InvalidArgument(APIError):
+    """The request's arguments are wrong (not an address, not a prefix, ...)."""
+
+    kind = "invalid_argument"
+
+
+class NotPodbgp(APIError):
+    """The socket answered, but not in this protocol (another service's socket)."""
+
+    kind = "not_podbgp"
+
+
+_KINDS: dict[str, type[APIError]] = {c.kind: c for c in (APIError, InvalidArgument, NotPodbgp)}
+
+
+# -- argument checks: every handler's input errors are `InvalidArgument`, never a traceback --
+def arg_str(args: dict[str, Any], key: str, default: str = "") -> str:
+    """A string argument (``default`` when absent or null)."""
+    value = args.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{key}: {value!r} is not a string")
+    return value
+
+
+def arg_address(args: dict[str, Any], key: str = "address") -> str:
+    """A required IP address in canonical text (an IPv4-mapped IPv6 address as IPv4)."""
+    text = arg_str(args, key)
+    if not text:
+        raise InvalidArgument(f"{key}: an IP address is required")
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"{key}: {text!r} is not an IP address") from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def arg_prefix(args: dict[str, Any], key: str = "prefix") -> str | None:
+    """An optional prefix (``10.0.0.0/24``) or address (its covering route), canonical."""
+    text = arg_str(args, key)
+    if not text:
+        return None
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidArgument(f"{key}: {text!r} is not an IP prefix or address") from None
+
+
+def arg_choice(args: dict[str, Any], key: str, choices: tuple[str, ...]) -> str | None:
+    """An optional argument that must be one of ``choices``."""
+    text = arg_str(args, key)
+    if not text:
+        return None
+    if text not in choices:
+        raise InvalidArgument(f"{key}: {text!r} is not one of {', '.join(choices)}")
+    return text
+
+
+def route_view(args: dict[str, Any]) -> str | None:
+    """`show.routes`'s table: None (Loc-RIB), ``advertised``, ``received`` or
+    ``received_pre_policy``, from the flags ``advertised``, ``received``, ``pre_policy``."""
+    advertised, received = arg_flag(args, "advertised"), arg_flag(args, "received")
+    pre = arg_flag(args, "pre_policy")
+    if advertised and (received or pre):
+        raise InvalidArgument("advertised and received/pre_policy exclude each other")
+    if advertised:
+        return "advertised"
+    if pre:
+        return "received_pre_policy"
+    return "received" if received else None
+
+
+def arg_flag(args: dict[str, Any], key: str) -> bool:
+    """An optional boolean argument."""
+    value = args.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{key}: {value!r} is not true or false")
+    return value
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -97,21 +188,21 @@ class ControlServer:
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-                raise APIError('a request is a JSON object with a string "cmd"')
+                raise InvalidArgument('a request is a JSON object with a string "cmd"')
             handler = self.handlers.get(request["cmd"])
             if handler is None:
-                raise APIError(f"unknown command {request['cmd']!r}")
+                raise InvalidArgument(f"unknown command {request['cmd']!r}")
             args = request.get("args") or {}
             if not isinstance(args, dict):
-                raise APIError('"args" must be a JSON object')
+                raise InvalidArgument('"args" must be a JSON object')
             return {"ok": True, "result": await handler(args)}
         except APIError as exc:
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": str(exc), "kind": exc.kind}
         except json.JSONDecodeError as exc:
-            return {"ok": False, "error": f"bad JSON: {exc}"}
+            return {"ok": False, "error": f"bad JSON: {exc}", "kind": InvalidArgument.kind}
         except Exception as exc:  # a handler bug must not kill the control socket
             log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {exc}"}
+            return {"ok": False, "error": f"internal error: {exc}", "kind": "internal"}
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:
@@ -120,7 +211,9 @@ class ControlServer:
 
 
 class ControlClient:
-    """Blocking client used by the CLI."""
+    """Blocking client used by the CLI. Every failure is an `APIError` whose message
+    names the socket: nothing the other end does (no daemon, another service, no
+    answer, a closed connection) surfaces as a traceback."""
 
     def __init__(self, path: str, timeout: float = 10.0) -> None:
         self.path = path
@@ -129,31 +222,58 @@ class ControlClient:
     def request(self, cmd: str, **args: Any) -> Any:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
+            self._connect(sock)
             try:
-                sock.connect(self.path)
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+                response = _read_line(sock, self.path)
+            except TimeoutError as exc:
                 raise APIError(
-                    f"cannot reach the podbgp daemon at {self.path}: {exc.strerror}"
+                    f"no answer from {self.path} within {self.timeout:g} s "
+                    "(is the daemon stuck, or is this not its control socket?)"
                 ) from exc
-            except PermissionError as exc:
-                raise APIError(f"permission denied on {self.path}") from exc
-            sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
-            response = _read_line(sock)
+            except OSError as exc:  # reset, broken pipe: the other end went away
+                raise APIError(f"connection to {self.path} lost: {exc.strerror or exc}") from exc
         if not response.get("ok"):
-            raise APIError(response.get("error", "request failed"))
+            kind = _KINDS.get(str(response.get("kind")), APIError)
+            raise kind(str(response.get("error") or "request failed"))
         return response.get("result")
 
+    def _connect(self, sock: socket.socket) -> None:
+        try:
+            sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise APIError(
+                f"cannot reach the podbgp daemon at {self.path}: {exc.strerror}"
+            ) from exc
+        except PermissionError as exc:
+            raise APIError(f"permission denied on {self.path}") from exc
+        except TimeoutError as exc:
+            raise APIError(f"{self.path}: no connection within {self.timeout:g} s") from exc
+        except OSError as exc:
+            raise APIError(f"cannot connect to {self.path}: {exc.strerror or exc}") from exc
 
-def _read_line(sock: socket.socket) -> dict[str, Any]:
-    chunks = []
+
+def _read_line(sock: socket.socket, path: str) -> dict[str, Any]:
+    """One answer line; anything that is not a podbgp answer is `NotPodbgp`.
+
+    An answer is a JSON object, so a first byte other than ``{`` (an HTTP status line,
+    a banner) is refused at once instead of waiting for a newline that may never come."""
+    chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
         if not chunk:
             break
+        if not chunks and not chunk.startswith(b"{"):
+            raise NotPodbgp(f"not a podbgp control socket: {path}")
         chunks.append(chunk)
         if chunk.endswith(b"\n"):
             break
     if not chunks:
-        raise APIError("the daemon closed the connection without answering")
-    result: dict[str, Any] = json.loads(b"".join(chunks))
+        raise APIError(f"{path} closed the connection without answering")
+    try:
+        result = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        result = None
+    if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
+        raise NotPodbgp(f"not a podbgp control socket: {path}")
     return result

@@ -21,12 +21,14 @@ from dataclasses import replace
 from typing import Any
 
 from bgp.errors import CeaseSubcode
+from bgp.fsm import State
 from bgp.restart import StopKind
 from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_to_network
+from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import Family as CfgFamily
@@ -53,14 +55,12 @@ ADD_PATH = {
     AddPath.SEND: AddPathMode.SEND,
     AddPath.BOTH: AddPathMode.BOTH,
 }
-STATE_NAMES = {
-    "idle": "Idle",
-    "connect": "Connect",
-    "active": "Active",
-    "opensent": "OpenSent",
-    "openconfirm": "OpenConfirm",
-    "established": "Established",
-}
+
+
+def state_name(text: str) -> str:
+    """The speaker's state (``open_sent``, from ``bgp.fsm.State``'s name) as every view
+    shows it: ``State.rfc_name`` (``OpenSent``)."""
+    return State[text.upper()].rfc_name
 
 
 def speaker_settings(config: Config) -> SpeakerSettings:
@@ -435,25 +435,40 @@ class BgpNode:
 
     # -- control API --------------------------------------------------------------------
     def show_peers(self) -> list[dict[str, Any]]:
-        rows = []
-        for st in self.speaker.stats():
-            st = dict(st)
-            up = st.get("uptime")
-            st["state"] = STATE_NAMES.get(st["state"], st["state"])
-            st["uptime"] = _duration(up) if up is not None else None
-            st["uptime_seconds"] = up
-            st["mesh_node"] = self._mesh_node(st["address"])
-            rib_peer = self.rib.peers.get(st["address"])
-            st["prefixes_received"] = rib_peer.total if rib_peer else 0
-            st["prefixes_advertised"] = sum(self.rib.advertised(st["address"]).values())
-            # The speaker's own `prefixes_in/out` are not kept (routes are counted where
-            # they live, in the RIB): the documented keys carry the RIB's figures.
-            st["prefixes_in"] = st["prefixes_received"]
-            st["prefixes_out"] = st["prefixes_advertised"]
-            st["peer_graceful_restart"] = self._peer_gr(st["address"])
-            st["bfd"] = self.bfd.stats(st["address"])
-            rows.append(st)
-        return rows
+        return [self._peer_row(st) for st in self.speaker.stats()]
+
+    def _peer_row(self, stats: dict[str, Any]) -> dict[str, Any]:
+        st = dict(stats)
+        up = st.get("uptime")
+        st["state"] = state_name(st["state"])
+        st["uptime"] = _duration(up) if up is not None else None
+        st["uptime_seconds"] = up
+        st["mesh_node"] = self._mesh_node(st["address"])
+        routes = show.peer_routes(self.rib, st["address"])
+        st["prefixes_received"] = routes.total("received") if routes else 0
+        st["prefixes_advertised"] = routes.total("advertised") if routes else 0
+        # The speaker's own `prefixes_in/out` are not kept (routes are counted where
+        # they live, in the RIB): the documented keys carry the RIB's figures.
+        st["prefixes_in"] = st["prefixes_received"]
+        st["prefixes_out"] = st["prefixes_advertised"]
+        st["peer_graceful_restart"] = self._peer_gr(st["address"])
+        st["bfd"] = self.bfd.stats(st["address"])
+        return st
+
+    def show_peer(self, address: str) -> dict[str, Any]:
+        """One peer in detail (`podbgp.peerview`)."""
+        peer = self._known_peer(address)
+        routes = show.peer_routes(self.rib, peer.key)
+        s = self.speaker.settings
+        return peerview.detail(self._peer_row(peer.stats()), peer, s.asn, s.router_id, routes)
+
+    def _known_peer(self, address: str) -> BgpPeer:
+        peer = self.speaker.peer(address)
+        if peer is None:
+            from podbgp.api import APIError
+
+            raise APIError(f"no such peer {address}")
+        return peer
 
     def _peer_gr(self, address: str) -> dict[str, Any] | None:
         """The peer's graceful-restart capability from its last OPEN (RFC 4724 §3)."""
@@ -491,15 +506,33 @@ class BgpNode:
                 )
         return rows
 
+    def show_peer_routes(
+        self, view: str, peer: str, family: str | None, prefix: str | None
+    ) -> list[dict[str, Any]]:
+        """`view` is `advertised`, `received` or `received_pre_policy` (`rib.show`)."""
+        key = self._known_peer(peer).key
+        read = {
+            "advertised": show.advertised,
+            "received": show.received,
+            "received_pre_policy": show.received_pre_policy,
+        }[view]
+        try:
+            return read(self.rib, key, family=family, prefix=prefix, limit=10000)
+        except show.NotKept:
+            from podbgp.api import APIError
+
+            raise APIError(
+                f"routes from {key} before import policy are not kept: set "
+                "soft_reconfiguration = true on the peer (without --pre-policy: after policy)"
+            ) from None
+        except KeyError:  # a peer the speaker knows, not (yet) the RIB: nothing to show
+            return []
+
     async def peer_action(
         self, action: str, address: str, message: str, hard: bool = False, by: str = "control API"
     ) -> dict[str, Any]:
         """An operator's action on a peer; the answer says when the session is expected back."""
-        peer = self.speaker.peer(address)
-        if peer is None:
-            from podbgp.api import APIError
-
-            raise APIError(f"no such peer {address}")
+        peer = self._known_peer(address)
         if action in ("shutdown", "enable"):
             self._cancel_restart(peer.key)
         if action == "enable":
@@ -513,7 +546,7 @@ class BgpNode:
         await asyncio.sleep(0)
         stats = peer.stats()
         back = peer.expected_back()
-        return {"address": stats["address"], "state": STATE_NAMES.get(stats["state"]),
+        return {"address": stats["address"], "state": state_name(stats["state"]),
                 "admin": stats["admin"],
                 "expected_back_seconds": None if back is None else round(back, 3),
                 "waits_for_peer": back is None and peer.enabled}  # fmt: skip
@@ -522,17 +555,18 @@ class BgpNode:
         snap.decision_runs = self.sink.runs
         snap.decision_seconds = self.sink.seconds
         for st in self.speaker.stats():
-            rib_peer = self.rib.peers.get(st["address"])
-            counts = rib_peer.counts if rib_peer else {}
-            received = _received(rib_peer)
-            sent = self.rib.advertised(st["address"])
+            routes = show.peer_routes(self.rib, st["address"])
             prefixes = {}
-            for fam, name in ((Family.IPV4_UNICAST, "ipv4"), (Family.IPV6_UNICAST, "ipv6")):
-                prefixes[name] = (received.get(fam, 0), counts.get(fam, 0), sent.get(fam, 0))
+            for name in ("ipv4", "ipv6"):
+                accepted = routes.received.get(name, 0) if routes else 0
+                pre = routes.received_pre_policy if routes else None
+                received = pre.get(name, 0) if pre is not None else accepted
+                sent = routes.advertised.get(name, 0) if routes else 0
+                prefixes[name] = (received, accepted, sent)
             snap.peers.append(
                 PeerMetrics(
                     address=st["address"],
-                    state=STATE_NAMES.get(st["state"], st["state"]),
+                    state=state_name(st["state"]),
                     uptime_seconds=st.get("uptime") or 0.0,
                     updates_in=int(st["messages_in"].get("update", 0)),
                     updates_out=int(st["messages_out"].get("update", 0)),
@@ -585,15 +619,6 @@ class BgpNode:
         if import_changed and peer is not None and not p.soft_reconfiguration:
             for fam in p.families:
                 peer.refresh(FAMILIES[fam])  # RFC 2918: the peer re-sends its routes
-
-
-def _received(st: Any) -> dict[Family, int]:
-    """Prefixes the peer sent before import policy (only known with soft reconfiguration)."""
-    if st is None:
-        return {}
-    if st.pre_policy:
-        return {fam: len(pre) for fam, pre in st.pre_policy.items()}
-    return dict(st.counts)
 
 
 def _range_of(config: Config, address: str) -> ListenRangeConfig | None:

@@ -3,14 +3,20 @@
 Each command group lives in its own module exposing `register(subparsers)`;
 the module sets `func` on its parser, which `main` calls with the parsed
 arguments and whose return value is the exit status.
+
+A reader that closes the pipe early (`podbgp show peers | head -1`) ends any
+command quietly, with the status a shell reports for a command killed by SIGPIPE
+(141), as `yes | head -1` does: no traceback, no "Broken pipe" message.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 # Modules that add sub-commands, in the order `podbgp --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -29,17 +35,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podbgp", description="BGP route distribution and IPAM for pod networks"
     )
+    parser.add_argument("--version", action="version", version=f"podbgp {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE
+
+
+def package_version() -> str:
+    """The installed package's version (its metadata, from pyproject.toml)."""
+    try:
+        return version("podbgp")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return int(func(args) or 0)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return 2
+        status = int(func(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Later writes (and the interpreter's flush at exit) go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+    return status

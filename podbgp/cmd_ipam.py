@@ -280,6 +280,8 @@ def _run(command: Command, mode: OpenMode) -> Callable[[argparse.Namespace], int
 
         try:
             return asyncio.run(go())
+        except BrokenPipeError:
+            raise  # `| head`: podbgp.cli.main ends quietly
         except (IpamError, StoreError, ValueError, OSError) as e:
             print(f"{name}: {e}", file=sys.stderr)
             return 1

@@ -8,14 +8,14 @@ documented shape: docs/control-api.md); without it, a readable table.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
-import os
 import sys
 import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from podbgp.api import DEFAULT_SOCKET, APIError, ControlClient
+from podbgp.api import DEFAULT_SOCKET, APIError, ControlClient, InvalidArgument
 
 # Columns of the human tables: (heading, key in each row of the JSON answer).
 COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
@@ -35,7 +35,33 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
         ("NEXT HOP", "next_hop"),
         ("FROM", "peer"),
         ("AS PATH", "as_path"),
+        ("ORIGIN", "origin"),
+        ("LOCAL_PREF", "local_pref"),
+        ("MED", "med"),
+        ("COMMUNITIES", "all_communities"),
         ("REASON", "reason"),
+    ),
+    # `show routes --peer X --received`: the peer's paths after import policy.
+    "received": (
+        ("PREFIX", "prefix"),
+        ("BEST", "best"),
+        ("NEXT HOP", "next_hop"),
+        ("AS PATH", "as_path"),
+        ("ORIGIN", "origin"),
+        ("LOCAL_PREF", "local_pref"),
+        ("MED", "med"),
+        ("COMMUNITIES", "all_communities"),
+        ("STALE", "stale"),
+    ),
+    # `--advertised` and `--received --pre-policy`: attributes as sent / as received.
+    "adj": (
+        ("PREFIX", "prefix"),
+        ("NEXT HOP", "next_hop"),
+        ("AS PATH", "as_path"),
+        ("ORIGIN", "origin"),
+        ("LOCAL_PREF", "local_pref"),
+        ("MED", "med"),
+        ("COMMUNITIES", "all_communities"),
     ),
     "fib": (
         ("PREFIX", "prefix"),
@@ -50,8 +76,13 @@ def socket_path(args: argparse.Namespace) -> str:
     if getattr(args, "socket", None):
         return str(args.socket)
     if getattr(args, "config", None):
-        with open(args.config, "rb") as f:
-            raw = tomllib.load(f)
+        try:
+            with open(args.config, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as exc:
+            raise APIError(f"cannot read {args.config}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise APIError(f"{args.config}: not valid TOML: {exc}") from exc
         api = raw.get("api", {})
         if isinstance(api, dict) and isinstance(api.get("socket"), str):
             return str(api["socket"])
@@ -82,8 +113,9 @@ def _yes(value: Any) -> str:
 
 
 # -- per-command rendering: the JSON answer → text ------------------------------------------
-def _peers_text(result: list[dict[str, Any]]) -> str:
-    """`show peers`: one table row per peer, its last error on an indented line below."""
+def peers_table(result: list[dict[str, Any]]) -> str:
+    """`show peers` (and the lab's session report): one table row per peer, its last
+    error on an indented line below."""
     lines = render_table([_peer_row(r) for r in result], COLUMNS["peers"]).splitlines()
     out = lines[:1]
     for row, line in zip(result, lines[1:], strict=True):
@@ -151,12 +183,12 @@ def capabilities(negotiated: Any) -> list[str]:
     return caps
 
 
-def _last_error(err: Any, width: int = 60) -> str:
+def _last_error(err: Any, width: int | None = 60) -> str:
     """`sent 6/1 maximum prefixes (3) reached`; code 0 is a close without NOTIFICATION."""
     if not isinstance(err, dict):
         return ""
     reason = str(err.get("reason") or "")
-    if len(reason) > width:
+    if width is not None and len(reason) > width:
         reason = reason[: width - 1] + "…"
     if not err.get("code"):
         return reason or "connection closed"
@@ -233,13 +265,103 @@ def _ipam_text(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n" + pools_table(result.get("rows", []))
 
 
+def _route_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Standard (RFC 1997) and large (RFC 8092) communities in one column."""
+    both = list(row.get("communities") or []) + list(row.get("large_communities") or [])
+    return {**row, "all_communities": both}
+
+
+def _routes_text(columns: str, result: list[dict[str, Any]]) -> str:
+    return render_table([_route_row(r) for r in result], COLUMNS[columns])
+
+
+def _peer_text(r: dict[str, Any]) -> str:
+    """`show peer ADDRESS`: the detail view, section by section."""
+    row = _peer_row(r)
+    lines = [
+        f"peer {r.get('address')}, AS {r.get('asn')}, state {row.get('state')}"
+        + (f" for {r['uptime']}" if r.get("uptime") else ""),
+        f"  router id {_cell(r.get('router_id'))}, local {_cell(r.get('local'))}, "
+        f"remote {_cell(r.get('remote'))}, flaps {r.get('flaps', 0)}"
+        + (f", mesh node {r['mesh_node']}" if r.get("mesh_node") else ""),
+    ]
+    lines += _timers_lines(r.get("timers") or {})
+    caps = r.get("capabilities") or {}
+    lines.append("capabilities sent:")
+    lines += [f"  {c}" for c in caps.get("sent") or []]
+    received = caps.get("received")
+    lines.append("capabilities received:" + ("" if received is not None else " (no session)"))
+    lines += [f"  {c}" for c in received or []]
+    lines += _messages_lines(r)
+    lines += _prefix_lines(r.get("routes"))
+    lines += _gr_lines(r.get("graceful_restart") or {})
+    err = r.get("last_error")
+    lines.append("last error: " + (_last_error(err, width=None) if err else "none"))
+    return "\n".join(lines)
+
+
+def _timers_lines(t: dict[str, Any]) -> list[str]:
+    conf, neg = t.get("configured") or {}, t.get("negotiated")
+    lines = [
+        f"timers: configured hold {conf.get('hold_time')} s, keepalive "
+        f"{conf.get('keepalive')} s, connect retry {conf.get('connect_retry')} s "
+        f"(max {conf.get('connect_retry_max')} s)"
+    ]
+    if neg:
+        lines.append(f"  negotiated hold {neg['hold_time']} s, keepalive {neg['keepalive']} s")
+    return lines
+
+
+def _messages_lines(r: dict[str, Any]) -> list[str]:
+    """Messages per type, in and out (RFC 4271 §4.1 types and ROUTE-REFRESH)."""
+    ins, outs = r.get("messages_in") or {}, r.get("messages_out") or {}
+    rows = [{"type": k, "in": ins.get(k, 0), "out": outs.get(k, 0)} for k in {**ins, **outs}]
+    rows.append({"type": "total", "in": _total(ins), "out": _total(outs)})
+    table = render_table(rows, (("MESSAGES", "type"), ("IN", "in"), ("OUT", "out")))
+    return ["  " + line for line in table.splitlines()]
+
+
+def _prefix_lines(routes: Any) -> list[str]:
+    if not isinstance(routes, dict):
+        return ["prefixes: -"]
+    pre = routes.get("received_pre_policy")
+
+    def fams(counts: Any) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted((counts or {}).items())) or "0"
+
+    return [
+        f"prefixes received: {fams(routes.get('received'))} (after import policy); "
+        + ("before policy: " + fams(pre) if pre is not None else "before policy: not kept"),
+        f"prefixes advertised: {fams(routes.get('advertised'))}",
+    ]
+
+
+def _gr_lines(gr: dict[str, Any]) -> list[str]:
+    local = gr.get("local") or {}
+    lines = [
+        "graceful restart: "
+        + (f"on, restart time {local.get('restart_time')} s" if local.get("enabled") else "off")
+        + (", restarting" if local.get("restarting") else ""),
+        f"  peer: {gr.get('peer') or 'no capability'}",
+    ]
+    if gr.get("stale_families"):
+        lines.append("  stale routes kept for: " + ", ".join(gr["stale_families"]))
+    if gr.get("end_of_rib_received"):
+        lines.append("  End-of-RIB received: " + ", ".join(gr["end_of_rib_received"]))
+    return lines
+
+
 def _text(what: str, result: Any) -> str:
     if what == "fib" and isinstance(result, dict):
         return _fib_text(result)
     if what == "ipam" and isinstance(result, dict):
         return _ipam_text(result)
     if what == "peers" and isinstance(result, list):
-        return _peers_text(result)
+        return peers_table(result)
+    if what == "peer" and isinstance(result, dict) and "timers" in result:
+        return _peer_text(result)
+    if what in ("routes", "received", "adj") and isinstance(result, list):
+        return _routes_text(what, result)
     if isinstance(result, list) and what in COLUMNS:
         return render_table(result, COLUMNS[what])
     if isinstance(result, dict):
@@ -251,20 +373,32 @@ def _text(what: str, result: Any) -> str:
 
 
 def _print_result(what: str, result: Any, as_json: bool) -> None:
-    try:
-        if as_json:
-            json.dump(result, sys.stdout, indent=2, sort_keys=True)
-            sys.stdout.write("\n")
-        else:
-            print(_text(what, result))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `podbgp show ... | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """A closed pipe (`| head`) is `podbgp.cli.main`'s to handle, for every command."""
+    if as_json:
+        json.dump(result, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        print(_text(what, result))
 
 
 def _show(args: argparse.Namespace) -> int:
-    filters = {k: v for k in ("prefix", "peer", "family") if (v := getattr(args, k, None))}
-    return _call(args, f"show.{args.what}", filters, args.what)
+    problem = _usage_error(args)
+    if problem:
+        args.parser.error(problem)  # exits 2
+    if args.what == "peer":
+        return _call(args, "show.peer", {"address": args.address}, "peer")
+    filters: dict[str, Any] = {
+        k: v for k in ("prefix", "peer", "family") if (v := getattr(args, k, None))
+    }
+    view = args.what
+    if args.advertised:
+        filters["advertised"], view = True, "adj"
+    elif args.pre_policy:
+        filters["received"] = filters["pre_policy"] = True
+        view = "adj"
+    elif args.received:
+        filters["received"], view = True, "received"
+    return _call(args, f"show.{args.what}", filters, view)
 
 
 def _peer(args: argparse.Namespace) -> int:
@@ -276,34 +410,96 @@ def _peer(args: argparse.Namespace) -> int:
     return _call(args, f"peer.{args.action}", params, "peer")
 
 
+# Exit statuses: 0 answered, 1 the daemon refused or cannot be reached, 2 bad input
+# (argparse's own status for a usage error).
+EXIT_REFUSED, EXIT_USAGE = 1, 2
+
+
 def _call(args: argparse.Namespace, cmd: str, params: dict[str, Any], what: str) -> int:
     try:
-        result = ControlClient(socket_path(args)).request(cmd, **params)
-    except (APIError, OSError) as exc:
+        result = ControlClient(socket_path(args), timeout=args.timeout).request(cmd, **params)
+    except InvalidArgument as exc:
         print(f"podbgp: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except APIError as exc:
+        print(f"podbgp: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     _print_result(what, result, getattr(args, "json", False))
     return 0
+
+
+def _address(text: str) -> str:
+    """argparse type: an IP address (the daemon checks again; this fails before asking)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+
+
+def _prefix(text: str) -> str:
+    """argparse type: a prefix (`10.0.0.0/24`) or an address (its covering route)."""
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP prefix or address") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 3600]")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="the daemon's config file (for its [api] socket)")
     p.add_argument("--socket", help="the daemon's control socket")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the daemon's answer (default 10)")  # fmt: skip
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """What argparse cannot say about `show`'s arguments (exit 2 like its own errors)."""
+    if args.what == "peer" and args.address is None:
+        return "show peer needs the peer's ADDRESS"
+    if args.what != "peer" and args.address is not None:
+        return f"show {args.what} takes no ADDRESS (did you mean --peer {args.address}?)"
+    if (args.advertised or args.received or args.pre_policy) and (
+        args.what != "routes" or not args.peer
+    ):
+        return "--advertised, --received and --pre-policy need show routes --peer ADDRESS"
+    if args.advertised and (args.received or args.pre_policy):
+        return "--advertised excludes --received and --pre-policy"
+    return None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = sub.add_parser("show", help="ask the running daemon")
-    show.add_argument("what", choices=["peers", "routes", "fib", "ipam", "node"])
-    show.add_argument("--prefix", help="routes: only this prefix")
-    show.add_argument("--peer", help="routes: only paths from this peer")
+    show.add_argument("what", choices=["peers", "peer", "routes", "fib", "ipam", "node"])
+    show.add_argument("address", nargs="?", type=_address, help="peer: the peer's address")
+    show.add_argument("--prefix", type=_prefix, help="routes: only this prefix, or the routes "
+                      "covering this address")  # fmt: skip
+    show.add_argument("--peer", type=_address, help="routes: only paths from this peer")
     show.add_argument("--family", choices=["ipv4", "ipv6"], help="routes: one family")
+    show.add_argument("--advertised", action="store_true",
+                      help="routes: what was sent to --peer (its Adj-RIB-Out)")  # fmt: skip
+    show.add_argument("--received", action="store_true",
+                      help="routes: what --peer sent, after import policy")  # fmt: skip
+    show.add_argument("--pre-policy", action="store_true",
+                      help="routes: with --received, before import policy "
+                      "(needs soft_reconfiguration on the peer)")  # fmt: skip
     _common(show)
-    show.set_defaults(func=_show)
+    show.set_defaults(func=_show, parser=show)
 
     peer = sub.add_parser("peer", help="reset, shut down or enable a BGP session")
     peer.add_argument("action", choices=["reset", "shutdown", "enable"])
-    peer.add_argument("address")
+    peer.add_argument("address", type=_address)
     peer.add_argument("--message", help="shutdown communication (RFC 9003)")
     peer.add_argument("--hard", action="store_true",
                       help="reset/shutdown as Cease / Hard Reset (RFC 8538): routes are "

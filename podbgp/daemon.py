@@ -52,6 +52,7 @@ from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
+from podbgp import api
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -515,6 +516,7 @@ class Daemon:
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
         return {
             "show.peers": self._show_peers,
+            "show.peer": self._show_peer,
             "show.routes": self._show_routes,
             "show.fib": self._show_fib,
             "show.ipam": self._show_ipam,
@@ -526,13 +528,28 @@ class Daemon:
             "node.undrain": self._undrain,
         }
 
-    async def _show_peers(self, args: dict[str, Any]) -> Any:
-        return [] if self.bgp is None else self.bgp.show_peers()
-
-    async def _show_routes(self, args: dict[str, Any]) -> Any:
+    def _need_bgp(self) -> Any:
         if self.bgp is None:
             raise APIError("BGP is disabled on this node")
-        return self.bgp.show_routes(args.get("family"), args.get("prefix"), args.get("peer"))
+        return self.bgp
+
+    async def _show_peers(self, args: dict[str, Any]) -> Any:
+        return self._need_bgp().show_peers()
+
+    async def _show_peer(self, args: dict[str, Any]) -> Any:
+        return self._need_bgp().show_peer(api.arg_address(args))
+
+    async def _show_routes(self, args: dict[str, Any]) -> Any:
+        bgp = self._need_bgp()
+        family = api.arg_choice(args, "family", ("ipv4", "ipv6"))
+        prefix = api.arg_prefix(args)
+        peer = api.arg_address(args, "peer") if args.get("peer") else None
+        view = api.route_view(args)
+        if view is None:
+            return bgp.show_routes(family, prefix, peer)
+        if peer is None:
+            raise api.InvalidArgument(f"{view.replace('_', ' ')} routes need a peer")
+        return bgp.show_peer_routes(view, peer, family, prefix)
 
     async def _show_fib(self, args: dict[str, Any]) -> Any:
         if self.reconciler is None:
@@ -620,16 +637,12 @@ class Daemon:
 
     def _peer_action(self, action: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
         async def handler(args: dict[str, Any]) -> Any:
-            if self.bgp is None:
-                raise APIError("BGP is disabled on this node")
-            address = args.get("address")
-            if not isinstance(address, str):
-                raise APIError("peer commands need an address")
-            hard = args.get("hard", False)
-            if not isinstance(hard, bool) or (hard and action == "enable"):
-                raise APIError("hard: true or false, for reset and shutdown only")
-            message = args.get("message", "")
-            return await self.bgp.peer_action(action, address, message, hard=hard)
+            bgp, address = self._need_bgp(), api.arg_address(args)
+            hard = api.arg_flag(args, "hard")
+            if hard and action == "enable":
+                raise api.InvalidArgument("hard: for reset and shutdown only")
+            message = api.arg_str(args, "message")
+            return await bgp.peer_action(action, address, message, hard=hard)
 
         return handler
 

@@ -17,7 +17,9 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+from bgp.fsm import State
+
+SESSION_STATES = tuple(s.rfc_name for s in State)  # RFC 4271 §8.2.2 spelling
 BFD_STATES = ("admindown", "down", "init", "up")  # RFC 5880 §4.1
 
 

@@ -473,6 +473,8 @@ def wait_sessions(plan: LabPlan, state: LabState, timeout: float) -> None:
     while time.monotonic() < deadline:
         pending = []
         for nplan, node in zip(plan.nodes, state.nodes, strict=True):
+            if expected_sessions(plan, nplan) == 0:
+                continue  # no BGP: `show peers` says it is disabled
             try:
                 up = sum(p.get("state") == "Established" for p in peers_of(state, node))
             except (APIError, OSError):
@@ -636,15 +638,16 @@ def alive(pid: int) -> bool:
 
 # -- reports ------------------------------------------------------------------------------
 def sessions_report(state: LabState) -> str:
-    from podbgp.cmd_show import COLUMNS, render_table
+    """Each node's `podbgp show peers` table, formatted by the same code."""
+    from podbgp.cmd_show import peers_table
 
     parts = []
     for node in state.nodes:
         try:
             rows = peers_of(state, node)
-            body = render_table(rows, COLUMNS["peers"]) if rows else "(no BGP sessions)"
-        except (APIError, OSError) as exc:
-            body = f"(daemon not answering: {exc})"
+            body = peers_table(rows) if rows else "(no BGP sessions)"
+        except (APIError, OSError) as exc:  # the message says which: no daemon, no BGP
+            body = f"({exc})"
         parts.append(f"{node['name']} {node['address']} AS{node['asn']}\n" + _indent(body))
     return "\n".join(parts)
 
