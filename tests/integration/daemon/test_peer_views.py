@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from podbgp.api import APIError, ControlClient
 from podbgp.cli import main
 from podbgp.lab.netns import Netns, NetnsGroup
