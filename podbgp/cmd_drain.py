@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"longest wait for the peers to move, seconds (default {DEFAULT_TIMEOUT:g})",
     )
     drain.add_argument("--stop", action="store_true", help="exit the daemon once drained")
-    _common(drain)
+    _common(drain, answer_timeout=False)  # its --timeout bounds the drain itself
     drain.set_defaults(func=_drain)
 
     undrain = sub.add_parser("undrain", help="announce routes again and restart the sessions")

@@ -456,10 +456,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, answer_timeout: bool = True) -> None:
+    """--config, --socket, --json; and --timeout unless the command has its own."""
     p.add_argument("--config", help="the daemon's config file (for its [api] socket)")
     p.add_argument("--socket", help="the daemon's control socket")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    if not answer_timeout:
+        return
     p.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                    help="how long to wait for the daemon's answer (default 10)")  # fmt: skip
 
