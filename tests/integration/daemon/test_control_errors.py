@@ -28,6 +28,7 @@ address = "127.0.0.1/8"
 [bgp]
 enabled = {bgp}
 listen = ["127.0.0.1"]
+mesh = false
 port = {port}
 {peers}
 [fib]

@@ -34,6 +34,7 @@ address = "{ip}/32"
 listen = ["{ip}"]
 port = {port}
 hold_time = 30
+mesh = false
 
 [[bgp.peer]]
 address = "{peer_ip}"
