@@ -36,8 +36,7 @@ address = "127.0.0.1/8"
 enabled = false
 
 [datastore]
-kind = "sqlite"
-path = "{db}"
+{datastore}
 {extra}
 
 [[ipam.pool]]
@@ -69,9 +68,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, extra: str = "", metrics: str = "") -> Path:
+def write_config(tmp: Path, extra: str = "", metrics: str = "", datastore: str = "") -> Path:
     path = tmp / "node.toml"
-    path.write_text(CONFIG.format(db=tmp / "podbgp.db", dir=tmp, extra=extra, metrics=metrics))
+    datastore = datastore or f'kind = "sqlite"\npath = "{tmp / "podbgp.db"}"'
+    path.write_text(CONFIG.format(datastore=datastore, dir=tmp, extra=extra, metrics=metrics))
     return path
 
 
@@ -96,10 +96,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 class Daemon:
-    def __init__(self, tmp: Path, extra: str = "") -> None:
+    def __init__(self, tmp: Path, extra: str = "", datastore: str = "") -> None:
         self.tmp = tmp
         self.metrics_port = free_port()
-        config = write_config(tmp, extra, metrics=f"127.0.0.1:{self.metrics_port}")
+        config = write_config(tmp, extra, f"127.0.0.1:{self.metrics_port}", datastore)
         self.log = tmp / "daemon.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
@@ -141,8 +141,8 @@ class Daemon:
 def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def make(extra: str = "") -> Daemon:
-        d = Daemon(tmp_path, extra)
+    def make(extra: str = "", datastore: str = "") -> Daemon:
+        d = Daemon(tmp_path, extra, datastore)
         started.append(d)
         return d
 
@@ -276,3 +276,44 @@ def test_wiped_cluster_key_is_noticed(
     asyncio.run(wipe())
     wait_for("show node reports the wipe", lambda: not d.node()["datastore"]["ok"])
     assert "cluster ID key was deleted" in d.node()["datastore"]["error"]
+
+
+@pytest.mark.etcd
+def test_running_daemon_on_etcd_notices_a_reinitialised_cluster(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    from ipam.etcdlab import EtcdCluster, have_etcd
+    from ipam.model import ROOT
+    from ipam.store.base import Delete
+
+    if why := have_etcd():
+        pytest.skip(why)
+    with EtcdCluster.start(1) as etcd:
+        endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
+        ds = f'kind = "etcd"\nendpoints = [{endpoints}]'
+        proc = subprocess.run(
+            [sys.executable, "-m", "podbgp", "run", "--config",
+             str(write_config(tmp_path, datastore=ds))],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 1 and "not initialised" in proc.stderr, proc.stderr
+        d = daemon_factory("create = true", ds)  # a lab: the daemon initialises it
+        joined = d.node()["datastore"]["cluster_id"]
+
+        async def wipe_and_reinit() -> str:
+            store = open_store(etcd.url)
+            try:
+                kvs, _ = await store.list_prefix(ROOT, keys_only=True)
+                assert (await store.txn([], [Delete(kv.key) for kv in kvs])).succeeded
+                return (await init_cluster(store)).cluster_id
+            finally:
+                await store.close()
+
+        other = asyncio.run(wipe_and_reinit())
+        wait_for("show node reports the wipe", lambda: not d.node()["datastore"]["ok"])
+        assert d.node()["datastore"]["cluster_id"] == joined
+        assert d.metric() == "podbgp_datastore_ok 0.0"
+        time.sleep(2 * 2.0)
+        assert not d.node()["datastore"]["ok"]  # the new cluster is not taken on its own
+        assert other not in d.node()["datastore"]["cluster_id"]
+        d.stop()

@@ -247,3 +247,24 @@ def test_ipam_pools_and_show_ipam_print_the_same_table(
     shown = _ipam_text({"announced": None, "rows": usage})
     assert shown.endswith(pools_table(usage))
     assert "1/16" in text  # blocks claimed / blocks in the pool
+
+
+@pytest.mark.etcd
+def test_datastore_init_and_show_on_etcd(capsys: pytest.CaptureFixture[str]) -> None:
+    from ipam.etcdlab import EtcdCluster, have_etcd
+
+    if why := have_etcd():
+        pytest.skip(why)
+    with EtcdCluster.start(1) as etcd:
+        rc, _, err = cli(capsys, "datastore", "show", "--datastore", etcd.url)
+        assert rc == 1 and "not initialised (no cluster ID)" in err, err
+        rc, _, err = cli(capsys, "ipam", "pools", "--datastore", etcd.url)
+        assert rc == 1 and "podbgp datastore init" in err, err
+        rc, out, err = cli(capsys, "datastore", "init", "--datastore", etcd.url, "--json")
+        assert rc == 0, err
+        cluster = json.loads(out)["cluster_id"]
+        rc, _, err = cli(capsys, "datastore", "init", "--datastore", etcd.url)
+        assert rc == 1 and f"already initialised (cluster ID {cluster})" in err
+        rc, out, _ = cli(capsys, "datastore", "show", "--datastore", etcd.url)
+        assert rc == 0 and cluster in out and etcd.url.split(",")[0] in out
+        assert cli(capsys, "ipam", "pools", "--datastore", etcd.url)[0] == 0
