@@ -7,15 +7,11 @@ exactly those routes."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path as FsPath
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(FsPath(__file__).parent.parent / "unit" / "rib"))
 from ribkit import LOCAL_AS, V4, attrs, decode_out, key, make_rib, peer
 
 from rib import Policy, builtin

@@ -5,14 +5,10 @@ same max-prefix verdict, and the same UPDATEs for a monitoring peer."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path as FsPath
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(FsPath(__file__).parent.parent / "unit" / "rib"))
 from ribkit import V4, V6, attrs, decode_out, key, make_rib, peer
 
 from bgp.wire.update import Update

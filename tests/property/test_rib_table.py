@@ -4,13 +4,8 @@ pulled everything was told exactly the best paths (RFC 4271 §9.1, §9.2)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path as FsPath
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(FsPath(__file__).parent.parent / "unit" / "rib"))
 from ribkit import V4, attrs, drain, key, make_rib, peer
 
 PREFIXES = [f"203.0.{i}.0/24" for i in range(6)]
