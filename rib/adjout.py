@@ -880,14 +880,21 @@ class Member:
                 self.private.append(blob)
         pending = self._catch[self._catch_i :]
         full = bool(self._after_catch)  # answering a ROUTE-REFRESH: resend all (RFC 7313 §4)
-        if self._switch is not None:
-            full = full or self._switch.full
+        unknown = set(pending)
+        prior = self._switch
+        if prior is not None:
+            full = full or prior.full
+            if pending:
+                # Switched again before the last switch reached these keys: the peer
+                # still has what the group before that one told it of them.
+                before = _Unfinished(before, prior.before, set(pending))
+                unknown &= prior.unknown
         old.leave(self)
         keys = list(set(before.keys()).union(new.catch_keys(), pending))
         self.group = new
         self.pos = new.end
         new.members.append(self)
-        self._switch = _Switch(new, before, self.source, set(pending), full)
+        self._switch = _Switch(new, before, self.source, unknown, full)
         self._catch = keys
         self._catch_i = 0
 
@@ -976,6 +983,27 @@ class _Sent:
 
     def keys(self) -> list[bytes]:
         return list(self.loc.keys() | self.prev.keys()) if self.prev else list(self.loc)
+
+
+class _Unfinished(Told):
+    """What a member was told when it switches groups again before its previous
+    switch sent ``pending`` keys: for those, what the group before told it
+    (``earlier``); for the rest, what the group it leaves told it (``now``)."""
+
+    __slots__ = ("earlier", "now", "pending")
+
+    def __init__(self, now: Told, earlier: Told, pending: set[bytes]) -> None:
+        super().__init__(now.lookup, self._all_keys, now.exporter, now.add_path, now.split)
+        self.now = now
+        self.earlier = earlier
+        self.pending = pending
+
+    def get(self, key: bytes, source: Source | None) -> Any:
+        told = self.earlier if key in self.pending else self.now
+        return told.get(key, source)
+
+    def _all_keys(self) -> list[bytes]:
+        return list(set(self.now.keys()).union(self.earlier.keys()))
 
 
 class _Switch:

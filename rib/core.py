@@ -275,7 +275,9 @@ class Rib:
             if st.source.ebgp
             else (Kind.CLIENT if st.source.rr_client else Kind.NONCLIENT)
         )
-        add_path = pol.add_path_send if fam in facts.add_path_tx else 0
+        # RFC 7911 §4: path identifiers are on for the session if the OPENs said so; a
+        # reload that turns sending several paths off still sends the best one with one.
+        add_path = (pol.add_path_send or 1) if fam in facts.add_path_tx else 0
         return (
             fam,
             pol.export_policy,

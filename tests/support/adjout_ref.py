@@ -8,7 +8,8 @@ paths of ``rib.adjout`` and ``rib.core`` can be checked against it
 (``tests/property/test_rib_outbound.py``), the way the codec's fast paths
 are checked against ``decode_update``.
 
-The rules, in the order they apply to a candidate path for one prefix:
+While selection is deferred for the family (RFC 4724 §4.1) nothing is sent.
+Otherwise the rules, in the order they apply to a candidate path for one prefix:
 
 1. Which paths: without ADD-PATH the best path (``Rib.best``: eligible, RFC
    4271 §9.1.2.1); with ADD-PATH (RFC 7911 §3) the eligible paths in ranked
@@ -57,6 +58,8 @@ def expected(rib: Rib, peer: str, family: Family) -> dict[str, PathAttributes]:
     """What ``peer`` should have been told of ``family``, recomputed from the Loc-RIB."""
     st = rib.peers[peer]
     told: dict[str, PathAttributes] = {}
+    if family in rib.deferred:
+        return told  # RFC 4724 §4.1: nothing is sent before selection is done
     for key in rib.loc[family]:
         name = key_to_str(family, key)
         for tx_id, attrs in paths_to_send(rib, st, family, key):
@@ -65,10 +68,13 @@ def expected(rib: Rib, peer: str, family: Family) -> dict[str, PathAttributes]:
 
 
 def add_path_send(st: PeerState, family: Family) -> int:
-    """How many paths per prefix go to this peer: 0 the best only, N, or -1 all."""
+    """How many paths per prefix go to this peer: 0 without ADD-PATH, N, or -1 all.
+
+    Whether path identifiers are sent is settled by the session's OPENs (RFC 7911
+    §4): with them, a configured 0 (changed at run time) sends the best path alone."""
     if st.facts is None or family not in st.facts.add_path_tx:
         return 0
-    return st.policy.add_path_send
+    return st.policy.add_path_send or 1
 
 
 def paths_to_send(
@@ -106,14 +112,14 @@ def ranked_paths(rib: Rib, family: Family, key: bytes) -> tuple[Path, ...]:
 
 
 def peer_kind(st: PeerState) -> str:
-    """"ebgp", "client" (an iBGP route-reflector client) or "ibgp"."""
+    """ "ebgp", "client" (an iBGP route-reflector client) or "ibgp"."""
     if st.source.ebgp:
         return "ebgp"
     return "client" if st.source.rr_client else "ibgp"
 
 
 def source_kind(path: Path) -> str:
-    """"local", "ebgp", "client" or "ibgp": where the path was learned."""
+    """ "local", "ebgp", "client" or "ibgp": where the path was learned."""
     src = path.source
     if src.local:
         return "local"

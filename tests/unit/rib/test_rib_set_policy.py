@@ -301,3 +301,51 @@ def test_catch_up_skips_own_routes() -> None:
     drain(rib, a)
     rib.route_refresh(a, V4, 0)
     assert list(drain(rib, a).announced) == [P2]
+
+
+# ---------------------------------------------------------------- ADD-PATH send at run time
+
+
+def test_add_path_send_turned_off_keeps_path_ids_until_the_session_resets() -> None:
+    """RFC 7911 §4: whether NLRI carry path identifiers is settled by the OPENs. A
+    reload that sets ``add_path_send = 0`` cannot take that back on a running
+    session: the peer still expects identifiers, so it gets the best path alone,
+    with one (an UPDATE without them would not parse: a session reset)."""
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001)
+    b = peer(
+        rib,
+        "192.0.2.2",
+        65002,
+        add_path_send=2,
+        fx=facts(bgp_id="192.0.2.2", add_path_tx=(V4,)),
+    )
+    announce(rib, a, [P1], attrs((65001,), nh="192.0.2.1"))
+    assert [n.split("#")[0] for n in drain(rib, b, add_path=True).announced] == [P1]
+    rib.set_policy(b, policy_of(rib, b, add_path_send=0))
+    announce(rib, a, [P2], attrs((65001,), nh="192.0.2.1"))
+    out = drain(rib, b, add_path=True)  # raises if an UPDATE lacks path identifiers
+    assert [n.split("#")[0] for n in out.announced] == [P2]
+
+
+def test_two_export_switches_before_a_pull_still_withdraw_what_add_path_sent() -> None:
+    """An ADD-PATH peer switches policy twice before it pulls: the second switch must
+    compare with what the peer really holds for prefixes the first had not reached
+    yet (withdrawing those needs their path identifiers), not treat them as unknown."""
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001)
+    b = peer(
+        rib,
+        "192.0.2.2",
+        65002,
+        add_path_send=2,
+        fx=facts(bgp_id="192.0.2.2", add_path_tx=(V4,)),
+    )
+    announce(rib, a, [P1], attrs((65001,), nh="192.0.2.1"))
+    told = drain(rib, b, add_path=True)
+    assert [n.split("#")[0] for n in told.announced] == [P1]
+    withdraw(rib, a, [P1])  # not pulled yet
+    rib.set_policy(b, policy_of(rib, b, export_policy=reject(P2)))
+    rib.set_policy(b, policy_of(rib, b, export_policy=builtin("all")))
+    out = drain(rib, b, add_path=True)
+    assert list(told.announced) == out.withdrawn
