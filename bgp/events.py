@@ -29,6 +29,7 @@ socket can take more, so memory does not grow with the slowest peer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Protocol
 
 from bgp.wire.constants import Family
@@ -160,6 +161,16 @@ class PeerHandle(Protocol):
     @property
     def key(self) -> str:
         """Stable identity: the peer's address."""
+        ...
+
+    @property
+    def local_address(self) -> IPv4Address | IPv6Address | None:
+        """Our end of the established session (the socket's own address), None when down.
+
+        Next hop self announces it (RFC 4271 §5.1.3): it is the address the peer
+        reaches us at, which need not be the node's configured one (another
+        interface, a ``local_address``, the kernel's choice of source).
+        """
         ...
 
     def wake(self) -> None:

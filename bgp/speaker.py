@@ -114,6 +114,12 @@ class Peer:
         if self.established is not None:
             self.established.pump()
 
+    @property
+    def local_address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """Our address on the established session, as its socket reports it."""
+        name = self.established.sockname if self.established is not None else None
+        return _socket_ip(name[0]) if name else None
+
     # ------------------------------------------------------ admin actions
 
     @property
@@ -648,6 +654,14 @@ def _gr_text(neg: Negotiated) -> str:
     if neg.peer_restart is None:
         return ""
     return ", graceful restart" + (" with N bit" if neg.graceful_notification else "")
+
+
+def _socket_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A socket's host as an address: zone dropped, IPv4-mapped (dual-stack socket) as IPv4."""
+    addr = ipaddress.ip_address(host.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
 def _hostport(name: tuple[str, int] | None) -> str | None:

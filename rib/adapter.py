@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
+from bgp.events import PeerHandle
 from bgp.wire.constants import Family
 from rib.core import Rib
 from rib.settings import PeerPolicy, SessionFacts
@@ -118,7 +119,7 @@ class RibAdapter:
 
     # ------------------------------------------------------------ RouteSink
 
-    def peer_up(self, peer: Any, negotiated: Any) -> None:
+    def peer_up(self, peer: PeerHandle, negotiated: Any) -> None:
         key = peer.key
         self.handles[key] = peer
         if key not in self.rib.peers:
@@ -128,19 +129,19 @@ class RibAdapter:
         self.rib.peer_up(key, facts, self.clock())
         self._arm()
 
-    def _locals(self, peer: Any) -> tuple[IPv4Address | None, IPv6Address | None]:
-        """Our end of the session if the handle knows it, else the node's addresses."""
-        local4, local6 = self.local4, self.local6
-        text = getattr(peer, "local_address", None)
-        if text:
-            addr = ip_address(str(text).split("%")[0])
-            if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
-                addr = addr.ipv4_mapped
-            if isinstance(addr, IPv4Address):
-                local4 = addr
-            else:
-                local6 = addr
-        return local4, local6
+    def _locals(self, peer: PeerHandle) -> tuple[IPv4Address | None, IPv6Address | None]:
+        """Our end of the session for its family, the node's address for the other one.
+
+        Next hop self (RFC 4271 §5.1.3) is the address the peer reached us at; the
+        node's configured address stands in only for the family the session's own
+        socket is not (IPv6 routes over an IPv4 session, RFC 4760).
+        """
+        addr = peer.local_address
+        if isinstance(addr, IPv4Address):
+            return addr, self.local6
+        if isinstance(addr, IPv6Address):
+            return self.local4, addr
+        return self.local4, self.local6
 
     def updates_received(self, peer: Any, updates: list[Any]) -> None:
         self.rib.receive_updates(peer.key, updates, self.clock())

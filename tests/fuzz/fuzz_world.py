@@ -233,7 +233,7 @@ class Handle:
     """What the RIB sees of a peer (``bgp.events.PeerHandle``)."""
 
     key: str
-    local_address: str | None = None
+    local_address: IPv4Address | IPv6Address | None = None
     prefixes_in: int = 0
     prefixes_out: int = 0
     woken: int = 0
@@ -358,7 +358,7 @@ def build_world(profile: Profile, flags: int) -> World:
             local_as=LOCAL_AS,
             peer_as=LOCAL_AS,
         )
-    receiver = Handle(RECEIVER, local_address="fd00::1%eth0")
+    receiver = Handle(RECEIVER, local_address=IPv6Address("fd00::1"))
     recv_source = adapter(receiver, recv_neg)
     adapter.peer_up(receiver, recv_neg)
     # Paths the fuzzed peer's routes compete with (RFC 4271 §9.1.2): from the other
@@ -376,7 +376,7 @@ def build_world(profile: Profile, flags: int) -> World:
     while fsm.next_event() is not None:  # ConnectRequested: the shell would dial now
         pass
     fsm.connection_made(NOW, outgoing=True)
-    fuzz = Handle(FUZZ_PEER, local_address="::ffff:10.0.0.1" if profile.wide_as else ROUTER_ID)
+    fuzz = Handle(FUZZ_PEER, local_address=IPv4Address(ROUTER_ID))
     w = World(fsm, rib, adapter, fuzz, receiver, recv_ctx, recv_source, clock, timers)
     world_ref.append(w)
     if not open_sent:

@@ -57,6 +57,7 @@ def v4_update(prefix: str) -> bytes:
 @dataclass
 class Handle:
     key: str
+    local_address: None = None  # no session socket: next hop self is the node's address
 
     def wake(self) -> None:
         pass

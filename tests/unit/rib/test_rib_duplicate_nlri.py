@@ -50,6 +50,7 @@ def test_prefix_repeated_in_one_withdrawal_is_withdrawn_once() -> None:
 @dataclass
 class Handle:
     key: str
+    local_address: None = None  # no session socket: next hop self is the node's address
 
     def wake(self) -> None:
         pass

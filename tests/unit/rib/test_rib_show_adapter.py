@@ -42,6 +42,7 @@ def test_show_routes_best_with_reason_and_losers() -> None:
 class Handle:
     key: str
     woken: int = 0
+    local_address: None = None  # no session socket: next hop self is the node's address
 
     def wake(self) -> None:
         self.woken += 1
