@@ -18,7 +18,9 @@ import enum
 import hashlib
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 # rtnetlink route types and scopes (linux/rtnetlink.h).
@@ -110,6 +112,18 @@ class Vtep:
 
 
 @dataclass(frozen=True, slots=True)
+class Reach:
+    """How a remote prefix is reached: next hops (node addresses) and its pool's modes.
+
+    Most prefixes share one of a handful of these, so the FIB keeps one object
+    per distinct value (callers intern them) and plans once per value."""
+
+    next_hops: tuple[bytes, ...]
+    ipip: Encap = Encap.NEVER
+    vxlan: Encap = Encap.NEVER
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteRoute:
     """A route to a pod block on other nodes: prefix, next hops (node addresses), pool modes."""
 
@@ -117,6 +131,14 @@ class RemoteRoute:
     next_hops: tuple[bytes, ...]
     ipip: Encap = Encap.NEVER
     vxlan: Encap = Encap.NEVER
+
+    @property
+    def reach(self) -> Reach:
+        return Reach(self.next_hops, self.ipip, self.vxlan)
+
+    @classmethod
+    def of(cls, prefix: Prefix, reach: Reach) -> RemoteRoute:
+        return cls(prefix, reach.next_hops, reach.ipip, reach.vxlan)
 
 
 class Nexthop(NamedTuple):
@@ -160,6 +182,9 @@ class KernelRoute(NamedTuple):
 
 
 RouteKey = tuple[bytes, int, int]
+
+# `KernelRoute.key` at C speed, for loops over half a million routes.
+route_key: Callable[[KernelRoute], RouteKey] = itemgetter(0, 1, 7)
 
 
 class NexthopSpec(NamedTuple):
@@ -248,7 +273,7 @@ class FibInputs:
     """Everything the planner needs, as the composition root last set it."""
 
     node: NodeInfo | None = None
-    remote: dict[Prefix, RemoteRoute] = field(default_factory=dict)
+    remote: dict[Prefix, Reach] = field(default_factory=dict)  # values shared (interned)
     vteps: dict[bytes, Vtep] = field(default_factory=dict)  # by node (underlay) address
     local_pods: dict[Prefix, str] = field(default_factory=dict)  # prefix → host-side veth
     own_blocks: set[Prefix] = field(default_factory=set)

@@ -41,6 +41,7 @@ from fib.model import (
     Nexthop,
     NodeInfo,
     Prefix,
+    Reach,
     RemoteRoute,
     RouteKey,
     Vtep,
@@ -139,10 +140,32 @@ def plan_route_for(
         return plan_local(prefix, veth, protocol, table)
     if prefix in inputs.own_blocks:
         return plan_blackhole(prefix, protocol, table)
-    remote = inputs.remote.get(prefix)
-    if remote is None or inputs.node is None:
+    reach = inputs.remote.get(prefix)
+    if reach is None or inputs.node is None:
         return None
-    return plan_remote(remote, inputs.node, inputs.vteps, protocol, table)
+    return plan_remote(RemoteRoute.of(prefix, reach), inputs.node, inputs.vteps, protocol, table)
+
+
+# A planned remote route without its destination: (kind, nexthops, scope, protocol,
+# table, priority), the fields 2..7 of `KernelRoute`.
+Shape = tuple[int, tuple[Nexthop, ...], int, int, int, int]
+_V4_ANY = Prefix(bytes(4), 0)
+_V6_ANY = Prefix(bytes(16), 0)
+
+
+def plan_shape(
+    reach: Reach, ipv6: bool, node: NodeInfo, vteps: dict[bytes, Vtep], protocol: int, table: int
+) -> Shape | None:
+    """What `plan_remote` plans for every prefix of one family reached by `reach`.
+
+    Nothing in a remote route's plan depends on its prefix but the family (which
+    hops are usable, the metric), so a batch is planned once per distinct
+    (reach, family). Raises PlanError as `plan_remote` does."""
+    any_prefix = _V6_ANY if ipv6 else _V4_ANY
+    route = plan_remote(RemoteRoute.of(any_prefix, reach), node, vteps, protocol, table)
+    if route is None:
+        return None
+    return (route.kind, route.nexthops, route.scope, route.protocol, route.table, route.priority)
 
 
 def plan_vxlan_entries(inputs: FibInputs) -> tuple[set[Neighbour], set[FdbEntry]]:
@@ -159,7 +182,7 @@ def plan_vxlan_entries(inputs: FibInputs) -> tuple[set[Neighbour], set[FdbEntry]
 
 
 def uses_mode(inputs: FibInputs, attr: str) -> bool:
-    return any(getattr(r, attr) is not Encap.NEVER for r in inputs.remote.values())
+    return any(getattr(r, attr) is not Encap.NEVER for r in set(inputs.remote.values()))
 
 
 def plan_all(inputs: FibInputs, protocol: int, table: int) -> Plan:

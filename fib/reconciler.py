@@ -45,7 +45,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ from fib.model import (
     KernelRoute,
     NodeInfo,
     Prefix,
+    Reach,
     RemoteRoute,
     RouteKey,
     Vtep,
@@ -81,6 +82,8 @@ from fib.nexthops import NexthopTable, owned_id
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
+_new = tuple.__new__
+_UNPLANNED: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,16 +171,40 @@ class Reconciler:
     def set_routes(self, routes: Iterable[RemoteRoute]) -> None:
         prefixes = []
         for route in routes:
-            self._remember(route)
+            self._remember(route.prefix, route.reach)
             prefixes.append(route.prefix)
         self._replan(prefixes)
 
-    def _remember(self, route: RemoteRoute) -> None:
-        self.inputs.remote[route.prefix] = route
-        if route.ipip is Encap.NEVER and route.vxlan is Encap.NEVER:
-            self.encapsulated.discard(route.prefix)
-        elif route.prefix not in self.encapsulated:
-            self.encapsulated.add(route.prefix)
+    def update_remote(self, changes: Mapping[Prefix, Reach | None]) -> None:
+        """A batch of remote routes set (a `Reach`) or removed (None), planned in bulk.
+
+        The outcome is that of `set_routes` and `del_route` prefix by prefix (a
+        property test holds the two paths equal); the work is one plan per
+        distinct (reach, family) and a few set operations per batch. Callers
+        should intern `Reach` values: equal ones are planned once either way,
+        shared ones are also stored once."""
+        remote = self.inputs.remote
+        changed: list[Prefix] = []
+        for prefix, reach in changes.items():
+            if reach is not None:
+                if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
+                    remote[prefix] = reach
+                    if self.encapsulated:
+                        self.encapsulated.discard(prefix)
+                else:
+                    self._remember(prefix, reach)
+                changed.append(prefix)
+            elif remote.pop(prefix, None) is not None:
+                self.encapsulated.discard(prefix)
+                changed.append(prefix)
+        self._replan_bulk(changed)
+
+    def _remember(self, prefix: Prefix, reach: Reach) -> None:
+        self.inputs.remote[prefix] = reach
+        if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
+            self.encapsulated.discard(prefix)
+        elif prefix not in self.encapsulated:
+            self.encapsulated.add(prefix)
             self.tunnels.dirty = True
 
     def del_route(self, prefix: Prefix) -> None:
@@ -217,7 +244,9 @@ class Reconciler:
         return set(i.remote) | set(i.local_pods) | i.own_blocks
 
     def _replan_via(self, node_address: bytes) -> None:
-        self._replan([p for p, r in self.inputs.remote.items() if node_address in r.next_hops])
+        via = {r for r in set(self.inputs.remote.values()) if node_address in r.next_hops}
+        if via:
+            self._replan_bulk([p for p, r in self.inputs.remote.items() if r in via])
 
     def _replan(self, prefixes: Iterable[Prefix]) -> None:
         cfg = self.config
@@ -240,6 +269,68 @@ class Reconciler:
                 self.stale.discard(key)
             self.failed.pop(key, None)
             self.dirty.add(key)
+
+    def _replan_bulk(self, prefixes: list[Prefix]) -> None:
+        """`_replan` for a batch of remote prefixes: one `plan.plan_shape` per distinct
+        (reach, family); prefixes that are also local pods or own blocks, or whose
+        plan fails, go through `_replan` one by one."""
+        i = self.inputs
+        if i.local_pods or i.own_blocks:
+            special = [p for p in prefixes if p in i.local_pods or p in i.own_blocks]
+            if special:
+                self._replan(special)
+                prefixes = [p for p in prefixes if p not in special]
+        cfg, node, remote = self.config, i.node, i.remote
+        shapes: dict[tuple[Reach, int], plan.Shape | None] = {}
+        new: dict[RouteKey, KernelRoute] = {}
+        gone: list[RouteKey] = []
+        unroutable: list[Prefix] = []
+        failed: list[Prefix] = []
+        for prefix in prefixes:
+            addr, length = prefix
+            reach = remote.get(prefix)
+            if reach is None or node is None:
+                gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
+                if reach is not None:
+                    unroutable.append(prefix)
+                continue
+            memo = (reach, len(addr))
+            shape = shapes.get(memo, _UNPLANNED)
+            if shape is _UNPLANNED:
+                try:
+                    shape = shapes[memo] = plan.plan_shape(reach, len(addr) == 16, node, i.vteps,
+                                                           cfg.protocol, cfg.table)  # fmt: skip
+                except plan.PlanError:
+                    failed.append(prefix)
+                    continue
+            if shape is None:
+                gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
+                unroutable.append(prefix)
+            else:
+                new[(addr, length, shape[5])] = _new(KernelRoute, (addr, length, *shape, 0))
+        self._record_plans(new, gone, prefixes, unroutable)
+        if failed:
+            self._replan(failed)  # logs each one with its prefix
+
+    def _record_plans(
+        self, new: dict[RouteKey, KernelRoute], gone: list[RouteKey], prefixes: list[Prefix],
+        unroutable: list[Prefix],
+    ) -> None:  # fmt: skip
+        """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
+        desired = self.desired
+        desired.update(new)
+        for key in gone:
+            desired.pop(key, None)
+        if self.stale:
+            self.stale.difference_update(new)
+        if self.failed:
+            for key in (*new, *gone):
+                self.failed.pop(key, None)
+        if self.unroutable:
+            self.unroutable.difference_update(prefixes)
+        self.unroutable.update(unroutable)
+        self.dirty.update(new)
+        self.dirty.update(gone)
 
     # -- kernel I/O ------------------------------------------------------------------------
     def pending(self) -> bool:

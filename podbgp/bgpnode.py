@@ -27,7 +27,6 @@ from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
-from bgp.wire.prefix import key_to_network
 from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
@@ -38,7 +37,7 @@ from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
 from rib import show
 from rib.adapter import RibAdapter
-from rib.core import Rib
+from rib.core import FibCallback, Rib
 from rib.heap import pin_mmap_threshold
 from rib.policy import Policy, builtin
 from rib.settings import PeerPolicy, RibSettings
@@ -46,7 +45,6 @@ from rib.settings import PeerPolicy, RibSettings
 log = logging.getLogger("podbgp.bgp")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-FibSink = Callable[[dict[IPNetwork, tuple[str, ...]]], None]
 
 FAMILIES = {CfgFamily.IPV4: Family.IPV4_UNICAST, CfgFamily.IPV6: Family.IPV6_UNICAST}
 ADD_PATH = {
@@ -144,18 +142,18 @@ class BgpNode:
     def __init__(
         self,
         config: Config,
-        fib: FibSink | None = None,
+        fib: FibCallback | None = None,
         converged: Callable[[], None] | None = None,
         restarting: bool = False,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
-        self.fib_sink = fib
         self.converged_cb = converged
         self.restarting = restarting
         self.policies: dict[str, Policy] = {}
         self._build_policies(config)
-        self.rib = Rib(self._rib_settings(config), fib=self._fib if fib else None)
+        # Best-path changes go from the RIB to the FIB as they are (podbgp.fibfeed).
+        self.rib = Rib(self._rib_settings(config), fib=fib)
         loop = asyncio.get_running_loop()
         node_addr = config.node.address
         self.adapter = RibAdapter(
@@ -376,14 +374,6 @@ class BgpNode:
         self.ipam_prefixes = new
 
     # -- RIB callbacks ------------------------------------------------------------------
-    def _fib(self, family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> None:
-        assert self.fib_sink is not None
-        out: dict[IPNetwork, tuple[str, ...]] = {}
-        for key, hops in changes.items():
-            net = key_to_network(family, key)
-            out[net] = tuple(str(ipaddress.ip_address(h)) for h in hops)
-        self.fib_sink(out)
-
     def _max_prefix(self, handle: Any, limit: int) -> None:
         """Cease / Maximum Number of Prefixes Reached (RFC 4486 §4; RFC 4271 §6.7 leaves
         the reconnect to the operator): re-enable after `bgp.max_prefixes_restart`

@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ipam
+from bgp.wire.constants import Family
 from fib import nat
 from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
@@ -59,6 +60,7 @@ from podbgp.config import Config, ConfigError, load_config
 from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
+from podbgp.fibfeed import FibFeed
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.topology import mesh_peers, node_ip
 from rib.heap import tune_gc
@@ -95,6 +97,7 @@ class Daemon:
         self.registry: ipam.NodeRegistry | None = None
         self.reconciler: Reconciler | None = None
         self.fib_service: FibService | None = None
+        self.fibfeed: FibFeed | None = None
         self.bgp: Any = None  # podbgp.bgpnode.BgpNode once BGP is enabled
         self.api: ControlServer | None = None
         self.metrics: MetricsServer | None = None
@@ -439,6 +442,8 @@ class Daemon:
             log.info("fib: %d routes of a previous run adopted as stale", found)
         self._apply_nat()
         self.fib_service = FibService(self.reconciler)
+        self.fibfeed = FibFeed(self.reconciler, nodecfg.pool_table(self.config), self._wake_fib,
+                               self._own_prefixes)  # fmt: skip
         self._spawn(self.fib_service.run())
         return found
 
@@ -456,20 +461,13 @@ class Daemon:
         if self.fib_service is not None:
             self.fib_service.wake()
 
-    def fib_best_paths(self, changes: dict[IPNetwork, tuple[str, ...]]) -> None:
-        """Best-path changes from the RIB (one call per batch): remote routes for the FIB."""
-        if self.reconciler is None or self._fib_frozen:
-            return
-        own = self.announced.prefixes if self.announced else frozenset()
-        routes = []
-        for net, hops in changes.items():
-            if not hops or net in own:
-                self.reconciler.del_route(_fib_prefix(net))
-            else:
-                routes.append(nodecfg.remote_route(self.config, net, hops))
-        if routes:
-            self.reconciler.set_routes(routes)
-        self._wake_fib()
+    def fib_best_paths(self, family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> None:
+        """Best-path changes from the RIB (one call per batch), straight to the FIB."""
+        if self.fibfeed is not None and not self._fib_frozen:
+            self.fibfeed.best_paths(family, changes)
+
+    def _own_prefixes(self) -> frozenset[IPNetwork]:
+        return self.announced.prefixes if self.announced else frozenset()
 
     def _mark_converged(self) -> None:
         """BGP converged (or there is none): sweep routes a previous run left behind."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import ipam
 from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
-from podbgp.config import Config, EncapMode, IPAMConfig, Pool
+from podbgp.config import Config, EncapMode, IPAMConfig
+from podbgp.fibfeed import PoolTable
 
 ENCAP = {EncapMode.NEVER: Encap.NEVER, EncapMode.ALWAYS: Encap.ALWAYS,
          EncapMode.CROSS_SUBNET: Encap.CROSS_SUBNET}  # fmt: skip
@@ -122,18 +123,16 @@ def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:
     return out
 
 
-def pool_of(config: Config, prefix: IPNetwork) -> Pool | None:
-    for pool in config.ipam.pools:
-        if prefix.version == pool.cidr.version and prefix.subnet_of(pool.cidr):  # type: ignore[arg-type]
-            return pool
-    return None
+def pool_table(config: Config) -> PoolTable:
+    """The pools' encapsulation modes as a longest-match table (built once per config)."""
+    return PoolTable((p.cidr, ENCAP[p.ipip_mode], ENCAP[p.vxlan_mode]) for p in config.ipam.pools)
 
 
 def remote_route(config: Config, prefix: IPNetwork, next_hops: Iterable[str]) -> RemoteRoute:
-    """The FIB route to a remote prefix, encapsulated as its pool says (none outside pools)."""
-    pool = pool_of(config, prefix)
-    hops = tuple(sorted(pack_addr(h) for h in next_hops))
+    """The FIB route to a remote prefix, encapsulated as its pool says (none outside pools).
+
+    For the datastore-fed routes (VXLAN without BGP); BGP's best paths take the
+    bulk path in `podbgp.fibfeed`."""
     fprefix = Prefix(prefix.network_address.packed, prefix.prefixlen)
-    if pool is None:
-        return RemoteRoute(fprefix, hops)
-    return RemoteRoute(fprefix, hops, ENCAP[pool.ipip_mode], ENCAP[pool.vxlan_mode])
+    ipip, vxlan = pool_table(config).modes(fprefix.addr, fprefix.length)
+    return RemoteRoute(fprefix, tuple(sorted(pack_addr(h) for h in next_hops)), ipip, vxlan)

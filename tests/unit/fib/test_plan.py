@@ -16,6 +16,7 @@ from fib.model import (
     Nexthop,
     NodeInfo,
     Prefix,
+    Reach,
     RemoteRoute,
     Vtep,
     pack_addr,
@@ -117,9 +118,9 @@ def test_ipv6_routes_get_the_kernel_default_metric() -> None:
 
 def test_precedence_local_pod_over_block_over_remote() -> None:
     pod = Prefix.parse("10.244.3.5/32")
-    inputs = FibInputs(NODE, {pod: RemoteRoute(pod, (SAME,)), BLOCK: RemoteRoute(BLOCK, (SAME,))})
+    inputs = FibInputs(NODE, {pod: Reach((SAME,)), BLOCK: Reach((SAME,))})
     assert plan.plan_route_for(pod, inputs, 80, 254) == plan.plan_remote(
-        inputs.remote[pod], NODE, {}, 80, 254
+        RemoteRoute(pod, (SAME,)), NODE, {}, 80, 254
     )
     inputs.own_blocks.add(BLOCK)
     assert plan.plan_route_for(BLOCK, inputs, 80, 254) == plan.plan_blackhole(BLOCK, 80, 254)
@@ -130,7 +131,7 @@ def test_precedence_local_pod_over_block_over_remote() -> None:
 def test_plan_all_neighbours_fdb_and_devices() -> None:
     inputs = FibInputs(
         NODE,
-        {BLOCK: RemoteRoute(BLOCK, (OTHER,), vxlan=C)},
+        {BLOCK: Reach((OTHER,), vxlan=C)},
         dict(VTEPS) | {NODE.address: Vtep(NODE.address, NODE.vtep_address, vtep_mac("node-a"))},
         own_blocks={Prefix.parse("10.244.0.0/26")},
     )

@@ -1,0 +1,135 @@
+"""The edge from the RIB to the FIB: best-path changes straight into the reconciler.
+
+The RIB reports each batch of best-path changes as ``(family, {key: hops})``:
+a key is the packed prefix (its length, then the address bytes that length
+covers: the NLRI form of RFC 4271 §4.3), hops are packed next-hop addresses,
+``()`` meaning "no route". The FIB wants `fib.model.Prefix` (the address padded
+to 4 or 16 bytes) and a `Reach` (next hops plus the encapsulation of the pool
+the prefix lies in). `FibFeed.best_paths` does that conversion in one pass per
+batch without `ipaddress` objects or strings (DESIGN.md performance rule 2):
+the key is padded into a `Prefix`, the hop tuple passes through as it is, and
+`Reach` values are interned so that a million prefixes behind four next hops
+share four objects and the reconciler plans four times.
+
+Pools: a prefix takes the modes of the longest pool that contains it
+(`PoolTable`, built once per config; config validation keeps pools from
+overlapping, the table would pick the most specific anyway). A prefix in no
+pool is a plain unencapsulated route. This node's own announced blocks never
+become remote routes (reflection can bring them back).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+
+from bgp.wire.constants import Family
+from bgp.wire.prefix import key_from_network
+from fib.model import Encap, Prefix, Reach
+from fib.reconciler import Reconciler
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Modes = tuple[Encap, Encap]  # (ipip, vxlan)
+PLAIN: Modes = (Encap.NEVER, Encap.NEVER)
+_new = tuple.__new__
+_PAD4 = tuple(bytes(4 - n) for n in range(5))  # by the number of address bytes in a key
+_PAD16 = tuple(bytes(16 - n) for n in range(17))
+
+
+class PoolTable:
+    """Longest-prefix match from a prefix to its pool's (ipip, vxlan) modes.
+
+    One dict per pool length and family, keyed by the pool's network as an
+    integer; a look-up tries the lengths present, longest first, that are no
+    longer than the prefix itself (a prefix lies in a pool only if it is at
+    least as long). With no pools every look-up is a single test."""
+
+    def __init__(self, pools: Iterable[tuple[IPNetwork, Encap, Encap]]) -> None:
+        self._tables: dict[int, list[tuple[int, dict[int, Modes]]]] = {4: [], 6: []}
+        by_len: dict[tuple[int, int], dict[int, Modes]] = {}
+        for net, ipip, vxlan in pools:
+            by_len.setdefault((net.version, net.prefixlen), {})[
+                int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
+            ] = (ipip, vxlan)
+        for (version, plen), table in sorted(by_len.items(), key=lambda kv: -kv[0][1]):
+            self._tables[version].append((plen, table))
+
+    def __bool__(self) -> bool:
+        return bool(self._tables[4] or self._tables[6])
+
+    def modes(self, addr: bytes, length: int) -> Modes:
+        """The modes of the longest pool containing `addr`/`length`; PLAIN outside pools."""
+        tables = self._tables[4 if len(addr) == 4 else 6]
+        if not tables:
+            return PLAIN
+        value = int.from_bytes(addr, "big")
+        width = len(addr) * 8
+        for plen, table in tables:
+            if plen <= length:
+                found = table.get(value >> (width - plen))
+                if found is not None:
+                    return found
+        return PLAIN
+
+
+class FibFeed:
+    """Turns the RIB's best-path batches into `Reconciler.update_remote` calls."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        pools: PoolTable,
+        wake: Callable[[], None],
+        own: Callable[[], frozenset[IPNetwork]] = frozenset,
+    ) -> None:
+        self.reconciler = reconciler
+        self.pools = pools
+        self.wake = wake
+        self._own = own
+        self._own_seen: frozenset[IPNetwork] | None = None
+        self._own_keys: dict[Family, frozenset[bytes]] = {}
+        self._reach: dict[tuple[tuple[bytes, ...], Modes], Reach] = {}
+
+    def best_paths(self, family: Family, changes: Mapping[bytes, tuple[bytes, ...]]) -> None:
+        """One RIB batch: set or remove the remote route of every changed key."""
+        pad = _PAD4 if family is Family.IPV4_UNICAST else _PAD16
+        own = self._own_keys_of(family)
+        reach_of = self._reach
+        pools = self.pools
+        out: dict[Prefix, Reach | None] = {}
+        for key, hops in changes.items():
+            prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
+            if not hops or key in own:
+                out[prefix] = None
+                continue
+            modes = pools.modes(prefix[0], prefix[1]) if pools else PLAIN
+            reach = reach_of.get((hops, modes))
+            if reach is None:
+                reach = self._intern(hops, modes)
+            out[prefix] = reach
+        self.reconciler.update_remote(out)
+        self.wake()
+
+    def _intern(self, hops: tuple[bytes, ...], modes: Modes) -> Reach:
+        if len(self._reach) > 65536:  # next hops come and go; keep the table bounded
+            self._reach.clear()
+        reach = self._reach[(hops, modes)] = Reach(tuple(sorted(hops)), *modes)
+        return reach
+
+    def _own_keys_of(self, family: Family) -> frozenset[bytes]:
+        """This node's announced blocks as RIB keys (recomputed when the set changes)."""
+        own = self._own()
+        if own is not self._own_seen:
+            self._own_seen = own
+            keys: dict[Family, set[bytes]] = {
+                Family.IPV4_UNICAST: set(),
+                Family.IPV6_UNICAST: set(),
+            }
+            for net in own:
+                fam, key = key_from_network(net)
+                keys[fam].add(key)
+            self._own_keys = {fam: frozenset(ks) for fam, ks in keys.items()}
+        return self._own_keys.get(family, frozenset())
+
+
+__all__ = ["FibFeed", "PoolTable"]
