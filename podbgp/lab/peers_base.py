@@ -75,6 +75,7 @@ class Neighbor:
     local_address: str | None = None
     next_hop_self: bool = False
     description: str = ""
+    bfd: bool = False  # RFC 5880/5881 single-hop BFD for this session (BgpConfig's timers)
 
     def is_ibgp(self, local_as: int) -> bool:
         return self.asn == local_as
@@ -106,6 +107,8 @@ class BgpConfig:
     listen_addresses: tuple[str, ...] = ()  # empty: the daemon's default (all)
     cluster_id: str | None = None
     install_routes: bool = False  # program learned routes into the namespace's kernel table
+    bfd_interval_ms: int = 300  # BFD transmit and receive interval of neighbours with `bfd`
+    bfd_multiplier: int = 3
     hostname: str = "peer"
 
     def neighbor(self, address: str) -> Neighbor:

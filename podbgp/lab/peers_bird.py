@@ -101,6 +101,8 @@ def _session(cfg: BgpConfig, n: Neighbor) -> list[str]:
         body += ["  graceful restart on;", f"  graceful restart time {n.restart_time};"]
     if cfg.port != 179:
         body.append(f"  port {cfg.port};")
+    if n.bfd:
+        body.append("  bfd on;")
     body += [_channel(f, n) for f in n.families]
     return [f"protocol bgp {protocol_name(n.address)} {{", *body, "}"]
 
@@ -132,6 +134,13 @@ def render_bird(cfg: BgpConfig, log: str, debug: bool = False) -> str:
         lines += [f"protocol static static_{fam} {{", f"  {fam};"]
         lines += [_static_route(r) for r in cfg.routes if r.family == fam]
         lines.append("}")
+    if any(n.bfd for n in cfg.neighbors):
+        lines += [
+            "protocol bfd {",
+            f'  interface "*" {{ interval {cfg.bfd_interval_ms} ms; '
+            f"multiplier {cfg.bfd_multiplier}; }};",
+            "}",
+        ]
     for n in cfg.neighbors:
         lines += _session(cfg, n)
     for i, lr in enumerate(cfg.listen_ranges):
@@ -220,6 +229,14 @@ class Bird(Daemon):
         args = [BIRD, "-f", "-c", str(self.dir / "bird.conf"), "-s", self.ctl]
         args += ["-P", str(self.dir / "bird.pid")]
         return [self._popen(args, "bird.out")]
+
+    def bfd_state(self, address: str) -> str:
+        """The state `birdc show bfd sessions` gives the session with `address` ("" if none)."""
+        for line in self.birdc("show", "bfd", "sessions").splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] == address:
+                return fields[2]
+        return ""
 
     def _ready(self) -> bool:
         try:
