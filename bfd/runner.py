@@ -1,20 +1,10 @@
-"""BFD sessions on real sockets, in a thread of their own.
+"""BFD sessions on real sockets: a selector loop in a thread of its own.
 
-Why a thread and not the asyncio loop: the daemon's loop takes long steps
-while it ingests a full table (a batch of UPDATEs through the RIB and the FIB
-runs for tens of milliseconds, a garbage collection longer), and a 300 ms x 3
-session must neither miss a transmission nor see its detection time expire
-because its packets sat unread behind such a step (DESIGN.md, performance
-rule 8). Why a thread and not a helper process: a thread needs no second
-interpreter, no IPC protocol and no orphan handling, and it reports state
-changes with one ``call_soon_threadsafe``. Its cost is the GIL: when the loop
-thread runs Python code, this thread gets the interpreter back within the
-switch interval (5 ms by default), so each transmission can be late by that
-much; a C call that holds the GIL longer delays it longer. Measured during a
-1M-prefix ingest (``benchmarks/failover.py --scenario bfd-jitter``, figures in
-docs/benchmarks.md) the transmit interval stays within a few milliseconds of
-its schedule at p99, far inside the 25 % jitter RFC 5880 §6.8.7 itself
-applies, so the thread is enough.
+The runner owns the sockets and a ``bfd.session.BfdSession`` per peer, and runs
+them in one thread. The daemon does not run it in its own process: there the
+asyncio thread holds the GIL for longer than a detection time during a big
+ingest (see ``bfd.process``, which runs this runner in a helper process, for the
+measurement). In the helper the thread has the interpreter to itself.
 
 The loop (``_run``): wait in ``select`` until the earliest session deadline,
 a packet, or a command; read every socket that has data *before* looking at
@@ -168,13 +158,14 @@ class BfdRunner:
     def _run(self) -> None:
         while self._running:
             timeout = self._timeout()
-            ready = self._sel.select(timeout)
+            self._sel.select(timeout)
             with self._lock:
-                for key, _ in ready:
-                    if key.data is None:
-                        self._drain_wake()
-                    else:
-                        self._read(key.fileobj)  # type: ignore[arg-type]
+                # Every socket, not only those select() named: after a stall between
+                # select() returning and this thread running again, packets that arrived
+                # meanwhile must count before the detection timers are looked at.
+                self._drain_wake()
+                for sock in self._rx_sockets:
+                    self._read(sock)
                 self._commands_due()
                 self._timers_due(self.clock())
                 self._flush()

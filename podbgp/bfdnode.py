@@ -1,13 +1,14 @@
 """BFD for the node's BGP peers: which peers get a session, and what a Down does.
 
-``BfdPeers`` owns one ``bfd.runner.BfdRunner`` (started with the first
-session, so a node without BFD never binds UDP 3784) and keeps one BFD
+``BfdPeers`` owns one ``bfd.process.BfdProcess``, the helper process that
+runs the sessions away from the daemon's GIL (started with the first session,
+so a node without BFD never binds UDP 3784 nor spawns it) and keeps one BFD
 session per BGP peer whose options say ``bfd = true``: static and mesh peers
 from the moment they are configured, dynamic peers of a listen range from
 their first Established (their address is unknown before). A session is
 removed, with an AdminDown, when its peer goes.
 
-The runner's thread reports state changes through ``call_soon_threadsafe``;
+Its reader thread reports state changes through ``call_soon_threadsafe``;
 on the loop, a move from Up to Down calls ``on_down(key)``, and
 ``podbgp.bgpnode`` takes the BGP session down with Cease / BFD Down
 (RFC 9384 §2) and no graceful-restart retention (the forwarding path failed;
@@ -25,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bfd.packet import State
-from bfd.runner import CONTROL_PORT, BfdRunner, SessionSpec
+from bfd.process import BfdProcess
+from bfd.runner import CONTROL_PORT, SessionSpec
 from bfd.session import BfdSettings, StateChanged
 from podbgp.config import PeerOptions
 
@@ -45,7 +47,7 @@ class BfdPeers:
     def __init__(self, on_down: Callable[[str, StateChanged], None], port: int = CONTROL_PORT):
         self.on_down = on_down
         self.port = port
-        self.runner: BfdRunner | None = None
+        self.runner: BfdProcess | None = None
         self.specs: dict[str, SessionSpec] = {}
         self.failed: str | None = None
 
@@ -75,19 +77,19 @@ class BfdPeers:
             self.runner = None
         self.specs.clear()
 
-    def _runner(self) -> BfdRunner | None:
+    def _runner(self) -> BfdProcess | None:
         if self.runner is None and self.failed is None:
             loop = asyncio.get_running_loop()
 
-            def notify(key: str, ev: StateChanged) -> None:  # runs in the BFD thread
+            def notify(key: str, ev: StateChanged) -> None:  # runs in the reader thread
                 with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                     loop.call_soon_threadsafe(self._changed, key, ev)
 
-            runner = BfdRunner(notify, listen_port=self.port)
+            runner = BfdProcess(notify, listen_port=self.port)
             try:
                 runner.start()
             except OSError as exc:
-                self.failed = f"cannot listen on UDP {self.port}: {exc}"
+                self.failed = f"cannot run BFD on UDP {self.port}: {exc}"
                 log.error("bfd: %s; BFD is off", self.failed)
                 return None
             self.runner = runner
@@ -96,6 +98,7 @@ class BfdPeers:
     def _changed(self, key: str, ev: StateChanged) -> None:
         if key not in self.specs:
             return
+        log.info("bfd %s: %s -> %s (%s)", key, ev.old.name, ev.new.name, ev.diag.name.lower())
         if ev.old is State.UP and ev.new is State.DOWN and ev.remote_state is not State.ADMIN_DOWN:
             log.warning("bfd %s: down (%s)", key, ev.diag.name.lower())
             self.on_down(key, ev)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,18 @@ from podbgp.api import APIError, ControlClient
 from podbgp.lab.netns import Netns
 
 T = TypeVar("T")
+
+PEER = """
+[[bgp.peer]]
+address = "{peer}"
+asn = {peer_asn}
+families = ["ipv4"]
+import = "all"
+export = "{export}"
+bfd = {bfd}
+bfd_interval_ms = {interval}
+bfd_multiplier = {multiplier}
+"""
 
 NFT_TABLE = "podbgp_bfd_drill"
 
@@ -40,15 +53,7 @@ connect_retry = 1
 hold_time = {hold_time}
 graceful_restart = false
 
-[[bgp.peer]]
-address = "{peer}"
-asn = {peer_asn}
-families = ["ipv4"]
-import = "all"
-export = "all"
-bfd = {bfd}
-bfd_interval_ms = {interval}
-bfd_multiplier = {multiplier}
+{peers}
 {originate}
 [datastore]
 kind = "sqlite"
@@ -75,8 +80,18 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+@dataclass(frozen=True)
+class LabPeer:
+    """One eBGP peer of a `PodbgpNode`: BFD on or off, and what podbgp exports to it."""
+
+    address: str
+    asn: int
+    bfd: bool = True
+    export: str = "all"
+
+
 class PodbgpNode:
-    """`podbgp run` in `ns` with one peer; a context manager that stops it (SIGTERM)."""
+    """`podbgp run` in `ns` with eBGP `peers`; a context manager that stops it (SIGTERM)."""
 
     def __init__(
         self,
@@ -85,10 +100,8 @@ class PodbgpNode:
         *,
         asn: int,
         address: str,
-        peer: str,
-        peer_asn: int,
+        peers: list[LabPeer],
         originate: tuple[str, ...] = (),
-        bfd: bool = True,
         interval_ms: int = 300,
         multiplier: int = 3,
         hold_time: int = 30,
@@ -96,11 +109,15 @@ class PodbgpNode:
         self.ns = ns
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.peer_address = peer
+        self.peer_address = peers[0].address
+        blocks = "".join(
+            PEER.format(peer=p.address, peer_asn=p.asn, bfd=str(p.bfd).lower(), export=p.export,
+                        interval=interval_ms, multiplier=multiplier)
+            for p in peers
+        )  # fmt: skip
         text = CONFIG.format(
-            name="podbgp", asn=asn, address=address, peer=peer, peer_asn=peer_asn,
-            bfd=str(bfd).lower(), interval=interval_ms, multiplier=multiplier,
-            hold_time=hold_time, dir=self.dir,
+            name="podbgp", asn=asn, address=address, peers=blocks, hold_time=hold_time,
+            dir=self.dir,
             originate="".join(f'\n[[bgp.originate]]\nprefix = "{p}"\n' for p in originate),
         )  # fmt: skip
         self.config = self.dir / "node.toml"
@@ -139,10 +156,10 @@ class PodbgpNode:
     def client(self) -> ControlClient:
         return ControlClient(str(self.dir / "podbgp.sock"))
 
-    def peer(self) -> dict[str, Any]:
-        """The `show peers` row of the peer."""
+    def peer(self, address: str | None = None) -> dict[str, Any]:
+        """The `show peers` row of `address` (default: the first peer)."""
         rows = {p["address"]: p for p in self.client().request("show.peers")}
-        return dict(rows[self.peer_address])
+        return dict(rows[address or self.peer_address])
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -18,8 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rib_node import HUB, lan, spoke_address
 
-from podbgp.lab.bfd_lab import PodbgpNode, drop_bgp_and_bfd, kernel_hops, restore, wait_until
+from podbgp.lab.bfd_lab import (
+    LabPeer,
+    PodbgpNode,
+    drop_bgp_and_bfd,
+    kernel_hops,
+    restore,
+    wait_until,
+)
+from podbgp.lab.netns import NetnsGroup
 from podbgp.lab.peer_link import Link
 from podbgp.lab.peers import BgpConfig, Daemon, Neighbor, Route
 
@@ -46,8 +55,8 @@ def _peer_config(link: Link, bfd: bool, hold: int = HOLD) -> BgpConfig:
 
 def _node(link: Link, tmp_path: Path, bfd: bool, hold: int = HOLD) -> PodbgpNode:
     return PodbgpNode(
-        link.a, tmp_path / "podbgp", asn=POD_AS, address=link.a4, peer=link.b4,
-        peer_asn=PEER_AS, originate=(POD_PREFIX,), bfd=bfd, hold_time=hold,
+        link.a, tmp_path / "podbgp", asn=POD_AS, address=link.a4,
+        peers=[LabPeer(link.b4, PEER_AS, bfd=bfd)], originate=(POD_PREFIX,), hold_time=hold,
     )  # fmt: skip
 
 
@@ -149,3 +158,41 @@ def test_remote_admin_down_leaves_bgp_up(
         time.sleep(1.5)  # more than a detection time
         assert pod.peer()["state"] == "Established"
         assert kernel_hops(link.a, PEER_PREFIX) == [link.b4]
+
+
+def test_bfd_down_shrinks_the_ecmp_set(
+    netns: NetnsGroup, tmp_path: Path, require_daemon: Require
+) -> None:
+    """Two eBGP peers (FRR, BIRD) announce one prefix: the kernel has both next hops;
+    when BFD fails on FRR's link only, the route keeps BIRD's next hop alone."""
+    frr_cls, bird_cls = require_daemon("frr"), require_daemon("bird")
+    hub, (s1, s2) = lan(netns, 2)
+    a1, a2 = spoke_address(1), spoke_address(2)
+    shared = "10.230.0.0/24"
+
+    def spoke(i: int, asn: int) -> BgpConfig:
+        return BgpConfig(asn=asn, router_id=spoke_address(i), routes=[Route(shared)],
+                         neighbors=[Neighbor(HUB, POD_AS, bfd=True)], install_routes=True,
+                         hold_time=HOLD, keepalive=HOLD // 3)  # fmt: skip
+
+    with (
+        frr_cls(s1, tmp_path / "frr", spoke(1, 64711)),
+        bird_cls(s2, tmp_path / "bird", spoke(2, 64712)),
+        PodbgpNode(
+            hub,
+            tmp_path / "podbgp",
+            asn=POD_AS,
+            address=HUB,
+            peers=[LabPeer(a1, 64711), LabPeer(a2, 64712)],
+            hold_time=HOLD,
+        ) as pod,
+    ):
+        for a in (a1, a2):
+            wait_until(lambda a=a: (pod.peer(a).get("bfd") or {}).get("up"), 30, f"BFD {a} Up")
+        wait_until(lambda: kernel_hops(hub, shared) == sorted([a1, a2]), 30, "two next hops")
+        t0 = time.monotonic()
+        drop_bgp_and_bfd(s1)
+        wait_until(lambda: kernel_hops(hub, shared) == [a2], HOLD, "ECMP set shrunk to BIRD")
+        assert time.monotonic() - t0 < DETECT_BOUND
+        assert pod.peer(a1)["last_error"]["subcode"] == 10
+        assert pod.peer(a2)["state"] == "Established" and pod.peer(a2)["bfd"]["up"]
