@@ -1,13 +1,22 @@
-"""`podbgp run --config FILE`: the node daemon in the foreground."""
+"""`podbgp run --config FILE`: the node daemon in the foreground.
+
+Before the daemon touches the kernel, the datastore or BGP: the node's instance lock
+(one daemon per control socket: a second one exits with `already running (pid N)`) and
+the pre-flight check of the BGP listen addresses (`podbgp.instance`). Every start-up
+failure is one logged line, `cannot start: …`, and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
-from podbgp import logs
-from podbgp.config import ConfigError, load_config
+from podbgp import instance, logs
+from podbgp.config import Config, ConfigError, load_config
+
+log = logging.getLogger("podbgp.daemon")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,9 +33,29 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"podbgp: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 1
+    lock = instance.InstanceLock(instance.lock_path(config.api.socket))
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as exc:
+        log.error("cannot start: node %s is %s", config.node.name, exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot start: lock file %s: %s", lock.path, exc.strerror or exc)
+        return 1
+    try:
+        return _start(config, args.config)
+    finally:
+        lock.release()
+
+
+def _start(config: Config, path: str) -> int:
+    problem = instance.check_listen(config)
+    if problem:
+        log.error("cannot start: %s", problem)
+        return 1
     from podbgp.daemon import run_daemon
 
-    return asyncio.run(run_daemon(config, args.config))
+    return asyncio.run(run_daemon(config, path))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -53,7 +53,7 @@ from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api
+from podbgp import api, instance
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -494,7 +494,12 @@ class Daemon:
             self.bgp.set_originated_from_ipam(self.announced.prefixes)
         if restarting:
             log.info("graceful restart: Restart State set, best-path selection deferred")
-        await self.bgp.start()
+        try:
+            await self.bgp.start()
+        except OSError as exc:  # a listen socket (`podbgp run` checked them; a race, or Daemon)
+            b = self.config.bgp
+            where = ", ".join(str(a) for a in b.listen)
+            raise StartupError(instance.bind_problem("[bgp] listen", where, b.port, exc)) from exc
 
     # -- control API and metrics --------------------------------------------------------
     async def _start_api(self) -> None:
