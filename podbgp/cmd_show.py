@@ -105,6 +105,9 @@ def _cell(value: Any) -> str:
         return "*" if value else ""
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value) or "-"
+    if isinstance(value, dict):  # e.g. show node's datastore: key=value pairs, not a repr
+        return " ".join(f"{k}={_yes(v) if isinstance(v, bool) else _cell(v)}"
+                        for k, v in value.items()) or "-"  # fmt: skip
     return str(value)
 
 

@@ -205,3 +205,27 @@ def test_broken_daemon_toml_is_code_7(tmp_path: Path) -> None:
     e = err({"cniVersion": "1.0.0", "name": "n", "type": "t", "podbgp_config": str(toml)})
     assert e.code == ErrorCode.INVALID_CONFIG
     assert "podbgp_config" in e.msg
+
+
+def test_daemon_config_the_daemon_would_refuse_is_code_7_naming_the_key(tmp_path: Path) -> None:
+    """The operator trial's silent fork: `pth` was ignored and a default store used."""
+    toml = tmp_path / "node.toml"
+    toml.write_text(
+        '[node]\nname = "n1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        '[datastore]\npth = "/srv/p.db"\n[[ipam.pool]]\ncidr = "10.1.0.0/16"\n'
+    )
+    e = err({"cniVersion": "1.0.0", "name": "n", "type": "t", "podbgp_config": str(toml)})
+    assert e.code == ErrorCode.INVALID_CONFIG
+    assert f"podbgp_config: {toml}: datastore.pth: unknown key (did you mean path?)" in e.msg
+
+
+def test_daemon_config_gives_the_node_s_cluster_id_file(tmp_path: Path) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text(
+        '[node]\nname = "n1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        '[[ipam.pool]]\ncidr = "10.1.0.0/30"\n'
+        f'[api]\nsocket = "{tmp_path}/run/podbgp.sock"\n'
+    )
+    c = parse_netconf({"cniVersion": "1.0.0", "name": "n", "type": "t", "podbgp_config": str(toml)})
+    assert c.cluster_id_file == f"{tmp_path}/run/cluster-id"
+    assert c.ipam.pools[0].block_size == 30  # the daemon's default: the pool's own length
