@@ -10,8 +10,9 @@ Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp
       ▼
     Loc-RIB  loc[family]    prefix key → Path | Ranked (all candidates; doubles as the
       │                     post-policy Adj-RIB-In); Ranked from rib.bestpath (RFC 4271 §9.1)
-      ▼  Rib.flush          changed prefix → new entry (and the entry before the batch),
-      │                     into every update group's dirty dict; FIB callback
+      ▼  Rib.flush          the batch (rib.batch: new prefixes in runs, withdrawals, or
+      │                     prefix → new entry and the entry before) to every update
+      │                     group; FIB callback
     UpdateGroup (rib.adjout)  export rules (rib.export, rib.reflect) + export policy;
       │                     Adj-RIB-Out = Loc-RIB as of the group's last build (a table
       │                     of its own only for ADD-PATH and prefix-dependent export);
@@ -20,7 +21,8 @@ Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp
     Member.pull             same bytes objects to every member of a group
 
 Modules: ``settings`` (typed settings), ``policy`` ([[policy]] engine),
-``path`` (route model), ``bestpath`` (decision process), ``reflect`` (RFC 4456
+``path`` (route model), ``bestpath`` (decision process), ``batch`` (a batch's
+changes, typed by shape), ``reflect`` (RFC 4456
 rules as pure functions), ``export`` (eBGP/iBGP attribute rules), ``adjout``
 (update groups), ``core`` (the ``Rib``: tables, graceful restart RFC 4724,
 enhanced route refresh RFC 7313, max-prefix RFC 4486, ADD-PATH RFC 7911),

@@ -70,15 +70,14 @@ from bgp.wire import (
     encode_withdraw,
     update_header,
 )
-from rib.bestpath import Ranked
+from rib.batch import Announced, Batch, Changed, Entry, Withdrawn
 from rib.export import Exporter
 from rib.path import Path, Source
 
-__all__ = ["CHUNK", "Member", "Told", "UpdateGroup", "batch_changes"]
+__all__ = ["CHUNK", "Member", "Told", "UpdateGroup"]
 
 _MISS: Any = object()
 CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
-Entry = Path | Ranked
 Sent = tuple[tuple[int, PathAttributes], ...]
 Queued = bytes | tuple[bytes, dict[Source, bytes]]
 _source_of = attrgetter("source")
@@ -162,9 +161,8 @@ class UpdateGroup:
         # that had one (a subset of ``dirty``'s keys).
         self.prev: dict[bytes, Entry] = {}
         # Plain groups: a batch of the RIB's kept as it came until the next build,
-        # while nothing else is dirty: (runs, None, None, None) for announcements of
-        # new prefixes, (None, keys, entries, distinct entries) for withdrawals.
-        self._pending: tuple[Any, Any, Any, Any] | None = None
+        # while nothing else is dirty (``rib.batch``).
+        self._pending: Announced | Withdrawn | None = None
         # ADD-PATH and prefix-dependent groups: prefix -> what was sent.
         self.adj_out: dict[bytes, Any] = {}
         # Plain groups: how many advertised prefixes each source's paths fill, so what a
@@ -203,9 +201,27 @@ class UpdateGroup:
             n -= self.by_source.get(source, 0)
         return n
 
-    def mark(self, changed: dict[bytes, Entry | None], olds: dict[bytes, Entry], own: bool) -> None:
-        """Note a batch of Loc-RIB changes (``Rib.flush``): prefix -> new entry, and the
-        entry before the batch for those that had one. ``own``: the dicts may be kept."""
+    def mark(self, batch: Batch, own: bool) -> None:
+        """Note a batch of Loc-RIB changes (``Rib.flush``). ``own``: the batch's dicts
+        may be kept (nobody else reads them).
+
+        A plain group keeps an ``Announced`` batch that fits one build step, or a
+        ``Withdrawn`` one that fits four, as it came while nothing else is dirty:
+        the next build encodes it without a per-prefix dict (``_build_pending``).
+        Anything else becomes ordinary dirty entries, so changes still coalesce
+        until a member pulls.
+        """
+        if isinstance(batch, Changed):
+            self._note(batch, own)
+        elif isinstance(batch, Withdrawn):
+            self._keep_or_note(batch, len(batch.keys) <= 4 * CHUNK)
+        else:
+            self._keep_or_note(batch, len(batch) <= CHUNK)
+
+    def _note(self, batch: Changed, own: bool) -> None:
+        """Make ``batch`` dirty entries: prefix -> new entry, and (plain groups) the
+        entry before the batch for those that had one."""
+        changed, olds = batch.changed, batch.old
         if self._pending is not None:
             self._realize()
         dirty = self.dirty
@@ -352,49 +368,31 @@ class UpdateGroup:
             return self._encode(keys, {}, {})
         return self._split(srcs, only, keys, sent_paths, {}, {}, {}, {})
 
-    def mark_withdrawn(self, keys: list[bytes], olds: list[Entry], distinct: set[Entry]) -> None:
-        """``mark`` for a batch that only withdrew ``keys`` (distinct prefixes that all
-        had a route: ``olds``; ``distinct``: the set of those entries).
-
-        With nothing else dirty, the batch is kept as it came (``_pending``) and
-        the next build encodes it without a per-prefix dict when it can go in one
-        step (``_gone_from``); anything else makes it ordinary dirty entries, so
-        changes still coalesce until a member pulls.
-        """
-        self._keep_or_mark((None, keys, olds, distinct), len(keys) <= 4 * CHUNK)
-
-    def mark_announced(self, runs: list[tuple[Path, list[bytes]]]) -> None:
-        """``mark`` for a batch that only announced new prefixes: ``runs`` of (path,
-        prefixes), the prefixes distinct and in no earlier change of the batch.
-
-        Kept as it came, like ``mark_withdrawn``, when it fits one build step:
-        the next build then groups it by path as it came (``_emit_runs``).
-        """
-        self._keep_or_mark((runs, None, None, None), sum(map(len, (k for _, k in runs))) <= CHUNK)
-
-    def _keep_or_mark(self, batch: tuple[Any, Any, Any, Any], small: bool) -> None:
+    def _keep_or_note(self, batch: Announced | Withdrawn, small: bool) -> None:
         """Keep ``batch`` as it came when nothing else waits and it is ``small``;
         otherwise make it (and any kept batch) ordinary dirty entries."""
         if self.split and small and not self.dirty and self._pending is None:
             self._pending = batch
             return
         self._realize()
-        self.mark(*batch_changes(batch[0], batch[1], batch[2]), True)
+        self._note(batch.as_changes(), True)
 
     def _realize(self) -> None:
         """Turn a batch kept as it came (``_pending``) into dirty entries."""
         p = self._pending
         if p is not None:
             self._pending = None
-            self.mark(*batch_changes(p[0], p[1], p[2]), True)
+            self._note(p.as_changes(), True)
 
     def _build_pending(self) -> bool:
         """Encode the batch kept as it came; False (it becomes dirty entries) when it
         cannot go the short way."""
         p = self._pending
         assert p is not None
-        runs, keys, _, distinct = p
-        blob = self._emit_runs(runs) if runs is not None else self._gone_from(keys, distinct)
+        if isinstance(p, Announced):
+            blob = self._emit_runs(p.runs)
+        else:
+            blob = self._gone_from(p.keys, p.distinct)
         if blob is None:
             self._realize()
             return False
@@ -1027,23 +1025,6 @@ class _Switch:
 
     def __call__(self, keys: list[bytes]) -> bytes:
         return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
-
-
-def batch_changes(
-    runs: list[tuple[Path, list[bytes]]] | None,
-    keys: list[bytes] | None,
-    olds: list[Entry] | None,
-) -> tuple[dict[bytes, Entry | None], dict[bytes, Entry]]:
-    """The change dicts (prefix -> new entry, prefix -> entry before) of a batch kept
-    as it came: announcement ``runs`` of (path, new prefixes), or withdrawn ``keys``
-    (distinct) with the entries they had (``olds``)."""
-    if runs is not None:
-        changed: dict[bytes, Entry | None] = {}
-        for path, ks in runs:
-            changed.update(zip(ks, repeat(path)))
-        return changed, {}
-    old = dict(zip(keys or (), olds or (), strict=True))
-    return dict.fromkeys(old), old
 
 
 def _best(e: Entry | None) -> Path | None:

@@ -15,11 +15,12 @@ once, yielding one interned ``Path``; the loop over its prefixes only swaps
 dict values. Adding a path to a multi-path entry or removing one goes through
 memoised transitions, so the decision process (``rib.bestpath``) runs once
 per distinct *set* of paths, not once per prefix. The changes of a batch are
-kept as prefix -> new entry (None: gone), so nothing downstream looks the
-prefix up in the Loc-RIB again: at the end of each batch (``flush``) they go
-into every update group's dirty dict (with the entry each prefix had before
-the batch, which is what a group compares with: ``rib.adjout``), and the FIB
-callback gets the changed prefixes with their ECMP next hops. Bulk announcements and withdrawals touch
+kept with the new entries (``rib.batch``: new prefixes in runs of one path,
+withdrawals as they came, or prefix -> new entry and the entry before the
+batch), so nothing downstream looks the prefix up in the Loc-RIB again: at
+the end of each batch (``flush``) the batch goes to every update group (which
+compares with the entry before: ``rib.adjout``), and the FIB callback gets
+the changed prefixes with their ECMP next hops. Bulk announcements and withdrawals touch
 the Loc-RIB once per prefix, in C (``dict.setdefault``/``dict.pop`` mapped
 over the keys), and fall back to a per-prefix loop only where a prefix has
 paths from other slots.
@@ -57,7 +58,8 @@ from typing import Any, cast
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
-from rib.adjout import Member, UpdateGroup, batch_changes
+from rib.adjout import Member, UpdateGroup
+from rib.batch import BatchBuilder, Changed, Entry, nexthops_of
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter, ExportMode
 from rib.path import LOCAL, Path, Slot, Source
@@ -67,7 +69,6 @@ from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
 __all__ = ["FibCallback", "PeerState", "Rib"]
 
-Entry = Path | Ranked
 FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
 Address = IPv4Address | IPv6Address
 _MISS: Any = object()
@@ -128,18 +129,8 @@ class Rib:
         self.loc: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
         self.peers: dict[str, PeerState] = {}
         self.groups: dict[tuple[Any, ...], UpdateGroup] = {}
-        # Prefix -> its entry after the change (None: no route), per family, until flush;
-        # and, for those that had one, the entry before the batch's first change.
-        self._changed: dict[Family, dict[bytes, Entry | None]] = {f: {} for f in Family}
-        self._old: dict[Family, dict[bytes, Entry]] = {f: {} for f in Family}
-        # A batch that so far only withdrew routes of one slot, every prefix once:
-        # (keys, their entries, the distinct entries), not yet made into the two
-        # dicts above, since update groups can often take it as it is (``flush``).
-        self._wd: dict[Family, tuple[list[bytes], list[Entry], set[Entry]] | None] = {
-            f: None for f in Family
-        }
-        # Likewise a batch that so far only announced new prefixes: (path, keys) runs.
-        self._runs: dict[Family, list[tuple[Path, list[bytes]]]] = {f: [] for f in Family}
+        # Each family's changes until ``flush``, in the cheapest shape (``rib.batch``).
+        self._batches: dict[Family, BatchBuilder] = {f: BatchBuilder() for f in Family}
         self._ranked: dict[frozenset[Path], Ranked] = {}
         self._pairs: dict[tuple[Path, Path], Ranked] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
@@ -691,20 +682,13 @@ class Rib:
     def _announce(self, st: PeerState, family: Family, path: Path, keys: list[bytes]) -> None:
         """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
         loc = self.loc[family]
-        changed = self._changed[family]
         before = len(loc)
         # One table operation per prefix, in C: a new prefix gets ``path`` now.
         olds = list(map(loc.setdefault, keys, repeat(path)))
         added = len(loc) - before
         if added == len(keys):
             # Fast path, all new prefixes (a table being learned).
-            if changed:
-                changed.update(zip(keys, repeat(path)))
-            elif self._wd[family] is None:
-                self._runs[family].append((path, keys))
-            else:
-                self._realize(family)
-                self._changed[family].update(zip(keys, repeat(path)))
+            self._batches[family].announce_new(path, keys)
             st.counts[family] = st.counts.get(family, 0) + added
             return
         self._announce_rest(st, family, path, keys, olds, added)
@@ -720,13 +704,11 @@ class Rib:
     ) -> None:
         """``_announce`` after the bulk ``setdefault`` when some prefixes were known:
         ``olds`` is what it returned, ``inserted`` how many prefixes it added."""
-        if self._wd[family] is not None or self._runs[family]:
-            self._realize(family)
+        batch = self._batches[family].changes()
+        changed, old_d = batch.changed, batch.old
         loc = self.loc[family]
-        changed = self._changed[family]
         added = inserted
         slot = path.slot
-        old_d = self._old[family]
         # The prefixes inserted above are the table's last ``inserted`` (insertion order).
         fresh = set(islice(reversed(loc), inserted)) if inserted else _EMPTY
         for k, first in zip(keys, olds, strict=True):
@@ -768,70 +750,31 @@ class Rib:
         # was not only this slot's path. A repeated key pops None the second time.
         olds = list(map(loc.pop, keys, repeat(None)))
         removed = before - len(loc)
-        distinct = set(olds)
+        distinct: set[Entry | None] = set(olds)
         distinct.discard(None)
-        changed = self._changed[family]
+        builder = self._batches[family]
         clean = removed == len(keys)  # every key was in the table, once
         if all(o.__class__ is Path and o.slot is slot for o in distinct):
-            # Fast path: every entry was only ours (the batch's first change needs no copy).
-            if clean and not changed and self._wd[family] is None and not self._runs[family]:
-                self._wd[family] = (keys, olds, distinct)  # type: ignore[assignment]
-                if removed and st is not None:
-                    st.counts[family] = st.counts.get(family, 0) - removed
-                return
-            if self._wd[family] is not None or self._runs[family]:
-                self._realize(family)
-                changed = self._changed[family]
-            self._note_old(family, changed, keys, olds, clean)
-            if changed:
-                changed.update(dict.fromkeys(keys))
-            else:
-                self._changed[family] = dict.fromkeys(keys)
+            # Fast path: every entry was only ours. As the batch's first change it is
+            # kept as it came; otherwise each prefix is now gone.
+            # (``clean``: every key popped an entry, so ``olds`` holds no None.)
+            kept = clean and builder.withdraw_only(
+                keys, cast(list[Entry], olds), cast(set[Entry], distinct)
+            )
+            if not kept:
+                batch = builder.changes()
+                _note_old(batch, keys, olds, clean)
+                batch.changed.update(dict.fromkeys(keys))
         else:
-            if self._wd[family] is not None or self._runs[family]:
-                self._realize(family)
-                changed = self._changed[family]
-            removed -= self._withdraw_shared(loc, changed, self._old[family], slot, keys, olds)
+            batch = builder.changes()
+            removed -= self._withdraw_shared(loc, batch, slot, keys, olds)
         if removed and st is not None:
             st.counts[family] = st.counts.get(family, 0) - removed
-
-    def _realize(self, family: Family) -> None:
-        """Turn the batch's pending withdrawal (``_wd``) or announcements (``_runs``)
-        into the change dicts (both were empty: one of the three holds the batch)."""
-        runs, wd = self._runs[family], self._wd[family]
-        if runs:
-            self._runs[family] = []
-            self._changed[family], self._old[family] = batch_changes(runs, None, None)
-        elif wd is not None:
-            self._wd[family] = None
-            self._changed[family], self._old[family] = batch_changes(None, wd[0], wd[1])
-
-    def _note_old(
-        self,
-        family: Family,
-        changed: dict[bytes, Entry | None],
-        keys: list[bytes],
-        olds: list[Entry | None],
-        clean: bool,
-    ) -> None:
-        """Remember the entries ``keys`` had before this batch (update groups compare
-        with them). ``clean``: every key was in the table once (no repeats)."""
-        old_d = self._old[family]
-        if clean and (not changed or changed.keys().isdisjoint(keys)):
-            if old_d:
-                old_d.update(zip(keys, olds, strict=True))  # type: ignore[arg-type]
-            else:
-                self._old[family] = dict(zip(keys, olds, strict=True))  # type: ignore[arg-type]
-            return
-        for k, o in zip(keys, olds, strict=True):
-            if o is not None and k not in changed and k not in old_d:
-                old_d[k] = o
 
     def _withdraw_shared(
         self,
         loc: dict[bytes, Entry],
-        changed: dict[bytes, Entry | None],
-        old_d: dict[bytes, Entry],
+        batch: Changed,
         slot: Slot,
         keys: list[bytes],
         olds: list[Entry | None],
@@ -839,6 +782,7 @@ class Rib:
         """Finish a withdrawal where some popped entries hold other paths: put back
         the ones without ``slot``, the rest without ``slot``'s path; returns how many
         popped entries were put back untouched."""
+        changed, old_d = batch.changed, batch.old
         kept = 0
         for k, old in zip(keys, olds, strict=True):
             if old is None:
@@ -935,43 +879,17 @@ class Rib:
     def flush(self) -> None:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
         deferred = self.deferred
-        for fam, changed in self._changed.items():
-            wd, runs = self._wd[fam], self._runs[fam]
-            if wd is not None:  # a batch that only withdrew (nothing else changed)
-                self._wd[fam] = None
-                if fam not in deferred:
-                    keys, entries, distinct = wd
-                    if self.fib is not None:
-                        self.fib(fam, dict.fromkeys(keys, ()))
-                    groups = self.groups_of(fam)
-                    for g in groups:
-                        g.mark_withdrawn(keys, entries, distinct)
-                    self._wake_idle(groups)
-            elif runs:  # a batch that only announced new prefixes
-                self._runs[fam] = []
-                if fam not in deferred:
-                    if self.fib is not None:
-                        hops: dict[bytes, tuple[bytes, ...]] = {}
-                        for path, ks in runs:
-                            hops.update(dict.fromkeys(ks, _nexthops(path)))
-                        self.fib(fam, hops)
-                    groups = self.groups_of(fam)
-                    for g in groups:
-                        g.mark_announced(runs)
-                    self._wake_idle(groups)
-            elif changed:
-                olds = self._old[fam]
-                self._changed[fam] = {}
-                self._old[fam] = {}
-                if fam in deferred:
-                    continue  # selected in full when the deferral ends
-                if self.fib is not None:
-                    self.fib(fam, {k: _nexthops(e) for k, e in changed.items()})
-                groups = self.groups_of(fam)
-                for g in groups:
-                    # The last group may keep the dicts: nobody else reads them any more.
-                    g.mark(changed, olds, g is groups[-1])
-                self._wake_idle(groups)
+        for fam, builder in self._batches.items():
+            batch = builder.take()
+            if batch is None or fam in deferred:
+                continue  # deferred: selected in full when the deferral ends
+            if self.fib is not None:
+                self.fib(fam, batch.fib_changes())
+            groups = self.groups_of(fam)
+            for g in groups:
+                # The last group may keep the batch's dicts: nobody else reads them any more.
+                g.mark(batch, g is groups[-1])
+            self._wake_idle(groups)
 
     def _wake_idle(self, groups: list[UpdateGroup]) -> None:
         """Wake the idle members of ``groups``: they have something to pull."""
@@ -1138,10 +1056,8 @@ class Rib:
         """Select ``families`` now: every prefix goes to the groups and the FIB."""
         self.deferred -= families
         for fam in families:
-            self._changed[fam] = dict(self.loc[fam])
-            self._old[fam] = {}  # nothing was sent while deferred
-            self._wd[fam] = None
-            self._runs[fam] = []
+            # Every prefix, and nothing was sent while deferred.
+            self._batches[fam].start_over(dict(self.loc[fam]))
             for g in self.groups.values():
                 if g.family is fam:
                     # Entries noted while deferred may be outdated: the current ones
@@ -1203,7 +1119,7 @@ class Rib:
 
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""
-        return _nexthops(self.loc[family].get(key))
+        return nexthops_of(self.loc[family].get(key))
 
 
 def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes) -> bool:
@@ -1219,9 +1135,13 @@ def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes
     return not own.isdisjoint(attrs.mp_next_hop)
 
 
-def _nexthops(e: Entry | None) -> tuple[bytes, ...]:
-    if e is None:
-        return ()
-    if e.__class__ is Path:
-        return e.nexthops if e.eligible else ()
-    return e.nexthops
+def _note_old(batch: Changed, keys: list[bytes], olds: list[Entry | None], clean: bool) -> None:
+    """Remember the entries ``keys`` had before this batch (update groups compare
+    with them). ``clean``: every key was in the table once (no repeats)."""
+    changed, old_d = batch.changed, batch.old
+    if clean and (not changed or changed.keys().isdisjoint(keys)):
+        old_d.update(zip(keys, cast(list[Entry], olds), strict=True))
+        return
+    for k, o in zip(keys, olds, strict=True):
+        if o is not None and k not in changed and k not in old_d:
+            old_d[k] = o
