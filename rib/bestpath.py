@@ -7,16 +7,22 @@ receipt. Among the eligible paths the tie-breaking of §9.1.2.2 runs as a
 sequence of eliminations, each keeping only the candidates that are best by
 one criterion. The steps, in order (``STEPS`` holds exactly these):
 
-1. local-pref: highest degree of preference, LOCAL_PREF (RFC 4271 §9.1.1, §9.1.2.2)
-2. local-origin: locally originated routes over learned ones (common practice)
-3. as-path-length: shortest AS_PATH; AS_SET counts 1, confederation segments 0 (RFC 4271 §9.1.2.2 a, RFC 5065 §5.3)
-4. origin: lowest ORIGIN, IGP < EGP < INCOMPLETE (RFC 4271 §9.1.2.2 b)
-5. med: lowest MULTI_EXIT_DISC among routes from the same neighbour AS, missing = 0 (RFC 4271 §9.1.2.2 c)
-6. ebgp-over-ibgp: routes learned from external peers over internal ones (RFC 4271 §9.1.2.2 d)
-7. igp-cost: lowest interior cost to the next hop (RFC 4271 §9.1.2.2 e)
-8. router-id: lowest BGP Identifier, ORIGINATOR_ID when present (RFC 4271 §9.1.2.2 f, RFC 4456 §9)
-9. cluster-list-length: shortest CLUSTER_LIST (RFC 4456 §9)
-10. peer-address: lowest peer address (RFC 4271 §9.1.2.2 g)
+1. not-llgr-stale: a route without the LLGR_STALE community over one with it, before anything else (RFC 9494 §4.4)
+2. local-pref: highest degree of preference, LOCAL_PREF (RFC 4271 §9.1.1, §9.1.2.2)
+3. local-origin: locally originated routes over learned ones (common practice)
+4. as-path-length: shortest AS_PATH; AS_SET counts 1, confederation segments 0 (RFC 4271 §9.1.2.2 a, RFC 5065 §5.3)
+5. origin: lowest ORIGIN, IGP < EGP < INCOMPLETE (RFC 4271 §9.1.2.2 b)
+6. med: lowest MULTI_EXIT_DISC among routes from the same neighbour AS, missing = 0 (RFC 4271 §9.1.2.2 c)
+7. ebgp-over-ibgp: routes learned from external peers over internal ones (RFC 4271 §9.1.2.2 d)
+8. igp-cost: lowest interior cost to the next hop (RFC 4271 §9.1.2.2 e)
+9. router-id: lowest BGP Identifier, ORIGINATOR_ID when present (RFC 4271 §9.1.2.2 f, RFC 4456 §9)
+10. cluster-list-length: shortest CLUSTER_LIST (RFC 4456 §9)
+11. peer-address: lowest peer address (RFC 4271 §9.1.2.2 g)
+
+Step 1 is RFC 9494's "least preferred" rule for long-lived stale routes: a path
+kept past a peer's graceful-restart time carries LLGR_STALE (``Path.llgr``),
+as does one received with it from another speaker, and any other path beats
+it whatever its LOCAL_PREF.
 
 The ECMP set (what the FIB installs) is every candidate still standing after
 step 7 ``igp-cost``: equal through the interior cost, they differ only in
@@ -61,6 +67,10 @@ def _keep_max(cands: list[Path], attr: str) -> list[Path]:
 def _keep_min(cands: list[Path], attr: str) -> list[Path]:
     best = min(getattr(p, attr) for p in cands)
     return [p for p in cands if getattr(p, attr) == best]
+
+
+def _not_llgr_stale(cands: list[Path], always_med: bool) -> list[Path]:
+    return _keep_min(cands, "llgr")
 
 
 def _local_pref(cands: list[Path], always_med: bool) -> list[Path]:
@@ -111,6 +121,7 @@ def _peer_address(cands: list[Path], always_med: bool) -> list[Path]:
 
 
 STEPS: tuple[Step, ...] = (
+    Step("not-llgr-stale", "RFC 9494 §4.4", _not_llgr_stale),
     Step("local-pref", "RFC 4271 §9.1.1, §9.1.2.2", _local_pref),
     Step("local-origin", "common practice", _local_origin),
     Step("as-path-length", "RFC 4271 §9.1.2.2 a, RFC 5065 §5.3", _as_path_length),

@@ -30,6 +30,19 @@ refresh (RFC 7313), max-prefix restarts and the restarting speaker's
 selection deferral are deadlines that ``get_timer``/``handle_timer`` expose;
 ``rib.adapter`` arms one loop timer for them.
 
+Long-lived graceful restart (RFC 9494), helper side: when a peer's restart
+time ends (at once if it is 0, or if only LLGR was negotiated) its stale
+routes of each family it announced LLGR for are kept for the long-lived
+stale time (the smaller of its and ours) instead of being swept (§4.2): a
+route carrying NO_LLGR goes now, every other one is replaced by a copy with
+the LLGR_STALE community, still stale (the old generation), which the
+decision process ranks below any other path (§4.4, ``rib.bestpath``) and
+which is sent only to peers with the LLGR capability (§4.3, ``rib.export``).
+While such a route is still the best one, the FIB keeps it (same next hop,
+so the kernel route is not touched). End-of-RIB after the peer returns, a
+family the new OPEN does not preserve, or the end of the long-lived time
+sweeps them.
+
 Selection deferral (RFC 4724 §4.1) is per family: a family is selected (its
 routes reach the FIB and update groups, then our End-of-RIB goes out) once
 every configured peer of that family is up and has sent its End-of-RIB —
@@ -76,6 +89,8 @@ _NONE = object()  # "rejected" in import caches
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
+_NO_LLGR = int(WellKnownCommunity.NO_LLGR)
 
 
 @dataclass
@@ -94,6 +109,8 @@ class PeerState:
     pre_add_path: set[Family] = field(default_factory=set)
     stale: set[Family] = field(default_factory=set)
     stale_deadline: float | None = None
+    # RFC 9494: stale families in the long-lived phase -> when that phase ends.
+    llgr: dict[Family, float] = field(default_factory=dict)
     eor_received: set[Family] = field(default_factory=set)
     over_limit: bool = False
     disabled_until: float = 0.0
@@ -210,12 +227,17 @@ class Rib:
         }
         self._new_generation(st, set(Family))
         if st.stale:
-            # RFC 4724 §4.2: families the peer no longer preserves are flushed now.
-            gone = {f for f in st.stale if not facts.gr_families.get(f, False)}
+            # RFC 4724 §4.2 (RFC 9494 §4.2 alike): families the peer no longer
+            # preserves are flushed now.
+            gone = {f for f in st.stale if not _preserved(facts, f)}
             if gone:
                 self._sweep(st, gone)
                 st.stale -= gone
-            st.stale_deadline = now + self.settings.stale_time if st.stale else None
+                for f in gone:
+                    st.llgr.pop(f, None)
+            # Long-lived stale families keep their own deadline until End-of-RIB.
+            short = st.stale - st.llgr.keys()
+            st.stale_deadline = now + self.settings.stale_time if short else None
         for fam in facts.families:
             if fam in st.policy.families:
                 self._join(st, fam, facts)
@@ -233,17 +255,27 @@ class Rib:
                 self._leave(m.group, m)
         st.members.clear()
         facts = st.facts
-        keep: set[Family] = set()
-        if graceful and facts is not None and facts.gr_restart_time > 0:
-            keep = {f for f in facts.gr_families if f in facts.families} - st.disabled
+        gr: set[Family] = set()
+        llgr: set[Family] = set()
+        if graceful and facts is not None:
+            ours = set(facts.families) - st.disabled
+            if facts.gr_restart_time > 0:
+                gr = set(facts.gr_families) & ours
+            llgr = {f for f, (t, _) in facts.llgr.items() if t > 0} & ours
+        keep = gr | llgr
         gone = set(Family) - keep
         self._sweep(st, gone, everything=True)
         for f in gone:
             st.pre_policy.pop(f, None)
+            st.llgr.pop(f, None)
+        st.stale -= gone
         if keep:
             st.stale |= keep
             self._new_generation(st, keep)
-            st.stale_deadline = now + (facts.gr_restart_time if facts else 0)
+            # RFC 9494 §4.2: no restart time (or no GR for the family): long-lived now.
+            self._start_llgr(st, llgr - gr, now)
+            assert facts is not None
+            st.stale_deadline = now + facts.gr_restart_time if gr else None
         self.flush()
 
     def _new_generation(self, st: PeerState, families: set[Family]) -> None:
@@ -279,6 +311,7 @@ class Rib:
             add_path,
             facts.max_message_len,
             self.export_mode,
+            fam in facts.llgr,
         )
 
     def _next_hop_self(self, fam: Family, facts: SessionFacts) -> tuple[Address, ...]:
@@ -302,6 +335,7 @@ class Rib:
             next_hop_self=gkey[4],
             keep_next_hop=st.policy.keep_original_next_hop,
             mode=gkey[8],
+            llgr=gkey[9],
         )
         deferred = self.deferred
         g = UpdateGroup(
@@ -968,6 +1002,7 @@ class Rib:
         st.imports.pop(family, None)
         if family in st.stale:
             st.stale.discard(family)
+            st.llgr.pop(family, None)
             if not st.stale:
                 st.stale_deadline = None
         self._check_deferral(now)
@@ -984,6 +1019,7 @@ class Rib:
         if family in st.stale:
             self._sweep(st, {family})
             st.stale.discard(family)
+            st.llgr.pop(family, None)
             if not st.stale:
                 st.stale_deadline = None
         self._check_deferral(now)
@@ -1014,6 +1050,7 @@ class Rib:
     def get_timer(self) -> float | None:
         """The earliest deadline (GR restart/stale timers, deferral), or None."""
         times = [st.stale_deadline for st in self.peers.values() if st.stale_deadline is not None]
+        times += [t for st in self.peers.values() for t in st.llgr.values()]
         if self.defer_deadline is not None:
             times.append(self.defer_deadline)
         return min(times) if times else None
@@ -1022,13 +1059,60 @@ class Rib:
         """Fire every deadline that has passed."""
         for st in self.peers.values():
             if st.stale_deadline is not None and st.stale_deadline <= now:
-                # RFC 4724 §4.2: restart time (or stale-path time) over, routes go.
-                self._sweep(st, set(st.stale))
-                st.stale.clear()
-                st.stale_deadline = None
+                self._restart_time_over(st, now)
+            over = {f for f, t in st.llgr.items() if t <= now}
+            if over:
+                # RFC 9494 §4.2: the long-lived stale time is over, the routes go.
+                self._sweep(st, over)
+                st.stale -= over
+                for f in over:
+                    del st.llgr[f]
         if self.defer_deadline is not None and self.defer_deadline <= now:
             self._end_deferral(set(self.deferred))  # RFC 4724 §4.1 (b)
         self.flush()
+
+    def _restart_time_over(self, st: PeerState, now: float) -> None:
+        """RFC 4724 §4.2: restart time (or stale-path time) over: stale routes go,
+        except the families of a peer still down that negotiated LLGR, which
+        enter the long-lived phase (RFC 9494 §4.2)."""
+        st.stale_deadline = None
+        short = st.stale - st.llgr.keys()
+        f = st.facts
+        llgr = set() if st.up or f is None else {x for x in short if f.llgr.get(x, (0,))[0] > 0}
+        self._sweep(st, short - llgr)
+        st.stale -= short - llgr
+        self._start_llgr(st, llgr, now)
+
+    def _start_llgr(self, st: PeerState, families: set[Family], now: float) -> None:
+        """RFC 9494 §4.2: the peer's stale routes of ``families`` become long-lived
+        stale: NO_LLGR ones go, the others carry LLGR_STALE from now on."""
+        facts = st.facts
+        if not families or facts is None:
+            return
+        src = st.source
+        for fam in families:
+            st.llgr[fam] = now + facts.llgr[fam][0]
+            gen = src.gens.get(fam, 0)
+            by_path: dict[Path, list[bytes]] = {}
+            for k, e in self.loc[fam].items():
+                for p in (e,) if e.__class__ is Path else e.paths:  # type: ignore[union-attr]
+                    if p.source is src and p.gen < gen:
+                        by_path.setdefault(p, []).append(k)
+            for p, keys in by_path.items():
+                if _NO_LLGR in p.attrs.communities:
+                    self._withdraw(st, fam, p.slot, keys)
+                elif not p.llgr:
+                    self._announce(st, fam, self._llgr_stale(p), keys)
+
+    def _llgr_stale(self, p: Path) -> Path:
+        """A copy of stale path ``p`` with LLGR_STALE (RFC 9494 §4.2), still of its
+        old generation, so End-of-RIB or the long-lived timer sweeps it. Not interned
+        among the source's current paths: a fresh UPDATE never finds it."""
+        attrs = p.attrs.replace(communities=tuple(sorted((*p.attrs.communities, _LLGR_STALE))))
+        cost = p.igp_cost if p.eligible else None
+        q = Path(p.slot, attrs, p.family, self.settings.default_local_pref, cost)
+        q.gen = p.gen
+        return q
 
     def _check_deferral(self, now: float) -> None:
         """End the deferral of every family whose peers have all sent End-of-RIB (RFC 4724 §4.1)."""
@@ -1120,6 +1204,12 @@ class Rib:
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""
         return nexthops_of(self.loc[family].get(key))
+
+
+def _preserved(facts: SessionFacts, family: Family) -> bool:
+    """The F bit of the family in the peer's new OPEN: graceful restart's or
+    long-lived graceful restart's (RFC 4724 §4.2, RFC 9494 §4.2)."""
+    return facts.gr_families.get(family, False) or facts.llgr.get(family, (0, False))[1]
 
 
 def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes) -> bool:

@@ -9,7 +9,9 @@ are encoded once.
 
 Rules applied, in order:
 - NO_ADVERTISE routes go nowhere; NO_EXPORT and NO_EXPORT_SUBCONFED routes
-  not to eBGP peers (RFC 1997);
+  not to eBGP peers (RFC 1997); LLGR_STALE routes only to peers that
+  advertised the long-lived graceful restart capability (RFC 9494 §4.3; the
+  optional partial-deployment exception of §4.6 is not implemented);
 - the source/destination rule of ``rib.reflect.should_advertise``;
 - the export policy (``rib.policy``);
 - towards eBGP (RFC 4271 §5.1.2 to §5.1.5): our AS prepended, next hop self
@@ -44,6 +46,7 @@ __all__ = ["ExportMode", "Exporter", "kind_of_source"]
 Address = IPv4Address | IPv6Address
 _MISS: Any = object()
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
 
 class ExportMode(Enum):
@@ -83,6 +86,7 @@ class Exporter:
         next_hop_self: tuple[Address, ...],
         keep_next_hop: bool = False,
         mode: ExportMode = ExportMode.NORMAL,
+        llgr: bool = False,
     ) -> None:
         self.family = family
         self.dst = dst
@@ -94,6 +98,7 @@ class Exporter:
         self.nh_self = next_hop_self
         self.keep_nh = keep_next_hop
         self.mode = mode
+        self.llgr = llgr  # the peers advertised LLGR: they may get LLGR_STALE routes
         self.per_prefix = policy.prefix_dependent
         self.cache: dict[Path, PathAttributes | None] = {}
         self._intern: dict[PathAttributes, PathAttributes] = {}
@@ -118,7 +123,9 @@ class Exporter:
         comms = attrs.communities
         ebgp = self.dst is Kind.EBGP
         if comms and (
-            NO_ADVERTISE in comms or (ebgp and (NO_EXPORT in comms or NO_EXPORT_SUBCONFED in comms))
+            NO_ADVERTISE in comms
+            or (ebgp and (NO_EXPORT in comms or NO_EXPORT_SUBCONFED in comms))
+            or (not self.llgr and _LLGR_STALE in comms)
         ):
             return None
         src = kind_of_source(path)

@@ -19,11 +19,12 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes
-from bgp.wire.constants import Family, SegmentType
+from bgp.wire.constants import Family, SegmentType, WellKnownCommunity
 
 __all__ = ["LOCAL", "ORIGIN_NAMES", "Path", "Source", "describe_attrs", "neighbor_as"]
 
 Address = IPv4Address | IPv6Address
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
 
 class Source:
@@ -133,6 +134,7 @@ class Path:
         "family",
         "gen",
         "igp_cost",
+        "llgr",
         "local",
         "lp",
         "med",
@@ -163,6 +165,8 @@ class Path:
         self.local = src.local
         self.ebgp = src.ebgp
         self.lp = default_local_pref if attrs.local_pref is None else attrs.local_pref
+        # RFC 9494 §4.4: a long-lived stale route is the least preferred of all.
+        self.llgr = _LLGR_STALE in attrs.communities
         self.as_len = attrs.as_path_length
         self.origin = 0 if attrs.origin is None else attrs.origin
         self.med = 0 if attrs.med is None else attrs.med  # RFC 4271 §9.1.2.2 c: missing = 0
@@ -197,6 +201,7 @@ class Path:
             "local": self.local,
             "eligible": self.eligible,
             "stale": self.stale,
+            "llgr_stale": self.llgr,
         }
 
 

@@ -101,7 +101,11 @@ class SessionFacts:
 
     ``gr_families`` maps each family the peer preserves across its restart to
     its Forwarding State bit (RFC 4724 §3); ``gr_restart_time`` 0 with empty
-    ``gr_families`` means the peer does not do graceful restart. ``local_address``
+    ``gr_families`` means the peer does not do graceful restart. ``llgr`` maps
+    each family of the peer's long-lived graceful restart capability (RFC 9494
+    §3) to (long-lived stale time, F bit); the time is already capped by ours,
+    so 0 means we keep nothing past the restart time, though the peer may still
+    be sent LLGR_STALE routes (§4.3). ``local_address``
     is our end of the TCP connection: the next hop we announce as "self".
     """
 
@@ -118,6 +122,7 @@ class SessionFacts:
     local_address6: IPv6Address | None = None
     max_message_len: int = 4096
     gr_capable: bool | None = None
+    llgr: dict[Family, tuple[int, bool]] = field(default_factory=dict)
 
     @property
     def does_gr(self) -> bool:

@@ -46,6 +46,14 @@ def _two(a: Path, b: Path) -> tuple[Path, str]:
 # Each row: winner and loser differ only in the criterion the step looks at.
 CASES = [
     (
+        # RFC 9494 §4.4: even LOCAL_PREF 0 beats a long-lived stale route.
+        "not-llgr-stale",
+        lambda: (
+            path(src("a"), attrs(lp=0)),
+            path(src("b"), attrs(lp=200, communities=(0xFFFF0006,))),
+        ),
+    ),
+    (
         "local-pref",
         lambda: (path(src("a"), attrs(lp=200)), path(src("b"), attrs(lp=100))),
     ),
