@@ -39,6 +39,7 @@ from bgp.wire.capabilities import (
     ExtendedNextHopCapability,
     FourOctetAsCapability,
     GracefulRestartCapability,
+    LongLivedGracefulRestartCapability,
     MultiprotocolCapability,
     RouteRefreshCapability,
     encode_capability,
@@ -47,7 +48,18 @@ from bgp.wire.constants import AFI_IPV6, AS_TRANS, Family
 from bgp.wire.context import CodecContext
 from bgp.wire.messages import Open
 
-__all__ = ["Negotiated", "build_open", "negotiate", "validate_open"]
+__all__ = ["LongLived", "Negotiated", "build_open", "negotiate", "validate_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class LongLived:
+    """One family of the peer's long-lived graceful restart capability (RFC 9494 §3):
+    ``stale_time`` already capped by ours (0: we keep nothing long-lived), and its
+    F bit (forwarding state preserved)."""
+
+    family: Family
+    stale_time: int
+    forwarding: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +70,9 @@ class Negotiated:
     sent, or if we do not do graceful restart with it): its restart time and
     which families kept forwarding state. ``graceful_notification``: both
     sides set the N bit (RFC 8538 §2), so NOTIFICATIONs other than Hard
-    Reset end the session gracefully (``bgp.restart``).
+    Reset end the session gracefully (``bgp.restart``). ``long_lived``: the
+    peer's LLGR capability for the session's families, when we do graceful
+    restart with it (RFC 9494; empty if it sent none).
     """
 
     peer_as: int
@@ -73,6 +87,7 @@ class Negotiated:
     add_path_rx: frozenset[Family]
     add_path_tx: frozenset[Family]
     graceful_notification: bool = False
+    long_lived: tuple[LongLived, ...] = ()
 
     @property
     def ebgp(self) -> bool:
@@ -91,6 +106,9 @@ class Negotiated:
             "enhanced_route_refresh": self.enhanced_route_refresh,
             "graceful_restart": self.peer_restart is not None,
             "graceful_notification": self.graceful_notification,
+            "long_lived_graceful_restart": {
+                ll.family.name.lower(): ll.stale_time for ll in self.long_lived
+            },
             "add_path_rx": sorted(f.name.lower() for f in self.add_path_rx),
             "add_path_tx": sorted(f.name.lower() for f in self.add_path_tx),
         }
@@ -112,6 +130,12 @@ def build_open(local_as: int, router_id: str, peer: PeerSettings) -> Open:
         fams = tuple((f.afi, f.safi, peer.restarting) for f in peer.families)
         n_bit = peer.graceful_notification
         caps.append(GracefulRestartCapability(peer.restart_time, peer.restarting, n_bit, fams))
+        if peer.long_lived_stale_time:
+            # RFC 9494 §3: every family, F as for graceful restart, our stale time.
+            fbit = 0x80 if peer.restarting else 0
+            caps.append(LongLivedGracefulRestartCapability(tuple(
+                (f.afi, f.safi, fbit, peer.long_lived_stale_time) for f in peer.families
+            )))  # fmt: skip
     caps.append(FourOctetAsCapability(local_as))
     mode = peer.add_path.value
     if mode:
@@ -253,4 +277,20 @@ def negotiate(
         add_path_rx=rx,
         add_path_tx=tx,
         graceful_notification=gr is not None and gr.notification and peer.graceful_notification,
+        long_lived=_long_lived(theirs, peer, fams),
     )
+
+
+def _long_lived(msg: Open, peer: PeerSettings, fams: frozenset[Family]) -> tuple[LongLived, ...]:
+    """The peer's LLGR capability for the session's families (RFC 9494 §3), its stale
+    times capped by ours; only where we do graceful restart with the peer."""
+    caps = msg.find(LongLivedGracefulRestartCapability)
+    cap = caps[0] if caps else None
+    if not isinstance(cap, LongLivedGracefulRestartCapability) or not peer.graceful_restart:
+        return ()
+    out = []
+    for afi, safi, flags, stale in cap.entries:
+        fam = Family.of(afi, safi)
+        if fam in fams:
+            out.append(LongLived(fam, min(stale, peer.long_lived_stale_time), bool(flags & 0x80)))
+    return tuple(out)

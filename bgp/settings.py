@@ -13,6 +13,8 @@ from enum import Enum
 
 from bgp.wire.constants import Family
 
+LLGR_STALE_TIME_MAX = 0xFFFFFF  # RFC 9494 §3: a 24-bit field, seconds
+
 __all__ = [
     "AddPathMode",
     "ListenRange",
@@ -51,6 +53,9 @@ class PeerSettings:
     - ``delay_open``: DelayOpen seconds (RFC 4271 §8.1.1 attributes 20-22), 0 = off.
     - ``restarting``: we are a restarting speaker (RFC 4724 §3: Restart State
       bit set, forwarding state preserved for every family).
+    - ``long_lived_stale_time``: seconds of long-lived graceful restart (RFC
+      9494 §3), 0 = off; offered (with graceful restart only) for every family,
+      and the longest we keep a peer's routes as long-lived stale.
     - ``graceful_notification``: set the N bit in our graceful-restart
       capability (RFC 8538 §2): with the peer's N too, NOTIFICATIONs other
       than Hard Reset keep routes stale (``bgp.restart``).
@@ -83,6 +88,7 @@ class PeerSettings:
     graceful_restart: bool = False
     restart_time: int = 120
     restarting: bool = False
+    long_lived_stale_time: int = 0
     graceful_notification: bool = True
     connect_on_start: bool = False
     route_refresh: bool = True
@@ -98,6 +104,8 @@ class PeerSettings:
             raise ValueError("hold_time must be 0 or at least 3 (RFC 4271 §4.2)")
         if not 0 <= self.asn <= 0xFFFFFFFF:
             raise ValueError(f"{self.asn} is not an AS number")
+        if not 0 <= self.long_lived_stale_time <= LLGR_STALE_TIME_MAX:
+            raise ValueError("long_lived_stale_time is a 24-bit field (RFC 9494 §3)")
 
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

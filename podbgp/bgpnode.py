@@ -96,6 +96,7 @@ def peer_settings(
         graceful_restart=p.graceful_restart,
         restart_time=b.restart_time,
         restarting=restarting and p.graceful_restart,
+        long_lived_stale_time=p.long_lived_stale_time,
         shutdown_message=p.shutdown_message,
         enforce_first_as=p.enforce_first_as,
     )
@@ -234,6 +235,7 @@ class BgpNode:
             hold_time=b.hold_time,
             keepalive=b.keepalive,
             graceful_restart=b.graceful_restart,
+            long_lived_stale_time=b.long_lived_stale_time,
             add_path=b.add_path,
             bfd=b.bfd,
             bfd_interval_ms=b.bfd_interval_ms,

@@ -51,6 +51,7 @@ AS_TRANS = 23456  # RFC 6793 §9: a placeholder on 2-byte sessions, never a real
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h: longest TCP MD5 key (RFC 2385)
 SHUTDOWN_MESSAGE_MAX = 255  # RFC 9003 §2: the length field is one octet
 RESTART_TIME_MAX = 4095  # RFC 4724 §3: Restart Time is a 12-bit field
+LLGR_TIME_MAX = 0xFFFFFF  # RFC 9494 §3: Long-lived Stale Time is a 24-bit field
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 AS_PATH_PREPEND_MAX = 32  # more only inflates UPDATEs; no network needs it
 DEFAULT_BLOCK_SIZE = {4: 26, 6: 122}
@@ -203,6 +204,7 @@ class PeerOptions:
     hold_time: int = 90
     keepalive: int = 30
     graceful_restart: bool = True
+    long_lived_stale_time: int = 0
     add_path: AddPath = AddPath.OFF
     add_path_send_max: int = 0
     soft_reconfiguration: bool = False
@@ -309,6 +311,7 @@ class BGPConfig:
     route_reflector_cluster_id: ipaddress.IPv4Address | None = None
     graceful_restart: bool = True
     restart_time: int = 120
+    long_lived_stale_time: int = 0
     add_path: AddPath = AddPath.OFF
     max_paths: int = 8
     always_compare_med: bool = False
@@ -963,6 +966,9 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
         "route_reflector_cluster_id": t.get("route_reflector_cluster_id", str, None, _cluster_id),
         "graceful_restart": t.get("graceful_restart", bool, d.graceful_restart),
         "restart_time": t.get("restart_time", int, d.restart_time, _int_range(0, RESTART_TIME_MAX)),
+        "long_lived_stale_time": t.get(
+            "long_lived_stale_time", int, d.long_lived_stale_time, _int_range(0, LLGR_TIME_MAX)
+        ),
         "add_path": t.get("add_path", str, d.add_path, _enum(AddPath)),
         "max_paths": t.get("max_paths", int, d.max_paths, _int_range(1, 1024)),
         "always_compare_med": t.get("always_compare_med", bool, d.always_compare_med),
@@ -1098,6 +1104,12 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
         "hold_time": hold,
         "keepalive": keepalive,
         "graceful_restart": t.get("graceful_restart", bool, bgp["graceful_restart"]),
+        "long_lived_stale_time": t.get(
+            "long_lived_stale_time",
+            int,
+            bgp["long_lived_stale_time"],
+            _int_range(0, LLGR_TIME_MAX),
+        ),
         "add_path": t.get("add_path", str, bgp["add_path"], _enum(AddPath)),
         "add_path_send_max": t.get("add_path_send_max", int, 0, _int_range(0, 65535)),
         "soft_reconfiguration": t.get("soft_reconfiguration", bool, False),

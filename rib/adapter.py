@@ -57,6 +57,7 @@ def facts_from_negotiated(
         local_address6=local6,
         max_message_len=neg.ctx.max_message_len,
         gr_capable=gr is not None,
+        llgr={ll.family: (ll.stale_time, ll.forwarding) for ll in getattr(neg, "long_lived", ())},
     )
 
 

@@ -95,6 +95,10 @@ BGP_CASES = [
     ("[bgp]\nconnect_retry = 0\n", "bgp.connect_retry: 0 is out of range 1..65535"),
     ('[bgp]\nmesh = "yes"\n', 'bgp.mesh: "yes" is a string, expected a boolean'),
     (
+        "[bgp]\nlong_lived_stale_time = 16777216\n",
+        "bgp.long_lived_stale_time: 16777216 is out of range 0..16777215",
+    ),
+    (
         "[bgp]\nhonor_graceful_shutdown = 1\n",
         "bgp.honor_graceful_shutdown: 1 is an integer, expected a boolean",
     ),

@@ -255,3 +255,31 @@ def test_reflection_attributes_kept_only_from_internal_peers(peer_as: int, kept:
     assert (msg.attrs.originator_id is not None) is kept
     assert bool(msg.attrs.cluster_list) is kept
     assert msg.action == (Action.NONE if kept else Action.ATTRIBUTE_DISCARD)
+
+
+def test_long_lived_gr_offered_with_graceful_restart_and_capped_by_ours() -> None:
+    from bgp.wire.capabilities import LongLivedGracefulRestartCapability as Llgr
+
+    ours = build_open(65001, "10.0.0.1", ps(graceful_restart=True, long_lived_stale_time=600,
+                                             restarting=True, families=(V4,)))  # fmt: skip
+    (cap,) = ours.find(Llgr)
+    assert cap.entries == ((1, 1, 0x80, 600),)  # type: ignore[attr-defined]  # F set: restarting
+    # Not offered without graceful restart, nor with a long-lived time of 0.
+    assert not build_open(65001, "10.0.0.1", ps(long_lived_stale_time=600)).find(Llgr)
+    assert not build_open(65001, "10.0.0.1", ps(graceful_restart=True)).find(Llgr)
+
+    theirs = their_open(
+        MultiprotocolCapability(1, 1),
+        GracefulRestartCapability(0),
+        Llgr(((1, 1, 0x80, 86400), (2, 1, 0, 10))),  # IPv6 not negotiated: ignored
+    )
+    neg = negotiate(ours, theirs, 65001, ps(graceful_restart=True, long_lived_stale_time=600,
+                                            families=(V4,)), 65002)  # fmt: skip
+    assert [(ll.family, ll.stale_time, ll.forwarding) for ll in neg.long_lived] == [(V4, 600, True)]
+    assert neg.as_dict()["long_lived_graceful_restart"] == {"ipv4_unicast": 600}
+    # We do not do graceful restart with this peer: nothing long-lived.
+    plain = negotiate(ours, theirs, 65001, ps(families=(V4,)), 65002)
+    assert plain.long_lived == ()
+    # Ours 0: the peer's capability is still known (it may be sent LLGR_STALE routes).
+    heard = negotiate(ours, theirs, 65001, ps(graceful_restart=True, families=(V4,)), 65002)
+    assert [ll.stale_time for ll in heard.long_lived] == [0]

@@ -151,3 +151,20 @@ def test_received_llgr_stale_route_is_least_preferred_and_kept_from_plain_peers(
     assert LLGR_STALE in drain(rib, other).announced["192.0.2.0/26"].communities
     announce(rib, other, ["192.0.2.0/26"], attrs((65004, 1, 2, 3), nh="192.0.2.4", lp=1))
     assert rib.best(V4, key("192.0.2.0/26")).source.key == other  # type: ignore[union-attr]
+
+
+def test_session_facts_carry_the_negotiated_long_lived_times() -> None:
+    from bgp.negotiate import build_open, negotiate
+    from bgp.settings import PeerSettings
+    from bgp.wire.capabilities import GracefulRestartCapability as Gr
+    from bgp.wire.capabilities import LongLivedGracefulRestartCapability as Llgr
+    from bgp.wire.capabilities import MultiprotocolCapability as Mp
+    from bgp.wire.messages import Open
+    from rib.adapter import facts_from_negotiated
+
+    ps = PeerSettings("192.0.2.1", 65001, graceful_restart=True, long_lived_stale_time=90)
+    theirs = Open(65001, 90, IPv4Address("192.0.2.1"),
+                  (Mp(1, 1), Gr(5, families=((1, 1, True),)), Llgr(((1, 1, 0x80, 300),))))  # fmt: skip
+    neg = negotiate(build_open(65000, "10.0.0.1", ps), theirs, 65000, ps, 65001)
+    fx = facts_from_negotiated(neg, None, None)
+    assert fx.llgr == {V4: (90, True)} and fx.gr_restart_time == 5
