@@ -170,6 +170,7 @@ _FLAG_CAPS = (
     ("extended_message", "em"),
     ("extended_nexthop", "enh"),
     ("graceful_restart", "gr"),
+    ("long_lived_graceful_restart", "llgr"),
     ("four_octet_as", "as4"),
 )
 

@@ -142,3 +142,10 @@ def test_long_last_error_is_abbreviated_and_close_without_notification() -> None
 def test_node_booleans() -> None:
     node = _text("node", {"name": "n1", "converged": False, "metrics": None})
     assert node.splitlines() == ["name: n1", "converged: no", "metrics: -"]
+
+
+def test_caps_name_long_lived_graceful_restart_only_when_negotiated() -> None:
+    from podbgp.cmd_show import capabilities
+
+    assert "llgr" in capabilities({"long_lived_graceful_restart": {"ipv4_unicast": 600}})
+    assert "llgr" not in capabilities({"long_lived_graceful_restart": {}})
