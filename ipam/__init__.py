@@ -10,6 +10,11 @@ Parts, from the bottom up:
   multi-key compare-and-swap transactions and watch (`ipam.store.base`),
   implemented on SQLite (`ipam.store.sqlite`, one host, many processes) and
   on etcd v3 (`ipam.store.etcd`, a cluster).
+* `ipam.identity` -- the store's identity: a cluster ID written once by an
+  explicit init (never by opening a store), the node's record of the cluster
+  it joined, and `GuardedStore`, whose every write and watch re-checks it, so
+  a missing, replaced or foreign store stops allocation instead of handing
+  out live pods' addresses again.
 * `ipam.model` -- pool configuration (``[ipam]``, ``[[ipam.pool]]``), the key
   layout, the error types.
 * `ipam.allocator` -- `Ipam`: allocate (affine blocks, claim, borrow),

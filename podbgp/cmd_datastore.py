@@ -27,6 +27,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +135,10 @@ def cmd_show(args: argparse.Namespace, target: StoreTarget) -> int:
     return status
 
 
-def _run(command: Any) -> Any:
+Command = Callable[[argparse.Namespace, StoreTarget], int]
+
+
+def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         name = f"podbgp datastore {args.datastore_command}"
         try:
@@ -143,7 +147,7 @@ def _run(command: Any) -> Any:
             print(f"{name}: {config_error_text(args.config, e)}", file=sys.stderr)
             return 1
         try:
-            return int(command(args, target))
+            return command(args, target)
         except AlreadyInitialised as e:
             print(f"{name}: {e}; nothing changed", file=sys.stderr)
             return 1
