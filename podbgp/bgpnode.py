@@ -484,6 +484,8 @@ class BgpNode:
     def show_routes(
         self, family: str | None, prefix: str | None, peer: str | None
     ) -> list[dict[str, Any]]:
+        if peer is not None:
+            peer = self._known_peer(peer).key  # an unknown peer is an error, not an empty list
         entries = show.routes(self.rib, family=family, prefix=prefix, peer=peer, limit=10000)
         rows = []
         for e in entries:

@@ -121,8 +121,9 @@ def test_unknown_peer_is_a_refusal_not_a_bug(daemon: tuple[subprocess.Popen[str]
         with pytest.raises(APIError) as exc:
             ControlClient(sock).request(cmd, address="10.9.9.9")
         assert type(exc.value) is APIError and str(exc.value) == "no such peer 10.9.9.9"
-    with pytest.raises(APIError, match="no such peer"):
-        ControlClient(sock).request("show.routes", peer="10.9.9.9", received=True)
+    for view in ({}, {"received": True}, {"advertised": True}):
+        with pytest.raises(APIError, match=r"no such peer 10\.9\.9\.9"):
+            ControlClient(sock).request("show.routes", peer="10.9.9.9", **view)
     assert "Traceback" not in stop(proc)
 
 
