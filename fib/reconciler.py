@@ -45,7 +45,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,7 @@ from fib.kernel import (
     NexthopOp,
     Overrun,
     RouteEvent,
+    RouteFailure,
     RouteOp,
     Unsupported,
 )
@@ -76,12 +77,15 @@ from fib.model import (
     RemoteRoute,
     RouteKey,
     Vtep,
+    route_key,
     unpack_addr,
 )
 from fib.nexthops import NexthopTable, owned_id
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
+WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in between)
+KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]  # what `apply_steps` yields
 _new = tuple.__new__
 _UNPLANNED: Any = object()
 
@@ -150,6 +154,7 @@ class Reconciler:
         self.dirty: set[RouteKey] = set()
         self.kernel_dirty: set[RouteKey] = set()  # dirty because the kernel changed under us
         self.need_resync = True
+        self.applying = False  # an `apply_steps` pass is under way
         self.started = False
         self.converged = False
         self.next_resync = 0.0
@@ -338,33 +343,61 @@ class Reconciler:
         return bool(self.dirty or self.need_resync or self.tunnels.dirty or self.nh.dirty)
 
     def apply(self) -> None:
-        """Write what is dirty (or run a full resync if one is due); never raises KernelError."""
+        """Write what is dirty (or run a full resync if one is due); never raises KernelError.
+
+        Runs `apply_steps()` with each kernel call made here. While `FibService` has
+        a pass of its own under way (its kernel calls on a worker thread), this
+        does nothing: the dirty keys wait for the service's next pass."""
+        if self.applying:
+            return
+        steps = self.apply_steps()
+        try:
+            call = next(steps)
+            while True:
+                fn, args = call
+                try:
+                    result = fn(*args)
+                except KernelError as exc:
+                    call = steps.throw(exc)
+                else:
+                    call = steps.send(result)
+        except StopIteration:
+            pass
+
+    def apply_steps(self) -> Generator[KernelCall, Any, None]:
+        """`apply()` as a generator: it yields each kernel call as (function, arguments)
+        and is sent the call's result (or thrown its KernelError), so that the caller
+        decides where the call runs. Everything else runs between the yields, on the
+        caller's thread. Route writes go in chunks of `WRITE_CHUNK`."""
+        self.applying = True
         try:
             if self.need_resync or self.clock() >= self.next_resync:
-                self._resync()
+                yield from self._resync()
             else:
                 if self.tunnels.dirty:
                     self._sync_tunnels()
-                self._write_dirty()
+                yield from self._write_dirty()
         except KernelError as exc:
             self.counters.netlink_errors += 1
             self.need_resync = True
             log.warning("fib: netlink error, full resync next: %s", exc)
+        finally:
+            self.applying = False
 
     def resync(self) -> None:
         """Force a full resync now."""
         self.need_resync = True
         self.apply()
 
-    def _resync(self) -> None:
+    def _resync(self) -> Generator[KernelCall, Any, None]:
         self.counters.resyncs += 1
         self.need_resync = False
         self.next_resync = self.clock() + self.config.resync_interval
         self.kernel.read_events()  # the dump below supersedes anything queued
         self._sync_tunnels()
         believed = dict(self.nh.installed)
-        self._load_nexthops()
-        self._load_dump(self.kernel.dump_routes(self.config.table))
+        yield from self._load_nexthops()
+        self._load_dump((yield (self.kernel.dump_routes, (self.config.table,))))
         self.started = True
         self.failed.clear()  # retry refused routes: what they needed may exist now
         if self.nh.refused:  # retry refused objects too: bind every route afresh
@@ -378,18 +411,18 @@ class Reconciler:
         self.counters.nexthop_drift_repaired += sum(
             1 for _, o in nh_ops if believed.get(o.id) == self.nh.objects.get(o.id)
         )
-        self._write_nexthops(nh_ops)
+        yield from self._write_nexthops(nh_ops)
         ops, repairs = self._full_pass()
-        if ops:
-            self._write(ops)
-            self.counters.drift_repaired += repairs
-        self._collect_nexthops()
+        for start in range(0, len(ops), WRITE_CHUNK):
+            yield from self._write(ops[start : start + WRITE_CHUNK])
+        self.counters.drift_repaired += repairs
+        yield from self._collect_nexthops()
 
-    def _load_nexthops(self) -> None:
+    def _load_nexthops(self) -> Generator[KernelCall, Any, None]:
         if not self.nh.enabled:
             return
         try:
-            dumped = self.kernel.dump_nexthops()
+            dumped = yield (self.kernel.dump_nexthops, ())
         except Unsupported as exc:
             self._nexthops_off(str(exc))
             return
@@ -405,12 +438,12 @@ class Reconciler:
         self.nh.by_spec.clear()
         self.nh.dirty.clear()
 
-    def _write_nexthops(self, ops: list[NexthopOp]) -> None:
+    def _write_nexthops(self, ops: list[NexthopOp]) -> Generator[KernelCall, Any, None]:
         """Create or replace objects before the routes that name them."""
         if not ops:
             return
         self.counters.nexthop_writes += len(ops)
-        failures = self.kernel.write_nexthops(ops)
+        failures = yield (self.kernel.write_nexthops, (ops,))
         for f in failures:
             log.warning("fib: nexthop %s: %s", f.obj.describe(), os.strerror(f.errno))
         if failures and not self.nh.confirmed:
@@ -423,17 +456,17 @@ class Reconciler:
         if bad:
             self.dirty.update(self.nh.release(bad, self.desired))
 
-    def _collect_nexthops(self) -> None:
+    def _collect_nexthops(self) -> Generator[KernelCall, Any, None]:
         """Delete objects no route wants once no installed route or live group names them."""
         if not self.nh.gc_due:
             return
-        referenced = {r[8] for r in self.installed.values() if r[8]}
-        referenced.update(r[8] for r in self.foreign.values() if r[8])
+        referenced = {r.nh_id for r in self.installed.values() if r.nh_id}
+        referenced.update(r.nh_id for r in self.foreign.values() if r.nh_id)
         ops = self.nh.delete_ops(referenced)
         if not ops:
             return
         self.counters.nexthop_writes += len(ops)
-        failures = self.kernel.write_nexthops(ops)
+        failures = yield (self.kernel.write_nexthops, (ops,))
         self.nh.deleted(ops, failures)
 
     def _load_dump(self, routes: list[KernelRoute]) -> None:
@@ -442,8 +475,8 @@ class Reconciler:
         proto = self.config.protocol
         owned: dict[RouteKey, KernelRoute] = {}
         foreign: dict[RouteKey, KernelRoute] = {}
-        for r in routes:  # r[0], r[1], r[7]: dst, dst_len, priority (KernelRoute.key, inlined)
-            (owned if r[5] == proto else foreign)[(r[0], r[1], r[7])] = r
+        for r in routes:
+            (owned if r.protocol == proto else foreign)[route_key(r)] = r
         if not self.converged:  # owned routes we do not want (yet): keep until sweep_stale()
             desired = self.desired
             new_stale = [k for k in owned if k not in desired and k not in self.stale]
@@ -474,6 +507,7 @@ class Reconciler:
         return ops, repairs
 
     def _op_for(self, key: RouteKey) -> RouteOp | None:
+        """The write one dirty key needs, if any (the readable rule `_ops_for` follows)."""
         want = self.desired.get(key)
         have = self.installed.get(key)
         if want is not None:
@@ -486,52 +520,114 @@ class Reconciler:
             return (DELETE, have)
         return None
 
-    def _write_dirty(self) -> None:
-        if self.dirty:
-            self.nh.bind(self.dirty, self.desired)
-            self.counters.nexthop_repoints = self.nh.repoints
-        self._write_nexthops(self.nh.create_ops())
-        self._write_routes_dirty()
-        self._collect_nexthops()
-
-    def _write_routes_dirty(self) -> None:
+    def _ops_for(self, keys: list[RouteKey]) -> list[RouteOp]:
+        """`_op_for` over a chunk of keys, with the two common cases decided inline: a
+        new route for a free key, and a route to delete that is neither stale nor
+        foreign. Anything else asks `_op_for`."""
+        desired, installed, foreign, failed = (
+            self.desired,
+            self.installed,
+            self.foreign,
+            self.failed,
+        )
+        keep_stale = self.stale if not self.converged else ()
         ops: list[RouteOp] = []
-        repairs = 0
-        for key in self.dirty:
-            op = self._op_for(key)
-            if op is not None:
-                ops.append(op)
-                repairs += key in self.kernel_dirty
-        self.dirty.clear()
-        self.kernel_dirty.clear()
-        if ops:
-            self._write(ops)
-            self.counters.drift_repaired += repairs
+        for key in keys:
+            want = desired.get(key)
+            have = installed.get(key)
+            if want is not None and have is None and key not in foreign and key not in failed:
+                ops.append((REPLACE, want))
+            elif want is None and have is not None and key not in keep_stale:
+                ops.append((DELETE, have))
+            elif want is not None or have is not None:
+                op = self._op_for(key)
+                if op is not None:
+                    ops.append(op)
+        return ops
 
-    def _write(self, ops: list[RouteOp]) -> None:
+    def _write_dirty(self) -> Generator[KernelCall, Any, None]:
+        """Dirty keys in chunks: bind them to nexthop objects, create the objects they
+        need, write their routes. Keys that turn dirty meanwhile wait for the next pass;
+        if a chunk fails, the keys not yet written go back to dirty."""
+        keys = list(self.dirty)
+        kernel_dirty = self.kernel_dirty
+        self.dirty, self.kernel_dirty = set(), set()
+        done = 0
+        try:
+            yield from self._write_nexthops(self.nh.create_ops())
+            while done < len(keys):
+                chunk = keys[done : done + WRITE_CHUNK]
+                self.nh.bind(chunk, self.desired)
+                self.counters.nexthop_repoints = self.nh.repoints
+                yield from self._write_nexthops(self.nh.create_ops())
+                ops = self._ops_for(chunk)
+                if ops:
+                    yield from self._write(ops)
+                    self.counters.drift_repaired += sum(1 for k in chunk if k in kernel_dirty)
+                done += len(chunk)
+        finally:
+            if done < len(keys):
+                self.dirty.update(keys[done:])
+        yield from self._collect_nexthops()
+
+    def _write(self, ops: list[RouteOp]) -> Generator[KernelCall, Any, None]:
         self.counters.write_batches += 1
         self.counters.route_writes += len(ops)
         try:
-            failures = self.kernel.write_routes(ops)
+            failures = yield (self.kernel.write_routes, (ops,))
         except KernelError:
-            self.dirty.update(r.key for _, r in ops)
+            self.dirty.update(route_key(r) for _, r in ops)
             raise
-        failed = {f.route.key: f for f in failures}
-        nh = self.nh
+        if failures:
+            self._record_failures(ops, failures)
+        else:
+            self._record_writes(ops)
+
+    def _record_writes(self, ops: list[RouteOp]) -> None:
+        """Every op of a batch took effect: installed follows."""
+        nh, installed, stale = self.nh, self.installed, self.stale
+        for op, route in ops:
+            key = route_key(route)
+            before = installed.get(key)
+            if (
+                before is not None
+                and before.nh_id
+                and (op == DELETE or before.nh_id != route.nh_id)
+            ):
+                nh.gc_due = True  # the object it named may be unused now
+            if op == DELETE:
+                installed.pop(key, None)
+                if key in stale:
+                    self._swept(key)
+            else:
+                installed[key] = route
+
+    def _swept(self, key: RouteKey) -> None:
+        self.stale.discard(key)
+        if self.converged:
+            self.counters.stale_swept += 1
+
+    def _record_failures(self, ops: list[RouteOp], failures: list[RouteFailure]) -> None:
+        failed = {route_key(f.route): f for f in failures}
         installed = self.installed
         for op, route in ops:
-            key = route.key
+            key = route_key(route)
             before = installed.get(key)
-            if before is not None and before[8] and (op == DELETE or before[8] != route[8]):
-                nh.gc_due = True  # the object it named may be unused now
+            if (
+                before is not None
+                and before.nh_id
+                and (op == DELETE or before.nh_id != route.nh_id)
+            ):
+                self.nh.gc_due = True
             f = failed.get(key)
             if op == DELETE:
                 if f is None or f.errno == errno.ESRCH:
-                    self.installed.pop(key, None)  # ESRCH: already gone, which is what we wanted
-                    self.stale.discard(key)
+                    installed.pop(key, None)  # ESRCH: already gone, which is what we wanted
+                    if key in self.stale:
+                        self._swept(key)
                     continue
             elif f is None:
-                self.installed[key] = route
+                installed[key] = route
                 continue
             self.failed[key] = f.errno
             self.counters.write_failures += 1
@@ -654,7 +750,6 @@ class Reconciler:
         count = len(self.stale)
         self.dirty.update(self.stale)
         self.apply()
-        self.counters.stale_swept += count - len(self.stale)
         self.stale.clear()
         return count
 

@@ -3,11 +3,20 @@
 The reconciler itself does no waiting. This loop sleeps until one of three
 things happens: the kernel's event socket is readable (someone changed a
 route or a device), the owner changed desired state and called `wake()`, or
-the resync deadline passed. Then it folds events in and calls `apply()` once,
-so any number of changes made in one go become one netlink batch (DESIGN.md,
-performance rule 5). The kernel calls block briefly (a batch or a dump); they
-run on the loop's thread because they are short and the reconciler is not
-thread-safe.
+the resync deadline passed. Then it folds events in and runs one pass of
+`Reconciler.apply_steps()`, so any number of changes made in one go become one
+netlink batch (DESIGN.md, performance rule 5).
+
+Off the loop (DESIGN.md rule 8): a pass can write a million routes or dump
+them, and the loop that runs the FIB also reads the BGP sessions, whose
+keepalives and hold timers must not wait behind it. So every kernel call a
+pass makes (route and nexthop writes, dumps) runs on one worker thread while
+the loop keeps serving sessions; the socket calls release the GIL, so the
+kernel's work also overlaps with BGP decoding. The reconciler's own
+bookkeeping between those calls stays on the loop, in chunks of
+`WRITE_CHUNK` routes, so it is never touched from two threads. Desired state
+may change while a call is out: the keys that changed are dirty again and the
+next pass writes them.
 """
 
 from __future__ import annotations
@@ -15,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from fib.kernel import KernelError
 from fib.reconciler import Reconciler
 
 log = logging.getLogger("podbgp.fib")
@@ -29,6 +41,7 @@ class FibService:
         self.poll_interval = poll_interval  # kernels without an event fd (the fake) are polled
         self._wake = asyncio.Event()
         self._stopping = False
+        self._io: ThreadPoolExecutor | None = None
 
     def wake(self) -> None:
         """Desired state changed: apply soon (coalesced with other changes)."""
@@ -38,26 +51,57 @@ class FibService:
         self._stopping = True
         self._wake.set()
 
+    def sweep_stale(self) -> int:
+        """`Reconciler.sweep_stale` for a running service: converged now, the stale
+        routes go in the service's next pass. Returns how many there were."""
+        rec = self.reconciler
+        rec.converged = True
+        count = len(rec.stale)
+        rec.dirty.update(rec.stale)
+        self.wake()
+        return count
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         rec = self.reconciler
         fd = rec.kernel.event_fd()
         if fd is not None:
             loop.add_reader(fd, self._wake.set)
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="fib-io")
         try:
             rec.apply()  # full resync at start-up: adopt what the kernel has
             while not self._stopping:
                 timeout = max(0.0, rec.next_resync - rec.clock())
                 if fd is None or rec.need_resync:  # after a netlink error, retry soon
                     timeout = min(timeout, self.poll_interval)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                if not rec.pending() or rec.need_resync:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
                 self._wake.clear()
                 if self._stopping:
                     break
                 rec.handle_events()
                 if rec.pending() or rec.clock() >= rec.next_resync:
-                    rec.apply()
+                    await self._apply()
         finally:
             if fd is not None:
                 loop.remove_reader(fd)
+            self._io.shutdown(wait=True)
+            self._io = None
+
+    async def _apply(self) -> None:
+        """One `apply_steps` pass, each kernel call on the worker thread."""
+        loop = asyncio.get_running_loop()
+        steps = self.reconciler.apply_steps()
+        result: Any = None
+        error: KernelError | None = None
+        while True:
+            try:
+                fn, args = steps.throw(error) if error is not None else steps.send(result)
+            except StopIteration:
+                return
+            result, error = None, None
+            try:
+                result = await loop.run_in_executor(self._io, fn, *args)
+            except KernelError as exc:
+                error = exc

@@ -477,7 +477,10 @@ class Daemon:
         if self.converged:
             return
         self.converged = True
-        if self.reconciler is not None:
+        if self.fib_service is not None:  # the service's next pass deletes them
+            swept = self.fib_service.sweep_stale()
+            log.info("converged: sweeping %d stale kernel routes", swept)
+        elif self.reconciler is not None:
             swept = self.reconciler.sweep_stale()
             log.info("converged: swept %d stale kernel routes", swept)
 

@@ -1,0 +1,90 @@
+"""FibService: kernel calls run on a worker thread, so the loop keeps serving others."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+
+from fib.fake import FakeKernel
+from fib.kernel import RouteFailure, RouteOp
+from fib.model import NodeInfo, Prefix, Reach, pack_addr
+from fib.reconciler import FibConfig, Reconciler
+from fib.service import FibService
+
+NODE = NodeInfo.parse("node-a", "10.0.0.1/24", "eth0")
+HOP = pack_addr("10.0.0.2")
+
+
+class SlowKernel(FakeKernel):
+    """Each route write takes 0.3 s and notes the thread it ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+        return super().write_routes(ops)
+
+
+async def _run() -> tuple[Reconciler, SlowKernel, float]:
+    kernel = SlowKernel()
+    rec = Reconciler(kernel, FibConfig(), clock=time.monotonic)
+    rec.set_node(NODE)
+    service = FibService(rec, poll_interval=0.05)
+    task = asyncio.create_task(service.run())
+    await asyncio.sleep(0)
+    reach = Reach((HOP,))
+    ticks: list[float] = [time.monotonic()]
+    for batch in range(4):  # changes arrive while writes are out, as BGP batches do
+        rec.update_remote({Prefix(bytes([10, 1, batch, i]), 32): reach for i in range(200)})
+        service.wake()
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            ticks.append(time.monotonic())
+    while len(rec.installed) < 800 or rec.pending():
+        await asyncio.sleep(0.02)
+        ticks.append(time.monotonic())
+    service.stop()
+    await task
+    return rec, kernel, max(b - a for a, b in itertools.pairwise(ticks))
+
+
+def test_writes_off_the_loop_and_changes_during_them_are_written_next() -> None:
+    rec, kernel, gap = asyncio.run(asyncio.wait_for(_run(), 30))
+    assert len(kernel.table(254)) == 800 and len(rec.installed) == 800
+    assert rec.dirty == set()
+    assert kernel.threads and all(name.startswith("fib-io") for name in kernel.threads)
+    assert gap < 0.25  # the loop never waited for a 0.3 s kernel call
+
+
+def test_sweep_while_running_goes_in_the_next_pass() -> None:
+    async def run() -> tuple[int, Reconciler]:
+        kernel = FakeKernel()
+        left = Prefix(bytes([10, 9, 0, 0]), 24)
+        rec = Reconciler(kernel, FibConfig(), clock=time.monotonic)
+        rec.set_node(NODE)
+        rec.update_remote({left: Reach((HOP,))})
+        rec.apply()
+        # a restart: the same kernel, a reconciler that does not want the route
+        rec2 = Reconciler(kernel, FibConfig(), clock=time.monotonic)
+        rec2.set_node(NODE)
+        service = FibService(rec2, poll_interval=0.05)
+        task = asyncio.create_task(service.run())
+        await asyncio.sleep(0.05)
+        assert rec2.stale == {(left.addr, 24, 0)}
+        count = service.sweep_stale()
+        for _ in range(100):
+            if not kernel.table(254):
+                break
+            await asyncio.sleep(0.02)
+        service.stop()
+        await task
+        return count, rec2
+
+    count, rec = asyncio.run(run())
+    assert count == 1 and rec.stale == set() and rec.counters.stale_swept == 1
