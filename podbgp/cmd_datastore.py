@@ -151,6 +151,8 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
         except AlreadyInitialised as e:
             print(f"{name}: {e}; nothing changed", file=sys.stderr)
             return 1
+        except BrokenPipeError:
+            raise  # `| head`: podbgp.cli.main ends quietly
         except (StoreError, OSError) as e:
             print(f"{name}: {e}", file=sys.stderr)
             return 1

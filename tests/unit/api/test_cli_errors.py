@@ -183,13 +183,19 @@ def _answer_peers(conn: socket.socket) -> None:
         ["show", "peers", "--json", "--socket", "{sock}"],
         ["lab", "status", "--state-dir", "{tmp}/nolab"],
         ["check", "--config", str(ROOT / "examples" / "mesh-node.toml")],
+        ["ipam", "blocks", "--datastore", "sqlite:{tmp}/ds.db", "--pool", "10.244.0.0/16"],
+        ["datastore", "show", "--datastore", "sqlite:{tmp}/ds.db"],
     ],
-    ids=["show-peers", "show-peers-json", "lab-status", "check"],
+    ids=["show-peers", "show-peers-json", "lab-status", "check", "ipam-blocks", "datastore"],
 )
 def test_closed_pipe_ends_quietly(tmp_path: Path, argv: list[str]) -> None:
     """`podbgp … | head -1`, made certain: the read end is closed before the child writes."""
     sock = str(tmp_path / "s.sock")
     argv = [a.format(sock=sock, tmp=tmp_path) for a in argv]
+    if argv[0] in ("ipam", "datastore"):  # a store to read (stores are never created implicitly)
+        init = [sys.executable, "-m", "podbgp", "datastore", "init", "--datastore",
+                f"sqlite:{tmp_path}/ds.db"]  # fmt: skip
+        subprocess.run(init, check=True, capture_output=True, timeout=60)
     for _ in _serve(sock, _answer_peers):
         proc = subprocess.Popen([sys.executable, "-m", "podbgp", *argv],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
