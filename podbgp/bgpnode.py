@@ -417,7 +417,9 @@ class BgpNode:
         peer = self.speaker.peer(key)
         if peer is not None and peer.established is not None:
             log.warning("peer %s: BFD down (%s), closing the session", key, ev.diag.name.lower())
-            peer.reset(f"BFD down ({ev.diag.name.lower()})", CeaseSubcode.BFD_DOWN)
+            # Hard (RFC 8538 §5 with N; FRR sends BFD Down the same way): the path is dead,
+            # so neither end keeps the other's routes as stale.
+            peer.bring_down(f"BFD down ({ev.diag.name.lower()})", CeaseSubcode.BFD_DOWN, hard=True)
 
     def _dynamic_bfd(self, peer: Any, up: bool) -> None:
         """A listen range's neighbour gets its BFD session once its address is known."""
