@@ -71,8 +71,8 @@ class Negotiated:
     which families kept forwarding state. ``graceful_notification``: both
     sides set the N bit (RFC 8538 §2), so NOTIFICATIONs other than Hard
     Reset end the session gracefully (``bgp.restart``). ``long_lived``: the
-    peer's LLGR capability for the session's families, when we do graceful
-    restart with it (RFC 9494; empty if it sent none).
+    peer's LLGR capability for the session's families, when graceful restart
+    was negotiated with it (RFC 9494 §4.1; empty if it sent none).
     """
 
     peer_as: int
@@ -277,20 +277,22 @@ def negotiate(
         add_path_rx=rx,
         add_path_tx=tx,
         graceful_notification=gr is not None and gr.notification and peer.graceful_notification,
-        long_lived=_long_lived(theirs, peer, fams),
+        long_lived=_long_lived(theirs, fams, peer.long_lived_stale_time) if gr else (),
     )
 
 
-def _long_lived(msg: Open, peer: PeerSettings, fams: frozenset[Family]) -> tuple[LongLived, ...]:
+def _long_lived(msg: Open, fams: frozenset[Family], ours: int) -> tuple[LongLived, ...]:
     """The peer's LLGR capability for the session's families (RFC 9494 §3), its stale
-    times capped by ours; only where we do graceful restart with the peer."""
+    times capped by ``ours``. Called only when graceful restart was negotiated: the
+    LLGR capability goes with the GR capability (RFC 9494 §4.1), whose restart
+    time may be 0 for "long-lived at once"."""
     caps = msg.find(LongLivedGracefulRestartCapability)
     cap = caps[0] if caps else None
-    if not isinstance(cap, LongLivedGracefulRestartCapability) or not peer.graceful_restart:
+    if not isinstance(cap, LongLivedGracefulRestartCapability):
         return ()
     out = []
     for afi, safi, flags, stale in cap.entries:
         fam = Family.of(afi, safi)
         if fam in fams:
-            out.append(LongLived(fam, min(stale, peer.long_lived_stale_time), bool(flags & 0x80)))
+            out.append(LongLived(fam, min(stale, ours), bool(flags & 0x80)))
     return tuple(out)

@@ -31,7 +31,7 @@ selection deferral are deadlines that ``get_timer``/``handle_timer`` expose;
 ``rib.adapter`` arms one loop timer for them.
 
 Long-lived graceful restart (RFC 9494), helper side: when a peer's restart
-time ends (at once if it is 0, or if only LLGR was negotiated) its stale
+time ends (at once if it is 0, or for a family its GR capability omits) its stale
 routes of each family it announced LLGR for are kept for the long-lived
 stale time (the smaller of its and ours) instead of being swept (§4.2): a
 route carrying NO_LLGR goes now, every other one is replaced by a copy with

@@ -283,3 +283,8 @@ def test_long_lived_gr_offered_with_graceful_restart_and_capped_by_ours() -> Non
     # Ours 0: the peer's capability is still known (it may be sent LLGR_STALE routes).
     heard = negotiate(ours, theirs, 65001, ps(graceful_restart=True, families=(V4,)), 65002)
     assert [ll.stale_time for ll in heard.long_lived] == [0]
+    # RFC 9494 §4.1: LLGR comes with GR; without the peer's GR capability it is ignored.
+    alone = their_open(MultiprotocolCapability(1, 1), Llgr(((1, 1, 0x80, 86400),)))
+    bare = negotiate(ours, alone, 65001, ps(graceful_restart=True, long_lived_stale_time=600,
+                                            families=(V4,)), 65002)  # fmt: skip
+    assert bare.long_lived == ()
