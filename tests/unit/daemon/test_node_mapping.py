@@ -142,3 +142,16 @@ def test_route_server_peer_skips_the_first_as_check() -> None:
     )
     rs, plain = (peer_settings(cfg, p, str(p.address)) for p in cfg.bgp.peers)
     assert (rs.enforce_first_as, plain.enforce_first_as) == (False, True)
+
+
+def test_long_lived_stale_time_reaches_the_sessions_inherited_or_per_peer() -> None:
+    from podbgp.bgpnode import peer_settings
+
+    cfg = load_config_text(
+        '[node]\nname = "n"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        "[bgp]\nmesh = false\nlong_lived_stale_time = 3600\n"
+        '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 64600\n'
+        '[[bgp.peer]]\naddress = "10.0.0.8"\nasn = 64601\nlong_lived_stale_time = 0\n'
+    )
+    inherited, off = (peer_settings(cfg, p, str(p.address)) for p in cfg.bgp.peers)
+    assert (inherited.long_lived_stale_time, off.long_lived_stale_time) == (3600, 0)
