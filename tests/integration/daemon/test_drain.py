@@ -2,8 +2,10 @@
 
 Lab option `peered` with two nodes: each peers over eBGP with the FRR ToR. Both nodes
 carry the anycast address 10.250.0.1 on their loopback and announce 10.250.0.1/32
-through `[[bgp.originate]]` (added by a SIGHUP reload), so the ToR has two paths. The
-ToR pings the address every 200 ms throughout. Then `podbgp drain` on the node whose
+through `[[bgp.originate]]` (added by a SIGHUP reload), so the ToR has two paths. A
+client namespace on its own link to the ToR (10.98.0.2, default route via the ToR)
+pings the address every 200 ms throughout, so every ping crosses the ToR's routing
+table. Then `podbgp drain` on the node whose
 path the ToR prefers:
 
 - the ToR's kernel route moves to the other node while the drained node still
@@ -38,6 +40,7 @@ from podbgp.lab.peers_frr import VTYSH
 pytestmark = [pytest.mark.root, pytest.mark.e2e, pytest.mark.interop]
 
 ANYCAST = "10.250.0.1"
+CLIENT, CLIENT_GW = "10.98.0.2", "10.98.0.1"
 PREFIX = f"{ANYCAST}/32"
 TIMEOUT = 40.0
 
@@ -46,13 +49,30 @@ TIMEOUT = 40.0
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = start(Path(tmp_path_factory.mktemp("drain")), "peered", nodes=2, spare=0)
     try:
+        _add_client(c)
         for node in ("n1", "n2"):
             _announce_anycast(c, node)
         wait(lambda: len(_tor_paths(c)) == 2, 30, "the ToR has a path via each node")
         wait(lambda: _tor_kernel_hops(c), 30, "the ToR's kernel has the route")
+        wait(lambda: _reachable(c), 30, "the client reaches the anycast address")
         yield c
     finally:
         stop(c)
+
+
+def _add_client(c: Cluster) -> None:
+    """The pinging host: its own namespace (removed with the lab's prefix) and link."""
+    ns, tor = c.plan.ns("client"), c.plan.ns("tor")
+    for cmd in (
+        ["netns", "add", ns],
+        ["link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "cl0", "netns", tor],
+        ["-n", tor, "addr", "add", f"{CLIENT_GW}/24", "dev", "cl0"],
+        ["-n", tor, "link", "set", "cl0", "up"],
+        ["-n", ns, "addr", "add", f"{CLIENT}/24", "dev", "eth0"],
+        ["-n", ns, "link", "set", "eth0", "up"],
+        ["-n", ns, "route", "add", "default", "via", CLIENT_GW],
+    ):
+        subprocess.run([IP, *cmd], check=True, capture_output=True, timeout=10)
 
 
 def _announce_anycast(c: Cluster, node: str) -> None:
@@ -127,8 +147,14 @@ class Timeline:
             time.sleep(0.05)
 
 
+def _reachable(c: Cluster) -> bool:
+    args = [IP, "netns", "exec", c.plan.ns("client"), "ping", "-n", "-q", "-c", "1", "-W", "1",
+            ANYCAST]  # fmt: skip
+    return subprocess.run(args, capture_output=True, timeout=10, check=False).returncode == 0
+
+
 def _ping(c: Cluster) -> subprocess.Popen[str]:
-    args = [IP, "netns", "exec", c.plan.ns("tor"), "ping", "-n", "-q", "-i", "0.2", ANYCAST]
+    args = [IP, "netns", "exec", c.plan.ns("client"), "ping", "-n", "-q", "-i", "0.2", ANYCAST]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
