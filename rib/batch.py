@@ -29,10 +29,28 @@ from itertools import repeat
 from rib.bestpath import Ranked
 from rib.path import Path
 
-__all__ = ["Announced", "Batch", "BatchBuilder", "Changed", "Entry", "Withdrawn", "nexthops_of"]
+__all__ = [
+    "Announced",
+    "Batch",
+    "BatchBuilder",
+    "Changed",
+    "Entry",
+    "Withdrawn",
+    "best_of",
+    "nexthops_of",
+]
 
 Entry = Path | Ranked
 Hops = dict[bytes, tuple[bytes, ...]]
+
+
+def best_of(e: Entry | None) -> Path | None:
+    """The best eligible path of a Loc-RIB entry, or None."""
+    if e is None:
+        return None
+    if isinstance(e, Path):
+        return e if e.eligible else None
+    return e.best
 
 
 def nexthops_of(e: Entry | None) -> tuple[bytes, ...]:

@@ -71,7 +71,7 @@ from typing import Any, cast
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
-from rib.adjout import Member, UpdateGroup
+from rib.adjout import Member, UpdateGroup, new_group
 from rib.batch import BatchBuilder, Changed, Entry, nexthops_of
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter, ExportMode
@@ -338,7 +338,7 @@ class Rib:
             llgr=gkey[9],
         )
         deferred = self.deferred
-        g = UpdateGroup(
+        g = new_group(
             gkey,
             fam,
             exporter,
@@ -487,8 +487,7 @@ class Rib:
         else:
             if fresh:
                 new.prime()  # know what the new policy sends before diffing
-            # A plain group's sent state follows the live Loc-RIB: always copy it.
-            before = old.told() if old.members == [m] and not old.split else old.snapshot()
+            before = old.told_for_switch(m)
             m.switch(new, before)
             if not old.members and self.groups.get(old.key) is old:
                 del self.groups[old.key]

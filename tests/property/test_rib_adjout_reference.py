@@ -26,7 +26,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ribkit import LOCAL_AS, V4, decode_out
 
-import rib.adjout as adjout
+import rib.adjout.group as adjout_group
 from bgp.wire import PathAttributes
 from bgp.wire.prefix import key_from_network, key_to_str
 from rib import PeerPolicy, Policy, Rib, RibSettings, SessionFacts, builtin
@@ -335,7 +335,7 @@ def test_every_group_tells_each_peer_what_the_reference_computes(
     policies: list[int],
     ops: list[tuple[str, Any, int]],
 ) -> None:
-    with patch.object(adjout, "CHUNK", chunk):
+    with patch.object(adjout_group, "CHUNK", chunk):
         _play(Run(PEERS, up, policies, restarting), ops)
 
 
@@ -361,5 +361,5 @@ def test_a_plain_group_tells_each_peer_what_the_reference_computes(
 ) -> None:
     """Two eBGP peers and local routes in one table-less group: the kept batches
     (announce-only, withdraw-only) and the one-source withdrawal run often here."""
-    with patch.object(adjout, "CHUNK", chunk):
+    with patch.object(adjout_group, "CHUNK", chunk):
         _play(Run(PEERS[:2], up, [0, 0], False), ops)
