@@ -110,7 +110,7 @@ class UpdateGroup:
         """Every prefix the members may have been told of (a joining member's catch-up)."""
         raise NotImplementedError
 
-    def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
+    def encode_catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
         """UPDATEs announcing what the group has sent for ``keys`` (a joining member)."""
         raise NotImplementedError
 
@@ -181,7 +181,7 @@ class UpdateGroup:
         finally:
             self.encoder.mute = False
 
-    def switch_diff(
+    def encode_switch(
         self,
         keys: list[bytes],
         before: Told,

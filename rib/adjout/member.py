@@ -54,7 +54,7 @@ class Member:
         self._catch: list[bytes] = []
         self._catch_i = 0
         self._switch: _Switch | None = None
-        self._after_catch: bytes = b""
+        self._after_catch_up: bytes = b""
         self.eor_pending = send_eor
         self.idle = True
 
@@ -62,7 +62,7 @@ class Member:
         """Send what was sent for ``keys`` first (join, or a ROUTE-REFRESH request)."""
         if enhanced_refresh:
             self.private.append(_refresh(self.family, 1))  # BoRR, RFC 7313 §4
-            self._after_catch = _refresh(self.family, 2)  # EoRR
+            self._after_catch_up = _refresh(self.family, 2)  # EoRR
         if self._switch is not None and self.catching_up:
             # A refresh during a policy switch: finish the switch, re-sending everything
             # (withdrawals of what the old policy allowed must not be lost).
@@ -82,11 +82,11 @@ class Member:
         old = self.group
         assert old is not None
         for item in old.queue[self.pos - old.base :]:
-            blob = self._pick(item)
+            blob = self._variant(item)
             if blob:
                 self.private.append(blob)
         pending = self._catch[self._catch_i :]
-        full = bool(self._after_catch)  # answering a ROUTE-REFRESH: resend all (RFC 7313 §4)
+        full = bool(self._after_catch_up)  # answering a ROUTE-REFRESH: resend all (RFC 7313 §4)
         unknown = set(pending)
         prior = self._switch
         if prior is not None:
@@ -105,7 +105,7 @@ class Member:
         self._catch = keys
         self._catch_i = 0
 
-    def _pick(self, item: Queued) -> bytes:
+    def _variant(self, item: Queued) -> bytes:
         """This member's variant of a queued item (split horizon)."""
         if isinstance(item, tuple):
             everyone, variants = item
@@ -143,21 +143,21 @@ class Member:
             self._catch_i = i + g.chunk
             keys = self._catch[i : i + g.chunk]
             sw = self._switch
-            blob = sw(keys) if sw is not None else g.catch_up(keys, self.source)
+            blob = sw(keys) if sw is not None else g.encode_catch_up(keys, self.source)
             if not self.catching_up:
                 self._catch = []
                 self._catch_i = 0
                 self._switch = None
-                if self._after_catch:
-                    self.private.append(self._after_catch)
-                    self._after_catch = b""
+                if self._after_catch_up:
+                    self.private.append(self._after_catch_up)
+                    self._after_catch_up = b""
             return blob
         if self.pos < g.end:
             item = g.queue[self.pos - g.base]
             self.pos += 1
             if self.pos - g.base > 64:
                 g.trim()
-            return self._pick(item)
+            return self._variant(item)
         if g.build():
             return b""
         if self.eor_pending:
@@ -188,7 +188,7 @@ class _Unfinished(Told):
 
 
 class _Switch:
-    """The catch-up of a member that switched groups (see ``UpdateGroup.switch_diff``)."""
+    """The catch-up of a member that switched groups (see ``UpdateGroup.encode_switch``)."""
 
     __slots__ = ("before", "full", "group", "source", "unknown")
 
@@ -207,7 +207,7 @@ class _Switch:
         self.full = full
 
     def __call__(self, keys: list[bytes]) -> bytes:
-        return self.group.switch_diff(keys, self.before, self.source, self.unknown, self.full)
+        return self.group.encode_switch(keys, self.before, self.source, self.unknown, self.full)
 
 
 def _refresh(family: Family, subtype: int) -> bytes:

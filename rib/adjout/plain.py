@@ -5,7 +5,7 @@ What was sent. The attributes sent for a prefix are a function of its
 Loc-RIB entry (best path → ``Exporter.out``), so the group keeps no table:
 what it has sent is the Loc-RIB as of its last build, that is the Loc-RIB
 itself for prefixes that are not dirty, and for dirty ones the entry the RIB
-noted before their first change (``prev``; none: nothing was sent). A full
+noted before their first change (``last_built``; none: nothing was sent). A full
 table then costs one dict, not two, and a withdrawal one lookup. This needs
 every Loc-RIB change to reach the groups (``Rib.flush``) before anyone pulls,
 which the RIB guarantees.
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["PlainGroup"]
 
 _source_of = attrgetter("source")
-_best = best_of
 
 
 class PathsTold(Told):
@@ -80,26 +79,26 @@ class PlainGroup(UpdateGroup):
 
     # The Loc-RIB entry as of the last build of each dirty prefix that had one
     # (a subset of ``dirty``'s keys).
-    prev: dict[bytes, Entry]
+    last_built: dict[bytes, Entry]
     # A batch of the RIB's kept as it came until the next build, while nothing else
     # is dirty (``rib.batch``).
-    _pending: Announced | Withdrawn | None
+    _kept: Announced | Withdrawn | None
     # How many advertised prefixes each source's paths fill.
     by_source: dict[Source, int]
 
     def _start(self) -> None:
-        self.prev = {}
-        self._pending = None
+        self.last_built = {}
+        self._kept = None
         self.by_source = {}
 
     def told(self) -> Told:
-        return PathsTold(self._told_path, self.catch_keys, self.exporter)
+        return PathsTold(self._path_told, self.catch_keys, self.exporter)
 
     def snapshot(self) -> Told:
         if not self.by_source:  # nothing was sent
             return PathsTold(lambda key: None, list, self.exporter)
-        self._realize()
-        view = _Sent(self, dict(self.loc), dict(self.dirty), dict(self.prev))
+        self._kept_to_dirty()
+        view = _SentSnapshot(self, dict(self.loc), dict(self.dirty), dict(self.last_built))
         return PathsTold(view.path, view.keys, self.exporter)
 
     def told_for_switch(self, member: Member) -> Told:
@@ -116,9 +115,9 @@ class PlainGroup(UpdateGroup):
     def catch_keys(self) -> list[bytes]:
         if not self.by_source:
             return []  # nothing was sent
-        self._realize()
-        if self.prev:
-            return list(self.loc.keys() | self.prev.keys())
+        self._kept_to_dirty()
+        if self.last_built:
+            return list(self.loc.keys() | self.last_built.keys())
         return list(self.loc)
 
     def mark(self, batch: Batch, own: bool) -> None:
@@ -137,97 +136,97 @@ class PlainGroup(UpdateGroup):
         """Make ``batch`` dirty entries, and note the entry before the batch of those
         that had one (a prefix already dirty keeps the entry of the last build)."""
         changed, olds = batch.changed, batch.old
-        if self._pending is not None:
-            self._realize()
+        if self._kept is not None:
+            self._kept_to_dirty()
         dirty = self.dirty
         if not dirty:
             self.dirty = changed if own else dict(changed)
-            self.prev = olds if own else dict(olds)
+            self.last_built = olds if own else dict(olds)
             return
         if olds:
-            prev = self.prev
+            last_built = self.last_built
             for k, o in olds.items():
                 if k not in dirty:
-                    prev[k] = o
+                    last_built[k] = o
         dirty.update(changed)
 
     def reset_dirty(self, keys: Iterable[bytes]) -> None:
-        self._pending = None  # (none while deferred: the RIB keeps no batch then)
+        self._kept = None  # (none while deferred: the RIB keeps no batch then)
         self.dirty = dict.fromkeys(keys)
-        self.prev = {}
+        self.last_built = {}
 
     def build(self) -> bool:
-        if self._pending is not None and not self.blocked() and self._build_pending():
+        if self._kept is not None and not self.blocked() and self._build_kept_batch():
             return True
         return super().build()
 
     def _encode_chunk(self, keys: list[bytes], entries: list[Entry | None]) -> Queued:
-        prev = self.prev
+        last_built = self.last_built
         olds: list[Path | None] | None = None
-        if prev:
-            olds_e = list(map(prev.pop, keys, repeat(None)))
-            sent = {e: self._sent(e) for e in set(olds_e)}
+        if last_built:
+            olds_e = list(map(last_built.pop, keys, repeat(None)))
+            sent = {e: self._path_sent(e) for e in set(olds_e)}
             olds = list(map(sent.__getitem__, olds_e))
             if olds.count(None) == len(olds):
                 olds = None
         if entries.count(None) == len(entries):
-            return self._gone(keys, olds) if olds is not None else b""
-        return self._diff_plain(keys, entries, olds)
+            return self._encode_withdrawals(keys, olds) if olds is not None else b""
+        return self._encode_changes(keys, entries, olds)
 
-    def _state(self, key: bytes) -> Entry | None:
+    def _entry_at_last_build(self, key: bytes) -> Entry | None:
         """Plain groups: the Loc-RIB entry of ``key`` as of the last build."""
-        if self._pending is not None:
-            self._realize()
+        if self._kept is not None:
+            self._kept_to_dirty()
         if key in self.dirty:
-            return self.prev.get(key)
+            return self.last_built.get(key)
         return self.loc.get(key)
 
-    def _sent(self, e: Entry | None) -> Path | None:
+    def _path_sent(self, e: Entry | None) -> Path | None:
         """The path a Loc-RIB entry made the group send (export allowing), or None."""
-        best = _best(e)
+        best = best_of(e)
         if best is None or self.exporter.out(best) is None:
             return None
         return best
 
-    def _told_path(self, key: bytes) -> Path | None:
+    def _path_told(self, key: bytes) -> Path | None:
         """Plain groups: the path sent for ``key`` (before split horizon), or None."""
-        return self._sent(self._state(key))
+        return self._path_sent(self._entry_at_last_build(key))
 
     def _keep_or_note(self, batch: Announced | Withdrawn, small: bool) -> None:
         """Keep ``batch`` as it came when nothing else waits and it is ``small``;
         otherwise make it (and any kept batch) ordinary dirty entries."""
-        if small and not self.dirty and self._pending is None:
-            self._pending = batch
+        if small and not self.dirty and self._kept is None:
+            self._kept = batch
             return
-        self._realize()
+        self._kept_to_dirty()
         self._note(batch.as_changes(), True)
 
-    def _realize(self) -> None:
-        """Turn a batch kept as it came (``_pending``) into dirty entries."""
-        p = self._pending
+    def _kept_to_dirty(self) -> None:
+        """Turn a batch kept as it came (``_kept``) into dirty entries."""
+        p = self._kept
         if p is not None:
-            self._pending = None
+            self._kept = None
             self._note(p.as_changes(), True)
 
-    def _build_pending(self) -> bool:
+    def _build_kept_batch(self) -> bool:
         """Encode the batch kept as it came; False (it becomes dirty entries) when it
         cannot go the short way."""
-        p = self._pending
+        p = self._kept
         assert p is not None
         if isinstance(p, Announced):
-            blob = self._emit_runs(p.runs)
+            blob = self._encode_new_prefixes(p.runs)
         else:
-            blob = self._gone_from(p.keys, p.distinct)
+            blob = self._encode_withdrawn_from_one_source(p.keys, p.distinct)
         if blob is None:
-            self._realize()
+            self._kept_to_dirty()
             return False
-        self._pending = None
+        self._kept = None
         if blob:
             self.queue.append(blob)
         return True
 
-    def _emit_runs(self, runs: list[tuple[Path, list[bytes]]]) -> Queued | None:
-        """``_diff_plain`` for new prefixes in runs of one path each; None if a path
+    def _encode_new_prefixes(self, runs: list[tuple[Path, list[bytes]]]) -> Queued | None:
+        """``_encode_changes`` for new prefixes in runs of one path each; None if a path
         is not eligible (the general way sorts that out)."""
         by_path: dict[Path, list[bytes]] = {}
         for path, keys in runs:
@@ -238,53 +237,48 @@ class PlainGroup(UpdateGroup):
                 by_path[path] = keys[:]  # the lists are shared with other groups
             else:
                 lst += keys
-        return self._emit(by_path, True, [], [], [], [], None)
+        return self._encode_by_best_path(by_path, True, [], [], [], [], None)
 
-    def _gone_from(self, keys: list[bytes], distinct: set[Entry]) -> Queued | None:
-        """``_gone`` for distinct prefixes that all had a route (one of ``distinct``)
-        and have none now, when every one of them was sent and came from one source;
-        None when that does not hold (the caller takes the general way)."""
+    def _encode_withdrawn_from_one_source(
+        self, keys: list[bytes], distinct: set[Entry]
+    ) -> Queued | None:
+        """``_encode_withdrawals`` for distinct prefixes that all had a route (one of
+        ``distinct``) and have none now, when every one of them was sent and came from
+        the one source whose routes the group sends; None when that does not hold
+        (the caller takes the general way). Work per distinct path, none per prefix."""
         counts = self.by_source
         if len(counts) != 1:
             return None
-        only = next(iter(counts))
-        sent = self._sent
-        out = self.exporter.cache.get  # the verdict of every path sent is cached there
-        path_cls = Path
+        (source,) = counts
         for e in distinct:
-            if e.__class__ is path_cls:  # inline ``_sent`` for a plain path
-                if not e.eligible or e.source is not only or out(e) is None:
-                    return None
-                continue
-            p = sent(e)
-            if p is None or p.source is not only:
+            p = self._path_sent(e)
+            if p is None or p.source is not source:
                 return None
-        left = counts[only] - len(keys)
+        left = counts[source] - len(keys)
         if left:
-            counts[only] = left
+            counts[source] = left
         else:
-            del counts[only]
-        if any(m.source is only for m in self.members):
-            return self._split({only}, only, keys, [], {}, {}, {}, {})
+            del counts[source]
+        if any(m.source is source for m in self.members):
+            return self._encode_split_horizon({source}, source, keys, [], {}, {}, {}, {})
         return self._encode(keys, {}, {})
 
-    def _gone(self, keys: list[bytes], olds: list[Path | None]) -> Queued:
-        """``_diff_plain`` for a chunk whose prefixes all lost their route."""
-        if None in olds:  # never sent (or not allowed by export): nothing to withdraw
-            sent = list(map(is_not, olds, repeat(None)))
-            keys = list(compress(keys, sent))
-            olds = list(compress(olds, sent))
+    def _encode_withdrawals(self, keys: list[bytes], olds: list[Path | None]) -> Queued:
+        """``_encode_changes`` for a chunk whose prefixes all lost their route."""
+        # A prefix never sent (or not allowed by export) has nothing to withdraw.
+        sent_paths = [o for o in olds if o is not None]
+        if len(sent_paths) < len(keys):
+            keys = list(compress(keys, map(is_not, olds, repeat(None))))
         if not keys:
             return b""
-        sent_paths: list[Path] = olds  # type: ignore[assignment]
-        only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
-        self._uncount(only, sent_paths, [])
+        sole = next(iter(self.by_source)) if len(self.by_source) == 1 else None
+        self._count_no_longer_sent(sole, sent_paths, [])
         srcs = {m.source for m in self.members if m.source is not None}
         if not srcs:
             return self._encode(keys, {}, {})
-        return self._split(srcs, only, keys, sent_paths, {}, {}, {}, {})
+        return self._encode_split_horizon(srcs, sole, keys, sent_paths, {}, {}, {}, {})
 
-    def _diff_plain(
+    def _encode_changes(
         self, keys: list[bytes], entries: list[Entry | None], olds: list[Path | None] | None
     ) -> Queued:
         """Encode what changed between the paths sent for ``keys`` (``olds``; None: none
@@ -300,40 +294,31 @@ class PlainGroup(UpdateGroup):
         withdrawn: list[bytes] = []
         wd_old: list[Path] = []  # what each withdrawal withdraws (split horizon)
         replaced: list[tuple[bytes, Path, Path]] = []  # (key, path sent, new best)
-        by_path = _fresh_runs(keys, entries) if olds is None else None
+        by_path = _by_single_path(keys, entries) if olds is None else None
         fresh = by_path is not None
         if by_path is None:
             if olds is None:
                 olds = [None] * len(keys)
             by_path = {}
-            by_get = by_path.get
-            wd_app = withdrawn.append
-            old_app = wd_old.append
-            rep_app = replaced.append
-            path_cls = Path
             for key, e, old in zip(keys, entries, olds, strict=True):
-                if e is None:
-                    best = None
-                elif e.__class__ is path_cls:
-                    best = e if e.eligible else None
-                else:
-                    best = e.best  # type: ignore[union-attr]
+                best = best_of(e)
                 if best is old:
                     continue
                 if best is None:
-                    wd_app(key)
-                    old_app(old)  # type: ignore[arg-type]
+                    if old is not None:  # (always: ``best is old`` otherwise)
+                        withdrawn.append(key)
+                        wd_old.append(old)
                     continue
                 if old is not None:
-                    rep_app((key, old, best))
-                lst = by_get(best)
+                    replaced.append((key, old, best))
+                lst = by_path.get(best)
                 if lst is None:
                     by_path[best] = [key]
                 else:
                     lst.append(key)
-        return self._emit(by_path, fresh, withdrawn, wd_old, replaced, keys, olds)
+        return self._encode_by_best_path(by_path, fresh, withdrawn, wd_old, replaced, keys, olds)
 
-    def _emit(
+    def _encode_by_best_path(
         self,
         by_path: dict[Path, list[bytes]],
         fresh: bool,
@@ -346,9 +331,9 @@ class PlainGroup(UpdateGroup):
         """Encode ``by_path`` (prefixes by their new best path; ``fresh``: none of them
         was sent before) and the withdrawals found so far, counting what is sent."""
         # Every path no longer sent came from this source when only its were.
-        only = next(iter(self.by_source)) if len(self.by_source) == 1 else None
+        sole = next(iter(self.by_source)) if len(self.by_source) == 1 else None
         if wd_old or replaced:
-            self._uncount(only, wd_old, replaced)
+            self._count_no_longer_sent(sole, wd_old, replaced)
         srcs = {m.source for m in self.members if m.source is not None}
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
@@ -359,9 +344,9 @@ class PlainGroup(UpdateGroup):
         for path, ks in by_path.items():
             out = out_of(path)
             if out is None:
-                if not fresh:  # export refuses the new best: withdraw what was sent
+                if olds is not None:  # export refuses the new best: withdraw what was sent
                     if old_of is None:
-                        old_of = dict(zip(keys, olds, strict=True))  # type: ignore[arg-type]
+                        old_of = dict(zip(keys, olds, strict=True))
                     for k in ks:
                         o = old_of[k]
                         if o is not None:
@@ -381,17 +366,19 @@ class PlainGroup(UpdateGroup):
                 lst += ks
         if not srcs:
             return self._encode(withdrawn, groups, attrs_of)
-        back = self._taken_back(srcs, replaced)
-        return self._split(srcs, only, withdrawn, wd_old, groups, attrs_of, own, back)
+        taken_back = self._replaced_by_own_routes(srcs, replaced)
+        return self._encode_split_horizon(
+            srcs, sole, withdrawn, wd_old, groups, attrs_of, own, taken_back
+        )
 
-    def _uncount(
-        self, only: Source | None, wd_old: list[Path], replaced: list[tuple[bytes, Path, Path]]
+    def _count_no_longer_sent(
+        self, sole: Source | None, wd_old: list[Path], replaced: list[tuple[bytes, Path, Path]]
     ) -> None:
         """Entries leave what was sent: withdrawn, or replaced (a replacement that export
         then rejects appends its old path to ``wd_old`` later: not counted twice)."""
         counts = self.by_source
-        if only is not None:
-            gone = {only: len(wd_old) + len(replaced)}
+        if sole is not None:
+            gone = {sole: len(wd_old) + len(replaced)}
         else:
             gone = Counter(map(_source_of, wd_old))
             gone.update(old.source for _, old, _ in replaced)
@@ -402,39 +389,39 @@ class PlainGroup(UpdateGroup):
             else:
                 del counts[src]
 
-    def _taken_back(
+    def _replaced_by_own_routes(
         self, srcs: set[Source], replaced: list[tuple[bytes, Path, Path]]
     ) -> dict[Source, list[bytes]]:
         """Prefixes where a member's own route replaced another peer's that it was sent:
         that one must be withdrawn from it (and only from it)."""
-        back: dict[Source, list[bytes]] = {}
+        taken_back: dict[Source, list[bytes]] = {}
         out_of = self.exporter.out
         for key, old, new in replaced:
             src = new.source
             if src in srcs and old.source is not src and out_of(new) is not None:
-                back.setdefault(src, []).append(key)
-        return back
+                taken_back.setdefault(src, []).append(key)
+        return taken_back
 
-    def _split(
+    def _encode_split_horizon(
         self,
         srcs: set[Source],
-        only: Source | None,
+        sole: Source | None,
         withdrawn: list[bytes],
         wd_old: list[Path],
         groups: dict[int, list[bytes]],
         attrs_of: dict[int, PathAttributes],
         own: dict[Source, dict[int, list[bytes]]],
-        back: dict[Source, list[bytes]],
+        taken_back: dict[Source, list[bytes]],
     ) -> Queued:
         """Encode with split horizon: one blob for all, a variant for each source member.
 
-        ``only``: every withdrawn path came from this source (no per-prefix split)."""
+        ``sole``: every withdrawn path came from this source (no per-prefix split)."""
         common: list[bytes] = []
         own_wd: dict[Source, list[bytes]] = {}
-        if only is not None:
-            if only in srcs:
+        if sole is not None:
+            if sole in srcs:
                 if withdrawn:
-                    own_wd[only] = withdrawn  # never sent to its source
+                    own_wd[sole] = withdrawn  # never sent to its source
             else:
                 common = withdrawn
         else:
@@ -448,23 +435,23 @@ class PlainGroup(UpdateGroup):
             s: self._encode(own_wd.get(s, []), own.get(s, {}), attrs_of)
             for s in own.keys() | own_wd.keys()
         }
-        if not parts and not back:
+        if not parts and not taken_back:
             return base
         full = base + b"".join(parts.values())
         alts: dict[Source, bytes] = {}
-        for s in parts.keys() | back.keys():
+        for s in parts.keys() | taken_back.keys():
             alt = [base, *(p for t, p in parts.items() if t is not s)]
-            if s in back:
-                alt.append(self._encode(back[s], {}, attrs_of))
+            if s in taken_back:
+                alt.append(self._encode(taken_back[s], {}, attrs_of))
             alts[s] = b"".join(alt)
         return (full, alts)
 
-    def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
+    def encode_catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
         """UPDATEs announcing what the group has sent for ``keys`` (a joining member),
         less the routes learned from ``source`` (the member itself): split horizon."""
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
-        told = self._told_path
+        told = self._path_told
         out_of = self.exporter.out
         for key in keys:
             path = told(key)
@@ -482,32 +469,34 @@ class PlainGroup(UpdateGroup):
         return self._encode([], groups, attrs_of)
 
 
-class _Sent:
+class _SentSnapshot:
     """A frozen copy of what a plain group had sent (``UpdateGroup.snapshot``)."""
 
-    __slots__ = ("dirty", "group", "loc", "prev")
+    __slots__ = ("dirty", "group", "last_built", "loc")
 
     def __init__(
         self,
         group: PlainGroup,
         loc: dict[bytes, Entry],
         dirty: dict[bytes, Entry | None],
-        prev: dict[bytes, Entry],
+        last_built: dict[bytes, Entry],
     ) -> None:
         self.group = group
         self.loc = loc
         self.dirty = dirty
-        self.prev = prev
+        self.last_built = last_built
 
     def path(self, key: bytes) -> Path | None:
-        e = self.prev.get(key) if key in self.dirty else self.loc.get(key)
-        return self.group._sent(e)
+        e = self.last_built.get(key) if key in self.dirty else self.loc.get(key)
+        return self.group._path_sent(e)
 
     def keys(self) -> list[bytes]:
-        return list(self.loc.keys() | self.prev.keys()) if self.prev else list(self.loc)
+        return list(self.loc.keys() | self.last_built.keys()) if self.last_built else list(self.loc)
 
 
-def _fresh_runs(keys: list[bytes], entries: list[Entry | None]) -> dict[Path, list[bytes]] | None:
+def _by_single_path(
+    keys: list[bytes], entries: list[Entry | None]
+) -> dict[Path, list[bytes]] | None:
     """``keys`` grouped by entry if every entry is one eligible ``Path``, else None.
 
     The RIB notes an UPDATE's prefixes together with their shared path, so the

@@ -69,9 +69,9 @@ class PerPrefixGroup(_TableGroup):
     """An export policy that matches prefixes: ``adj_out`` holds the attributes sent."""
 
     def _encode_chunk(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
-        return self._diff(keys, entries)
+        return self._encode_changes(keys, entries)
 
-    def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
+    def encode_catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
         adj = self.adj_out
@@ -87,7 +87,7 @@ class PerPrefixGroup(_TableGroup):
                 lst.append(key)
         return self._encode([], groups, attrs_of)
 
-    def _diff(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
+    def _encode_changes(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
         """Prefix-dependent export: compare with ``adj_out`` (attributes) per prefix."""
         adj = self.adj_out
         withdrawn: list[bytes] = []
@@ -103,9 +103,9 @@ class PerPrefixGroup(_TableGroup):
                 by_path[best] = [key]
             else:
                 lst.append(key)
-        return self._encode_per_prefix(withdrawn, by_path)
+        return self._encode_best_paths(withdrawn, by_path)
 
-    def _encode_per_prefix(self, withdrawn: list[bytes], by_path: dict[Path, list[bytes]]) -> bytes:
+    def _encode_best_paths(self, withdrawn: list[bytes], by_path: dict[Path, list[bytes]]) -> bytes:
         """Slow path for export policies that match prefixes: attributes per prefix.
 
         ``adj_out`` then holds the outbound attributes themselves.
@@ -135,9 +135,9 @@ class AddPathGroup(_TableGroup):
     best N paths that export allows, or all (``add_path`` -1)."""
 
     def _encode_chunk(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
-        return self._diff_add_path(keys, entries)
+        return self._encode_changes(keys, entries)
 
-    def catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
+    def encode_catch_up(self, keys: list[bytes], source: Source | None = None) -> bytes:
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
         adj = self.adj_out
@@ -147,7 +147,7 @@ class AddPathGroup(_TableGroup):
                 attrs_of[id(a)] = a
         return self._encode([], groups, attrs_of)
 
-    def switch_diff(
+    def encode_switch(
         self,
         keys: list[bytes],
         before: Told,
@@ -155,7 +155,7 @@ class AddPathGroup(_TableGroup):
         unknown: set[bytes],
         full: bool,
     ) -> bytes:
-        """``UpdateGroup.switch_diff`` path by path: withdraw the path ids the member
+        """``UpdateGroup.encode_switch`` path by path: withdraw the path ids the member
         has that this group does not send, announce what is new or changed."""
         now = self.told()
         full = full or not before.add_path  # ADD-PATH is settled in OPEN; be safe
@@ -166,11 +166,11 @@ class AddPathGroup(_TableGroup):
             want = now.get(key, source)
             have = before.get(key, source)
             fresh = full or key in unknown
-            self._switch_add_path(key, want, have, fresh, withdrawn, groups, attrs_of)
+            self._switch_prefix(key, want, have, fresh, withdrawn, groups, attrs_of)
         return self._encode(withdrawn, groups, attrs_of)
 
     @staticmethod
-    def _switch_add_path(
+    def _switch_prefix(
         key: bytes,
         want: Sent | None,
         have: Any,
@@ -187,7 +187,7 @@ class AddPathGroup(_TableGroup):
                 groups.setdefault(id(a), []).append(t.to_bytes(4, "big") + key)
                 attrs_of[id(a)] = a
 
-    def _wanted(self, key: bytes, e: Entry | None) -> Sent:
+    def _paths_to_send(self, key: bytes, e: Entry | None) -> Sent:
         """``(tx_id, attrs)`` of the paths to send for one prefix (ADD-PATH)."""
         if e is None:
             return ()
@@ -203,14 +203,14 @@ class AddPathGroup(_TableGroup):
                 out.append((p.slot.tx_id, a))
         return tuple(out)
 
-    def _diff_add_path(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
-        """``PerPrefixGroup._diff`` with several paths per prefix (RFC 7911 §3)."""
+    def _encode_changes(self, keys: list[bytes], entries: list[Entry | None]) -> bytes:
+        """``PerPrefixGroup._encode_changes`` with several paths per prefix (RFC 7911 §3)."""
         adj = self.adj_out
         withdrawn: list[bytes] = []
         groups: dict[int, list[bytes]] = {}
         attrs_of: dict[int, PathAttributes] = {}
         for key, e in zip(keys, entries, strict=True):
-            want = self._wanted(key, e)
+            want = self._paths_to_send(key, e)
             old: Sent = adj.get(key, ())
             if want == old:
                 continue
