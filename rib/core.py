@@ -272,6 +272,8 @@ class Rib:
         if keep:
             st.stale |= keep
             self._new_generation(st, keep)
+            for f in gr:  # a new failure: restart time first, then a new long-lived phase
+                st.llgr.pop(f, None)
             # RFC 9494 §4.2: no restart time (or no GR for the family): long-lived now.
             self._start_llgr(st, llgr - gr, now)
             assert facts is not None

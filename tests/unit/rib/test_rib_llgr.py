@@ -168,3 +168,19 @@ def test_session_facts_carry_the_negotiated_long_lived_times() -> None:
     neg = negotiate(build_open(65000, "10.0.0.1", ps), theirs, 65000, ps, 65001)
     fx = facts_from_negotiated(neg, None, None)
     assert fx.llgr == {V4: (90, True)} and fx.gr_restart_time == 5
+
+
+def test_a_second_failure_before_end_of_rib_starts_a_new_cycle() -> None:
+    rib, _, a, _, _ = setup()
+    rib.peer_down(a, now=0.0, graceful=True)
+    rib.handle_timer(120.0)  # long-lived until 3720
+    rib.peer_up(a, llgr_facts("192.0.2.1"), now=200.0)
+    announce(rib, a, ["192.0.2.128/25"], attrs(nh="192.0.2.1"))  # new in this session
+    rib.peer_down(a, now=210.0, graceful=True)  # down again, no End-of-RIB
+    assert rib.get_timer() == 330.0  # the restart time again
+    rib.handle_timer(330.0)
+    # Both the old long-lived route and the new session's route are long-lived stale now.
+    assert entry_paths(rib, P1)[0].llgr and entry_paths(rib, "192.0.2.128/25")[0].llgr
+    assert rib.get_timer() == 330.0 + 3600.0
+    rib.handle_timer(3930.0)
+    assert rib.loc[V4] == {}
