@@ -38,6 +38,8 @@ __all__ = ["describe_capability", "detail"]
 _AFI = {1: "ipv4", 2: "ipv6"}
 _SAFI = {1: "unicast", 2: "multicast", 4: "labeled-unicast", 128: "vpn"}
 _ADD_PATH = {1: "receive", 2: "send", 3: "send+receive"}
+# Codes some speakers still send beside the standard ones (IANA: "deprecated").
+_PRE_STANDARD = {128: "route-refresh (pre-standard, code 128)"}
 
 
 def _family(afi: int, safi: int) -> str:
@@ -81,7 +83,8 @@ def describe_capability(cap: Capability) -> str:
         EnhancedRouteRefreshCapability: "enhanced-route-refresh",
         ExtendedMessageCapability: "extended-message",
     }
-    return flags.get(type(cap), f"capability {cap.code}: {cap.value().hex() or '(empty)'}")
+    known = flags.get(type(cap)) or _PRE_STANDARD.get(cap.code)
+    return known or f"capability {cap.code}: {cap.value().hex() or '(empty)'}"
 
 
 def _received_open(peer: Peer) -> list[str] | None:
