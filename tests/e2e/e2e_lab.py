@@ -83,3 +83,45 @@ def ping(ns: str, address: str, count: int = 3) -> bool:
                            "0.2", "-W", "2", address], capture_output=True, timeout=30,
                           check=False)  # fmt: skip
     return proc.returncode == 0
+
+
+def lab_up_with_tor(spot: LabSpot, tor_daemon: str) -> tuple[LabPlan, lab.LabState, object]:
+    """Option `peered` with `tor_daemon` ("frr" or "bird") on the ToR: the same listen
+    range for the nodes' eBGP sessions, learned routes installed in the ToR's kernel."""
+    from podbgp.lab.labplan import TOR_ASN, tor_address
+    from podbgp.lab.netns import Netns
+    from podbgp.lab.peers import DAEMONS, BgpConfig, ListenRange
+
+    cls = DAEMONS[tor_daemon]
+    why = cls.missing()
+    if why:
+        pytest.skip(why)
+    plan = plan_lab("peered", 3, 2, prefix=spot.prefix, state_dir=spot.state_dir)
+    state = lab.prepare(plan, out=lambda _: None)
+    tor = lab.build_network(plan, state)
+    cfg = BgpConfig(asn=TOR_ASN, router_id=tor_address(0), hostname="tor", install_routes=True,
+                    listen_ranges=[ListenRange(s, None) for s in plan.subnets])  # fmt: skip
+    daemon = cls(Netns(tor.name), plan.state_dir / f"tor-{tor_daemon}", cfg)
+    daemon.start()
+    for i, proc in enumerate(daemon.procs):
+        state.pids[f"tor-{tor_daemon}-{i}"] = proc.pid
+    procs = {node.name: lab.start_node_daemon(plan, node) for node in plan.nodes}
+    for name, proc in procs.items():
+        state.pids[name] = proc.pid
+    state.save()
+    for node in plan.nodes:
+        lab.wait_daemon(plan, node, procs[node.name], timeout=30)
+    lab.create_pods(plan, state, lab.cni_plugin())
+    lab.wait_sessions(plan, state, timeout=CONVERGE / 2)
+    matrix = lab.wait_matrix(state, CONVERGE)
+    assert all(matrix.values()), lab.format_matrix(state, matrix) + lab.diagnostics(state)
+    state.status = "up"
+    state.save()
+    return plan, state, daemon
+
+
+def tor_has_route(plan: LabPlan, prefix: str) -> bool:
+    """The ToR's kernel forwards `prefix` to a node (whatever daemon put it there)."""
+    out = subprocess.run([IP, "-n", plan.ns("tor"), "-4", "route", "show", prefix],
+                         capture_output=True, text=True, timeout=10, check=False).stdout  # fmt: skip
+    return " via " in out
