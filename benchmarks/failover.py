@@ -7,7 +7,19 @@ tcpdump. Usage::
     .venv/bin/python benchmarks/failover.py --scenario hold-detect [--repeat 3]
     .venv/bin/python benchmarks/failover.py --scenario bfd-jitter [--prefixes 1000000]
 
-Scenarios (more are added by the restart work; each is one function in SCENARIOS):
+Scenarios (each is one function in SCENARIOS):
+
+- ``restart``: for each lab option (``--options``, default all but what the kernel
+  cannot run), a three-node lab with two pods per node is built once; then n3's daemon
+  gets SIGTERM (the restart stop) and, after that trial, SIGKILL (a crash); each time it
+  stays down ``--down`` seconds and is started again while every pod of n1 and n2 pings
+  every pod of n3 and back every 200 ms (``podbgp.lab.failover.restart_trial``). Per
+  trial: ``outage_ms`` (first lost probe to last lost probe plus one interval; 0 when
+  none was lost), ``lost``/``sent`` over all pairs, ``daemon_ready_seconds`` (process
+  start to its control socket answering: interpreter, imports, datastore, FIB resync),
+  ``sessions_back_seconds`` (process start to every session of n3 Established; minus
+  the former is BGP's part) and ``kernel_changes`` (``ip monitor route`` lines on n1
+  that touched n3's blocks). ``summary`` has the worst of each per option and signal.
 
 - ``bfd-detect``: `podbgp run` (10.99.0.1, kernel FIB on) and FRR (10.99.0.2) over one
   veth, eBGP with BFD at 300 ms x 3 and hold time 9 s, one prefix each way. At t0
@@ -33,6 +45,7 @@ import itertools
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +64,10 @@ from podbgp.lab.bfd_lab import (
     restore,
     wait_until,
 )
-from podbgp.lab.netns import NetnsGroup, netns_group
+from podbgp.lab import lab
+from podbgp.lab.failover import restart_trial
+from podbgp.lab.labplan import OPTIONS, plan_lab
+from podbgp.lab.netns import NetnsGroup, cleanup_prefix, netns_group
 from podbgp.lab.peer_link import Link, make_link
 from podbgp.lab.peers import BgpConfig, Frr, Neighbor, Route
 
@@ -223,7 +239,77 @@ def _intervals(stamps: list[float]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"bfd-detect": bfd_detect, "hold-detect": hold_detect, "bfd-jitter": bfd_jitter}
+# ------------------------------------------------------------------ restart scenario
+
+RESTART_SIGNALS = (signal.SIGTERM, signal.SIGKILL)
+
+
+def _restart_option(option: str, work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Trials of one option in one lab: ``{signal: [trial, ...]}``, or ``{"skipped": why}``."""
+    prefix = f"fr{os.getpid() % 10000}-"
+    plan = plan_lab(option, 3, 2, prefix=prefix, state_dir=work / f"lab-{option}")
+    why = lab.unsupported(plan)
+    if why:
+        return {"skipped": why}
+    cleanup_prefix(prefix)
+    out: dict[str, Any] = {sig.name: [] for sig in RESTART_SIGNALS}
+    try:
+        state, matrix = lab.up(plan, out=lambda _: None, converge_timeout=60)
+        if not all(matrix.values()):
+            return {"error": "the lab did not converge", "matrix": lab.format_matrix(state, matrix)}
+        for _ in range(a.restart_repeat):
+            for sig in RESTART_SIGNALS:
+                trial = restart_trial(plan, state, "n3", sig, down=a.down, monitor_on="n1")
+                print(f"{option} {sig.name}: lost {trial.lost}/{trial.sent}, outage "
+                      f"{trial.outage_ms} ms, sessions back {trial.sessions_back_seconds} s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                out[sig.name].append(trial.as_dict())
+    finally:
+        lab.down(prefix, plan.state_dir)
+        cleanup_prefix(prefix)
+    return out
+
+
+def _restart_summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    def worst(key: str) -> Any:
+        return max((t[key] or 0.0 for t in trials), default=None)
+
+    bgp = [(t["sessions_back_seconds"] or 0.0) - (t["daemon_ready_seconds"] or 0.0) for t in trials]
+    return {
+        "lost": sum(t["lost"] for t in trials),
+        "sent": sum(t["sent"] for t in trials),
+        "outage_ms_max": worst("outage_ms"),
+        "daemon_ready_seconds_max": worst("daemon_ready_seconds"),
+        "sessions_back_seconds_max": worst("sessions_back_seconds"),
+        "bgp_part_seconds_max": round(max(bgp), 3) if bgp else None,
+        "kernel_changes": sum(len(t["kernel_changes"]) for t in trials),
+    }
+
+
+def restart(group: NetnsGroup, work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """The ``restart`` scenario over ``--options`` (module docstring)."""
+    options: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for option in filter(None, a.options.split(",")):
+        result = _restart_option(option, work, a)
+        if "skipped" in result:
+            skipped[option] = result["skipped"]
+        else:
+            options[option] = result
+    summary = {
+        option: {sig: _restart_summary(trials) for sig, trials in by_sig.items()
+                 if isinstance(trials, list)}
+        for option, by_sig in options.items()
+    }  # fmt: skip
+    return {"down_seconds": a.down, "summary": summary, "options": options, "skipped": skipped}
+
+
+SCENARIOS = {
+    "bfd-detect": bfd_detect,
+    "hold-detect": hold_detect,
+    "bfd-jitter": bfd_jitter,
+    "restart": restart,
+}
 
 
 def main() -> int:
@@ -233,6 +319,9 @@ def main() -> int:
     ap.add_argument("--prefixes", type=int, default=1_000_000, help="bfd-jitter: feed size")
     ap.add_argument("--idle", type=float, default=10.0, help="bfd-jitter: idle capture, s")
     ap.add_argument("--timeout", type=float, default=900.0, help="bfd-jitter: ingest bound, s")
+    ap.add_argument("--options", default=",".join(OPTIONS), help="restart: lab options")
+    ap.add_argument("--down", type=float, default=5.0, help="restart: seconds the daemon is down")
+    ap.add_argument("--restart-repeat", type=int, default=1, help="restart: trials per signal")
     a = ap.parse_args()
     with TemporaryDirectory(prefix="failover-") as tmp, netns_group(f"fo{os.getpid()}-") as g:
         os.chmod(tmp, 0o755)  # FRR's user must reach its run directory

@@ -18,9 +18,10 @@ TCP connection. Collisions are resolved per RFC 4271 §6.8 when a connection
 receives its OPEN: against a connection in OpenConfirm the BGP identifiers
 decide (``bgp.fsm.keep_outgoing``); against one in Established the new
 connection is closed — unless both that session and the new OPEN have the
-graceful-restart capability: then the peer has restarted (RFC 4724 §4.2),
-the old session ends without a NOTIFICATION (reported like a TCP loss, so
-its routes are kept as stale) and the new connection carries on. Whichever
+graceful-restart capability: then the peer may have restarted (RFC 4724
+§4.2), and the new connection carries on; if it reaches Established, the
+old session ends without a NOTIFICATION (reported like a TCP loss, so its
+routes are kept as stale). Whichever
 connection reaches Established first becomes the main one and the other is
 dropped (Cease 7). The peer gives the RIB a
 ``PeerHandle`` (``key``, ``wake()``), bumps counters and exposes ``stats()``
@@ -336,8 +337,11 @@ class Peer:
             return
         if other.fsm.state is State.ESTABLISHED:
             if _restarted(other.fsm.negotiated, session.fsm.negotiated):
-                log.info("%s: new connection with graceful restart: the peer restarted", self.key)
-                other.abandon("peer restarted: new connection (RFC 4724 §4.2)")
+                # Decided when (if) the new session is Established (``_up``): a dial of
+                # the peer's that crossed our session coming up is dumped by the peer
+                # itself (Cease 7) and must not cost us the session we have.
+                log.info("%s: new connection with graceful restart while Established: "
+                         "the peer may have restarted", self.key)  # fmt: skip
                 return
             session.collision_dump()
             return
@@ -356,7 +360,12 @@ class Peer:
     def _up(self, session: Session, negotiated: Negotiated) -> None:
         other = self._other(session)
         if other is not None:
-            if other.fsm.connected:
+            if other is self.established:
+                # RFC 4724 §4.2: the peer restarted (``_restarted``): the old session ends
+                # as a TCP loss would, so its routes stay stale until the new End-of-RIB.
+                log.info("%s: the peer restarted: its old session ends", self.key)
+                other.abandon("peer restarted: new session Established (RFC 4724 §4.2)")
+            elif other.fsm.connected:
                 other.collision_dump()
             other.discard()
         self.main, self.extra = session, None
@@ -614,11 +623,14 @@ class Speaker:
 def _restarted(old: Negotiated | None, new: Negotiated | None) -> bool:
     """RFC 4724 §4.2: a new OPEN with graceful restart while a GR session is Established.
 
-    The peer restarted and its old connection is dead (its host may not even
+    The peer may have restarted, its old connection dead (its host may not even
     have sent a FIN): instead of refusing the new connection (RFC 4271 §6.8)
-    the old session ends as a TCP loss, its routes stay as stale, and the new
-    one carries on, so the peer re-peers at once instead of after our hold
-    time. ``peer_restart`` is set only when both sides offered the capability.
+    the new one may go on; once it is Established the old session ends as a
+    TCP loss, its routes stay as stale, so the peer re-peers at once instead of
+    after our hold time. Or the new connection is the peer's own dial that
+    crossed our session coming up (both sides connect after a restart): then
+    the peer closes it (Cease 7) and the old session stays. ``peer_restart`` is
+    set only when both sides offered the capability.
     """
     return (
         old is not None

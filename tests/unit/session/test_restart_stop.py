@@ -14,9 +14,12 @@ import pytest
 
 from bgp.errors import CeaseSubcode
 from bgp.fsm import BgpFsm
+from bgp.negotiate import build_open
 from bgp.restart import StopKind
 from bgp.session import Session
 from bgp.settings import PeerSettings
+from bgp.wire.context import CodecContext
+from bgp.wire.messages import Notification, encode_message
 from podbgp.logs import JsonFormatter
 
 from .support import Node, make_node, peer
@@ -186,3 +189,53 @@ async def test_stop_after_the_peer_reset_the_connection_raises_nothing() -> None
     session.discard()
     await asyncio.sleep(0.1)
     server.close()
+
+
+async def test_a_crossing_dial_dumped_by_the_peer_does_not_end_our_session() -> None:
+    """After a restart both sides dial; the peer's dial that was already under way when our
+    session came up arrives with an OPEN (graceful restart) and is then closed by the peer
+    itself with Cease 7 (RFC 4271 §6.8). That is no restart of the peer (RFC 4724 §4.2):
+    the session we have stays up, and its routes are never marked stale."""
+    a, b = await pair()
+    try:
+        loop = asyncio.get_running_loop()
+        ours = build_open(65002, "10.0.0.2", PeerSettings(A_IP, 65001, graceful_restart=True))
+        raw = socket.socket()
+        raw.bind((B_IP, 0))
+        raw.setblocking(False)
+        await loop.sock_connect(raw, (A_IP, a.speaker.ports[0]))
+        await loop.sock_sendall(raw, encode_message(ours, CodecContext()))
+        got = b""
+        while len(got) < 19 + 19:  # A's OPEN and, in OpenConfirm, its KEEPALIVE
+            chunk = await asyncio.wait_for(loop.sock_recv(raw, 4096), 5)
+            assert chunk, "A closed the crossing connection at once"
+            got += chunk
+        cease7 = Notification(6, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
+        await loop.sock_sendall(raw, encode_message(cease7, CodecContext()))
+        raw.close()
+        await asyncio.sleep(0.5)
+        assert not a.sink.downs, a.sink.downs
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None and pa.established is not None and pa.extra is None
+    finally:
+        await stop(a, b)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_crossing_dials_with_graceful_restart_end_in_one_session_without_a_flap(
+    attempt: int,
+) -> None:
+    """Both sides dial at once, both with graceful restart: a dial that crosses the other's
+    session coming up must not be taken for a restart of the peer (which cost both
+    connections before): one session, up once on each side, never down."""
+    a = await make_node(65001, "10.0.0.1", A_IP)
+    b = await make_node(65002, "10.0.0.2", B_IP)
+    try:
+        b.speaker.add_peer(peer(A_IP, 65001, a.speaker.ports[0], B_IP, **GR))
+        a.speaker.add_peer(peer(B_IP, 65002, b.speaker.ports[0], A_IP, **GR))
+        await a.wait(lambda: a.sink.ups and b.sink.ups)
+        await asyncio.sleep(1.0)  # any second connection is settled by now
+        assert (len(a.sink.ups), len(b.sink.ups)) == (1, 1)
+        assert not a.sink.downs and not b.sink.downs
+    finally:
+        await stop(a, b)
