@@ -56,6 +56,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from podbgp.api import APIError
+from podbgp.lab import lab
 from podbgp.lab.bfd_lab import (
     LabPeer,
     PodbgpNode,
@@ -64,7 +65,6 @@ from podbgp.lab.bfd_lab import (
     restore,
     wait_until,
 )
-from podbgp.lab import lab
 from podbgp.lab.failover import restart_trial
 from podbgp.lab.labplan import OPTIONS, plan_lab
 from podbgp.lab.netns import NetnsGroup, cleanup_prefix, netns_group
