@@ -243,7 +243,8 @@ class ControlClient:
             sock.connect(self.path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise APIError(
-                f"cannot reach the podbgp daemon at {self.path}: {exc.strerror}"
+                f"cannot reach the podbgp daemon at {self.path}: {exc.strerror} "
+                "(is it running? --socket PATH or --config FILE names another)"
             ) from exc
         except PermissionError as exc:
             raise APIError(f"permission denied on {self.path}") from exc

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from podbgp.api import APIError
+
 # Modules that add sub-commands, in the order `podbgp --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_run",
@@ -63,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         status = int(func(args) or 0)
         sys.stdout.flush()
+    except APIError as exc:  # a client command's last resort (each handles its own first)
+        print(f"podbgp: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Later writes (and the interpreter's flush at exit) go nowhere instead of failing.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -11,11 +11,11 @@ import argparse
 import ipaddress
 import json
 import sys
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
 from podbgp.api import DEFAULT_SOCKET, APIError, ControlClient, InvalidArgument
+from podbgp.config import ConfigError, load_config
 
 # Columns of the human tables: (heading, key in each row of the JSON answer).
 COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
@@ -73,19 +73,19 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
 
 
 def socket_path(args: argparse.Namespace) -> str:
+    """`--socket`, else `--config`'s `[api] socket` (read by the daemon's own loader, so
+    the same file gives the same socket), else the default."""
     if getattr(args, "socket", None):
         return str(args.socket)
     if getattr(args, "config", None):
         try:
-            with open(args.config, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise APIError(f"cannot read {args.config}: {exc.strerror or exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise APIError(f"{args.config}: not valid TOML: {exc}") from exc
-        api = raw.get("api", {})
-        if isinstance(api, dict) and isinstance(api.get("socket"), str):
-            return str(api["socket"])
+            return load_config(args.config).api.socket
+        except ConfigError as exc:
+            first, n = exc.errors[0], len(exc.errors)
+            if not first.startswith(str(args.config)):
+                first = f"{args.config}: invalid config: {first}"
+            more = f" (and {n - 1} more: `podbgp check --config {args.config}`)" if n > 1 else ""
+            raise APIError(f"{first}{more}; or give --socket") from exc
     return DEFAULT_SOCKET
 
 

@@ -253,3 +253,20 @@ def test_lab_sessions_report_is_the_show_peers_table(tmp_path: Path) -> None:
     assert [line[2:] for line in lines[1:]] == peers_table(PEERS).splitlines()
     # The columns the demo used to show as `-`: messages, prefixes, capabilities.
     assert lines[2].split()[4:10] == ["5/6", "1/2", "mp4", "rr", "gr", "as4"]
+
+
+# -- the socket from --config ----------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["show", "peers"], ["peer", "reset", "10.0.0.1"], ["drain"]])
+def test_socket_from_a_bad_config_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`--config` is read by the daemon's loader; a missing or invalid file is one line,
+    for every client command (drain included)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[node]\nname = "x"\nasn = 64512\n[bgp]\nhold_tme = 3\n')
+    for path, why in ((tmp_path / "none.toml", "cannot read"), (bad, "invalid config")):
+        rc = main([*argv, "--config", str(path)])
+        err = capsys.readouterr().err
+        assert rc == 1
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err, err
+        assert err.startswith(f"podbgp: {path}") or f"{path}: cannot read" in err, err
