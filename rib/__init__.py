@@ -38,12 +38,11 @@ stays ignored for the rest of that session (RFC 4760 §7).
 
 from rib.bestpath import STEPS, Ranked, rank
 from rib.core import PeerState, Rib
-from rib.path import LOCAL, Path, Source
+from rib.path import Path, Source
 from rib.policy import Policy, PolicyError, Verdict, builtin
 from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
 __all__ = [
-    "LOCAL",
     "STEPS",
     "Path",
     "PeerPolicy",

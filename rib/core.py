@@ -64,28 +64,38 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
-from itertools import islice, repeat
+from itertools import count, islice, repeat
 from typing import Any, cast
 
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
 from rib.adjout import Member, UpdateGroup, new_group
-from rib.batch import BatchBuilder, Changed, Entry, nexthops_of
+from rib.batch import BatchBuilder, Changed, Entry, best_of, nexthops_of
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter, ExportMode
-from rib.path import LOCAL, Path, Slot, Source
+from rib.path import Path, Slot, Source
 from rib.policy import Policy
 from rib.reflect import Kind, as_path_loop, reflection_loop
 from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
 __all__ = ["FibCallback", "PeerState", "Rib"]
 
+# An import cache key: id(attrs), with ADD-PATH (path id, id(attrs)).
+ImportKey = int | tuple[int, int]
 FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
 Address = IPv4Address | IPv6Address
-_MISS: Any = object()
-_NONE = object()  # "rejected" in import caches
+
+
+class _Handled(Enum):
+    """``Rib._import``'s answer when it applied a prefix-dependent policy itself."""
+
+    PER_PREFIX = "per-prefix"
+
+
+_PER_PREFIX = _Handled.PER_PREFIX
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
@@ -104,7 +114,9 @@ class PeerState:
     counts: dict[Family, int] = field(default_factory=dict)
     members: dict[Family, Member] = field(default_factory=dict)
     # Import verdicts per family: id(attrs) (with ADD-PATH: (path id, id)) -> (attrs, Path | None).
-    imports: dict[Family, dict[Any, Any]] = field(default_factory=dict)
+    imports: dict[Family, dict[ImportKey, tuple[PathAttributes, Path | None]]] = field(
+        default_factory=dict
+    )
     pre_policy: dict[Family, dict[bytes, PathAttributes]] = field(default_factory=dict)
     pre_add_path: set[Family] = field(default_factory=set)
     stale: set[Family] = field(default_factory=set)
@@ -149,9 +161,13 @@ class Rib:
         # Each family's changes until ``flush``, in the cheapest shape (``rib.batch``).
         self._batches: dict[Family, BatchBuilder] = {f: BatchBuilder() for f in Family}
         self._ranked: dict[frozenset[Path], Ranked] = {}
-        self._pairs: dict[tuple[Path, Path], Ranked] = {}
+        self._pairs: dict[tuple[Path, Path], Entry] = {}
         self._local_paths: dict[tuple[Family, PathAttributes], Path] = {}
-        LOCAL.bgp_id = int(settings.router_id)
+        # ADD-PATH ids of every slot of this RIB's sources (RFC 7911 §3: unique per prefix).
+        self._tx_ids = count(1)
+        # The source of routes originated here; its BGP Identifier is ours.
+        self.local = Source("local", local=True, tx_ids=self._tx_ids)
+        self.local.bgp_id = int(settings.router_id)
         # RFC 4724 §4.1: a restarting speaker defers best-path selection and its own EoR.
         self.deferred: set[Family] = set(Family) if settings.restarting else set()
         self.defer_deadline: float | None = now + settings.deferral_time if self.deferred else None
@@ -193,6 +209,7 @@ class Rib:
         ebgp = policy.asn != self.settings.local_as
         src = Source(
             policy.key,
+            tx_ids=self._tx_ids,
             address=policy.address,
             asn=policy.asn,
             ebgp=ebgp,
@@ -406,9 +423,8 @@ class Rib:
                 continue
             keys = []
             for k, e in self.loc[fam].items():
-                best = e if e.__class__ is Path else e.best  # type: ignore[union-attr]
-                local = best is not None and best.local and best.eligible
-                if local and g.exporter.out(best, k) is not None:  # type: ignore[arg-type]
+                best = best_of(e)
+                if best is not None and best.local and g.exporter.out(best, k) is not None:
                     keys.append(k)
             out[fam] = keys
         return out
@@ -560,6 +576,7 @@ class Rib:
                 keys = reach.get(_V4)
                 if keys is not None and len(reach) == 1:
                     hit = cache.get(id(attrs))
+                    path: Path | _Handled | None
                     if hit is not None and hit[0] is attrs:
                         path = hit[1]
                     else:
@@ -568,7 +585,8 @@ class Rib:
                     if path is None:
                         self._withdraw(st, _V4, st.source.slot(0), keys)
                         continue
-                    self._announce(st, _V4, path, keys)
+                    if isinstance(path, Path):  # (never PER_PREFIX: the policy is ``simple``)
+                        self._announce(st, _V4, path, keys)
                     if limit and st.total > limit:
                         self._over_limit(st, limit)
                         plain = False
@@ -593,8 +611,8 @@ class Rib:
         path = self._import(st, family, 0, attrs, keys)
         if path is None:
             self._withdraw(st, family, st.source.slot(0), keys)
-        elif path is not _NONE:
-            self._announce(st, family, path, keys)  # type: ignore[arg-type]
+        elif isinstance(path, Path):  # (PER_PREFIX: handled already)
+            self._announce(st, family, path, keys)
 
     @staticmethod
     def _keep_pre_policy(
@@ -623,10 +641,10 @@ class Rib:
 
     def _import(
         self, st: PeerState, family: Family, path_id: int, attrs: PathAttributes, keys: list[bytes]
-    ) -> Path | object | None:
+    ) -> Path | _Handled | None:
         """The interned path for ``attrs`` after loop checks and import policy.
 
-        None: rejected (the prefixes are treated as withdrawn). ``_NONE`` only
+        None: rejected (the prefixes are treated as withdrawn). ``PER_PREFIX`` only
         for prefix-dependent policies, which this handles itself.
         """
         cache = st.imports.get(family)
@@ -639,14 +657,14 @@ class Rib:
         ck = (path_id, id(attrs)) if path_id else id(attrs)
         hit = cache.get(ck)
         if hit is not None and hit[0] is attrs:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         if self._looped(st, attrs) or _own_next_hop(st.own, family, attrs):
             cache[ck] = (attrs, None)
             return None
         pol = st.policy.import_policy
         if pol.prefix_dependent:
             self._import_per_prefix(st, family, path_id, attrs, keys, pol)
-            return _NONE
+            return _PER_PREFIX
         v = pol.evaluate(
             family, b"", attrs, peer=st.policy.address, local_as=self.settings.local_as
         )
@@ -860,9 +878,8 @@ class Rib:
         if r is None:
             if len(self._pairs) > 200_000:
                 self._pairs.clear()
-            r = self._ranked_of([a, b])  # type: ignore[assignment]
-            self._pairs[(a, b)] = r  # type: ignore[assignment]
-        return r  # type: ignore[return-value]
+            r = self._pairs[(a, b)] = self._ranked_of([a, b])
+        return r
 
     def _with(self, r: Ranked, path: Path) -> Entry:
         paths = [p for p in r.paths if p.slot is not path.slot]
@@ -903,8 +920,8 @@ class Rib:
             path = self._import(st, family, pid, attrs, keys)
             if path is None:
                 self._withdraw(st, family, st.source.slot(pid), keys)
-            elif path is not _NONE:
-                self._announce(st, family, path, keys)  # type: ignore[arg-type]
+            elif isinstance(path, Path):  # (PER_PREFIX: handled already)
+                self._announce(st, family, path, keys)
         limit = st.policy.max_prefixes
         if limit and st.total > limit:
             self._over_limit(st, limit)
@@ -973,18 +990,18 @@ class Rib:
         )
         if next_hop is not None:
             attrs = attrs.with_next_hop(family, next_hop)
-        path = self._path(LOCAL.slot(0), attrs, family)
+        path = self._path(self.local.slot(0), attrs, family)
         self._announce_local(family, path, [key])
         self.flush()
 
     def _announce_local(self, family: Family, path: Path, keys: list[bytes]) -> None:
-        st = PeerState(PeerPolicy(IPv4Address(0), self.settings.local_as), LOCAL)
+        st = PeerState(PeerPolicy(IPv4Address(0), self.settings.local_as), self.local)
         self._announce(st, family, path, keys)
 
     def withdraw_originated(self, prefix: str) -> None:
         """Stop announcing a local prefix."""
         family, key = key_from_network(prefix)
-        self._withdraw(None, family, LOCAL.slot(0), [key])
+        self._withdraw(None, family, self.local.slot(0), [key])
         self.flush()
 
     def flush_family(self, key: str, family: Family, now: float = 0.0) -> None:
@@ -1096,7 +1113,7 @@ class Rib:
             gen = src.gens.get(fam, 0)
             by_path: dict[Path, list[bytes]] = {}
             for k, e in self.loc[fam].items():
-                for p in (e,) if e.__class__ is Path else e.paths:  # type: ignore[union-attr]
+                for p in (e,) if isinstance(e, Path) else e.paths:
                     if p.source is src and p.gen < gen:
                         by_path.setdefault(p, []).append(k)
             for p, keys in by_path.items():
@@ -1164,11 +1181,11 @@ class Rib:
             loc = self.loc[fam]
             by_slot: dict[Slot, list[bytes]] = {}
             for k, e in loc.items():
-                if e.__class__ is Path:
+                if isinstance(e, Path):
                     if e.source is src and (everything or e.gen < gen):
                         by_slot.setdefault(e.slot, []).append(k)
                     continue
-                for p in e.paths:  # type: ignore[union-attr]
+                for p in e.paths:
                     if p.source is src and (everything or p.gen < gen):
                         by_slot.setdefault(p.slot, []).append(k)
             for slot, keys in by_slot.items():
@@ -1198,9 +1215,7 @@ class Rib:
         e = self.loc[family].get(key)
         if e is None:
             return None
-        if e.__class__ is Path:
-            return e if e.eligible else None
-        return e.best  # type: ignore[union-attr]
+        return best_of(e)
 
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""

@@ -44,7 +44,8 @@ from rib.reflect import Kind, reflect_attrs, should_advertise
 __all__ = ["ExportMode", "Exporter", "kind_of_source"]
 
 Address = IPv4Address | IPv6Address
-_MISS: Any = object()
+# "Not cached yet" (an object nothing else holds; typed as a cache value).
+_MISS = PathAttributes()
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
 _LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
@@ -108,7 +109,7 @@ class Exporter:
         if not self.per_prefix:
             hit = self.cache.get(path, _MISS)
             if hit is not _MISS:
-                return hit  # type: ignore[no-any-return]
+                return hit
         res = self._compute(path, key)
         if not self.per_prefix:
             if len(self.cache) > 200_000:

@@ -15,21 +15,26 @@ is interned, so the decision process compares plain ints.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
+from itertools import count
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family, SegmentType, WellKnownCommunity
 
-__all__ = ["LOCAL", "ORIGIN_NAMES", "Path", "Source", "describe_attrs", "neighbor_as"]
+__all__ = ["ORIGIN_NAMES", "Path", "Source", "describe_attrs", "neighbor_as"]
 
 Address = IPv4Address | IPv6Address
 _LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
 
 class Source:
-    """Where paths come from: a peer session, or ``LOCAL`` (originated here).
+    """Where paths come from: a peer session, or the RIB itself (``local``: originated
+    here; each ``Rib`` has its own, ``Rib.local``).
 
+    ``tx_ids`` numbers the source's slots for ADD-PATH (``Slot.tx_id``); the RIB
+    gives all its sources one counter, so the ids are unique in the speaker.
     ``gens`` counts, per family, the peer's sessions (and enhanced route refreshes); paths
     interned in an older generation are stale (RFC 4724 §4.2, RFC 7313 §4).
     """
@@ -46,6 +51,7 @@ class Source:
         "paths",
         "rr_client",
         "slots",
+        "tx_ids",
     )
 
     def __init__(
@@ -57,8 +63,10 @@ class Source:
         ebgp: bool = False,
         rr_client: bool = False,
         local: bool = False,
+        tx_ids: Iterator[int] | None = None,
     ) -> None:
         self.key = key
+        self.tx_ids = tx_ids if tx_ids is not None else count(1)
         self.address = address
         # RFC 4271 §9.1.2.2 (g): lowest peer address; IPv4 sorts before IPv6.
         self.address_int = 0 if address is None else int(address) + ((address.version - 4) << 128)
@@ -81,11 +89,8 @@ class Source:
         """The slot of ``path_id`` from this source (created on first use)."""
         s = self.slots.get(path_id)
         if s is None:
-            s = self.slots[path_id] = Slot(self, path_id)
+            s = self.slots[path_id] = Slot(self, path_id, next(self.tx_ids))
         return s
-
-
-LOCAL = Source("local", local=True)
 
 
 class Slot:
@@ -96,13 +101,11 @@ class Slot:
     """
 
     __slots__ = ("path_id", "source", "tx_id")
-    _next_tx = 1
 
-    def __init__(self, source: Source, path_id: int) -> None:
+    def __init__(self, source: Source, path_id: int, tx_id: int) -> None:
         self.source = source
         self.path_id = path_id
-        self.tx_id = Slot._next_tx
-        Slot._next_tx += 1
+        self.tx_id = tx_id
 
     def __repr__(self) -> str:
         return f"Slot({self.source.key!r}, {self.path_id})"

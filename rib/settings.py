@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 from bgp.wire.constants import Family
 from rib.policy import Policy, builtin
@@ -54,11 +55,11 @@ class RibSettings:
     honor_graceful_shutdown: bool = True
 
     @classmethod
-    def make(cls, local_as: int, router_id: str, **kw: object) -> RibSettings:
+    def make(cls, local_as: int, router_id: str, **kw: Any) -> RibSettings:
         """Convenience constructor taking the router id (and cluster id) as text."""
         cid = kw.pop("cluster_id", None)
         cluster = IPv4Address(str(cid)) if cid else None
-        return cls(local_as, IPv4Address(router_id), cluster, **kw)  # type: ignore[arg-type]
+        return cls(local_as, IPv4Address(router_id), cluster, **kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +86,9 @@ class PeerPolicy:
     name: str = ""
 
     @classmethod
-    def make(cls, address: str, asn: int, **kw: object) -> PeerPolicy:
+    def make(cls, address: str, asn: int, **kw: Any) -> PeerPolicy:
         """Convenience constructor taking the address as text."""
-        return cls(ip_address(address), asn, **kw)  # type: ignore[arg-type]
+        return cls(ip_address(address), asn, **kw)
 
     @property
     def key(self) -> str:

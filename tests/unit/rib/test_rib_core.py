@@ -19,7 +19,7 @@ from ribkit import (
 )
 
 from bgp.wire import Family
-from rib import Rib
+from rib import Rib, RibSettings
 
 
 def test_ebgp_to_ebgp_prepends_sets_next_hop_self_drops_med_and_local_pref() -> None:
@@ -330,3 +330,20 @@ def test_confederation_segments_never_leave_towards_ebgp() -> None:
     announce(rib, i, ["203.0.113.0/24"], confed)
     got = drain(rib, b).announced["203.0.113.0/24"]
     assert got.as_path == ((2, (LOCAL_AS, 65010)),)
+
+
+def test_each_rib_has_its_own_local_source_and_path_ids() -> None:
+    """Two RIBs in one process (tests, harnesses) share nothing: a route one originates
+    carries its own router id and default LOCAL_PREF, not the first RIB's, and each
+    numbers its ADD-PATH ids from 1."""
+    a = make_rib(default_local_pref=100)
+    b = Rib(
+        RibSettings(local_as=LOCAL_AS, router_id=IPv4Address("10.0.0.2"), default_local_pref=200)
+    )
+    for rib in (a, b):
+        rib.originate("203.0.113.0/24")
+    pa, pb = a.best(V4, key("203.0.113.0/24")), b.best(V4, key("203.0.113.0/24"))
+    assert pa is not None and pb is not None
+    assert (pa.lp, pa.rid) == (100, int(IPv4Address("10.0.0.1")))
+    assert (pb.lp, pb.rid) == (200, int(IPv4Address("10.0.0.2")))
+    assert pa.slot.tx_id == pb.slot.tx_id == 1
