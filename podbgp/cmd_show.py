@@ -111,6 +111,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def _yes(value: Any) -> str:
     return "yes" if value else "no"
 
@@ -368,6 +373,14 @@ def _text(what: str, result: Any) -> str:
         return _routes_text(what, result)
     if isinstance(result, list) and what in COLUMNS:
         return render_table(result, COLUMNS[what])
+    if what == "node" and isinstance(result, dict) and "uptime_seconds" in result:
+        # `show peers` writes H:MM:SS: the same here (`--json` keeps the seconds).
+        result = {
+            ("uptime" if k == "uptime_seconds" else k): (
+                _hms(v) if k == "uptime_seconds" and isinstance(v, int | float) else v
+            )
+            for k, v in result.items()
+        }
     if isinstance(result, dict):
         return "\n".join(
             f"{key}: {_yes(value) if isinstance(value, bool) else _cell(value)}"

@@ -144,6 +144,11 @@ def test_node_booleans() -> None:
     assert node.splitlines() == ["name: n1", "converged: no", "metrics: -"]
 
 
+def test_node_uptime_reads_like_show_peers() -> None:
+    node = _text("node", {"name": "n1", "uptime_seconds": 3725.4})
+    assert node.splitlines() == ["name: n1", "uptime: 1:02:05"]
+
+
 def test_caps_name_long_lived_graceful_restart_only_when_negotiated() -> None:
     from podbgp.cmd_show import capabilities
 
