@@ -304,6 +304,7 @@ def _peer_text(r: dict[str, Any]) -> str:
     lines += _messages_lines(r)
     lines += _prefix_lines(r.get("routes"))
     lines += _gr_lines(r.get("graceful_restart") or {})
+    lines += _bfd_lines(r.get("bfd"))
     err = r.get("last_error")
     lines.append("last error: " + (_last_error(err, width=None) if err else "none"))
     return "\n".join(lines)
@@ -358,6 +359,21 @@ def _gr_lines(gr: dict[str, Any]) -> list[str]:
     if gr.get("end_of_rib_received"):
         lines.append("  End-of-RIB received: " + ", ".join(gr["end_of_rib_received"]))
     return lines
+
+
+def _bfd_lines(b: Any) -> list[str]:
+    """The peer's BFD session (RFC 5880): state, agreed timers, discriminators, flaps."""
+    if not isinstance(b, dict):
+        return ["bfd: off"]
+    return [
+        f"bfd: {b.get('state')} (remote {b.get('remote_state')}), diagnostic {b.get('diag')}, "
+        f"flaps {b.get('flaps', 0)}",
+        f"  transmit every {b.get('tx_interval_ms')} ms, detection time "
+        f"{b.get('detection_time_ms')} ms, discriminators {b.get('local_discriminator')} / "
+        f"{b.get('remote_discriminator')}",
+        f"  packets in {b.get('packets_in')}, out {b.get('packets_out')}, dropped "
+        + (", ".join(f"{k} {v}" for k, v in sorted((b.get("dropped") or {}).items())) or "0"),
+    ]
 
 
 def _text(what: str, result: Any) -> str:

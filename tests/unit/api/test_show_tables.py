@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podbgp.cmd_show import _text, capabilities
+from podbgp.cmd_show import _bfd_lines, _text, capabilities
 
 FIB: dict[str, Any] = {
     "table": 254, "protocol": 80, "converged": True, "desired": 2, "installed": 2,
@@ -154,3 +154,16 @@ def test_caps_name_long_lived_graceful_restart_only_when_negotiated() -> None:
 
     assert "llgr" in capabilities({"long_lived_graceful_restart": {"ipv4_unicast": 600}})
     assert "llgr" not in capabilities({"long_lived_graceful_restart": {}})
+
+
+def test_peer_detail_bfd_section() -> None:
+    bfd = {"state": "up", "remote_state": "up", "diag": "none", "flaps": 2,
+           "tx_interval_ms": 300.0, "detection_time_ms": 900.0, "local_discriminator": 7,
+           "remote_discriminator": 9, "packets_in": 40, "packets_out": 41,
+           "dropped": {"ttl": 1}}  # fmt: skip
+    assert _bfd_lines(bfd) == [
+        "bfd: up (remote up), diagnostic none, flaps 2",
+        "  transmit every 300.0 ms, detection time 900.0 ms, discriminators 7 / 9",
+        "  packets in 40, out 41, dropped ttl 1",
+    ]
+    assert _bfd_lines(None) == ["bfd: off"]
