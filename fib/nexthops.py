@@ -408,6 +408,11 @@ class NexthopTable:
             self.gc_due = True
         return bad
 
+    def idle(self) -> set[int]:
+        """Objects (desired or in the kernel) no desired route is bound to: the only ones
+        `delete_ops` may delete, once no installed route names them either."""
+        return {nh for nh in self.objects.keys() | self.installed.keys() if not self.direct.get(nh)}
+
     def delete_ops(self, referenced: set[int]) -> list[NexthopOp]:
         """Objects no route wants and no route or live group names: groups, then singles."""
         self.gc_due = False

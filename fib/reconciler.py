@@ -460,8 +460,12 @@ class Reconciler:
         """Delete objects no route wants once no installed route or live group names them."""
         if not self.nh.gc_due:
             return
-        referenced = {r.nh_id for r in self.installed.values() if r.nh_id}
-        referenced.update(r.nh_id for r in self.foreign.values() if r.nh_id)
+        idle = self.nh.idle()
+        if not idle:  # every object still has routes bound to it: no scan of the table
+            self.nh.gc_due = False
+            return
+        referenced = {r.nh_id for r in self.installed.values() if r.nh_id in idle}
+        referenced.update(r.nh_id for r in self.foreign.values() if r.nh_id in idle)
         ops = self.nh.delete_ops(referenced)
         if not ops:
             return

@@ -85,6 +85,12 @@ NEXTHOP_GRP = struct.Struct("=IBBH")
 NH_HDR_LEN = NLMSGHDR.size + NHMSG.size  # 24
 
 
+_NEW_FLAGS = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+# nlmsghdr + rtmsg + RTA_TABLE + RTA_DST (IPv4) [+ RTA_NH_ID]: the messages of a BGP feed
+_DEL4 = struct.Struct("=IHHII BBBBBBBBI HHI HH4s")
+_NEW4_NH = struct.Struct("=IHHII BBBBBBBBI HHI HH4s HHI")
+
+
 class UnknownDevice(LookupError):
     """A route names a device the kernel does not have (reported as ENODEV)."""
 
@@ -123,7 +129,29 @@ def encode_route(
     Deletes carry the route's protocol and scope RT_SCOPE_NOWHERE: the kernel
     then removes the route only if its protocol matches (fib_table_delete), so
     a delete can never take out a route someone else installed on that prefix.
+
+    The two shapes a BGP feed writes by the hundred thousand, an IPv4 route
+    naming a nexthop object and an IPv4 delete, are packed with one struct call
+    each; they are byte for byte what `encode_route_generic` builds (tested).
     """
+    dst, table = route.dst, route.table
+    if len(dst) == 4 and route.dst_len and not route.priority and not flags and table < 256:
+        if op == DELETE:
+            return _DEL4.pack(_DEL4.size, RTM_DELROUTE, NLM_F_REQUEST, seq, 0,
+                              socket.AF_INET, route.dst_len, 0, 0, table, route.protocol,
+                              RT_SCOPE_NOWHERE, 0, 0, 8, RTA_TABLE, table, 8, RTA_DST, dst)  # fmt: skip
+        if route.nh_id:
+            return _NEW4_NH.pack(_NEW4_NH.size, RTM_NEWROUTE, _NEW_FLAGS, seq, 0,
+                                 socket.AF_INET, route.dst_len, 0, 0, table, route.protocol,
+                                 route.scope, route.kind, 0, 8, RTA_TABLE, table,
+                                 8, RTA_DST, dst, 8, RTA_NH_ID, route.nh_id)  # fmt: skip
+    return encode_route_generic(op, route, seq, ifindex, flags)
+
+
+def encode_route_generic(
+    op: int, route: KernelRoute, seq: int, ifindex: Mapping[str, int], flags: int = 0
+) -> bytes:
+    """`encode_route` for every shape, attribute by attribute."""
     family = socket.AF_INET if len(route.dst) == 4 else socket.AF_INET6
     table = route.table
     attrs = [_u32(RTA_TABLE, table)]

@@ -89,31 +89,48 @@ class FibFeed:
         self._own_seen: frozenset[IPNetwork] | None = None
         self._own_keys: dict[Family, frozenset[bytes]] = {}
         self._reach: dict[tuple[tuple[bytes, ...], Modes], Reach] = {}
+        self._plain: dict[tuple[bytes, ...], Reach] = {}  # the PLAIN part of _reach, by hops
 
     def best_paths(self, family: Family, changes: Mapping[bytes, tuple[bytes, ...]]) -> None:
         """One RIB batch: set or remove the remote route of every changed key."""
         pad = _PAD4 if family is Family.IPV4_UNICAST else _PAD16
         own = self._own_keys_of(family)
-        reach_of = self._reach
-        pools = self.pools
+        if self.pools:
+            out = self._with_pools(pad, own, changes)
+        else:  # no pools: every route is plain, interned by its hops alone
+            out = {}
+            plain = self._plain
+            for key, hops in changes.items():
+                prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
+                if not hops or key in own:
+                    out[prefix] = None
+                else:
+                    out[prefix] = plain.get(hops) or self._intern(hops, PLAIN)
+        self.reconciler.update_remote(out)
+        self.wake()
+
+    def _with_pools(
+        self, pad: tuple[bytes, ...], own: frozenset[bytes],
+        changes: Mapping[bytes, tuple[bytes, ...]],
+    ) -> dict[Prefix, Reach | None]:  # fmt: skip
         out: dict[Prefix, Reach | None] = {}
+        reach_of, modes_of = self._reach, self.pools.modes
         for key, hops in changes.items():
             prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
             if not hops or key in own:
                 out[prefix] = None
                 continue
-            modes = pools.modes(prefix[0], prefix[1]) if pools else PLAIN
-            reach = reach_of.get((hops, modes))
-            if reach is None:
-                reach = self._intern(hops, modes)
-            out[prefix] = reach
-        self.reconciler.update_remote(out)
-        self.wake()
+            modes = modes_of(prefix[0], prefix[1])
+            out[prefix] = reach_of.get((hops, modes)) or self._intern(hops, modes)
+        return out
 
     def _intern(self, hops: tuple[bytes, ...], modes: Modes) -> Reach:
-        if len(self._reach) > 65536:  # next hops come and go; keep the table bounded
+        if len(self._reach) > 65536:  # next hops come and go; keep the tables bounded
             self._reach.clear()
+            self._plain.clear()
         reach = self._reach[(hops, modes)] = Reach(tuple(sorted(hops)), *modes)
+        if modes == PLAIN:
+            self._plain[hops] = reach
         return reach
 
     def _own_keys_of(self, family: Family) -> frozenset[bytes]:

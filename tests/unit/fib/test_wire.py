@@ -140,3 +140,38 @@ def test_fast_path_shape_agrees_with_generic_parser() -> None:
     assert fast == generic == route
     onlink = wire.encode_route(REPLACE, ROUTES[2], 1, IFINDEX)
     assert wire.decode_route(onlink, 16, len(onlink), IFNAME) == ROUTES[2]
+
+
+@pytest.mark.parametrize("op", [REPLACE, DELETE])
+@pytest.mark.parametrize(
+    "route",
+    [
+        KernelRoute(
+            pack_addr("10.1.2.0"),
+            24,
+            RTN_UNICAST,
+            (Nexthop(pack_addr("10.0.0.2"), "eth0"),),
+            protocol=80,
+            nh_id=0x50000001,
+        ),
+        KernelRoute(
+            pack_addr("10.1.2.0"),
+            24,
+            RTN_UNICAST,
+            (Nexthop(pack_addr("10.0.0.2"), "eth0"),),
+            protocol=80,
+        ),
+        KernelRoute(pack_addr("10.1.2.0"), 24, RTN_BLACKHOLE, (), protocol=80, table=100),
+        KernelRoute(pack_addr("10.1.2.0"), 24, RTN_UNICAST, (), protocol=80, table=1000, nh_id=7),
+        KernelRoute(pack_addr("10.1.2.0"), 24, RTN_UNICAST, (), protocol=80, priority=5, nh_id=7),
+        KernelRoute(pack_addr("0.0.0.0"), 0, RTN_UNICAST, (), protocol=80, nh_id=7),
+        KernelRoute(pack_addr("fd00::"), 64, RTN_UNICAST, (), protocol=80, priority=1024, nh_id=7),
+        KernelRoute(
+            pack_addr("10.9.0.5"), 32, RTN_UNICAST, (Nexthop(b"", "cali1"),), RT_SCOPE_LINK, 80
+        ),
+    ],
+)
+def test_one_struct_shapes_pack_as_the_generic_encoder(op: int, route: KernelRoute) -> None:
+    assert wire.encode_route(op, route, 77, IFINDEX) == wire.encode_route_generic(
+        op, route, 77, IFINDEX
+    )
