@@ -79,8 +79,10 @@ def _readable(rec: Reconciler, changes: dict[Prefix, Reach | None]) -> None:
 
 def _routes(routes: dict[RouteKey, KernelRoute]) -> dict[RouteKey, tuple[KernelRoute, bool]]:
     """Routes with their nexthop object's id as a flag: the two paths bind keys in another
-    order, so objects get other ids (a route still carries its hops next to the id)."""
-    return {k: (r._replace(nh_id=0), bool(r.nh_id)) for k, r in routes.items()}
+    order, so objects get other ids (a route still carries its hops next to the id), and a
+    group's hops come back from the kernel in the order of its members' ids."""
+    return {k: (r._replace(nh_id=0, nexthops=tuple(sorted(r.nexthops))), bool(r.nh_id))
+            for k, r in routes.items()}  # fmt: skip
 
 
 def _state(rec: Reconciler) -> tuple[object, ...]:
