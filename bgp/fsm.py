@@ -3,9 +3,10 @@
 No sockets, no clock, no asyncio: the shell feeds events in and carries actions out.
 
 - In: ``start(now)``, ``stop(now, message)``, ``connection_made(now, outgoing)``,
-  ``connection_lost(now)``, ``receive_data(data, now)``, ``handle_timer(now)``,
-  ``send_update_bytes(data, now)``, ``send_route_refresh(family, subtype, now)``,
-  ``collision_dump(now)``, ``abandon(now, reason)``.
+  ``connection_lost(now)``, ``receive_data(data, now)``, ``resume(now)``,
+  ``handle_timer(now)``, ``send_update_bytes(data, now)``,
+  ``send_route_refresh(family, subtype, now)``, ``collision_dump(now)``,
+  ``abandon(now, reason)``.
 - Out: ``data_to_send()`` (bytes for the socket), ``get_timer()`` (the earliest
   deadline), ``next_event()`` (``bgp.events``: ConnectRequested,
   DisconnectRequested, OpenReceived, SessionEstablished, UpdatesReceived,
@@ -14,10 +15,22 @@ No sockets, no clock, no asyncio: the shell feeds events in and carries actions 
 One ``BgpFsm`` drives one TCP connection at a time; the peer object
 (``bgp.speaker.Peer``) owns a second one while a connection collision is being
 resolved (§6.8). The transitions are the table ``TABLE: dict[(State, Event),
-handler]`` with the event numbers of RFC 4271 §8.1; a cell that is not in the
+Cell]`` with the event numbers of RFC 4271 §8.1; a cell that is not in the
 table is an FSM Error: in OpenSent, OpenConfirm and Established a NOTIFICATION
 with code 5 and the RFC 6608 subcode of the state is sent, and the machine
-returns to Idle. In Idle every event but a start is ignored (§8.2.2).
+returns to Idle. In Idle every event but a start is ignored (§8.2.2). Each
+event carries one payload type (``PAYLOAD``: the message, the error, a
+``ManualStop`` or ``TcpFailed``, or None), and each cell's handler is typed
+with it.
+
+Collisions without taking anything back (h11's pause): a valid OPEN in
+OpenSent (Event 19) reports ``OpenReceived`` and stops there — no KEEPALIVE
+queued, no further input consumed — until the shell has looked for a
+colliding connection (§6.8) and either calls ``resume(now)``, which finishes
+Event 19 (KEEPALIVE, OpenConfirm) and goes on with the input already read,
+or ``collision_dump(now)``, which ends this connection with a plain Cease /
+Connection Collision Resolution. The peer of a dumped connection never sees
+a KEEPALIVE on it, and the shell never sees it come up.
 
 Where this departs from the letter of §8.2.2 (each says why):
 
@@ -51,7 +64,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 from bgp.errors import (
     BGPError,
@@ -75,6 +88,7 @@ from bgp.events import (
     SessionEstablished,
     UpdatesReceived,
 )
+from bgp.inbound import decode_update_run
 from bgp.negotiate import Negotiated, build_open, negotiate, validate_open
 from bgp.restart import damped, graceful_end, inner_of, notification_name, outgoing
 from bgp.settings import PeerSettings
@@ -90,15 +104,19 @@ from bgp.wire.messages import (
     decode_message,
     encode_message,
 )
-from bgp.wire.update import Update, decode_update, plain_withdrawals
+from bgp.wire.update import Update
 
 __all__ = [
     "LEGAL",
+    "PAYLOAD",
     "TABLE",
     "BgpFsm",
+    "Cell",
     "Counters",
     "Event",
+    "ManualStop",
     "State",
+    "TcpFailed",
     "Timer",
     "keep_outgoing",
 ]
@@ -180,9 +198,6 @@ _FSM_SUBCODE = {
 }
 
 _TYPE_NAMES = {t.value: t.name.lower() for t in MessageType}
-_KEEPALIVE_BYTES = encode_message(Keepalive(), CodecContext())
-_V4 = Family.IPV4_UNICAST
-_V6 = Family.IPV6_UNICAST
 
 
 @dataclass
@@ -215,7 +230,66 @@ def keep_outgoing(local_id: int, remote_id: int, local_as: int, remote_as: int) 
     return local_as > remote_as
 
 
-Handler = Callable[["BgpFsm", float, Any], None]
+@dataclass(frozen=True, slots=True)
+class ManualStop:
+    """The payload of ManualStop (Event 2, ``BgpFsm.stop``); the fields are ``stop``'s."""
+
+    message: str = ""
+    subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
+    restart: bool = False
+    hard: bool | None = None
+    operator: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFailed:
+    """The payload of TcpConnectionFails (Event 18): why, and whether it was our own
+    gentle close (``BgpFsm.close``: an operator's action, not a flap)."""
+
+    reason: str
+    operator: bool = False
+
+
+_NONE = type(None)
+
+# What each event carries (the shell's entry points pass exactly these).
+PAYLOAD: dict[Event, type] = {
+    **dict.fromkeys(Event, _NONE),
+    Event.MANUAL_STOP: ManualStop,
+    Event.TCP_CONNECTION_FAILS: TcpFailed,
+    Event.BGP_OPEN: Open,
+    Event.BGP_OPEN_WITH_DELAY_OPEN_TIMER_RUNNING: Open,
+    Event.BGP_HEADER_ERR: BGPError,
+    Event.BGP_OPEN_MSG_ERR: BGPError,
+    Event.UPDATE_MSG_ERR: BGPError,
+    Event.NOTIF_MSG: Notification,
+    Event.NOTIF_MSG_VER_ERR: Notification,
+    Event.KEEPALIVE_MSG: Keepalive,
+    Event.UPDATE_MSG: Update,
+    Event.ROUTE_REFRESH_MSG: RouteRefresh,
+}
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell(Generic[P]):
+    """One cell of ``TABLE``: the handler of a (state, event) pair, typed with its payload."""
+
+    handler: Callable[[BgpFsm, float, P], None]
+    payload: type[P]
+
+    def run(self, fsm: BgpFsm, now: float, payload: object) -> None:
+        if not isinstance(payload, self.payload):
+            raise TypeError(f"{self.handler.__name__} takes {self.payload.__name__}, "
+                            f"not {type(payload).__name__}")  # fmt: skip
+        self.handler(fsm, now, payload)
+
+
+class Runs(Protocol):
+    """What ``TABLE`` holds: a ``Cell`` of any payload type."""
+
+    def run(self, fsm: BgpFsm, now: float, payload: object) -> None: ...
 
 
 class BgpFsm:
@@ -233,7 +307,7 @@ class BgpFsm:
         self.peer = peer
         self.counters = counters or Counters()
         self.state = State.IDLE
-        self.auto_restart = True
+        self._auto_restart = True
         self.outgoing = False
         self.negotiated: Negotiated | None = None
         self.peer_open: Open | None = None
@@ -246,6 +320,7 @@ class BgpFsm:
         self._ctx = CodecContext(local_as=local_as)
         self._our_open: Open | None = None
         self._retry = peer.connect_retry
+        self._paused = False  # a valid OPEN awaits the shell's collision decision
 
     # ------------------------------------------------------------ shell API
 
@@ -253,6 +328,20 @@ class BgpFsm:
     def connected(self) -> bool:
         """True while this machine owns a TCP connection."""
         return self._connected
+
+    @property
+    def auto_restart(self) -> bool:
+        """Whether the machine starts again by itself once this connection ends
+        (RFC 4271 §8.1.1 AllowAutomaticStart). Off after a stop without restart,
+        a collision lost (the other connection carries on), ``close`` and
+        ``abandon``; a start turns it on again."""
+        return self._auto_restart
+
+    @property
+    def paused(self) -> bool:
+        """A valid OPEN was reported (``OpenReceived``) and awaits ``resume`` or
+        ``collision_dump``: no input is consumed meanwhile."""
+        return self._paused
 
     @property
     def ctx(self) -> CodecContext:
@@ -284,7 +373,7 @@ class BgpFsm:
         §5.1 says (None; only with N exchanged). ``operator``: an operator's
         action, not damped and not a flap; False for a stop for cause (BFD).
         """
-        self.dispatch(Event.MANUAL_STOP, now, _Stop(message, subcode, restart, hard, operator))
+        self.dispatch(Event.MANUAL_STOP, now, ManualStop(message, subcode, restart, hard, operator))
 
     def close(self, now: float, reason: str) -> None:
         """End the session without a NOTIFICATION, closing TCP gently, no automatic restart.
@@ -293,17 +382,16 @@ class BgpFsm:
         sees a TCP loss and keeps our routes (RFC 4724 §4.2), where any
         NOTIFICATION would make it drop them.
         """
-        self.auto_restart = False
-        self.dispatch(Event.TCP_CONNECTION_FAILS, now, (reason, True))
+        self._auto_restart = False
+        self.dispatch(Event.TCP_CONNECTION_FAILS, now, TcpFailed(reason, operator=True))
 
     def connection_made(self, now: float, outgoing: bool) -> None:
         """Tcp_CR_Acked (Event 16, ours) or TcpConnectionConfirmed (Event 17, theirs)."""
-        ev = Event.TCP_CR_ACKED if outgoing else Event.TCP_CONNECTION_CONFIRMED
-        self.dispatch(ev, now, outgoing)
+        self.dispatch(Event.TCP_CR_ACKED if outgoing else Event.TCP_CONNECTION_CONFIRMED, now)
 
     def connection_lost(self, now: float, reason: str = "connection closed") -> None:
         """TcpConnectionFails (Event 18)."""
-        self.dispatch(Event.TCP_CONNECTION_FAILS, now, reason)
+        self.dispatch(Event.TCP_CONNECTION_FAILS, now, TcpFailed(reason))
 
     def abandon(self, now: float, reason: str) -> None:
         """Drop the connection without a NOTIFICATION and without automatic restart.
@@ -313,25 +401,44 @@ class BgpFsm:
         Event 18), so ``SessionDown`` has code 0 and the peer's routes are
         kept as stale by whoever consumes the event.
         """
-        self.auto_restart = False
-        self.dispatch(Event.TCP_CONNECTION_FAILS, now, reason)
+        self._auto_restart = False
+        self.dispatch(Event.TCP_CONNECTION_FAILS, now, TcpFailed(reason))
 
     def collision_dump(self, now: float) -> None:
         """OpenCollisionDump (Event 23): this connection lost the collision."""
         self.dispatch(Event.OPEN_COLLISION_DUMP, now)
 
+    def resume(self, now: float) -> None:
+        """The shell saw ``OpenReceived`` and keeps this connection: finish Event 19
+        (KEEPALIVE, OpenConfirm) and consume the input read meanwhile. A no-op
+        unless ``paused``."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._send(Keepalive())
+        self._disarm(Timer.HOLD, Timer.DELAY_OPEN)
+        self._restart_hold(now)
+        self._restart_keepalive(now)
+        self.state = State.OPEN_CONFIRM
+        self._consume(now)
+
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes from the socket: whole messages are decoded and dispatched.
 
-        In Established, runs of UPDATEs take a fast path (``_updates``) that
-        is equivalent to dispatching Event 27 for each one; every other
-        message goes through the table.
+        In Established, runs of UPDATEs take a fast path (``bgp.inbound``)
+        that is equivalent to dispatching Event 27 for each one; every other
+        message goes through the table. While ``paused`` the bytes are only
+        buffered.
         """
         if not self._connected:
             return
+        self._framer.feed(data)
+        self._consume(now)
+
+    def _consume(self, now: float) -> None:
+        """Dispatch every whole message buffered, until paused or disconnected."""
         framer = self._framer
-        framer.feed(data)
-        while self._connected:
+        while self._connected and not self._paused:
             if self.state is State.ESTABLISHED:
                 frames = framer.update_frames()
                 if frames:
@@ -390,12 +497,16 @@ class BgpFsm:
         self._send(RouteRefresh(family.afi, family.safi, subtype))
         return True
 
-    def dispatch(self, event: Event, now: float, arg: Any = None) -> None:
-        """Run the table cell for (state, event); a missing cell is an FSM Error."""
-        handler = TABLE.get((self.state, event))
-        if handler is None:
-            handler = _ignore if self.state is State.IDLE else BgpFsm._fsm_error
-        handler(self, now, arg)
+    def dispatch(self, event: Event, now: float, payload: object = None) -> None:
+        """Run the table cell for (state, event); a missing cell is an FSM Error.
+
+        ``payload`` is the event's ``PAYLOAD`` type (a TypeError otherwise: a
+        bug in the caller, never the peer's doing).
+        """
+        cell = TABLE.get((self.state, event))
+        if cell is None:
+            cell = _IGNORE if self.state is State.IDLE else _FSM_ERROR
+        cell.run(self, now, payload)
 
     # ------------------------------------------------------------- helpers
 
@@ -469,13 +580,14 @@ class BgpFsm:
         self._ctx = CodecContext(local_as=self.local_as)
         self.negotiated = None
         self._our_open = None
+        self._paused = False
         self._events.append(end.event(sent, was_up, graceful))
         up_for = now - self.established_at if self.established_at is not None else 0.0
         if (was_up and up_for >= STABLE_AFTER) or (had_session and not damp):
             self._retry = self.peer.connect_retry
         self.established_at = None
         self.state = State.IDLE
-        if not self.auto_restart:
+        if not self._auto_restart:
             return
         if retry and not had_session and not self.peer.passive:
             # A failed dial: wait in Active for ConnectRetry (module docstring).
@@ -496,38 +608,40 @@ class BgpFsm:
 
     # ------------------------------------------------------------ handlers
 
-    def _start(self, now: float, arg: Any) -> None:
-        self.auto_restart = True
+    def _start(self, now: float, _: None) -> None:
+        self._auto_restart = True
         self._disarm(Timer.IDLE_HOLD)
         if self.peer.passive:
             self.state = State.ACTIVE
         else:
             self._request_connect(now)
 
-    def _start_passive(self, now: float, arg: Any) -> None:
-        self.auto_restart = True
+    def _start_passive(self, now: float, _: None) -> None:
+        self._auto_restart = True
         self._disarm(Timer.IDLE_HOLD)
         self.state = State.ACTIVE
 
-    def _start_passive_manual(self, now: float, arg: Any) -> None:
+    def _start_passive_manual(self, now: float, _: None) -> None:
         """Event 4; with ``connect_on_start`` one dial as well (module docstring)."""
-        self._start_passive(now, arg)
+        self._start_passive(now, None)
         if self.peer.connect_on_start:
             self._request_connect(now)
 
-    def _stop_idle(self, now: float, arg: Any) -> None:
-        restart = isinstance(arg, _Stop) and arg.restart
-        self.auto_restart = restart
-        if not restart:
+    def _stop_idle(self, now: float, stop: ManualStop) -> None:
+        self._auto_restart = stop.restart
+        if not stop.restart:
             self._disarm(Timer.IDLE_HOLD)
         else:
             self._retry = self.peer.connect_retry  # an operator's reset is not damped
             if Timer.IDLE_HOLD in self._timers:
                 self._arm(Timer.IDLE_HOLD, now)
 
-    def _manual_stop(self, now: float, arg: Any) -> None:
-        stop = arg if isinstance(arg, _Stop) else _Stop()
-        self.auto_restart = stop.restart
+    def _automatic_stop_idle(self, now: float, _: None) -> None:
+        """Event 8 in Idle: as a ManualStop there, automatic restart goes off."""
+        self._stop_idle(now, ManualStop())
+
+    def _manual_stop(self, now: float, stop: ManualStop) -> None:
+        self._auto_restart = stop.restart
         note = _shutdown(stop.message, stop.subcode)
         if self._connected and self._our_open is not None:
             wire = outgoing(note, self._n_bit, stop.hard)
@@ -536,10 +650,10 @@ class BgpFsm:
         else:
             self._down(now, _End.of(note, operator=stop.operator), None)
 
-    def _automatic_stop(self, now: float, arg: Any) -> None:
-        self._manual_stop(now, _Stop("", CeaseSubcode.UNSPECIFIC, True, None, False))
+    def _automatic_stop(self, now: float, _: None) -> None:
+        self._manual_stop(now, ManualStop("", CeaseSubcode.UNSPECIFIC, True, None, False))
 
-    def _connect_retry_expired(self, now: float, arg: Any) -> None:
+    def _connect_retry_expired(self, now: float, _: None) -> None:
         if self._connected:
             return
         if self.peer.passive:
@@ -549,34 +663,43 @@ class BgpFsm:
             return
         self._request_connect(now)  # the shell aborts the pending attempt first
 
-    def _tcp_up(self, now: float, outgoing: Any) -> None:
+    def _tcp_acked(self, now: float, _: None) -> None:
+        """Event 16: our connection is up."""
+        self._tcp_up(now, outgoing=True)
+
+    def _tcp_confirmed(self, now: float, _: None) -> None:
+        """Event 17: the peer's connection is up."""
+        self._tcp_up(now, outgoing=False)
+
+    def _tcp_up(self, now: float, outgoing: bool) -> None:
         self._connected = True
-        self.outgoing = bool(outgoing)
+        self.outgoing = outgoing
         self._disarm(Timer.CONNECT_RETRY)
         if self.peer.delay_open > 0:
             self._arm(Timer.DELAY_OPEN, now + self.peer.delay_open)
             return
         self._send_open(now, None)
 
-    def _send_open(self, now: float, arg: Any) -> None:
+    def _send_open(self, now: float, _: None) -> None:
         self._our_open = build_open(self.local_as, self.router_id, self.peer)
         self._send(self._our_open)
         self._arm(Timer.HOLD, now + OPEN_HOLD_TIME)
         self.state = State.OPEN_SENT
 
-    def _tcp_failed(self, now: float, arg: Any) -> None:
-        reason, operator = arg if isinstance(arg, tuple) else (arg, False)
-        end = _End(0, 0, str(reason or "connection failed"), operator=operator)
+    def _tcp_failed(self, now: float, failed: TcpFailed) -> None:
+        end = _End(0, 0, failed.reason or "connection failed", operator=failed.operator)
         self._down(now, end, None, retry=True)
 
-    def _open_during_delay(self, now: float, msg: Any) -> None:
+    def _open_during_delay(self, now: float, msg: Open) -> None:
         """Event 20: the peer spoke first while DelayOpen ran (§8.2.2 Connect/Active)."""
         self._disarm(Timer.DELAY_OPEN)
         self._send_open(now, None)
         self._open_received(now, msg)
 
-    def _open_received(self, now: float, msg: Any) -> None:
-        assert isinstance(msg, Open) and self._our_open is not None
+    def _open_received(self, now: float, msg: Open) -> None:
+        """Event 19, first half: a valid OPEN is reported and the machine pauses for
+        the shell's collision check (module docstring); ``resume`` does the rest."""
+        assert self._our_open is not None
         try:
             asn = validate_open(msg, self.local_as, self.router_id, self.peer)
         except OpenMessageError as err:
@@ -584,53 +707,37 @@ class BgpFsm:
             return
         self.peer_open = msg
         self.negotiated = negotiate(self._our_open, msg, self.local_as, self.peer, asn)
-        self._send(Keepalive())
-        self._disarm(Timer.HOLD, Timer.DELAY_OPEN)
-        self._restart_hold(now)
-        self._restart_keepalive(now)
-        self.state = State.OPEN_CONFIRM
+        self._paused = True
         self._events.append(OpenReceived(int(msg.router_id), asn))
 
-    def _error(self, now: float, err: Any) -> None:
-        assert isinstance(err, BGPError)
+    def _error(self, now: float, err: BGPError) -> None:
         self._notify_and_down(now, err)
 
-    def _fsm_error(self, now: float, arg: Any) -> None:
+    def _fsm_error(self, now: float, payload: object) -> None:
         sub = _FSM_SUBCODE.get(self.state, FsmSubcode.UNSPECIFIED)
-        name = getattr(arg, "__class__", type(None)).__name__
+        name = type(payload).__name__
         self._notify_and_down(now, FsmError(sub, reason=f"unexpected {name} in {self.state.name}"))
 
-    def _hold_expired(self, now: float, arg: Any) -> None:
+    def _hold_expired(self, now: float, _: None) -> None:
         self._notify_and_down(now, HoldTimerExpired(reason="hold timer expired"))
 
-    def _collision_dump(self, now: float, arg: Any) -> None:
-        self.auto_restart = False
-        # RFC 4271 §6.8 decides on the OPEN, before OpenConfirm's KEEPALIVE
-        # matters: one not yet handed to the shell is withdrawn, so the peer
-        # sees a refusal instead of a session that comes up and drops at once.
-        unsent = [b for b in self._out if b == _KEEPALIVE_BYTES]
-        if unsent:
-            self._out = [b for b in self._out if b != _KEEPALIVE_BYTES]
-            self.counters.msgs_out["keepalive"] -= len(unsent)
-        # The peer's OPEN and KEEPALIVE (and UPDATEs) can arrive in one read, so
-        # the machine may be Established before the shell has seen OpenReceived.
-        # What the shell has not taken yet belongs to a connection it refuses:
-        # it never sees that session come up.
-        if any(isinstance(e, SessionEstablished) for e in self._events):
-            self._events = deque(e for e in self._events if isinstance(e, OpenReceived))
-            self.state = State.OPEN_CONFIRM  # as far as the shell ever knew
+    def _collision_dump(self, now: float, _: None) -> None:
+        """Event 23 (RFC 4271 §6.8): Cease / Connection Collision Resolution, and no
+        automatic restart, since the other connection carries on. The shell
+        decided on the OPEN before this connection answered it (``resume``), so
+        nothing sent or reported needs taking back."""
+        self._auto_restart = False
         err = BGPError(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
         self._notify_and_down(now, err)
 
-    def _notification(self, now: float, msg: Any) -> None:
-        assert isinstance(msg, Notification)
+    def _notification(self, now: float, msg: Notification) -> None:
         self._down(now, _End.of(msg), False)
 
-    def _keepalive_due(self, now: float, arg: Any) -> None:
+    def _keepalive_due(self, now: float, _: None) -> None:
         self._send(Keepalive())
         self._restart_keepalive(now)
 
-    def _established(self, now: float, arg: Any) -> None:
+    def _established(self, now: float, _: Keepalive) -> None:
         neg = self.negotiated
         assert neg is not None
         self._ctx = neg.ctx
@@ -640,121 +747,31 @@ class BgpFsm:
         self.established_at = now
         self._events.append(SessionEstablished(neg))
 
-    def _keepalive_received(self, now: float, arg: Any) -> None:
+    def _keepalive_received(self, now: float, _: Keepalive) -> None:
         self._restart_hold(now)
 
-    def _update(self, now: float, msg: Any) -> None:
-        assert isinstance(msg, Update)
+    def _update(self, now: float, msg: Update) -> None:
         self._restart_hold(now)
         eor = msg.end_of_rib
         self._events.append(EndOfRib(eor) if eor is not None else UpdatesReceived([msg]))
 
     def _updates(self, frames: list[bytes], now: float) -> None:
-        """Event 27 for each frame of a run of UPDATEs, in one pass (§8.2.2 Established).
+        """Event 27 for each frame of a run of UPDATEs, in one pass (``bgp.inbound``).
 
-        Same outcome as one table dispatch per message: the Hold timer
-        restarts (once, at ``now``, for the whole run), consecutive UPDATEs
-        become one ``UpdatesReceived``, End-of-RIB markers (RFC 4724 §2)
-        become ``EndOfRib`` in their place, and a malformed UPDATE (Event 28)
-        ends the session after the ones before it were reported.
-
-        Consecutive UPDATEs that only withdraw (no attributes, no RFC 7606
-        finding) are merged into one ``Update``: withdrawals commute, so the
-        consumer's work is per run instead of per message (a full table is
-        withdrawn in some 140,000 small UPDATEs, which ``plain_withdrawal``
-        parses without building an ``Update`` each).
+        Same outcome as one table dispatch per message: the events in order,
+        the Hold timer restarted (once, at ``now``, for the whole run), and a
+        malformed UPDATE (Event 28) ending the session after the ones before it
+        were reported.
         """
-        ctx = self._ctx
-        events = self._events
-        run: list[Update] = []
-        wd: dict[Family, list[bytes]] | None = None  # the merged withdrawals ending ``run``
-        plain: list[bytes] = []  # plain withdrawals not parsed yet (they end ``run``)
-        plain_ok = not ctx.add_path_ipv4
-        done = 0
-        err: BGPError | None = None
-        for frame in frames:
-            n = len(frame)
-            # ``plain_withdrawal``'s test: a Withdrawn Routes field and nothing else.
-            if (
-                plain_ok
-                and n > 23
-                and not frame[n - 1]
-                and not frame[n - 2]
-                and (frame[19] << 8 | frame[20]) == n - 23
-            ):
-                plain.append(frame)  # parsed with the rest of the run, in one pass
-                continue
-            if plain:
-                wd, done, err = self._plain(plain, run, wd, done)
-                plain = []
-                if err is not None:
-                    break
-            try:
-                upd = decode_update(frame, ctx)
-            except BGPError as exc:
-                err = exc
-                break
-            done += 1
-            if upd.attrs is None and not upd.reach:
-                if not upd.unreach.get(_V4):
-                    eor = upd.end_of_rib  # only now: plain withdrawals are never one
-                    if eor is not None:
-                        if run:
-                            events.append(UpdatesReceived(run))
-                            run = []
-                            wd = None
-                        events.append(EndOfRib(eor))
-                        continue
-                if not upd.action:
-                    if wd is None:
-                        wd = {}
-                        run.append(Update(None, {}, wd, add_path=upd.add_path))
-                    for fam, items in upd.unreach.items():
-                        if fam in wd:
-                            wd[fam] += items
-                        else:
-                            wd[fam] = list(items)
-                    continue
-            wd = None
-            run.append(upd)
-        if plain and err is None:
-            wd, done, err = self._plain(plain, run, wd, done)
-        if run:
-            events.append(UpdatesReceived(run))
-        if done:
-            self.counters.count_in(MessageType.UPDATE, done)
+        run = decode_update_run(frames, self._ctx)
+        self._events.extend(run.events)
+        if run.taken:
+            self.counters.count_in(MessageType.UPDATE, run.taken)
             self._restart_hold(now)
-        if err is not None:
-            self.dispatch(Event.UPDATE_MSG_ERR, now, err)
+        if run.error is not None:
+            self.dispatch(Event.UPDATE_MSG_ERR, now, run.error)
 
-    def _plain(
-        self,
-        frames: list[bytes],
-        run: list[Update],
-        wd: dict[Family, list[bytes]] | None,
-        done: int,
-    ) -> tuple[dict[Family, list[bytes]] | None, int, BGPError | None]:
-        """Merge the keys of a run of plain withdrawals into ``run``; the new merged
-        withdrawals, the count of UPDATEs taken, and the error of a malformed one."""
-        keys, ok, err = plain_withdrawals(frames, self._ctx)
-        if keys:
-            if wd is None:
-                wd = {_V4: keys}
-                run.append(Update(None, {}, wd, add_path=self._add_path))
-            elif _V4 in wd:
-                wd[_V4] += keys
-            else:
-                wd[_V4] = keys
-        return wd, done + ok, err
-
-    @property
-    def _add_path(self) -> frozenset[Family]:
-        """Families whose received NLRI carry path identifiers (RFC 7911)."""
-        ctx = self._ctx
-        return frozenset(f for f, on in ((_V4, ctx.add_path_ipv4), (_V6, ctx.add_path_ipv6)) if on)
-
-    def _route_refresh(self, now: float, msg: Any) -> None:
-        assert isinstance(msg, RouteRefresh)
+    def _route_refresh(self, now: float, msg: RouteRefresh) -> None:
         self._restart_hold(now)
         fam = Family.of(msg.afi, msg.safi)
         # RFC 7313 §5: unknown AFI/SAFI and unknown subtypes are ignored.
@@ -762,8 +779,12 @@ class BgpFsm:
             self._events.append(RouteRefreshReceived(fam, msg.subtype))
 
 
-def _ignore(fsm: BgpFsm, now: float, arg: Any) -> None:
+def _ignore(fsm: BgpFsm, now: float, payload: object) -> None:
     """§8.2.2: events with no effect in this state."""
+
+
+_IGNORE = Cell(_ignore, object)
+_FSM_ERROR = Cell(BgpFsm._fsm_error, object)
 
 
 def _error_event(err: BGPError) -> Event:
@@ -793,17 +814,6 @@ def _count_messages(data: bytes) -> int:
         pos += int.from_bytes(data[pos + 16 : pos + 18], "big") or len(data)
         n += 1
     return n
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    """The arguments of ManualStop (``BgpFsm.stop``)."""
-
-    message: str = ""
-    subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
-    restart: bool = False
-    hard: bool | None = None
-    operator: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,48 +861,61 @@ _PASSIVE_STARTS = (E.MANUAL_START_PASSIVE, E.AUTOMATIC_START_PASSIVE)
 _ALL_STARTS = _STARTS + _PASSIVE_STARTS
 _F = BgpFsm
 
-TABLE: dict[tuple[State, Event], Handler] = {}
+TABLE: dict[tuple[State, Event], Runs] = {}
 
 
-def _cells(states: tuple[State, ...], events: tuple[Event, ...], handler: Handler) -> None:
+def _cells(
+    states: tuple[State, ...],
+    events: tuple[Event, ...],
+    handler: Callable[[BgpFsm, float, P], None],
+    payload: type[P],
+) -> None:
+    """Put ``handler`` in each (state, event) cell; ``payload`` must be what each event carries."""
+    for e in events:
+        if not issubclass(PAYLOAD[e], payload):
+            raise TypeError(f"{handler.__name__}: {e.name} carries {PAYLOAD[e].__name__}")
     for s in states:
         for e in events:
-            TABLE[(s, e)] = handler
+            TABLE[(s, e)] = Cell(handler, payload)
 
 
 _PRE_OPEN = (S.CONNECT, S.ACTIVE)
 _WITH_OPEN = (S.OPEN_SENT, S.OPEN_CONFIRM, S.ESTABLISHED)
 _NOT_IDLE = _PRE_OPEN + _WITH_OPEN
 _NOTIFS = (E.NOTIF_MSG, E.NOTIF_MSG_VER_ERR)
+_TCP_UP = (E.TCP_CR_ACKED, E.TCP_CONNECTION_CONFIRMED)
+_N = _NONE
 
 # Idle (§8.2.2): starts; stops only switch automatic restart off.
-_cells((S.IDLE,), (*_STARTS, E.IDLE_HOLD_TIMER_EXPIRES), _F._start)
-TABLE[(S.IDLE, E.MANUAL_START_PASSIVE)] = _F._start_passive_manual
-TABLE[(S.IDLE, E.AUTOMATIC_START_PASSIVE)] = _F._start_passive
-_cells((S.IDLE,), (E.MANUAL_STOP, E.AUTOMATIC_STOP), _F._stop_idle)
+_cells((S.IDLE,), (*_STARTS, E.IDLE_HOLD_TIMER_EXPIRES), _F._start, _N)
+_cells((S.IDLE,), (E.MANUAL_START_PASSIVE,), _F._start_passive_manual, _N)
+_cells((S.IDLE,), (E.AUTOMATIC_START_PASSIVE,), _F._start_passive, _N)
+_cells((S.IDLE,), (E.MANUAL_STOP,), _F._stop_idle, ManualStop)
+_cells((S.IDLE,), (E.AUTOMATIC_STOP,), _F._automatic_stop_idle, _N)
 # Every state past Idle ignores starts; a second TCP connection is the peer's business.
-_cells(_NOT_IDLE, _ALL_STARTS, _ignore)
-_cells(_WITH_OPEN, (E.TCP_CR_ACKED, E.TCP_CONNECTION_CONFIRMED), _ignore)
-_cells(_NOT_IDLE, (E.MANUAL_STOP,), _F._manual_stop)
-_cells(_NOT_IDLE, (E.AUTOMATIC_STOP,), _F._automatic_stop)
-_cells(_NOT_IDLE, (E.TCP_CONNECTION_FAILS,), _F._tcp_failed)
-_cells(_NOT_IDLE, _NOTIFS, _F._notification)
-_cells(_NOT_IDLE, (E.BGP_HEADER_ERR, E.BGP_OPEN_MSG_ERR), _F._error)
+_cells(_NOT_IDLE, _ALL_STARTS, _ignore, object)
+_cells(_WITH_OPEN, _TCP_UP, _ignore, object)
+_cells(_NOT_IDLE, (E.MANUAL_STOP,), _F._manual_stop, ManualStop)
+_cells(_NOT_IDLE, (E.AUTOMATIC_STOP,), _F._automatic_stop, _N)
+_cells(_NOT_IDLE, (E.TCP_CONNECTION_FAILS,), _F._tcp_failed, TcpFailed)
+_cells(_NOT_IDLE, _NOTIFS, _F._notification, Notification)
+_cells(_NOT_IDLE, (E.BGP_HEADER_ERR, E.BGP_OPEN_MSG_ERR), _F._error, BGPError)
 # Connect and Active: waiting for TCP, or for DelayOpen with TCP up.
-_cells(_PRE_OPEN, (E.CONNECT_RETRY_TIMER_EXPIRES,), _F._connect_retry_expired)
-_cells(_PRE_OPEN, (E.TCP_CR_ACKED, E.TCP_CONNECTION_CONFIRMED), _F._tcp_up)
-_cells(_PRE_OPEN, (E.DELAY_OPEN_TIMER_EXPIRES,), _F._send_open)
-_cells(_PRE_OPEN, (E.BGP_OPEN_WITH_DELAY_OPEN_TIMER_RUNNING,), _F._open_during_delay)
+_cells(_PRE_OPEN, (E.CONNECT_RETRY_TIMER_EXPIRES,), _F._connect_retry_expired, _N)
+_cells(_PRE_OPEN, (E.TCP_CR_ACKED,), _F._tcp_acked, _N)
+_cells(_PRE_OPEN, (E.TCP_CONNECTION_CONFIRMED,), _F._tcp_confirmed, _N)
+_cells(_PRE_OPEN, (E.DELAY_OPEN_TIMER_EXPIRES,), _F._send_open, _N)
+_cells(_PRE_OPEN, (E.BGP_OPEN_WITH_DELAY_OPEN_TIMER_RUNNING,), _F._open_during_delay, Open)
 # OpenSent, OpenConfirm, Established.
-_cells(_WITH_OPEN, (E.HOLD_TIMER_EXPIRES,), _F._hold_expired)
-_cells(_WITH_OPEN, (E.OPEN_COLLISION_DUMP,), _F._collision_dump)
-TABLE[(S.OPEN_SENT, E.BGP_OPEN)] = _F._open_received
-_cells((S.OPEN_CONFIRM, S.ESTABLISHED), (E.KEEPALIVE_TIMER_EXPIRES,), _F._keepalive_due)
-TABLE[(S.OPEN_CONFIRM, E.KEEPALIVE_MSG)] = _F._established
-TABLE[(S.ESTABLISHED, E.KEEPALIVE_MSG)] = _F._keepalive_received
-TABLE[(S.ESTABLISHED, E.UPDATE_MSG)] = _F._update
-TABLE[(S.ESTABLISHED, E.UPDATE_MSG_ERR)] = _F._error
-TABLE[(S.ESTABLISHED, E.ROUTE_REFRESH_MSG)] = _F._route_refresh
+_cells(_WITH_OPEN, (E.HOLD_TIMER_EXPIRES,), _F._hold_expired, _N)
+_cells(_WITH_OPEN, (E.OPEN_COLLISION_DUMP,), _F._collision_dump, _N)
+_cells((S.OPEN_SENT,), (E.BGP_OPEN,), _F._open_received, Open)
+_cells((S.OPEN_CONFIRM, S.ESTABLISHED), (E.KEEPALIVE_TIMER_EXPIRES,), _F._keepalive_due, _N)
+_cells((S.OPEN_CONFIRM,), (E.KEEPALIVE_MSG,), _F._established, Keepalive)
+_cells((S.ESTABLISHED,), (E.KEEPALIVE_MSG,), _F._keepalive_received, Keepalive)
+_cells((S.ESTABLISHED,), (E.UPDATE_MSG,), _F._update, Update)
+_cells((S.ESTABLISHED,), (E.UPDATE_MSG_ERR,), _F._error, BGPError)
+_cells((S.ESTABLISHED,), (E.ROUTE_REFRESH_MSG,), _F._route_refresh, RouteRefresh)
 
 # Moves each state may make (§8.2.2), for the property test and for readers.
 LEGAL: dict[State, frozenset[State]] = {

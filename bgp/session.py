@@ -4,7 +4,10 @@ A ``Session`` carries out what its machine asks (``bgp.fsm``): it writes
 ``data_to_send()``, dials when told ``ConnectRequested``, closes on
 ``DisconnectRequested``, keeps exactly one ``loop.call_at`` armed for
 ``get_timer()``, and hands every other event to its owner (the ``Peer`` of
-``bgp.speaker``), UPDATEs grouped in one list per batch.
+``bgp.speaker``), UPDATEs grouped in one list per batch. After
+``OpenReceived`` the machine is paused until the owner has decided a
+connection collision (RFC 4271 §6.8): unless the owner dumped the connection,
+the session resumes it as soon as the owner returns.
 
 Inbound batches: received bytes are fed to the machine at most
 ``BATCH_BYTES`` at a time; if more is waiting, reading pauses and the rest is
@@ -29,6 +32,7 @@ from bgp.events import (
     ConnectRequested,
     DisconnectRequested,
     FsmEvent,
+    OpenReceived,
     RouteSource,
     UpdatesReceived,
 )
@@ -192,9 +196,10 @@ class Session:
     def service(self) -> None:
         """Carry out the machine's events, write queued bytes, re-arm the timer.
 
-        Events come first so that a collision decided on an OPEN (the peer
-        object calls ``collision_dump``) can still withdraw the KEEPALIVE that
-        OpenConfirm queued; bytes are written before any disconnect.
+        The bytes are written once, after the events (and before any
+        disconnect). ``OpenReceived`` goes to the owner, which may dump this
+        connection (§6.8); otherwise the machine resumes, and the events of
+        the input it had held back follow in this same loop.
         """
         if self.discarded:
             return
@@ -215,6 +220,8 @@ class Session:
                 self.owner.fsm_event(self, ev)
             if self.discarded:
                 return
+            if isinstance(ev, OpenReceived):
+                self.fsm.resume(self.loop.time())
         if batch:
             self.owner.updates(self, batch)
         self._write()

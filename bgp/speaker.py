@@ -274,7 +274,6 @@ class Peer:
             if self.extra is not None:
                 self.extra.discard()
             self.extra = target = self._new_session()
-            target.fsm.auto_restart = False
             target.start(passive=True)
         self.speaker.apply_accepted_options(sock, self.settings)
         await target.attach(sock)
@@ -369,7 +368,6 @@ class Peer:
                 other.collision_dump()
             other.discard()
         self.main, self.extra = session, None
-        session.fsm.auto_restart = True
         self.established = session
         self.negotiated = negotiated
         self.established_wall = time.time()
@@ -400,9 +398,9 @@ class Peer:
             self.extra = None
             session.discard()
         elif session is self.main and self.extra is not None and not session.fsm.auto_restart:
-            # The main connection lost a collision: the other one carries on.
+            # The main connection ended for good (a collision lost, the peer
+            # restarted): the other one carries on, and restarts as main would.
             self.main, self.extra = self.extra, None
-            self.main.fsm.auto_restart = True
             session.discard()
         if self.dynamic and session is self.main and not self.established:
             self.speaker.forget_dynamic(self)

@@ -65,6 +65,7 @@ __all__ = [
     "encode_withdraw",
     "plain_withdrawal",
     "plain_withdrawals",
+    "withdraws_only",
 ]
 
 ATTR_CACHE_SIZE = 100_000
@@ -201,22 +202,29 @@ def plain_withdrawal(data: bytes, ctx: CodecContext) -> list[bytes] | None:
     is withdrawn in some 140,000 such messages, and this skips building an
     ``Update`` for each of them.
     """
-    n = len(data)
-    if n <= 23 or data[n - 1] or data[n - 2] or (data[19] << 8 | data[20]) != n - 23:
-        return None
-    if ctx.add_path_ipv4:
+    if ctx.add_path_ipv4 or not withdraws_only(data):
         return None
     try:
-        return parse_nlri(data, 21, n - 2, _V4, False)
+        return parse_nlri(data, 21, len(data) - 2, _V4, False)
     except NlriError as exc:
         raise _network_error(str(exc)) from None
+
+
+def withdraws_only(data: bytes) -> bool:
+    """The framing test of ``plain_withdrawal``: a whole UPDATE frame (header
+    included) whose Withdrawn Routes field is not empty and whose Total Path
+    Attribute Length and NLRI are (RFC 4271 §4.3). Only the lengths are looked
+    at; the field itself is parsed by ``plain_withdrawal(s)``."""
+    n = len(data)
+    return n > 23 and not data[n - 1] and not data[n - 2] and (data[19] << 8 | data[20]) == n - 23
 
 
 def plain_withdrawals(
     frames: list[bytes], ctx: CodecContext
 ) -> tuple[list[bytes], int, UpdateMessageError | None]:
     """``plain_withdrawal`` for a run of frames that each are one (the caller checked
-    the framing: see ``plain_withdrawal``): all their keys, in order.
+    the framing with ``withdraws_only``, and that IPv4 has no ADD-PATH): all
+    their keys, in order.
 
     The Withdrawn Routes fields are joined and parsed in one pass, each within
     its own bounds (``parse_v4_fields``). If one does not parse, each frame is

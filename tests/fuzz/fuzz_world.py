@@ -384,6 +384,7 @@ def build_world(profile: Profile, flags: int) -> World:
         if raw is None:
             raw = _OPENS[profile] = profile.peer_open()
         fsm.receive_data(raw, NOW)
+        fsm.resume(NOW)  # no second connection: nothing collides (bgp.session does this)
         if fsm.state is not State.ESTABLISHED:
             raise RuntimeError(f"harness: profile {profile} did not establish")
         _deliver(w, _drain(w))
@@ -431,6 +432,8 @@ def _drain(w: World) -> list[FsmEvent]:
     out = []
     while (ev := w.fsm.next_event()) is not None:
         out.append(ev)
+        if isinstance(ev, OpenReceived):
+            w.fsm.resume(w.clock[0])  # as bgp.session does when nothing collides
     return out
 
 

@@ -21,7 +21,7 @@ from bgp.errors import (
     OpenMessageError,
     UpdateMessageError,
 )
-from bgp.fsm import LEGAL, TABLE, BgpFsm, Event, State
+from bgp.fsm import LEGAL, PAYLOAD, TABLE, BgpFsm, Event, ManualStop, State, TcpFailed
 from bgp.negotiate import build_open
 from bgp.settings import PeerSettings
 from bgp.wire.context import CodecContext
@@ -34,9 +34,8 @@ RAW_OPEN = encode_message(THEIR_OPEN, CodecContext())
 RAW_KEEPALIVE = encode_message(Keepalive(), CodecContext())
 
 ARGS: dict[Event, Any] = {
-    Event.TCP_CR_ACKED: True,
-    Event.TCP_CONNECTION_CONFIRMED: False,
-    Event.TCP_CONNECTION_FAILS: "gone",
+    Event.MANUAL_STOP: ManualStop("bye"),
+    Event.TCP_CONNECTION_FAILS: TcpFailed("gone"),
     Event.BGP_OPEN: THEIR_OPEN,
     Event.BGP_OPEN_WITH_DELAY_OPEN_TIMER_RUNNING: THEIR_OPEN,
     Event.BGP_HEADER_ERR: MessageHeaderError(1),
@@ -45,6 +44,7 @@ ARGS: dict[Event, Any] = {
     Event.NOTIF_MSG: Notification(6, 2),
     Event.UPDATE_MSG: Update(),
     Event.UPDATE_MSG_ERR: UpdateMessageError(1),
+    Event.KEEPALIVE_MSG: Keepalive(),
     Event.ROUTE_REFRESH_MSG: RouteRefresh(1, 1),
 }
 
@@ -59,6 +59,7 @@ def machine(state: State, passive: bool) -> BgpFsm:
     fsm.connection_made(0.0, outgoing=not passive)
     if state is not State.OPEN_SENT:
         fsm.receive_data(RAW_OPEN, 0.0)
+        fsm.resume(0.0)  # the shell found no collision
     if state is State.ESTABLISHED:
         fsm.receive_data(RAW_KEEPALIVE, 0.0)
     assert fsm.state is state
@@ -89,6 +90,11 @@ def check_step(fsm: BgpFsm, event: Event, now: float) -> None:
                 State.ESTABLISHED: FsmSubcode.UNEXPECTED_MESSAGE_IN_ESTABLISHED,
             }[old]
         )
+
+
+def test_each_event_is_given_its_payload() -> None:
+    for event in Event:
+        assert isinstance(ARGS.get(event), PAYLOAD[event]), event
 
 
 def test_every_pair_once() -> None:

@@ -65,14 +65,18 @@ class Pair:
         assert self.a.fsm.state is State.ESTABLISHED, self.a.fsm.state
 
     def pump(self) -> None:
+        """Carry bytes both ways until quiet; like a shell that finds no collision,
+        each side is resumed after the peer's OPEN (``BgpFsm.resume``)."""
         for _ in range(20):
             da, db = self.a.fsm.data_to_send(), self.b.fsm.data_to_send()
             if not da and not db:
                 break
             if db:
                 self.a.fsm.receive_data(db, self.now)
+                self.a.fsm.resume(self.now)
             if da:
                 self.b.fsm.receive_data(da, self.now)
+                self.b.fsm.resume(self.now)
         self.a.drain()
         self.b.drain()
 

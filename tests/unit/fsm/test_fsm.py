@@ -416,6 +416,29 @@ def test_collision_resolution_rule_both_ways() -> None:
     assert not keep_outgoing(ip("10.0.0.1"), ip("10.0.0.1"), 65001, 65002)
 
 
+def _ip(text: str) -> int:
+    return int.from_bytes(bytes(map(int, text.split("."))), "big")
+
+
+def _exchange(pipes: list[tuple[BgpFsm, BgpFsm]], now: float) -> None:
+    for _ in range(3):
+        for x, y in pipes:
+            y.receive_data(x.data_to_send(), now)
+            x.receive_data(y.data_to_send(), now)
+
+
+def _resolve(first: BgpFsm, second: BgpFsm, keeps_out: bool, now: float) -> BgpFsm:
+    """What ``bgp.speaker.Peer`` does: ``first`` heard no collision and resumed; on
+    ``second``'s OPEN the identifiers decide (§6.8); the loser is dumped, the
+    winner resumed. Returns the loser."""
+    first.resume(now)
+    assert first.state is State.OPEN_CONFIRM and second.paused
+    loser = second if second.outgoing != keeps_out else first
+    loser.collision_dump(now)
+    (first if loser is second else second).resume(now)
+    return loser
+
+
 def test_collision_two_connections_leave_one_session() -> None:
     """Both sides dial at once; each side resolves by identifier and the same connection survives."""
     a_id, b_id = "10.0.0.1", "10.0.0.2"
@@ -429,34 +452,76 @@ def test_collision_two_connections_leave_one_session() -> None:
         f.start(now, passive=not out)
         f.connection_made(now, outgoing=out)
     pipes = [(a_out, b_in), (b_out, a_in)]
-    for _ in range(3):
-        for x, y in pipes:
-            y.receive_data(x.data_to_send(), now)
-            x.receive_data(y.data_to_send(), now)
-    # Both connections are in OpenConfirm on both sides: resolve per §6.8.
+    _exchange(pipes, now)
+    # Every connection has the peer's OPEN and waits for its shell's decision.
     for f in (a_out, a_in, b_out, b_in):
-        assert f.state in (State.OPEN_CONFIRM, State.ESTABLISHED)
-    a_keeps_out = keep_outgoing(
-        int.from_bytes(bytes([10, 0, 0, 1]), "big"),
-        int.from_bytes(bytes([10, 0, 0, 2]), "big"),
-        65001,
-        65002,
-    )
-    b_keeps_out = keep_outgoing(
-        int.from_bytes(bytes([10, 0, 0, 2]), "big"),
-        int.from_bytes(bytes([10, 0, 0, 1]), "big"),
-        65002,
-        65001,
-    )
+        assert f.state is State.OPEN_SENT and f.paused
+        assert OpenReceived in [type(e) for e in iter(f.next_event, None)]
+    a_keeps_out = keep_outgoing(_ip(a_id), _ip(b_id), 65001, 65002)
+    b_keeps_out = keep_outgoing(_ip(b_id), _ip(a_id), 65002, 65001)
     assert a_keeps_out != b_keeps_out  # both pick the same physical connection
-    (a_in if a_keeps_out else a_out).collision_dump(now)
-    (b_in if b_keeps_out else b_out).collision_dump(now)
-    for _ in range(3):
-        for x, y in pipes:
-            y.receive_data(x.data_to_send(), now)
-            x.receive_data(y.data_to_send(), now)
+    a_lost = _resolve(a_out, a_in, a_keeps_out, now)
+    b_lost = _resolve(b_in, b_out, b_keeps_out, now)
+    assert (a_lost, b_lost) == (a_out, b_in)  # A's id is lower: B's connection wins
+    _exchange(pipes, now)
     assert (b_out.state, a_in.state) == (State.ESTABLISHED, State.ESTABLISHED)
     assert (a_out.state, b_in.state) == (State.IDLE, State.IDLE)
+
+
+def test_lost_collision_is_a_plain_cease_with_nothing_taken_back() -> None:
+    """The peer's OPEN, KEEPALIVE and an UPDATE arrive in one read; the shell then
+    dumps the connection (§6.8). It sends exactly our OPEN and a Cease 7, never a
+    KEEPALIVE; the shell saw only OpenReceived and the end, never Established;
+    no input past the OPEN was consumed; counters only ever went up."""
+    p = Pair()
+    p.a.fsm.start(p.now)
+    p.b.fsm.start(p.now)
+    p.a.fsm.connection_made(p.now, outgoing=True)
+    p.b.fsm.connection_made(p.now, outgoing=False)
+    p.b.fsm.receive_data(p.a.fsm.data_to_send(), p.now)
+    p.b.fsm.resume(p.now)  # B answers: OPEN + KEEPALIVE queued for A
+    p.a.drain()
+    a = p.a.fsm
+    sent_open = a.data_to_send()
+    assert sent_open == b""  # A's OPEN went out with connection_made
+    from_b = p.b.fsm.data_to_send() + KEEPALIVE  # OPEN, KEEPALIVE and one more
+    a.receive_data(from_b, p.now)
+    assert a.state is State.OPEN_SENT and a.paused
+    assert [type(e) for e in p.a.drain()] == [ConnectRequested, OpenReceived]
+    assert a.data_to_send() == b""  # no KEEPALIVE queued while the shell decides
+    assert (a.counters.msgs_in["open"], a.counters.msgs_in["keepalive"]) == (1, 0)
+    before_out = dict(a.counters.msgs_out)
+    a.collision_dump(p.now)
+    note = decode_message(a.data_to_send(), CodecContext())
+    assert note == Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
+    after = [type(e) for e in p.a.drain()[2:]]
+    assert after == [DisconnectRequested, SessionDown]
+    down = _down(p.a.events)
+    assert down.sent is True and not down.was_established
+    assert a.counters.msgs_out == {**before_out, "notification": before_out["notification"] + 1}
+    assert a.counters.msgs_in["keepalive"] == 0  # the rest of the read is dropped, not used
+    assert a.state is State.IDLE and not a.auto_restart and a.get_timer() is None
+    a.resume(p.now)  # a late resume is a no-op
+    assert a.state is State.IDLE and a.data_to_send() == b""
+
+
+def test_resume_after_open_goes_on_with_the_input_held_back() -> None:
+    """Without a collision the shell resumes: KEEPALIVE sent, OpenConfirm, and the
+    KEEPALIVE read in the same chunk takes the session to Established."""
+    p = Pair()
+    p.a.fsm.start(p.now)
+    p.b.fsm.start(p.now)
+    p.a.fsm.connection_made(p.now, outgoing=True)
+    p.b.fsm.connection_made(p.now, outgoing=False)
+    p.b.fsm.receive_data(p.a.fsm.data_to_send(), p.now)
+    p.b.fsm.resume(p.now)
+    a = p.a.fsm
+    a.receive_data(p.b.fsm.data_to_send(), p.now)
+    assert a.paused and a.deadline(Timer.KEEPALIVE) is None
+    a.resume(p.now)
+    assert not a.paused and a.state is State.ESTABLISHED
+    assert decode_message(a.data_to_send(), CodecContext()) == Keepalive()
+    assert [type(e) for e in p.a.drain()] == [ConnectRequested, OpenReceived, SessionEstablished]
 
 
 def test_counters_are_shared_between_connections() -> None:

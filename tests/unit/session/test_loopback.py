@@ -305,6 +305,39 @@ async def test_slow_reader_bounds_what_is_pulled() -> None:
         await stop(a)
 
 
+async def test_a_second_connection_in_one_read_gets_a_plain_cease() -> None:
+    """RFC 4271 §6.8 against an Established session: the peer's second connection
+    sends OPEN, KEEPALIVE and an UPDATE in one write. It is answered with our
+    OPEN and Cease / Connection Collision Resolution only — never a KEEPALIVE —
+    and the RIB sees nothing of it: the first session stays up, untouched."""
+    a = await make_node(65001, "10.0.0.1", A_IP)
+    try:
+        a.speaker.add_peer(peer(B_IP, 65002, 1, A_IP, passive=True, hold_time=90))
+        first = await RawPeer.connect(a.speaker.ports[0], hold=90)
+        await a.wait(lambda: a.sink.ups)
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None
+        keepalives_out = pa.counters.msgs_out["keepalive"]
+        r, w = await asyncio.open_connection(A_IP, a.speaker.ports[0], local_addr=(B_IP, 0))
+        ours = build_open(65002, "10.0.0.2", PeerSettings(address=A_IP, asn=65001, hold_time=90))
+        ctx = CodecContext()
+        update = announce("10.7.0.0/16", (65002,), "192.0.2.2")[0]
+        w.write(encode_message(ours, ctx) + encode_message(Keepalive(), ctx) + update)
+        second = RawPeer(r, w)
+        assert isinstance(await second.message(), Open)
+        note = await second.message()
+        assert note == Notification(6, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
+        assert await asyncio.wait_for(r.read(100), 5) == b""  # closed, nothing else sent
+        assert pa.counters.msgs_out["keepalive"] == keepalives_out
+        assert len(a.sink.ups) == 1 and not a.sink.downs and not a.sink.batches
+        assert pa.established is not None and pa.extra is None and pa.last_error is None
+        assert state(a, B_IP) == "established"
+        w.close()
+        first.writer.close()
+    finally:
+        await stop(a)
+
+
 async def test_wrong_peer_as_is_an_open_error_for_the_peer() -> None:
     a = await make_node(65001, "10.0.0.1", A_IP)
     try:

@@ -1,8 +1,10 @@
-"""The Established fast path for runs of UPDATEs (``BgpFsm._updates``).
+"""Runs of received UPDATEs (``bgp.inbound.decode_update_run``) and the FSM's use of it.
 
-It must behave exactly as one table dispatch of Event 27 per message
-(RFC 4271 §8.2.2): same events in the same order, counters, Hold timer, and
-an UPDATE error (Event 28) ending the session after the good ones before it.
+Decoding a run must give what one table dispatch of Event 27 per message
+gives (RFC 4271 §8.2.2): same events in the same order, counters, Hold timer,
+and an UPDATE error (Event 28) ending the session after the good ones before
+it. The first tests call ``decode_update_run`` alone; the rest go through a
+pair of FSMs.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from hypothesis import strategies as st
 from bgp.errors import ErrorCode, UpdateSubcode
 from bgp.events import EndOfRib, SessionDown, UpdatesReceived
 from bgp.fsm import State, Timer
+from bgp.inbound import decode_update_run
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family
 from bgp.wire.context import CodecContext
+from bgp.wire.framer import Framer
 from bgp.wire.messages import Keepalive, Notification, decode_message, encode_message
 from bgp.wire.prefix import Prefix
-from bgp.wire.update import encode_announce, encode_end_of_rib, encode_withdraw
+from bgp.wire.update import (
+    decode_update,
+    encode_announce,
+    encode_end_of_rib,
+    encode_withdraw,
+    plain_withdrawal,
+)
 
 from .helpers import Pair
 
@@ -68,6 +78,76 @@ def _summary(events: list[object]) -> list[object]:
         else:
             out.append(type(ev).__name__)
     return out
+
+
+CTX = CodecContext(as4=True)
+
+
+def _frames(blob: bytes) -> list[bytes]:
+    framer = Framer()
+    framer.feed(blob)
+    return framer.update_frames()
+
+
+def test_a_run_gives_events_in_order_with_withdrawals_merged() -> None:
+    wd = [_withdraw(f"10.{i}.0.0/16", CTX) for i in range(1, 4)]
+    frames = _frames(
+        _announce("10.8.0.0/16", 8, CTX) + wd[0] + wd[1] + encode_end_of_rib(V4) + wd[2]
+    )
+    run = decode_update_run(frames, CTX)
+    assert run.taken == 5 and run.error is None
+    assert [type(e) for e in run.events] == [UpdatesReceived, EndOfRib, UpdatesReceived]
+    first, eor, last = run.events
+    assert isinstance(first, UpdatesReceived) and isinstance(last, UpdatesReceived)
+    assert [[str(p) for p in u.announced] for u in first.updates] == [["10.8.0.0/16"], []]
+    assert [str(p) for p in first.updates[1].withdrawn] == ["10.1.0.0/16", "10.2.0.0/16"]
+    assert isinstance(eor, EndOfRib) and eor.family == V4
+    assert [str(p) for p in last.updates[0].withdrawn] == ["10.3.0.0/16"]
+
+
+def test_plain_withdrawals_are_the_codecs_own_kind() -> None:
+    """The run takes the shortcut exactly for what ``plain_withdrawal`` accepts, and
+    its keys equal the reference decoder's."""
+    frames = [_withdraw(f"10.{i}.0.0/16", CTX) for i in range(3)]
+    assert all(plain_withdrawal(f, CTX) is not None for f in frames)
+    run = decode_update_run(frames, CTX)
+    (ev,) = run.events
+    assert isinstance(ev, UpdatesReceived) and len(ev.updates) == 1
+    assert ev.updates[0].unreach == {
+        V4: [k for f in frames for k in decode_update(f, CTX).unreach[V4]]
+    }
+
+
+def test_add_path_withdrawals_go_through_the_decoder() -> None:
+    """With ADD-PATH for IPv4 the Withdrawn Routes field holds path ids: not the shortcut."""
+    ctx = CodecContext(as4=True, add_path_ipv4=True)
+    nlri = b"\x00\x00\x00\x07" + Prefix.from_str("10.1.0.0/16").nlri()
+    frames = encode_withdraw(V4, [nlri], ctx)
+    assert plain_withdrawal(frames[0], ctx) is None
+    (ev,) = decode_update_run(frames, ctx).events
+    assert isinstance(ev, UpdatesReceived)
+    assert ev.updates[0].unreach == {V4: [nlri]} and ev.updates[0].add_path == {V4}
+
+
+def test_a_malformed_update_stops_the_run_after_the_good_ones() -> None:
+    good = _announce("10.1.0.0/16", 1, CTX)
+    bad = b"\xff" * 16 + b"\x00\x17\x02" + b"\xff\xff\x00\x00"
+    run = decode_update_run([good, _withdraw("10.2.0.0/16", CTX), bad, good], CTX)
+    assert run.taken == 2 and run.error is not None
+    assert run.error.code == ErrorCode.UPDATE_MESSAGE
+    (ev,) = run.events
+    assert isinstance(ev, UpdatesReceived) and len(ev.updates) == 2
+
+
+def test_a_malformed_plain_withdrawal_keeps_the_keys_before_it() -> None:
+    frames = [_withdraw("10.1.0.0/16", CTX), _withdraw("10.2.0.0/16", CTX)]
+    broken = bytearray(frames[1])
+    broken[21] = 33  # prefix length past /32: RFC 7606 §5.3
+    run = decode_update_run([frames[0], bytes(broken)], CTX)
+    assert run.taken == 1 and run.error is not None
+    (ev,) = run.events
+    assert isinstance(ev, UpdatesReceived)
+    assert [str(p) for p in ev.updates[0].withdrawn] == ["10.1.0.0/16"]
 
 
 def test_one_read_with_updates_eor_and_keepalive_keeps_order_and_counts() -> None:
