@@ -53,7 +53,7 @@ import time
 from typing import Any
 
 from bgp import sockopts
-from bgp.errors import CeaseSubcode
+from bgp.errors import CeaseSubcode, ErrorCode
 from bgp.events import (
     EndOfRib,
     FsmEvent,
@@ -70,6 +70,7 @@ from bgp.negotiate import Negotiated
 from bgp.restart import StopKind, notification_name, restart_stop
 from bgp.session import Session
 from bgp.settings import PeerSettings, SpeakerSettings
+from bgp.wire.constants import Family
 from bgp.wire.update import Update
 
 __all__ = ["Peer", "Speaker"]
@@ -101,7 +102,7 @@ class Peer:
         self.prefixes_in = 0
         self.prefixes_out = 0
         self.flaps = 0
-        self.established_wall: float | None = None
+        self.established_at: float | None = None  # on the speaker's clock (``Speaker.now``)
         self.last_error: dict[str, Any] | None = None
 
     # ---------------------------------------------------------- PeerHandle
@@ -242,7 +243,7 @@ class Peer:
                  extra={"peer": self.key, "event": action.replace(" ", "_"), "by": by,
                         "shutdown_message": message})  # fmt: skip
 
-    def refresh(self, family: Any, subtype: int = 0) -> bool:
+    def refresh(self, family: Family, subtype: int = 0) -> bool:
         """Ask the peer to re-send its routes (RFC 2918 / RFC 7313)."""
         s = self.established
         if s is None:
@@ -370,7 +371,7 @@ class Peer:
         self.main, self.extra = session, None
         self.established = session
         self.negotiated = negotiated
-        self.established_wall = time.time()
+        self.established_at = session.fsm.established_at
         log.info("%s: session Established (AS %d, router id %s%s)", self.key, negotiated.peer_as,
                  negotiated.peer_router_id, _gr_text(negotiated),
                  extra={"peer": self.key, "event": "established", "peer_as": negotiated.peer_as,
@@ -382,15 +383,18 @@ class Peer:
         session.pump()
 
     def _down(self, session: Session, ev: SessionDown) -> None:
-        collision = ev.code == 6 and ev.subcode == CeaseSubcode.CONNECTION_COLLISION_RESOLUTION
+        collision = (ev.code, ev.subcode) == (
+            ErrorCode.CEASE,
+            CeaseSubcode.CONNECTION_COLLISION_RESOLUTION,
+        )
         if ev.was_established or (ev.code and not collision):
-            self.last_error = _last_error(ev)
+            self.last_error = {**_note_fields(ev), "time": self.speaker.unix_time()}
             self._log_down(ev)
         if session is self.established:
             self.established = None
             self.negotiated = None
             self.source = None
-            self.established_wall = None
+            self.established_at = None
             if not ev.operator:
                 self.flaps += 1
             self.speaker.sink.peer_down(self, ev)
@@ -412,7 +416,8 @@ class Peer:
         s = self.established or self.main
         state = s.fsm.state.name.lower() if s is not None else "idle"
         neg = self.negotiated
-        up = self.established_wall
+        up = self.established_at
+        now = self.speaker.now()
         return {
             "address": self.key,
             "asn": self.settings.asn or (neg.peer_as if neg else 0),
@@ -421,8 +426,8 @@ class Peer:
             "admin": "up" if self.enabled else "down",
             "dynamic": self.dynamic,
             "passive": self.settings.passive,
-            "uptime": round(time.time() - up, 3) if up is not None else None,
-            "established_at": up,
+            "uptime": round(now - up, 3) if up is not None else None,
+            "established_at": self.speaker.unix_time(up) if up is not None else None,
             "router_id": str(neg.peer_router_id) if neg else None,
             "local": _hostport(s.sockname) if s is not None else None,
             "remote": _hostport(s.peername) if s is not None else None,
@@ -451,6 +456,22 @@ class Speaker:
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
         self.lingering: set[asyncio.Transport] = set()  # closed sessions flushing a NOTIFICATION
+        self._epoch: float | None = None  # Unix time minus the loop's, taken once
+
+    # ------------------------------------------------------------ clock
+
+    def now(self) -> float:
+        """The one clock of the speaker: the event loop's, which the sessions' timers
+        and the FSMs' deadlines (``established_at``) are on."""
+        return asyncio.get_running_loop().time()
+
+    def unix_time(self, at: float | None = None) -> float:
+        """``at`` (default: now) on ``now``'s clock as Unix time, for display (``show
+        peers``' ``established_at`` and ``last_error.time``). The offset is taken
+        once, so a time shows the same on every call."""
+        if self._epoch is None:
+            self._epoch = time.time() - self.now()
+        return (self.now() if at is None else at) + self._epoch
 
     # ------------------------------------------------------------- life
 
@@ -653,11 +674,6 @@ def _note_fields(ev: SessionDown) -> dict[str, Any]:
         fields["inner_code"], fields["inner_subcode"] = ev.inner
         fields["inner_notification"] = notification_name(*ev.inner)
     return fields
-
-
-def _last_error(ev: SessionDown) -> dict[str, Any]:
-    """``show peers``' last error: the same names on both ends, the message whole."""
-    return {**_note_fields(ev), "time": time.time()}
 
 
 def _gr_text(neg: Negotiated) -> str:

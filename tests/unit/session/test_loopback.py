@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 
 import pytest
 
@@ -334,6 +335,28 @@ async def test_a_second_connection_in_one_read_gets_a_plain_cease() -> None:
         assert state(a, B_IP) == "established"
         w.close()
         first.writer.close()
+    finally:
+        await stop(a)
+
+
+async def test_peer_times_are_on_the_loop_clock_and_shown_as_unix_time() -> None:
+    """``established_at`` is the loop-clock instant of Established (the FSM's own),
+    shown as the same Unix time on every call; ``uptime`` runs on the loop clock."""
+    a = await make_node(65001, "10.0.0.1", A_IP)
+    try:
+        a.speaker.add_peer(peer(B_IP, 65002, 1, A_IP, passive=True, hold_time=90))
+        raw = await RawPeer.connect(a.speaker.ports[0], hold=90)
+        await a.wait(lambda: a.sink.ups)
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None and pa.established is not None
+        assert pa.established_at == pa.established.fsm.established_at
+        first = pa.stats()
+        await asyncio.sleep(0.3)
+        second = pa.stats()
+        assert first["established_at"] == second["established_at"]
+        assert abs(first["established_at"] - time.time()) < 30
+        assert 0.25 <= second["uptime"] - first["uptime"] < 5
+        raw.writer.close()
     finally:
         await stop(a)
 
