@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +34,6 @@ from typing import Any
 import pytest
 from daemon_lab import Cluster, sessions, start, stop, wait
 
-from podbgp.api import ControlClient
 from podbgp.lab.netns import IP
 from podbgp.lab.peers_frr import VTYSH
 
@@ -166,9 +166,13 @@ def _ping_counts(proc: subprocess.Popen[str]) -> tuple[int, int, str]:
     return int(m.group(1)), int(m.group(2)), out
 
 
-def _drain(c: Cluster, node: str) -> dict[str, Any]:
-    client = ControlClient(str(c.plan.socket_path(node)), timeout=TIMEOUT + 30)
-    result: dict[str, Any] = client.request("node.drain", timeout=TIMEOUT)
+def _cli(c: Cluster, node: str, *args: str) -> dict[str, Any]:
+    """`podbgp ARGS --json` against the node's daemon, as an operator runs it."""
+    argv = [sys.executable, "-m", "podbgp", *args, "--socket", str(c.plan.socket_path(node)),
+            "--json"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT + 60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
     return result
 
 
@@ -185,7 +189,7 @@ def test_drain_moves_traffic_before_withdrawing_and_loses_no_ping(cluster: Clust
     time.sleep(1.0)  # replies before the drain
     with Timeline(c, best_ip) as tl:
         t0 = time.monotonic()
-        report = _drain(c, node)
+        report = _cli(c, node, "drain", "--timeout", str(TIMEOUT))
         done = time.monotonic()
         time.sleep(2.0)  # replies after the drain, from the other node
     sent, received, out = _ping_counts(pinger)
@@ -209,7 +213,7 @@ def test_drain_moves_traffic_before_withdrawing_and_loses_no_ping(cluster: Clust
     assert peer["admin"] == "down" and peer["state"] != "Established"
 
     # undrain: the session comes back and the ToR has both paths again.
-    out_undrain = c.ask(node, "node.undrain")
+    out_undrain = _cli(c, node, "undrain")
     assert out_undrain["state"] == "running"
     wait(lambda: sessions(c, node), 30, f"{node}'s session back after undrain")
     wait(lambda: len(_tor_paths(c)) == 2, 30, "the ToR has both paths again")
