@@ -91,6 +91,7 @@ def peer_settings(
         hold_time=p.hold_time,
         keepalive=p.keepalive,
         connect_retry=float(b.connect_retry),
+        connect_retry_max=float(max(p.connect_retry_max, b.connect_retry)),
         families=tuple(FAMILIES[f] for f in p.families),
         add_path=ADD_PATH[p.add_path],
         graceful_restart=p.graceful_restart,
@@ -234,6 +235,7 @@ class BgpNode:
             export_policy="all",  # iBGP rules (and reflection) decide what actually goes
             hold_time=b.hold_time,
             keepalive=b.keepalive,
+            connect_retry_max=b.connect_retry_max,
             graceful_restart=b.graceful_restart,
             long_lived_stale_time=b.long_lived_stale_time,
             add_path=b.add_path,

@@ -387,6 +387,8 @@ def _text(what: str, result: Any) -> str:
         return _peer_text(result)
     if what in ("routes", "received", "adj") and isinstance(result, list):
         return _routes_text(what, result)
+    if what == "peer" and isinstance(result, dict) and "expected_back_seconds" in result:
+        return _peer_action_text(result)
     if isinstance(result, list) and what in COLUMNS:
         return render_table(result, COLUMNS[what])
     if what == "node" and isinstance(result, dict) and "uptime_seconds" in result:
@@ -403,6 +405,20 @@ def _text(what: str, result: Any) -> str:
             for key, value in result.items()
         )
     return str(result)
+
+
+def _peer_action_text(result: dict[str, Any]) -> str:
+    """`podbgp peer reset|shutdown|enable`: the state, and when the session is expected back."""
+    back = result.get("expected_back_seconds")
+    if result.get("admin") == "down":
+        when = "stays down until `podbgp peer enable`"
+    elif back is not None:
+        when = "dialling now" if back == 0 else f"dials again in {back:g} s"
+    elif result.get("waits_for_peer"):
+        when = "waits for the peer to connect (passive)"
+    else:
+        when = "-"
+    return f"{result.get('address')}: {result.get('state')}, {when}"
 
 
 def _print_result(what: str, result: Any, as_json: bool) -> None:

@@ -203,6 +203,7 @@ class PeerOptions:
     # Defaults come from [bgp] (docs/configuration.md).
     hold_time: int = 90
     keepalive: int = 30
+    connect_retry_max: int = 120
     graceful_restart: bool = True
     long_lived_stale_time: int = 0
     add_path: AddPath = AddPath.OFF
@@ -307,6 +308,7 @@ class BGPConfig:
     hold_time: int = 90
     keepalive: int = 30
     connect_retry: int = 5
+    connect_retry_max: int = 120
     mesh: bool = True
     route_reflector_cluster_id: ipaddress.IPv4Address | None = None
     graceful_restart: bool = True
@@ -962,6 +964,9 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
         "hold_time": hold,
         "keepalive": keepalive,
         "connect_retry": t.get("connect_retry", int, d.connect_retry, _int_range(1, 65535)),
+        "connect_retry_max": t.get(
+            "connect_retry_max", int, d.connect_retry_max, _int_range(1, 65535)
+        ),
         "mesh": t.get("mesh", bool, d.mesh) and enabled is not False,
         "route_reflector_cluster_id": t.get("route_reflector_cluster_id", str, None, _cluster_id),
         "graceful_restart": t.get("graceful_restart", bool, d.graceful_restart),
@@ -990,6 +995,9 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
     }
     if listen is not None and len(set(listen)) != len(listen):
         t.error("listen", f"{show([str(a) for a in listen])} lists an address twice")
+    first, cap = values["connect_retry"], values["connect_retry_max"]
+    if first is not None and cap is not None and cap < first:
+        t.error("connect_retry_max", f"{cap} is below connect_retry ({first}), where it starts")
     inherit = _Inherit(values, policies)
     peers = [_read_peer(p, inherit) for p in t.subs("peer")]
     ranges = [_read_listen_range(r, inherit) for r in t.subs("listen_range")]
@@ -1103,6 +1111,7 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
         "shutdown_message": t.get("shutdown_message", str, "", _shutdown_message),
         "hold_time": hold,
         "keepalive": keepalive,
+        "connect_retry_max": _connect_retry_max(t, bgp),
         "graceful_restart": t.get("graceful_restart", bool, bgp["graceful_restart"]),
         "long_lived_stale_time": t.get(
             "long_lived_stale_time",
@@ -1136,6 +1145,18 @@ def _policy_ref(inherit: _Inherit, export: bool) -> Callable[[str], str]:
         raise _Invalid(f"{show(v)} is neither {choices} nor the name of a [[policy]]")
 
     return conv
+
+
+def _connect_retry_max(t: _Table, bgp: dict[str, Any]) -> int | None:
+    """The cap of the retry back-off: at least `bgp.connect_retry`, where it starts."""
+    value: int | None = t.get(
+        "connect_retry_max", int, bgp["connect_retry_max"], _int_range(1, 65535)
+    )
+    first = bgp["connect_retry"]
+    if t.has("connect_retry_max") and value is not None and first is not None and value < first:
+        t.error("connect_retry_max", f"{value} is below bgp.connect_retry ({first})")
+        return None
+    return value
 
 
 def _check_peer_options(t: _Table, out: dict[str, Any]) -> None:

@@ -15,6 +15,9 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +75,37 @@ def test_restart_loses_no_probe(
     plan, state = running_lab
     result = restart_trial(plan, state, "n3", sig, down=5.0, monitor_on="n1")
     check(result, plan)
+
+
+def test_operator_resets_of_a_young_session_are_back_at_once(
+    running_lab: tuple[LabPlan, lab.LabState],
+) -> None:
+    """Issue 12 item 5: `podbgp peer reset` is no flap: each of three resets in a row (the
+    session never 30 s old) is back within 2 s, and the command says when to expect it."""
+    plan, state = running_lab
+    if plan.option.bgp == "none":
+        pytest.skip("no BGP in this option")
+    n1 = state.nodes[0]
+    peers = [p for p in lab.peers_of(state, n1) if p["state"] == "Established"]
+    assert peers
+    target = peers[-1]["address"]
+    # podbgp's peers take it back at once. FRR on the ToR closes the first new connection
+    # of a neighbour whose previous session ended only milliseconds before (a reset right
+    # after a reset), and podbgp's next attempt follows the connect_retry back-off.
+    bound = SESSIONS_BACK if plan.option.bgp != "tor" else SESSIONS_BACK + 3.0
+    for _ in range(3):
+        t0 = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "podbgp", "peer", "reset", target, "--socket", n1["socket"]],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        assert out.startswith(f"{target}: ") and ("dialling now" in out or "waits for" in out)
+        while time.monotonic() - t0 < bound:
+            row = next(p for p in lab.peers_of(state, n1) if p["address"] == target)
+            if row["state"] == "Established" and (row["uptime_seconds"] or 0) < bound:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"{target} not back within {bound} s: {row}")
+        assert row["last_error"]["notification"] == "Cease/Administrative Reset", row
+    assert row["flaps"] == 0, row

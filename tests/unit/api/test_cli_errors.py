@@ -270,3 +270,15 @@ def test_socket_from_a_bad_config_is_one_line(
         assert rc == 1
         assert err.count("\n") == 1 and why in err and "Traceback" not in err, err
         assert err.startswith(f"podbgp: {path}") or f"{path}: cannot read" in err, err
+
+
+def test_peer_action_says_when_the_session_is_expected_back() -> None:
+    from podbgp.cmd_show import _text
+
+    base = {"address": "10.0.0.2", "state": "Idle", "admin": "up", "waits_for_peer": False}
+    assert _text("peer", {**base, "expected_back_seconds": 0.0}) == "10.0.0.2: Idle, dialling now"
+    assert _text("peer", {**base, "expected_back_seconds": 4.5}).endswith("dials again in 4.5 s")
+    passive = {**base, "expected_back_seconds": None, "waits_for_peer": True}
+    assert _text("peer", passive).endswith("waits for the peer to connect (passive)")
+    down = {**base, "admin": "down", "expected_back_seconds": None}
+    assert _text("peer", down).endswith("stays down until `podbgp peer enable`")

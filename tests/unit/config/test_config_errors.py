@@ -93,6 +93,15 @@ BGP_CASES = [
     ),
     ("[bgp]\nkeepalive = 0\n", "bgp.keepalive: 0 must be 1..89 (below hold_time 90)"),
     ("[bgp]\nconnect_retry = 0\n", "bgp.connect_retry: 0 is out of range 1..65535"),
+    ("[bgp]\nconnect_retry_max = 0\n", "bgp.connect_retry_max: 0 is out of range 1..65535"),
+    (
+        "[bgp]\nconnect_retry = 10\nconnect_retry_max = 5\n",
+        "bgp.connect_retry_max: 5 is below connect_retry (10), where it starts",
+    ),
+    (
+        '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 65000\nconnect_retry_max = 2\n',
+        "bgp.peer[0].connect_retry_max: 2 is below bgp.connect_retry (5)",
+    ),
     ('[bgp]\nmesh = "yes"\n', 'bgp.mesh: "yes" is a string, expected a boolean'),
     (
         "[bgp]\nlong_lived_stale_time = 16777216\n",

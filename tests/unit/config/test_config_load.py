@@ -46,6 +46,7 @@ DEFAULTS = {
         "hold_time": 90,
         "keepalive": 30,
         "connect_retry": 5,
+        "connect_retry_max": 120,
         "mesh": True,
         "route_reflector_cluster_id": "",
         "graceful_restart": True,
@@ -95,6 +96,7 @@ PEER_DEFAULTS = {
     "shutdown_message": "",
     "hold_time": 90,
     "keepalive": 30,
+    "connect_retry_max": 120,
     "graceful_restart": True,
     "long_lived_stale_time": 0,
     "add_path": "off",
@@ -214,6 +216,17 @@ def test_peers_inherit_from_bgp_and_override() -> None:
     assert overridden.graceful_restart is True and overridden.add_path == "both"
     assert overridden.add_path_send_max == 4
     assert (keepalive_only.hold_time, keepalive_only.keepalive) == (30, 20)
+
+
+def test_connect_retry_max_is_global_and_per_peer() -> None:
+    text = MINIMAL + (
+        "[bgp]\nconnect_retry_max = 30\n"
+        '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 65000\n'
+        '[[bgp.peer]]\naddress = "10.0.0.3"\nasn = 65000\nconnect_retry_max = 8\n'
+    )
+    cfg = load_config_text(text)
+    assert cfg.bgp.connect_retry_max == 30
+    assert [p.connect_retry_max for p in cfg.bgp.peers] == [30, 8]
 
 
 def test_bgp_disabled_leaves_the_mesh() -> None:
