@@ -592,6 +592,20 @@ class BgpNode:
                 self.rib.withdraw_originated(prefix)
             self.originated.clear()
             self._originate_static()
+        self._reload_bfd(new)
+
+    def _reload_bfd(self, new: Config) -> None:
+        """BFD settings apply to running sessions without a BGP reset (set_peer does
+        nothing where they did not change)."""
+        for p in new.bgp.peers:
+            peer = self.speaker.peer(str(p.address))
+            local = str(p.local_address) if p.local_address else None
+            if peer is not None:
+                self.bfd.set_peer(peer.key, p, local)
+        for address, m in self.mesh.items():
+            self.bfd.set_peer(address, self._mesh_options(m))
+        for peer in [p for p in self.speaker.peers.values() if p.dynamic and p.established]:
+            self.bfd.set_peer(peer.key, _range_of(new, peer.key))
 
     def _reload_listen_ranges(self, old: Config, new: Config, diff: ConfigDiff) -> None:
         """New ranges accept from now on; a dynamic peer whose range went or changed is

@@ -226,8 +226,14 @@ class Peer(PeerOptions):
 
     @property
     def session_settings(self) -> Peer:
-        """This peer with its policies blanked: what a session reset depends on."""
-        return dataclasses.replace(self, import_policy="", export_policy="")
+        """This peer with its policies and BFD blanked: what a session reset depends on.
+
+        BFD runs beside the session (podbgp.bfdnode), so a reload changes it without
+        a reset."""
+        return dataclasses.replace(
+            self, import_policy="", export_policy="", bfd=False, bfd_interval_ms=0,
+            bfd_multiplier=0,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1562,6 +1568,8 @@ def _plain(value: Any) -> Any:
 
 
 _BGP_LISTS = ("peers", "originate", "listen_ranges")
+# Applied live by a reload like the peers (BgpNode.reload re-applies BFD to every peer).
+_BGP_LIVE = ("bfd", "bfd_interval_ms", "bfd_multiplier")
 _PEER_RENAMES = {"import_policy": "import", "export_policy": "export"}
 
 
@@ -1698,7 +1706,7 @@ def _changed_keys(old: Config, new: Config) -> Iterator[str]:
     ]
     for name, a, b in sections:
         for f in dataclasses.fields(a):
-            if f.name in _BGP_LISTS and name == "bgp":
+            if f.name in (*_BGP_LISTS, *_BGP_LIVE) and name == "bgp":
                 continue
             if getattr(a, f.name) != getattr(b, f.name):
                 yield f"{name}.{'pool' if f.name == 'pools' else f.name}"

@@ -13,6 +13,7 @@ Restoring the link brings BFD and BGP back.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +197,26 @@ def test_bfd_down_shrinks_the_ecmp_set(
         assert time.monotonic() - t0 < DETECT_BOUND
         assert pod.peer(a1)["last_error"]["subcode"] == 10
         assert pod.peer(a2)["state"] == "Established" and pod.peer(a2)["bfd"]["up"]
+
+
+def test_podbgp_to_podbgp_bfd_switched_on_by_reload(link: Link, tmp_path: Path) -> None:
+    """Two `podbgp run` nodes: BFD switched on by SIGHUP (no BGP reset), comes Up
+    between them, and a dark link takes each one's routes out of the other's kernel."""
+    a = PodbgpNode(link.a, tmp_path / "a", asn=POD_AS, address=link.a4,
+                   peers=[LabPeer(link.b4, PEER_AS, bfd=False)], originate=(POD_PREFIX,))  # fmt: skip
+    b = PodbgpNode(link.b, tmp_path / "b", asn=PEER_AS, address=link.b4,
+                   peers=[LabPeer(link.a4, POD_AS, bfd=False)], originate=(PEER_PREFIX,))  # fmt: skip
+    with a, b:
+        _routes_everywhere(link)
+        flaps = a.peer()["flaps"], b.peer()["flaps"]
+        for node in (a, b):
+            node.config.write_text(node.config.read_text().replace("bfd = false", "bfd = true"))
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGHUP)
+        for node in (a, b):
+            wait_until(lambda n=node: (n.peer().get("bfd") or {}).get("up"), 30, "BFD Up")
+        assert (a.peer()["flaps"], b.peer()["flaps"]) == flaps  # no BGP reset for BFD
+        assert a.peer()["state"] == b.peer()["state"] == "Established"
+        ours, theirs = _gone_after_drop(link, timeout=HOLD)
+        assert ours < DETECT_BOUND and theirs < DETECT_BOUND, (ours, theirs)
+        assert b.peer()["last_error"]["subcode"] == 10

@@ -27,6 +27,7 @@ from podbgp.config import (
     FIBConfig,
     LargeCommunity,
     Origin,
+    diff_configs,
     load_config,
     load_config_text,
 )
@@ -369,3 +370,15 @@ def test_bfd_keys_inherit_from_bgp_and_peers_override() -> None:
     assert (first.bfd, first.bfd_interval_ms, first.bfd_multiplier) == (True, 100, 3)
     assert (second.bfd, second.bfd_interval_ms, second.bfd_multiplier) == (False, 100, 5)
     assert b.listen_ranges[0].bfd and b.listen_ranges[0].bfd_interval_ms == 100
+
+
+def test_bfd_change_reloads_without_a_session_reset() -> None:
+    """BFD runs beside the session: changing it resets no BGP session, and is applied
+    live (not listed among the keys that wait for a restart)."""
+    base = MINIMAL + '[[bgp.peer]]\naddress = "10.0.0.2"\nasn = 65002\n'
+    old = load_config_text(base)
+    new = load_config_text(base.replace("asn = 65002\n", "asn = 65002\nbfd = true\n"))
+    diff = diff_configs(old, new)
+    assert diff.peers_reset == () and diff.changed_keys == ()
+    glob = load_config_text(MINIMAL + "[bgp]\nbfd = true\nbfd_interval_ms = 100\n")
+    assert diff_configs(load_config_text(MINIMAL), glob).changed_keys == ()
