@@ -26,6 +26,16 @@ from podbgp.lab.netns import Netns
 
 T = TypeVar("T")
 
+RANGE = """
+[[bgp.listen_range]]
+prefix = "{prefix}"
+asn = {asn}
+families = ["ipv4"]
+import = "all"
+export = "all"
+bfd = true
+"""
+
 PEER = """
 [[bgp.peer]]
 address = "{peer}"
@@ -54,6 +64,7 @@ hold_time = {hold_time}
 graceful_restart = false
 
 {peers}
+{ranges}
 {originate}
 [datastore]
 kind = "sqlite"
@@ -91,7 +102,8 @@ class LabPeer:
 
 
 class PodbgpNode:
-    """`podbgp run` in `ns` with eBGP `peers`; a context manager that stops it (SIGTERM)."""
+    """`podbgp run` in `ns` with eBGP `peers` and listen `ranges` ``(prefix, asn)`` (BFD on);
+    a context manager that stops it (SIGTERM)."""
 
     def __init__(
         self,
@@ -101,6 +113,7 @@ class PodbgpNode:
         asn: int,
         address: str,
         peers: list[LabPeer],
+        ranges: tuple[tuple[str, int], ...] = (),
         originate: tuple[str, ...] = (),
         interval_ms: int = 300,
         multiplier: int = 3,
@@ -109,7 +122,7 @@ class PodbgpNode:
         self.ns = ns
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.peer_address = peers[0].address
+        self.peer_address = peers[0].address if peers else ""
         blocks = "".join(
             PEER.format(peer=p.address, peer_asn=p.asn, bfd=str(p.bfd).lower(), export=p.export,
                         interval=interval_ms, multiplier=multiplier)
@@ -117,6 +130,7 @@ class PodbgpNode:
         )  # fmt: skip
         text = CONFIG.format(
             name="podbgp", asn=asn, address=address, peers=blocks, hold_time=hold_time,
+            ranges="".join(RANGE.format(prefix=p, asn=n) for p, n in ranges),
             dir=self.dir,
             originate="".join(f'\n[[bgp.originate]]\nprefix = "{p}"\n' for p in originate),
         )  # fmt: skip

@@ -220,3 +220,20 @@ def test_podbgp_to_podbgp_bfd_switched_on_by_reload(link: Link, tmp_path: Path) 
         ours, theirs = _gone_after_drop(link, timeout=HOLD)
         assert ours < DETECT_BOUND and theirs < DETECT_BOUND, (ours, theirs)
         assert b.peer()["last_error"]["subcode"] == 10
+
+
+def test_listen_range_neighbour_gets_bfd(
+    link: Link, tmp_path: Path, require_daemon: Require
+) -> None:
+    """A dynamic neighbour (FRR dialling into a listen range with `bfd = true`) gets its
+    BFD session once it is Established, and a dark link takes its routes out at once."""
+    cls = require_daemon("frr")
+    pod = PodbgpNode(link.a, tmp_path / "podbgp", asn=POD_AS, address=link.a4, peers=[],
+                     ranges=(("10.99.0.0/24", PEER_AS),), originate=(POD_PREFIX,))  # fmt: skip
+    with cls(link.b, tmp_path / "frr", _peer_config(link, bfd=True)) as peer, pod:
+        peer.wait_established(link.a4, timeout=30)
+        wait_until(lambda: (pod.peer(link.b4).get("bfd") or {}).get("up"), 30, "BFD Up")
+        assert pod.peer(link.b4)["dynamic"] is True
+        _routes_everywhere(link)
+        ours, theirs = _gone_after_drop(link, timeout=HOLD)
+        assert ours < DETECT_BOUND and theirs < DETECT_BOUND, (ours, theirs)
