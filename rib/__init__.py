@@ -23,8 +23,10 @@ Parts and data flow (DESIGN.md: ``bgp/ ──updates──► rib/ ──► bgp
 Modules: ``settings`` (typed settings), ``policy`` ([[policy]] engine),
 ``path`` (route model), ``bestpath`` (decision process), ``batch`` (a batch's
 changes, typed by shape), ``reflect`` (RFC 4456
-rules as pure functions), ``export`` (eBGP/iBGP attribute rules), ``adjout``
+rules as pure functions), ``export`` (eBGP/iBGP attribute rules, the RFC 8326
+graceful-shutdown export modes of ``podbgp drain``), ``adjout``
 (update groups), ``core`` (the ``Rib``: tables, graceful restart RFC 4724,
+long-lived graceful restart RFC 9494,
 enhanced route refresh RFC 7313, max-prefix RFC 4486, ADD-PATH RFC 7911),
 ``show`` (``podbgp show routes``), ``adapter`` (session sink/pull glue),
 ``heap`` (glibc mmap threshold pinned for the big table dicts).

@@ -151,3 +151,23 @@ def test_a_policy_that_adds_the_community_drains_the_peer_from_this_side() -> No
     rib.set_policy(a, replace(rib.peers[a].policy, import_policy=tag))
     announce(rib, a, [LEARNED], attrs((65001,)))
     assert rib.best(V4, key(LEARNED)).source.key == b  # type: ignore[union-attr]
+
+
+def test_add_path_peer_gets_every_path_again_tagged_then_withdrawn() -> None:
+    from ribkit import facts
+
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001)
+    b = peer(rib, "192.0.2.2", 65002)
+    ap = peer(rib, "10.0.0.9", 65000, add_path_send=-1,
+              fx=facts(bgp_id="10.0.0.9", add_path_tx=(V4,)))  # fmt: skip
+    announce(rib, a, [LEARNED], attrs((65001,), nh="192.0.2.1"))
+    announce(rib, b, [LEARNED], attrs((65002, 65003), nh="192.0.2.2"))
+    assert len(drain(rib, ap, add_path=True).announced) == 2
+    rib.set_export_mode(ExportMode.GRACEFUL_SHUTDOWN)
+    out = drain(rib, ap, add_path=True)
+    assert len(out.announced) == 2 and out.withdrawn == []
+    assert all(GSHUT in x.communities and x.local_pref == 0 for x in out.announced.values())
+    rib.set_export_mode(ExportMode.WITHDRAW_ALL)
+    out = drain(rib, ap, add_path=True)
+    assert len(out.withdrawn) == 2 and out.announced == {}
