@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from podbgp.api import APIError
 
@@ -33,10 +34,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the usage itself is one `--help` away).
+    Sub-command parsers are made of this class too (`add_subparsers` uses the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="podbgp", description="BGP route distribution and IPAM for pod networks"
-    )
+    parser = _Parser(prog="podbgp", description="BGP route distribution and IPAM for pod networks")
     parser.add_argument("--version", action="version", version=f"podbgp {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
