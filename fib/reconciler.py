@@ -189,7 +189,7 @@ class Reconciler:
         should intern `Reach` values: equal ones are planned once either way,
         shared ones are also stored once."""
         remote = self.inputs.remote
-        changed: list[Prefix] = []
+        changed: list[tuple[Prefix, Reach | None]] = []
         for prefix, reach in changes.items():
             if reach is not None:
                 if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
@@ -198,10 +198,10 @@ class Reconciler:
                         self.encapsulated.discard(prefix)
                 else:
                     self._remember(prefix, reach)
-                changed.append(prefix)
+                changed.append((prefix, reach))
             elif remote.pop(prefix, None) is not None:
                 self.encapsulated.discard(prefix)
-                changed.append(prefix)
+                changed.append((prefix, None))
         self._replan_bulk(changed)
 
     def _remember(self, prefix: Prefix, reach: Reach) -> None:
@@ -251,7 +251,7 @@ class Reconciler:
     def _replan_via(self, node_address: bytes) -> None:
         via = {r for r in set(self.inputs.remote.values()) if node_address in r.next_hops}
         if via:
-            self._replan_bulk([p for p, r in self.inputs.remote.items() if r in via])
+            self._replan_bulk([(p, r) for p, r in self.inputs.remote.items() if r in via])
 
     def _replan(self, prefixes: Iterable[Prefix]) -> None:
         cfg = self.config
@@ -275,36 +275,37 @@ class Reconciler:
             self.failed.pop(key, None)
             self.dirty.add(key)
 
-    def _replan_bulk(self, prefixes: list[Prefix]) -> None:
-        """`_replan` for a batch of remote prefixes: one `plan.plan_shape` per distinct
-        (reach, family); prefixes that are also local pods or own blocks, or whose
-        plan fails, go through `_replan` one by one."""
+    def _replan_bulk(self, items: list[tuple[Prefix, Reach | None]]) -> None:
+        """`_replan` for a batch of remote prefixes, each with its reach (None: removed):
+        one `plan.plan_shape` per distinct reach and family; prefixes that are also
+        local pods or own blocks, or whose plan fails, go through `_replan`."""
         i = self.inputs
         if i.local_pods or i.own_blocks:
-            special = [p for p in prefixes if p in i.local_pods or p in i.own_blocks]
+            special = [p for p, _r in items if p in i.local_pods or p in i.own_blocks]
             if special:
                 self._replan(special)
-                prefixes = [p for p in prefixes if p not in special]
-        cfg, node, remote = self.config, i.node, i.remote
-        shapes: dict[tuple[Reach, int], plan.Shape | None] = {}
+                items = [(p, r) for p, r in items if p not in special]
+        cfg, node = self.config, i.node
+        # memo by the reach's identity (callers intern them; all stay alive in `remote`)
+        shapes4: dict[int, plan.Shape | None] = {}
+        shapes6: dict[int, plan.Shape | None] = {}
         new: dict[RouteKey, KernelRoute] = {}
         gone: list[RouteKey] = []
         unroutable: list[Prefix] = []
         failed: list[Prefix] = []
-        for prefix in prefixes:
+        for prefix, reach in items:
             addr, length = prefix
-            reach = remote.get(prefix)
             if reach is None or node is None:
                 gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
                 if reach is not None:
                     unroutable.append(prefix)
                 continue
-            memo = (reach, len(addr))
-            shape = shapes.get(memo, _UNPLANNED)
+            shapes = shapes4 if len(addr) == 4 else shapes6
+            shape = shapes.get(id(reach), _UNPLANNED)
             if shape is _UNPLANNED:
                 try:
-                    shape = shapes[memo] = plan.plan_shape(reach, len(addr) == 16, node, i.vteps,
-                                                           cfg.protocol, cfg.table)  # fmt: skip
+                    shape = shapes[id(reach)] = plan.plan_shape(
+                        reach, len(addr) == 16, node, i.vteps, cfg.protocol, cfg.table)  # fmt: skip
                 except plan.PlanError:
                     failed.append(prefix)
                     continue
@@ -313,13 +314,13 @@ class Reconciler:
                 unroutable.append(prefix)
             else:
                 new[(addr, length, shape[5])] = _new(KernelRoute, (addr, length, *shape, 0))
-        self._record_plans(new, gone, prefixes, unroutable)
+        self._record_plans(new, gone, items, unroutable)
         if failed:
             self._replan(failed)  # logs each one with its prefix
 
     def _record_plans(
-        self, new: dict[RouteKey, KernelRoute], gone: list[RouteKey], prefixes: list[Prefix],
-        unroutable: list[Prefix],
+        self, new: dict[RouteKey, KernelRoute], gone: list[RouteKey],
+        items: list[tuple[Prefix, Reach | None]], unroutable: list[Prefix],
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
         desired = self.desired
@@ -332,7 +333,7 @@ class Reconciler:
             for key in (*new, *gone):
                 self.failed.pop(key, None)
         if self.unroutable:
-            self.unroutable.difference_update(prefixes)
+            self.unroutable.difference_update(p for p, _r in items)
         self.unroutable.update(unroutable)
         self.dirty.update(new)
         self.dirty.update(gone)
@@ -524,10 +525,11 @@ class Reconciler:
             return (DELETE, have)
         return None
 
-    def _ops_for(self, keys: list[RouteKey]) -> list[RouteOp]:
+    def _ops_for(self, keys: list[RouteKey]) -> tuple[list[RouteOp], list[RouteKey]]:
         """`_op_for` over a chunk of keys, with the two common cases decided inline: a
         new route for a free key, and a route to delete that is neither stale nor
-        foreign. Anything else asks `_op_for`."""
+        foreign. Anything else asks `_op_for`. Returns the ops and their keys (the
+        key objects of `desired`, so `installed` shares them instead of a copy each)."""
         desired, installed, foreign, failed = (
             self.desired,
             self.installed,
@@ -536,6 +538,7 @@ class Reconciler:
         )
         keep_stale = self.stale if not self.converged else ()
         ops: list[RouteOp] = []
+        op_keys: list[RouteKey] = []
         for key in keys:
             want = desired.get(key)
             have = installed.get(key)
@@ -545,9 +548,13 @@ class Reconciler:
                 ops.append((DELETE, have))
             elif want is not None or have is not None:
                 op = self._op_for(key)
-                if op is not None:
-                    ops.append(op)
-        return ops
+                if op is None:
+                    continue
+                ops.append(op)
+            else:
+                continue
+            op_keys.append(key)
+        return ops, op_keys
 
     def _write_dirty(self) -> Generator[KernelCall, Any, None]:
         """Dirty keys in chunks: bind them to nexthop objects, create the objects they
@@ -564,9 +571,9 @@ class Reconciler:
                 self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
                 yield from self._write_nexthops(self.nh.create_ops())
-                ops = self._ops_for(chunk)
+                ops, op_keys = self._ops_for(chunk)
                 if ops:
-                    yield from self._write(ops)
+                    yield from self._write(ops, op_keys)
                     self.counters.drift_repaired += sum(1 for k in chunk if k in kernel_dirty)
                 done += len(chunk)
         finally:
@@ -574,7 +581,9 @@ class Reconciler:
                 self.dirty.update(keys[done:])
         yield from self._collect_nexthops()
 
-    def _write(self, ops: list[RouteOp]) -> Generator[KernelCall, Any, None]:
+    def _write(
+        self, ops: list[RouteOp], keys: list[RouteKey] | None = None
+    ) -> Generator[KernelCall, Any, None]:
         self.counters.write_batches += 1
         self.counters.route_writes += len(ops)
         try:
@@ -585,13 +594,12 @@ class Reconciler:
         if failures:
             self._record_failures(ops, failures)
         else:
-            self._record_writes(ops)
+            self._record_writes(ops, keys or [route_key(r) for _, r in ops])
 
-    def _record_writes(self, ops: list[RouteOp]) -> None:
+    def _record_writes(self, ops: list[RouteOp], keys: list[RouteKey]) -> None:
         """Every op of a batch took effect: installed follows."""
         nh, installed, stale = self.nh, self.installed, self.stale
-        for op, route in ops:
-            key = route_key(route)
+        for (op, route), key in zip(ops, keys, strict=True):
             before = installed.get(key)
             if (
                 before is not None
