@@ -61,7 +61,7 @@ listen = ["{address}"]
 mesh = false
 connect_retry = 1
 hold_time = {hold_time}
-graceful_restart = false
+graceful_restart = {graceful_restart}
 
 {peers}
 {ranges}
@@ -118,6 +118,7 @@ class PodbgpNode:
         interval_ms: int = 300,
         multiplier: int = 3,
         hold_time: int = 30,
+        graceful_restart: bool = False,
     ) -> None:
         self.ns = ns
         self.dir = workdir
@@ -130,6 +131,7 @@ class PodbgpNode:
         )  # fmt: skip
         text = CONFIG.format(
             name="podbgp", asn=asn, address=address, peers=blocks, hold_time=hold_time,
+            graceful_restart=str(graceful_restart).lower(),
             ranges="".join(RANGE.format(prefix=p, asn=n) for p, n in ranges),
             dir=self.dir,
             originate="".join(f'\n[[bgp.originate]]\nprefix = "{p}"\n' for p in originate),

@@ -42,11 +42,11 @@ DETECT_BOUND = 3.0  # 300 ms x 3 = 0.9 s, plus the kernel work and a loaded mach
 Require = Callable[[str], type[Daemon]]
 
 
-def _peer_config(link: Link, bfd: bool, hold: int = HOLD) -> BgpConfig:
+def _peer_config(link: Link, bfd: bool, hold: int = HOLD, gr: bool = False) -> BgpConfig:
     return BgpConfig(
         asn=PEER_AS,
         router_id=link.b4,
-        neighbors=[Neighbor(link.a4, POD_AS, bfd=bfd)],
+        neighbors=[Neighbor(link.a4, POD_AS, bfd=bfd, graceful_restart=gr, restart_time=60)],
         routes=[Route(PEER_PREFIX)],
         install_routes=True,
         hold_time=hold,
@@ -54,10 +54,11 @@ def _peer_config(link: Link, bfd: bool, hold: int = HOLD) -> BgpConfig:
     )
 
 
-def _node(link: Link, tmp_path: Path, bfd: bool, hold: int = HOLD) -> PodbgpNode:
+def _node(link: Link, tmp_path: Path, bfd: bool, hold: int = HOLD, gr: bool = False) -> PodbgpNode:
     return PodbgpNode(
         link.a, tmp_path / "podbgp", asn=POD_AS, address=link.a4,
         peers=[LabPeer(link.b4, PEER_AS, bfd=bfd)], originate=(POD_PREFIX,), hold_time=hold,
+        graceful_restart=gr,
     )  # fmt: skip
 
 
@@ -234,6 +235,26 @@ def test_listen_range_neighbour_gets_bfd(
         peer.wait_established(link.a4, timeout=30)
         wait_until(lambda: (pod.peer(link.b4).get("bfd") or {}).get("up"), 30, "BFD Up")
         assert pod.peer(link.b4)["dynamic"] is True
+        _routes_everywhere(link)
+        ours, theirs = _gone_after_drop(link, timeout=HOLD)
+        assert ours < DETECT_BOUND and theirs < DETECT_BOUND, (ours, theirs)
+
+
+@pytest.mark.parametrize("daemon", ["frr", "bird"])
+def test_bfd_down_keeps_no_stale_routes_with_graceful_restart(
+    link: Link, tmp_path: Path, require_daemon: Require, daemon: str
+) -> None:
+    """Graceful restart on both ends (60 s restart time): a BFD-detected failure is a
+    dead path, not a restarting control plane, so neither end keeps the other's routes
+    as stale (RFC 9384 §2, RFC 5882 §4.3.1; FRR's bgpd flushes the same way)."""
+    cls = require_daemon(daemon)
+    with (
+        cls(link.b, tmp_path / daemon, _peer_config(link, bfd=True, gr=True)) as peer,
+        _node(link, tmp_path, bfd=True, gr=True) as pod,
+    ):
+        peer.wait_established(link.a4, timeout=30)
+        wait_until(lambda: (pod.peer().get("bfd") or {}).get("up"), 30, "BFD Up")
+        wait_until(lambda: pod.peer()["peer_graceful_restart"] is not None, 10, "GR negotiated")
         _routes_everywhere(link)
         ours, theirs = _gone_after_drop(link, timeout=HOLD)
         assert ours < DETECT_BOUND and theirs < DETECT_BOUND, (ours, theirs)
