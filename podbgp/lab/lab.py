@@ -516,13 +516,16 @@ def _prepare_state_dir(plan: LabPlan, replace: bool, out: Printer) -> None:
 
 
 def prepare(plan: LabPlan, replace: bool = False, out: Printer = print) -> LabState:
-    """Check the option can run, claim the state dir, and record a lab that is being built."""
+    """Check the option can run, claim the state dir, record a lab that is being built, and
+    create its datastore (nothing else creates one: `ipam.identity`)."""
     why = unsupported(plan)
     if why:
         raise Unsupported(why)
     _prepare_state_dir(plan, replace, out)
     state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=plan.option.name)
     state.save()
+    out(f"creating the datastore {plan.datastore} (as `podbgp datastore init` does)")
+    asyncio.run(init_datastore(plan))
     return state
 
 
@@ -558,8 +561,6 @@ def _build(plan: LabPlan, state: LabState, out: Printer) -> None:
         for i, pid in enumerate(start_tor_bgp(plan, tor)):
             state.pids[f"tor-frr-{i}"] = pid
         state.save()
-    out(f"creating the datastore {plan.datastore} (as `podbgp datastore init` does)")
-    asyncio.run(init_datastore(plan))
     out("starting podbgp on every node")
     procs = {node.name: start_node_daemon(plan, node) for node in plan.nodes}
     for name, proc in procs.items():
