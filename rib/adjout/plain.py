@@ -250,7 +250,12 @@ class PlainGroup(UpdateGroup):
         if len(counts) != 1:
             return None
         (source,) = counts
+        verdict = self.exporter.cache.get  # every path sent has its verdict cached there
         for e in distinct:
+            if isinstance(e, Path):  # ``_path_sent`` for one path, inlined: per batch
+                if not e.eligible or e.source is not source or verdict(e) is None:
+                    return None  # (a verdict evicted from the cache: the general way)
+                continue
             p = self._path_sent(e)
             if p is None or p.source is not source:
                 return None
