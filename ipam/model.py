@@ -175,7 +175,8 @@ class Pool:
             cidr = ipaddress.ip_network(str(raw["cidr"]))
         except ValueError as e:
             raise ConfigError(f"{where}.cidr: {e}") from e
-        block_size = raw.get("block_size", default_block_size(cidr.version))
+        # As podbgp.config: a pool smaller than the default block is one block.
+        block_size = raw.get("block_size", max(default_block_size(cidr.version), cidr.prefixlen))
         if not isinstance(block_size, int) or isinstance(block_size, bool):
             raise ConfigError(f"{where}.block_size: {block_size!r} is not an integer")
         try:

@@ -50,3 +50,12 @@ def test_selectors() -> None:
     assert not selector_matches('rack != "r1"', labels)
     assert selector_matches("!has(gpu)", labels) and not selector_matches("has(gpu)", labels)
     assert Pool.parse({"cidr": "10.0.0.0/8", "node_selector": "has(x)"}).node_selector == "has(x)"
+
+
+def test_a_pool_smaller_than_the_default_block_is_one_block() -> None:
+    """The same default as podbgp.config (a /30 pool that `check` accepts)."""
+    from ipam.model import Pool as P
+
+    assert P.parse({"cidr": "10.250.0.0/30"}).block_size == 30
+    assert P.parse({"cidr": "10.250.0.0/16"}).block_size == 26
+    assert P.parse({"cidr": "fd00::/124"}).block_size == 124
