@@ -7,7 +7,7 @@ saves a dict entry per prefix on the way to the update groups and the FIB:
 - ``Announced(runs)``: only new prefixes were announced, each once, in runs of
   ``(path, keys)`` sharing one ``Path`` (a table being learned);
 - ``Withdrawn(keys, olds, distinct)``: only withdrawals, each prefix once and
-  each holding just the withdrawing slot's path before (``olds``, one per key;
+  each holding just the withdrawing slot's ``Path`` before (``olds``, one per key;
   ``distinct``: the set of them) — a peer going away, or a withdrawal run;
 - ``Changed(changed, old)``: anything else — prefix -> its entry after the
   batch (None: no route left), and for prefixes that had one, the entry before
@@ -105,15 +105,15 @@ class Announced:
 
 @dataclass(frozen=True, slots=True)
 class Withdrawn:
-    """Only withdrawals of distinct prefixes that each held one path of the
+    """Only withdrawals of distinct prefixes that each held one path alone, of the
     withdrawing slot (``olds``, one per key; ``distinct``: the set of them)."""
 
     keys: list[bytes]
-    olds: list[Entry]
-    distinct: set[Entry]
+    olds: list[Path]
+    distinct: set[Path]
 
     def as_changes(self) -> Changed:
-        old = dict(zip(self.keys, self.olds, strict=True))
+        old: dict[bytes, Entry] = dict(zip(self.keys, self.olds, strict=True))
         return Changed(dict.fromkeys(old), old)
 
     def fib_changes(self) -> Hops:
@@ -144,7 +144,7 @@ class BatchBuilder:
         else:
             self.changes().changed.update(zip(keys, repeat(path)))
 
-    def withdraw_only(self, keys: list[bytes], olds: list[Entry], distinct: set[Entry]) -> bool:
+    def withdraw_only(self, keys: list[bytes], olds: list[Path], distinct: set[Path]) -> bool:
         """Take a withdrawal as ``Withdrawn`` if it is the batch's first change; False
         if the batch holds something already (the caller records it in ``changes()``)."""
         if self.batch is not None:

@@ -812,7 +812,7 @@ class Rib:
             # kept as it came; otherwise each prefix is now gone.
             # (``clean``: every key popped an entry, so ``olds`` holds no None.)
             kept = clean and builder.withdraw_only(
-                keys, cast(list[Entry], olds), cast(set[Entry], distinct)
+                keys, cast(list[Path], olds), cast(set[Path], distinct)
             )
             if not kept:
                 batch = builder.changes()

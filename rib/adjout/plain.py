@@ -240,25 +240,20 @@ class PlainGroup(UpdateGroup):
         return self._encode_by_best_path(by_path, True, [], [], [], [], None)
 
     def _encode_withdrawn_from_one_source(
-        self, keys: list[bytes], distinct: set[Entry]
+        self, keys: list[bytes], distinct: set[Path]
     ) -> Queued | None:
-        """``_encode_withdrawals`` for distinct prefixes that all had a route (one of
-        ``distinct``) and have none now, when every one of them was sent and came from
-        the one source whose routes the group sends; None when that does not hold
-        (the caller takes the general way). Work per distinct path, none per prefix."""
+        """``_encode_withdrawals`` for distinct prefixes that each had one path alone
+        (one of ``distinct``) and have none now, when every one of those was sent and
+        came from the one source whose routes the group sends; None when that does not
+        hold (the caller takes the general way). Work per distinct path, none per prefix."""
         counts = self.by_source
         if len(counts) != 1:
             return None
         (source,) = counts
         verdict = self.exporter.cache.get  # every path sent has its verdict cached there
-        for e in distinct:
-            if isinstance(e, Path):  # ``_path_sent`` for one path, inlined: per batch
-                if not e.eligible or e.source is not source or verdict(e) is None:
-                    return None  # (a verdict evicted from the cache: the general way)
-                continue
-            p = self._path_sent(e)
-            if p is None or p.source is not source:
-                return None
+        for p in distinct:
+            if not p.eligible or p.source is not source or verdict(p) is None:
+                return None  # (also a verdict evicted from the cache: the general way)
         left = counts[source] - len(keys)
         if left:
             counts[source] = left

@@ -351,6 +351,32 @@ def test_every_group_tells_each_peer_what_the_reference_computes(
         ("drain", -1, 0),
     ],
 )
+@example(  # kept batches that step aside: new prefixes with an unreachable next hop,
+    # then withdrawals of one source's routes (all, some, unreachable ones), then of
+    # routes from two sources
+    chunk=5,
+    up=[True, True],
+    ops=[
+        ("batch", [(0, True, 0, 3, 5)], 0),
+        ("drain", -1, 0),
+        ("batch", [(0, True, 10, 6, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(0, False, 10, 2, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(0, False, 0, 3, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(1, True, 30, 3, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(0, False, 12, 4, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(1, False, 30, 3, 0)], 0),
+        ("batch", [(0, True, 40, 2, 0)], 0),
+        ("batch", [(1, True, 50, 2, 0)], 0),
+        ("drain", -1, 0),
+        ("batch", [(0, False, 40, 2, 0), (1, False, 50, 2, 0)], 0),
+        ("drain", -1, 0),
+    ],
+)
 @given(
     chunk=st.sampled_from([2, 3, 5]),
     up=st.lists(st.booleans(), min_size=2, max_size=2),
