@@ -417,7 +417,6 @@ class Peer:
         state = s.fsm.state.name.lower() if s is not None else "idle"
         neg = self.negotiated
         up = self.established_at
-        now = self.speaker.now()
         return {
             "address": self.key,
             "asn": self.settings.asn or (neg.peer_as if neg else 0),
@@ -426,7 +425,7 @@ class Peer:
             "admin": "up" if self.enabled else "down",
             "dynamic": self.dynamic,
             "passive": self.settings.passive,
-            "uptime": round(now - up, 3) if up is not None else None,
+            "uptime": round(self.speaker.now() - up, 3) if up is not None else None,
             "established_at": self.speaker.unix_time(up) if up is not None else None,
             "router_id": str(neg.peer_router_id) if neg else None,
             "local": _hostport(s.sockname) if s is not None else None,
@@ -456,14 +455,17 @@ class Speaker:
         self._pending: set[asyncio.Task[None]] = set()
         self._started = False
         self.lingering: set[asyncio.Transport] = set()  # closed sessions flushing a NOTIFICATION
+        self._loop: asyncio.AbstractEventLoop | None = None  # the sessions' (``start``)
         self._epoch: float | None = None  # Unix time minus the loop's, taken once
 
     # ------------------------------------------------------------ clock
 
     def now(self) -> float:
         """The one clock of the speaker: the event loop's, which the sessions' timers
-        and the FSMs' deadlines (``established_at``) are on."""
-        return asyncio.get_running_loop().time()
+        and the FSMs' deadlines (``established_at``) are on. Readable from another
+        thread too (the metrics server's)."""
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.time()
 
     def unix_time(self, at: float | None = None) -> float:
         """``at`` (default: now) on ``now``'s clock as Unix time, for display (``show
@@ -478,6 +480,7 @@ class Speaker:
     async def start(self) -> None:
         """Open the listeners and start every enabled peer."""
         self._started = True
+        self._loop = asyncio.get_running_loop()
         addrs = self.settings.listen
         v6only = any(ipaddress.ip_address(a).version == 4 for a in addrs)
         for addr in addrs:

@@ -356,6 +356,9 @@ async def test_peer_times_are_on_the_loop_clock_and_shown_as_unix_time() -> None
         assert first["established_at"] == second["established_at"]
         assert abs(first["established_at"] - time.time()) < 30
         assert 0.25 <= second["uptime"] - first["uptime"] < 5
+        # The metrics server reads them from its own thread, where no loop runs.
+        third = await asyncio.to_thread(pa.stats)
+        assert third["established_at"] == first["established_at"] and third["uptime"] > 0
         raw.writer.close()
     finally:
         await stop(a)
