@@ -142,22 +142,24 @@ class Peer:
         subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         hard: bool | None = None,
         by: str = "",
+        operator: bool = True,
     ) -> None:
         """Cease with an RFC 9003 message; stays down until ``enable``.
 
         A Hard Reset with N exchanged for the subcodes RFC 8538 §5.1 names, or
-        when ``hard`` (``bgp.restart.outgoing``).
+        when ``hard`` (``bgp.restart.outgoing``). ``operator`` False: the peer's own
+        doing (maximum prefixes), which counts as a flap.
         """
         message = message or self.settings.shutdown_message
         if by:
             self._log_action("shutdown", by, message)
         extra, self.extra = self.extra, None
         if extra is not None:  # never Established: that one is always main
-            extra.stop(message, subcode, restart=False, hard=hard)
+            extra.stop(message, subcode, restart=False, hard=hard, operator=operator)
             extra.discard()
         main = self.main
-        if main is not None:
-            main.stop(message, subcode, restart=False, hard=hard)  # reports peer_down if up
+        if main is not None:  # reports peer_down if up
+            main.stop(message, subcode, restart=False, hard=hard, operator=operator)
             main.discard()
         self.main = None
 

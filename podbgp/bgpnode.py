@@ -387,7 +387,11 @@ class BgpNode:
         if peer is None:
             return
         log.warning("peer %s sent more than %d prefixes: session closed", key, limit)
-        peer.shutdown(f"maximum prefixes ({limit}) reached", CeaseSubcode.MAXIMUM_PREFIXES_REACHED)
+        peer.shutdown(
+            f"maximum prefixes ({limit}) reached",
+            CeaseSubcode.MAXIMUM_PREFIXES_REACHED,
+            operator=False,  # the peer's doing: a flap
+        )
         self._cancel_restart(key)
         delay = float(self.config.bgp.max_prefixes_restart)
         if delay > 0:

@@ -193,7 +193,8 @@ def capabilities(negotiated: Any) -> list[str]:
 
 
 def _last_error(err: Any, width: int | None = 60) -> str:
-    """`sent 6/1 maximum prefixes (3) reached`; code 0 is a close without NOTIFICATION."""
+    """`sent 6/1 reason`, a Hard Reset as `sent 6/9 (6/1) maximum prefixes (3) reached`;
+    code 0 is a close without NOTIFICATION."""
     if not isinstance(err, dict):
         return ""
     reason = str(err.get("reason") or "")
@@ -201,7 +202,10 @@ def _last_error(err: Any, width: int | None = 60) -> str:
         reason = reason[: width - 1] + "…"
     if not err.get("code"):
         return reason or "connection closed"
-    words = [err.get("direction"), f"{err.get('code')}/{err.get('subcode')}", reason]
+    code = f"{err.get('code')}/{err.get('subcode')}"
+    if err.get("inner_code"):  # a Hard Reset names the error it stands for (RFC 8538 §3)
+        code += f" ({err.get('inner_code')}/{err.get('inner_subcode')})"
+    words = [err.get("direction"), code, reason]
     return " ".join(str(w) for w in words if w)
 
 

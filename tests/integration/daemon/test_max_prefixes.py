@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.root]
 R_ADDR, S_ADDR = "10.98.0.1", "10.98.0.2"
 R_AS, S_AS = 64601, 64602
 LIMIT = 3
-CEASE, MAX_PREFIXES = 6, 1
+CEASE, MAX_PREFIXES, HARD_RESET = 6, 1, 9
 
 CONFIG = """
 [node]
@@ -138,32 +138,34 @@ def _lab(netns: NetnsGroup, tmp_path: Path, restart: int) -> tuple[Daemon, Daemo
 
 
 def _ceased(receiver: Daemon, sender: Daemon) -> dict[str, Any]:
-    """Wait for the Cease 6/1 as sent by the receiver and as decoded by the sender;
-    returns the receiver's view of the peer."""
+    """Wait for the Cease as sent by the receiver and as decoded by the sender: a Hard
+    Reset carrying 6/1 (RFC 8538 §5.1: max-prefix MUST be a Hard Reset, so the sender
+    does not keep the receiver's routes as stale); returns the receiver's view."""
 
     def sent() -> dict[str, Any]:
         p = receiver.peer(S_ADDR)
         err = p["last_error"] or {}
         ok = (err.get("code"), err.get("subcode"), err.get("direction")) == (
             CEASE,
-            MAX_PREFIXES,
+            HARD_RESET,
             "sent",
-        )
+        ) and (err.get("inner_code"), err.get("inner_subcode")) == (CEASE, MAX_PREFIXES)
         return p if ok else {}  # fmt: skip
 
     def received() -> dict[str, Any]:
         err = sender.peer(R_ADDR)["last_error"] or {}
         ok = (err.get("code"), err.get("subcode"), err.get("direction")) == (
             CEASE,
-            MAX_PREFIXES,
+            HARD_RESET,
             "received",
-        )
+        ) and (err.get("inner_code"), err.get("inner_subcode")) == (CEASE, MAX_PREFIXES)
         return err if ok else {}  # fmt: skip
 
     view = wait(sent, 30, f"r sends Cease {CEASE}/{MAX_PREFIXES}\n{receiver.tail()}")
     wait(received, 10, f"s receives Cease {CEASE}/{MAX_PREFIXES}\n{sender.tail()}")
     assert view["flaps"] >= 1, view  # it was Established before
-    assert f"maximum prefixes ({LIMIT})" in view["last_error"]["reason"]
+    # One text on both ends: the names of the Hard Reset and the error inside it.
+    assert view["last_error"]["reason"].endswith("(Cease/Maximum Prefixes Reached)"), view
     return view
 
 
@@ -202,8 +204,8 @@ def test_max_prefixes_restart_after_delay(netns: NetnsGroup, tmp_path: Path) -> 
     assert row[2] == "Established" and row[5] == "2/0", table
     assert {"mp4", "as4"} <= set(row[6:]), table
     error = next(line for line in table if line.startswith("    last error: "))
-    assert error.split()[2:4] == ["sent", "6/1"], table
-    assert error.endswith(f"maximum prefixes ({LIMIT}) reached"), table
+    assert error.split()[2:5] == ["sent", "6/9", "(6/1)"], table
+    assert error.endswith("Cease/Hard Reset (Cease/Maximum Prefixes Reached)"), table
 
 
 def test_max_prefixes_restart_0_stays_down_until_enable(netns: NetnsGroup, tmp_path: Path) -> None:
