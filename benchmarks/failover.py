@@ -55,9 +55,13 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from podbgp.api import APIError
-from podbgp.lab import lab
-from podbgp.lab.bfd_lab import (
+# `python benchmarks/failover.py` puts this directory first on sys.path, where
+# benchmarks/ipam.py would shadow the ipam package that the lab imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from podbgp.api import APIError  # noqa: E402
+from podbgp.lab import lab  # noqa: E402
+from podbgp.lab.bfd_lab import (  # noqa: E402
     LabPeer,
     PodbgpNode,
     drop_bgp_and_bfd,
@@ -65,11 +69,11 @@ from podbgp.lab.bfd_lab import (
     restore,
     wait_until,
 )
-from podbgp.lab.failover import restart_trial
-from podbgp.lab.labplan import OPTIONS, plan_lab
-from podbgp.lab.netns import NetnsGroup, cleanup_prefix, netns_group
-from podbgp.lab.peer_link import Link, make_link
-from podbgp.lab.peers import BgpConfig, Frr, Neighbor, Route
+from podbgp.lab.failover import restart_trial  # noqa: E402
+from podbgp.lab.labplan import OPTIONS, plan_lab  # noqa: E402
+from podbgp.lab.netns import NetnsGroup, cleanup_prefix, netns_group  # noqa: E402
+from podbgp.lab.peer_link import Link, make_link  # noqa: E402
+from podbgp.lab.peers import BgpConfig, Frr, Neighbor, Route  # noqa: E402
 
 POD_AS, PEER_AS, FEED_AS = 64801, 64802, 64803
 POD_PREFIX, PEER_PREFIX = "10.210.1.0/24", "10.220.1.0/24"
