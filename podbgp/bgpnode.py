@@ -366,6 +366,7 @@ class BgpNode:
                     (c.global_admin, c.local1, c.local2) for c in o.large_communities
                 ],
                 next_hop=ipaddress.ip_address(str(hop)) if hop else None,
+                now=time.monotonic(),  # the loop's clock (rib.path.Path.since)
             )
             self.originated.add(prefix)
 
@@ -374,7 +375,7 @@ class BgpNode:
         for net in self.ipam_prefixes - new:
             self.rib.withdraw_originated(str(net))
         for net in new - self.ipam_prefixes:
-            self.rib.originate(str(net))
+            self.rib.originate(str(net), now=time.monotonic())
         self.ipam_prefixes = new
 
     # -- RIB callbacks ------------------------------------------------------------------
@@ -495,6 +496,7 @@ class BgpNode:
         if peer is not None:
             peer = self._known_peer(peer).key  # an unknown peer is an error, not an empty list
         entries = show.routes(self.rib, family=family, prefix=prefix, peer=peer, limit=10000)
+        now = time.monotonic()
         rows = []
         for e in entries:
             for path in e["paths"]:
@@ -504,6 +506,8 @@ class BgpNode:
                         "family": e["family"],
                         **path,
                         "ecmp": path["next_hop"] in e["ecmp_next_hops"],
+                        # seconds since the path arrived (rib.path.Path.since)
+                        "age": round(now - path["since"], 1) if path["since"] else None,
                     }
                 )
         return rows

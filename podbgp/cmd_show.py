@@ -39,6 +39,7 @@ COLUMNS: dict[str, Sequence[tuple[str, str]]] = {
         ("LOCAL_PREF", "local_pref"),
         ("MED", "med"),
         ("COMMUNITIES", "all_communities"),
+        ("AGE", "age_hms"),
         ("REASON", "reason"),
     ),
     # `show routes --peer X --received`: the peer's paths after import policy.
@@ -279,9 +280,11 @@ def _ipam_text(result: dict[str, Any]) -> str:
 
 
 def _route_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Standard (RFC 1997) and large (RFC 8092) communities in one column."""
+    """Standard (RFC 1997) and large (RFC 8092) communities in one column; the path's
+    age as H:MM:SS."""
     both = list(row.get("communities") or []) + list(row.get("large_communities") or [])
-    return {**row, "all_communities": both}
+    age = row.get("age")
+    return {**row, "all_communities": both, "age_hms": _hms(age) if age is not None else None}
 
 
 def _routes_text(columns: str, result: list[dict[str, Any]]) -> str:

@@ -167,6 +167,7 @@ class Rib:
         self._tx_ids = count(1)
         # The source of routes originated here; its BGP Identifier is ours.
         self.local = Source("local", local=True, tx_ids=self._tx_ids)
+        self.now = 0.0  # the latest time a caller handed in: new paths' ``since``
         self.local.bgp_id = int(settings.router_id)
         # RFC 4724 §4.1: a restarting speaker defers best-path selection and its own EoR.
         self.deferred: set[Family] = set(Family) if settings.restarting else set()
@@ -187,6 +188,7 @@ class Rib:
 
     def start_deferral(self, now: float) -> None:
         """(Re)start the selection deferral timer at ``now`` on the caller's clock."""
+        self.now = max(self.now, now)
         if self.deferred:
             self.defer_deadline = now + self.settings.deferral_time
 
@@ -232,6 +234,7 @@ class Rib:
 
     def peer_up(self, key: str, facts: SessionFacts, now: float = 0.0) -> None:
         """A session reached Established: join update groups, handle a GR return."""
+        self.now = max(self.now, now)
         st = self.peers[key]
         st.facts = facts
         st.up = True
@@ -559,6 +562,7 @@ class Rib:
         reconfiguration or a prefix-dependent import policy — taken without the
         per-call checks: a full table arrives in ~140,000 such UPDATEs.
         """
+        self.now = max(self.now, now)
         st = self.peers[key]
         receive = self.receive
         cache = st.imports.get(_V4)
@@ -728,7 +732,7 @@ class Rib:
         p = src.paths.get(ik)
         if p is None:
             cost = self.resolve(family, attrs) if not src.local else 0
-            p = Path(slot, attrs, family, self.settings.default_local_pref, cost)
+            p = Path(slot, attrs, family, self.settings.default_local_pref, cost, self.now)
             src.paths[ik] = p
         return p
 
@@ -978,8 +982,11 @@ class Rib:
         large_communities: Iterable[tuple[int, int, int]] = (),
         next_hop: Address | None = None,
         med: int | None = None,
+        now: float | None = None,
     ) -> None:
         """Announce a local prefix (own block, borrowed /32, ``[[bgp.originate]]``)."""
+        if now is not None:
+            self.now = max(self.now, now)
         family, key = key_from_network(prefix)
         attrs = PathAttributes(
             origin=int(Origin.IGP),
@@ -1012,6 +1019,7 @@ class Rib:
         Stale routes of the family go too, and selection deferral no longer waits
         for the family's End-of-RIB from this peer.
         """
+        self.now = max(self.now, now)
         st = self.peers.get(key)
         if st is None or not st.up:
             return
@@ -1045,6 +1053,7 @@ class Rib:
 
     def route_refresh(self, key: str, family: Family, subtype: int, now: float = 0.0) -> None:
         """ROUTE-REFRESH from a peer: resend (subtype 0), or BoRR/EoRR (RFC 7313 §4)."""
+        self.now = max(self.now, now)
         st = self.peers.get(key)
         if st is None or not st.up:
             return
@@ -1075,6 +1084,7 @@ class Rib:
 
     def handle_timer(self, now: float) -> None:
         """Fire every deadline that has passed."""
+        self.now = max(self.now, now)
         for st in self.peers.values():
             if st.stale_deadline is not None and st.stale_deadline <= now:
                 self._restart_time_over(st, now)
@@ -1128,7 +1138,7 @@ class Rib:
         among the source's current paths: a fresh UPDATE never finds it."""
         attrs = p.attrs.replace(communities=tuple(sorted((*p.attrs.communities, _LLGR_STALE))))
         cost = p.igp_cost if p.eligible else None
-        q = Path(p.slot, attrs, p.family, self.settings.default_local_pref, cost)
+        q = Path(p.slot, attrs, p.family, self.settings.default_local_pref, cost, p.since)
         q.gen = p.gen
         return q
 

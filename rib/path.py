@@ -147,6 +147,7 @@ class Path:
         "origin",
         "peer_addr",
         "rid",
+        "since",
         "slot",
         "source",
     )
@@ -158,8 +159,14 @@ class Path:
         family: Family,
         default_local_pref: int,
         igp_cost: int | None = 0,
+        since: float = 0.0,
     ) -> None:
         src = slot.source
+        # When this path was first received (the RIB's clock). Paths are shared by
+        # every prefix announced with the same attributes from the same session, so
+        # this is the age of the path, not of each prefix: a prefix that joins an
+        # older path shows that path's age (a time per prefix would cost ~60 B/route).
+        self.since = since
         self.slot = slot
         self.source = src
         self.family = family
@@ -205,6 +212,7 @@ class Path:
             "eligible": self.eligible,
             "stale": self.stale,
             "llgr_stale": self.llgr,
+            "since": self.since,
         }
 
 

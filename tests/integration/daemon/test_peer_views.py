@@ -220,5 +220,10 @@ def test_peer_detail_matches_the_other_end(
     assert table[1].split()[:4] == ["10.201.0.0/24", "10.77.0.1", "65001", "igp"]
     assert main(["show", "routes", "--socket", a]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert "LOCAL_PREF" in rows[0] and "COMMUNITIES" in rows[0]
+    assert "LOCAL_PREF" in rows[0] and "COMMUNITIES" in rows[0] and "AGE" in rows[0]
     assert any("65002:1 65002:2:3" in r for r in rows), rows
+    # Every path has an age (H:MM:SS): the session came up moments ago, so under an hour.
+    ages = [w for r in rows[1:] for w in r.split() if w.count(":") == 2 and w.startswith("0:")]
+    assert len(ages) == len(rows) - 1, rows
+    routes = ControlClient(a).request("show.routes")
+    assert all(r["age"] is not None and 0 <= r["age"] < 3600 for r in routes), routes
