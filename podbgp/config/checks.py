@@ -1,0 +1,84 @@
+"""Cross-section rules, run on the sections that parsed cleanly."""
+
+from __future__ import annotations
+
+from podbgp.config.reader import _Errors
+from podbgp.config.schema import BGPConfig, EncapMode, IPAMConfig, NodeConfig, PeerOptions
+
+
+def _cross_checks(
+    node: NodeConfig | None, bgp: BGPConfig | None, ipam: IPAMConfig | None, errors: _Errors
+) -> None:
+    """Rules spanning sections; each runs only when the sections it needs parsed cleanly."""
+    if bgp is not None:
+        _check_listening(bgp, errors)
+        _check_reflector_clients(node, bgp, errors)
+    if node is not None and bgp is not None:
+        _check_node_for_bgp(node, bgp, errors)
+    if node is not None and ipam is not None:
+        _check_node_for_pools(node, bgp, ipam, errors)
+
+
+def _check_listening(bgp: BGPConfig, errors: _Errors) -> None:
+    """Sessions that can only come up inbound need a listening socket."""
+    if bgp.listen:
+        return
+    if bgp.mesh or bgp.is_route_reflector:
+        # Each mesh pair connects in one direction only, so half the sessions are inbound.
+        errors.add("bgp.listen", "[] but the mesh and route reflection need inbound sessions")
+    if bgp.listen_ranges:
+        errors.add("bgp.listen_range", "dynamic neighbours need bgp.listen (it is [])")
+    for i, p in enumerate(bgp.peers):
+        if p.passive:
+            errors.add(
+                f"bgp.peer[{i}].passive", "true but bgp.listen is [], so it could never connect"
+            )
+
+
+def _check_reflector_clients(node: NodeConfig | None, bgp: BGPConfig, errors: _Errors) -> None:
+    """RFC 4456: clients are iBGP peers.
+
+    A client without `route_reflector_cluster_id` is allowed: the node then
+    reflects for it with its router ID as cluster ID (RFC 4456 §7) and stays in
+    the mesh; only the cluster ID makes it leave the mesh.
+    """
+    items: list[tuple[str, PeerOptions]] = [(f"bgp.peer[{i}]", p) for i, p in enumerate(bgp.peers)]
+    items += [(f"bgp.listen_range[{i}]", r) for i, r in enumerate(bgp.listen_ranges)]
+    for path, p in items:
+        if p.route_reflector_client and node is not None and p.asn != node.asn:
+            errors.add(
+                f"{path}.route_reflector_client",
+                f"AS {p.asn} is not this node's AS {node.asn}; clients are iBGP peers (RFC 4456)",
+            )
+
+
+def _check_node_for_bgp(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> None:
+    if (bgp.mesh or bgp.is_route_reflector) and node.address is None and node.address6 is None:
+        errors.add(
+            "node.address", "is required for the mesh and route reflection (peers connect to it)"
+        )
+    own = {i.ip for i in (node.address, node.address6) if i is not None}
+    for i, p in enumerate(bgp.peers):
+        if p.address in own:
+            errors.add(f"bgp.peer[{i}].address", f'"{p.address}" is this node\'s own address')
+
+
+def _check_node_for_pools(
+    node: NodeConfig, bgp: BGPConfig | None, ipam: IPAMConfig, errors: _Errors
+) -> None:
+    """Encapsulation needs an underlay address of the pool's family, and IP-in-IP needs BGP."""
+    for i, pool in enumerate(ipam.pools):
+        path = f"ipam.pool[{i}]"
+        for key, mode in (("ipip_mode", pool.ipip_mode), ("vxlan_mode", pool.vxlan_mode)):
+            if mode == EncapMode.NEVER:
+                continue
+            need, have = (
+                ("address", node.address) if pool.cidr.version == 4 else ("address6", node.address6)
+            )
+            if have is None:
+                errors.add(f"{path}.{key}", f'"{mode}" needs node.{need} (the tunnel underlay)')
+        if pool.ipip_mode != EncapMode.NEVER and bgp is not None and not bgp.enabled:
+            errors.add(
+                f"{path}.ipip_mode",
+                "IP-in-IP routes come from BGP; bgp.enabled is false (use vxlan_mode)",
+            )

@@ -1,0 +1,115 @@
+"""The effective config in CONFIG.md's TOML shape (`Config.to_dict`, `podbgp check`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from enum import StrEnum
+from typing import Any
+
+from podbgp.config.schema import BGPConfig, Config, IPAMConfig, Peer, PeerOptions, Policy
+
+
+def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "name": cfg.node.name,
+        "asn": cfg.node.asn,
+        "router_id": str(cfg.node.router_id),
+    }
+    for key in ("address", "address6"):
+        value = getattr(cfg.node, key)
+        if value is not None:
+            node[key] = str(value)
+    if cfg.node.labels:
+        node["labels"] = dict(cfg.node.labels)
+    return {
+        "node": node,
+        "bgp": _dump_bgp(cfg.bgp, reveal),
+        "policy": [_dump_policy(p) for p in cfg.policies],
+        "datastore": {
+            "kind": str(cfg.datastore.kind),
+            "path": cfg.datastore.path,
+            "endpoints": list(cfg.datastore.endpoints),
+            "create": cfg.datastore.create,
+            "cluster_id_file": cfg.datastore.cluster_id_file,
+        },
+        "ipam": _dump_ipam(cfg.ipam),
+        "fib": dataclasses.asdict(cfg.fib),
+        "api": {"socket": cfg.api.socket, "metrics": _show_hostport(cfg.api.metrics)},
+    }
+
+
+def _show_hostport(hp: tuple[str, int] | None) -> str:
+    if hp is None:
+        return ""
+    host, port = hp
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass field values as TOML values."""
+    if isinstance(value, bool | int | str):
+        return str(value) if isinstance(value, StrEnum) else value
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, re.Pattern):
+        return value.pattern
+    return str(value)
+
+
+_BGP_LISTS = ("peers", "originate", "listen_ranges")
+_PEER_RENAMES = {"import_policy": "import", "export_policy": "export"}
+
+
+def _dump_bgp(bgp: BGPConfig, reveal: bool) -> dict[str, Any]:
+    out = {
+        f.name: _plain(getattr(bgp, f.name))
+        for f in dataclasses.fields(bgp)
+        if f.name not in _BGP_LISTS
+    }
+    out["peer"] = [_dump_peer(p, reveal) for p in bgp.peers]
+    out["originate"] = [_dump_fields(o) for o in bgp.originate]
+    out["listen_range"] = [_dump_peer(r, reveal) for r in bgp.listen_ranges]
+    return out
+
+
+def _dump_fields(obj: Any, skip_defaults: bool = False) -> dict[str, Any]:
+    """Fields under their TOML names; optionally only those that differ from the default."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if skip_defaults and value == f.default:
+            continue
+        out[_PEER_RENAMES.get(f.name, f.name)] = _plain(value)
+    return out
+
+
+def _dump_peer(p: PeerOptions, reveal: bool) -> dict[str, Any]:
+    out = _dump_fields(p)
+    first = "address" if isinstance(p, Peer) else "prefix"
+    out = {first: out.pop(first), **out}
+    if out["password"] and not reveal:
+        out["password"] = "<redacted>"
+    return out
+
+
+def _dump_policy(p: Policy) -> dict[str, Any]:
+    rules = []
+    for r in p.rules:
+        match = _dump_fields(r.match, skip_defaults=True)
+        actions = _dump_fields(r.set, skip_defaults=True)
+        rules.append({"match": match, "action": str(r.action), "set": actions})
+    return {"name": p.name, "default_action": str(p.default_action), "rule": rules}
+
+
+def _dump_ipam(ipam: IPAMConfig) -> dict[str, Any]:
+    return {
+        "strict_affinity": ipam.strict_affinity,
+        "max_blocks_per_node": ipam.max_blocks_per_node,
+        "pool": [_dump_fields(p) for p in ipam.pools],
+    }
+
+
+# ---------------------------------------------------------------- reload

@@ -1,0 +1,352 @@
+"""The config's typed form: frozen dataclasses and the enums they use.
+
+Each default is stated here and only here; the readers take it from the dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from podbgp.config.diff import ConfigDiff
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+NextHop = Literal["self", "keep"] | ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `errors` lists every problem, each naming its key."""
+
+    def __init__(self, errors: Iterable[str]) -> None:
+        self.errors: tuple[str, ...] = tuple(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class Family(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class AddPath(StrEnum):
+    """ADD-PATH mode per RFC 7911 §4 (Send/Receive field)."""
+
+    OFF = "off"
+    RECEIVE = "receive"
+    SEND = "send"
+    BOTH = "both"
+
+
+class EncapMode(StrEnum):
+    NEVER = "Never"
+    ALWAYS = "Always"
+    CROSS_SUBNET = "CrossSubnet"
+
+
+class DatastoreKind(StrEnum):
+    SQLITE = "sqlite"
+    ETCD = "etcd"
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class Origin(StrEnum):
+    """ORIGIN attribute values, RFC 4271 §5.1.1."""
+
+    IGP = "igp"
+    EGP = "egp"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Community:
+    """An RFC 1997 community, written `A:B` (or a well-known name)."""
+
+    asn: int
+    value: int
+
+    @property
+    def packed(self) -> int:
+        """The 32-bit wire value."""
+        return (self.asn << 16) | self.value
+
+    def __str__(self) -> str:
+        return f"{self.asn}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LargeCommunity:
+    """An RFC 8092 large community, written `A:B:C`."""
+
+    global_admin: int
+    local1: int
+    local2: int
+
+    def __str__(self) -> str:
+        return f"{self.global_admin}:{self.local1}:{self.local2}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    asn: int
+    router_id: ipaddress.IPv4Address
+    address: ipaddress.IPv4Interface | None = None
+    address6: ipaddress.IPv6Interface | None = None
+    # Labels the pools' `node_selector` matches (Calico's node labels), sorted pairs.
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerOptions:
+    """Keys shared by `[[bgp.peer]]` and `[[bgp.listen_range]]`."""
+
+    asn: int
+    local_address: IPAddress | None = None
+    port: int = 179
+    passive: bool = False
+    password: str = ""
+    ttl_security: int = 0
+    multihop: int = 1
+    route_reflector_client: bool = False
+    keep_original_next_hop: bool = False
+    families: tuple[Family, ...] = (Family.IPV4, Family.IPV6)
+    import_policy: str = "all"
+    export_policy: str = "local"
+    max_prefixes: int = 0
+    shutdown_message: str = ""
+    # Defaults come from [bgp] (docs/configuration.md).
+    hold_time: int = 90
+    keepalive: int = 30
+    connect_retry_max: int = 120
+    graceful_restart: bool = True
+    long_lived_stale_time: int = 0
+    add_path: AddPath = AddPath.OFF
+    add_path_send_max: int = 0
+    soft_reconfiguration: bool = False
+    # RFC 4271 §6.3 (a MAY): an eBGP route whose AS_PATH does not start with the peer's
+    # AS is withdrawn; off for route servers, which do not prepend (RFC 7947 §2.2).
+    enforce_first_as: bool = True
+    # BFD (RFC 5880/5881 single hop) for the session; defaults come from [bgp].
+    bfd: bool = False
+    bfd_interval_ms: int = 300
+    bfd_multiplier: int = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Peer(PeerOptions):
+    """A static neighbour (`[[bgp.peer]]`)."""
+
+    address: IPAddress
+
+    @property
+    def session_settings(self) -> Peer:
+        """This peer with its policies and BFD blanked: what a session reset depends on.
+
+        BFD runs beside the session (podbgp.bfdnode), so a reload changes it without
+        a reset."""
+        return dataclasses.replace(
+            self, import_policy="", export_policy="", bfd=False, bfd_interval_ms=0,
+            bfd_multiplier=0,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenRange(PeerOptions):
+    """Dynamic neighbours accepted from `prefix` (`[[bgp.listen_range]]`); always passive."""
+
+    prefix: IPNetwork
+    passive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Originate:
+    prefix: IPNetwork
+    communities: tuple[Community, ...] = ()
+    large_communities: tuple[LargeCommunity, ...] = ()
+    next_hop: NextHop = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """What a policy rule matches; every given condition must hold, none given matches all.
+
+    `prefix` matches routes inside it whose length is within `ge..le`; without
+    either the length must equal the prefix's, with only `ge` it runs up to the
+    family's maximum, with only `le` it starts at the prefix's length.
+
+    `as_path` is searched (`re.search`) in the AS path written as ASNs separated by
+    single spaces, e.g. "64512 65000"; an empty path is "".
+    """
+
+    prefix: IPNetwork | None = None
+    ge: int | None = None
+    le: int | None = None
+    community: Community | None = None
+    large_community: LargeCommunity | None = None
+    as_path: re.Pattern[str] | None = None
+    family: Family | None = None
+    neighbor: IPNetwork | None = None
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetActions:
+    local_pref: int | None = None
+    med: int | None = None
+    community_add: tuple[Community, ...] = ()
+    community_remove: tuple[Community, ...] = ()
+    large_community_add: tuple[LargeCommunity, ...] = ()
+    large_community_remove: tuple[LargeCommunity, ...] = ()
+    as_path_prepend: int = 0
+    next_hop: NextHop | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    match: Match = Match()
+    action: Action = Action.ACCEPT
+    set: SetActions = SetActions()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Ordered rules, first match wins; `default_action` when none matches."""
+
+    name: str
+    rules: tuple[Rule, ...] = ()
+    default_action: Action = Action.REJECT
+
+
+@dataclass(frozen=True, slots=True)
+class BGPConfig:
+    enabled: bool = True
+    listen: tuple[IPAddress, ...] = (
+        ipaddress.IPv4Address("0.0.0.0"),
+        ipaddress.IPv6Address("::"),
+    )
+    port: int = 179
+    hold_time: int = 90
+    keepalive: int = 30
+    connect_retry: int = 5
+    connect_retry_max: int = 120
+    mesh: bool = True
+    route_reflector_cluster_id: ipaddress.IPv4Address | None = None
+    graceful_restart: bool = True
+    restart_time: int = 120
+    long_lived_stale_time: int = 0
+    add_path: AddPath = AddPath.OFF
+    max_paths: int = 8
+    always_compare_med: bool = False
+    honor_graceful_shutdown: bool = True
+    max_prefixes_restart: int = 60
+    deferral_time: int = 360
+    bfd: bool = False
+    bfd_interval_ms: int = 300
+    bfd_multiplier: int = 3
+    peers: tuple[Peer, ...] = ()
+    originate: tuple[Originate, ...] = ()
+    listen_ranges: tuple[ListenRange, ...] = ()
+
+    @property
+    def is_route_reflector(self) -> bool:
+        return self.route_reflector_cluster_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DatastoreConfig:
+    kind: DatastoreKind = DatastoreKind.SQLITE
+    path: str = "/var/lib/podbgp/podbgp.db"
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    create: bool = False  # `podbgp run` creates a missing store (labs); else only `datastore init`
+    cluster_id_file: str = ""  # the cluster this node joined; "" = cluster-id beside api.socket
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    cidr: IPNetwork
+    block_size: int
+    ipip_mode: EncapMode = EncapMode.NEVER
+    vxlan_mode: EncapMode = EncapMode.NEVER
+    nat_outgoing: bool = False
+    disabled: bool = False
+    disable_bgp_export: bool = False
+    node_selector: str = "all()"
+
+
+@dataclass(frozen=True, slots=True)
+class IPAMConfig:
+    strict_affinity: bool = False
+    max_blocks_per_node: int = 20
+    pools: tuple[Pool, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FIBConfig:
+    enabled: bool = True
+    table: int = 254
+    protocol: int = 80
+    resync_interval: int = 90
+    nexthops: bool = True  # kernel nexthop objects for shared/ECMP hops; False = inline hops
+
+
+@dataclass(frozen=True, slots=True)
+class APIConfig:
+    socket: str = "/run/podbgp/podbgp.sock"
+    metrics: tuple[str, int] | None = ("127.0.0.1", 9469)  # (host, port); None = off
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    node: NodeConfig
+    bgp: BGPConfig = BGPConfig()
+    policies: tuple[Policy, ...] = ()
+    datastore: DatastoreConfig = DatastoreConfig()
+    ipam: IPAMConfig = IPAMConfig()
+    fib: FIBConfig = FIBConfig()
+    api: APIConfig = APIConfig()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Config:
+        from podbgp.config import load_config  # the reader builds on this module
+
+        return load_config(path)
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<config>") -> Config:
+        from podbgp.config import load_config_text
+
+        return load_config_text(text, source)
+
+    def policy(self, name: str) -> Policy:
+        """The `[[policy]]` called `name` (KeyError if there is none)."""
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def diff(self, new: Config) -> ConfigDiff:
+        """What a reload from this config to `new` must do (see `diff_configs`)."""
+        from podbgp.config.diff import diff_configs
+
+        return diff_configs(self, new)
+
+    def to_dict(self, *, reveal_secrets: bool = True) -> dict[str, Any]:
+        """The effective config in CONFIG.md's shape (TOML keys, plain values)."""
+        from podbgp.config.dump import _dump_config
+
+        return _dump_config(self, reveal_secrets)
+
+    def to_json(self, *, reveal_secrets: bool = True) -> str:
+        return json.dumps(self.to_dict(reveal_secrets=reveal_secrets), indent=2)

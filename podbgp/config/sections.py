@@ -1,0 +1,442 @@
+"""Section readers: `[node]`, `[bgp]` (peers, listen ranges, originate),
+`[datastore]`, `[ipam]`, `[fib]` and `[api]`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from podbgp.config.reader import (
+    _REQUIRED,
+    AS_MAX,
+    LLGR_TIME_MAX,
+    RESTART_TIME_MAX,
+    _address,
+    _asn,
+    _cluster_id,
+    _community,
+    _done,
+    _endpoint,
+    _enum,
+    _family,
+    _fib_protocol,
+    _int_range,
+    _interface,
+    _Invalid,
+    _labels,
+    _large_community,
+    _metrics,
+    _next_hop,
+    _node_name,
+    _non_empty,
+    _overlaps,
+    _password,
+    _port,
+    _prefix,
+    _router_id,
+    _shutdown_message,
+    _socket_path,
+    _Table,
+    _type_name,
+    show,
+)
+from podbgp.config.schema import (
+    AddPath,
+    APIConfig,
+    BGPConfig,
+    DatastoreConfig,
+    DatastoreKind,
+    EncapMode,
+    FIBConfig,
+    IPAddress,
+    IPAMConfig,
+    ListenRange,
+    NodeConfig,
+    Originate,
+    Peer,
+    PeerOptions,
+    Pool,
+)
+
+DEFAULT_BLOCK_SIZE = {4: 26, 6: 122}
+
+
+def _read_node(t: _Table) -> NodeConfig | None:
+    name = t.get("name", str, _REQUIRED, _node_name)
+    asn = t.get("asn", int, _REQUIRED, _asn)
+    address = t.get("address", str, None, _interface(4))
+    address6 = t.get("address6", str, None, _interface(6))
+    router_id = t.get("router_id", str, None, _router_id)
+    if router_id is None and not t.has("router_id"):
+        if address is not None:
+            router_id = address.ip
+        elif not t.has("address"):
+            t.error(
+                "router_id", "is required when node.address is absent (it defaults to its IPv4)"
+            )
+    labels = t.get("labels", dict, {}, _labels)
+    return _done(t, lambda: NodeConfig(name, asn, router_id, address, address6, labels))
+
+
+def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
+    d = BGPConfig()
+    enabled = t.get("enabled", bool, d.enabled)
+    listen = t.get_list("listen", d.listen, _list_address)
+    port = t.get("port", int, d.port, _port)
+    hold = t.get("hold_time", int, d.hold_time, _hold_time)
+    keepalive = t.get("keepalive", int, None, _int_range(0, 65535))
+    keepalive = _check_keepalive(t, hold, keepalive, "hold_time")
+    values: dict[str, Any] = {
+        "enabled": enabled,
+        "listen": listen,
+        "port": port,
+        "hold_time": hold,
+        "keepalive": keepalive,
+        "connect_retry": t.get("connect_retry", int, d.connect_retry, _int_range(1, 65535)),
+        "connect_retry_max": t.get(
+            "connect_retry_max", int, d.connect_retry_max, _int_range(1, 65535)
+        ),
+        "mesh": t.get("mesh", bool, d.mesh) and enabled is not False,
+        "route_reflector_cluster_id": t.get("route_reflector_cluster_id", str, None, _cluster_id),
+        "graceful_restart": t.get("graceful_restart", bool, d.graceful_restart),
+        "restart_time": t.get("restart_time", int, d.restart_time, _int_range(0, RESTART_TIME_MAX)),
+        "long_lived_stale_time": t.get(
+            "long_lived_stale_time", int, d.long_lived_stale_time, _int_range(0, LLGR_TIME_MAX)
+        ),
+        "add_path": t.get("add_path", str, d.add_path, _enum(AddPath)),
+        "max_paths": t.get("max_paths", int, d.max_paths, _int_range(1, 1024)),
+        "always_compare_med": t.get("always_compare_med", bool, d.always_compare_med),
+        "honor_graceful_shutdown": t.get(
+            "honor_graceful_shutdown", bool, d.honor_graceful_shutdown
+        ),
+        "max_prefixes_restart": t.get(
+            "max_prefixes_restart", int, d.max_prefixes_restart, _int_range(0, 86400)
+        ),
+        "deferral_time": t.get("deferral_time", int, d.deferral_time, _int_range(1, 3600)),
+        **_read_bfd(
+            t,
+            {
+                "bfd": d.bfd,
+                "bfd_interval_ms": d.bfd_interval_ms,
+                "bfd_multiplier": d.bfd_multiplier,
+            },
+        ),
+    }
+    if listen is not None and len(set(listen)) != len(listen):
+        t.error("listen", f"{show([str(a) for a in listen])} lists an address twice")
+    first, cap = values["connect_retry"], values["connect_retry_max"]
+    if first is not None and cap is not None and cap < first:
+        t.error("connect_retry_max", f"{cap} is below connect_retry ({first}), where it starts")
+    inherit = _Inherit(values, policies)
+    peers = [_read_peer(p, inherit) for p in t.subs("peer")]
+    ranges = [_read_listen_range(r, inherit) for r in t.subs("listen_range")]
+    originate = [_read_originate(o) for o in t.subs("originate")]
+    if any(x is None for x in (*peers, *ranges, *originate)):
+        t.failed = True
+    _check_bgp_lists(t, values, peers, ranges, originate)
+    return _done(
+        t,
+        lambda: BGPConfig(
+            **values,
+            peers=tuple(p for p in peers if p),
+            originate=tuple(o for o in originate if o),
+            listen_ranges=tuple(r for r in ranges if r),
+        ),
+    )
+
+
+def _list_address(v: Any) -> IPAddress:
+    if not isinstance(v, str):
+        raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
+    return _address(v)
+
+
+def _hold_time(v: int) -> int:
+    """RFC 4271 §4.2: zero or at least three seconds (a 16-bit field)."""
+    if v != 0 and not 3 <= v <= 65535:
+        raise _Invalid(f"{v} is not a hold time (0, or 3..65535; RFC 4271 §4.2)")
+    return v
+
+
+def _check_keepalive(t: _Table, hold: int | None, keepalive: int | None, hold_key: str) -> Any:
+    """Default a third of the hold time (RFC 4271 §10); must stay below it unless hold is 0."""
+    if hold is None:
+        return None
+    if keepalive is None:
+        return None if t.has("keepalive") else hold // 3
+    if hold != 0 and not 1 <= keepalive < hold:
+        t.error("keepalive", f"{keepalive} must be 1..{hold - 1} (below {hold_key} {hold})")
+        return None
+    return keepalive
+
+
+@dataclass
+class _Inherit:
+    """What a peer inherits from `[bgp]`, and the policy names it may reference."""
+
+    bgp: dict[str, Any]
+    policies: set[str]
+
+
+def _read_peer(t: _Table, inherit: _Inherit) -> Peer | None:
+    address = t.get("address", str, _REQUIRED, _peer_address)
+    options = _read_peer_options(t, inherit, passive_default=False)
+    if address is not None and options is not None:
+        _check_local_address(t, address, options.get("local_address"))
+    return _done(t, lambda: Peer(address=address, **options))
+
+
+def _read_listen_range(t: _Table, inherit: _Inherit) -> ListenRange | None:
+    prefix = t.get("prefix", str, _REQUIRED, _prefix)
+    if t.has("address"):
+        t.seen.add("address")
+        t.error("address", "is for [[bgp.peer]]; a listen range has a prefix")
+    options = _read_peer_options(t, inherit, passive_default=True)
+    if options.get("passive") is False:
+        t.error("passive", "false is impossible: dynamic neighbours are only accepted")
+    if prefix is not None:
+        _check_local_address(t, prefix.network_address, options.get("local_address"))
+    return _done(t, lambda: ListenRange(prefix=prefix, **options))
+
+
+def _peer_address(v: str) -> IPAddress:
+    addr = _address(v)
+    if addr.is_unspecified or addr.is_multicast:
+        raise _Invalid(f"{show(v)} is not a unicast address")
+    if isinstance(addr, ipaddress.IPv6Address) and addr.is_link_local and not addr.scope_id:
+        raise _Invalid(f"{show(v)} is link-local and needs a zone, e.g. {v}%eth0")
+    return addr
+
+
+def _check_local_address(t: _Table, peer: IPAddress, local: IPAddress | None) -> None:
+    if local is not None and local.version != peer.version:
+        t.error(
+            "local_address", f'"{local}" is IPv{local.version} but the peer is IPv{peer.version}'
+        )
+
+
+def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> dict[str, Any]:
+    """Every key a static peer and a listen range share, with [bgp] defaults inherited."""
+    d, bgp = PeerOptions(asn=1), inherit.bgp
+    hold = t.get("hold_time", int, bgp["hold_time"], _hold_time)
+    ka_default = hold // 3 if t.has("hold_time") and hold is not None else bgp["keepalive"]
+    keepalive = t.get("keepalive", int, ka_default, _int_range(0, 65535))
+    if t.has("keepalive"):
+        keepalive = _check_keepalive(t, hold, keepalive, "hold_time")
+    out = {
+        "asn": t.get("asn", int, _REQUIRED, _asn),
+        "local_address": t.get("local_address", str, None, _optional_address),
+        "port": t.get("port", int, d.port, _port),
+        "passive": t.get("passive", bool, passive_default),
+        "password": t.get("password", str, d.password, _password),
+        "ttl_security": t.get("ttl_security", int, d.ttl_security, _int_range(0, 254)),
+        "multihop": t.get("multihop", int, d.multihop, _int_range(1, 255)),
+        "route_reflector_client": t.get("route_reflector_client", bool, False),
+        "keep_original_next_hop": t.get("keep_original_next_hop", bool, False),
+        "families": t.get_list("families", d.families, _family),
+        "import_policy": t.get("import", str, d.import_policy, _policy_ref(inherit, False)),
+        "export_policy": t.get("export", str, d.export_policy, _policy_ref(inherit, True)),
+        "max_prefixes": t.get("max_prefixes", int, 0, _int_range(0, AS_MAX)),
+        "shutdown_message": t.get("shutdown_message", str, "", _shutdown_message),
+        "hold_time": hold,
+        "keepalive": keepalive,
+        "connect_retry_max": _connect_retry_max(t, bgp),
+        "graceful_restart": t.get("graceful_restart", bool, bgp["graceful_restart"]),
+        "long_lived_stale_time": t.get(
+            "long_lived_stale_time",
+            int,
+            bgp["long_lived_stale_time"],
+            _int_range(0, LLGR_TIME_MAX),
+        ),
+        "add_path": t.get("add_path", str, bgp["add_path"], _enum(AddPath)),
+        "add_path_send_max": t.get("add_path_send_max", int, 0, _int_range(0, 65535)),
+        "soft_reconfiguration": t.get("soft_reconfiguration", bool, False),
+        "enforce_first_as": t.get("enforce_first_as", bool, True),
+        **_read_bfd(t, bgp),
+    }
+    _check_peer_options(t, out)
+    return out
+
+
+def _optional_address(v: str) -> IPAddress | None:
+    return None if v == "" else _address(v)
+
+
+def _policy_ref(inherit: _Inherit, export: bool) -> Callable[[str], str]:
+    builtins = ("all", "none", "local") if export else ("all", "none")
+
+    def conv(v: str) -> str:
+        if v in builtins or v in inherit.policies:
+            return v
+        if v == "local":
+            raise _Invalid('"local" applies to export only')
+        choices = " | ".join(f'"{b}"' for b in builtins)
+        raise _Invalid(f"{show(v)} is neither {choices} nor the name of a [[policy]]")
+
+    return conv
+
+
+def _connect_retry_max(t: _Table, bgp: dict[str, Any]) -> int | None:
+    """The cap of the retry back-off: at least `bgp.connect_retry`, where it starts."""
+    value: int | None = t.get(
+        "connect_retry_max", int, bgp["connect_retry_max"], _int_range(1, 65535)
+    )
+    first = bgp["connect_retry"]
+    if t.has("connect_retry_max") and value is not None and first is not None and value < first:
+        t.error("connect_retry_max", f"{value} is below bgp.connect_retry ({first})")
+        return None
+    return value
+
+
+def _check_peer_options(t: _Table, out: dict[str, Any]) -> None:
+    families = out["families"]
+    if families is not None and (not families or len(set(families)) != len(families)):
+        t.error(
+            "families", f"{show([str(f) for f in families])} must list ipv4 and/or ipv6 once each"
+        )
+    if out["bfd"] and out["multihop"] not in (None, 1):
+        t.error(
+            "bfd",
+            "needs a directly connected peer (multihop = 1): BFD here is single hop (RFC 5881)",
+        )
+    if out["ttl_security"] and out["multihop"] not in (None, 1):
+        t.error(
+            "ttl_security", "cannot be combined with multihop (GTSM sends with TTL 255, RFC 5082)"
+        )
+
+
+def _read_bfd(t: _Table, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`bfd`, `bfd_interval_ms`, `bfd_multiplier` (RFC 5880 §6.8.1: DesiredMinTxInterval and
+    RequiredMinRxInterval, DetectMult), each defaulting to `defaults` ([bgp]'s values)."""
+    return {
+        "bfd": t.get("bfd", bool, defaults["bfd"]),
+        "bfd_interval_ms": t.get(
+            "bfd_interval_ms", int, defaults["bfd_interval_ms"], _int_range(10, 60000)
+        ),
+        "bfd_multiplier": t.get(
+            "bfd_multiplier", int, defaults["bfd_multiplier"], _int_range(1, 255)
+        ),
+    }
+
+
+def _read_originate(t: _Table) -> Originate | None:
+    prefix = t.get("prefix", str, _REQUIRED, _prefix)
+    communities = t.get_list("communities", (), _community)
+    large = t.get_list("large_communities", (), _large_community)
+    next_hop = t.get("next_hop", str, "self", _next_hop(("self",)))
+    if (
+        prefix is not None
+        and not isinstance(next_hop, str | None)
+        and next_hop.version != prefix.version
+    ):
+        t.error(
+            "next_hop",
+            f'"{next_hop}" is IPv{next_hop.version} but the prefix is IPv{prefix.version}',
+        )
+    return _done(t, lambda: Originate(prefix, communities, large, next_hop))
+
+
+def _check_bgp_lists(
+    t: _Table,
+    values: dict[str, Any],
+    peers: list[Peer | None],
+    ranges: list[ListenRange | None],
+    originate: list[Originate | None],
+) -> None:
+    """Duplicates and overlaps among peers and ranges; what a disabled BGP cannot have."""
+    seen: dict[IPAddress, int] = {}
+    for i, p in enumerate(peers):
+        if p is None:
+            continue
+        if p.address in seen:
+            t.error(f"peer[{i}].address", f'"{p.address}" is already bgp.peer[{seen[p.address]}]')
+        seen.setdefault(p.address, i)
+    for i, r in enumerate(ranges):
+        for j in range(i):
+            other = ranges[j]
+            if r is not None and other is not None and _overlaps(r.prefix, other.prefix):
+                t.error(f"listen_range[{i}].prefix", f'"{r.prefix}" overlaps bgp.listen_range[{j}]')
+    if values["enabled"] is False:
+        for key, items in (("peer", peers), ("listen_range", ranges), ("originate", originate)):
+            if items:
+                t.error(key, "is not allowed with bgp.enabled = false")
+        if values["route_reflector_cluster_id"] is not None:
+            t.error("route_reflector_cluster_id", "is not allowed with bgp.enabled = false")
+
+
+# ---------------------------------------------------------------- datastore, ipam, fib, api
+
+
+def _read_datastore(t: _Table) -> DatastoreConfig | None:
+    d = DatastoreConfig()
+    kind = t.get("kind", str, d.kind, _enum(DatastoreKind))
+    path = t.get("path", str, d.path, _non_empty("the SQLite file"))
+    endpoints = t.get_list("endpoints", d.endpoints, _endpoint)
+    if kind == DatastoreKind.ETCD and endpoints == ():
+        t.error("endpoints", 'must list at least one endpoint with kind = "etcd"')
+    create = t.get("create", bool, d.create)
+    id_file = t.get("cluster_id_file", str, d.cluster_id_file)
+    return _done(t, lambda: DatastoreConfig(kind, path, endpoints, create, id_file))
+
+
+def _read_ipam(t: _Table) -> IPAMConfig | None:
+    d = IPAMConfig()
+    strict = t.get("strict_affinity", bool, d.strict_affinity)
+    max_blocks = t.get("max_blocks_per_node", int, d.max_blocks_per_node, _int_range(0, AS_MAX))
+    pools = [_read_pool(p) for p in t.subs("pool")]
+    for i, p in enumerate(pools):
+        for j in range(i):
+            other = pools[j]
+            if p is not None and other is not None and _overlaps(p.cidr, other.cidr):
+                t.error(f"pool[{i}].cidr", f'"{p.cidr}" overlaps ipam.pool[{j}] ("{other.cidr}")')
+    if any(p is None for p in pools):
+        t.failed = True
+    return _done(t, lambda: IPAMConfig(strict, max_blocks, tuple(p for p in pools if p)))
+
+
+def _read_pool(t: _Table) -> Pool | None:
+    cidr = t.get("cidr", str, _REQUIRED, _prefix)
+    block = t.get("block_size", int, None, _int_range(0, 128))
+    if cidr is not None and block is None and not t.has("block_size"):
+        block = max(DEFAULT_BLOCK_SIZE[cidr.version], cidr.prefixlen)
+    ipip = t.get("ipip_mode", str, EncapMode.NEVER, _enum(EncapMode))
+    vxlan = t.get("vxlan_mode", str, EncapMode.NEVER, _enum(EncapMode))
+    values = {
+        "nat_outgoing": t.get("nat_outgoing", bool, False),
+        "disabled": t.get("disabled", bool, False),
+        "disable_bgp_export": t.get("disable_bgp_export", bool, False),
+        "node_selector": t.get(
+            "node_selector", str, "all()", _non_empty('"all()" selects every node')
+        ),
+    }
+    if cidr is not None and block is not None and not cidr.prefixlen <= block <= cidr.max_prefixlen:
+        t.error(
+            "block_size",
+            f"{block} is not within {cidr.prefixlen}..{cidr.max_prefixlen} (pool {cidr})",
+        )
+    if ipip not in (None, EncapMode.NEVER) and vxlan not in (None, EncapMode.NEVER):
+        t.error(
+            "vxlan_mode", f"{show(str(vxlan))} cannot be combined with ipip_mode {show(str(ipip))}"
+        )
+    if cidr is not None and cidr.version == 6 and ipip not in (None, EncapMode.NEVER):
+        t.error("ipip_mode", f"{show(str(ipip))} is for IPv4 pools only ({cidr} is IPv6)")
+    return _done(t, lambda: Pool(cidr, block, ipip, vxlan, **values))
+
+
+def _read_fib(t: _Table) -> FIBConfig | None:
+    d = FIBConfig()
+    enabled = t.get("enabled", bool, d.enabled)
+    table = t.get("table", int, d.table, _int_range(1, AS_MAX))
+    protocol = t.get("protocol", int, d.protocol, _fib_protocol)
+    resync = t.get("resync_interval", int, d.resync_interval, _int_range(0, 86400))
+    nexthops = t.get("nexthops", bool, d.nexthops)
+    return _done(t, lambda: FIBConfig(enabled, table, protocol, resync, nexthops))
+
+
+def _read_api(t: _Table) -> APIConfig | None:
+    d = APIConfig()
+    sock = t.get("socket", str, d.socket, _socket_path)
+    metrics = t.get("metrics", str, d.metrics, _metrics)
+    return _done(t, lambda: APIConfig(sock, metrics))
