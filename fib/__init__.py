@@ -22,7 +22,16 @@ Parts and data flow::
   foreign routes never touched, drift repaired from events and resyncs, stale
   routes adopted at start and swept after End-of-RIB (RFC 4724 §4.2).
   `Reconciler.snapshot()` is the data behind `podbgp show fib`.
-* `service`: the asyncio loop that runs a reconciler.
+* `service`: the asyncio loop that runs a reconciler; the kernel calls of a
+  pass (writes, dumps) go to a worker thread, so the loop that also reads BGP
+  sessions never waits for the kernel (DESIGN.md rule 8).
+
+Remote routes arrive in bulk (`Reconciler.update_remote`, fed by
+`podbgp.fibfeed` straight from the RIB's packed keys): a batch is planned once
+per distinct `Reach` (next hops and pool modes) and family, not per prefix,
+and a property test holds it to the prefix-by-prefix path (`set_routes`).
+The event socket drops the kernel's echoes of our own writes by the writer's
+netlink port id before anything is read (`netlink`).
 
 The FIB knows kernel routes only: never BGP, never IPAM (DESIGN.md layering).
 """

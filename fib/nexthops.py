@@ -112,7 +112,9 @@ class NexthopTable:
             return
         movers: list[tuple[RouteKey, int | None, HopSet | None]] = []
         bound, direct = self.bound, self.direct
-        memo: dict[tuple[Nexthop, ...], int | None] = {}  # a route's hops → its object
+        # a route's hops → its object, by the hops tuple's identity: routes planned
+        # alike share one tuple, and hashing a tuple of hops costs more than binding
+        memo: dict[int, tuple[tuple[Nexthop, ...], int | None]] = {}
         for key in keys:
             route = desired.get(key)
             old = bound.get(key)
@@ -129,10 +131,13 @@ class NexthopTable:
             # a route with no object yet: nothing to move, bind it straight away (the
             # common case at start-up, so no per-route frozenset or list entry)
             hops = route.nexthops
-            nh = memo.get(hops, 0)
-            if nh == 0:
+            hit = memo.get(id(hops))
+            if hit is not None and hit[0] is hops:
+                nh = hit[1]
+            else:
                 wanted = route_hops(route)
-                nh = memo[hops] = self._id_for(wanted) if wanted is not None else None
+                nh = self._id_for(wanted) if wanted is not None else None
+                memo[id(hops)] = (hops, nh)
             if nh is None:
                 if route.nh_id:
                     desired[key] = with_nh(route, 0)
@@ -187,6 +192,18 @@ class NexthopTable:
         self.bound.clear()
         self.direct.clear()
         self.gc_due = True
+        return keys
+
+    def disable(self, reason: str, desired: dict[RouteKey, KernelRoute]) -> list[RouteKey]:
+        """The kernel has no objects: forget them all, every route back to plain hops;
+        returns the keys of the routes that changed."""
+        keys = self.unbind_all(desired)
+        self.enabled = False
+        self.unsupported = reason
+        self.objects.clear()
+        self.by_spec.clear()
+        self.dirty.clear()
+        self._hopsets.clear()
         return keys
 
     def release(self, bad: set[int], desired: dict[RouteKey, KernelRoute]) -> list[RouteKey]:

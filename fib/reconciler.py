@@ -432,12 +432,7 @@ class Reconciler:
     def _nexthops_off(self, reason: str) -> None:
         """The kernel has no nexthop objects: every route goes back to inline hops."""
         log.warning("fib: nexthop objects off, routes carry their hops: %s", reason)
-        self.dirty.update(self.nh.unbind_all(self.desired))
-        self.nh.enabled = False
-        self.nh.unsupported = reason
-        self.nh.objects.clear()
-        self.nh.by_spec.clear()
-        self.nh.dirty.clear()
+        self.dirty.update(self.nh.disable(reason, self.desired))
 
     def _write_nexthops(self, ops: list[NexthopOp]) -> Generator[KernelCall, Any, None]:
         """Create or replace objects before the routes that name them."""
@@ -600,19 +595,18 @@ class Reconciler:
         """Every op of a batch took effect: installed follows."""
         nh, installed, stale = self.nh, self.installed, self.stale
         for (op, route), key in zip(ops, keys, strict=True):
-            before = installed.get(key)
-            if (
-                before is not None
-                and before.nh_id
-                and (op == DELETE or before.nh_id != route.nh_id)
-            ):
-                nh.gc_due = True  # the object it named may be unused now
             if op == DELETE:
-                installed.pop(key, None)
-                if key in stale:
+                before = installed.pop(key, None)
+                if before is not None and before.nh_id:
+                    nh.gc_due = True  # the object it named may be unused now
+                if stale and key in stale:
                     self._swept(key)
-            else:
+                continue
+            before = installed.setdefault(key, route)  # one look-up for a new key
+            if before is not route:
                 installed[key] = route
+                if before.nh_id and before.nh_id != route.nh_id:
+                    nh.gc_due = True
 
     def _swept(self, key: RouteKey) -> None:
         self.stale.discard(key)
