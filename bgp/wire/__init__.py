@@ -3,7 +3,6 @@
 Parts
     ``constants``     message types, attribute codes/flags, ``Family``, ``Action``
     ``context``       ``CodecContext``: the negotiated facts every call takes
-    ``negotiate``     ``negotiate(local_open, remote_open, ...)`` → ``CodecContext``
     ``framer``        ``Framer``: TCP stream → whole messages, header errors raised
     ``messages``      OPEN, NOTIFICATION, KEEPALIVE, ROUTE-REFRESH; dispatch
     ``update``        UPDATE decode (RFC 7606), encode, bulk packing, End-of-RIB
@@ -18,7 +17,12 @@ RFCs: 4271 (BGP-4), 4760 (multiprotocol), 2918 and 7313 (route refresh),
 (extended optional parameters), 9003 (shutdown communication), 7606 (error
 handling), 7607 (AS 0), 1997/4360/8092 (communities), 4456 (reflection).
 
-API (stable; other packages use only these names)
+API (stable: the names re-exported below; other packages import them from here or
+from the submodule that defines them). The submodules also hold a lower-level
+surface that only the hot paths of ``bgp`` and ``rib`` use, not re-exported here
+and free to change with them: ``update.plain_withdrawals``/``withdraws_only``
+(the session core's run-of-UPDATEs path), ``attributes.next_hop_changes`` and
+``prepend`` (the RIB's export), ``messages.check_header``, ``prefix.parse_nlri``.
     ctx = CodecContext(as4=True, add_path_ipv4=False, add_path_ipv6=False,
                        extended_message=False, extended_nexthop_ipv4=False,
                        ebgp=False, local_as=0, peer_as=0, confed_peer=False,
@@ -110,7 +114,6 @@ from bgp.wire.messages import (
     decode_message,
     encode_message,
 )
-from bgp.wire.negotiate import negotiate
 from bgp.wire.prefix import (
     Prefix,
     join_path_id,
@@ -179,7 +182,6 @@ __all__ = [
     "key_from_network",
     "key_to_network",
     "key_to_str",
-    "negotiate",
     "split_path_id",
     "update_header",
 ]

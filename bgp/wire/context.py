@@ -1,7 +1,7 @@
 """The negotiated facts that change how bytes on the wire are read and written.
 
 ``CodecContext`` is frozen: the session builds one after the OPEN exchange
-(``CodecContext.negotiate``) and passes it to every decode and encode call.
+(``bgp.negotiate.negotiate``) and passes it to every decode and encode call.
 There is no global codec state; the only mutable part is a private,
 size-bounded cache of decoded path-attribute blobs, which lives on the
 context because the meaning of a blob depends on these facts.

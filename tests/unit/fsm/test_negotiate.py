@@ -183,6 +183,19 @@ def test_as4_extended_message_nexthop_refresh_and_gr_need_both_sides() -> None:
     assert neg.as_dict()["graceful_restart"] is True
 
 
+def test_a_capability_counts_only_when_both_sides_sent_it() -> None:
+    # Moved here with the codec's second negotiate (deleted): RFC 5492 §3, ADD-PATH per
+    # direction (RFC 7911 §4), extended message only when both offered it (RFC 8654 §3).
+    settings = ps(add_path=AddPathMode.BOTH, extended_message=True)
+    ours = build_open(65001, "10.0.0.1", settings)
+    assert any(isinstance(c, ExtendedMessageCapability) for c in ours.capabilities)
+    theirs = their_open(FourOctetAsCapability(65002), AddPathCapability(((1, 1, 2),)))
+    ctx = negotiate(ours, theirs, 65001, settings, 65002).ctx
+    assert ctx.as4 and ctx.add_path_ipv4 and not ctx.add_path_send_ipv4
+    assert not ctx.extended_message and ctx.peer_as == 65002 and ctx.ebgp
+    assert not ctx.add_path_ipv6
+
+
 @pytest.mark.parametrize(
     ("ours", "theirs", "keepalive", "expected"),
     [

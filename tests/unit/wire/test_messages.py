@@ -34,7 +34,6 @@ from bgp.wire import (
     UnknownCapability,
     decode_message,
     encode_message,
-    negotiate,
 )
 
 from .build import BASE, msg, update, v4
@@ -313,26 +312,6 @@ def test_route_refresh_too_short_is_bad_message_length() -> None:
     for body in (b"", b"\x00\x01", b"\x00\x01\x00"):
         err = header_error(msg(5, body))
         assert (err.code, err.subcode, err.data) == (1, 2, (19 + len(body)).to_bytes(2, "big"))
-
-
-def test_negotiate_takes_what_both_sides_sent() -> None:
-    local = Open.build(
-        65001,
-        90,
-        "10.0.0.1",
-        (
-            FourOctetAsCapability(65001),
-            AddPathCapability(((1, 1, 3),)),
-            ExtendedMessageCapability(),
-        ),
-    )
-    remote = Open.build(
-        65002, 90, "10.0.0.2", (FourOctetAsCapability(65002), AddPathCapability(((1, 1, 2),)))
-    )
-    ctx = negotiate(local, remote, ebgp=True, local_as=65001)
-    assert ctx.as4 and ctx.add_path_ipv4 and not ctx.add_path_send_ipv4
-    assert not ctx.extended_message and ctx.peer_as == 65002 and ctx.ebgp
-    assert not ctx.add_path_ipv6
 
 
 def test_open_router_id_type() -> None:
