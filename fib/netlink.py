@@ -34,10 +34,10 @@ header at offset 0); should the kernel refuse the filter, `read_events` skips
 them by the same test before decoding anything. Changes made by anyone else,
 and by the kernel itself (port id 0), still arrive.
 
-Namespaces: given `netns`, the raw sockets are opened from a short-lived
-thread that first joins the namespace with setns(2) (a thread's namespace is
-its own, and a socket stays in the namespace it was created in; the thread
-then exits, so no other code ever runs in the namespace). pyroute2 is opened
+Namespaces: given `netns`, the raw sockets are opened with `fib.netns.in_netns`,
+from a short-lived thread that first joins the namespace with setns(2) (a
+thread's namespace is its own, and a socket stays in the namespace it was
+created in; the thread then exits, so no other code ever runs in the namespace). pyroute2 is opened
 with `IPRoute(netns=NAME, flags=0)`, which forks a helper to open its socket
 there; `flags=0` stops it from silently creating a misspelt namespace
 (DESIGN.md, pyroute2 pitfalls). pyroute2 is opened lazily: a node without
@@ -51,7 +51,6 @@ import errno
 import os
 import socket
 import struct
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -80,6 +79,7 @@ from fib.model import (
     pack_addr,
     unpack_addr,
 )
+from fib.netns import in_netns
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,7 +99,6 @@ RTNLGRP_NEXTHOP = 32  # past the 32-bit bind mask's reach: joined with NETLINK_A
 NETLINK_ADD_MEMBERSHIP = 1
 RTM_GETLINK = 18
 IFLA_MTU = 4
-CLONE_NEWNET = 0x40000000
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x2
 AF_BRIDGE = 7
@@ -108,37 +107,6 @@ SEND_CHUNK = 256 * 1024  # bytes per sendmsg: ~4,000 route messages
 SNDBUF = 4 * 1024 * 1024
 RCVBUF = 32 * 1024 * 1024
 RECV_SIZE = 1 << 20
-
-
-def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
-    """Run `fn` in a thread that has joined network namespace `netns` (or here, if None)."""
-    if not netns:
-        return fn()
-    path = f"/run/netns/{netns}"
-    if not os.path.exists(path):
-        raise FileNotFoundError(path)
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns({path}): {os.strerror(err)}")
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=run, name=f"setns-{netns}")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
 
 
 def open_route_socket(groups: int = 0, extra_groups: Sequence[int] = ()) -> socket.socket:
@@ -698,7 +666,6 @@ __all__ = [
     "Unsupported",
     "attach_echo_filter",
     "echo_filter",
-    "in_netns",
     "open_route_socket",
     "port_id",
     "skip_own",

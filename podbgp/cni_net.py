@@ -28,7 +28,8 @@ Netlink in the pod's namespace goes through ``IPRoute(netns=PATH, flags=0)``:
 pyroute2 forks a helper that enters the namespace by path (``/var/run/netns/X``
 or ``/proc/PID/ns/net`` alike) and hands back the socket; ``flags=0`` makes a
 wrong path an error instead of creating a namespace. Sysctls inside the pod
-are written by a short-lived thread that `setns(2)`-s into it, because
+are written by a short-lived thread that `setns(2)`-s into it (``fib.netns.in_netns``),
+because
 /proc/sys/net follows the calling thread's namespace.
 
 DEL needs no access to the pod at all: deleting the host end deletes its peer,
@@ -37,19 +38,19 @@ and the kernel drops the routes through it.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import ipaddress
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from fib.netns import in_netns
 
 GATEWAY4 = "169.254.1.1"
 GATEWAY6 = "fe80::ecee:eeff:feee:eeee"
@@ -58,11 +59,9 @@ HOST_MAC = "ee:ee:ee:ee:ee:ee"
 HOST_PREFIX = "cali"
 IFA_F_NODAD = 0x02
 RT_SCOPE_LINK = 253
-CLONE_NEWNET = 0x40000000
 IFF_UP = 0x1
 
 IPIface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-T = TypeVar("T")
 
 
 class PlumbingError(Exception):
@@ -93,33 +92,6 @@ def _family(version: int) -> int:
 def write_sysctl(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
-
-
-def in_netns(path: str, fn: Callable[[], T]) -> T:
-    """Run `fn` in a thread that has entered the network namespace at `path`."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    out: list[T] = []
-    err: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"setns({path}): {os.strerror(e)}")
-            finally:
-                os.close(fd)
-            out.append(fn())
-        except BaseException as e:
-            err.append(e)
-
-    thread = threading.Thread(target=run, name="netns")
-    thread.start()
-    thread.join()
-    if err:
-        raise err[0]
-    return out[0]
 
 
 def open_netns(path: str) -> IPRoute:

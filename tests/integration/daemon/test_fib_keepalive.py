@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from daemon_lab import wait
 
-from fib.netlink import in_netns
+from fib.netns import in_netns
 from podbgp.api import APIError, ControlClient
 from podbgp.lab.netns import Netns, NetnsGroup
 

@@ -17,7 +17,7 @@ import pytest
 
 from bgp.settings import SpeakerSettings
 from bgp.speaker import Speaker, _socket_ip
-from fib.netlink import in_netns
+from fib.netns import in_netns
 from podbgp.lab.netns import NetnsGroup
 from rib import PeerPolicy, Rib, RibSettings
 from rib.adapter import RibAdapter
