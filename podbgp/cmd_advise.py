@@ -10,11 +10,9 @@ is tested without a network. The facts come from thin probes:
 * whether the default gateway accepts TCP on 179 (only with ``--probe``; only
   the gateway this node's own routing table names; one connection attempt
   with a short timeout);
-* whether ``ipip`` and ``vxlan`` devices can be created: tried in a child
-  process that has moved itself into a new, private network namespace
-  (``unshare(CLONE_NEWNET)``), which disappears with the child; it refuses to
-  try if its namespace is still the parent's. Creating the device may load the
-  kernel module, as any first use would;
+* whether ``ipip`` and ``vxlan`` devices can be created: the probe that
+  ``podbgp lab`` uses too (``podbgp.lab.devices``), in a throwaway private
+  network namespace of a child process;
 * the cloud: DMI strings in /sys/class/dmi/id (no metadata service is
   contacted), or ``--cloud``.
 
@@ -36,35 +34,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import ipaddress
 import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podbgp.lab.devices import ProbeFailed, probe_devices
+from podbgp.lab.labplan import OPTIONS as LAB_OPTIONS
+
+# The options advise recommends among, from the one list of options (podbgp.lab.labplan).
 OPTIONS = ("peered", "mesh", "ipip-crosssubnet", "vxlan-crosssubnet", "vxlan")
+TITLES = {name: LAB_OPTIONS[name].title for name in OPTIONS}
 CLOUDS = ("aws", "azure", "gcp")
 CLOUD_NAMES = {"aws": "AWS", "azure": "Azure", "gcp": "GCP"}
-TITLES = {
-    "peered": "unencapsulated, peered with the physical network (ToR)",
-    "mesh": "unencapsulated node-to-node mesh",
-    "ipip-crosssubnet": "IP-in-IP across subnets, unencapsulated within one",
-    "vxlan-crosssubnet": "VXLAN across subnets, unencapsulated within one",
-    "vxlan": "VXLAN Always",
-}
 DMI_ROOT = "/sys/class/dmi/id"
 DMI_KEYS = ("sys_vendor", "product_name", "bios_vendor", "chassis_asset_tag")
 # Azure writes this asset tag into every VM's DMI chassis record; plain Hyper-V
 # shares the "Microsoft Corporation" / "Virtual Machine" strings but not this.
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 BGP_PORT = 179
-CLONE_NEWNET = 0x40000000
 
 IPv4Iface = ipaddress.IPv4Interface
 IPv4Addr = ipaddress.IPv4Address
@@ -277,8 +270,9 @@ def _bgp_lines(option: str, facts: Facts) -> list[str]:
 def snippet(option: str, facts: Facts) -> str:
     """The TOML for `option` with this node's facts filled in (docs/configuration.md)."""
     address = str(facts.address) if facts.address else "10.0.0.1/24"
-    ipip = "CrossSubnet" if option == "ipip-crosssubnet" else "Never"
-    vxlan = {"vxlan": "Always", "vxlan-crosssubnet": "CrossSubnet"}.get(option, "Never")
+    opt = LAB_OPTIONS[option]
+    ipip = opt.mode if opt.encap == "ipip" else "Never"
+    vxlan = opt.mode if opt.encap == "vxlan" else "Never"
     lines = [
         "[node]",
         f"name = {_toml_str(facts.node_name)}",
@@ -374,49 +368,13 @@ def probe_bgp(gateway: IPv4Addr, timeout: float = 1.0) -> bool:
         return False
 
 
-def _encap_child(parent_ns: str) -> None:
-    """Runs in a child: enter a private netns, try ipip and vxlan, print JSON."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        print(json.dumps({"error": f"unshare: {os.strerror(ctypes.get_errno())}"}))
-        return
-    if os.readlink("/proc/thread-self/ns/net") == parent_ns:
-        print(json.dumps({"error": "still in the parent's network namespace"}))
-        return
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    out: dict[str, Any] = {}
-    kinds: dict[str, dict[str, Any]] = {"ipip": {}, "vxlan": {"vxlan_id": 4096, "vxlan_port": 4789}}
-    with IPRoute() as ipr:
-        for kind, extra in kinds.items():
-            try:
-                ipr.link("add", ifname=f"probe-{kind}", kind=kind, **extra)
-                out[kind] = True
-            except NetlinkError as e:
-                out[kind] = False
-                out[f"{kind}_error"] = str(e)
-    print(json.dumps(out))
-
-
-def probe_encap(timeout: float = 20) -> dict[str, Any]:
-    """``{"ipip": bool, "vxlan": bool}`` from a throwaway namespace, or ``{"error": ...}``."""
-    code = "import sys; from podbgp.cmd_advise import _encap_child; _encap_child(sys.argv[1])"
-    parent_ns = os.readlink("/proc/thread-self/ns/net")
+def probe_encap() -> dict[str, Any]:
+    """``{"ipip": bool, "vxlan": bool}`` from the lab's device probe, or ``{"error": ...}``."""
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, parent_ns],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        result: dict[str, Any] = json.loads(proc.stdout or "{}")
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+        found = probe_devices(("ipip", "vxlan"))
+    except ProbeFailed as e:
         return {"error": str(e)}
-    if not result:
-        return {"error": proc.stderr.strip() or "no answer"}
-    return result
+    return {kind: error is None for kind, error in found.items()}
 
 
 async def registry_addresses(url: str, me: str) -> list[IPv4Addr]:

@@ -27,6 +27,7 @@ def _say(text: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     from podbgp.lab import lab
     from podbgp.lab.netns import have_netns
+    from podbgp.lab.shell import CommandFailed
 
     why = have_netns()
     if why:
@@ -46,7 +47,7 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("podbgp lab: interrupted; `podbgp lab down` removes what was built", file=sys.stderr)
         return 130
-    except lab.LabError as exc:
+    except (lab.LabError, CommandFailed) as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         print("podbgp lab: the lab is left as it is; `podbgp lab down` removes it",
               file=sys.stderr)  # fmt: skip

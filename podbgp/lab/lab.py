@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from podbgp.api import APIError, ControlClient
+from podbgp.lab.devices import KERNEL_OPTION, ProbeFailed, probe_devices
 from podbgp.lab.labplan import (
     DEFAULT_PREFIX,
     DEFAULT_STATE_DIR,
@@ -52,6 +53,7 @@ from podbgp.lab.labplan import (
     tor_address,
 )
 from podbgp.lab.netns import IP, Netns, cleanup_prefix, list_namespaces
+from podbgp.lab.shell import run
 
 STATE_FILE = "lab.json"
 GATEWAY = "169.254.1.1"  # the pods' default gateway, answered by proxy ARP on the node
@@ -66,53 +68,25 @@ class Unsupported(LabError):
     """The option needs something this machine lacks (a kernel feature, FRR)."""
 
 
-def _run(args: Sequence[str], check: bool = True, timeout: float = 30, **kw: Any) -> str:
-    proc = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )
-    if check and proc.returncode != 0:
-        raise LabError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return str(proc.stdout)
-
-
 # -- kernel support -----------------------------------------------------------------------
-_DEVICE_PROBE = {
-    "ipip": ["type", "ipip", "local", "192.0.2.1"],
-    "vxlan": ["type", "vxlan", "id", "4096", "dstport", "4789", "local", "192.0.2.1"],
-}
-
-
-def missing_encap(encap: str, prefix: str) -> str | None:
-    """Why this kernel cannot run `encap` tunnels, or None.
-
-    Creates the device in a scratch namespace: the only reliable test (a module may be
-    built in, loadable, or absent, and /proc/config.gz is not always there)."""
+def missing_encap(encap: str) -> str | None:
+    """Why this kernel cannot run `encap` tunnels, or None (`podbgp.lab.devices`)."""
     if not encap:
         return None
-    ns = prefix + "probe"
-    cleanup_prefix(ns)
-    _run([IP, "netns", "add", ns])
     try:
-        out = subprocess.run(
-            [IP, "-n", ns, "link", "add", "probe0", *_DEVICE_PROBE[encap]],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    finally:
-        cleanup_prefix(ns)
-    if out.returncode == 0:
+        error = probe_devices((encap,))[encap]
+    except ProbeFailed as e:
+        return f"could not test whether this kernel creates {encap} devices: {e}"
+    if error is None:
         return None
-    option = {"ipip": "CONFIG_NET_IPIP", "vxlan": "CONFIG_VXLAN"}[encap]
-    error = out.stderr.strip() or "unknown error"
+    option = KERNEL_OPTION[encap]
     return f"this kernel cannot create {encap} devices ({error}): it was built without {option}"
 
 
 def unsupported(plan: LabPlan) -> str | None:
     """Why `plan`'s option cannot run on this machine (with the options that can), or None."""
     opt = plan.option
-    why = missing_encap(opt.encap, plan.prefix)
+    why = missing_encap(opt.encap)
     if why:
         others = [name for name, o in OPTIONS.items() if o.encap != opt.encap]
         return (f"option {opt.name} cannot run here: {why}; "
@@ -163,7 +137,7 @@ class LabState:
 
 # -- topology -----------------------------------------------------------------------------
 def _new_ns(name: str) -> Netns:
-    _run([IP, "netns", "add", name])
+    run([IP, "netns", "add", name])
     ns = Netns(name)
     ns.ip("link", "set", "lo", "up")
     return ns
@@ -171,7 +145,7 @@ def _new_ns(name: str) -> Netns:
 
 def _veth(a: Netns, a_if: str, b: Netns, b_if: str) -> None:
     """A veth pair created directly in its two namespaces (no name in the root namespace)."""
-    _run([IP, "link", "add", a_if, "netns", a.name, "type", "veth",
+    run([IP, "link", "add", a_if, "netns", a.name, "type", "veth",
           "peer", "name", b_if, "netns", b.name])  # fmt: skip
     a.ip("link", "set", a_if, "up")
     b.ip("link", "set", b_if, "up")
@@ -358,7 +332,7 @@ def plumb_pod(plan: LabPlan, pod: PodPlan, address: str) -> None:
     node = Netns(plan.ns(pod.node))
     ns = Netns(plan.ns(pod.name))
     hif = host_ifname(pod.container_id)
-    _run([IP, "link", "add", "eth0", "netns", ns.name, "type", "veth",
+    run([IP, "link", "add", "eth0", "netns", ns.name, "type", "veth",
           "peer", "name", hif, "netns", node.name])  # fmt: skip
     node.ip("link", "set", hif, "address", "ee:ee:ee:ee:ee:ee", "up")
     node.sysctl(f"net.ipv4.conf.{hif}.proxy_arp=1", f"net.ipv4.neigh.{hif}.proxy_delay=0")
@@ -488,7 +462,7 @@ def wait_sessions(plan: LabPlan, state: LabState, timeout: float) -> None:
 
 
 def kernel_routes(ns: str, proto: str = "80") -> list[str]:
-    out = _run([IP, "-n", ns, "-4", "route", "show", "proto", proto], check=False)
+    out = run([IP, "-n", ns, "-4", "route", "show", "proto", proto], check=False)
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
@@ -743,7 +717,7 @@ def diagnostics(state: LabState, log_lines: int = 20) -> str:
                 ["bridge", "-n", ns, "fdb", "show", "dev", "vxlan.podbgp"]]  # fmt: skip
         out = [f"== {node['name']}"]
         for cmd in cmds:
-            text = _run(cmd, check=False).strip()
+            text = run(cmd, check=False).strip()
             out.append(f"$ {' '.join(cmd[1:])}\n{text}" if text else f"$ {' '.join(cmd[1:])}")
         out.append(f"-- log\n{_log_tail(Path(node['log']), log_lines)}")
         parts.append("\n".join(out))

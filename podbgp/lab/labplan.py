@@ -44,9 +44,14 @@ CONNECT_RETRY = 1
 
 @dataclass(frozen=True)
 class Option:
-    """One networking option: its encapsulation, its BGP topology and its underlay."""
+    """One networking option: its encapsulation, its BGP topology and its underlay.
+
+    ``title`` names the option as `podbgp advise` and the docs do; ``summary`` says how the
+    lab builds it. This is the one list of options: `podbgp advise` recommends among them.
+    """
 
     name: str
+    title: str
     summary: str
     encap: str = ""  # "" | "ipip" | "vxlan"
     mode: str = "Never"  # Never | Always | CrossSubnet
@@ -61,11 +66,26 @@ class Option:
 OPTIONS: dict[str, Option] = {
     o.name: o
     for o in (
-        Option("mesh", "unencapsulated, iBGP full node-to-node mesh, one L2 segment"),
-        Option("rr", "unencapsulated, node 1 is the route reflector, one L2 segment", bgp="rr"),
-        Option("peered", "unencapsulated, eBGP from every node (own AS) to an FRR ToR", bgp="tor"),
+        Option(
+            "mesh",
+            "unencapsulated node-to-node mesh",
+            "unencapsulated, iBGP full node-to-node mesh, one L2 segment",
+        ),
+        Option(
+            "rr",
+            "unencapsulated, in-cluster route reflector",
+            "unencapsulated, node 1 is the route reflector, one L2 segment",
+            bgp="rr",
+        ),
+        Option(
+            "peered",
+            "unencapsulated, peered with the physical network (ToR)",
+            "unencapsulated, eBGP from every node (own AS) to an FRR ToR",
+            bgp="tor",
+        ),
         Option(
             "vxlan",
+            "VXLAN Always",
             "VXLAN Always, no BGP: routes from the datastore",
             "vxlan",
             "Always",
@@ -73,14 +93,22 @@ OPTIONS: dict[str, Option] = {
         ),
         Option(
             "vxlan-crosssubnet",
+            "VXLAN across subnets, unencapsulated within one",
             "two subnets, BGP mesh, VXLAN only across subnets",
             "vxlan",
             "CrossSubnet",
             two_subnets=True,
         ),
-        Option("ipip", "IP-in-IP Always, BGP mesh, one L2 segment", "ipip", "Always"),
+        Option(
+            "ipip",
+            "IP-in-IP Always",
+            "IP-in-IP Always, BGP mesh, one L2 segment",
+            "ipip",
+            "Always",
+        ),
         Option(
             "ipip-crosssubnet",
+            "IP-in-IP across subnets, unencapsulated within one",
             "two subnets, BGP mesh, IP-in-IP only across subnets",
             "ipip",
             "CrossSubnet",

@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from podbgp.lab.shell import run
+
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
@@ -30,13 +32,6 @@ def have_netns() -> str | None:
     return None
 
 
-def _run(args: Sequence[str], check: bool = True, timeout: float = 30) -> str:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
-
-
 @dataclass
 class Netns:
     """One named network namespace."""
@@ -46,11 +41,11 @@ class Netns:
 
     def ip(self, *args: str, check: bool = True) -> str:
         """Run `ip -n NAME ARGS`."""
-        return _run([IP, "-n", self.name, *args], check=check)
+        return run([IP, "-n", self.name, *args], check=check)
 
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> str:
         """Run a command inside the namespace and return its stdout."""
-        return _run([IP, "netns", "exec", self.name, *args], check=check, timeout=timeout)
+        return run([IP, "netns", "exec", self.name, *args], check=check, timeout=timeout)
 
     def sysctl(self, *settings: str) -> None:
         self.run("sysctl", "-qw", *settings)
@@ -66,7 +61,7 @@ class Netns:
         return proc
 
     def pids(self) -> list[int]:
-        out = _run([IP, "netns", "pids", self.name], check=False)
+        out = run([IP, "netns", "pids", self.name], check=False)
         return [int(p) for p in out.split()]
 
     def addresses(self, dev: str) -> str:
@@ -89,11 +84,11 @@ def delete_namespaces(names: Sequence[str], grace: float = 3.0) -> None:
         time.sleep(0.05)
     for ns in nss:
         kill_pids(ns.pids(), signal.SIGKILL)
-        _run([IP, "netns", "del", ns.name], check=False)
+        run([IP, "netns", "del", ns.name], check=False)
 
 
 def list_namespaces(prefix: str = "") -> list[str]:
-    out = _run([IP, "netns", "list"], check=False)
+    out = run([IP, "netns", "list"], check=False)
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     return [n for n in names if n.startswith(prefix)]
 
@@ -117,7 +112,7 @@ class NetnsGroup:
     def add(self, short: str) -> Netns:
         """Create `PREFIX+short` with loopback up."""
         name = self.prefix + short
-        _run([IP, "netns", "add", name])
+        run([IP, "netns", "add", name])
         ns = Netns(name)
         self.namespaces[short] = ns
         ns.ip("link", "set", "lo", "up")
@@ -128,7 +123,7 @@ class NetnsGroup:
 
     def veth(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
         """A veth pair with one end in each namespace (no name ever in the root namespace)."""
-        _run(
+        run(
             [
                 IP,
                 "link",

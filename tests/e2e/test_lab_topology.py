@@ -171,7 +171,7 @@ def test_cli_down_and_status(lab_spot: LabSpot) -> None:
 
 
 def test_missing_ipip_is_reported_clearly(lab_spot: LabSpot) -> None:
-    if lab.missing_encap("ipip", lab_spot.prefix) is None:
+    if lab.missing_encap("ipip") is None:
         pytest.skip("this kernel has ipip: the option runs, nothing to report")
     where = ["--prefix", lab_spot.prefix, "--state-dir", str(lab_spot.state_dir)]
     for option in ("ipip", "ipip-crosssubnet"):

@@ -220,3 +220,11 @@ def test_pick_address_prefers_the_gateways_subnet_on_the_default_interface() -> 
     assert pick_address(addrs, A("10.9.0.1"), 2) == I4("172.16.0.5/16")
     assert pick_address(addrs, None, None) == I4("192.168.9.1/24")
     assert pick_address([], None, None) is None
+
+
+def test_advise_recommends_among_the_one_list_of_options_with_its_titles() -> None:
+    from podbgp.cmd_advise import TITLES
+    from podbgp.lab.labplan import OPTIONS as ALL
+
+    assert set(OPTIONS) <= set(ALL)
+    assert {name: ALL[name].title for name in OPTIONS} == TITLES
