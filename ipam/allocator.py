@@ -32,9 +32,9 @@ import functools
 import ipaddress
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ipam.block import (
     Allocation,
@@ -72,6 +72,8 @@ from ipam.store.base import Compare, Delete, KeyValue, Op, Put, Store
 PENDING = "pending"
 CONFIRMED = "confirmed"
 DROPPED = "dropped"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,13 +478,10 @@ class Ipam:
         if pool.disabled:
             raise Exhausted(f"pool {pool.cidr} is disabled")
         cidr = block_of(pool.cidr, pool.block_size, address)
-        for attempt in range(self.max_retries):
-            await self._backoff(attempt)
-            try:
-                return await self._assign_once(address, cidr, node, handle, dict(attrs or {}))
-            except _Conflict:
-                continue
-        raise TooManyConflicts(f"assign {address}: gave up after {self.max_retries} conflicts")
+        assign = functools.partial(
+            self._assign_once, address, cidr, node, handle, dict(attrs or {})
+        )
+        return await self._retry(f"assign {address}", assign)
 
     async def _assign_once(
         self, address: IPAddress, cidr: IPNetwork, node: str, handle: str, attrs: dict[str, str]
@@ -525,13 +524,9 @@ class Ipam:
 
     async def release_address(self, address: IPAddress, seq: int | None = None) -> bool:
         """Free one address; False if it was free or `seq` names an older allocation."""
-        for attempt in range(self.max_retries):
-            await self._backoff(attempt)
-            try:
-                return await self._release_once(address, seq)
-            except _Conflict:
-                continue
-        raise TooManyConflicts(f"release {address}: gave up after {self.max_retries} conflicts")
+        return await self._retry(
+            f"release {address}", functools.partial(self._release_once, address, seq)
+        )
 
     async def _release_once(self, address: IPAddress, seq: int | None) -> bool:
         bkv = await self._find_block(address)
@@ -560,13 +555,9 @@ class Ipam:
 
     async def release_handle(self, handle: str) -> list[IPAddress]:
         """Free every address `handle` holds; returns them (empty if none)."""
-        for attempt in range(self.max_retries):
-            await self._backoff(attempt)
-            try:
-                return await self._release_handle_once(handle)
-            except _Conflict:
-                continue
-        raise TooManyConflicts(f"release {handle}: gave up after {self.max_retries} conflicts")
+        return await self._retry(
+            f"release {handle}", functools.partial(self._release_handle_once, handle)
+        )
 
     async def _release_handle_once(self, handle: str) -> list[IPAddress]:
         hk = handle_key(handle)
@@ -623,20 +614,31 @@ class Ipam:
         freed: list[IPAddress] = []
         kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=True)
         for kv in kvs:
-            freed += await self._retry(functools.partial(self._strip_node, node, kv.key))
+            strip = functools.partial(self._strip_node, node, kv.key)
+            freed += await self._retry(f"remove {node} from {kv.key}", strip)
         akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
         for akv in akvs:
-            await self.store.txn([Compare(akv.key, akv.mod_revision)], [Delete(akv.key)])
+            drop = functools.partial(self._drop_key, akv.key)
+            await self._retry(f"remove {node}'s affinity {akv.key}", drop)
         return freed
 
-    async def _retry(self, fn: Callable[[], Any]) -> Any:
+    async def _drop_key(self, key: str) -> None:
+        """Delete ``key`` as it is now; a concurrent write makes it a conflict, to re-read."""
+        kv = await self.store.get(key)
+        if kv is not None:
+            await self._commit([Compare(key, kv.mod_revision)], [Delete(key)])
+
+    async def _retry(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """The retry loop for one CAS-guarded change: ``attempt_once`` raises `_Conflict`
+        when a compare lost; back off and re-read, at most ``max_retries`` times.
+        (`allocate` has its own loop: a block claimed mid-way restarts it for free.)"""
         for attempt in range(self.max_retries):
             await self._backoff(attempt)
             try:
-                return await fn()
+                return await attempt_once()
             except _Conflict:
                 continue
-        raise TooManyConflicts(f"gave up after {self.max_retries} conflicting writes")
+        raise TooManyConflicts(f"{what}: gave up after {self.max_retries} conflicting writes")
 
     async def _strip_node(self, node: str, key: str) -> list[IPAddress]:
         bkv = await self.store.get(key)

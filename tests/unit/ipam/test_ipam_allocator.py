@@ -20,7 +20,7 @@ from ipam import (
     announcement,
 )
 from ipam.model import affinity_key, block_key, dumps, handle_key
-from ipam.store.base import Store
+from ipam.store.base import Delete, Store
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -206,6 +206,32 @@ async def test_remove_node_frees_its_addresses_and_blocks(store: Store) -> None:
     assert got.block == borrowed.block and not got.borrowed
     # Removing the borrower frees its /32 only.
     assert await ipam.remove_node("n5") == [borrowed.address]
+    assert await ipam.check() == []
+
+
+async def test_remove_node_retries_an_affinity_that_changed_under_it(store: Store) -> None:
+    # Between listing the node's affinities and deleting one, another writer touches it:
+    # the delete's compare loses, and remove_node re-reads and deletes it (it used to
+    # drop the failed transaction's result and leave the affinity behind).
+    ipam = Ipam(store, config(SMALL))
+    got = await ipam.allocate("n1", "pod-a")
+    akey = affinity_key("n1", got.block)
+    real_txn = store.txn
+    raced: list[str] = []
+
+    async def racing_txn(compares: Any, ops: Any) -> Any:
+        if not raced and any(isinstance(op, Delete) and op.key == akey for op in ops):
+            raced.append(akey)
+            now = await store.get(akey)
+            assert now is not None
+            assert await store.put_cas(akey, now.value, now.mod_revision)
+        return await real_txn(compares, ops)
+
+    store.txn = racing_txn  # type: ignore[method-assign]
+    assert await ipam.remove_node("n1") == [got.address]
+    assert raced == [akey]
+    assert await store.get(akey) is None
+    assert await ipam.affinities() == {}
     assert await ipam.check() == []
 
 
