@@ -39,7 +39,6 @@ from podbgp.config.policy import RESERVED_POLICY_NAMES, _read_policies
 from podbgp.config.reader import (
     AS_MAX,
     AS_PATH_PREPEND_MAX,
-    AS_TRANS,
     LLGR_TIME_MAX,
     RESERVED_PROTOCOLS,
     RESTART_TIME_MAX,
@@ -51,7 +50,6 @@ from podbgp.config.reader import (
     show,
 )
 from podbgp.config.schema import (
-    Action,
     AddPath,
     APIConfig,
     BGPConfig,
@@ -76,12 +74,12 @@ from podbgp.config.schema import (
     Peer,
     PeerOptions,
     Policy,
+    PolicyAction,
     Pool,
     Rule,
     SetActions,
 )
 from podbgp.config.sections import (
-    DEFAULT_BLOCK_SIZE,
     _read_api,
     _read_bgp,
     _read_datastore,
@@ -93,8 +91,6 @@ from podbgp.config.sections import (
 __all__ = [
     "AS_MAX",
     "AS_PATH_PREPEND_MAX",
-    "AS_TRANS",
-    "DEFAULT_BLOCK_SIZE",
     "LLGR_TIME_MAX",
     "RESERVED_POLICY_NAMES",
     "RESERVED_PROTOCOLS",
@@ -103,7 +99,6 @@ __all__ = [
     "TCP_MD5SIG_MAXKEYLEN",
     "UNIX_PATH_MAX",
     "APIConfig",
-    "Action",
     "AddPath",
     "BGPConfig",
     "Community",
@@ -128,6 +123,7 @@ __all__ = [
     "Peer",
     "PeerOptions",
     "Policy",
+    "PolicyAction",
     "Pool",
     "Rule",
     "SetActions",

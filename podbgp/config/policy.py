@@ -16,9 +16,19 @@ from podbgp.config.reader import (
     _prefix,
     _regex,
     _Table,
+    default_of,
     show,
 )
-from podbgp.config.schema import Action, Family, IPNetwork, Match, Origin, Policy, Rule, SetActions
+from podbgp.config.schema import (
+    Family,
+    IPNetwork,
+    Match,
+    Origin,
+    Policy,
+    PolicyAction,
+    Rule,
+    SetActions,
+)
 
 RESERVED_POLICY_NAMES = frozenset({"all", "none", "local"})
 
@@ -50,7 +60,9 @@ def _policy_name(v: str) -> str:
 
 def _read_policy(t: _Table) -> Policy | None:
     name = t.get("name", str, _REQUIRED, _policy_name)
-    default = t.get("default_action", str, Action.REJECT, _enum(Action))
+    default = t.get(
+        "default_action", str, default_of(Policy, "default_action"), _enum(PolicyAction)
+    )
     rules = [_read_rule(r) for r in t.subs("rule")]
     if any(r is None for r in rules):
         t.failed = True
@@ -59,10 +71,10 @@ def _read_policy(t: _Table) -> Policy | None:
 
 def _read_rule(t: _Table) -> Rule | None:
     match = _read_match(t.sub("match"))
-    action = t.get("action", str, Action.ACCEPT, _enum(Action))
+    action = t.get("action", str, Rule().action, _enum(PolicyAction))
     set_table = t.sub("set")
     actions = _read_set(set_table)
-    if action == Action.REJECT and set_table.data:
+    if action == PolicyAction.REJECT and set_table.data:
         t.error("set", "has no effect on a rejected route")
     if match is None or actions is None:
         t.failed = True
@@ -70,16 +82,17 @@ def _read_rule(t: _Table) -> Rule | None:
 
 
 def _read_match(t: _Table) -> Match | None:
-    prefix = t.get("prefix", str, None, _prefix)
-    ge = t.get("ge", int, None, _int_range(0, 128))
-    le = t.get("le", int, None, _int_range(0, 128))
+    d = Match()
+    prefix = t.get("prefix", str, d.prefix, _prefix)
+    ge = t.get("ge", int, d.ge, _int_range(0, 128))
+    le = t.get("le", int, d.le, _int_range(0, 128))
     values = {
-        "community": t.get("community", str, None, _community),
-        "large_community": t.get("large_community", str, None, _large_community),
-        "as_path": t.get("as_path", str, None, _regex),
-        "family": t.get("family", str, None, _enum(Family)),
-        "neighbor": t.get("neighbor", str, None, _neighbor),
-        "origin": t.get("origin", str, None, _enum(Origin)),
+        "community": t.get("community", str, d.community, _community),
+        "large_community": t.get("large_community", str, d.large_community, _large_community),
+        "as_path": t.get("as_path", str, d.as_path, _regex),
+        "family": t.get("family", str, d.family, _enum(Family)),
+        "neighbor": t.get("neighbor", str, d.neighbor, _neighbor),
+        "origin": t.get("origin", str, d.origin, _enum(Origin)),
     }
     _check_prefix_lengths(t, prefix, ge, le)
     return _done(t, lambda: Match(prefix, ge, le, **values))
@@ -111,14 +124,21 @@ def _check_prefix_lengths(
 
 
 def _read_set(t: _Table) -> SetActions | None:
+    d = SetActions()
     values = {
-        "local_pref": t.get("local_pref", int, None, _int_range(0, AS_MAX)),
-        "med": t.get("med", int, None, _int_range(0, AS_MAX)),
-        "community_add": t.get_list("community_add", (), _community),
-        "community_remove": t.get_list("community_remove", (), _community),
-        "large_community_add": t.get_list("large_community_add", (), _large_community),
-        "large_community_remove": t.get_list("large_community_remove", (), _large_community),
-        "as_path_prepend": t.get("as_path_prepend", int, 0, _int_range(0, AS_PATH_PREPEND_MAX)),
-        "next_hop": t.get("next_hop", str, None, _next_hop(("self", "keep"))),
+        "local_pref": t.get("local_pref", int, d.local_pref, _int_range(0, AS_MAX)),
+        "med": t.get("med", int, d.med, _int_range(0, AS_MAX)),
+        "community_add": t.get_list("community_add", d.community_add, _community),
+        "community_remove": t.get_list("community_remove", d.community_remove, _community),
+        "large_community_add": t.get_list(
+            "large_community_add", d.large_community_add, _large_community
+        ),
+        "large_community_remove": t.get_list(
+            "large_community_remove", d.large_community_remove, _large_community
+        ),
+        "as_path_prepend": t.get(
+            "as_path_prepend", int, d.as_path_prepend, _int_range(0, AS_PATH_PREPEND_MAX)
+        ),
+        "next_hop": t.get("next_hop", str, d.next_hop, _next_hop(("self", "keep"))),
     }
     return _done(t, lambda: SetActions(**values))

@@ -3,6 +3,7 @@ path, unknown keys with a did-you-mean), `_Errors`, and the value converters."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -12,11 +13,10 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bgp.wire.constants import WELL_KNOWN_COMMUNITIES
+from bgp.wire.constants import AS_TRANS, WELL_KNOWN_COMMUNITIES
 from podbgp.config.schema import Community, Family, IPAddress, IPNetwork, LargeCommunity, NextHop
 
 AS_MAX = 2**32 - 1
-AS_TRANS = 23456  # RFC 6793 §9: a placeholder on 2-byte sessions, never a real AS
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h: longest TCP MD5 key (RFC 2385)
 SHUTDOWN_MESSAGE_MAX = 255  # RFC 9003 §2: the length field is one octet
 RESTART_TIME_MAX = 4095  # RFC 4724 §3: Restart Time is a 12-bit field
@@ -469,6 +469,13 @@ def _fib_protocol(v: int) -> int:
             "delete as its own; pick an unused number such as 80"
         )
     return v
+
+
+def default_of(cls: type[Any], name: str) -> Any:
+    """The dataclass default of `cls.name`: each default is stated once, in `schema`."""
+    value = {f.name: f.default for f in dataclasses.fields(cls)}[name]
+    assert value is not dataclasses.MISSING, f"{cls.__name__}.{name} has no default"
+    return value
 
 
 def _done(t: _Table, build: Callable[[], T]) -> T | None:

@@ -56,7 +56,9 @@ class DatastoreKind(StrEnum):
     ETCD = "etcd"
 
 
-class Action(StrEnum):
+class PolicyAction(StrEnum):
+    """What a `[[policy]]` rule does with a route it matches (not RFC 7606's `Action`)."""
+
     ACCEPT = "accept"
     REJECT = "reject"
 
@@ -216,7 +218,7 @@ class SetActions:
 @dataclass(frozen=True, slots=True)
 class Rule:
     match: Match = Match()
-    action: Action = Action.ACCEPT
+    action: PolicyAction = PolicyAction.ACCEPT
     set: SetActions = SetActions()
 
 
@@ -226,7 +228,7 @@ class Policy:
 
     name: str
     rules: tuple[Rule, ...] = ()
-    default_action: Action = Action.REJECT
+    default_action: PolicyAction = PolicyAction.REJECT
 
 
 @dataclass(frozen=True, slots=True)

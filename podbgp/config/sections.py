@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ipam.block import default_block_size
 from podbgp.config.reader import (
     _REQUIRED,
     AS_MAX,
@@ -40,6 +41,7 @@ from podbgp.config.reader import (
     _socket_path,
     _Table,
     _type_name,
+    default_of,
     show,
 )
 from podbgp.config.schema import (
@@ -59,8 +61,6 @@ from podbgp.config.schema import (
     PeerOptions,
     Pool,
 )
-
-DEFAULT_BLOCK_SIZE = {4: 26, 6: 122}
 
 
 def _read_node(t: _Table) -> NodeConfig | None:
@@ -182,7 +182,7 @@ class _Inherit:
 
 def _read_peer(t: _Table, inherit: _Inherit) -> Peer | None:
     address = t.get("address", str, _REQUIRED, _peer_address)
-    options = _read_peer_options(t, inherit, passive_default=False)
+    options = _read_peer_options(t, inherit, Peer)
     if address is not None and options is not None:
         _check_local_address(t, address, options.get("local_address"))
     return _done(t, lambda: Peer(address=address, **options))
@@ -193,7 +193,7 @@ def _read_listen_range(t: _Table, inherit: _Inherit) -> ListenRange | None:
     if t.has("address"):
         t.seen.add("address")
         t.error("address", "is for [[bgp.peer]]; a listen range has a prefix")
-    options = _read_peer_options(t, inherit, passive_default=True)
+    options = _read_peer_options(t, inherit, ListenRange)
     if options.get("passive") is False:
         t.error("passive", "false is impossible: dynamic neighbours are only accepted")
     if prefix is not None:
@@ -217,9 +217,13 @@ def _check_local_address(t: _Table, peer: IPAddress, local: IPAddress | None) ->
         )
 
 
-def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> dict[str, Any]:
+def _read_peer_options(t: _Table, inherit: _Inherit, kind: type[PeerOptions]) -> dict[str, Any]:
     """Every key a static peer and a listen range share, with [bgp] defaults inherited."""
-    d, bgp = PeerOptions(asn=1), inherit.bgp
+    bgp = inherit.bgp
+
+    def d(key: str) -> Any:
+        return default_of(kind, key)
+
     hold = t.get("hold_time", int, bgp["hold_time"], _hold_time)
     ka_default = hold // 3 if t.has("hold_time") and hold is not None else bgp["keepalive"]
     keepalive = t.get("keepalive", int, ka_default, _int_range(0, 65535))
@@ -228,18 +232,24 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
     out = {
         "asn": t.get("asn", int, _REQUIRED, _asn),
         "local_address": t.get("local_address", str, None, _optional_address),
-        "port": t.get("port", int, d.port, _port),
-        "passive": t.get("passive", bool, passive_default),
-        "password": t.get("password", str, d.password, _password),
-        "ttl_security": t.get("ttl_security", int, d.ttl_security, _int_range(0, 254)),
-        "multihop": t.get("multihop", int, d.multihop, _int_range(1, 255)),
-        "route_reflector_client": t.get("route_reflector_client", bool, False),
-        "keep_original_next_hop": t.get("keep_original_next_hop", bool, False),
-        "families": t.get_list("families", d.families, _family),
-        "import_policy": t.get("import", str, d.import_policy, _policy_ref(inherit, False)),
-        "export_policy": t.get("export", str, d.export_policy, _policy_ref(inherit, True)),
-        "max_prefixes": t.get("max_prefixes", int, 0, _int_range(0, AS_MAX)),
-        "shutdown_message": t.get("shutdown_message", str, "", _shutdown_message),
+        "port": t.get("port", int, d("port"), _port),
+        "passive": t.get("passive", bool, d("passive")),
+        "password": t.get("password", str, d("password"), _password),
+        "ttl_security": t.get("ttl_security", int, d("ttl_security"), _int_range(0, 254)),
+        "multihop": t.get("multihop", int, d("multihop"), _int_range(1, 255)),
+        "route_reflector_client": t.get(
+            "route_reflector_client", bool, d("route_reflector_client")
+        ),
+        "keep_original_next_hop": t.get(
+            "keep_original_next_hop", bool, d("keep_original_next_hop")
+        ),
+        "families": t.get_list("families", d("families"), _family),
+        "import_policy": t.get("import", str, d("import_policy"), _policy_ref(inherit, False)),
+        "export_policy": t.get("export", str, d("export_policy"), _policy_ref(inherit, True)),
+        "max_prefixes": t.get("max_prefixes", int, d("max_prefixes"), _int_range(0, AS_MAX)),
+        "shutdown_message": t.get(
+            "shutdown_message", str, d("shutdown_message"), _shutdown_message
+        ),
         "hold_time": hold,
         "keepalive": keepalive,
         "connect_retry_max": _connect_retry_max(t, bgp),
@@ -251,9 +261,11 @@ def _read_peer_options(t: _Table, inherit: _Inherit, passive_default: bool) -> d
             _int_range(0, LLGR_TIME_MAX),
         ),
         "add_path": t.get("add_path", str, bgp["add_path"], _enum(AddPath)),
-        "add_path_send_max": t.get("add_path_send_max", int, 0, _int_range(0, 65535)),
-        "soft_reconfiguration": t.get("soft_reconfiguration", bool, False),
-        "enforce_first_as": t.get("enforce_first_as", bool, True),
+        "add_path_send_max": t.get(
+            "add_path_send_max", int, d("add_path_send_max"), _int_range(0, 65535)
+        ),
+        "soft_reconfiguration": t.get("soft_reconfiguration", bool, d("soft_reconfiguration")),
+        "enforce_first_as": t.get("enforce_first_as", bool, d("enforce_first_as")),
         **_read_bfd(t, bgp),
     }
     _check_peer_options(t, out)
@@ -323,9 +335,11 @@ def _read_bfd(t: _Table, defaults: dict[str, Any]) -> dict[str, Any]:
 
 def _read_originate(t: _Table) -> Originate | None:
     prefix = t.get("prefix", str, _REQUIRED, _prefix)
-    communities = t.get_list("communities", (), _community)
-    large = t.get_list("large_communities", (), _large_community)
-    next_hop = t.get("next_hop", str, "self", _next_hop(("self",)))
+    communities = t.get_list("communities", default_of(Originate, "communities"), _community)
+    large = t.get_list(
+        "large_communities", default_of(Originate, "large_communities"), _large_community
+    )
+    next_hop = t.get("next_hop", str, default_of(Originate, "next_hop"), _next_hop(("self",)))
     if (
         prefix is not None
         and not isinstance(next_hop, str | None)
@@ -400,15 +414,20 @@ def _read_pool(t: _Table) -> Pool | None:
     cidr = t.get("cidr", str, _REQUIRED, _prefix)
     block = t.get("block_size", int, None, _int_range(0, 128))
     if cidr is not None and block is None and not t.has("block_size"):
-        block = max(DEFAULT_BLOCK_SIZE[cidr.version], cidr.prefixlen)
-    ipip = t.get("ipip_mode", str, EncapMode.NEVER, _enum(EncapMode))
-    vxlan = t.get("vxlan_mode", str, EncapMode.NEVER, _enum(EncapMode))
+        block = max(default_block_size(cidr.version), cidr.prefixlen)
+    ipip = t.get("ipip_mode", str, default_of(Pool, "ipip_mode"), _enum(EncapMode))
+    vxlan = t.get("vxlan_mode", str, default_of(Pool, "vxlan_mode"), _enum(EncapMode))
     values = {
-        "nat_outgoing": t.get("nat_outgoing", bool, False),
-        "disabled": t.get("disabled", bool, False),
-        "disable_bgp_export": t.get("disable_bgp_export", bool, False),
+        "nat_outgoing": t.get("nat_outgoing", bool, default_of(Pool, "nat_outgoing")),
+        "disabled": t.get("disabled", bool, default_of(Pool, "disabled")),
+        "disable_bgp_export": t.get(
+            "disable_bgp_export", bool, default_of(Pool, "disable_bgp_export")
+        ),
         "node_selector": t.get(
-            "node_selector", str, "all()", _non_empty('"all()" selects every node')
+            "node_selector",
+            str,
+            default_of(Pool, "node_selector"),
+            _non_empty('"all()" selects every node'),
         ),
     }
     if cidr is not None and block is not None and not cidr.prefixlen <= block <= cidr.max_prefixlen:

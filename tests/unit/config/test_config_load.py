@@ -16,7 +16,6 @@ import pytest
 from fib.reconciler import FibConfig
 from podbgp.cmd_check import format_toml
 from podbgp.config import (
-    Action,
     AddPath,
     Community,
     Config,
@@ -27,6 +26,7 @@ from podbgp.config import (
     FIBConfig,
     LargeCommunity,
     Origin,
+    PolicyAction,
     diff_configs,
     load_config,
     load_config_text,
@@ -158,11 +158,11 @@ def test_typed_values() -> None:
     assert rule.match.prefix == ipaddress.IPv4Network("10.244.0.0/16")
     assert (rule.match.ge, rule.match.le) == (26, 32)
     assert rule.match.community == Community(64512, 100)
-    assert rule.action is Action.ACCEPT
+    assert rule.action is PolicyAction.ACCEPT
     assert rule.set.local_pref == 200 and rule.set.med == 10
     assert rule.set.community_add == (Community(64512, 1),)
     assert rule.set.as_path_prepend == 2 and rule.set.next_hop == "self"
-    assert policy.default_action is Action.REJECT
+    assert policy.default_action is PolicyAction.REJECT
     assert cfg.datastore.kind is DatastoreKind.SQLITE
     assert cfg.api.metrics == ("127.0.0.1", 9469)
     with pytest.raises(KeyError):
