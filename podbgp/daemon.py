@@ -445,8 +445,8 @@ class Daemon:
             log.info("fib: %d routes of a previous run adopted as stale", found)
         self._apply_nat()
         self.fib_service = FibService(self.reconciler)
-        self.fibfeed = FibFeed(self.reconciler, nodecfg.pool_table(self.config), self._wake_fib,
-                               self._own_prefixes)  # fmt: skip
+        self.fibfeed = FibFeed(self.reconciler, lambda: nodecfg.pool_table(self.config),
+                               self._wake_fib, self._own_prefixes)  # fmt: skip
         self._spawn(self.fib_service.run())
         return found
 

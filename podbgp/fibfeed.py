@@ -78,7 +78,7 @@ class FibFeed:
     def __init__(
         self,
         reconciler: Reconciler,
-        pools: PoolTable,
+        pools: Callable[[], PoolTable],
         wake: Callable[[], None],
         own: Callable[[], frozenset[IPNetwork]] = frozenset,
     ) -> None:
@@ -95,8 +95,9 @@ class FibFeed:
         """One RIB batch: set or remove the remote route of every changed key."""
         pad = _PAD4 if family is Family.IPV4_UNICAST else _PAD16
         own = self._own_keys_of(family)
-        if self.pools:
-            out = self._with_pools(pad, own, changes)
+        pools = self.pools()  # the running config's (a reload may change the modes)
+        if pools:
+            out = self._with_pools(pools, pad, own, changes)
         else:  # no pools: every route is plain, interned by its hops alone
             out = {}
             plain = self._plain
@@ -110,11 +111,11 @@ class FibFeed:
         self.wake()
 
     def _with_pools(
-        self, pad: tuple[bytes, ...], own: frozenset[bytes],
+        self, pools: PoolTable, pad: tuple[bytes, ...], own: frozenset[bytes],
         changes: Mapping[bytes, tuple[bytes, ...]],
     ) -> dict[Prefix, Reach | None]:  # fmt: skip
         out: dict[Prefix, Reach | None] = {}
-        reach_of, modes_of = self._reach, self.pools.modes
+        reach_of, modes_of = self._reach, pools.modes
         for key, hops in changes.items():
             prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
             if not hops or key in own:

@@ -7,6 +7,7 @@ interface carries the node's address (the underlay whose MTU tunnels inherit).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import ipam
 from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
-from podbgp.config import Config, EncapMode, IPAMConfig
+from podbgp.config import Config, EncapMode, IPAMConfig, Pool
 from podbgp.fibfeed import PoolTable
 
 ENCAP = {EncapMode.NEVER: Encap.NEVER, EncapMode.ALWAYS: Encap.ALWAYS,
@@ -124,8 +125,13 @@ def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:
 
 
 def pool_table(config: Config) -> PoolTable:
-    """The pools' encapsulation modes as a longest-match table (built once per config)."""
-    return PoolTable((p.cidr, ENCAP[p.ipip_mode], ENCAP[p.vxlan_mode]) for p in config.ipam.pools)
+    """The pools' encapsulation modes as a longest-match table (built once per pool set)."""
+    return _pool_table(config.ipam.pools)
+
+
+@functools.lru_cache(maxsize=4)
+def _pool_table(pools: tuple[Pool, ...]) -> PoolTable:
+    return PoolTable((p.cidr, ENCAP[p.ipip_mode], ENCAP[p.vxlan_mode]) for p in pools)
 
 
 def remote_route(config: Config, prefix: IPNetwork, next_hops: Iterable[str]) -> RemoteRoute:

@@ -68,7 +68,7 @@ def _feed(pools: PoolTable, own: frozenset[ipaddress.IPv4Network] = frozenset())
     rec = Reconciler(FakeKernel(), FibConfig())
     rec.set_node(NodeInfo.parse("node-a", "10.0.0.1/24", "eth0"))
     woken: list[int] = []
-    feed = FibFeed(rec, pools, lambda: woken.append(1), lambda: own)  # type: ignore[arg-type,return-value]
+    feed = FibFeed(rec, lambda: pools, lambda: woken.append(1), lambda: own)  # type: ignore[arg-type,return-value]
     return feed
 
 
@@ -134,3 +134,15 @@ vxlan_mode = "Always"
     family, k = key_from_network(prefix)
     feed.best_paths(family, {k: (pack_addr(hop),)})
     assert feed.reconciler.inputs.remote[route.prefix] == route.reach
+
+
+def test_pools_read_per_batch_so_a_reload_applies_to_new_routes() -> None:
+    tables = [PoolTable([(net("10.244.0.0/16"), N, N)])]
+    rec = Reconciler(FakeKernel(), FibConfig())
+    rec.set_node(NodeInfo.parse("node-a", "10.0.0.1/24", "eth0"))
+    feed = FibFeed(rec, lambda: tables[-1], lambda: None)
+    feed.best_paths(V4, {key("10.244.1.0/26"): (HOP_B,)})
+    tables.append(PoolTable([(net("10.244.0.0/16"), N, A)]))  # a reload: vxlan Always
+    feed.best_paths(V4, {key("10.244.2.0/26"): (HOP_B,)})
+    assert rec.inputs.remote[Prefix.parse("10.244.1.0/26")] == Reach((HOP_B,))
+    assert rec.inputs.remote[Prefix.parse("10.244.2.0/26")] == Reach((HOP_B,), N, A)
