@@ -35,6 +35,7 @@ from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
+from podbgp.wiring import rib_policy
 from rib import show
 from rib.adapter import RibAdapter
 from rib.core import FibCallback, Rib
@@ -203,7 +204,7 @@ class BgpNode:
     def _build_policies(self, config: Config) -> None:
         self.policies = {name: builtin(name) for name in ("all", "none", "local")}
         for pol in config.policies:
-            self.policies[pol.name] = Policy.from_config(pol)
+            self.policies[pol.name] = rib_policy(pol)
 
     def _peer_policy(self, address: str, p: PeerOptions) -> PeerPolicy:
         send = p.add_path_send_max if p.add_path in (AddPath.SEND, AddPath.BOTH) else 0

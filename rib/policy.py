@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from bgp.wire.attributes import PathAttributes, as_path_str
@@ -45,8 +45,10 @@ __all__ = [
     "SetActions",
     "Verdict",
     "builtin",
+    "neighbor_condition",
     "parse_community",
     "parse_large_community",
+    "prefix_condition",
 ]
 
 NO_EXPORT = int(WellKnownCommunity.NO_EXPORT)
@@ -251,7 +253,8 @@ class Policy:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Policy:
-        """Build from plain data shaped like CONFIG.md's ``[[policy]]`` table."""
+        """Build from plain data shaped like CONFIG.md's ``[[policy]]`` table (tests and
+        harnesses; the daemon builds its policies from typed config, ``podbgp.wiring``)."""
         name = str(data.get("name", ""))
         rules = tuple(
             _rule_from_data(r, f"policy {name!r} rule[{i}]")
@@ -259,11 +262,6 @@ class Policy:
         )
         default = str(data.get("default_action", "reject"))
         return cls(name, rules, default_accept=default == "accept")
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> Policy:
-        """Build from ``podbgp.config.Policy`` (duck-typed: rib does not import podbgp)."""
-        return cls.from_data(_config_to_data(cfg))
 
 
 def builtin(name: str) -> Policy:
@@ -287,6 +285,25 @@ def _many(value: Any) -> Iterable[Any]:
     return tuple(value)
 
 
+def prefix_condition(
+    net: IPv4Network | IPv6Network, ge: int | None = None, le: int | None = None
+) -> tuple[tuple[Family, int, int], int, int]:
+    """``Match``'s ``prefix``, ``ge`` and ``le`` for routes inside ``net`` (CONFIG.md
+    ``match.prefix``): without ``ge``/``le`` the length must equal ``net``'s; with only
+    ``ge`` it runs up to the family maximum; with only ``le`` it starts at ``net``'s length."""
+    fam = Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
+    lo = net.prefixlen if ge is None else ge
+    hi = (net.max_prefixlen if ge is not None else net.prefixlen) if le is None else le
+    if not net.prefixlen <= lo <= hi <= net.max_prefixlen:
+        raise PolicyError(f"need {net.prefixlen} <= ge <= le <= {net.max_prefixlen}")
+    return (fam, int(net.network_address), net.prefixlen), lo, hi
+
+
+def neighbor_condition(net: IPv4Network | IPv6Network) -> tuple[int, int, int]:
+    """``Match.neighbor`` for peers inside ``net``: ``(version, network int, length)``."""
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
 def _prefix_match(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     text = data.get("prefix")
     if text is None:
@@ -295,14 +312,14 @@ def _prefix_match(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         net = ip_network(str(text))
     except ValueError as exc:
         raise PolicyError(f"{where}.match.prefix: {exc}") from None
-    fam = Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
-    ge = data.get("ge")
-    le = data.get("le")
-    lo = net.prefixlen if ge is None else int(ge)
-    hi = (net.max_prefixlen if ge is not None else net.prefixlen) if le is None else int(le)
-    if not net.prefixlen <= lo <= hi <= net.max_prefixlen:
-        raise PolicyError(f"{where}.match: need {net.prefixlen} <= ge <= le <= {net.max_prefixlen}")
-    return {"prefix": (fam, int(net.network_address), net.prefixlen), "ge": lo, "le": hi}
+    ge, le = data.get("ge"), data.get("le")
+    try:
+        prefix, lo, hi = prefix_condition(
+            net, None if ge is None else int(ge), None if le is None else int(le)
+        )
+    except PolicyError as exc:
+        raise PolicyError(f"{where}.match: {exc}") from None
+    return {"prefix": prefix, "ge": lo, "le": hi}
 
 
 def _match_from_data(data: Mapping[str, Any], where: str) -> Match:
@@ -317,8 +334,7 @@ def _match_from_data(data: Mapping[str, Any], where: str) -> Match:
     if data.get("family") is not None:
         kw["family"] = Family.IPV6_UNICAST if str(data["family"]) == "ipv6" else Family.IPV4_UNICAST
     if data.get("neighbor") is not None:
-        net = ip_network(str(data["neighbor"]))
-        kw["neighbor"] = (net.version, int(net.network_address), net.prefixlen)
+        kw["neighbor"] = neighbor_condition(ip_network(str(data["neighbor"])))
     if data.get("origin") is not None:
         kw["origin"] = int(Origin[str(data["origin"]).upper()])
     return Match(**kw)
@@ -353,41 +369,3 @@ def _rule_from_data(data: Mapping[str, Any], where: str) -> Rule:
         action == "accept",
         _set_from_data(data.get("set") or {}),
     )
-
-
-def _config_to_data(cfg: Any) -> dict[str, Any]:
-    """``podbgp.config.Policy`` (frozen dataclasses) to the plain shape of ``from_data``."""
-
-    def text(v: Any) -> Any:
-        return None if v is None else (v.pattern if isinstance(v, re.Pattern) else str(v))
-
-    rules = []
-    for r in cfg.rules:
-        m, s = r.match, r.set
-        rules.append(
-            {
-                "match": {
-                    "prefix": text(m.prefix),
-                    "ge": m.ge,
-                    "le": m.le,
-                    "community": text(m.community),
-                    "large_community": text(m.large_community),
-                    "as_path": m.as_path,
-                    "family": text(m.family),
-                    "neighbor": text(m.neighbor),
-                    "origin": text(m.origin),
-                },
-                "action": str(r.action),
-                "set": {
-                    "local_pref": s.local_pref,
-                    "med": s.med,
-                    "community_add": [str(c) for c in s.community_add],
-                    "community_remove": [str(c) for c in s.community_remove],
-                    "large_community_add": [str(c) for c in s.large_community_add],
-                    "large_community_remove": [str(c) for c in s.large_community_remove],
-                    "as_path_prepend": s.as_path_prepend,
-                    "next_hop": s.next_hop,
-                },
-            }
-        )
-    return {"name": cfg.name, "rule": rules, "default_action": str(cfg.default_action)}

@@ -155,3 +155,78 @@ def test_long_lived_stale_time_reaches_the_sessions_inherited_or_per_peer() -> N
     )
     inherited, off = (peer_settings(cfg, p, str(p.address)) for p in cfg.bgp.peers)
     assert (inherited.long_lived_stale_time, off.long_lived_stale_time) == (3600, 0)
+
+
+POLICIES = """
+[node]
+name = "n"
+asn = 64512
+address = "10.0.0.1/24"
+
+[[policy]]
+name = "every-key"
+default_action = "accept"
+[[policy.rule]]
+match = { prefix = "10.244.0.0/16", ge = 26, le = 32, community = "64512:100", large_community = "64512:1:2", as_path = "^64600( |$)", family = "ipv4", neighbor = "10.0.0.0/24", origin = "egp" }
+action = "accept"
+set = { local_pref = 200, med = 7, community_add = ["64512:1", "no-export"], community_remove = ["64512:100"], large_community_add = ["1:2:3"], large_community_remove = ["64512:1:2"], as_path_prepend = 2, next_hop = "10.0.0.7" }
+[[policy.rule]]
+match = { prefix = "fd00::/48", ge = 64, family = "ipv6", origin = "incomplete" }
+action = "reject"
+[[policy.rule]]
+match = { prefix = "10.245.0.0/16", le = 24 }
+set = { next_hop = "self" }
+[[policy.rule]]
+match = { neighbor = "fd00::1" }
+set = { next_hop = "keep" }
+
+[[policy]]
+name = "empty"
+"""
+
+
+def test_rib_policy_is_the_policy_the_toml_describes() -> None:
+    """The typed mapping builds exactly what rib.policy builds from the TOML table itself,
+    for every condition and change a rule can have (no text in between)."""
+    import tomllib
+
+    from podbgp.wiring import rib_policy
+    from rib.policy import Policy
+
+    cfg = load_config_text(POLICIES)
+    raw = tomllib.loads(POLICIES)["policy"]
+    for table in raw:
+        table.setdefault("default_action", "reject")
+        assert rib_policy(cfg.policy(table["name"])) == Policy.from_data(table), table["name"]
+
+
+def test_rib_policy_evaluates_the_config() -> None:
+    from bgp.wire.attributes import PathAttributes
+    from bgp.wire.constants import Family
+    from podbgp.wiring import rib_policy
+    from rib.policy import parse_community
+
+    cfg = load_config_text(POLICIES)
+    p = rib_policy(cfg.policy("every-key"))
+    attrs = PathAttributes(
+        origin=1,
+        as_path=((2, (64600,)),),
+        communities=(parse_community("64512:100"),),
+        large_communities=((64512, 1, 2),),
+    )
+    key = bytes([26, 10, 244, 1, 0])
+    v = p.evaluate(Family.IPV4_UNICAST, key, attrs, peer=ipaddress.ip_address("10.0.0.9"),
+                   local_as=64512)  # fmt: skip
+    assert v is not None
+    assert (v.attrs.local_pref, v.attrs.med, v.next_hop) == (
+        200,
+        7,
+        ipaddress.ip_address("10.0.0.7"),
+    )
+    assert parse_community("64512:100") not in v.attrs.communities
+    assert parse_community("no-export") in v.attrs.communities
+    assert v.attrs.large_communities == ((1, 2, 3),)
+    # The same route from a peer outside match.neighbor falls through to default_action.
+    other = p.evaluate(Family.IPV4_UNICAST, key, attrs, peer=ipaddress.ip_address("10.9.0.9"))
+    assert other is not None and other.attrs is attrs
+    assert rib_policy(cfg.policy("empty")).evaluate(Family.IPV4_UNICAST, key, attrs) is None

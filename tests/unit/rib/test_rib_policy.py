@@ -133,28 +133,3 @@ def test_bad_definitions_name_the_key() -> None:
         pol({"match": {"prefix": "10.0.0.0/16", "ge": 8}})
     with pytest.raises(PolicyError):
         parse_community("70000:1")
-
-
-def test_from_config_dataclasses() -> None:
-    from podbgp.config import load_config_text
-
-    cfg = load_config_text(
-        """
-[node]
-name = "n"
-asn = 64512
-router_id = "10.0.0.1"
-address = "10.0.0.1/24"
-[[policy]]
-name = "tor-out"
-[[policy.rule]]
-match = { prefix = "10.244.0.0/16", ge = 26, le = 32, community = "64512:100" }
-action = "accept"
-set = { local_pref = 200, community_add = ["64512:1"], as_path_prepend = 2 }
-"""
-    )
-    p = Policy.from_config(cfg.policy("tor-out"))
-    a = attrs(communities=(parse_community("64512:100"),))
-    v = p.evaluate(V4, key("10.244.1.0/26"), a, local_as=64512)
-    assert v is not None and v.attrs.local_pref == 200
-    assert p.evaluate(V4, key("10.244.1.0/24"), a) is None
