@@ -50,6 +50,7 @@ import ipaddress
 import logging
 import socket
 import time
+from dataclasses import replace
 from typing import Any
 
 from bgp import sockopts
@@ -560,6 +561,13 @@ class Speaker:
 
     def peer(self, address: str) -> Peer | None:
         return self.peers.get(_norm(address))
+
+    def clear_restart_state(self) -> None:
+        """RFC 4724 §3: the Restart State bit belongs in the OPENs right after a
+        restart only; every session started from now on (a reset, a new peer)
+        goes without it."""
+        for peer in self.peers.values():
+            peer.settings = replace(peer.settings, restarting=False)
 
     def stats(self) -> list[dict[str, Any]]:
         return [p.stats() for p in sorted(self.peers.values(), key=lambda p: p.key)]

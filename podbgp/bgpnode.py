@@ -21,12 +21,15 @@ from dataclasses import replace
 from typing import Any
 
 from bgp.errors import CeaseSubcode
+from bgp.events import PeerHandle, SessionDown
 from bgp.fsm import State
+from bgp.negotiate import Negotiated
 from bgp.restart import StopKind
 from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
+from bgp.wire.update import Update
 from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
 from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
@@ -37,7 +40,7 @@ from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
 from podbgp.wiring import rib_policy
 from rib import show
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 from rib.core import FibCallback, Rib
 from rib.heap import pin_mmap_threshold
 from rib.policy import Policy, builtin
@@ -105,18 +108,19 @@ def peer_settings(
 
 
 class TimedSink:
-    """The speaker's route sink, timed: every batch of UPDATEs the RIB takes in runs
-    import policy, the decision process and the FIB hand-off in one call, so the time
-    spent in `updates_received` is the decision time the metrics report."""
+    """The speaker's route sink (`bgp.events.RouteSink`), timed: every batch of UPDATEs
+    the RIB takes in runs import policy, the decision process and the FIB hand-off in
+    one call, so the time spent in `updates_received` is the decision time the metrics
+    report. The drainer sees each batch, and `on_peer_up` each session's start and end."""
 
     def __init__(self, adapter: RibAdapter, drainer: Drainer) -> None:
         self.adapter = adapter
         self.drainer = drainer
-        self.on_peer_up: Callable[[Any, bool], None] | None = None  # BFD for dynamic peers
+        self.on_peer_up: Callable[[BgpPeer, bool], None] | None = None  # BFD, dynamic peers
         self.runs = 0
         self.seconds = 0.0
 
-    def updates_received(self, peer: Any, updates: list[Any]) -> None:
+    def updates_received(self, peer: PeerHandle, updates: list[Update]) -> None:
         t0 = time.perf_counter()
         try:
             self.adapter.updates_received(peer, updates)
@@ -125,18 +129,21 @@ class TimedSink:
             self.seconds += time.perf_counter() - t0
         self.drainer.received(peer.key, updates)  # a drain waits for the peers' moves
 
-    def peer_up(self, peer: Any, negotiated: Any) -> None:
+    def peer_up(self, peer: PeerHandle, negotiated: Negotiated) -> None:
         self.adapter.peer_up(peer, negotiated)
-        if self.on_peer_up is not None:
+        if self.on_peer_up is not None and isinstance(peer, BgpPeer):
             self.on_peer_up(peer, True)
 
-    def peer_down(self, peer: Any, reason: Any) -> None:
+    def peer_down(self, peer: PeerHandle, reason: SessionDown) -> None:
         self.adapter.peer_down(peer, reason)
-        if self.on_peer_up is not None:
+        if self.on_peer_up is not None and isinstance(peer, BgpPeer):
             self.on_peer_up(peer, False)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.adapter, name)
+    def end_of_rib(self, peer: PeerHandle, family: Family) -> None:
+        self.adapter.end_of_rib(peer, family)
+
+    def route_refresh(self, peer: PeerHandle, family: Family, subtype: int) -> None:
+        self.adapter.route_refresh(peer, family, subtype)
 
 
 class BgpNode:
@@ -155,18 +162,30 @@ class BgpNode:
         self.restarting = restarting
         self.policies: dict[str, Policy] = {}
         self._build_policies(config)
+        # The RIB's events (`_watch_convergence`): selection deferral over, and every
+        # graceful-restart peer's End-of-RIB in.
+        self._selected = asyncio.Event()
+        self._all_eor = asyncio.Event()
+        self.handles = PeerHandles(on_max_prefix=self._max_prefix)
         # Best-path changes go from the RIB to the FIB as they are (podbgp.fibfeed).
-        self.rib = Rib(self._rib_settings(config), fib=fib)
+        self.rib = Rib(
+            self._rib_settings(config),
+            fib=fib,
+            wake=self.handles.wake,
+            max_prefix_exceeded=self.handles.max_prefix_exceeded,
+            on_converged=self._selected.set,
+            on_all_eor=self._all_eor.set,
+        )
         loop = asyncio.get_running_loop()
         node_addr = config.node.address
         self.adapter = RibAdapter(
             self.rib,
+            self.handles,
             local4=node_addr.ip if node_addr else None,
             local6=config.node.address6.ip if config.node.address6 else None,
             clock=loop.time,
             call_at=loop.call_at,
             policy_for=self._policy_for_dynamic,
-            on_max_prefix=self._max_prefix,
         )
         self.drainer = Drainer(self.rib, lambda: self.speaker.peers, on_stop)
         self.sink = TimedSink(self.adapter, self.drainer)
@@ -305,36 +324,25 @@ class BgpNode:
         cut traffic that the kernel's stale routes still carry. Bounded by
         `deferral_time` like the deferral itself.
 
-        The first wait is the RIB's own event (`Rib.on_converged`); End-of-RIB from
-        peers the RIB does not wait for has no event, so that part polls."""
+        Both waits are the RIB's events: `on_converged` for the first,
+        `on_all_eor` (`Rib.all_eor_received`) for the second."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(self.config.bgp.deferral_time)
         if self.rib.deferring:
-            selected = asyncio.Event()
-            self.rib.on_converged = selected.set
-            await selected.wait()
-        while self.restarting and loop.time() < deadline and not self._eor_from_all():
-            await asyncio.sleep(0.2)
+            await self._selected.wait()
+        while self.restarting and not self.rib.all_eor_received():
+            self._all_eor.clear()
+            try:
+                await asyncio.wait_for(self._all_eor.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                break
         if self.restarting:
             # RFC 4724 §3: the Restart State bit belongs to the OPENs right after a
             # restart only; sessions that start later (a reset, a new node) clear it.
             self.restarting = False
-            for peer in self.speaker.peers.values():
-                peer.settings = replace(peer.settings, restarting=False)
+            self.speaker.clear_restart_state()
         if self.converged_cb is not None:
             self.converged_cb()
-
-    def _eor_from_all(self) -> bool:
-        """Every Established peer doing graceful restart sent End-of-RIB for its families."""
-        for st in self.rib.peers.values():
-            f = st.facts
-            if not st.up or f is None or not f.does_gr:
-                continue
-            # Families disabled for the session (RFC 4760 §7) bring nothing to wait for.
-            wanted = (set(f.families) & set(st.policy.families)) - st.disabled
-            if not wanted <= st.eor_received:
-                return False
-        return True
 
     # -- mesh ---------------------------------------------------------------------------
     async def set_mesh_peers(self, peers: dict[str, MeshPeer]) -> None:
@@ -380,7 +388,7 @@ class BgpNode:
         self.ipam_prefixes = new
 
     # -- RIB callbacks ------------------------------------------------------------------
-    def _max_prefix(self, handle: Any, limit: int) -> None:
+    def _max_prefix(self, handle: PeerHandle, limit: int) -> None:
         """Cease / Maximum Number of Prefixes Reached (RFC 4486 §4; RFC 4271 §6.7 leaves
         the reconnect to the operator): re-enable after `bgp.max_prefixes_restart`
         seconds, or, when that is 0, only on `podbgp peer enable`."""
@@ -429,7 +437,7 @@ class BgpNode:
             # so neither end keeps the other's routes as stale.
             peer.bring_down(f"BFD down ({ev.diag.name.lower()})", CeaseSubcode.BFD_DOWN, hard=True)
 
-    def _dynamic_bfd(self, peer: Any, up: bool) -> None:
+    def _dynamic_bfd(self, peer: BgpPeer, up: bool) -> None:
         """A listen range's neighbour gets its BFD session once its address is known."""
         if peer.dynamic:
             rng = _range_of(self.config, peer.key) if up else None

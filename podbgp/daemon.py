@@ -631,7 +631,7 @@ class Daemon:
         """What a restart means right now (RFC 4724, RFC 8538), for `show node`."""
         if self.bgp is None:
             return {}
-        stale = sorted(k for k, st in self.bgp.rib.peers.items() if st.stale)
+        stale = [p.key for p in self.bgp.rib.peer_summaries() if p.stale]
         if self.bgp.stop_kind is not None:
             state = f"stopping ({self.bgp.stop_kind.value})"
         elif self.bgp.restarting:

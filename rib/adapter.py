@@ -6,7 +6,13 @@ of sources) and translates to ``rib.Rib`` calls, so neither side depends on
 the other's names. It imports no socket or asyncio code: the clock and a
 ``call_at(deadline, callback)`` scheduler are injected by the composition
 root (``podbgp.daemon``), which also supplies the ``PeerPolicy`` of dynamic
-neighbours and what to do when a peer exceeds its prefix limit.
+neighbours.
+
+The way back, from the RIB to a peer (``wake`` when something is pending for
+it, ``max_prefix_exceeded``), goes through ``PeerHandles``: the speaker's
+handles by key, built first and given to both the ``Rib`` (its callbacks, at
+construction) and the adapter (which registers each handle as its session
+comes up), so neither is patched after it is made.
 
 Session facts: ``Negotiated`` (``bgp.negotiate``) becomes ``SessionFacts``.
 A session whose ``SessionDown`` says ``graceful`` (a TCP loss from a peer
@@ -20,22 +26,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bgp.events import PeerHandle
+from bgp.events import PeerHandle, SessionDown
 from bgp.wire.constants import Family
+from bgp.wire.update import Update
 from rib.core import Rib
 from rib.settings import PeerPolicy, SessionFacts
 
-__all__ = ["PeerSource", "RibAdapter", "facts_from_negotiated"]
+if TYPE_CHECKING:
+    from bgp.negotiate import Negotiated
+
+__all__ = ["PeerHandles", "PeerSource", "RibAdapter", "facts_from_negotiated"]
 
 Address = IPv4Address | IPv6Address
 
 
 def facts_from_negotiated(
-    neg: Any, local4: IPv4Address | None, local6: IPv6Address | None
+    neg: Negotiated, local4: IPv4Address | None, local6: IPv6Address | None
 ) -> SessionFacts:
-    """``SessionFacts`` from a ``bgp.negotiate.Negotiated`` (duck-typed)."""
+    """``SessionFacts`` from a ``bgp.negotiate.Negotiated``."""
     gr = neg.peer_restart
     gr_fams: dict[Family, bool] = {}
     if gr is not None:
@@ -57,7 +67,7 @@ def facts_from_negotiated(
         local_address6=local6,
         max_message_len=neg.ctx.max_message_len,
         gr_capable=gr is not None,
-        llgr={ll.family: (ll.stale_time, ll.forwarding) for ll in getattr(neg, "long_lived", ())},
+        llgr={ll.family: (ll.stale_time, ll.forwarding) for ll in neg.long_lived},
     )
 
 
@@ -75,54 +85,73 @@ class PeerSource:
         return b"".join(blobs)
 
 
+class PeerHandles:
+    """The speaker's peers by key, as the RIB calls back into them (module docstring).
+
+    Pass ``wake`` and ``max_prefix_exceeded`` to ``Rib`` at construction;
+    ``on_max_prefix(handle, limit)`` is the owner's answer to a peer over its
+    prefix limit.
+    """
+
+    def __init__(self, on_max_prefix: Callable[[PeerHandle, int], None] | None = None) -> None:
+        self.on_max_prefix = on_max_prefix
+        self._by_key: dict[str, PeerHandle] = {}
+
+    def add(self, peer: PeerHandle) -> None:
+        """The handle of a session that came up (a later one replaces it)."""
+        self._by_key[peer.key] = peer
+
+    def get(self, key: str) -> PeerHandle | None:
+        return self._by_key.get(key)
+
+    def wake(self, key: str) -> None:
+        """Something is pending for ``key``: it pulls when its socket can take more."""
+        h = self._by_key.get(key)
+        if h is not None:
+            h.wake()
+
+    def max_prefix_exceeded(self, key: str, limit: int) -> None:
+        h = self._by_key.get(key)
+        if h is not None and self.on_max_prefix is not None:
+            self.on_max_prefix(h, limit)
+
+
 class RibAdapter:
-    """``RouteSink`` + ``SourceFactory`` over a ``Rib`` (see module docstring)."""
+    """``RouteSink`` + ``SourceFactory`` over a ``Rib`` (see module docstring).
+
+    ``handles`` must be the ``PeerHandles`` whose callbacks ``rib`` was built with.
+    """
 
     def __init__(
         self,
         rib: Rib,
+        handles: PeerHandles,
         *,
         local4: IPv4Address | None = None,
         local6: IPv6Address | None = None,
         clock: Callable[[], float] = time.monotonic,
-        call_at: Callable[[float, Callable[[], None]], Any] | None = None,
+        call_at: Callable[[float, Callable[[], None]], object] | None = None,
         policy_for: Callable[[str, int], PeerPolicy] | None = None,
-        on_max_prefix: Callable[[Any, int], None] | None = None,
     ) -> None:
         self.rib = rib
+        self.handles = handles
         self.local4 = local4
         self.local6 = local6
         self.clock = clock
         self.call_at = call_at
         self.policy_for = policy_for or (lambda key, asn: PeerPolicy(ip_address(key), asn))
-        self.on_max_prefix = on_max_prefix
-        self.handles: dict[str, Any] = {}
         self._armed: float | None = None
-        rib.wake = self._wake
-        rib.max_prefix_exceeded = self._max_prefix
         if rib.deferring:
             # RFC 4724 §4.1: the deferral timer runs on our clock from start-up, and is
             # armed now so it ends even if no peer ever comes up.
             rib.start_deferral(clock())
             self._arm()
 
-    # ------------------------------------------------------------ callbacks from the RIB
-
-    def _wake(self, key: str) -> None:
-        h = self.handles.get(key)
-        if h is not None:
-            h.wake()
-
-    def _max_prefix(self, key: str, limit: int) -> None:
-        h = self.handles.get(key)
-        if h is not None and self.on_max_prefix is not None:
-            self.on_max_prefix(h, limit)
-
     # ------------------------------------------------------------ RouteSink
 
-    def peer_up(self, peer: PeerHandle, negotiated: Any) -> None:
+    def peer_up(self, peer: PeerHandle, negotiated: Negotiated) -> None:
         key = peer.key
-        self.handles[key] = peer
+        self.handles.add(peer)
         if key not in self.rib.peers:
             self.rib.add_peer(self.policy_for(key, negotiated.peer_as))
         local4, local6 = self._locals(peer)
@@ -144,27 +173,26 @@ class RibAdapter:
             return self.local4, addr
         return self.local4, self.local6
 
-    def updates_received(self, peer: Any, updates: list[Any]) -> None:
+    def updates_received(self, peer: PeerHandle, updates: list[Update]) -> None:
         self.rib.receive_updates(peer.key, updates, self.clock())
 
-    def end_of_rib(self, peer: Any, family: Family) -> None:
+    def end_of_rib(self, peer: PeerHandle, family: Family) -> None:
         self.rib.end_of_rib(peer.key, family, self.clock())
         self._arm()
 
-    def route_refresh(self, peer: Any, family: Family, subtype: int) -> None:
+    def route_refresh(self, peer: PeerHandle, family: Family, subtype: int) -> None:
         self.rib.route_refresh(peer.key, family, subtype, self.clock())
         self._arm()
 
-    def peer_down(self, peer: Any, reason: Any) -> None:
-        # bgp.restart decides (RFC 4724 §4.2, RFC 8538 §4); without a verdict, a TCP loss.
-        graceful = getattr(reason, "graceful", getattr(reason, "code", 1) == 0)
-        self.rib.peer_down(peer.key, self.clock(), graceful=graceful)
+    def peer_down(self, peer: PeerHandle, reason: SessionDown) -> None:
+        # bgp.restart decided whether the routes stay stale (RFC 4724 §4.2, RFC 8538 §4).
+        self.rib.peer_down(peer.key, self.clock(), graceful=reason.graceful)
         self._arm()
 
     # ------------------------------------------------------------ SourceFactory
 
-    def __call__(self, peer: Any, negotiated: Any) -> PeerSource:
-        self.handles[peer.key] = peer
+    def __call__(self, peer: PeerHandle, negotiated: Negotiated) -> PeerSource:
+        self.handles.add(peer)
         return PeerSource(self.rib, peer.key)
 
     # ------------------------------------------------------------ timers

@@ -51,6 +51,14 @@ themselves, and peers that did not negotiate the family excepted — or when
 the deferral timer ends. A configured peer that is not up yet is waited for
 (until the timer): it may still come back with routes. ``converged`` turns
 true and ``on_converged`` is called once when no family is deferred any more.
+``all_eor_received`` is the wider question a restarted daemon asks before it
+sweeps its stale kernel routes — has every Established peer with graceful
+restart, Restart State set or not, sent End-of-RIB for its families? — and
+``on_all_eor`` is called each time the answer turns true.
+
+The owner passes its callbacks at construction (``wake``,
+``max_prefix_exceeded``, ``on_converged``, ``on_all_eor``) and reads a peer
+through ``peer_summary``, not through ``PeerState``.
 
 Policy changes at run time (``set_policy``): a new import policy is applied
 to the peer's stored pre-policy routes (soft reconfiguration) or to the
@@ -81,7 +89,7 @@ from rib.policy import Policy
 from rib.reflect import Kind, as_path_loop, reflection_loop
 from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
-__all__ = ["FibCallback", "PeerState", "Rib"]
+__all__ = ["FibCallback", "PeerState", "PeerSummary", "Rib"]
 
 # An import cache key: id(attrs), with ADD-PATH (path id, id(attrs)).
 ImportKey = int | tuple[int, int]
@@ -135,6 +143,44 @@ class PeerState:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def families(self) -> frozenset[Family]:
+        """The families this session carries: negotiated, configured, not disabled."""
+        f = self.facts
+        if f is None:
+            return frozenset()
+        return (frozenset(f.families) & frozenset(self.policy.families)) - self.disabled
+
+    @property
+    def all_eor(self) -> bool:
+        """Up with graceful restart and End-of-RIB in for each of ``families``; True
+        as well for a peer that is down or does not do graceful restart (nothing
+        to wait for)."""
+        f = self.facts
+        if not self.up or f is None or not f.does_gr:
+            return True
+        return self.families <= self.eor_received
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSummary:
+    """What the RIB knows of one peer's session, for the daemon's views (``Rib.peer_summary``).
+
+    ``families``: negotiated and configured, RFC 4760 §7 disabled ones left out;
+    ``eor_received``: End-of-RIB seen this session (RFC 4724 §2); ``stale``:
+    families whose routes are kept as stale (RFC 4724 §4.2, RFC 9494);
+    ``received``: accepted prefixes per family.
+    """
+
+    key: str
+    up: bool
+    graceful_restart: bool
+    families: frozenset[Family]
+    eor_received: frozenset[Family]
+    disabled: frozenset[Family]
+    stale: frozenset[Family]
+    received: dict[Family, int]
+
 
 class Rib:
     """The routing table of one speaker (see module docstring)."""
@@ -147,6 +193,8 @@ class Rib:
         wake: Callable[[str], None] | None = None,
         max_prefix_exceeded: Callable[[str, int], None] | None = None,
         resolve: Callable[[Family, PathAttributes], int | None] | None = None,
+        on_converged: Callable[[], None] | None = None,
+        on_all_eor: Callable[[], None] | None = None,
         now: float = 0.0,
     ) -> None:
         self.settings = settings
@@ -172,7 +220,9 @@ class Rib:
         # RFC 4724 §4.1: a restarting speaker defers best-path selection and its own EoR.
         self.deferred: set[Family] = set(Family) if settings.restarting else set()
         self.defer_deadline: float | None = now + settings.deferral_time if self.deferred else None
-        self.on_converged: Callable[[], None] | None = None
+        self.on_converged = on_converged
+        self.on_all_eor = on_all_eor
+        self._all_eor = True  # ``all_eor_received`` when last looked at
         # RFC 8326: what every peer is told (``set_export_mode``, ``podbgp drain``).
         self.export_mode = ExportMode.NORMAL
 
@@ -191,6 +241,35 @@ class Rib:
         self.now = max(self.now, now)
         if self.deferred:
             self.defer_deadline = now + self.settings.deferral_time
+
+    def all_eor_received(self) -> bool:
+        """Every Established peer doing graceful restart (RFC 4724 §3) sent End-of-RIB
+        for each family of its session (module docstring). Unlike selection
+        deferral (§4.1 (a)) this waits for peers with Restart State set too: their
+        routes arrive only after our End-of-RIB, and stale kernel routes still
+        carry their traffic until then."""
+        return all(st.all_eor for st in self.peers.values())
+
+    def _note_eor(self) -> None:
+        """Call ``on_all_eor`` when ``all_eor_received`` has just turned true."""
+        now = self.all_eor_received()
+        if now and not self._all_eor and self.on_all_eor is not None:
+            self.on_all_eor()
+        self._all_eor = now
+
+    def peer_summary(self, key: str) -> PeerSummary | None:
+        """One peer as the daemon's views see it, or None for a peer the RIB does not know."""
+        st = self.peers.get(key)
+        if st is None:
+            return None
+        f = st.facts
+        return PeerSummary(key, st.up, f is not None and f.does_gr, st.families,
+                           frozenset(st.eor_received), frozenset(st.disabled),
+                           frozenset(st.stale), dict(st.counts))  # fmt: skip
+
+    def peer_summaries(self) -> list[PeerSummary]:
+        """``peer_summary`` of every peer, in key order."""
+        return [s for k in sorted(self.peers) if (s := self.peer_summary(k)) is not None]
 
     # ------------------------------------------------------------------ peers
 
@@ -231,6 +310,7 @@ class Rib:
         del self.peers[key]
         self._check_deferral(now)  # no longer waited for
         self.flush()
+        self._note_eor()
 
     def peer_up(self, key: str, facts: SessionFacts, now: float = 0.0) -> None:
         """A session reached Established: join update groups, handle a GR return."""
@@ -263,6 +343,7 @@ class Rib:
                 self._join(st, fam, facts)
         self._check_deferral(now)  # e.g. a peer without graceful restart
         self.flush()
+        self._note_eor()
 
     def peer_down(self, key: str, now: float = 0.0, graceful: bool = False) -> None:
         """A session ended. ``graceful``: keep its routes as stale (RFC 4724 §4.2)."""
@@ -299,6 +380,7 @@ class Rib:
             assert facts is not None
             st.stale_deadline = now + facts.gr_restart_time if gr else None
         self.flush()
+        self._note_eor()
 
     def _new_generation(self, st: PeerState, families: set[Family]) -> None:
         """Paths interned so far become stale; later UPDATEs intern fresh ones."""
@@ -1033,6 +1115,7 @@ class Rib:
                 st.stale_deadline = None
         self._check_deferral(now)
         self.flush()
+        self._note_eor()
 
     # ------------------------------------------------------------------ GR, refresh, timers
 
@@ -1050,6 +1133,7 @@ class Rib:
                 st.stale_deadline = None
         self._check_deferral(now)
         self.flush()
+        self._note_eor()
 
     def route_refresh(self, key: str, family: Family, subtype: int, now: float = 0.0) -> None:
         """ROUTE-REFRESH from a peer: resend (subtype 0), or BoRR/EoRR (RFC 7313 §4)."""

@@ -57,7 +57,7 @@ from bgp.wire.attributes import PathAttributes
 from bgp.wire.capabilities import FourOctetAsCapability
 from bgp.wire.constants import Action, Family
 from bgp.wire.prefix import key_from_network, key_to_str
-from rib.adapter import PeerSource, RibAdapter, facts_from_negotiated
+from rib.adapter import PeerHandles, PeerSource, RibAdapter, facts_from_negotiated
 from rib.bestpath import Ranked
 from rib.core import Rib
 from rib.policy import Policy, builtin
@@ -313,7 +313,14 @@ def build_world(profile: Profile, flags: int) -> World:
         if world_ref:
             world_ref[0].fib_changes += len(changes)
 
-    rib = Rib(settings, fib=fib, now=NOW)
+    handles = PeerHandles(on_max_prefix=lambda h, limit: _max_prefix(world_ref[0], limit))
+    rib = Rib(
+        settings,
+        fib=fib,
+        wake=handles.wake,
+        max_prefix_exceeded=handles.max_prefix_exceeded,
+        now=NOW,
+    )
 
     def policy_for(key: str, asn: int) -> PeerPolicy:
         if key == FUZZ_PEER:
@@ -340,12 +347,12 @@ def build_world(profile: Profile, flags: int) -> World:
     timers: list[tuple[float, Any]] = []
     adapter = RibAdapter(
         rib,
+        handles,
         local4=LOCAL4,
         local6=LOCAL6,
         clock=lambda: clock[0],
         call_at=lambda t, cb: timers.append((t, cb)),
         policy_for=policy_for,
-        on_max_prefix=lambda h, limit: _max_prefix(world_ref[0], limit),
     )
     recv_neg, recv_ctx = _receiver_session(profile.add_path)
     if rr_client:

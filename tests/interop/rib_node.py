@@ -32,7 +32,7 @@ from bgp.wire.context import CodecContext
 from bgp.wire.update import Update, decode_update
 from podbgp.lab.netns import Netns, NetnsGroup
 from rib import PeerPolicy, Rib, RibSettings
-from rib.adapter import PeerSource, RibAdapter
+from rib.adapter import PeerHandles, PeerSource, RibAdapter
 from rib.show import routes
 
 HUB = "10.70.0.1"
@@ -73,8 +73,10 @@ class _Recorder:
 
 
 class _RecordingAdapter(RibAdapter):
-    def __init__(self, rib: Rib, sent: dict[str, list[bytes]], **kw: Any) -> None:
-        super().__init__(rib, **kw)
+    def __init__(
+        self, rib: Rib, handles: PeerHandles, sent: dict[str, list[bytes]], **kw: Any
+    ) -> None:
+        super().__init__(rib, handles, **kw)
         self.sent = sent
 
     def __call__(self, peer: Any, negotiated: Any) -> _Recorder:  # type: ignore[override]
@@ -108,14 +110,20 @@ class RibNode(LoopThread):
         self.sent: dict[str, list[bytes]] = {}  # peer -> bytes written, in order
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.rib = rib = Rib(self.rib_settings, fib=lambda fam, ch: self.fib_changes.append(ch))
+        handles = PeerHandles(on_max_prefix=self._max_prefix)
+        self.rib = rib = Rib(
+            self.rib_settings,
+            fib=lambda fam, ch: self.fib_changes.append(ch),
+            wake=handles.wake,
+            max_prefix_exceeded=handles.max_prefix_exceeded,
+        )
         adapter = _RecordingAdapter(
             rib,
+            handles,
             self.sent,
             local4=IPv4Address(str(self.rib_settings.router_id)),
             clock=loop.time,
             call_at=loop.call_at,
-            on_max_prefix=self._max_prefix,
         )
         settings = SpeakerSettings(
             asn=self.rib_settings.local_as,

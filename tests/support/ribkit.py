@@ -9,6 +9,7 @@ from bgp.wire import CodecContext, Family, PathAttributes
 from bgp.wire.prefix import key_from_network, key_to_str, split_path_id
 from bgp.wire.update import decode_update
 from rib import PeerPolicy, Rib, RibSettings, SessionFacts, builtin
+from rib.adapter import PeerHandles
 
 V4 = Family.IPV4_UNICAST
 V6 = Family.IPV6_UNICAST
@@ -107,9 +108,12 @@ def drain(rib: Rib, peer: str, add_path: bool = False) -> Out:
     return decode_out(blobs, add_path)
 
 
-def make_rib(**kw: object) -> Rib:
+def make_rib(handles: PeerHandles | None = None, **kw: object) -> Rib:
+    """A RIB for tests; with ``handles``, calling back into them (``rib.adapter``)."""
     settings = RibSettings(local_as=LOCAL_AS, router_id=IPv4Address("10.0.0.1"), **kw)  # type: ignore[arg-type]
-    return Rib(settings)
+    if handles is None:
+        return Rib(settings)
+    return Rib(settings, wake=handles.wake, max_prefix_exceeded=handles.max_prefix_exceeded)
 
 
 def peer(

@@ -13,11 +13,12 @@ from ipaddress import IPv4Address, IPv6Network
 
 from ribkit import V4, V6, announce, attrs, drain, facts, key, make_rib, peer
 
+from bgp.events import SessionDown
 from bgp.negotiate import Negotiated
 from bgp.wire import Action, CodecContext, Family, PathAttributes
 from bgp.wire.update import Update, decode_update
 from rib import builtin
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 from rib.settings import PeerPolicy
 
 FEEDER = "192.0.2.1"
@@ -63,11 +64,6 @@ class Handle:
         pass
 
 
-@dataclass(frozen=True)
-class Down:
-    code: int
-
-
 def _neg() -> Negotiated:
     return Negotiated(
         peer_as=65001,
@@ -90,9 +86,11 @@ def decoded(raw: bytes) -> Update:
 
 
 def adapter_with_feeder() -> tuple[RibAdapter, Handle, Negotiated]:
-    rib = make_rib()
+    handles = PeerHandles()
+    rib = make_rib(handles)
     ad = RibAdapter(
         rib,
+        handles,
         local4=IPv4Address("10.0.0.1"),
         clock=lambda: 1.0,
         policy_for=lambda k, asn: PeerPolicy.make(k, asn, export_policy=builtin("all")),
@@ -121,7 +119,7 @@ def test_disabled_family_flushed_and_later_routes_ignored_until_reset() -> None:
     assert rib.peers[FEEDER].counts.get(V6, 0) == 0
     ad.updates_received(h, [decoded(v4_update("10.2.0.0/16"))])
     assert set(rib.loc[V4]) == {key("10.1.0.0/16"), key("10.2.0.0/16")}  # IPv4 unaffected
-    ad.peer_down(h, Down(code=6))
+    ad.peer_down(h, SessionDown(6, 2, "shutdown", False, True))
     ad.peer_up(h, neg)
     ad.updates_received(h, [decoded(v6_update("2001:db8:3::/48"))])
     assert set(rib.loc[V6]) == {key("2001:db8:3::/48")}  # a new session accepts it again

@@ -9,7 +9,7 @@ from typing import Any
 from ribkit import V4, V6, announce, attrs, drain, facts, make_rib, peer
 
 from rib import Rib
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 
 
 def gr(bgp_id: str, families: tuple[Any, ...] = (V4,), **kw: Any) -> Any:
@@ -117,10 +117,12 @@ def test_not_restarting_is_converged_from_the_start() -> None:
 
 
 def test_adapter_starts_the_deferral_timer_on_its_clock() -> None:
-    rib = make_rib(restarting=True, deferral_time=60.0)
+    handles = PeerHandles()
+    rib = make_rib(handles, restarting=True, deferral_time=60.0)
     armed: list[tuple[float, Any]] = []
     RibAdapter(
         rib,
+        handles,
         local4=IPv4Address("10.0.0.1"),
         clock=lambda: 1000.0,
         call_at=lambda t, cb: armed.append((t, cb)),

@@ -17,7 +17,7 @@ from bgp.negotiate import Negotiated
 from bgp.wire import CodecContext, Family
 from bgp.wire.update import decode_update
 from rib import builtin
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 from rib.settings import PeerPolicy
 
 MARKER = b"\xff" * 16
@@ -79,9 +79,11 @@ def _update(withdrawn: bytes, path_attrs: bytes = b"", nlri: bytes = b"") -> byt
 
 
 def test_wire_update_withdrawing_a_prefix_twice_through_the_adapter() -> None:
-    rib = make_rib()
+    handles = PeerHandles()
+    rib = make_rib(handles)
     ad = RibAdapter(
         rib,
+        handles,
         clock=lambda: 1.0,
         policy_for=lambda k, asn: PeerPolicy.make(k, asn, export_policy=builtin("all")),
     )

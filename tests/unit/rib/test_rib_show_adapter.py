@@ -7,11 +7,12 @@ from ipaddress import IPv4Address
 
 from ribkit import V4, announce, attrs, make_rib, peer
 
+from bgp.events import SessionDown
 from bgp.negotiate import Negotiated
 from bgp.wire import CodecContext, Family
 from bgp.wire.capabilities import GracefulRestartCapability
 from bgp.wire.update import decode_update
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 from rib.settings import PeerPolicy
 from rib.show import routes
 
@@ -48,11 +49,6 @@ class Handle:
         self.woken += 1
 
 
-@dataclass(frozen=True)
-class Down:
-    code: int
-
-
 def _neg(asn: int, rid: str, gr: bool = False) -> Negotiated:
     cap = GracefulRestartCapability(120, False, False, ((1, 1, True),)) if gr else None
     return Negotiated(
@@ -77,10 +73,12 @@ def _update(ctx: CodecContext) -> bytes:
 
 
 def test_adapter_end_to_end_with_wakes_and_graceful_down() -> None:
-    rib = make_rib()
+    handles = PeerHandles()
+    rib = make_rib(handles)
     timers: list[float] = []
     ad = RibAdapter(
         rib,
+        handles,
         local4=IPv4Address("10.0.0.1"),
         clock=lambda: 5.0,
         call_at=lambda t, cb: timers.append(t),
@@ -102,7 +100,7 @@ def test_adapter_end_to_end_with_wakes_and_graceful_down() -> None:
     u = decode_update(out, CodecContext(as4=True))
     assert u.attrs is not None and u.attrs.as_path == ((2, (65000, 65001)),)
     assert u.attrs.next_hop == IPv4Address("10.0.0.1")
-    ad.peer_down(fa, Down(code=0))  # TCP loss from a GR peer: graceful
+    ad.peer_down(fa, SessionDown(0, 0, "closed", None, True, graceful=True))  # a GR peer's TCP loss
     assert len(rib.loc[V4]) == 1 and timers == [125.0]
-    ad.peer_down(mo, Down(code=6))
+    ad.peer_down(mo, SessionDown(6, 2, "shutdown", False, True))
     assert rib.peers["192.0.2.2"].up is False

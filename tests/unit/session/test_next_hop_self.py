@@ -20,7 +20,7 @@ from bgp.speaker import Speaker, _socket_ip
 from fib.netns import in_netns
 from podbgp.lab.netns import NetnsGroup
 from rib import PeerPolicy, Rib, RibSettings
-from rib.adapter import RibAdapter
+from rib.adapter import PeerHandles, RibAdapter
 
 from .support import make_node, peer
 
@@ -40,8 +40,15 @@ def test_next_hop_self_is_the_sessions_local_address(netns: NetnsGroup, podbgp_d
 
 async def _exchange(podbgp_dials: bool) -> None:
     loop = asyncio.get_running_loop()
-    rib = Rib(RibSettings(local_as=65001, router_id=IPv4Address(NODE)))
-    adapter = RibAdapter(rib, local4=IPv4Address(NODE), clock=loop.time, call_at=loop.call_at)
+    handles = PeerHandles()
+    rib = Rib(
+        RibSettings(local_as=65001, router_id=IPv4Address(NODE)),
+        wake=handles.wake,
+        max_prefix_exceeded=handles.max_prefix_exceeded,
+    )
+    adapter = RibAdapter(
+        rib, handles, local4=IPv4Address(NODE), clock=loop.time, call_at=loop.call_at
+    )
     a = Speaker(
         SpeakerSettings(asn=65001, router_id=NODE, listen=(A_IP,), port=0), adapter, adapter
     )
