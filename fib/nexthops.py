@@ -119,6 +119,9 @@ class NexthopTable:
             route = desired.get(key)
             old = bound.get(key)
             if old is not None:
+                if route is None:  # withdrawn: nothing to move, only its object to release
+                    self._unbind(key, old)
+                    continue
                 new = route_hops(route)
                 if new is not None and self._hopset(old) == new:
                     if route is not None and route.nh_id != old:
