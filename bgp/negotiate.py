@@ -32,7 +32,9 @@ from ipaddress import IPv4Address
 from bgp.errors import OpenMessageError, OpenSubcode
 from bgp.settings import PeerSettings
 from bgp.wire.capabilities import (
+    FORWARDING_STATE,
     AddPathCapability,
+    AddPathMode,
     Capability,
     EnhancedRouteRefreshCapability,
     ExtendedMessageCapability,
@@ -44,7 +46,7 @@ from bgp.wire.capabilities import (
     RouteRefreshCapability,
     encode_capability,
 )
-from bgp.wire.constants import AFI_IPV6, AS_TRANS, Family
+from bgp.wire.constants import AFI_IPV4, AFI_IPV6, AS_TRANS, SAFI_UNICAST, Family
 from bgp.wire.context import CodecContext
 from bgp.wire.messages import Open
 
@@ -122,7 +124,7 @@ def build_open(local_as: int, router_id: str, peer: PeerSettings) -> Open:
     if peer.extended_message:
         caps.append(ExtendedMessageCapability())
     if peer.extended_nexthop and Family.IPV4_UNICAST in peer.families:
-        caps.append(ExtendedNextHopCapability(((1, 1, AFI_IPV6),)))
+        caps.append(ExtendedNextHopCapability(((AFI_IPV4, SAFI_UNICAST, AFI_IPV6),)))
     if peer.graceful_restart:
         # RFC 4724 §3: after a restart, R set and F set for families whose
         # routes stayed in the kernel (podbgp keeps them for every family);
@@ -132,7 +134,7 @@ def build_open(local_as: int, router_id: str, peer: PeerSettings) -> Open:
         caps.append(GracefulRestartCapability(peer.restart_time, peer.restarting, n_bit, fams))
         if peer.long_lived_stale_time:
             # RFC 9494 §3: every family, F as for graceful restart, our stale time.
-            fbit = 0x80 if peer.restarting else 0
+            fbit = FORWARDING_STATE if peer.restarting else 0
             caps.append(LongLivedGracefulRestartCapability(tuple(
                 (f.afi, f.safi, fbit, peer.long_lived_stale_time) for f in peer.families
             )))  # fmt: skip
@@ -205,9 +207,9 @@ def _add_path(
     tx: set[Family] = set()
     for fam in fams:
         mode = theirs.mode(fam) if theirs else 0
-        if peer.add_path.receive and mode & 2:
+        if peer.add_path.receive and mode & AddPathMode.SEND:
             rx.add(fam)
-        if peer.add_path.send and mode & 1:
+        if peer.add_path.send and mode & AddPathMode.RECEIVE:
             tx.add(fam)
     return frozenset(rx), frozenset(tx)
 
@@ -220,7 +222,10 @@ def _ext_nexthop(msg: Open, peer: PeerSettings) -> bool:
     if not peer.extended_nexthop:
         return False
     for cap in msg.capabilities:
-        if isinstance(cap, ExtendedNextHopCapability) and (1, 1, AFI_IPV6) in cap.entries:
+        if (
+            isinstance(cap, ExtendedNextHopCapability)
+            and (AFI_IPV4, SAFI_UNICAST, AFI_IPV6) in cap.entries
+        ):
             return True
     return False
 
@@ -294,5 +299,5 @@ def _long_lived(msg: Open, fams: frozenset[Family], ours: int) -> tuple[LongLive
     for afi, safi, flags, stale in cap.entries:
         fam = Family.of(afi, safi)
         if fam in fams:
-            out.append(LongLived(fam, min(stale, ours), bool(flags & 0x80)))
+            out.append(LongLived(fam, min(stale, ours), bool(flags & FORWARDING_STATE)))
     return tuple(out)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field, replace
-from enum import Enum
 
+from bgp.wire.capabilities import AddPathMode
 from bgp.wire.constants import Family
 
 LLGR_STALE_TIME_MAX = 0xFFFFFF  # RFC 9494 §3: a 24-bit field, seconds
@@ -21,23 +21,6 @@ __all__ = [
     "PeerSettings",
     "SpeakerSettings",
 ]
-
-
-class AddPathMode(Enum):
-    """ADD-PATH direction we offer for a family (RFC 7911 §4 Send/Receive field)."""
-
-    OFF = 0
-    RECEIVE = 1
-    SEND = 2
-    BOTH = 3
-
-    @property
-    def receive(self) -> bool:
-        return self in (AddPathMode.RECEIVE, AddPathMode.BOTH)
-
-    @property
-    def send(self) -> bool:
-        return self in (AddPathMode.SEND, AddPathMode.BOTH)
 
 
 @dataclass(frozen=True, slots=True)

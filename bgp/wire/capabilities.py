@@ -126,6 +126,10 @@ class FourOctetAsCapability(Capability):
         return self.asn.to_bytes(4, "big")
 
 
+# RFC 4724 §3 and RFC 9494 §3: the F bit of a family's flags, forwarding state preserved.
+FORWARDING_STATE = 0x80
+
+
 @dataclass(frozen=True, slots=True)
 class GracefulRestartCapability(Capability):
     """Graceful restart (RFC 4724 §3; N bit RFC 8538 §2).
@@ -143,16 +147,26 @@ class GracefulRestartCapability(Capability):
         flags = (0x8 if self.restarting else 0) | (0x4 if self.notification else 0)
         out = struct.pack("!H", (flags << 12) | (self.restart_time & 0x0FFF))
         for afi, safi, fwd in self.families:
-            out += struct.pack("!HBB", afi, safi, 0x80 if fwd else 0)
+            out += struct.pack("!HBB", afi, safi, FORWARDING_STATE if fwd else 0)
         return out
 
 
 class AddPathMode(IntEnum):
-    """ADD-PATH Send/Receive field (RFC 7911 §4)."""
+    """ADD-PATH Send/Receive field (RFC 7911 §4); the one enum for it, also the direction a
+    peer's settings offer (``bgp.settings``), where ``OFF`` (no capability) is 0."""
 
+    OFF = 0
     RECEIVE = 1
     SEND = 2
     BOTH = 3
+
+    @property
+    def receive(self) -> bool:
+        return bool(self & AddPathMode.RECEIVE)
+
+    @property
+    def send(self) -> bool:
+        return bool(self & AddPathMode.SEND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +254,7 @@ def _gr(v: bytes) -> Capability:
     _need(len(v) >= 2 and (len(v) - 2) % 4 == 0)
     word = int.from_bytes(v[:2], "big")
     fams = tuple(
-        (int.from_bytes(v[i : i + 2], "big"), v[i + 2], bool(v[i + 3] & 0x80))
+        (int.from_bytes(v[i : i + 2], "big"), v[i + 2], bool(v[i + 3] & FORWARDING_STATE))
         for i in range(2, len(v), 4)
     )
     return GracefulRestartCapability(word & 0x0FFF, bool(word & 0x8000), bool(word & 0x4000), fams)

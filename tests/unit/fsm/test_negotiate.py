@@ -301,3 +301,15 @@ def test_long_lived_gr_offered_with_graceful_restart_and_capped_by_ours() -> Non
     bare = negotiate(ours, alone, 65001, ps(graceful_restart=True, long_lived_stale_time=600,
                                             families=(V4,)), 65002)  # fmt: skip
     assert bare.long_lived == ()
+
+
+def test_one_add_path_enum_for_the_wire_field_and_the_settings() -> None:
+    from bgp.wire.capabilities import AddPathMode as WireMode
+
+    assert AddPathMode is WireMode  # RFC 7911 §4's Send/Receive field, OFF = no capability
+    assert [(m.receive, m.send) for m in AddPathMode] == [
+        (False, False),
+        (True, False),
+        (False, True),
+        (True, True),
+    ]
