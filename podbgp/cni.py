@@ -32,6 +32,9 @@ recorded one (``cluster_id_file``, by default the daemon's) -- the same ID.
 A missing, uninitialised, replaced or foreign store is code 11 with a
 message saying which, and nothing is allocated or released: handing out an
 address from the wrong store is how two pods get one address.
+
+Kernel work goes through `podbgp.cni_net`, which with this module's gateway check is the
+plugin's stated exception to "only ``fib.netlink`` imports pyroute2" (see its docstring).
 """
 
 from __future__ import annotations

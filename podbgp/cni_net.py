@@ -34,6 +34,13 @@ because
 
 DEL needs no access to the pod at all: deleting the host end deletes its peer,
 and the kernel drops the routes through it.
+
+pyroute2 here, an exception to "only ``fib.netlink`` imports pyroute2" (STYLE.md): the
+plugin is a separate, short-lived process run once per pod by the container runtime, not
+part of the daemon's FIB. It changes links, addresses and a handful of routes in two
+namespaces, which ``fib.netlink``'s route-batch interface does not cover, and nothing
+it does is on a hot path. ``podbgp.cni`` (its ``_warn_gateway`` read) is the only other
+importer, for the same process. The daemon never imports this module.
 """
 
 from __future__ import annotations

@@ -182,7 +182,8 @@ class Ranked:
         self.ecmp = ecmp
         self.nexthops = tuple(p.nexthop for p in ecmp if p.nexthop)
         self.by_slot = {p.slot: p for p in paths}
-        # Memoised transitions (see rib.table): path added / slot removed -> entry.
+        # Memoised transitions, filled by the RIB (rib.core: Rib._with/_without, at most 64
+        # each): path added -> entry, slot removed -> entry.
         self.trans: dict[object, object] = {}
 
     def __repr__(self) -> str:

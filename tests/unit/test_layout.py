@@ -1,9 +1,11 @@
 """The test tree's one structural rule.
 
-`tests/` has no `__init__.py` files (pytest's default import mode puts each test
-directory on sys.path), so two test modules with the same file name collide:
-pytest aborts the whole run with "import file mismatch". Catch that here with a
-message that names both files.
+Most test directories have no `__init__.py` (pytest's default import mode puts
+each such directory on sys.path), so two test modules with the same file name
+collide: pytest aborts the whole run with "import file mismatch". Three have one
+(`tests/unit/fsm`, `session`, `wire`, for their helpers' relative imports); the
+rule holds across the whole tree anyway, so moving a file never makes a clash.
+Catch clashes here with a message that names both files.
 """
 
 from __future__ import annotations
