@@ -46,6 +46,8 @@ from typing import Any
 
 from podbgp.lab.devices import ProbeFailed, probe_devices
 from podbgp.lab.labplan import OPTIONS as LAB_OPTIONS
+from podbgp.lab.netns import IP
+from podbgp.lab.shell import CommandFailed, run
 
 # The options advise recommends among, from the one list of options (podbgp.lab.labplan).
 OPTIONS = ("peered", "mesh", "ipip-crosssubnet", "vxlan-crosssubnet", "vxlan")
@@ -317,45 +319,54 @@ def read_dmi(root: str = DMI_ROOT) -> dict[str, str]:
     return out
 
 
-def _default_route(routes: Iterable[Any]) -> tuple[IPv4Addr | None, int | None]:
-    best: tuple[int, IPv4Addr | None, int | None] | None = None
+def _default_route(routes: Iterable[Mapping[str, Any]]) -> tuple[IPv4Addr | None, str | None]:
+    """The main table's default gateway and its device, from ``ip -j -4 route``: the
+    unicast default route of lowest metric (the first hop of a multipath one)."""
+    best: tuple[int, IPv4Addr | None, str | None] | None = None
     for r in routes:
-        if r["dst_len"] != 0 or r.get("RTA_TABLE", 254) != 254 or r["type"] != 1:
+        if r.get("dst") != "default" or r.get("type", "unicast") != "unicast":
             continue
-        gw, oif = r.get("RTA_GATEWAY"), r.get("RTA_OIF")
-        hops = r.get("RTA_MULTIPATH") or []
+        if r.get("table", "main") != "main":
+            continue
+        gw, dev = r.get("gateway"), r.get("dev")
+        hops = r.get("nexthops") or []
         if gw is None and hops:
-            gw, oif = hops[0].get("RTA_GATEWAY"), hops[0]["oif"]
-        prio = int(r.get("RTA_PRIORITY", 0))
-        if best is None or prio < best[0]:
-            best = (prio, ipaddress.IPv4Address(gw) if gw else None, oif)
+            gw, dev = hops[0].get("gateway"), hops[0].get("dev")
+        metric = int(r.get("metric", 0))
+        if best is None or metric < best[0]:
+            best = (metric, ipaddress.IPv4Address(gw) if gw else None, dev)
     return (None, None) if best is None else (best[1], best[2])
 
 
-def kernel_facts() -> tuple[IPv4Iface | None, IPv4Addr | None]:
-    """This node's underlay address (with its subnet) and default gateway, from the kernel."""
-    from pyroute2 import IPRoute
+def _global_addresses(links: Iterable[Mapping[str, Any]]) -> list[tuple[str, IPv4Iface]]:
+    """(device, address with its subnet) of every global IPv4 address, from ``ip -j -4 addr``."""
+    return [
+        (str(link["ifname"]), ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}"))
+        for link in links
+        for a in link.get("addr_info", [])
+        if a.get("family", "inet") == "inet" and a.get("scope") == "global"
+    ]
 
-    with IPRoute() as ipr:
-        gateway, oif = _default_route(ipr.route("dump", family=socket.AF_INET))
-        addrs = [
-            (m["index"], ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}"))
-            for m in ipr.get_addr(family=socket.AF_INET)
-            if m["scope"] == 0
-        ]
-    return pick_address(addrs, gateway, oif), gateway
+
+def kernel_facts() -> tuple[IPv4Iface | None, IPv4Addr | None]:
+    """This node's underlay address (with its subnet) and default gateway, from the kernel
+    (read with iproute2's JSON output: pyroute2 belongs to ``fib.netlink``)."""
+    routes = json.loads(run([IP, "-j", "-4", "route", "show", "table", "main"]) or "[]")
+    links = json.loads(run([IP, "-j", "-4", "addr", "show"]) or "[]")
+    gateway, dev = _default_route(routes)
+    return pick_address(_global_addresses(links), gateway, dev), gateway
 
 
 def pick_address(
-    addrs: list[tuple[int, IPv4Iface]], gateway: IPv4Addr | None, oif: int | None
+    addrs: list[tuple[str, IPv4Iface]], gateway: IPv4Addr | None, dev: str | None
 ) -> IPv4Iface | None:
-    """The address on the default route's interface whose subnet holds the gateway."""
-    on_oif = [a for i, a in addrs if i == oif]
-    for a in on_oif:
+    """The address on the default route's device whose subnet holds the gateway."""
+    on_dev = [a for d, a in addrs if d == dev]
+    for a in on_dev:
         if gateway is not None and gateway in a.network:
             return a
-    if on_oif:
-        return on_oif[0]
+    if on_dev:
+        return on_dev[0]
     return addrs[0][1] if addrs else None
 
 
@@ -405,7 +416,7 @@ def gather(args: argparse.Namespace) -> tuple[Facts, list[str]]:
     address, gateway = (None, None)
     try:
         address, gateway = kernel_facts()
-    except OSError as e:
+    except (OSError, CommandFailed, ValueError) as e:
         problems.append(f"routing table: {e}")
     if args.address:
         address = ipaddress.IPv4Interface(args.address)

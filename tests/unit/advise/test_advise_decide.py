@@ -13,6 +13,7 @@ from podbgp.cmd_advise import (
     OPTIONS,
     Facts,
     _default_route,
+    _global_addresses,
     decide,
     detect_cloud,
     pick_address,
@@ -183,41 +184,53 @@ def test_read_dmi_reads_what_exists(tmp_path: Path) -> None:
     assert read_dmi(str(tmp_path / "missing")) == {}
 
 
-def route(dst_len: int, gw: str | None, oif: int, prio: int = 0, **extra: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {"dst_len": dst_len, "type": 1, "RTA_OIF": oif, "RTA_PRIORITY": prio}
+def route(gw: str | None, dev: str | None, metric: int = 0, **extra: Any) -> dict[str, Any]:
+    """A default route as ``ip -j -4 route show table main`` prints it."""
+    r: dict[str, Any] = {"dst": "default", "flags": []}
     if gw:
-        r["RTA_GATEWAY"] = gw
+        r["gateway"] = gw
+    if dev:
+        r["dev"] = dev
+    if metric:
+        r["metric"] = metric
     r.update(extra)
     return r
 
 
 def test_default_route_lowest_metric_wins() -> None:
-    routes = [route(24, None, 2), route(0, "10.0.0.1", 2, 200), route(0, "10.0.1.1", 3, 100)]
-    assert _default_route(routes) == (A("10.0.1.1"), 3)
+    routes = [
+        {"dst": "10.0.0.0/24", "dev": "eth1", "scope": "link"},
+        route("10.0.0.1", "eth1", 200),
+        route("10.0.1.1", "eth2", 100),
+    ]
+    assert _default_route(routes) == (A("10.0.1.1"), "eth2")
 
 
 def test_default_route_ignores_other_tables_and_blackholes() -> None:
-    routes = [route(0, "10.9.9.9", 5, RTA_TABLE=100), {**route(0, None, 0), "type": 6}]
+    routes = [route("10.9.9.9", "eth5", table="100"), route(None, None, type="blackhole")]
     assert _default_route(routes) == (None, None)
 
 
 def test_default_route_multipath_takes_the_first_hop() -> None:
-    r = route(
-        0,
-        None,
-        0,
-        RTA_MULTIPATH=[
-            {"RTA_GATEWAY": "10.0.0.1", "oif": 4},
-            {"RTA_GATEWAY": "10.0.0.2", "oif": 5},
-        ],
-    )
-    assert _default_route([r]) == (A("10.0.0.1"), 4)
+    hops = [{"gateway": "10.0.0.1", "dev": "eth4"}, {"gateway": "10.0.0.2", "dev": "eth5"}]
+    assert _default_route([route(None, None, nexthops=hops)]) == (A("10.0.0.1"), "eth4")
+
+
+def test_global_addresses_from_ip_json() -> None:
+    links = [
+        {"ifname": "lo", "addr_info": [{"local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
+        {
+            "ifname": "eth0",
+            "addr_info": [{"local": "10.0.1.5", "prefixlen": 24, "scope": "global"}],
+        },
+    ]
+    assert _global_addresses(links) == [("eth0", I4("10.0.1.5/24"))]
 
 
 def test_pick_address_prefers_the_gateways_subnet_on_the_default_interface() -> None:
-    addrs = [(1, I4("192.168.9.1/24")), (2, I4("172.16.0.5/16")), (2, I4("10.0.1.5/24"))]
-    assert pick_address(addrs, A("10.0.1.254"), 2) == I4("10.0.1.5/24")
-    assert pick_address(addrs, A("10.9.0.1"), 2) == I4("172.16.0.5/16")
+    addrs = [("a", I4("192.168.9.1/24")), ("b", I4("172.16.0.5/16")), ("b", I4("10.0.1.5/24"))]
+    assert pick_address(addrs, A("10.0.1.254"), "b") == I4("10.0.1.5/24")
+    assert pick_address(addrs, A("10.9.0.1"), "b") == I4("172.16.0.5/16")
     assert pick_address(addrs, None, None) == I4("192.168.9.1/24")
     assert pick_address([], None, None) is None
 
