@@ -8,6 +8,9 @@ import sys
 import time
 
 PARTS = ("bgp", "rib", "fib", "ipam", "daemon", "api")
+# Parts that are packages of their own log under their package's name too (bgp.speaker,
+# bgp.session, any fib.* or rib.* logger), not only under podbgp.<part>.
+PACKAGES = frozenset({"bgp", "rib", "fib", "ipam"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,4 +59,12 @@ def setup(fmt: str = "text", spec: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(levels.pop("podbgp", logging.INFO))
     for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+        for logger in loggers_of(name):
+            logging.getLogger(logger).setLevel(level)
+
+
+def loggers_of(name: str) -> tuple[str, ...]:
+    """The logger names one `parse_levels` entry sets: `podbgp.bgp` also sets `bgp`,
+    the parent of the speaker's and sessions' loggers."""
+    part = name.removeprefix("podbgp.")
+    return (name, part) if part in PACKAGES else (name,)

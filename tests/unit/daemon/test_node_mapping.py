@@ -95,6 +95,31 @@ def test_log_levels_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     logging.getLogger().handlers.clear()
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("podbgp.fib").setLevel(logging.NOTSET)
+    logging.getLogger("fib").setLevel(logging.NOTSET)
+
+
+def test_a_part_level_reaches_the_loggers_of_its_package(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--log-level bgp=debug` reaches bgp.speaker and bgp.session, which log under their
+    package's name, not under podbgp.bgp; other parts stay at the default level."""
+    try:
+        logs.setup("text", "info,bgp=debug,fib=debug")
+        logging.getLogger("bgp.speaker").debug("speaker detail")
+        logging.getLogger("bgp.session").debug("session detail")
+        logging.getLogger("fib.anything").debug("fib detail")
+        logging.getLogger("podbgp.bgp").debug("node detail")
+        logging.getLogger("rib.core").debug("hidden")
+        logging.getLogger("podbgp.daemon").debug("hidden too")
+        err = capsys.readouterr().err
+        for text in ("speaker detail", "session detail", "fib detail", "node detail"):
+            assert text in err, err
+        assert "hidden" not in err, err
+    finally:
+        logging.getLogger().handlers.clear()
+        logging.getLogger().setLevel(logging.WARNING)
+        for name in ("podbgp.bgp", "podbgp.fib", "bgp", "fib"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 LABELLED = """
