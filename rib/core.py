@@ -1249,19 +1249,28 @@ class Rib:
         return True
 
     def _end_deferral(self, families: set[Family]) -> None:
-        """Select ``families`` now: every prefix goes to the groups and the FIB."""
+        """Select ``families`` now: every prefix goes to the groups and the FIB.
+
+        RFC 4724 §4.1: the routes go out first, then our End-of-RIB. A woken
+        session pulls at once (within ``wake``), and a member whose group has
+        nothing dirty sends End-of-RIB; so the table reaches the groups (the
+        flush) before any member is woken. Woken earlier, a member sent
+        End-of-RIB ahead of our routes: the peer swept our stale routes and got
+        them back a moment later, deleting and re-adding them in its kernel."""
         self.deferred -= families
+        groups = [g for g in self.groups.values() if g.family in families]
         for fam in families:
             # Every prefix, and nothing was sent while deferred.
             self._batches[fam].start_over(dict(self.loc[fam]))
-            for g in self.groups.values():
-                if g.family is fam:
-                    # Entries noted while deferred may be outdated: the current ones
-                    # (or None for prefixes gone since) reach the groups at flush.
-                    g.reset_dirty(g.dirty)
-                    for m in g.members:  # wake even with an empty table: our End-of-RIB
-                        m.idle = False
-                        self.wake(m.peer_key)
+        for g in groups:
+            # Entries noted while deferred may be outdated: the current ones
+            # (or None for prefixes gone since) reach the groups at the flush.
+            g.reset_dirty(g.dirty)
+        self.flush()
+        for g in groups:
+            for m in g.members:  # wake even with an empty table: our End-of-RIB
+                m.idle = False
+                self.wake(m.peer_key)
         if not self.deferred:
             self.defer_deadline = None
             if self.on_converged is not None:

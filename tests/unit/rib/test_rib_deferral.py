@@ -6,7 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import Any
 
-from ribkit import V4, V6, announce, attrs, drain, facts, make_rib, peer
+from ribkit import V4, V6, announce, attrs, decode_out, drain, facts, make_rib, peer
 
 from rib import Rib
 from rib.adapter import PeerHandles, RibAdapter
@@ -109,6 +109,65 @@ def test_empty_table_still_gets_our_eor_when_deferral_ends() -> None:
     rib.end_of_rib(a, V4, now=1.0)
     assert a in woken  # the session is told to pull: our End-of-RIB is due
     assert drain(rib, a).eor == [V4]
+
+
+def _messages(blob: bytes) -> list[bytes]:
+    """A pulled blob split into its BGP messages (length at octets 16-17, RFC 4271 §4.1)."""
+    out = []
+    while blob:
+        length = int.from_bytes(blob[16:18], "big")
+        out.append(blob[:length])
+        blob = blob[length:]
+    return out
+
+
+def test_our_routes_go_out_before_our_eor_when_sessions_pull_at_once() -> None:
+    """RFC 4724 §4.1: when the deferral ends the restarting speaker sends its routes,
+    then End-of-RIB. A session pulls as soon as it is woken (``bgp.session.Session.pump``
+    runs inside ``wake``), here inside the End-of-RIB that ends the deferral. Before the
+    fix each peer got our End-of-RIB first, swept our stale routes and got them back a
+    moment later: its kernel deleted and re-added them (issue 13 item 4)."""
+    rib, _ = restarting()
+    rib.originate("10.244.90.128/26")
+    a = peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    b = peer(rib, "192.0.2.2", 65002, fx=gr("192.0.2.2"))
+    sent: dict[str, list[str]] = {a: [], b: []}
+
+    def pump(key: str) -> None:
+        while blobs := rib.pull(key, 1 << 20):
+            for msg in (m for blob in blobs for m in _messages(blob)):
+                out = decode_out([msg])
+                sent[key] += [f"announce {p}" for p in out.announced]
+                sent[key] += [f"withdraw {p}" for p in out.withdrawn]
+                sent[key] += [f"End-of-RIB {f.name}" for f in out.eor]
+
+    rib.wake = pump
+    rib.end_of_rib(a, V4, now=1.0)
+    assert sent == {a: [], b: []}  # still deferred: b owes its End-of-RIB
+    rib.end_of_rib(b, V4, now=2.0)
+    assert rib.converged
+    for key in (a, b):
+        assert sent[key] == ["announce 10.244.90.128/26", "End-of-RIB IPV4_UNICAST"], sent
+
+
+def test_routes_before_eor_when_the_deferral_timer_ends_it() -> None:
+    """The same order when the deferral ends by its timer (RFC 4724 §4.1 (b))."""
+    rib, _ = restarting()
+    rib.originate("10.244.90.128/26")
+    peer(rib, "192.0.2.1", 65001, fx=gr("192.0.2.1"))
+    sent: list[str] = []
+
+    def pump(key: str) -> None:
+        while blobs := rib.pull(key, 1 << 20):
+            for msg in (m for blob in blobs for m in _messages(blob)):
+                out = decode_out([msg])
+                sent.extend([f"announce {p}" for p in out.announced]
+                             + [f"End-of-RIB {f.name}" for f in out.eor])  # fmt: skip
+
+    rib.wake = pump
+    rib.handle_timer(60.0)
+    assert rib.converged
+    assert sent == ["announce 10.244.90.128/26", "End-of-RIB IPV4_UNICAST"], sent
 
 
 def test_not_restarting_is_converged_from_the_start() -> None:
