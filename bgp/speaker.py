@@ -316,6 +316,7 @@ class Peer:
         elif isinstance(event, SessionDown):
             self._down(session, event)
         elif isinstance(event, EndOfRib) and session is self.established:
+            log.debug("%s: End-of-RIB received for %s", self.key, event.family.name)
             self.speaker.sink.end_of_rib(self, event.family)
         elif isinstance(event, RouteRefreshReceived) and session is self.established:
             self.speaker.sink.route_refresh(self, event.family, event.subtype)

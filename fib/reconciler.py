@@ -85,6 +85,7 @@ from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
 WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in between)
+DEBUG_WRITES = 16  # writes of a batch up to this size are logged one by one at debug level
 KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]  # what `apply_steps` yields
 _new = tuple.__new__
 _UNPLANNED: Any = object()
@@ -118,6 +119,18 @@ class Counters:
     nexthop_writes: int = 0
     nexthop_repoints: int = 0  # objects replaced in place, re-pointing all their routes at once
     nexthop_drift_repaired: int = 0  # objects put back after someone removed or changed them
+
+
+def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp]) -> None:
+    """At debug level, each write of a small batch (a restart's, a few events'), so a
+    timeline shows which pass wrote what; large batches only by their size."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if len(ops) > DEBUG_WRITES:
+        log.debug("fib: writing %d %s", len(ops), what)
+        return
+    text = ", ".join(f"{'delete' if op == DELETE else 'replace'} {x.describe()}" for op, x in ops)
+    log.debug("fib: writing %s: %s", what, text)
 
 
 def key_of(prefix: Prefix) -> RouteKey:
@@ -439,6 +452,7 @@ class Reconciler:
         if not ops:
             return
         self.counters.nexthop_writes += len(ops)
+        _debug_writes("nexthop objects", ops)
         failures = yield (self.kernel.write_nexthops, (ops,))
         for f in failures:
             log.warning("fib: nexthop %s: %s", f.obj.describe(), os.strerror(f.errno))
@@ -466,6 +480,7 @@ class Reconciler:
         if not ops:
             return
         self.counters.nexthop_writes += len(ops)
+        _debug_writes("nexthop objects", ops)
         failures = yield (self.kernel.write_nexthops, (ops,))
         self.nh.deleted(ops, failures)
 
@@ -581,6 +596,7 @@ class Reconciler:
     ) -> Generator[KernelCall, Any, None]:
         self.counters.write_batches += 1
         self.counters.route_writes += len(ops)
+        _debug_writes("routes", ops)
         try:
             failures = yield (self.kernel.write_routes, (ops,))
         except KernelError:

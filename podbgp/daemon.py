@@ -45,6 +45,7 @@ from typing import Any
 
 import ipam
 from bgp.wire.constants import Family
+from bgp.wire.prefix import key_to_str
 from fib import nat
 from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
@@ -467,6 +468,9 @@ class Daemon:
     def fib_best_paths(self, family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> None:
         """Best-path changes from the RIB (one call per batch), straight to the FIB."""
         if self.fibfeed is not None and not self._fib_frozen:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("fib: %d best-path changes from the RIB (%s)%s", len(changes),
+                          family.name, _changes_text(family, changes))  # fmt: skip
             self.fibfeed.best_paths(family, changes)
 
     def _own_prefixes(self) -> frozenset[IPNetwork]:
@@ -695,6 +699,17 @@ class Daemon:
             except StartupError as exc:
                 log.error("reload: %s", exc)
         log.info("reloaded %s", self.config_path)
+
+
+def _changes_text(family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> str:
+    """A small batch of best-path changes as text for the debug log (big ones: none)."""
+    if len(changes) > 16:
+        return ""
+    return ": " + ", ".join(
+        f"{key_to_str(family, key)} "
+        + (" ".join(str(ipaddress.ip_address(h)) for h in hops) if hops else "withdrawn")
+        for key, hops in changes.items()
+    )
 
 
 def _fib_prefix(net: IPNetwork) -> FibPrefix:
