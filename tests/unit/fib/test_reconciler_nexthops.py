@@ -323,3 +323,19 @@ def test_nexthops_can_be_turned_off_by_config() -> None:
     rec.apply()
     assert kernel.nexthops == {} and kernel.nexthop_dumps == 0
     assert hops_of(kernel, block(1)) == (VIA_B, VIA_C)
+
+
+def test_withdraw_and_announce_again_between_two_passes_is_no_write() -> None:
+    """A peer's End-of-RIB sweeps a stale route and its UPDATE brings it back before the
+    next pass (RFC 4724 §4.2, the receiving side): desired state is compared with the
+    kernel at apply time, so nothing is written and the route keeps its object."""
+    rec, kernel = make()
+    reach = RemoteRoute(block(1), (C,)).reach
+    rec.update_remote({block(1): reach, block(2): RemoteRoute(block(2), (B,)).reach})
+    rec.apply()
+    nh, done = nh_of(kernel, block(1)), writes(kernel)
+    rec.update_remote({block(1): None})
+    rec.update_remote({block(1): reach})
+    rec.apply()
+    assert writes(kernel) == done and nh_of(kernel, block(1)) == nh
+    assert objects(kernel)[nh] == NexthopSpec(VIA_C)
