@@ -1,9 +1,9 @@
-"""The daemon's BGP half: config → speaker settings and RIB policies, and their life cycle.
+"""The daemon's BGP half: the speaker's and the RIB's life cycle.
 
 `BgpNode` owns one `bgp.speaker.Speaker` and one `rib.Rib`, joined by
 `rib.adapter.RibAdapter` (the speaker's route sink and source factory). It
-maps `[bgp]`, `[[bgp.peer]]`, `[[bgp.listen_range]]` and `[[policy]]` onto the
-typed settings of those packages, keeps the registry-derived mesh peers in step
+applies `[bgp]`, `[[bgp.peer]]`, `[[bgp.listen_range]]` and `[[policy]]` as
+`podbgp.wiring` maps them onto the typed settings of those packages, keeps the registry-derived mesh peers in step
 with the node registry, originates what IPAM and `[[bgp.originate]]` say,
 forwards best-path changes to the FIB (one call per RIB batch), serves the
 control API's BGP views, and applies a reload without touching unchanged
@@ -25,86 +25,42 @@ from bgp.events import PeerHandle, SessionDown
 from bgp.fsm import State
 from bgp.negotiate import Negotiated
 from bgp.restart import StopKind
-from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
 from bgp.wire.update import Update
 from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
-from podbgp.config import AddPath, Config, ConfigDiff, Peer, PeerOptions
-from podbgp.config import Family as CfgFamily
+from podbgp.config import Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
-from podbgp.wiring import rib_policy
+from podbgp.wiring import (
+    FAMILIES,
+    mesh_options,
+    peer_policy,
+    peer_settings,
+    rib_policies,
+    rib_settings,
+    speaker_settings,
+)
 from rib import show
 from rib.adapter import PeerHandles, RibAdapter
 from rib.core import FibCallback, Rib
 from rib.heap import pin_mmap_threshold
 from rib.policy import Policy, builtin
-from rib.settings import PeerPolicy, RibSettings
+from rib.settings import PeerPolicy
 
 log = logging.getLogger("podbgp.bgp")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-FAMILIES = {CfgFamily.IPV4: Family.IPV4_UNICAST, CfgFamily.IPV6: Family.IPV6_UNICAST}
-ADD_PATH = {
-    AddPath.OFF: AddPathMode.OFF,
-    AddPath.RECEIVE: AddPathMode.RECEIVE,
-    AddPath.SEND: AddPathMode.SEND,
-    AddPath.BOTH: AddPathMode.BOTH,
-}
 
 
 def state_name(text: str) -> str:
     """The speaker's state (``open_sent``, from ``bgp.fsm.State``'s name) as every view
     shows it: ``State.rfc_name`` (``OpenSent``)."""
     return State[text.upper()].rfc_name
-
-
-def speaker_settings(config: Config) -> SpeakerSettings:
-    b = config.bgp
-    ranges = tuple(
-        ListenRange(str(r.prefix), peer_settings(config, r, "0.0.0.0")) for r in b.listen_ranges
-    )
-    return SpeakerSettings(
-        asn=config.node.asn,
-        router_id=str(config.node.router_id),
-        listen=tuple(str(a) for a in b.listen),
-        port=b.port,
-        listen_ranges=ranges,
-    )
-
-
-def peer_settings(
-    config: Config, p: PeerOptions, address: str, restarting: bool = False
-) -> PeerSettings:
-    b = config.bgp
-    return PeerSettings(
-        address=address,
-        asn=p.asn,
-        local_address=str(p.local_address) if p.local_address else None,
-        port=p.port,
-        passive=p.passive,
-        password=p.password or None,
-        ttl_security=p.ttl_security,
-        multihop=p.multihop,
-        hold_time=p.hold_time,
-        keepalive=p.keepalive,
-        connect_retry=float(b.connect_retry),
-        connect_retry_max=float(max(p.connect_retry_max, b.connect_retry)),
-        families=tuple(FAMILIES[f] for f in p.families),
-        add_path=ADD_PATH[p.add_path],
-        graceful_restart=p.graceful_restart,
-        restart_time=b.restart_time,
-        restarting=restarting and p.graceful_restart,
-        long_lived_stale_time=p.long_lived_stale_time,
-        shutdown_message=p.shutdown_message,
-        enforce_first_as=p.enforce_first_as,
-    )
 
 
 class TimedSink:
@@ -160,8 +116,7 @@ class BgpNode:
         self.config = config
         self.converged_cb = converged
         self.restarting = restarting
-        self.policies: dict[str, Policy] = {}
-        self._build_policies(config)
+        self.policies: dict[str, Policy] = rib_policies(config)
         # The RIB's events (`_watch_convergence`): selection deferral over, and every
         # graceful-restart peer's End-of-RIB in.
         self._selected = asyncio.Event()
@@ -169,7 +124,7 @@ class BgpNode:
         self.handles = PeerHandles(on_max_prefix=self._max_prefix)
         # Best-path changes go from the RIB to the FIB as they are (podbgp.fibfeed).
         self.rib = Rib(
-            self._rib_settings(config),
+            rib_settings(config, restarting),
             fib=fib,
             wake=self.handles.wake,
             max_prefix_exceeded=self.handles.max_prefix_exceeded,
@@ -200,75 +155,11 @@ class BgpNode:
         self.sink.on_peer_up = self._dynamic_bfd
         self.stop_kind: StopKind | None = None  # set once stopping
 
-    # -- settings -----------------------------------------------------------------------
-    def _rib_settings(self, config: Config) -> RibSettings:
-        b = config.bgp
-        return RibSettings(
-            local_as=config.node.asn,
-            router_id=config.node.router_id,
-            cluster_id=b.route_reflector_cluster_id,
-            max_paths=b.max_paths,
-            always_compare_med=b.always_compare_med,
-            honor_graceful_shutdown=b.honor_graceful_shutdown,
-            graceful_restart=b.graceful_restart,
-            restart_time=b.restart_time,
-            deferral_time=float(b.deferral_time),
-            restarting=self.restarting,
-            max_prefix_restart=float(b.max_prefixes_restart),
-            local_addresses=frozenset(
-                i.ip for i in (config.node.address, config.node.address6) if i is not None
-            ),
-        )
-
-    def _build_policies(self, config: Config) -> None:
-        self.policies = {name: builtin(name) for name in ("all", "none", "local")}
-        for pol in config.policies:
-            self.policies[pol.name] = rib_policy(pol)
-
-    def _peer_policy(self, address: str, p: PeerOptions) -> PeerPolicy:
-        send = p.add_path_send_max if p.add_path in (AddPath.SEND, AddPath.BOTH) else 0
-        if p.add_path in (AddPath.SEND, AddPath.BOTH) and send == 0:
-            send = -1  # all paths
-        return PeerPolicy(
-            address=ipaddress.ip_address(address),
-            asn=p.asn,
-            import_policy=self.policies[p.import_policy],
-            export_policy=self.policies[p.export_policy],
-            route_reflector_client=p.route_reflector_client,
-            keep_original_next_hop=p.keep_original_next_hop,
-            max_prefixes=p.max_prefixes,
-            add_path_send=send,
-            add_path_receive=p.add_path in (AddPath.RECEIVE, AddPath.BOTH),
-            families=tuple(FAMILIES[f] for f in p.families),
-            soft_reconfiguration=p.soft_reconfiguration,
-        )
-
-    def _mesh_options(self, m: MeshPeer) -> PeerOptions:
-        b = self.config.bgp
-        families = [CfgFamily.IPV4] + ([CfgFamily.IPV6] if self.config.node.address6 else [])
-        return PeerOptions(
-            asn=m.asn,
-            passive=m.passive,
-            route_reflector_client=m.route_reflector_client,
-            families=tuple(families),
-            import_policy="all",
-            export_policy="all",  # iBGP rules (and reflection) decide what actually goes
-            hold_time=b.hold_time,
-            keepalive=b.keepalive,
-            connect_retry_max=b.connect_retry_max,
-            graceful_restart=b.graceful_restart,
-            long_lived_stale_time=b.long_lived_stale_time,
-            add_path=b.add_path,
-            bfd=b.bfd,
-            bfd_interval_ms=b.bfd_interval_ms,
-            bfd_multiplier=b.bfd_multiplier,
-        )
-
     def _policy_for_dynamic(self, key: str, asn: int) -> PeerPolicy:
         addr = ipaddress.ip_address(key)
         for r in self.config.bgp.listen_ranges:
             if addr.version == r.prefix.version and addr in r.prefix:
-                return self._peer_policy(key, r)
+                return peer_policy(key, r, self.policies)
         return PeerPolicy(addr, asn, import_policy=builtin("none"), export_policy=builtin("none"))
 
     # -- life cycle ---------------------------------------------------------------------
@@ -295,7 +186,7 @@ class BgpNode:
         await self.speaker.stop(message, kind)
 
     def _add(self, address: str, options: PeerOptions, connect_on_start: bool = False) -> None:
-        policy = self._peer_policy(address, options)
+        policy = peer_policy(address, options, self.policies)
         self.rib.add_peer(policy)
         settings = peer_settings(self.config, options, address, self.restarting)
         if connect_on_start:
@@ -360,7 +251,7 @@ class BgpNode:
                 self._remove(address)
             log.info("mesh: peering with node %s at %s", m.node, address)
             # The passive side of a pair dials once at start (podbgp.topology).
-            self._add(address, self._mesh_options(m), connect_on_start=m.passive)
+            self._add(address, mesh_options(self.config, m), connect_on_start=m.passive)
         self.mesh = dict(peers)
 
     # -- origination --------------------------------------------------------------------
@@ -594,7 +485,7 @@ class BgpNode:
     async def reload(self, new: Config, diff: ConfigDiff) -> None:
         """Apply the difference: only changed peers reset; policy changes need no reset."""
         old, self.config = self.config, new
-        self._build_policies(new)
+        self.policies = rib_policies(new)
         self._reload_listen_ranges(old, new, diff)
         for p in diff.peers_removed:
             self._remove(str(p.address), "peer de-configured")
@@ -620,7 +511,7 @@ class BgpNode:
             if peer is not None:
                 self.bfd.set_peer(peer.key, p, local)
         for address, m in self.mesh.items():
-            self.bfd.set_peer(address, self._mesh_options(m))
+            self.bfd.set_peer(address, mesh_options(self.config, m))
         for peer in [p for p in self.speaker.peers.values() if p.dynamic and p.established]:
             self.bfd.set_peer(peer.key, _range_of(new, peer.key))
 
@@ -638,12 +529,12 @@ class BgpNode:
                 log.info("listen range of dynamic peer %s changed: session closed", peer.key)
                 self._remove(peer.key, "listen range changed")
             elif {after.import_policy, after.export_policy} & diff.policies_changed:
-                self.rib.set_policy(peer.key, self._peer_policy(peer.key, after))
+                self.rib.set_policy(peer.key, peer_policy(peer.key, after, self.policies))
 
     def _policy_changed(self, p: Peer, import_changed: bool) -> None:
         """New import/export policy without a reset: the RIB re-evaluates, the peer refreshes."""
         a = str(p.address)
-        self.rib.set_policy(a, self._peer_policy(a, p))
+        self.rib.set_policy(a, peer_policy(a, p, self.policies))
         peer = self.speaker.peer(a)
         if import_changed and peer is not None and not p.soft_reconfiguration:
             for fam in p.families:

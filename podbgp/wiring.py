@@ -1,38 +1,173 @@
-"""Config → the parts' own settings: one place that maps `podbgp.config` onto `rib`.
+"""Config → the parts' own settings: the one place that maps `podbgp.config` onto
+`bgp` (speaker and peer settings), `rib` (RIB settings, per-peer policy, `[[policy]]`).
 
 Each function takes validated, typed config values and builds the typed value a
 lower layer takes, with no text in between (podbgp may import downward; the
-parts never import podbgp).
+parts never import podbgp). `podbgp.bgpnode` keeps the life cycle and calls these.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
+
+from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
 from bgp.wire.constants import Family, Origin
-from podbgp import config
+from podbgp import config as cfg
+from podbgp.config import Config, PeerOptions
+from podbgp.topology import MeshPeer
 from rib.policy import Match as RibMatch
 from rib.policy import Policy as RibPolicy
 from rib.policy import Rule as RibRule
 from rib.policy import SetActions as RibSet
-from rib.policy import neighbor_condition, prefix_condition
+from rib.policy import builtin, neighbor_condition, prefix_condition
+from rib.settings import PeerPolicy, RibSettings
 
-FAMILIES = {config.Family.IPV4: Family.IPV4_UNICAST, config.Family.IPV6: Family.IPV6_UNICAST}
-ORIGINS = {o: Origin[o.name] for o in config.Origin}
+FAMILIES = {cfg.Family.IPV4: Family.IPV4_UNICAST, cfg.Family.IPV6: Family.IPV6_UNICAST}
+ORIGINS = {o: Origin[o.name] for o in cfg.Origin}
+ADD_PATH = {
+    cfg.AddPath.OFF: AddPathMode.OFF,
+    cfg.AddPath.RECEIVE: AddPathMode.RECEIVE,
+    cfg.AddPath.SEND: AddPathMode.SEND,
+    cfg.AddPath.BOTH: AddPathMode.BOTH,
+}
+_SENDS = (cfg.AddPath.SEND, cfg.AddPath.BOTH)
+_RECEIVES = (cfg.AddPath.RECEIVE, cfg.AddPath.BOTH)
 
 
-def rib_policy(p: config.Policy) -> RibPolicy:
+# ---------------------------------------------------------------- bgp
+
+
+def speaker_settings(config: Config) -> SpeakerSettings:
+    b = config.bgp
+    ranges = tuple(
+        ListenRange(str(r.prefix), peer_settings(config, r, "0.0.0.0")) for r in b.listen_ranges
+    )
+    return SpeakerSettings(
+        asn=config.node.asn,
+        router_id=str(config.node.router_id),
+        listen=tuple(str(a) for a in b.listen),
+        port=b.port,
+        listen_ranges=ranges,
+    )
+
+
+def peer_settings(
+    config: Config, p: PeerOptions, address: str, restarting: bool = False
+) -> PeerSettings:
+    b = config.bgp
+    return PeerSettings(
+        address=address,
+        asn=p.asn,
+        local_address=str(p.local_address) if p.local_address else None,
+        port=p.port,
+        passive=p.passive,
+        password=p.password or None,
+        ttl_security=p.ttl_security,
+        multihop=p.multihop,
+        hold_time=p.hold_time,
+        keepalive=p.keepalive,
+        connect_retry=float(b.connect_retry),
+        connect_retry_max=float(max(p.connect_retry_max, b.connect_retry)),
+        families=tuple(FAMILIES[f] for f in p.families),
+        add_path=ADD_PATH[p.add_path],
+        graceful_restart=p.graceful_restart,
+        restart_time=b.restart_time,
+        restarting=restarting and p.graceful_restart,
+        long_lived_stale_time=p.long_lived_stale_time,
+        shutdown_message=p.shutdown_message,
+        enforce_first_as=p.enforce_first_as,
+    )
+
+
+def mesh_options(config: Config, m: MeshPeer) -> PeerOptions:
+    """A registry-derived mesh peer's options: `[bgp]`'s, both policies `all` (iBGP rules
+    and reflection decide what actually goes), IPv6 only when the node has an address6."""
+    b = config.bgp
+    families = [cfg.Family.IPV4] + ([cfg.Family.IPV6] if config.node.address6 else [])
+    return PeerOptions(
+        asn=m.asn,
+        passive=m.passive,
+        route_reflector_client=m.route_reflector_client,
+        families=tuple(families),
+        import_policy="all",
+        export_policy="all",
+        hold_time=b.hold_time,
+        keepalive=b.keepalive,
+        connect_retry_max=b.connect_retry_max,
+        graceful_restart=b.graceful_restart,
+        long_lived_stale_time=b.long_lived_stale_time,
+        add_path=b.add_path,
+        bfd=b.bfd,
+        bfd_interval_ms=b.bfd_interval_ms,
+        bfd_multiplier=b.bfd_multiplier,
+    )
+
+
+# ---------------------------------------------------------------- rib
+
+
+def rib_settings(config: Config, restarting: bool) -> RibSettings:
+    b = config.bgp
+    return RibSettings(
+        local_as=config.node.asn,
+        router_id=config.node.router_id,
+        cluster_id=b.route_reflector_cluster_id,
+        max_paths=b.max_paths,
+        always_compare_med=b.always_compare_med,
+        honor_graceful_shutdown=b.honor_graceful_shutdown,
+        graceful_restart=b.graceful_restart,
+        restart_time=b.restart_time,
+        deferral_time=float(b.deferral_time),
+        restarting=restarting,
+        max_prefix_restart=float(b.max_prefixes_restart),
+        local_addresses=frozenset(
+            i.ip for i in (config.node.address, config.node.address6) if i is not None
+        ),
+    )
+
+
+def peer_policy(address: str, p: PeerOptions, policies: Mapping[str, RibPolicy]) -> PeerPolicy:
+    """What the RIB applies to one peer; `policies` by name (`rib_policies`)."""
+    send = p.add_path_send_max if p.add_path in _SENDS else 0
+    if p.add_path in _SENDS and send == 0:
+        send = -1  # all paths
+    return PeerPolicy(
+        address=ipaddress.ip_address(address),
+        asn=p.asn,
+        import_policy=policies[p.import_policy],
+        export_policy=policies[p.export_policy],
+        route_reflector_client=p.route_reflector_client,
+        keep_original_next_hop=p.keep_original_next_hop,
+        max_prefixes=p.max_prefixes,
+        add_path_send=send,
+        add_path_receive=p.add_path in _RECEIVES,
+        families=tuple(FAMILIES[f] for f in p.families),
+        soft_reconfiguration=p.soft_reconfiguration,
+    )
+
+
+def rib_policies(config: Config) -> dict[str, RibPolicy]:
+    """The built-ins `all`, `none`, `local` and every `[[policy]]`, by name."""
+    out = {name: builtin(name) for name in ("all", "none", "local")}
+    out.update((p.name, rib_policy(p)) for p in config.policies)
+    return out
+
+
+def rib_policy(p: cfg.Policy) -> RibPolicy:
     """A `[[policy]]` as the RIB evaluates it (first matching rule wins)."""
     return RibPolicy(
         p.name,
         tuple(_rule(r) for r in p.rules),
-        default_accept=p.default_action == config.PolicyAction.ACCEPT,
+        default_accept=p.default_action == cfg.PolicyAction.ACCEPT,
     )
 
 
-def _rule(r: config.Rule) -> RibRule:
-    return RibRule(_match(r.match), r.action == config.PolicyAction.ACCEPT, _set(r.set))
+def _rule(r: cfg.Rule) -> RibRule:
+    return RibRule(_match(r.match), r.action == cfg.PolicyAction.ACCEPT, _set(r.set))
 
 
-def _match(m: config.Match) -> RibMatch:
+def _match(m: cfg.Match) -> RibMatch:
     any_length = RibMatch()
     prefix, ge, le = (
         (None, any_length.ge, any_length.le)
@@ -52,7 +187,7 @@ def _match(m: config.Match) -> RibMatch:
     )
 
 
-def _set(s: config.SetActions) -> RibSet:
+def _set(s: cfg.SetActions) -> RibSet:
     return RibSet(
         local_pref=s.local_pref,
         med=s.med,
@@ -65,5 +200,5 @@ def _set(s: config.SetActions) -> RibSet:
     )
 
 
-def _large(c: config.LargeCommunity) -> tuple[int, int, int]:
+def _large(c: cfg.LargeCommunity) -> tuple[int, int, int]:
     return (c.global_admin, c.local1, c.local2)

@@ -12,7 +12,7 @@ import pytest
 from fib.model import Encap, pack_addr
 from podbgp import logs
 from podbgp import node as nodecfg
-from podbgp.config import load_config_text
+from podbgp.config import AddPath, load_config_text
 
 CONFIG = """
 [node]
@@ -158,7 +158,7 @@ async def test_node_labels_reach_the_registry_and_select_pools(tmp_path: Path) -
 
 
 def test_route_server_peer_skips_the_first_as_check() -> None:
-    from podbgp.bgpnode import peer_settings
+    from podbgp.wiring import peer_settings
 
     cfg = load_config_text(
         '[node]\nname = "n"\nasn = 64512\naddress = "10.0.0.1/24"\n[bgp]\nmesh = false\n'
@@ -170,7 +170,7 @@ def test_route_server_peer_skips_the_first_as_check() -> None:
 
 
 def test_long_lived_stale_time_reaches_the_sessions_inherited_or_per_peer() -> None:
-    from podbgp.bgpnode import peer_settings
+    from podbgp.wiring import peer_settings
 
     cfg = load_config_text(
         '[node]\nname = "n"\nasn = 64512\naddress = "10.0.0.1/24"\n'
@@ -255,3 +255,76 @@ def test_rib_policy_evaluates_the_config() -> None:
     other = p.evaluate(Family.IPV4_UNICAST, key, attrs, peer=ipaddress.ip_address("10.9.0.9"))
     assert other is not None and other.attrs is attrs
     assert rib_policy(cfg.policy("empty")).evaluate(Family.IPV4_UNICAST, key, attrs) is None
+
+
+WIRED = """
+[node]
+name = "n"
+asn = 64512
+address = "10.0.0.1/24"
+address6 = "fd00::1/64"
+[bgp]
+hold_time = 30
+add_path = "both"
+route_reflector_cluster_id = "1.2.3.4"
+deferral_time = 100
+[[bgp.peer]]
+address = "10.0.0.9"
+asn = 64600
+families = ["ipv6"]
+add_path = "send"
+add_path_send_max = 0
+import = "none"
+max_prefixes = 5
+[[bgp.peer]]
+address = "10.0.0.8"
+asn = 64512
+add_path = "receive"
+route_reflector_client = true
+[[bgp.listen_range]]
+prefix = "10.1.0.0/16"
+asn = 64700
+"""
+
+
+def test_wiring_maps_bgp_and_rib_settings() -> None:
+    from bgp.settings import AddPathMode
+    from bgp.wire.constants import Family
+    from podbgp.topology import MeshPeer
+    from podbgp.wiring import (
+        mesh_options,
+        peer_policy,
+        peer_settings,
+        rib_policies,
+        rib_settings,
+        speaker_settings,
+    )
+
+    cfg = load_config_text(WIRED)
+    rs = rib_settings(cfg, restarting=True)
+    assert (rs.local_as, str(rs.cluster_id), rs.deferral_time, rs.restarting) == (
+        64512, "1.2.3.4", 100.0, True,
+    )  # fmt: skip
+    assert rs.local_addresses == {ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("fd00::1")}
+    policies = rib_policies(cfg)
+    assert set(policies) == {"all", "none", "local"}
+    ebgp, client = cfg.bgp.peers
+    pp = peer_policy("10.0.0.9", ebgp, policies)
+    # add_path_send_max = 0 with "send" means every path (-1); receive is not asked for.
+    assert (pp.add_path_send, pp.add_path_receive, pp.max_prefixes) == (-1, False, 5)
+    assert pp.import_policy is policies["none"] and pp.families == (Family.IPV6_UNICAST,)
+    cp = peer_policy("10.0.0.8", client, policies)
+    assert (cp.add_path_send, cp.add_path_receive, cp.route_reflector_client) == (0, True, True)
+    ps = peer_settings(cfg, ebgp, "10.0.0.9", restarting=True)
+    assert (ps.add_path, ps.families, ps.hold_time, ps.keepalive, ps.restarting) == (
+        AddPathMode.SEND, (Family.IPV6_UNICAST,), 30, 10, True,
+    )  # fmt: skip
+    sp = speaker_settings(cfg)
+    assert [(r.prefix, r.template.asn) for r in sp.listen_ranges] == [("10.1.0.0/16", 64700)]
+    mesh = mesh_options(
+        cfg, MeshPeer("m", "10.0.0.5", 64512, passive=True, route_reflector_client=False)
+    )
+    assert (mesh.hold_time, mesh.add_path, mesh.import_policy, mesh.passive) == (
+        30, AddPath.BOTH, "all", True,
+    )  # fmt: skip
+    assert [str(f) for f in mesh.families] == ["ipv4", "ipv6"]
