@@ -13,6 +13,7 @@ mode: ``rib.adjout.plain`` (no table of its own) and ``rib.adjout.tabled``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from rib.path import Source
 if TYPE_CHECKING:
     from rib.adjout.member import Member
 
-__all__ = ["CHUNK", "Queued", "Told", "UpdateGroup"]
+__all__ = ["CHUNK", "Queued", "Told", "Unsure", "UpdateGroup"]
 
 CHUNK = 8192  # dirty prefixes turned into UPDATEs per build step
 # A queued item: one blob for every member, or (blob, {source: its variant}) where a
@@ -46,6 +47,24 @@ class Told:
     def keys(self) -> Iterable[bytes]:
         """Every prefix this may hold a value for."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Unsure:
+    """What a member has for a prefix when it is one of ``values`` and nobody knows
+    which (``rib.adjout.member``: a switch before the last one finished). A switch
+    re-sends such a prefix as if the member had never been told it, withdrawing
+    every path id any of the values holds (ADD-PATH)."""
+
+    values: tuple[Any, ...]
+
+    @staticmethod
+    def of(*values: Any) -> Unsure:
+        """``values`` in one ``Unsure`` (the values of an ``Unsure`` among them too)."""
+        flat: list[Any] = []
+        for v in values:
+            flat += v.values if isinstance(v, Unsure) else (v,)
+        return Unsure(tuple(flat))
 
 
 class UpdateGroup:
@@ -192,8 +211,9 @@ class UpdateGroup:
         """UPDATEs taking a member from what ``before`` told it to what this group tells
         (one path per prefix; ADD-PATH groups compare path by path).
 
-        ``unknown`` keys (the member had not caught up on them) and ``full``
-        (a ROUTE-REFRESH is being answered) are announced even when unchanged.
+        ``unknown`` keys (the member had not caught up on them), keys ``before``
+        is ``Unsure`` of, and ``full`` (a ROUTE-REFRESH is being answered) are
+        announced even when unchanged, and withdrawn when not sent.
         """
         now = self.told()
         full = full or before.add_path  # ADD-PATH is settled in OPEN; be safe
@@ -203,7 +223,7 @@ class UpdateGroup:
         for key in keys:
             want = now.get(key, source)
             have = before.get(key, source)
-            fresh = full or key in unknown
+            fresh = full or key in unknown or isinstance(have, Unsure)
             if want is None:
                 if have is not None or fresh:
                     withdrawn.append(key)

@@ -20,6 +20,14 @@ group go first (so the peer reaches the old group's state), then, per
 prefix, the difference between what the old group told it (a snapshot) and
 what the new group tells: withdrawals for what is no longer allowed,
 announcements for what is new or changed; unchanged routes are not re-sent.
+
+A switch before the previous one finished: the previous switch's catch-up
+has not reached some prefixes yet, so for those the peer still has what the
+group before told it — unless one of the old group's pending blobs, which go
+out first, changed the prefix. Which blobs touch which prefix is not known
+(they are bytes), so where the two differ the peer has one or the other
+(``Unsure``), and the switch re-sends the prefix as if it had never been
+told it.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from collections import deque
 from typing import Any
 
 from bgp.wire import CodecContext, Family, RouteRefresh, encode_end_of_rib, encode_message
-from rib.adjout.group import Queued, Told, UpdateGroup
+from rib.adjout.group import Queued, Told, Unsure, UpdateGroup
 from rib.path import Source
 
 __all__ = ["Member"]
@@ -77,14 +85,18 @@ class Member:
         """Move to ``new`` (export policy changed); ``before`` is what the old group told.
 
         The old group's blobs this member has not read yet go out first, so the
-        peer ends at ``before``; the catch-up then sends the difference.
+        peer ends at ``before`` (where a previous switch had not finished, at
+        ``before`` or where it was: ``_Unfinished``); the catch-up then sends
+        the difference.
         """
         old = self.group
         assert old is not None
+        unread = False  # blobs of the old group go out before the difference
         for item in old.queue[self.pos - old.base :]:
             blob = self._variant(item)
             if blob:
                 self.private.append(blob)
+                unread = True
         pending = self._catch[self._catch_i :]
         full = bool(self._after_catch_up)  # answering a ROUTE-REFRESH: resend all (RFC 7313 §4)
         unknown = set(pending)
@@ -93,8 +105,9 @@ class Member:
             full = full or prior.full
             if pending:
                 # Switched again before the last switch reached these keys: the peer
-                # still has what the group before that one told it of them.
-                before = _Unfinished(before, prior.before, set(pending))
+                # has what the group before that one told it of them, or what the
+                # unread blobs above tell.
+                before = _Unfinished(before, prior.before, set(pending), unread)
                 unknown &= prior.unknown
         old.leave(self)
         keys = list(set(before.keys()).union(new.catch_keys(), pending))
@@ -168,20 +181,31 @@ class Member:
 
 class _Unfinished(Told):
     """What a member was told when it switches groups again before its previous
-    switch sent ``pending`` keys: for those, what the group before told it
-    (``earlier``); for the rest, what the group it leaves told it (``now``)."""
+    switch sent ``pending`` keys: what the group it leaves told it (``now``), its
+    unread blobs included; for a pending key, what the group before told it
+    (``earlier``) — unless ``unread`` blobs of the group it leaves went out
+    first: one may have changed the key, so where the two differ the member has
+    one or the other (``Unsure``; see the module docstring)."""
 
-    __slots__ = ("add_path", "earlier", "now", "pending")
+    __slots__ = ("add_path", "earlier", "now", "pending", "unread")
 
-    def __init__(self, now: Told, earlier: Told, pending: set[bytes]) -> None:
+    def __init__(self, now: Told, earlier: Told, pending: set[bytes], unread: bool) -> None:
         self.now = now
         self.earlier = earlier
         self.pending = pending
+        self.unread = unread
         self.add_path = now.add_path
 
     def get(self, key: bytes, source: Source | None) -> Any:
-        told = self.earlier if key in self.pending else self.now
-        return told.get(key, source)
+        if key not in self.pending:
+            return self.now.get(key, source)
+        earlier = self.earlier.get(key, source)
+        if not self.unread:
+            return earlier
+        now = self.now.get(key, source)
+        if earlier is now or earlier == now:
+            return now
+        return Unsure.of(now, earlier)
 
     def keys(self) -> list[bytes]:
         return list(set(self.now.keys()).union(self.earlier.keys()))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bgp.wire import PathAttributes
-from rib.adjout.group import Told, UpdateGroup
+from rib.adjout.group import Told, Unsure, UpdateGroup
 from rib.batch import Entry, best_of
 from rib.path import Path, Source
 
@@ -165,7 +165,7 @@ class AddPathGroup(_TableGroup):
         for key in keys:
             want = now.get(key, source)
             have = before.get(key, source)
-            fresh = full or key in unknown
+            fresh = full or key in unknown or isinstance(have, Unsure)
             self._switch_prefix(key, want, have, fresh, withdrawn, groups, attrs_of)
         return self._encode(withdrawn, groups, attrs_of)
 
@@ -179,7 +179,7 @@ class AddPathGroup(_TableGroup):
         groups: dict[int, list[bytes]],
         attrs_of: dict[int, PathAttributes],
     ) -> None:
-        had = dict(have) if isinstance(have, tuple) else {}
+        had = _paths_had(have)
         wants = dict(want or ())
         withdrawn += [t.to_bytes(4, "big") + key for t in had if t not in wants]
         for t, a in wants.items():
@@ -226,3 +226,14 @@ class AddPathGroup(_TableGroup):
             else:
                 del adj[key]
         return self._encode(withdrawn, groups, attrs_of)
+
+
+def _paths_had(have: Any) -> dict[int, PathAttributes]:
+    """Path id -> attributes of what a member has for a prefix (``Told.get``): a
+    ``Sent`` tuple, nothing, or, when ``Unsure``, every path id any value holds."""
+    if isinstance(have, Unsure):
+        had: dict[int, PathAttributes] = {}
+        for v in have.values:
+            had.update(_paths_had(v))
+        return had
+    return dict(have) if isinstance(have, tuple) else {}

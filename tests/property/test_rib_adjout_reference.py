@@ -321,6 +321,21 @@ def _play(run: Run, ops: list[tuple[str, Any, int]]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # an ADD-PATH peer switched twice before its catch-up (all -> low-half -> all);
+    # its group's next blob, left unread, announces path 1 of 10.0.0.0/20; then a switch
+    # to no-7, which refuses that path: the blob went out, so the path is withdrawn
+    chunk=16,
+    restarting=False,
+    up=[True, True, True, True, False, False, False],
+    policies=[0] * len(PEERS),
+    ops=[
+        ("batch", [(1, True, 0, 1, 4)], 0),
+        ("policy", 2, 1),
+        ("policy", 2, 0),
+        ("pull", 3, 1),
+        ("policy", 2, 2),
+    ],
+)
 @given(
     chunk=st.sampled_from([2, 3, 5, 16]),
     restarting=st.booleans(),
@@ -340,6 +355,18 @@ def test_every_group_tells_each_peer_what_the_reference_computes(
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # the same as a plain group's member: switched twice before its catch-up, the
+    # unread blob announcing 10.0.0.0/20 goes out, so the switch to no-7 withdraws it
+    chunk=16,
+    up=[True, True],
+    ops=[
+        ("batch", [(1, True, 0, 1, 4)], 0),
+        ("policy", 0, 1),
+        ("policy", 0, 0),
+        ("pull", 1, 1),
+        ("policy", 0, 2),
+    ],
+)
 @example(  # in one batch: a kept withdrawal, then new prefixes; then the reverse
     chunk=5,
     up=[True, True],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ribkit import LOCAL_AS, V4, attrs, decode_out, key, make_rib, peer
 
@@ -82,6 +82,19 @@ def _apply(told: dict[str, Any], blobs: list[bytes]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # switched twice before its catch-up (plain -> prefix-dependent -> plain), a
+    # blob of the plain group left unread announces 203.0.0.0/24, then a third switch
+    # to a policy rejecting it: the unread blob went out, so the route is withdrawn
+    [
+        ("ann", 1, [0], 0),
+        ("pol", 0, [], 2),
+        ("pol", 0, [], 0),
+        ("ann", 0, [0], 0),
+        ("wd", 0, [0], 0),
+        ("pull", 1, [], 0),
+        ("pol", 0, [], 1),
+    ]
+)
 @given(st.lists(st.one_of(announce_op, withdraw_op, policy_op, pull_op), max_size=40))
 def test_every_peer_converges_to_its_policy(ops: list[tuple[str, int, list[int], int]]) -> None:
     rib = make_rib()

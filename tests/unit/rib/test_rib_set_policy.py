@@ -349,3 +349,38 @@ def test_two_export_switches_before_a_pull_still_withdraw_what_add_path_sent() -
     rib.set_policy(b, policy_of(rib, b, export_policy=builtin("all")))
     out = drain(rib, b, add_path=True)
     assert list(told.announced) == out.withdrawn
+
+
+def test_a_third_switch_withdraws_what_an_unread_update_announced_meanwhile() -> None:
+    """Switched twice before its catch-up reached P1, the peer's old group then builds
+    an UPDATE announcing P1 that the peer has not read. The third switch sends that
+    UPDATE first, so the peer has P1 whatever the group before told it: a policy
+    refusing P1 withdraws it."""
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001)
+    m = peer(rib, "192.0.2.9", 65009)
+    m2 = peer(rib, "192.0.2.8", 65008)  # keeps group "all" alive and builds its UPDATEs
+    announce(rib, a, [P1], attrs((65001,), nh="192.0.2.1"))
+    med5 = pol({"match": {"prefix": P2}, "set": {"med": 5}}, name="med5")
+    rib.set_policy(m, policy_of(rib, m, export_policy=med5))
+    rib.set_policy(m, policy_of(rib, m, export_policy=builtin("all")))
+    drain(rib, m2)  # the UPDATE announcing P1, unread by m
+    rib.set_policy(m, policy_of(rib, m, export_policy=reject(P1)))
+    out = drain(rib, m)
+    assert list(out.announced) == [P1]  # the unread UPDATE
+    assert out.withdrawn == [P1]  # then the difference
+
+
+def test_two_export_switches_back_and_forth_before_a_pull_send_nothing() -> None:
+    """Switched away and back before pulling anything, with no UPDATE of the group
+    in between: the peer still has what it had, so nothing is sent again."""
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001)
+    m = peer(rib, "192.0.2.9", 65009)
+    announce(rib, a, [P1, P2], attrs((65001,), nh="192.0.2.1"))
+    assert set(drain(rib, m).announced) == {P1, P2}
+    med5 = pol({"match": {"prefix": P1}, "set": {"med": 5}}, name="med5")
+    rib.set_policy(m, policy_of(rib, m, export_policy=med5))
+    rib.set_policy(m, policy_of(rib, m, export_policy=builtin("all")))
+    out = drain(rib, m)
+    assert (out.announced, out.withdrawn) == ({}, [])
