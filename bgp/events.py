@@ -67,7 +67,11 @@ class DisconnectRequested:
 
 @dataclass(frozen=True, slots=True)
 class OpenReceived:
-    """A valid OPEN arrived: the peer object checks for a connection collision (RFC 4271 §6.8)."""
+    """A valid OPEN arrived: the peer object checks for a connection collision (RFC 4271 §6.8).
+
+    The machine is paused until the shell calls ``resume`` (no collision, or this
+    connection wins) or ``collision_dump`` (it loses): nothing is answered or
+    consumed before that decision (``bgp.fsm``)."""
 
     router_id: int
     asn: int
