@@ -116,6 +116,11 @@ class Session:
         self.fsm.start(self.loop.time(), passive)
         self.service()
 
+    def start_for_incoming(self) -> None:
+        """Started by the peer's connection (Event 5): passive, never a dial of its own."""
+        self.fsm.start_for_incoming(self.loop.time())
+        self.service()
+
     def stop(
         self,
         message: str,

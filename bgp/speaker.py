@@ -272,13 +272,13 @@ class Peer:
         main = self.main
         if not main.fsm.connected and main.fsm.state in (State.IDLE, State.ACTIVE):
             if main.fsm.state is State.IDLE:
-                main.fsm.start_for_incoming(main.loop.time())
+                main.start_for_incoming()
             target = main
         else:
             if self.extra is not None:
                 self.extra.discard()
             self.extra = target = self._new_session()
-            target.start(passive=True)
+            target.start_for_incoming()  # Event 5: connect_on_start is the main one's
         self.speaker.apply_accepted_options(sock, self.settings)
         await target.attach(sock)
         return True

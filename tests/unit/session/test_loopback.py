@@ -364,6 +364,37 @@ async def test_peer_times_are_on_the_loop_clock_and_shown_as_unix_time() -> None
         await stop(a)
 
 
+async def test_a_second_incoming_connection_does_not_dial_again() -> None:
+    """``connect_on_start`` dials once, on the operator's start (Event 4). The second
+    connection of a collision is started by the peer's connection (Event 5,
+    AutomaticStart_with_PassiveTcpEstablishment), so it must not dial as well."""
+    listener = socket.socket()
+    listener.bind((B_IP, 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    a = await make_node(65001, "10.0.0.1", A_IP)
+    held: list[socket.socket] = []
+    try:
+        port = listener.getsockname()[1]
+        a.speaker.add_peer(peer(B_IP, 65002, port, A_IP, passive=True, connect_on_start=True))
+        first, _ = await asyncio.wait_for(loop.sock_accept(listener), 5)  # the one dial
+        held.append(first)
+        r, w = await asyncio.open_connection(A_IP, a.speaker.ports[0], local_addr=(B_IP, 0))
+        second = RawPeer(r, w)
+        assert isinstance(await second.message(), Open)  # the second connection is served
+        pa = a.speaker.peer(B_IP)
+        assert pa is not None and pa.extra is not None
+        with pytest.raises(TimeoutError):
+            held.append((await asyncio.wait_for(loop.sock_accept(listener), 1.0))[0])
+        w.close()
+    finally:
+        for s in held:
+            s.close()
+        listener.close()
+        await stop(a)
+
+
 async def test_wrong_peer_as_is_an_open_error_for_the_peer() -> None:
     a = await make_node(65001, "10.0.0.1", A_IP)
     try:
