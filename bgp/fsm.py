@@ -56,6 +56,12 @@ Where this departs from the letter of §8.2.2 (each says why):
 Timers are deadlines (floats on the caller's clock): ConnectRetry, Hold,
 Keepalive, DelayOpen and IdleHold. The Hold timer is set to 240 s while
 waiting for the OPEN (§8.2.2 suggests 4 minutes).
+
+Why one module past 600 lines: the table, the payload types its cells are
+typed with, and the handlers it names are read side by side, as §8.2.2 is;
+what is not the state machine lives elsewhere (decoding runs of UPDATEs in
+``bgp.inbound``, how a session ends in ``bgp.restart``, OPEN checks and
+negotiation in ``bgp.negotiate``).
 """
 
 from __future__ import annotations
