@@ -702,12 +702,13 @@ class Daemon:
 
 
 def _changes_text(family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> str:
-    """A small batch of best-path changes as text for the debug log (big ones: none)."""
+    """A small batch of best-path changes as text for the debug log (big ones: none).
+    No next hop: the prefix has no route any more, or it is one of ours."""
     if len(changes) > 16:
         return ""
     return ": " + ", ".join(
         f"{key_to_str(family, key)} "
-        + (" ".join(str(ipaddress.ip_address(h)) for h in hops) if hops else "withdrawn")
+        + (" ".join(str(ipaddress.ip_address(h)) for h in hops) if hops else "no next hop")
         for key, hops in changes.items()
     )
 
