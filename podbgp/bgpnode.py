@@ -37,7 +37,6 @@ from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer
 from podbgp.wiring import (
-    FAMILIES,
     mesh_options,
     peer_policy,
     peer_settings,
@@ -538,7 +537,7 @@ class BgpNode:
         peer = self.speaker.peer(a)
         if import_changed and peer is not None and not p.soft_reconfiguration:
             for fam in p.families:
-                peer.refresh(FAMILIES[fam])  # RFC 2918: the peer re-sends its routes
+                peer.refresh(fam)  # RFC 2918: the peer re-sends its routes
 
 
 def _range_of(config: Config, address: str) -> ListenRangeConfig | None:

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import ipam
 from fib.model import Encap, NodeInfo, Prefix, RemoteRoute, Vtep, pack_addr, vtep_mac
-from podbgp.config import Config, EncapMode, IPAMConfig, Pool
+from podbgp.config import Config, IPAMConfig, Pool
 from podbgp.fibfeed import PoolTable
 
-ENCAP = {EncapMode.NEVER: Encap.NEVER, EncapMode.ALWAYS: Encap.ALWAYS,
-         EncapMode.CROSS_SUBNET: Encap.CROSS_SUBNET}  # fmt: skip
 VXLAN_HANDLE = "vxlan-tunnel-addr-{node}"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,8 +35,8 @@ def pools_config(ic: IPAMConfig) -> ipam.IpamConfig:
         ipam.Pool(
             cidr=p.cidr,
             block_size=p.block_size,
-            ipip_mode=str(p.ipip_mode),
-            vxlan_mode=str(p.vxlan_mode),
+            ipip_mode=p.ipip_mode.value,
+            vxlan_mode=p.vxlan_mode.value,
             nat_outgoing=p.nat_outgoing,
             disabled=p.disabled,
             disable_bgp_export=p.disable_bgp_export,
@@ -73,7 +71,7 @@ def cluster_id_file(config: Config) -> str:
 
 
 def uses_vxlan(config: Config) -> bool:
-    return any(p.vxlan_mode is not EncapMode.NEVER for p in config.ipam.pools)
+    return any(p.vxlan_mode is not Encap.NEVER for p in config.ipam.pools)
 
 
 def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:
@@ -131,7 +129,7 @@ def pool_table(config: Config) -> PoolTable:
 
 @functools.lru_cache(maxsize=4)
 def _pool_table(pools: tuple[Pool, ...]) -> PoolTable:
-    return PoolTable((p.cidr, ENCAP[p.ipip_mode], ENCAP[p.vxlan_mode]) for p in pools)
+    return PoolTable((p.cidr, p.ipip_mode, p.vxlan_mode) for p in pools)
 
 
 def remote_route(config: Config, prefix: IPNetwork, next_hops: Iterable[str]) -> RemoteRoute:

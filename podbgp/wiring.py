@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from bgp.settings import AddPathMode, ListenRange, PeerSettings, SpeakerSettings
-from bgp.wire.constants import Family, Origin
+from bgp.settings import ListenRange, PeerSettings, SpeakerSettings
+from bgp.wire.constants import Family
 from podbgp import config as cfg
 from podbgp.config import Config, PeerOptions
 from podbgp.topology import MeshPeer
@@ -22,18 +22,6 @@ from rib.policy import Rule as RibRule
 from rib.policy import SetActions as RibSet
 from rib.policy import builtin, neighbor_condition, prefix_condition
 from rib.settings import PeerPolicy, RibSettings
-
-FAMILIES = {cfg.Family.IPV4: Family.IPV4_UNICAST, cfg.Family.IPV6: Family.IPV6_UNICAST}
-ORIGINS = {o: Origin[o.name] for o in cfg.Origin}
-ADD_PATH = {
-    cfg.AddPath.OFF: AddPathMode.OFF,
-    cfg.AddPath.RECEIVE: AddPathMode.RECEIVE,
-    cfg.AddPath.SEND: AddPathMode.SEND,
-    cfg.AddPath.BOTH: AddPathMode.BOTH,
-}
-_SENDS = (cfg.AddPath.SEND, cfg.AddPath.BOTH)
-_RECEIVES = (cfg.AddPath.RECEIVE, cfg.AddPath.BOTH)
-
 
 # ---------------------------------------------------------------- bgp
 
@@ -69,8 +57,8 @@ def peer_settings(
         keepalive=p.keepalive,
         connect_retry=float(b.connect_retry),
         connect_retry_max=float(max(p.connect_retry_max, b.connect_retry)),
-        families=tuple(FAMILIES[f] for f in p.families),
-        add_path=ADD_PATH[p.add_path],
+        families=p.families,
+        add_path=p.add_path,
         graceful_restart=p.graceful_restart,
         restart_time=b.restart_time,
         restarting=restarting and p.graceful_restart,
@@ -84,7 +72,7 @@ def mesh_options(config: Config, m: MeshPeer) -> PeerOptions:
     """A registry-derived mesh peer's options: `[bgp]`'s, both policies `all` (iBGP rules
     and reflection decide what actually goes), IPv6 only when the node has an address6."""
     b = config.bgp
-    families = [cfg.Family.IPV4] + ([cfg.Family.IPV6] if config.node.address6 else [])
+    families = [Family.IPV4_UNICAST] + ([Family.IPV6_UNICAST] if config.node.address6 else [])
     return PeerOptions(
         asn=m.asn,
         passive=m.passive,
@@ -129,8 +117,8 @@ def rib_settings(config: Config, restarting: bool) -> RibSettings:
 
 def peer_policy(address: str, p: PeerOptions, policies: Mapping[str, RibPolicy]) -> PeerPolicy:
     """What the RIB applies to one peer; `policies` by name (`rib_policies`)."""
-    send = p.add_path_send_max if p.add_path in _SENDS else 0
-    if p.add_path in _SENDS and send == 0:
+    send = p.add_path_send_max if p.add_path.send else 0
+    if p.add_path.send and send == 0:
         send = -1  # all paths
     return PeerPolicy(
         address=ipaddress.ip_address(address),
@@ -141,8 +129,8 @@ def peer_policy(address: str, p: PeerOptions, policies: Mapping[str, RibPolicy])
         keep_original_next_hop=p.keep_original_next_hop,
         max_prefixes=p.max_prefixes,
         add_path_send=send,
-        add_path_receive=p.add_path in _RECEIVES,
-        families=tuple(FAMILIES[f] for f in p.families),
+        add_path_receive=p.add_path.receive,
+        families=p.families,
         soft_reconfiguration=p.soft_reconfiguration,
     )
 
@@ -181,9 +169,9 @@ def _match(m: cfg.Match) -> RibMatch:
         communities=() if m.community is None else (m.community.packed,),
         large_communities=() if m.large_community is None else (_large(m.large_community),),
         as_path=m.as_path,
-        family=None if m.family is None else FAMILIES[m.family],
+        family=m.family,
         neighbor=None if m.neighbor is None else neighbor_condition(m.neighbor),
-        origin=None if m.origin is None else int(ORIGINS[m.origin]),
+        origin=None if m.origin is None else int(m.origin),
     )
 
 

@@ -50,7 +50,7 @@ from podbgp.config.reader import (
     show,
 )
 from podbgp.config.schema import (
-    AddPath,
+    TOML_NAMES,
     APIConfig,
     BGPConfig,
     Community,
@@ -58,8 +58,6 @@ from podbgp.config.schema import (
     ConfigError,
     DatastoreConfig,
     DatastoreKind,
-    EncapMode,
-    Family,
     FIBConfig,
     IPAddress,
     IPAMConfig,
@@ -69,7 +67,6 @@ from podbgp.config.schema import (
     Match,
     NextHop,
     NodeConfig,
-    Origin,
     Originate,
     Peer,
     PeerOptions,
@@ -78,6 +75,7 @@ from podbgp.config.schema import (
     Pool,
     Rule,
     SetActions,
+    toml_name,
 )
 from podbgp.config.sections import (
     _read_api,
@@ -97,9 +95,9 @@ __all__ = [
     "RESTART_TIME_MAX",
     "SHUTDOWN_MESSAGE_MAX",
     "TCP_MD5SIG_MAXKEYLEN",
+    "TOML_NAMES",
     "UNIX_PATH_MAX",
     "APIConfig",
-    "AddPath",
     "BGPConfig",
     "Community",
     "Config",
@@ -107,9 +105,7 @@ __all__ = [
     "ConfigError",
     "DatastoreConfig",
     "DatastoreKind",
-    "EncapMode",
     "FIBConfig",
-    "Family",
     "IPAMConfig",
     "IPAddress",
     "IPNetwork",
@@ -118,7 +114,6 @@ __all__ = [
     "Match",
     "NextHop",
     "NodeConfig",
-    "Origin",
     "Originate",
     "Peer",
     "PeerOptions",
@@ -134,6 +129,7 @@ __all__ = [
     "load_config_text",
     "load_ipam_dict",
     "show",
+    "toml_name",
 ]
 
 # ---------------------------------------------------------------- loading

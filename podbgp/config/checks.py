@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from fib.model import Encap
 from podbgp.config.reader import _Errors
-from podbgp.config.schema import BGPConfig, EncapMode, IPAMConfig, NodeConfig, PeerOptions
+from podbgp.config.schema import (
+    BGPConfig,
+    IPAMConfig,
+    NodeConfig,
+    PeerOptions,
+    toml_name,
+)
 
 
 def _cross_checks(
@@ -70,14 +77,16 @@ def _check_node_for_pools(
     for i, pool in enumerate(ipam.pools):
         path = f"ipam.pool[{i}]"
         for key, mode in (("ipip_mode", pool.ipip_mode), ("vxlan_mode", pool.vxlan_mode)):
-            if mode == EncapMode.NEVER:
+            if mode == Encap.NEVER:
                 continue
             need, have = (
                 ("address", node.address) if pool.cidr.version == 4 else ("address6", node.address6)
             )
             if have is None:
-                errors.add(f"{path}.{key}", f'"{mode}" needs node.{need} (the tunnel underlay)')
-        if pool.ipip_mode != EncapMode.NEVER and bgp is not None and not bgp.enabled:
+                errors.add(
+                    f"{path}.{key}", f'"{toml_name(mode)}" needs node.{need} (the tunnel underlay)'
+                )
+        if pool.ipip_mode != Encap.NEVER and bgp is not None and not bgp.enabled:
             errors.add(
                 f"{path}.ipip_mode",
                 "IP-in-IP routes come from BGP; bgp.enabled is false (use vxlan_mode)",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
-from podbgp.config.schema import BGPConfig, Config, IPAMConfig, Peer, PeerOptions, Policy
+from podbgp.config.schema import BGPConfig, Config, IPAMConfig, Peer, PeerOptions, Policy, toml_name
 
 
 def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
@@ -48,8 +48,10 @@ def _show_hostport(hp: tuple[str, int] | None) -> str:
 
 def _plain(value: Any) -> Any:
     """Dataclass field values as TOML values."""
+    if isinstance(value, Enum):
+        return toml_name(value)
     if isinstance(value, bool | int | str):
-        return str(value) if isinstance(value, StrEnum) else value
+        return value
     if value is None:
         return ""
     if isinstance(value, tuple):

@@ -12,6 +12,7 @@ from podbgp.config.reader import (
     _int_range,
     _Invalid,
     _large_community,
+    _named,
     _next_hop,
     _prefix,
     _regex,
@@ -20,10 +21,10 @@ from podbgp.config.reader import (
     show,
 )
 from podbgp.config.schema import (
-    Family,
+    FAMILY_NAMES,
+    ORIGIN_NAMES,
     IPNetwork,
     Match,
-    Origin,
     Policy,
     PolicyAction,
     Rule,
@@ -90,9 +91,9 @@ def _read_match(t: _Table) -> Match | None:
         "community": t.get("community", str, d.community, _community),
         "large_community": t.get("large_community", str, d.large_community, _large_community),
         "as_path": t.get("as_path", str, d.as_path, _regex),
-        "family": t.get("family", str, d.family, _enum(Family)),
+        "family": t.get("family", str, d.family, _named(FAMILY_NAMES)),
         "neighbor": t.get("neighbor", str, d.neighbor, _neighbor),
-        "origin": t.get("origin", str, d.origin, _enum(Origin)),
+        "origin": t.get("origin", str, d.origin, _named(ORIGIN_NAMES)),
     }
     _check_prefix_lengths(t, prefix, ge, le)
     return _done(t, lambda: Match(prefix, ge, le, **values))

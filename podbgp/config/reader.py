@@ -8,13 +8,20 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bgp.wire.constants import AS_TRANS, WELL_KNOWN_COMMUNITIES
-from podbgp.config.schema import Community, Family, IPAddress, IPNetwork, LargeCommunity, NextHop
+from bgp.wire.constants import AS_TRANS, WELL_KNOWN_COMMUNITIES, Family
+from podbgp.config.schema import (
+    FAMILY_NAMES,
+    Community,
+    IPAddress,
+    IPNetwork,
+    LargeCommunity,
+    NextHop,
+)
 
 AS_MAX = 2**32 - 1
 TCP_MD5SIG_MAXKEYLEN = 80  # linux/tcp.h: longest TCP MD5 key (RFC 2385)
@@ -75,6 +82,7 @@ class _Errors:
 
 
 T = TypeVar("T")
+E = TypeVar("E")
 _REQUIRED: Any = object()
 _TYPE_NAMES = {
     bool: "a boolean",
@@ -298,10 +306,21 @@ def _enum(enum: type[StrEnum]) -> Callable[[str], Any]:
     return conv
 
 
+def _named(names: Mapping[str, E]) -> Callable[[str], E]:
+    """A lower layer's enum by its TOML name (`schema.TOML_NAMES`)."""
+
+    def conv(v: str) -> E:
+        if v in names:
+            return names[v]
+        raise _Invalid(f"{show(v)} is not one of {' | '.join(names)}")
+
+    return conv
+
+
 def _family(v: Any) -> Family:
     if not isinstance(v, str):
         raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
-    return _enum(Family)(v)  # type: ignore[no-any-return]
+    return _named(FAMILY_NAMES)(v)
 
 
 def _u16(text: str) -> int:

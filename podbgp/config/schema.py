@@ -1,6 +1,10 @@
 """The config's typed form: frozen dataclasses and the enums they use.
 
 Each default is stated here and only here; the readers take it from the dataclass.
+Where a lower layer owns a concept its type is used as is (`bgp`'s `Family`,
+`Origin` and `AddPathMode`, `fib`'s `Encap`); `TOML_NAMES` gives their spelling in
+the file, which the reader accepts and `to_dict` prints. Only what exists nowhere
+below (`DatastoreKind`, `PolicyAction`) is a `StrEnum` of its own.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from bgp.wire.capabilities import AddPathMode
+from bgp.wire.constants import Family, Origin
+from fib.model import Encap
 
 if TYPE_CHECKING:
     from podbgp.config.diff import ConfigDiff
@@ -31,24 +39,25 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
-class Family(StrEnum):
-    IPV4 = "ipv4"
-    IPV6 = "ipv6"
+# The TOML spelling of each lower-layer enum the config uses, in the order error
+# messages list them.
+FAMILY_NAMES: dict[str, Family] = {"ipv4": Family.IPV4_UNICAST, "ipv6": Family.IPV6_UNICAST}
+ADD_PATH_NAMES: dict[str, AddPathMode] = {m.name.lower(): m for m in AddPathMode}
+ENCAP_NAMES: dict[str, Encap] = {m.value: m for m in Encap}  # Calico's spelling
+ORIGIN_NAMES: dict[str, Origin] = {m.name.lower(): m for m in Origin}
+TOML_NAMES: dict[type[Enum], dict[str, Any]] = {
+    Family: FAMILY_NAMES,
+    AddPathMode: ADD_PATH_NAMES,
+    Encap: ENCAP_NAMES,
+    Origin: ORIGIN_NAMES,
+}
 
 
-class AddPath(StrEnum):
-    """ADD-PATH mode per RFC 7911 §4 (Send/Receive field)."""
-
-    OFF = "off"
-    RECEIVE = "receive"
-    SEND = "send"
-    BOTH = "both"
-
-
-class EncapMode(StrEnum):
-    NEVER = "Never"
-    ALWAYS = "Always"
-    CROSS_SUBNET = "CrossSubnet"
+def toml_name(value: Enum) -> str:
+    """How `value` is written in the config file (`Family.IPV4_UNICAST` is "ipv4")."""
+    if isinstance(value, StrEnum):
+        return str(value)
+    return next(k for k, v in TOML_NAMES[type(value)].items() if v is value)
 
 
 class DatastoreKind(StrEnum):
@@ -61,14 +70,6 @@ class PolicyAction(StrEnum):
 
     ACCEPT = "accept"
     REJECT = "reject"
-
-
-class Origin(StrEnum):
-    """ORIGIN attribute values, RFC 4271 §5.1.1."""
-
-    IGP = "igp"
-    EGP = "egp"
-    INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -123,7 +124,7 @@ class PeerOptions:
     multihop: int = 1
     route_reflector_client: bool = False
     keep_original_next_hop: bool = False
-    families: tuple[Family, ...] = (Family.IPV4, Family.IPV6)
+    families: tuple[Family, ...] = (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
     import_policy: str = "all"
     export_policy: str = "local"
     max_prefixes: int = 0
@@ -134,7 +135,7 @@ class PeerOptions:
     connect_retry_max: int = 120
     graceful_restart: bool = True
     long_lived_stale_time: int = 0
-    add_path: AddPath = AddPath.OFF
+    add_path: AddPathMode = AddPathMode.OFF
     add_path_send_max: int = 0
     soft_reconfiguration: bool = False
     # RFC 4271 §6.3 (a MAY): an eBGP route whose AS_PATH does not start with the peer's
@@ -248,7 +249,7 @@ class BGPConfig:
     graceful_restart: bool = True
     restart_time: int = 120
     long_lived_stale_time: int = 0
-    add_path: AddPath = AddPath.OFF
+    add_path: AddPathMode = AddPathMode.OFF
     max_paths: int = 8
     always_compare_med: bool = False
     honor_graceful_shutdown: bool = True
@@ -279,8 +280,8 @@ class DatastoreConfig:
 class Pool:
     cidr: IPNetwork
     block_size: int
-    ipip_mode: EncapMode = EncapMode.NEVER
-    vxlan_mode: EncapMode = EncapMode.NEVER
+    ipip_mode: Encap = Encap.NEVER
+    vxlan_mode: Encap = Encap.NEVER
     nat_outgoing: bool = False
     disabled: bool = False
     disable_bgp_export: bool = False

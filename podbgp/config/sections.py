@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fib.model import Encap
 from ipam.block import default_block_size
 from podbgp.config.reader import (
     _REQUIRED,
@@ -29,6 +30,7 @@ from podbgp.config.reader import (
     _labels,
     _large_community,
     _metrics,
+    _named,
     _next_hop,
     _node_name,
     _non_empty,
@@ -45,12 +47,12 @@ from podbgp.config.reader import (
     show,
 )
 from podbgp.config.schema import (
-    AddPath,
+    ADD_PATH_NAMES,
+    ENCAP_NAMES,
     APIConfig,
     BGPConfig,
     DatastoreConfig,
     DatastoreKind,
-    EncapMode,
     FIBConfig,
     IPAddress,
     IPAMConfig,
@@ -60,6 +62,7 @@ from podbgp.config.schema import (
     Peer,
     PeerOptions,
     Pool,
+    toml_name,
 )
 
 
@@ -105,7 +108,7 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
         "long_lived_stale_time": t.get(
             "long_lived_stale_time", int, d.long_lived_stale_time, _int_range(0, LLGR_TIME_MAX)
         ),
-        "add_path": t.get("add_path", str, d.add_path, _enum(AddPath)),
+        "add_path": t.get("add_path", str, d.add_path, _named(ADD_PATH_NAMES)),
         "max_paths": t.get("max_paths", int, d.max_paths, _int_range(1, 1024)),
         "always_compare_med": t.get("always_compare_med", bool, d.always_compare_med),
         "honor_graceful_shutdown": t.get(
@@ -260,7 +263,7 @@ def _read_peer_options(t: _Table, inherit: _Inherit, kind: type[PeerOptions]) ->
             bgp["long_lived_stale_time"],
             _int_range(0, LLGR_TIME_MAX),
         ),
-        "add_path": t.get("add_path", str, bgp["add_path"], _enum(AddPath)),
+        "add_path": t.get("add_path", str, bgp["add_path"], _named(ADD_PATH_NAMES)),
         "add_path_send_max": t.get(
             "add_path_send_max", int, d("add_path_send_max"), _int_range(0, 65535)
         ),
@@ -306,7 +309,8 @@ def _check_peer_options(t: _Table, out: dict[str, Any]) -> None:
     families = out["families"]
     if families is not None and (not families or len(set(families)) != len(families)):
         t.error(
-            "families", f"{show([str(f) for f in families])} must list ipv4 and/or ipv6 once each"
+            "families",
+            f"{show([toml_name(f) for f in families])} must list ipv4 and/or ipv6 once each",
         )
     if out["bfd"] and out["multihop"] not in (None, 1):
         t.error(
@@ -415,8 +419,8 @@ def _read_pool(t: _Table) -> Pool | None:
     block = t.get("block_size", int, None, _int_range(0, 128))
     if cidr is not None and block is None and not t.has("block_size"):
         block = max(default_block_size(cidr.version), cidr.prefixlen)
-    ipip = t.get("ipip_mode", str, default_of(Pool, "ipip_mode"), _enum(EncapMode))
-    vxlan = t.get("vxlan_mode", str, default_of(Pool, "vxlan_mode"), _enum(EncapMode))
+    ipip = t.get("ipip_mode", str, default_of(Pool, "ipip_mode"), _named(ENCAP_NAMES))
+    vxlan = t.get("vxlan_mode", str, default_of(Pool, "vxlan_mode"), _named(ENCAP_NAMES))
     values = {
         "nat_outgoing": t.get("nat_outgoing", bool, default_of(Pool, "nat_outgoing")),
         "disabled": t.get("disabled", bool, default_of(Pool, "disabled")),
@@ -435,12 +439,13 @@ def _read_pool(t: _Table) -> Pool | None:
             "block_size",
             f"{block} is not within {cidr.prefixlen}..{cidr.max_prefixlen} (pool {cidr})",
         )
-    if ipip not in (None, EncapMode.NEVER) and vxlan not in (None, EncapMode.NEVER):
+    if ipip not in (None, Encap.NEVER) and vxlan not in (None, Encap.NEVER):
         t.error(
-            "vxlan_mode", f"{show(str(vxlan))} cannot be combined with ipip_mode {show(str(ipip))}"
+            "vxlan_mode",
+            f"{show(toml_name(vxlan))} cannot be combined with ipip_mode {show(toml_name(ipip))}",
         )
-    if cidr is not None and cidr.version == 6 and ipip not in (None, EncapMode.NEVER):
-        t.error("ipip_mode", f"{show(str(ipip))} is for IPv4 pools only ({cidr} is IPv6)")
+    if cidr is not None and cidr.version == 6 and ipip not in (None, Encap.NEVER):
+        t.error("ipip_mode", f"{show(toml_name(ipip))} is for IPv4 pools only ({cidr} is IPv6)")
     return _done(t, lambda: Pool(cidr, block, ipip, vxlan, **values))
 
 

@@ -126,7 +126,7 @@ def test_every_snippet_is_a_valid_config(option: str, datastore: str) -> None:
         "vxlan-crosssubnet": ("never", "crosssubnet"),
         "vxlan": ("never", "always"),
     }[option]
-    assert (str(pool.ipip_mode).lower(), str(pool.vxlan_mode).lower()) == expect
+    assert (pool.ipip_mode.value.lower(), pool.vxlan_mode.value.lower()) == expect
     assert pool.nat_outgoing == (option != "peered")
 
 

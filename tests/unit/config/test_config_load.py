@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from bgp.settings import AddPathMode
+from bgp.wire.constants import Family, Origin
+from fib.model import Encap
 from fib.reconciler import FibConfig
 from podbgp.cmd_check import format_toml
 from podbgp.config import (
-    AddPath,
     Community,
     Config,
     ConfigError,
     DatastoreKind,
-    EncapMode,
-    Family,
     FIBConfig,
     LargeCommunity,
-    Origin,
     PolicyAction,
     diff_configs,
     load_config,
@@ -130,7 +129,7 @@ def test_pool_defaults_per_family() -> None:
     assert (v4.block_size, v6.block_size) == (26, 122)
     # A pool smaller than a default block is one block.
     assert small.block_size == 28
-    assert v4.ipip_mode is EncapMode.NEVER and v4.vxlan_mode == "Never"
+    assert v4.ipip_mode is Encap.NEVER and v4.vxlan_mode is Encap.NEVER
     assert (v4.nat_outgoing, v4.disabled, v4.disable_bgp_export) == (False, False, False)
     assert v4.node_selector == "all()"
 
@@ -144,7 +143,7 @@ def test_typed_values() -> None:
     assert cfg.bgp.listen == (ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv6Address("::"))
     (peer,) = cfg.bgp.peers
     assert peer.address == ipaddress.IPv4Address("10.0.0.254")
-    assert peer.families == (Family.IPV4, Family.IPV6)
+    assert peer.families == (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
     assert (peer.import_policy, peer.export_policy) == ("all", "local")
     assert peer.local_address is None
     (orig,) = cfg.bgp.originate
@@ -212,9 +211,9 @@ def test_peers_inherit_from_bgp_and_override() -> None:
     )
     inherited, overridden, keepalive_only = load_config_text(text).bgp.peers
     assert (inherited.hold_time, inherited.keepalive) == (30, 10)
-    assert inherited.graceful_restart is False and inherited.add_path is AddPath.RECEIVE
+    assert inherited.graceful_restart is False and inherited.add_path is AddPathMode.RECEIVE
     assert (overridden.hold_time, overridden.keepalive) == (6, 2)
-    assert overridden.graceful_restart is True and overridden.add_path == "both"
+    assert overridden.graceful_restart is True and overridden.add_path is AddPathMode.BOTH
     assert overridden.add_path_send_max == 4
     assert (keepalive_only.hold_time, keepalive_only.keepalive) == (30, 20)
 
@@ -265,7 +264,7 @@ def test_policy_match_and_set_forms() -> None:
     rule = cfg.policy("p").rules[0]
     assert rule.match.large_community == LargeCommunity(64512, 1, 2)
     assert rule.match.as_path == re.compile("^65000 ")
-    assert rule.match.family is Family.IPV6 and rule.match.origin is Origin.IGP
+    assert rule.match.family is Family.IPV6_UNICAST and rule.match.origin is Origin.IGP
     assert rule.match.neighbor == ipaddress.IPv4Network("10.0.0.0/24")
     # RFC 1997 NO_EXPORT and RFC 7999 BLACKHOLE by name.
     assert rule.match.community is not None and rule.match.community.packed == 0xFFFFFF01
@@ -336,7 +335,7 @@ def test_there_is_an_example_per_topology() -> None:
     tor = by_name["tor-peered-node.toml"]
     assert not tor.bgp.mesh and tor.bgp.peers[0].asn != tor.node.asn
     vxlan = by_name["vxlan-no-bgp.toml"]
-    assert not vxlan.bgp.enabled and vxlan.ipam.pools[0].vxlan_mode is EncapMode.ALWAYS
+    assert not vxlan.bgp.enabled and vxlan.ipam.pools[0].vxlan_mode is Encap.ALWAYS
     rs = by_name["route-server.toml"]
     assert not rs.fib.enabled and not rs.ipam.pools and rs.bgp.listen_ranges
 

@@ -16,7 +16,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from podbgp.config import (
     SetActions,
     accepted_keys,
     load_config_text,
+    toml_name,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,8 +156,8 @@ def _dig(tree: Any, key: str) -> Any:
 
 def _plain(value: Any) -> Any:
     """A dataclass field default as a TOML value."""
-    if isinstance(value, StrEnum):
-        return str(value)
+    if isinstance(value, Enum):
+        return toml_name(value)
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value

@@ -12,7 +12,7 @@ import pytest
 from fib.model import Encap, pack_addr
 from podbgp import logs
 from podbgp import node as nodecfg
-from podbgp.config import AddPath, load_config_text
+from podbgp.config import load_config_text
 
 CONFIG = """
 [node]
@@ -325,6 +325,6 @@ def test_wiring_maps_bgp_and_rib_settings() -> None:
         cfg, MeshPeer("m", "10.0.0.5", 64512, passive=True, route_reflector_client=False)
     )
     assert (mesh.hold_time, mesh.add_path, mesh.import_policy, mesh.passive) == (
-        30, AddPath.BOTH, "all", True,
+        30, AddPathMode.BOTH, "all", True,
     )  # fmt: skip
-    assert [str(f) for f in mesh.families] == ["ipv4", "ipv6"]
+    assert mesh.families == (Family.IPV4_UNICAST, Family.IPV6_UNICAST)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fib.model import Encap
 from podbgp.cli import build_parser
-from podbgp.config import EncapMode, load_config_text
+from podbgp.config import load_config_text
 from podbgp.lab.labplan import (
     CLUSTER_ASN,
     OPTIONS,
@@ -53,7 +54,7 @@ def test_mesh_nodes_share_one_as_and_timers_are_small() -> None:
         assert (c.bgp.hold_time, c.bgp.keepalive, c.bgp.connect_retry) == (9, 3, 1)
         assert not c.bgp.peers and not c.bgp.route_reflector_cluster_id
         [pool] = c.ipam.pools
-        assert pool.ipip_mode is EncapMode.NEVER and pool.vxlan_mode is EncapMode.NEVER
+        assert pool.ipip_mode is Encap.NEVER and pool.vxlan_mode is Encap.NEVER
 
 
 def test_rr_only_the_first_node_reflects() -> None:
@@ -79,13 +80,13 @@ def test_peered_nodes_have_own_as_and_peer_with_the_tor() -> None:
 @pytest.mark.parametrize(
     ("option", "attr", "mode"),
     [
-        ("vxlan", "vxlan_mode", EncapMode.ALWAYS),
-        ("vxlan-crosssubnet", "vxlan_mode", EncapMode.CROSS_SUBNET),
-        ("ipip", "ipip_mode", EncapMode.ALWAYS),
-        ("ipip-crosssubnet", "ipip_mode", EncapMode.CROSS_SUBNET),
+        ("vxlan", "vxlan_mode", Encap.ALWAYS),
+        ("vxlan-crosssubnet", "vxlan_mode", Encap.CROSS_SUBNET),
+        ("ipip", "ipip_mode", Encap.ALWAYS),
+        ("ipip-crosssubnet", "ipip_mode", Encap.CROSS_SUBNET),
     ],
 )
-def test_encapsulated_pools(option: str, attr: str, mode: EncapMode) -> None:
+def test_encapsulated_pools(option: str, attr: str, mode: Encap) -> None:
     _, cfgs = configs(option)
     for c in cfgs:
         assert getattr(c.ipam.pools[0], attr) is mode
