@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, NamedTuple
 
-from bgp.errors import UpdateSubcode
+from bgp.errors import UpdateMessageError, UpdateSubcode
 from bgp.wire.constants import (
     AS_TRANS,
     Action,
@@ -579,153 +579,153 @@ def _attr_bytes(flags: int, code: int, value: bytes) -> bytes:
     return struct.pack("!BBB", flags & ~_E & 0xFF, code, len(value)) + value
 
 
+class _Walk:
+    """The state of one pass over a Path Attributes field (``decode_attributes``)."""
+
+    __slots__ = ("errors", "mp", "nh_error", "non_mp", "out", "seen", "unknown")
+
+    def __init__(self) -> None:
+        self.out: dict[str, Any] = {}
+        self.errors: list[AttrError] = []
+        self.unknown: list[UnknownAttribute] = []
+        self.seen: set[int] = set()
+        self.mp: dict[int, bytes] = {}
+        self.nh_error: AttrError | None = None
+        self.non_mp = False
+
+    def result(self) -> DecodedAttributes:
+        out, errors = self.out, self.errors
+        _reconcile_as4(out, errors)
+        return DecodedAttributes(
+            PathAttributes(**out, unknown=tuple(self.unknown)),
+            tuple(errors),
+            max((e.action for e in errors), default=Action.NONE),
+            self.mp.get(AttrCode.MP_REACH_NLRI),
+            self.mp.get(AttrCode.MP_UNREACH_NLRI),
+            self.nh_error,
+            "origin" in out and "as_path" in out,
+            self.non_mp,
+        )
+
+
 def decode_attributes(blob: bytes, ctx: CodecContext) -> DecodedAttributes:
     """Decode a Path Attributes field, applying RFC 7606 §3, §4 and §7.
 
-    Raises ``UpdateMessageError`` only where a session reset is still required
-    (duplicate MP_REACH/MP_UNREACH §3(g), unrecognised well-known attribute).
+    Each attribute is framed (``_frame``), then taken as an MP attribute
+    (``_take_mp``) or through the ``ATTRS`` table (``_take``). Raises
+    ``UpdateMessageError`` only where a session reset is still required
+    (duplicate MP_REACH/MP_UNREACH §3(g), a truncated one §3(j), an
+    unrecognised well-known attribute).
     """
-    from bgp.errors import UpdateMessageError
-
-    out: dict[str, Any] = {}
-    errors: list[AttrError] = []
-    unknown: list[UnknownAttribute] = []
-    seen: set[int] = set()
-    mp: dict[int, bytes] = {}
-    nh_error: AttrError | None = None
-    non_mp = False
+    walk = _Walk()
     i, n = 0, len(blob)
     while i < n:
-        flags = blob[i]
+        end = _frame(blob, i, walk.errors)
+        if end is None:
+            break
+        flags, code = blob[i], blob[i + 1]
         hdr = 4 if flags & _E else 3
-        if i + hdr > n:
-            errors.append(
-                AttrError(
-                    _TAW,
-                    0,
-                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                    b"",
-                    "attribute header overruns the attribute list (RFC 7606 §4)",
-                )
-            )
-            break
-        code = blob[i + 1]
-        ln = (blob[i + 2] << 8 | blob[i + 3]) if hdr == 4 else blob[i + 2]
-        start, end = i + hdr, i + hdr + ln
-        if end > n:
-            if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
-                # RFC 7606 §3(j): a truncated MP attribute cannot be parsed, so
-                # its NLRI cannot be withdrawn: RFC 4760 §7 session reset.
-                raise UpdateMessageError(
-                    UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
-                    blob[i:n],
-                    f"attribute {code} overruns the attribute list (RFC 7606 §3(j))",
-                )
-            errors.append(
-                AttrError(
-                    _TAW,
-                    code,
-                    UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
-                    blob[i:n],
-                    "attribute overruns the attribute list (RFC 7606 §4)",
-                )
-            )
-            break
+        value, raw = blob[i + hdr : end], blob[i:end]
         i = end
-        value = blob[start:end]
-        raw = blob[start - hdr : end]
         if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
-            if code in mp:
-                raise UpdateMessageError(
-                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                    reason=f"attribute {code} appears twice (RFC 7606 §3(g))",
-                )
-            mp[code] = value
-            if (flags & _FLAG_BITS) != _O:
-                errors.append(
-                    AttrError(
-                        _TAW,
-                        code,
-                        UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
-                        raw,
-                        "MP attribute flags conflict (RFC 7606 §3(c))",
-                    )
-                )
-            continue
-        non_mp = True
-        if code in seen:
-            errors.append(
-                AttrError(
-                    _AD,
-                    code,
-                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                    raw,
-                    "repeated attribute discarded (RFC 7606 §3(g))",
-                )
-            )
-            continue
-        seen.add(code)
-        spec = ATTRS.get(code)
-        if spec is None:
-            if not flags & _O:
-                raise UpdateMessageError(
-                    UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-                    raw,
-                    f"unrecognised well-known attribute {code}",
-                )
-            if flags & _T:
-                unknown.append(UnknownAttribute((flags | _P) & ~_E & 0xFF, code, value))
-            continue
-        assert spec.decode is not None
-        if spec.external and ctx.ebgp and not ctx.confed_peer:
-            # RFC 7606 §7.5, §7.9, §7.10: from an external peer these are
-            # discarded whatever their flags or length.
-            errors.append(
-                AttrError(
-                    _AD,
-                    code,
-                    UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
-                    raw,
-                    f"{spec.code.name} from an external peer (RFC 7606 {spec.external})",
-                )
-            )
-            continue
-        flags_action = _flags_action(flags, spec)
-        if flags_action is not Action.NONE:
-            err = AttrError(
-                flags_action,
-                code,
-                UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
+            _take_mp(walk, flags, code, value, raw)
+        else:
+            _take(walk, flags, code, value, raw, ctx)
+    return walk.result()
+
+
+def _frame(blob: bytes, i: int, errors: list[AttrError]) -> int | None:
+    """The end of the attribute at ``i``, or None (error recorded) when its header or
+    value overruns the list: treat-as-withdraw (RFC 7606 §4), except for an MP attribute."""
+    n = len(blob)
+    hdr = 4 if blob[i] & _E else 3
+    if i + hdr > n:
+        reason = "attribute header overruns the attribute list (RFC 7606 §4)"
+        errors.append(AttrError(_TAW, 0, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, b"", reason))
+        return None
+    code = blob[i + 1]
+    end = i + hdr + ((blob[i + 2] << 8 | blob[i + 3]) if hdr == 4 else blob[i + 2])
+    if end <= n:
+        return end
+    if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
+        # RFC 7606 §3(j): a truncated MP attribute cannot be parsed, so
+        # its NLRI cannot be withdrawn: RFC 4760 §7 session reset.
+        raise UpdateMessageError(
+            UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+            blob[i:n],
+            f"attribute {code} overruns the attribute list (RFC 7606 §3(j))",
+        )
+    reason = "attribute overruns the attribute list (RFC 7606 §4)"
+    errors.append(AttrError(_TAW, code, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, blob[i:n], reason))
+    return None
+
+
+def _take_mp(walk: _Walk, flags: int, code: int, value: bytes, raw: bytes) -> None:
+    """MP_REACH_NLRI / MP_UNREACH_NLRI: kept raw for the UPDATE decoder (RFC 4760)."""
+    if code in walk.mp:
+        raise UpdateMessageError(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+            reason=f"attribute {code} appears twice (RFC 7606 §3(g))",
+        )
+    walk.mp[code] = value
+    if (flags & _FLAG_BITS) != _O:
+        reason = "MP attribute flags conflict (RFC 7606 §3(c))"
+        walk.errors.append(AttrError(_TAW, code, UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, raw, reason))
+
+
+def _take(walk: _Walk, flags: int, code: int, value: bytes, raw: bytes, ctx: CodecContext) -> None:
+    """Any other attribute: repeated (§3(g)), unknown, from an external peer (§7.5, §7.9,
+    §7.10), wrong flags (§3(c)), or decoded by its ``ATTRS`` entry."""
+    walk.non_mp = True
+    if code in walk.seen:
+        reason = "repeated attribute discarded (RFC 7606 §3(g))"
+        walk.errors.append(
+            AttrError(_AD, code, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, raw, reason)
+        )
+        return
+    walk.seen.add(code)
+    spec = ATTRS.get(code)
+    if spec is None:
+        if not flags & _O:
+            raise UpdateMessageError(
+                UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
                 raw,
-                f"{spec.code.name} flags conflict (RFC 7606 §3(c))",
+                f"unrecognised well-known attribute {code}",
             )
-        else:
-            try:
-                spec.decode(value, ctx, out)
-                continue
-            except _Malformed as exc:
-                err = AttrError(
-                    spec.malformed, code, exc.subcode, raw, f"{spec.code.name}: {exc.reason}"
-                )
-            except _Discard as exc:
-                err = AttrError(_AD, code, UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, raw, str(exc))
-        if code == AttrCode.NEXT_HOP:
-            nh_error = err
-        else:
-            errors.append(err)
-    _reconcile_as4(out, errors)
-    attrs = PathAttributes(**out, unknown=tuple(unknown))
-    action = max((e.action for e in errors), default=Action.NONE)
-    return DecodedAttributes(
-        attrs,
-        tuple(errors),
-        action,
-        mp.get(AttrCode.MP_REACH_NLRI),
-        mp.get(AttrCode.MP_UNREACH_NLRI),
-        nh_error,
-        "origin" in out and "as_path" in out,
-        non_mp,
-    )
+        if flags & _T:
+            walk.unknown.append(UnknownAttribute((flags | _P) & ~_E & 0xFF, code, value))
+        return
+    err = _spec_error(spec, flags, value, raw, ctx, walk.out)
+    if err is None:
+        return
+    if code == AttrCode.NEXT_HOP:
+        walk.nh_error = err
+    else:
+        walk.errors.append(err)
+
+
+def _spec_error(
+    spec: AttrSpec, flags: int, value: bytes, raw: bytes, ctx: CodecContext, out: dict[str, Any]
+) -> AttrError | None:
+    """Decode a known attribute into ``out``; the error it makes instead, if any."""
+    code = spec.code
+    if spec.external and ctx.ebgp and not ctx.confed_peer:
+        # RFC 7606 §7.5, §7.9, §7.10: from an external peer these are
+        # discarded whatever their flags or length.
+        reason = f"{code.name} from an external peer (RFC 7606 {spec.external})"
+        return AttrError(_AD, code, UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, raw, reason)
+    flags_action = _flags_action(flags, spec)
+    if flags_action is not Action.NONE:
+        reason = f"{code.name} flags conflict (RFC 7606 §3(c))"
+        return AttrError(flags_action, code, UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, raw, reason)
+    assert spec.decode is not None
+    try:
+        spec.decode(value, ctx, out)
+    except _Malformed as exc:
+        return AttrError(spec.malformed, code, exc.subcode, raw, f"{code.name}: {exc.reason}")
+    except _Discard as exc:
+        return AttrError(_AD, code, UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, raw, str(exc))
+    return None
 
 
 def _reconcile_as4(out: dict[str, Any], errors: list[AttrError]) -> None:
