@@ -27,7 +27,7 @@ def _say(text: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     from podbgp.lab import lab
     from podbgp.lab.netns import have_netns
-    from podbgp.lab.shell import CommandFailed
+    from podbgp.lab.shell import LabError, Unsupported
 
     why = have_netns()
     if why:
@@ -41,13 +41,13 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     try:
         state, matrix = lab.up(plan, replace=args.demo, out=_say, converge_timeout=args.timeout)
-    except lab.Unsupported as exc:
+    except Unsupported as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("podbgp lab: interrupted; `podbgp lab down` removes what was built", file=sys.stderr)
         return 130
-    except (lab.LabError, CommandFailed) as exc:
+    except LabError as exc:  # a failed command (shell.CommandFailed) is one too
         print(f"podbgp lab: {exc}", file=sys.stderr)
         print("podbgp lab: the lab is left as it is; `podbgp lab down` removes it",
               file=sys.stderr)  # fmt: skip

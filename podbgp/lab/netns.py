@@ -100,6 +100,14 @@ def cleanup_prefix(prefix: str) -> None:
     delete_namespaces(list_namespaces(prefix))
 
 
+def new_netns(name: str) -> Netns:
+    """Create namespace ``name`` with its loopback up (the caller removes it)."""
+    run([IP, "netns", "add", name])
+    ns = Netns(name)
+    ns.ip("link", "set", "lo", "up")
+    return ns
+
+
 class NetnsGroup:
     """Namespaces sharing one prefix, removed together by `close()` (or `with`)."""
 

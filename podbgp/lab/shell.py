@@ -1,4 +1,4 @@
-"""The one way the lab and the test namespaces run a command: `run`.
+"""The one way the lab and the test namespaces run a command (`run`), and the lab's errors.
 
 A command that exits non-zero raises `CommandFailed`, whose message names the command, its
 exit status and what it wrote to stderr (one line for `podbgp lab` to print), unless the
@@ -12,10 +12,18 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["CommandFailed", "run"]
+__all__ = ["CommandFailed", "LabError", "Unsupported", "run"]
 
 
-class CommandFailed(RuntimeError):
+class LabError(RuntimeError):
+    """The lab cannot be built or used; the message says why and what to do."""
+
+
+class Unsupported(LabError):
+    """The option needs something this machine lacks (a kernel feature, FRR)."""
+
+
+class CommandFailed(LabError):
     """A command exited non-zero: the message says which, with what status and stderr."""
 
     def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:

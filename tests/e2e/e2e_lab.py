@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podbgp.lab import lab
+from podbgp.lab import lab, pods
 from podbgp.lab.labplan import LabPlan, plan_lab
 from podbgp.lab.netns import IP
 
@@ -111,7 +111,7 @@ def lab_up_with_tor(spot: LabSpot, tor_daemon: str) -> tuple[LabPlan, lab.LabSta
     state.save()
     for node in plan.nodes:
         lab.wait_daemon(plan, node, procs[node.name], timeout=30)
-    lab.create_pods(plan, state, lab.cni_plugin())
+    lab.create_pods(plan, state, pods.cni_plugin())
     lab.wait_sessions(plan, state, timeout=CONVERGE / 2)
     matrix = lab.wait_matrix(state, CONVERGE)
     assert all(matrix.values()), lab.format_matrix(state, matrix) + lab.diagnostics(state)

@@ -19,7 +19,7 @@ import pytest
 from e2e_lab import LabSpot, lab_up, ping, pod
 
 from podbgp.api import ControlClient
-from podbgp.lab import lab
+from podbgp.lab import pods
 from podbgp.lab.labplan import LabPlan, PodPlan
 from podbgp.lab.netns import IP
 
@@ -43,14 +43,14 @@ def cni_add(plan: LabPlan, pod: PodPlan, plugin: str) -> tuple[int, dict[str, An
            "CNI_PATH": str(Path(plugin).parent)}  # fmt: skip
     proc = subprocess.run(
         [IP, "netns", "exec", plan.ns(pod.node), plugin],
-        input=json.dumps(lab.cni_netconf(plan, plan.node(pod.node))),
+        input=json.dumps(pods.cni_netconf(plan, plan.node(pod.node))),
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
 def test_deleted_store_stops_allocation_and_the_pods_stay_up(lab_spot: LabSpot) -> None:
-    plugin = lab.cni_plugin()
+    plugin = pods.cni_plugin()
     if plugin is None:
         pytest.skip("podbgp-cni is not installed")
     plan, state = lab_up(lab_spot, "mesh")

@@ -16,7 +16,7 @@ import sys
 import pytest
 from e2e_lab import LabSpot
 
-from podbgp.lab import lab
+from podbgp.lab import lab, pods
 from podbgp.lab.labplan import EXTERNAL, LabPlan, plan_lab
 from podbgp.lab.netns import Netns, list_namespaces
 
@@ -74,7 +74,7 @@ def test_pods_get_pool_addresses_and_the_matrix_sees_routes(lab_spot: LabSpot) -
 
 
 def test_pods_through_the_cni_plugin(lab_spot: LabSpot) -> None:
-    plugin = lab.cni_plugin()
+    plugin = pods.cni_plugin()
     if plugin is None:
         pytest.skip("podbgp-cni is not installed")
     plan, state = build(lab_spot, nodes=2, pods=2, plugin=plugin)

@@ -28,7 +28,7 @@ from ipam.store import open_store
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlClient
 from podbgp.config import load_config
-from podbgp.lab import lab
+from podbgp.lab import lab, pods
 from podbgp.lab.labplan import LabPlan, NodePlan, plan_lab, tor_address
 from podbgp.lab.netns import IP, Netns, cleanup_prefix, have_netns
 
@@ -159,7 +159,7 @@ def join(cluster: Cluster, name: str) -> None:
     lab.build_node(cluster.plan, Netns(cluster.plan.ns("tor")), node)
     start_daemon(cluster, name)
     pod = next(p for p in cluster.plan.pods if p.node == name)
-    cluster.state.pods.append(lab.add_pod(cluster.plan, pod, lab.cni_plugin()))
+    cluster.state.pods.append(pods.add_pod(cluster.plan, pod, pods.cni_plugin()))
     cluster.state.save()
 
 

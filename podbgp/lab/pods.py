@@ -1,0 +1,149 @@
+"""Pods in the lab: each one a namespace plugged in as a container runtime would.
+
+With the CNI plugin installed, `add_pod` runs `podbgp-cni ADD` in the node's namespace with
+the environment and stdin a runtime gives it (CNI spec 1.0), and reads the pod's address
+from its result. Without it, the lab allocates from podbgp's IPAM itself and plumbs the
+pod the plugin's way (a veth, the pod's /32, a default route via the link-local gateway
+that the node answers by proxy ARP). `init_datastore` creates the lab's shared SQLite
+datastore with its cluster ID before any daemon starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from podbgp.lab.labplan import LabPlan, NodePlan, PodPlan, render_node_config
+from podbgp.lab.netns import IP, Netns, new_netns
+from podbgp.lab.shell import LabError, run
+
+GATEWAY = "169.254.1.1"  # the pods' default gateway, answered by proxy ARP on the node
+CNI_VERSION = "1.0.0"
+
+
+def host_ifname(container_id: str) -> str:
+    """The node side of a pod's veth: 15 characters at most (IFNAMSIZ)."""
+    return "lab" + hashlib.sha1(container_id.encode()).hexdigest()[:11]
+
+
+def cni_plugin() -> str | None:
+    """The `podbgp-cni` executable next to this interpreter, if the plugin is installed."""
+    if importlib.util.find_spec("podbgp.cni") is None:
+        return None
+    exe = Path(sys.executable).parent / "podbgp-cni"
+    return str(exe) if exe.exists() else shutil.which("podbgp-cni")
+
+
+def cni_netconf(plan: LabPlan, node: NodePlan) -> dict[str, Any]:
+    """The network configuration a runtime would pass on stdin (CNI spec §"Network config")."""
+    return {
+        "cniVersion": CNI_VERSION,
+        "name": "podbgp-lab",
+        "type": "podbgp-cni",
+        "podbgp_config": str(plan.config_path(node.name)),
+        "ipam": {"type": "podbgp"},
+        "log_file": str(plan.state_dir / "cni.log"),
+    }
+
+
+def cni_call(
+    plan: LabPlan, pod: PodPlan, command: str, plugin: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Run the plugin in the node's namespace as a runtime would (CNI spec 1.0 §"Execution")."""
+    node = plan.node(pod.node)
+    env = {
+        **os.environ,
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": pod.container_id,
+        "CNI_NETNS": f"/run/netns/{plan.ns(pod.name)}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(Path(plugin).parent),
+        "CNI_ARGS": f"K8S_POD_NAME={pod.name};K8S_POD_NAMESPACE=lab",
+    }
+    stdin = json.dumps(cni_netconf(plan, node))
+    proc = subprocess.run(
+        [IP, "netns", "exec", plan.ns(node.name), plugin],
+        input=stdin, capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise LabError(f"podbgp-cni {command} {pod.name}: {proc.stdout.strip()} {proc.stderr}")
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def _result_ip(result: dict[str, Any]) -> str:
+    for ip in result.get("ips", []):
+        addr = str(ip.get("address", ""))
+        if "." in addr:
+            return addr.split("/")[0]
+    raise LabError(f"the CNI result has no IPv4 address: {result}")
+
+
+async def init_datastore(plan: LabPlan) -> str:
+    """Create the lab's SQLite store and its cluster ID: no podbgp process creates one itself."""
+    from ipam.identity import init_cluster
+    from ipam.store import OpenMode, open_store
+
+    store = open_store(f"sqlite:{plan.datastore}", OpenMode.CREATE)
+    try:
+        return (await init_cluster(store)).cluster_id
+    finally:
+        await store.close()
+
+
+async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
+    import ipam
+    from ipam.identity import join
+    from ipam.store import open_store
+    from podbgp import node as nodecfg
+    from podbgp.config import load_config_text
+
+    config = load_config_text(render_node_config(plan, plan.node(pod.node)))
+    store = open_store(f"sqlite:{plan.datastore}")
+    try:
+        joined = await join(store, nodecfg.cluster_id_file(config))
+        alloc = ipam.Ipam(joined, nodecfg.ipam_config(config))
+        got = await alloc.allocate(pod.node, pod.container_id, 4, {"pod": pod.name})
+        return str(got.address)
+    finally:
+        await store.close()
+
+
+def plumb_pod(plan: LabPlan, pod: PodPlan, address: str) -> None:
+    """Calico-style pod wiring by hand (RECIPES.md §11): /32 on the pod, proxy ARP on the node.
+
+    Only used when the CNI plugin is not installed; `podbgp-cni ADD` does the same."""
+    node = Netns(plan.ns(pod.node))
+    ns = Netns(plan.ns(pod.name))
+    hif = host_ifname(pod.container_id)
+    run([IP, "link", "add", "eth0", "netns", ns.name, "type", "veth",
+          "peer", "name", hif, "netns", node.name])  # fmt: skip
+    node.ip("link", "set", hif, "address", "ee:ee:ee:ee:ee:ee", "up")
+    node.sysctl(f"net.ipv4.conf.{hif}.proxy_arp=1", f"net.ipv4.neigh.{hif}.proxy_delay=0")
+    node.ip("route", "replace", f"{address}/32", "dev", hif, "scope", "link")
+    ns.ip("addr", "add", f"{address}/32", "dev", "eth0")
+    ns.ip("link", "set", "eth0", "up")
+    ns.ip("route", "add", GATEWAY, "dev", "eth0", "scope", "link")
+    ns.ip("route", "add", "default", "via", GATEWAY, "dev", "eth0")
+
+
+def add_pod(plan: LabPlan, pod: PodPlan, plugin: str | None) -> dict[str, Any]:
+    """Create the pod's namespace and put it on the network; returns its state record."""
+
+    new_netns(plan.ns(pod.name))
+    if plugin:
+        address = _result_ip(cni_call(plan, pod, "ADD", plugin))
+        via = "cni"
+    else:
+        address = asyncio.run(_allocate(plan, pod))
+        plumb_pod(plan, pod, address)
+        via = "plumbing"
+    return {"name": pod.name, "node": pod.node, "ns": plan.ns(pod.name), "ip": address,
+            "container_id": pod.container_id, "via": via}  # fmt: skip
