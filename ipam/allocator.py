@@ -23,6 +23,13 @@ Allocation for a node (`Ipam.allocate`):
 
 Release takes an optional sequence number (from the allocation) so a stale
 release cannot free an address that has since gone to someone else.
+
+Size (over ~800 lines, one concern): the ``Ipam`` class is the only writer of
+blocks, handles and affinities, and every public operation (allocate, assign,
+release, node removal, gc and its handle repair) is a CAS transaction built from the
+same private helpers (``_commit``, ``_retry``, ``_take_ops``,
+``_handle_without``); spreading the class over modules would make those helpers
+another module's internals.
 """
 
 from __future__ import annotations

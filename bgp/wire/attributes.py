@@ -39,6 +39,11 @@ Decoding (RFC 7606 as data)
     AS4_PATH/AS4_AGGREGATOR malformed → discard, confederation segments in
     AS4_PATH dropped and the rest kept (RFC 6793 §6), then reconciled with
     AS_PATH/AGGREGATOR on 2-octet sessions (RFC 6793 §4.2.3).
+
+Size (over ~600 lines, one concern): the attribute table is the module. Each
+attribute's decoder, its RFC 7606 action and its encoder sit beside the
+``PathAttributes`` fields they fill; split by direction or by attribute, the
+table and the generic loop would have to reach across modules for every entry.
 """
 
 from __future__ import annotations

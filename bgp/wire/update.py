@@ -30,6 +30,11 @@ Encoding
     into as few UPDATEs as the maximum message size allows, reusing the
     attribute bytes cached on the ``PathAttributes`` object. MP_REACH_NLRI and
     MP_UNREACH_NLRI are written first, as RFC 7606 §5.1 asks.
+
+Size (over ~600 lines, one concern): one message type, decoded, encoded and
+packed in bulk. The fast paths (``plain_withdrawal``, ``announce_head``) are
+checked against the general decoder and encoder beside them, so they stay in
+one module with it.
 """
 
 from __future__ import annotations
