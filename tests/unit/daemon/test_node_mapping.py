@@ -328,3 +328,16 @@ def test_wiring_maps_bgp_and_rib_settings() -> None:
         30, AddPathMode.BOTH, "all", True,
     )  # fmt: skip
     assert mesh.families == (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
+
+
+def test_every_logger_of_the_daemon_has_a_part_to_set_its_level() -> None:
+    """Each `podbgp.<part>` logger in the code can be set with `--log-level part=...`."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    named = set()
+    for path in [*root.glob("podbgp/*.py"), *root.glob("bfd/*.py")]:
+        named |= set(re.findall(r'getLogger\("(?:podbgp\.)?([a-z]+)', path.read_text()))
+    assert named - {"podbgp"} <= set(logs.PARTS), named - set(logs.PARTS)
+    assert logs.loggers_of("podbgp.bfd") == ("podbgp.bfd", "bfd")
