@@ -111,6 +111,45 @@ class NodeConfig:
     labels: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class BGPConfig:
+    enabled: bool = True
+    listen: tuple[IPAddress, ...] = (
+        ipaddress.IPv4Address("0.0.0.0"),
+        ipaddress.IPv6Address("::"),
+    )
+    port: int = 179
+    hold_time: int = 90
+    keepalive: int = 30
+    connect_retry: int = 5
+    connect_retry_max: int = 120
+    mesh: bool = True
+    route_reflector_cluster_id: ipaddress.IPv4Address | None = None
+    graceful_restart: bool = True
+    restart_time: int = 120
+    long_lived_stale_time: int = 0
+    add_path: AddPathMode = AddPathMode.OFF
+    max_paths: int = 8
+    always_compare_med: bool = False
+    honor_graceful_shutdown: bool = True
+    max_prefixes_restart: int = 60
+    deferral_time: int = 360
+    bfd: bool = False
+    bfd_interval_ms: int = 300
+    bfd_multiplier: int = 3
+    peers: tuple[Peer, ...] = ()
+    originate: tuple[Originate, ...] = ()
+    listen_ranges: tuple[ListenRange, ...] = ()
+
+    @property
+    def is_route_reflector(self) -> bool:
+        return self.route_reflector_cluster_id is not None
+
+
+# What a peer inherits from `[bgp]` when it says nothing: `[bgp]`'s own defaults.
+_BGP = BGPConfig()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerOptions:
     """Keys shared by `[[bgp.peer]]` and `[[bgp.listen_range]]`."""
@@ -130,21 +169,21 @@ class PeerOptions:
     max_prefixes: int = 0
     shutdown_message: str = ""
     # Defaults come from [bgp] (docs/configuration.md).
-    hold_time: int = 90
-    keepalive: int = 30
-    connect_retry_max: int = 120
-    graceful_restart: bool = True
-    long_lived_stale_time: int = 0
-    add_path: AddPathMode = AddPathMode.OFF
+    hold_time: int = _BGP.hold_time
+    keepalive: int = _BGP.keepalive
+    connect_retry_max: int = _BGP.connect_retry_max
+    graceful_restart: bool = _BGP.graceful_restart
+    long_lived_stale_time: int = _BGP.long_lived_stale_time
+    add_path: AddPathMode = _BGP.add_path
     add_path_send_max: int = 0
     soft_reconfiguration: bool = False
     # RFC 4271 §6.3 (a MAY): an eBGP route whose AS_PATH does not start with the peer's
     # AS is withdrawn; off for route servers, which do not prepend (RFC 7947 §2.2).
     enforce_first_as: bool = True
     # BFD (RFC 5880/5881 single hop) for the session; defaults come from [bgp].
-    bfd: bool = False
-    bfd_interval_ms: int = 300
-    bfd_multiplier: int = 3
+    bfd: bool = _BGP.bfd
+    bfd_interval_ms: int = _BGP.bfd_interval_ms
+    bfd_multiplier: int = _BGP.bfd_multiplier
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,41 +269,6 @@ class Policy:
     name: str
     rules: tuple[Rule, ...] = ()
     default_action: PolicyAction = PolicyAction.REJECT
-
-
-@dataclass(frozen=True, slots=True)
-class BGPConfig:
-    enabled: bool = True
-    listen: tuple[IPAddress, ...] = (
-        ipaddress.IPv4Address("0.0.0.0"),
-        ipaddress.IPv6Address("::"),
-    )
-    port: int = 179
-    hold_time: int = 90
-    keepalive: int = 30
-    connect_retry: int = 5
-    connect_retry_max: int = 120
-    mesh: bool = True
-    route_reflector_cluster_id: ipaddress.IPv4Address | None = None
-    graceful_restart: bool = True
-    restart_time: int = 120
-    long_lived_stale_time: int = 0
-    add_path: AddPathMode = AddPathMode.OFF
-    max_paths: int = 8
-    always_compare_med: bool = False
-    honor_graceful_shutdown: bool = True
-    max_prefixes_restart: int = 60
-    deferral_time: int = 360
-    bfd: bool = False
-    bfd_interval_ms: int = 300
-    bfd_multiplier: int = 3
-    peers: tuple[Peer, ...] = ()
-    originate: tuple[Originate, ...] = ()
-    listen_ranges: tuple[ListenRange, ...] = ()
-
-    @property
-    def is_route_reflector(self) -> bool:
-        return self.route_reflector_cluster_id is not None
 
 
 @dataclass(frozen=True, slots=True)
