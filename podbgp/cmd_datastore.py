@@ -39,7 +39,7 @@ from ipam.identity import (
     read_membership,
 )
 from ipam.store import OpenMode, StoreError, open_store
-from podbgp import node as nodecfg
+from podbgp import wiring
 from podbgp.config import Config, ConfigError, DatastoreConfig, load_config
 
 DEFAULT_URL = f"sqlite:{DatastoreConfig().path}"
@@ -66,7 +66,7 @@ def store_target(args: argparse.Namespace) -> StoreTarget:
         return StoreTarget(args.datastore, None, config)
     if config is None:
         return StoreTarget(DEFAULT_URL)
-    return StoreTarget(nodecfg.datastore_url(config), nodecfg.cluster_id_file(config), config)
+    return StoreTarget(wiring.datastore_url(config), wiring.cluster_id_file(config), config)
 
 
 def config_error_text(path: str, e: ConfigError) -> str:

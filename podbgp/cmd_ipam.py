@@ -39,7 +39,7 @@ from typing import Any
 from ipam import Ipam, IpamConfig, IpamError, NodeRegistry
 from ipam.identity import join
 from ipam.store import OpenMode, StoreError, open_store
-from podbgp import node as nodecfg
+from podbgp import wiring
 from podbgp.cmd_datastore import StoreTarget, add_target_args, config_error_text, store_target
 from podbgp.config import ConfigError, IPAMConfig, load_ipam_dict
 
@@ -78,7 +78,7 @@ def settings(args: argparse.Namespace) -> tuple[StoreTarget, IpamConfig]:
     """The store and IPAM config from --config and the flags (ConfigError if invalid)."""
     target = store_target(args)
     ic = target.config.ipam if target.config is not None else IPAMConfig()
-    return target, nodecfg.pools_config(_flag_overrides(args, ic))
+    return target, wiring.pools_config(_flag_overrides(args, ic))
 
 
 # -- output --------------------------------------------------------------------------

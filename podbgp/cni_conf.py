@@ -42,7 +42,7 @@ from typing import Any
 
 from ipam import ConfigError, IpamConfig
 from podbgp import config as daemon_config
-from podbgp import node as nodecfg
+from podbgp import wiring
 from podbgp.cni_proto import CniError, ErrorCode, check_version
 
 DEFAULT_DATASTORE = f"sqlite:{daemon_config.DatastoreConfig().path}"
@@ -107,10 +107,10 @@ def read_daemon_config(path: str) -> dict[str, Any]:
         raise _bad("podbgp_config", f"{path}: " + "; ".join(e.errors)) from e
     return {
         "node_name": config.node.name,
-        "datastore": nodecfg.datastore_url(config),
+        "datastore": wiring.datastore_url(config),
         "ipam": config.ipam,
         "fib_protocol": config.fib.protocol,
-        "cluster_id_file": nodecfg.cluster_id_file(config),
+        "cluster_id_file": wiring.cluster_id_file(config),
     }
 
 
@@ -130,7 +130,7 @@ def _ipam_config(raw: Mapping[str, Any], daemon: Mapping[str, Any]) -> IpamConfi
         except daemon_config.ConfigError as e:
             raise CniError(ErrorCode.INVALID_CONFIG, "pools: " + "; ".join(e.errors)) from e
     try:
-        config = nodecfg.pools_config(base)
+        config = wiring.pools_config(base)
     except ConfigError as e:
         raise CniError(ErrorCode.INVALID_CONFIG, str(e)) from e
     if not any(not p.disabled for p in config.pools):

@@ -19,7 +19,7 @@ takes its routes from the datastore.
 The datastore has an identity (`ipam.identity`): at start the daemon joins it
 (it must exist -- created only by ``podbgp datastore init`` or, with
 ``datastore.create = true``, here -- and carry the cluster ID this node
-recorded in `nodecfg.cluster_id_file`). While running, a store that vanishes
+recorded in `wiring.cluster_id_file`). While running, a store that vanishes
 or is replaced (SQLite: the path names another inode or nothing; either
 kind: the cluster key is deleted or changed) ends the watches at once, and a
 check every few seconds (`IDENTITY_CHECK_INTERVAL`) catches it when nothing is
@@ -49,12 +49,12 @@ from bgp.wire.prefix import key_to_str
 from fib import nat
 from fib.model import Prefix as FibPrefix
 from fib.netlink import NetlinkKernel
-from fib.reconciler import FibConfig, Reconciler
+from fib.reconciler import Reconciler
 from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, instance
+from podbgp import api, instance, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -235,7 +235,7 @@ class Daemon:
         except (StoreError, OSError):
             return
         log.warning("datastore %s: the joined store is back (cluster ID %s); resuming",
-                    nodecfg.datastore_url(self.config), self.store.identity.cluster_id)  # fmt: skip
+                    wiring.datastore_url(self.config), self.store.identity.cluster_id)  # fmt: skip
         self.store_fault = None
         self._store_ok.set()
 
@@ -243,7 +243,7 @@ class Daemon:
         if self.store is None:
             return None
         return {
-            "url": nodecfg.datastore_url(self.config),
+            "url": wiring.datastore_url(self.config),
             "cluster_id": self.store.identity.cluster_id,
             "ok": self.store_fault is None,
             "error": self.store_fault,
@@ -256,17 +256,17 @@ class Daemon:
         The first read is bounded by `STARTUP_TIMEOUT`: a store that does not answer
         at start-up is a configuration problem to report, not a reason to wait for the
         store's own retry budget."""
-        url = nodecfg.datastore_url(self.config)
+        url = wiring.datastore_url(self.config)
         try:
             self.store = await asyncio.wait_for(self._join(url), STARTUP_TIMEOUT)
             self._store_ok.set()
             await asyncio.wait_for(self.store.get(node_key(self.config.node.name)),
                                    STARTUP_TIMEOUT)  # fmt: skip
             self.registry = ipam.NodeRegistry(self.store)
-            self.ipam = ipam.Ipam(self.store, nodecfg.ipam_config(self.config))
-            if nodecfg.uses_vxlan(self.config):
+            self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
+            if wiring.uses_vxlan(self.config):
                 self.vtep_address = await self._vtep_address()
-            record = nodecfg.registry_record(self.config, self.vtep_address)
+            record = wiring.registry_record(self.config, self.vtep_address)
             await asyncio.wait_for(self.registry.register(record), 30)
         except TimeoutError as exc:
             raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
@@ -278,7 +278,7 @@ class Daemon:
 
         A node that recorded a cluster never creates a store: its store is missing,
         and a new empty one would hand out its pods' addresses again."""
-        id_file = nodecfg.cluster_id_file(self.config)
+        id_file = wiring.cluster_id_file(self.config)
         create = self.config.datastore.create and read_membership(id_file) is None
         store = open_store(url, OpenMode.CREATE if create else OpenMode.READ_WRITE)
         try:
@@ -308,12 +308,12 @@ class Daemon:
         try:
             await asyncio.wait_for(first.wait(), 30)
         except TimeoutError as exc:
-            url = nodecfg.datastore_url(self.config)
+            url = wiring.datastore_url(self.config)
             raise StartupError(f"datastore {url}: no answer to the block list in 30 s") from exc
 
     async def _follow_announcements(self, first: asyncio.Event) -> None:
         assert self.store is not None
-        cfg = nodecfg.ipam_config(self.config)
+        cfg = wiring.ipam_config(self.config)
         async for ann in ipam.watch_announcements(self.store, self.config.node.name, cfg):
             self._apply_announcement(ann)
             first.set()
@@ -366,7 +366,7 @@ class Daemon:
                 else:
                     peers = mesh_peers(me, nodes, mesh=self.config.bgp.mesh)
                     await self.bgp.set_mesh_peers(peers)
-            if self.reconciler is not None and nodecfg.uses_vxlan(self.config):
+            if self.reconciler is not None and wiring.uses_vxlan(self.config):
                 self._apply_vteps(nodes)
             self._registry_seen = True
             if self.reconciler is not None and not self.config.bgp.enabled:
@@ -386,7 +386,7 @@ class Daemon:
     async def _follow_remote_blocks(self) -> None:
         """VXLAN with no BGP: routes to every other node's blocks come from the datastore."""
         assert self.store is not None
-        cfg = nodecfg.ipam_config(self.config)
+        cfg = wiring.ipam_config(self.config)
         async for blocks in ipam.watch_node_blocks(self.store, cfg):
             self.node_blocks = blocks
             self._blocks_seen = True
@@ -414,7 +414,7 @@ class Daemon:
         for net in old.keys() - new.keys():
             self.reconciler.del_route(_fib_prefix(net))
         routes = [
-            nodecfg.remote_route(self.config, net, (hop,))
+            wiring.remote_route(self.config, net, (hop,))
             for net, hop in new.items()
             if old.get(net) != hop
         ]
@@ -428,14 +428,13 @@ class Daemon:
         Owned routes in the kernel before anything is desired were left by a
         previous run: they are adopted as stale and stay until `_mark_converged`
         (RFC 4724 §4.2 "retain routes, then delete stale ones")."""
-        fc = self.config.fib
         try:
             kernel = NetlinkKernel()
         except OSError as exc:
             raise StartupError(f"netlink: {exc}") from exc
         self.reconciler = Reconciler(
             kernel,
-            FibConfig(fc.table, fc.protocol, float(fc.resync_interval), nexthops=fc.nexthops),
+            wiring.fib_settings(self.config),
         )
         node = nodecfg.fib_node(self.config, self.vtep_address)
         if node is not None:
@@ -446,7 +445,7 @@ class Daemon:
             log.info("fib: %d routes of a previous run adopted as stale", found)
         self._apply_nat()
         self.fib_service = FibService(self.reconciler)
-        self.fibfeed = FibFeed(self.reconciler, lambda: nodecfg.pool_table(self.config),
+        self.fibfeed = FibFeed(self.reconciler, lambda: wiring.pool_table(self.config),
                                self._wake_fib, self._own_prefixes)  # fmt: skip
         self._spawn(self.fib_service.run())
         return found

@@ -1,5 +1,7 @@
 """Config → the parts' own settings: the one place that maps `podbgp.config` onto
-`bgp` (speaker and peer settings), `rib` (RIB settings, per-peer policy, `[[policy]]`).
+`bgp` (speaker and peer settings), `rib` (RIB settings, per-peer policy, `[[policy]]`),
+`ipam` (pools, registry record, datastore URL) and `fib` (reconciler settings, the
+pools' encapsulation table).
 
 Each function takes validated, typed config values and builds the typed value a
 lower layer takes, with no text in between (podbgp may import downward; the
@@ -8,13 +10,19 @@ parts never import podbgp). `podbgp.bgpnode` keeps the life cycle and calls thes
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+import ipam
 from bgp.settings import ListenRange, PeerSettings, SpeakerSettings
 from bgp.wire.constants import Family
+from fib.model import Encap, Prefix, RemoteRoute, pack_addr, vtep_mac
+from fib.reconciler import FibConfig
 from podbgp import config as cfg
-from podbgp.config import Config, PeerOptions
+from podbgp.config import Config, IPAMConfig, PeerOptions, Pool
+from podbgp.fibfeed import PoolTable
 from podbgp.topology import MeshPeer
 from rib.policy import Match as RibMatch
 from rib.policy import Policy as RibPolicy
@@ -22,6 +30,8 @@ from rib.policy import Rule as RibRule
 from rib.policy import SetActions as RibSet
 from rib.policy import builtin, neighbor_condition, prefix_condition
 from rib.settings import PeerPolicy, RibSettings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # ---------------------------------------------------------------- bgp
 
@@ -190,3 +200,96 @@ def _set(s: cfg.SetActions) -> RibSet:
 
 def _large(c: cfg.LargeCommunity) -> tuple[int, int, int]:
     return (c.global_admin, c.local1, c.local2)
+
+
+# ---------------------------------------------------------------- ipam, datastore, fib
+
+
+def ipam_config(config: Config) -> ipam.IpamConfig:
+    """`[ipam]` as the IPAM package takes it."""
+    return pools_config(config.ipam)
+
+
+def pools_config(ic: IPAMConfig) -> ipam.IpamConfig:
+    """An `[ipam]` table (validated by `podbgp.config`) as the IPAM package takes it."""
+    pools = tuple(
+        ipam.Pool(
+            cidr=p.cidr,
+            block_size=p.block_size,
+            ipip_mode=p.ipip_mode.value,
+            vxlan_mode=p.vxlan_mode.value,
+            nat_outgoing=p.nat_outgoing,
+            disabled=p.disabled,
+            disable_bgp_export=p.disable_bgp_export,
+            node_selector=p.node_selector,
+        )
+        for p in ic.pools
+    )
+    return ipam.IpamConfig(
+        pools=pools, strict_affinity=ic.strict_affinity, max_blocks_per_node=ic.max_blocks_per_node
+    )
+
+
+def datastore_url(config: Config) -> str:
+    ds = config.datastore
+    if str(ds.kind) == "etcd":
+        return "etcd:" + ",".join(ds.endpoints)
+    return f"sqlite:{ds.path}"
+
+
+def cluster_id_file(config: Config) -> str:
+    """Where this node records the cluster ID it joined (`ipam.identity`).
+
+    ``datastore.cluster_id_file``, or ``cluster-id`` in the control socket's
+    directory: per node even when several nodes share a host (the lab), and
+    never inside the store it vouches for. The default directory (/run) is
+    emptied by a reboot, after which the node records the ID at its next
+    contact with the store; set the key to a persistent path to keep it.
+    """
+    if config.datastore.cluster_id_file:
+        return config.datastore.cluster_id_file
+    return str(Path(config.api.socket).parent / "cluster-id")
+
+
+def uses_vxlan(config: Config) -> bool:
+    return any(p.vxlan_mode is not Encap.NEVER for p in config.ipam.pools)
+
+
+def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:
+    n = config.node
+    return ipam.Node(
+        name=n.name,
+        asn=n.asn,
+        address=str(n.address) if n.address else "",
+        address6=str(n.address6) if n.address6 else "",
+        vtep_mac=vtep_mac(n.name) if vtep_address else "",
+        vtep_address=vtep_address,
+        route_reflector_cluster_id=str(config.bgp.route_reflector_cluster_id or ""),
+        labels=dict(n.labels),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _pool_table(pools: tuple[Pool, ...]) -> PoolTable:
+    return PoolTable((p.cidr, p.ipip_mode, p.vxlan_mode) for p in pools)
+
+
+def pool_table(config: Config) -> PoolTable:
+    """The pools' encapsulation modes as a longest-match table (built once per pool set)."""
+    return _pool_table(config.ipam.pools)
+
+
+def remote_route(config: Config, prefix: IPNetwork, next_hops: Iterable[str]) -> RemoteRoute:
+    """The FIB route to a remote prefix, encapsulated as its pool says (none outside pools).
+
+    For the datastore-fed routes (VXLAN without BGP); BGP's best paths take the
+    bulk path in `podbgp.fibfeed`."""
+    fprefix = Prefix(prefix.network_address.packed, prefix.prefixlen)
+    ipip, vxlan = pool_table(config).modes(fprefix.addr, fprefix.length)
+    return RemoteRoute(fprefix, tuple(sorted(pack_addr(h) for h in next_hops)), ipip, vxlan)
+
+
+def fib_settings(config: Config) -> FibConfig:
+    """`[fib]` as the reconciler takes it."""
+    fc = config.fib
+    return FibConfig(fc.table, fc.protocol, float(fc.resync_interval), nexthops=fc.nexthops)

@@ -102,14 +102,14 @@ async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
     import ipam
     from ipam.identity import join
     from ipam.store import open_store
-    from podbgp import node as nodecfg
+    from podbgp import wiring
     from podbgp.config import load_config_text
 
     config = load_config_text(render_node_config(plan, plan.node(pod.node)))
     store = open_store(f"sqlite:{plan.datastore}")
     try:
-        joined = await join(store, nodecfg.cluster_id_file(config))
-        alloc = ipam.Ipam(joined, nodecfg.ipam_config(config))
+        joined = await join(store, wiring.cluster_id_file(config))
+        alloc = ipam.Ipam(joined, wiring.ipam_config(config))
         got = await alloc.allocate(pod.node, pod.container_id, 4, {"pod": pod.name})
         return str(got.address)
     finally:

@@ -25,7 +25,7 @@ import pytest
 
 import ipam
 from ipam.store import open_store
-from podbgp import node as nodecfg
+from podbgp import wiring
 from podbgp.api import APIError, ControlClient
 from podbgp.config import load_config
 from podbgp.lab import lab, pods
@@ -277,7 +277,7 @@ def remove_node(cluster: Cluster, name: str) -> None:
         store = open_store(f"sqlite:{cluster.plan.datastore}")
         try:
             assert await ipam.NodeRegistry(store).remove(name)
-            await ipam.Ipam(store, nodecfg.ipam_config(config)).remove_node(name)
+            await ipam.Ipam(store, wiring.ipam_config(config)).remove_node(name)
         finally:
             await store.close()
 

@@ -108,8 +108,8 @@ def test_own_blocks_never_become_remote_routes() -> None:
 
 @pytest.mark.parametrize("prefix", ["10.244.3.0/26", "10.1.0.0/16", "fd00:10::/122"])
 def test_same_route_as_the_datastore_path(prefix: str) -> None:
-    """`podbgp.node.remote_route` (VXLAN without BGP) and the feed agree on modes."""
-    from podbgp import node as nodecfg
+    """`podbgp.wiring.remote_route` (VXLAN without BGP) and the feed agree on modes."""
+    from podbgp import wiring
     from podbgp.config import load_config_text
 
     cfg = load_config_text("""
@@ -129,8 +129,8 @@ ipip_mode = "Never"
 vxlan_mode = "Always"
 """)
     hop = "fd00::2" if ":" in prefix else "10.0.0.2"
-    route = nodecfg.remote_route(cfg, net(prefix), [hop])
-    feed = _feed(nodecfg.pool_table(cfg))
+    route = wiring.remote_route(cfg, net(prefix), [hop])
+    feed = _feed(wiring.pool_table(cfg))
     family, k = key_from_network(prefix)
     feed.best_paths(family, {k: (pack_addr(hop),)})
     assert feed.reconciler.inputs.remote[route.prefix] == route.reach

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from fib.model import Encap, pack_addr
-from podbgp import logs
-from podbgp import node as nodecfg
+from podbgp import logs, wiring
 from podbgp.config import load_config_text
 
 CONFIG = """
@@ -36,22 +35,22 @@ disable_bgp_export = true
 
 def test_pools_and_registry() -> None:
     cfg = load_config_text(CONFIG)
-    icfg = nodecfg.ipam_config(cfg)
+    icfg = wiring.ipam_config(cfg)
     assert [(str(p.cidr), p.block_size, p.vxlan_mode) for p in icfg.pools] == [
         ("10.244.0.0/16", 26, "CrossSubnet"),
         ("10.245.0.0/16", 26, "Never"),
     ]
     assert icfg.pools[1].disable_bgp_export
-    assert nodecfg.datastore_url(cfg) == "sqlite:/tmp/x.db"
-    assert nodecfg.uses_vxlan(cfg)
-    rec = nodecfg.registry_record(cfg, "10.244.3.0")
+    assert wiring.datastore_url(cfg) == "sqlite:/tmp/x.db"
+    assert wiring.uses_vxlan(cfg)
+    rec = wiring.registry_record(cfg, "10.244.3.0")
     assert (rec.name, rec.asn, rec.address, rec.vtep_address) == (
         "node-a",
         64512,
         "10.0.0.1/24",
         "10.244.3.0",
     )
-    assert rec.vtep_mac and rec.vtep_mac == nodecfg.registry_record(cfg, "x").vtep_mac
+    assert rec.vtep_mac and rec.vtep_mac == wiring.registry_record(cfg, "x").vtep_mac
 
 
 @pytest.mark.parametrize(
@@ -65,7 +64,7 @@ def test_pools_and_registry() -> None:
 )
 def test_remote_route_takes_the_pools_encapsulation(prefix: str, ipip: Encap, vxlan: Encap) -> None:
     cfg = load_config_text(CONFIG)
-    route = nodecfg.remote_route(cfg, ipaddress.ip_network(prefix), ["10.0.0.3", "10.0.0.2"])
+    route = wiring.remote_route(cfg, ipaddress.ip_network(prefix), ["10.0.0.3", "10.0.0.2"])
     assert (route.ipip, route.vxlan) == (ipip, vxlan)
     assert route.next_hops == (pack_addr("10.0.0.2"), pack_addr("10.0.0.3"))
     assert str(route.prefix) == prefix
@@ -148,10 +147,10 @@ async def test_node_labels_reach_the_registry_and_select_pools(tmp_path: Path) -
 
     cfg = load_config_text(LABELLED.replace("{db}", str(tmp_path / "ipam.db")))
     assert cfg.node.labels == (("rack", "r1"), ("topology.example.com/zone", "z1"))
-    store = open_store(nodecfg.datastore_url(cfg), OpenMode.CREATE)
+    store = open_store(wiring.datastore_url(cfg), OpenMode.CREATE)
     try:
-        await NodeRegistry(store).register(nodecfg.registry_record(cfg))
-        got = await Ipam(store, nodecfg.ipam_config(cfg)).allocate(cfg.node.name, "pod-1")
+        await NodeRegistry(store).register(wiring.registry_record(cfg))
+        got = await Ipam(store, wiring.ipam_config(cfg)).allocate(cfg.node.name, "pod-1")
     finally:
         await store.close()
     assert got.address in ipaddress.ip_network("10.251.0.0/24")
@@ -341,3 +340,13 @@ def test_every_logger_of_the_daemon_has_a_part_to_set_its_level() -> None:
         named |= set(re.findall(r'getLogger\("(?:podbgp\.)?([a-z]+)', path.read_text()))
     assert named - {"podbgp"} <= set(logs.PARTS), named - set(logs.PARTS)
     assert logs.loggers_of("podbgp.bfd") == ("podbgp.bfd", "bfd")
+
+
+def test_wiring_maps_fib_settings() -> None:
+    from podbgp import wiring
+
+    cfg = load_config_text(
+        CONFIG + "[fib]\ntable = 100\nprotocol = 81\nresync_interval = 0\nnexthops = false\n"
+    )
+    fc = wiring.fib_settings(cfg)
+    assert (fc.table, fc.protocol, fc.resync_interval, fc.nexthops) == (100, 81, 0.0, False)
