@@ -79,7 +79,9 @@ def _read_rule(t: _Table) -> Rule | None:
         t.error("set", "has no effect on a rejected route")
     if match is None or actions is None:
         t.failed = True
-    return _done(t, lambda: Rule(match, action, actions))  # type: ignore[arg-type]
+        t.finish()
+        return None
+    return _done(t, lambda: Rule(match, action, actions))
 
 
 def _read_match(t: _Table) -> Match | None:

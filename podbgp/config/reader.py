@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from bgp.wire.constants import AS_TRANS, WELL_KNOWN_COMMUNITIES, Family
@@ -360,10 +360,11 @@ def _large_community(v: Any) -> LargeCommunity:
         raise _Invalid(f"{show(v)} is not a large community (A:B:C, each 0..4294967295)") from None
 
 
-def _next_hop(allowed: tuple[str, ...]) -> Callable[[str], NextHop]:
+def _next_hop(allowed: tuple[Literal["self", "keep"], ...]) -> Callable[[str], NextHop]:
     def conv(v: str) -> NextHop:
-        if v in allowed:
-            return v  # type: ignore[return-value]
+        for word in allowed:
+            if v == word:
+                return word
         try:
             return ipaddress.ip_address(v)
         except ValueError:
