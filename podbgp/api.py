@@ -224,7 +224,10 @@ class ControlClient:
             sock.settimeout(self.timeout)
             self._connect(sock)
             try:
-                sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+                try:
+                    sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # it answered and closed before reading (a refusal): read that
                 response = _read_line(sock, self.path)
             except TimeoutError as exc:
                 raise APIError(

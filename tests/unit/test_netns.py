@@ -1,3 +1,5 @@
+import time
+
 from podbgp.lab.netns import NetnsGroup, list_namespaces
 
 
@@ -9,6 +11,10 @@ def test_veth_ping_and_cleanup(netns: NetnsGroup) -> None:
     out = a.run("ping", "-c1", "-W2", "10.99.0.2")
     assert "1 received" in out
     sleeper = b.popen(["sleep", "60"])
+    # `ip netns exec` enters the namespace, then execs: the pid shows there a moment later.
+    deadline = time.monotonic() + 10
+    while sleeper.pid not in b.pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sleeper.pid in b.pids()
     netns.close()
     assert list_namespaces(netns.prefix) == []
