@@ -30,27 +30,10 @@ refresh (RFC 7313), max-prefix restarts and the restarting speaker's
 selection deferral are deadlines that ``get_timer``/``handle_timer`` expose;
 ``rib.adapter`` arms one loop timer for them.
 
-Long-lived graceful restart (RFC 9494), helper side: when a peer's restart
-time ends (at once if it is 0, or for a family its GR capability omits) its stale
-routes of each family it announced LLGR for are kept for the long-lived
-stale time (the smaller of its and ours) instead of being swept (§4.2): a
-route carrying NO_LLGR goes now, every other one is replaced by a copy with
-the LLGR_STALE community, still stale (the old generation), which the
-decision process ranks below any other path (§4.4, ``rib.bestpath``) and
-which is sent only to peers with the LLGR capability (§4.3, ``rib.export``).
-While such a route is still the best one, the FIB keeps it (same next hop,
-so the kernel route is not touched). End-of-RIB after the peer returns, a
-family the new OPEN does not preserve, or the end of the long-lived time
-sweeps them.
-
-Selection deferral (RFC 4724 §4.1) is per family: a family is selected (its
-routes reach the FIB and update groups, then our End-of-RIB goes out) once
-every configured peer of that family is up and has sent its End-of-RIB —
-peers without the graceful-restart capability, peers that are restarting
-themselves, and peers that did not negotiate the family excepted — or when
-the deferral timer ends. A configured peer that is not up yet is waited for
-(until the timer): it may still come back with routes. ``converged`` turns
-true and ``on_converged`` is called once when no family is deferred any more.
+Graceful restart's stale and long-lived stale routes (RFC 4724 §4.2, RFC 9494)
+and the restarting speaker's per-family selection deferral (RFC 4724 §4.1)
+are in ``rib.restart``; ``converged`` turns true and ``on_converged`` is
+called once when no family is deferred any more.
 ``all_eor_received`` is the wider question a restarted daemon asks before it
 sweeps its stale kernel routes — has every Established peer with graceful
 restart, Restart State set or not, sent End-of-RIB for its families? — and
@@ -66,6 +49,16 @@ routes it re-sends after the caller's ROUTE-REFRESH (RFC 2918), where a route
 the new policy rejects withdraws the peer's earlier path; a new export policy
 moves the peer to another update group and sends only the difference
 (``rib.adjout``).
+
+Size (over ~600 lines, one concern): ``Rib`` is the one writer of the
+Loc-RIB and of the batch of changes since the last ``flush``; peer life
+cycle, import, the memoised decision transitions and update-group
+membership all change that one table and that one batch through the same
+private steps (``_announce``, ``_withdraw``, ``_sweep``, ``_join``), so
+splitting the class would make those steps another module's internals.
+What is not that lives beside it: graceful restart and selection deferral
+in ``rib.restart``, the decision in ``rib.bestpath``, the batch shapes in
+``rib.batch``, export and the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
 """
 
 from __future__ import annotations
@@ -80,6 +73,7 @@ from typing import Any, cast
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
+from rib import restart
 from rib.adjout import Member, UpdateGroup, new_group
 from rib.batch import BatchBuilder, Changed, Entry, best_of, nexthops_of
 from rib.bestpath import Ranked, rank
@@ -107,8 +101,6 @@ _PER_PREFIX = _Handled.PER_PREFIX
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
-_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
-_NO_LLGR = int(WellKnownCommunity.NO_LLGR)
 
 
 @dataclass
@@ -308,7 +300,7 @@ class Rib:
         self.peer_down(key, now, graceful=False)
         self._sweep(st, set(Family), everything=True)
         del self.peers[key]
-        self._check_deferral(now)  # no longer waited for
+        restart.check_deferral(self, now)  # no longer waited for
         self.flush()
         self._note_eor()
 
@@ -326,22 +318,11 @@ class Rib:
             a for a in (facts.local_address, facts.local_address6) if a is not None
         }
         self._new_generation(st, set(Family))
-        if st.stale:
-            # RFC 4724 §4.2 (RFC 9494 §4.2 alike): families the peer no longer
-            # preserves are flushed now.
-            gone = {f for f in st.stale if not _preserved(facts, f)}
-            if gone:
-                self._sweep(st, gone)
-                st.stale -= gone
-                for f in gone:
-                    st.llgr.pop(f, None)
-            # Long-lived stale families keep their own deadline until End-of-RIB.
-            short = st.stale - st.llgr.keys()
-            st.stale_deadline = now + self.settings.stale_time if short else None
+        restart.session_up(self, st, facts, now)
         for fam in facts.families:
             if fam in st.policy.families:
                 self._join(st, fam, facts)
-        self._check_deferral(now)  # e.g. a peer without graceful restart
+        restart.check_deferral(self, now)  # e.g. a peer without graceful restart
         self.flush()
         self._note_eor()
 
@@ -355,30 +336,7 @@ class Rib:
             if m.group is not None:
                 self._leave(m.group, m)
         st.members.clear()
-        facts = st.facts
-        gr: set[Family] = set()
-        llgr: set[Family] = set()
-        if graceful and facts is not None:
-            ours = set(facts.families) - st.disabled
-            if facts.gr_restart_time > 0:
-                gr = set(facts.gr_families) & ours
-            llgr = {f for f, (t, _) in facts.llgr.items() if t > 0} & ours
-        keep = gr | llgr
-        gone = set(Family) - keep
-        self._sweep(st, gone, everything=True)
-        for f in gone:
-            st.pre_policy.pop(f, None)
-            st.llgr.pop(f, None)
-        st.stale -= gone
-        if keep:
-            st.stale |= keep
-            self._new_generation(st, keep)
-            for f in gr:  # a new failure: restart time first, then a new long-lived phase
-                st.llgr.pop(f, None)
-            # RFC 9494 §4.2: no restart time (or no GR for the family): long-lived now.
-            self._start_llgr(st, llgr - gr, now)
-            assert facts is not None
-            st.stale_deadline = now + facts.gr_restart_time if gr else None
+        restart.session_down(self, st, graceful, now)
         self.flush()
         self._note_eor()
 
@@ -1113,7 +1071,7 @@ class Rib:
             st.llgr.pop(family, None)
             if not st.stale:
                 st.stale_deadline = None
-        self._check_deferral(now)
+        restart.check_deferral(self, now)
         self.flush()
         self._note_eor()
 
@@ -1124,14 +1082,8 @@ class Rib:
         st = self.peers.get(key)
         if st is None:
             return
-        st.eor_received.add(family)
-        if family in st.stale:
-            self._sweep(st, {family})
-            st.stale.discard(family)
-            st.llgr.pop(family, None)
-            if not st.stale:
-                st.stale_deadline = None
-        self._check_deferral(now)
+        restart.end_of_rib(self, st, family)
+        restart.check_deferral(self, now)
         self.flush()
         self._note_eor()
 
@@ -1160,121 +1112,13 @@ class Rib:
 
     def get_timer(self) -> float | None:
         """The earliest deadline (GR restart/stale timers, deferral), or None."""
-        times = [st.stale_deadline for st in self.peers.values() if st.stale_deadline is not None]
-        times += [t for st in self.peers.values() for t in st.llgr.values()]
-        if self.defer_deadline is not None:
-            times.append(self.defer_deadline)
-        return min(times) if times else None
+        return restart.next_deadline(self)
 
     def handle_timer(self, now: float) -> None:
-        """Fire every deadline that has passed."""
+        """Fire every deadline that has passed (``rib.restart``)."""
         self.now = max(self.now, now)
-        for st in self.peers.values():
-            if st.stale_deadline is not None and st.stale_deadline <= now:
-                self._restart_time_over(st, now)
-            over = {f for f, t in st.llgr.items() if t <= now}
-            if over:
-                # RFC 9494 §4.2: the long-lived stale time is over, the routes go.
-                self._sweep(st, over)
-                st.stale -= over
-                for f in over:
-                    del st.llgr[f]
-        if self.defer_deadline is not None and self.defer_deadline <= now:
-            self._end_deferral(set(self.deferred))  # RFC 4724 §4.1 (b)
+        restart.fire(self, now)
         self.flush()
-
-    def _restart_time_over(self, st: PeerState, now: float) -> None:
-        """RFC 4724 §4.2: restart time (or stale-path time) over: stale routes go,
-        except the families of a peer still down that negotiated LLGR, which
-        enter the long-lived phase (RFC 9494 §4.2)."""
-        st.stale_deadline = None
-        short = st.stale - st.llgr.keys()
-        f = st.facts
-        llgr = set() if st.up or f is None else {x for x in short if f.llgr.get(x, (0,))[0] > 0}
-        self._sweep(st, short - llgr)
-        st.stale -= short - llgr
-        self._start_llgr(st, llgr, now)
-
-    def _start_llgr(self, st: PeerState, families: set[Family], now: float) -> None:
-        """RFC 9494 §4.2: the peer's stale routes of ``families`` become long-lived
-        stale: NO_LLGR ones go, the others carry LLGR_STALE from now on."""
-        facts = st.facts
-        if not families or facts is None:
-            return
-        src = st.source
-        for fam in families:
-            st.llgr[fam] = now + facts.llgr[fam][0]
-            gen = src.gens.get(fam, 0)
-            by_path: dict[Path, list[bytes]] = {}
-            for k, e in self.loc[fam].items():
-                for p in (e,) if isinstance(e, Path) else e.paths:
-                    if p.source is src and p.gen < gen:
-                        by_path.setdefault(p, []).append(k)
-            for p, keys in by_path.items():
-                if _NO_LLGR in p.attrs.communities:
-                    self._withdraw(st, fam, p.slot, keys)
-                elif not p.llgr:
-                    self._announce(st, fam, self._llgr_stale(p), keys)
-
-    def _llgr_stale(self, p: Path) -> Path:
-        """A copy of stale path ``p`` with LLGR_STALE (RFC 9494 §4.2), still of its
-        old generation, so End-of-RIB or the long-lived timer sweeps it. Not interned
-        among the source's current paths: a fresh UPDATE never finds it."""
-        attrs = p.attrs.replace(communities=tuple(sorted((*p.attrs.communities, _LLGR_STALE))))
-        cost = p.igp_cost if p.eligible else None
-        q = Path(p.slot, attrs, p.family, self.settings.default_local_pref, cost, p.since)
-        q.gen = p.gen
-        return q
-
-    def _check_deferral(self, now: float) -> None:
-        """End the deferral of every family whose peers have all sent End-of-RIB (RFC 4724 §4.1)."""
-        done = {f for f in self.deferred if self._family_ready(f)}
-        if done:
-            self._end_deferral(done)
-
-    def _family_ready(self, fam: Family) -> bool:
-        """RFC 4724 §4.1 (a): End-of-RIB for ``fam`` from all peers, "excluding the ones
-        that do not advertise the graceful restart capability or the ones with the
-        Restart State bit set"; a configured peer not up yet is still awaited."""
-        for st in self.peers.values():
-            if fam not in st.policy.families:
-                continue
-            f = st.facts
-            if not st.up or f is None:
-                return False
-            if not f.does_gr or f.gr_restarting or fam not in f.families or fam in st.disabled:
-                continue
-            if fam not in st.eor_received:
-                return False
-        return True
-
-    def _end_deferral(self, families: set[Family]) -> None:
-        """Select ``families`` now: every prefix goes to the groups and the FIB.
-
-        RFC 4724 §4.1: the routes go out first, then our End-of-RIB. A woken
-        session pulls at once (within ``wake``), and a member whose group has
-        nothing dirty sends End-of-RIB; so the table reaches the groups (the
-        flush) before any member is woken. Woken earlier, a member sent
-        End-of-RIB ahead of our routes: the peer swept our stale routes and got
-        them back a moment later, deleting and re-adding them in its kernel."""
-        self.deferred -= families
-        groups = [g for g in self.groups.values() if g.family in families]
-        for fam in families:
-            # Every prefix, and nothing was sent while deferred.
-            self._batches[fam].start_over(dict(self.loc[fam]))
-        for g in groups:
-            # Entries noted while deferred may be outdated: the current ones
-            # (or None for prefixes gone since) reach the groups at the flush.
-            g.reset_dirty(g.dirty)
-        self.flush()
-        for g in groups:
-            for m in g.members:  # wake even with an empty table: our End-of-RIB
-                m.idle = False
-                self.wake(m.peer_key)
-        if not self.deferred:
-            self.defer_deadline = None
-            if self.on_converged is not None:
-                self.on_converged()
 
     def _sweep(self, st: PeerState, families: set[Family], everything: bool = False) -> None:
         """Remove the peer's stale paths (all of them with ``everything``) from ``families``."""
@@ -1323,12 +1167,6 @@ class Rib:
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""
         return nexthops_of(self.loc[family].get(key))
-
-
-def _preserved(facts: SessionFacts, family: Family) -> bool:
-    """The F bit of the family in the peer's new OPEN: graceful restart's or
-    long-lived graceful restart's (RFC 4724 §4.2, RFC 9494 §4.2)."""
-    return facts.gr_families.get(family, False) or facts.llgr.get(family, (0, False))[1]
 
 
 def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes) -> bool:
