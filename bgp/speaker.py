@@ -40,6 +40,14 @@ with the reason and NOTIFICATION names (RFC 9003 text included), operator
 actions with who asked — each with structured fields (``extra``: ``peer``,
 ``event``, and ``code``/``subcode``/``direction``/``shutdown_message`` where
 they apply) for the JSON log format.
+
+Size (over ~600 lines, one concern): the speaker owns who a connection
+belongs to. An accepted socket is matched to a configured or dynamic
+``Peer`` here, and a collision (RFC 4271 §6.8, RFC 4724 §4.2) is decided
+between the ``Peer``'s two sessions with the ``Speaker``'s listeners and peer
+table; ``Peer`` and ``Speaker`` call each other for it and keep one
+life cycle. The session itself is ``bgp.session``, its state machine
+``bgp.fsm``, how it stops ``bgp.restart``.
 """
 
 from __future__ import annotations

@@ -42,6 +42,12 @@ with `IPRoute(netns=NAME, flags=0)`, which forks a helper to open its socket
 there; `flags=0` stops it from silently creating a misspelt namespace
 (DESIGN.md, pyroute2 pitfalls). pyroute2 is opened lazily: a node without
 tunnels never forks it.
+
+Size (over ~600 lines, one concern): this is the one module that talks to
+the kernel — raw rtnetlink sockets, the echo filter, dumps, the batched
+writer and pyroute2 for devices — so everything that needs root, a
+namespace or a real kernel is here and everything else in ``fib`` is
+testable without one. Message encoding and decoding is ``fib.wire``.
 """
 
 from __future__ import annotations

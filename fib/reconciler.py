@@ -37,6 +37,13 @@ the objects too, without a route or nexthop event). If the kernel refuses object
 5.3: EOPNOTSUPP, or EINVAL on the very first batch), every route falls back
 to inline hops; a single refused object only sends its own routes back to
 inline hops until the next resync.
+
+Size (over ~600 lines, one concern): ``Reconciler`` is felix's route table
+for this daemon — the one holder of desired, installed and foreign state for
+routes and nexthop objects — and every path into it (``set_*``/``del_*``,
+``apply``, resync, events, ``sweep_stale``) reads and writes that same state
+under the same dirty-key rules. Planning (``fib.plan``), nexthop objects
+(``fib.nexthops``) and the kernel I/O (``fib.netlink``) are already elsewhere.
 """
 
 from __future__ import annotations

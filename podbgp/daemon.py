@@ -29,6 +29,12 @@ keeps the routes it had (the pods still exist), refuses allocations, and
 resumes when the joined store is back (the same file moved back to its path;
 for etcd the same cluster ID). It keeps a deleted SQLite file open, so its
 last state can still be copied from ``/proc/PID/fd``.
+
+Size (over ~600 lines, one concern): ``Daemon`` is the composition root's
+life cycle — building the parts from the config, starting them in the order
+above, wiring their callbacks to each other, reloading and stopping them.
+Each step is short and only calls into a part; split across modules, the
+start-up order and its undoing would no longer be read in one place.
 """
 
 from __future__ import annotations
