@@ -43,12 +43,8 @@ The owner passes its callbacks at construction (``wake``,
 ``max_prefix_exceeded``, ``on_converged``, ``on_all_eor``) and reads a peer
 through ``peer_summary``, not through ``PeerState``.
 
-Policy changes at run time (``set_policy``): a new import policy is applied
-to the peer's stored pre-policy routes (soft reconfiguration) or to the
-routes it re-sends after the caller's ROUTE-REFRESH (RFC 2918), where a route
-the new policy rejects withdraws the peer's earlier path; a new export policy
-moves the peer to another update group and sends only the difference
-(``rib.adjout``).
+Policy changes at run time (``set_policy``, ``set_export_mode``) are in
+``rib.reconfigure``.
 
 Size (over ~600 lines, one concern): ``Rib`` is the one writer of the
 Loc-RIB and of the batch of changes since the last ``flush``; peer life
@@ -57,8 +53,9 @@ membership all change that one table and that one batch through the same
 private steps (``_announce``, ``_withdraw``, ``_sweep``, ``_join``), so
 splitting the class would make those steps another module's internals.
 What is not that lives beside it: graceful restart and selection deferral
-in ``rib.restart``, the decision in ``rib.bestpath``, the batch shapes in
-``rib.batch``, export and the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
+in ``rib.restart``, policy changes at run time in ``rib.reconfigure``, the
+decision in ``rib.bestpath``, the batch shapes in ``rib.batch``, export and
+the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
 """
 
 from __future__ import annotations
@@ -73,7 +70,7 @@ from typing import Any, cast
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
 from bgp.wire.prefix import key_from_network
-from rib import restart
+from rib import reconfigure, restart
 from rib.adjout import Member, UpdateGroup, new_group
 from rib.batch import BatchBuilder, Changed, Entry, best_of, nexthops_of
 from rib.bestpath import Ranked, rank
@@ -442,11 +439,7 @@ class Rib:
         """
         if mode is self.export_mode:
             return
-        self.export_mode = mode
-        for st in self.peers.values():
-            if st.up and st.facts is not None:
-                for fam, m in list(st.members.items()):
-                    self._regroup(st, fam, m, st.facts)
+        reconfigure.change_export_mode(self, mode)
         self.flush()
 
     def caught_up(self, key: str) -> bool:
@@ -489,71 +482,8 @@ class Rib:
         if st is None:
             self.add_peer(policy)
             return
-        old = st.policy
-        if (policy.key, policy.asn, policy.route_reflector_client) != (
-            old.key,
-            old.asn,
-            old.route_reflector_client,
-        ):
-            raise ValueError(f"peer {key}: address, AS or RR-client role changed; re-add the peer")
-        st.policy = policy
-        if (policy.import_policy, policy.soft_reconfiguration) != (
-            old.import_policy,
-            old.soft_reconfiguration,
-        ):
-            self._reimport(st)
-        facts = st.facts
-        if st.up and facts is not None:
-            for fam, m in list(st.members.items()):
-                self._regroup(st, fam, m, facts)
+        reconfigure.change_policy(self, st, policy)
         self.flush()
-
-    def _reimport(self, st: PeerState) -> None:
-        """Apply the (new) import policy to stored pre-policy routes (soft reconfiguration)."""
-        st.imports.clear()  # verdicts of the old policy
-        if not st.policy.soft_reconfiguration:
-            st.pre_policy.clear()
-            st.pre_add_path.clear()
-            return
-        if not st.up or st.over_limit:
-            return
-        for fam, pre in st.pre_policy.items():
-            by_attrs: dict[PathAttributes, list[bytes]] = {}
-            for nlri, a in pre.items():
-                lst = by_attrs.get(a)
-                if lst is None:
-                    by_attrs[a] = [nlri]
-                else:
-                    lst.append(nlri)
-            for a, nlris in by_attrs.items():
-                if fam in st.pre_add_path:
-                    self._receive_add_path(st, fam, (), a, nlris)
-                else:
-                    self._apply(st, fam, a, nlris)
-
-    def _regroup(self, st: PeerState, fam: Family, m: Member, facts: SessionFacts) -> None:
-        """Move ``m`` to the update group its (new) export policy belongs to."""
-        old = m.group
-        gkey = self._group_key(st, fam, facts)
-        if old is None or old.key == gkey:
-            return
-        new = self.groups.get(gkey)
-        fresh = new is None
-        if new is None:
-            new = self._new_group(st, fam, facts, gkey)
-        if fam in self.deferred:
-            # Nothing was sent yet (RFC 4724 §4.1): an ordinary join.
-            self._leave(old, m)
-            new.join(m)
-        else:
-            if fresh:
-                new.prime()  # know what the new policy sends before diffing
-            before = old.told_for_switch(m)
-            m.switch(new, before)
-            if not old.members and self.groups.get(old.key) is old:
-                del self.groups[old.key]
-        m.idle = False
-        self.wake(st.policy.key)
 
     def groups_of(self, fam: Family) -> list[UpdateGroup]:
         """The update groups of one family."""
