@@ -61,7 +61,6 @@ the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
 from itertools import count, islice, repeat
@@ -76,16 +75,14 @@ from rib.batch import BatchBuilder, Changed, Entry, best_of, nexthops_of
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter, ExportMode
 from rib.path import Path, Slot, Source
+from rib.peer import Address, PeerState, PeerSummary
 from rib.policy import Policy
 from rib.reflect import Kind, as_path_loop, reflection_loop
 from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
 __all__ = ["FibCallback", "PeerState", "PeerSummary", "Rib"]
 
-# An import cache key: id(attrs), with ADD-PATH (path id, id(attrs)).
-ImportKey = int | tuple[int, int]
 FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
-Address = IPv4Address | IPv6Address
 
 
 class _Handled(Enum):
@@ -98,77 +95,6 @@ _PER_PREFIX = _Handled.PER_PREFIX
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
 _GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
-
-
-@dataclass
-class PeerState:
-    """Everything the RIB tracks about one configured peer."""
-
-    policy: PeerPolicy
-    source: Source
-    facts: SessionFacts | None = None
-    up: bool = False
-    counts: dict[Family, int] = field(default_factory=dict)
-    members: dict[Family, Member] = field(default_factory=dict)
-    # Import verdicts per family: id(attrs) (with ADD-PATH: (path id, id)) -> (attrs, Path | None).
-    imports: dict[Family, dict[ImportKey, tuple[PathAttributes, Path | None]]] = field(
-        default_factory=dict
-    )
-    pre_policy: dict[Family, dict[bytes, PathAttributes]] = field(default_factory=dict)
-    pre_add_path: set[Family] = field(default_factory=set)
-    stale: set[Family] = field(default_factory=set)
-    stale_deadline: float | None = None
-    # RFC 9494: stale families in the long-lived phase -> when that phase ends.
-    llgr: dict[Family, float] = field(default_factory=dict)
-    eor_received: set[Family] = field(default_factory=set)
-    over_limit: bool = False
-    disabled_until: float = 0.0
-    # Our addresses as this peer sees them: its routes may not use them as next hop.
-    own: frozenset[Address] = frozenset()
-    # RFC 4760 §7: families whose routes are ignored for the rest of this session.
-    disabled: set[Family] = field(default_factory=set)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def families(self) -> frozenset[Family]:
-        """The families this session carries: negotiated, configured, not disabled."""
-        f = self.facts
-        if f is None:
-            return frozenset()
-        return (frozenset(f.families) & frozenset(self.policy.families)) - self.disabled
-
-    @property
-    def all_eor(self) -> bool:
-        """Up with graceful restart and End-of-RIB in for each of ``families``; True
-        as well for a peer that is down or does not do graceful restart (nothing
-        to wait for)."""
-        f = self.facts
-        if not self.up or f is None or not f.does_gr:
-            return True
-        return self.families <= self.eor_received
-
-
-@dataclass(frozen=True, slots=True)
-class PeerSummary:
-    """What the RIB knows of one peer's session, for the daemon's views (``Rib.peer_summary``).
-
-    ``families``: negotiated and configured, RFC 4760 §7 disabled ones left out;
-    ``eor_received``: End-of-RIB seen this session (RFC 4724 §2); ``stale``:
-    families whose routes are kept as stale (RFC 4724 §4.2, RFC 9494);
-    ``received``: accepted prefixes per family.
-    """
-
-    key: str
-    up: bool
-    graceful_restart: bool
-    families: frozenset[Family]
-    eor_received: frozenset[Family]
-    disabled: frozenset[Family]
-    stale: frozenset[Family]
-    received: dict[Family, int]
 
 
 class Rib:

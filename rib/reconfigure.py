@@ -24,7 +24,8 @@ from rib.settings import PeerPolicy, SessionFacts
 
 if TYPE_CHECKING:
     from rib.adjout import Member
-    from rib.core import PeerState, Rib
+    from rib.core import Rib
+    from rib.peer import PeerState
 
 __all__ = ["change_export_mode", "change_policy"]
 

@@ -40,7 +40,8 @@ from rib.path import Path
 from rib.settings import SessionFacts
 
 if TYPE_CHECKING:
-    from rib.core import PeerState, Rib
+    from rib.core import Rib
+    from rib.peer import PeerState
 
 __all__ = [
     "check_deferral",
