@@ -11,7 +11,7 @@ prefix; pre-policy routes are kept separately only for peers with
 
 Inbound work is per UPDATE, not per prefix: the attribute set of an UPDATE
 goes through loop checks (RFC 4271 §9.1.2, RFC 4456 §8) and import policy
-once, yielding one interned ``Path``; the loop over its prefixes only swaps
+once (``rib.inbound``), yielding one interned ``Path``; the loop over its prefixes only swaps
 dict values. Adding a path to a multi-path entry or removing one goes through
 memoised transitions, so the decision process (``rib.bestpath``) runs once
 per distinct *set* of paths, not once per prefix. The changes of a batch are
@@ -54,30 +54,29 @@ private steps (``_announce``, ``_withdraw``, ``_sweep``, ``_join``), so
 splitting the class would make those steps another module's internals.
 What is not that lives beside it: graceful restart and selection deferral
 in ``rib.restart``, policy changes at run time in ``rib.reconfigure``, the
-decision in ``rib.bestpath``, the batch shapes in ``rib.batch``, export and
-the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
+import of one attribute set in ``rib.inbound``, the per-peer record in
+``rib.peer``, the decision in ``rib.bestpath``, the batch shapes in
+``rib.batch``, export and the Adj-RIB-Out in ``rib.export``/``rib.adjout``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
 from itertools import count, islice, repeat
 from typing import Any, cast
 
 from bgp.wire.attributes import PathAttributes
-from bgp.wire.constants import Action, Family, Origin, WellKnownCommunity
+from bgp.wire.constants import Action, Family, Origin
 from bgp.wire.prefix import key_from_network
-from rib import reconfigure, restart
+from rib import inbound, reconfigure, restart
 from rib.adjout import Member, UpdateGroup, new_group
 from rib.batch import BatchBuilder, Changed, Entry, best_of, nexthops_of
 from rib.bestpath import Ranked, rank
 from rib.export import Exporter, ExportMode
 from rib.path import Path, Slot, Source
 from rib.peer import Address, PeerState, PeerSummary
-from rib.policy import Policy
-from rib.reflect import Kind, as_path_loop, reflection_loop
+from rib.reflect import Kind
 from rib.settings import PeerPolicy, RibSettings, SessionFacts
 
 __all__ = ["FibCallback", "PeerState", "PeerSummary", "Rib"]
@@ -85,16 +84,8 @@ __all__ = ["FibCallback", "PeerState", "PeerSummary", "Rib"]
 FibCallback = Callable[[Family, dict[bytes, tuple[bytes, ...]]], None]
 
 
-class _Handled(Enum):
-    """``Rib._import``'s answer when it applied a prefix-dependent policy itself."""
-
-    PER_PREFIX = "per-prefix"
-
-
-_PER_PREFIX = _Handled.PER_PREFIX
 _EMPTY: frozenset[bytes] = frozenset()
 _V4 = Family.IPV4_UNICAST
-_GSHUT = int(WellKnownCommunity.GRACEFUL_SHUTDOWN)
 
 
 class Rib:
@@ -476,11 +467,11 @@ class Rib:
                 keys = reach.get(_V4)
                 if keys is not None and len(reach) == 1:
                     hit = cache.get(id(attrs))
-                    path: Path | _Handled | None
+                    path: Path | inbound.Handled | None
                     if hit is not None and hit[0] is attrs:
                         path = hit[1]
                     else:
-                        path = self._import(st, _V4, 0, attrs, keys)
+                        path = inbound.judge(self, st, _V4, 0, attrs, keys)
                         cache = st.imports[_V4]
                     if path is None:
                         self._withdraw(st, _V4, st.source.slot(0), keys)
@@ -508,7 +499,7 @@ class Rib:
         self, st: PeerState, family: Family, attrs: PathAttributes, keys: list[bytes]
     ) -> None:
         """Import ``keys`` announced with ``attrs``; rejected ones withdraw the peer's path."""
-        path = self._import(st, family, 0, attrs, keys)
+        path = inbound.judge(self, st, family, 0, attrs, keys)
         if path is None:
             self._withdraw(st, family, st.source.slot(0), keys)
         elif isinstance(path, Path):  # (PER_PREFIX: handled already)
@@ -538,99 +529,6 @@ class Rib:
         """RFC 4271 §6.7 / RFC 4486 §4: Cease, Maximum Number of Prefixes Reached."""
         st.over_limit = True
         self.max_prefix_exceeded(st.policy.key, limit)
-
-    def _import(
-        self, st: PeerState, family: Family, path_id: int, attrs: PathAttributes, keys: list[bytes]
-    ) -> Path | _Handled | None:
-        """The interned path for ``attrs`` after loop checks and import policy.
-
-        None: rejected (the prefixes are treated as withdrawn). ``PER_PREFIX`` only
-        for prefix-dependent policies, which this handles itself.
-        """
-        cache = st.imports.get(family)
-        if cache is None:
-            cache = st.imports[family] = {}
-        # Keyed by identity (the codec interns attribute sets, DESIGN.md rule 1): no
-        # Python-level __hash__ per UPDATE. The entry keeps ``attrs`` alive, so its
-        # id cannot be reused while the entry exists; an equal but distinct object
-        # only misses here and finds its interned Path in ``_path``.
-        ck = (path_id, id(attrs)) if path_id else id(attrs)
-        hit = cache.get(ck)
-        if hit is not None and hit[0] is attrs:
-            return hit[1]
-        if self._looped(st, attrs) or _own_next_hop(st.own, family, attrs):
-            cache[ck] = (attrs, None)
-            return None
-        pol = st.policy.import_policy
-        if pol.prefix_dependent:
-            self._import_per_prefix(st, family, path_id, attrs, keys, pol)
-            return _PER_PREFIX
-        v = pol.evaluate(
-            family, b"", attrs, peer=st.policy.address, local_as=self.settings.local_as
-        )
-        path = (
-            None if v is None else self._path(st.source.slot(path_id), self._gshut(v.attrs), family)
-        )
-        if len(cache) > 100_000:
-            cache.clear()
-        cache[ck] = (attrs, path)
-        return path
-
-    def _import_per_prefix(
-        self,
-        st: PeerState,
-        family: Family,
-        path_id: int,
-        attrs: PathAttributes,
-        keys: list[bytes],
-        pol: Policy,
-    ) -> None:
-        """Slow path: a policy that matches prefixes is evaluated for each one."""
-        slot = st.source.slot(path_id)
-        by_path: dict[Path, list[bytes]] = {}
-        rejected: list[bytes] = []
-        for k in keys:
-            v = pol.evaluate(
-                family, k, attrs, peer=st.policy.address, local_as=self.settings.local_as
-            )
-            if v is None:
-                rejected.append(k)
-            else:
-                by_path.setdefault(self._path(slot, self._gshut(v.attrs), family), []).append(k)
-        if rejected:
-            self._withdraw(st, family, slot, rejected)
-        for p, ks in by_path.items():
-            self._announce(st, family, p, ks)
-
-    def _gshut(self, attrs: PathAttributes) -> PathAttributes:
-        """RFC 8326 §4.1: a route received with GRACEFUL_SHUTDOWN gets LOCAL_PREF 0,
-        after import policy, so no policy keeps a draining path preferred (and a
-        policy that adds the community drains a peer from this side, §4.2)."""
-        if (
-            self.settings.honor_graceful_shutdown
-            and _GSHUT in attrs.communities
-            and attrs.local_pref != 0
-        ):
-            return attrs.replace(local_pref=0)
-        return attrs
-
-    def _looped(self, st: PeerState, attrs: PathAttributes) -> bool:
-        if as_path_loop(attrs, self.settings.local_as):
-            return True  # RFC 4271 §9.1.2
-        if not st.source.ebgp:
-            cid = self.cluster_id if self.reflector else None
-            return reflection_loop(attrs, self.settings.router_id, cid) is not None
-        return False
-
-    def _path(self, slot: Slot, attrs: PathAttributes, family: Family) -> Path:
-        src = slot.source
-        ik = (family, slot.path_id, attrs)
-        p = src.paths.get(ik)
-        if p is None:
-            cost = self.resolve(family, attrs) if not src.local else 0
-            p = Path(slot, attrs, family, self.settings.default_local_pref, cost, self.now)
-            src.paths[ik] = p
-        return p
 
     def _announce(self, st: PeerState, family: Family, path: Path, keys: list[bytes]) -> None:
         """Put ``path`` in the table for ``keys`` (replacing the same slot's older path)."""
@@ -817,7 +715,7 @@ class Rib:
         for n in announced:
             by_id.setdefault(int.from_bytes(n[:4], "big"), []).append(n[4:])
         for pid, keys in by_id.items():
-            path = self._import(st, family, pid, attrs, keys)
+            path = inbound.judge(self, st, family, pid, attrs, keys)
             if path is None:
                 self._withdraw(st, family, st.source.slot(pid), keys)
             elif isinstance(path, Path):  # (PER_PREFIX: handled already)
@@ -893,7 +791,7 @@ class Rib:
         )
         if next_hop is not None:
             attrs = attrs.with_next_hop(family, next_hop)
-        path = self._path(self.local.slot(0), attrs, family)
+        path = inbound.intern_path(self, self.local.slot(0), attrs, family)
         self._announce_local(family, path, [key])
         self.flush()
 
@@ -1023,19 +921,6 @@ class Rib:
     def nexthops(self, family: Family, key: bytes) -> tuple[bytes, ...]:
         """The ECMP next hops of one prefix (empty: no usable route)."""
         return nexthops_of(self.loc[family].get(key))
-
-
-def _own_next_hop(own: frozenset[Address], family: Family, attrs: PathAttributes) -> bool:
-    """RFC 4271 §6.3: a NEXT_HOP that is an address of the receiving speaker is
-    semantically incorrect and the route SHOULD be ignored; §9.1.2: it could not be
-    resolved through anyone but ourselves, so it is not eligible either. Checked once
-    per attribute set (the import cache), never per prefix. For MP_REACH_NLRI next
-    hops (RFC 4760 §3) the link-local one of RFC 2545 §3 counts as well."""
-    if not own:
-        return False
-    if family is Family.IPV4_UNICAST and attrs.next_hop is not None:
-        return attrs.next_hop in own
-    return not own.isdisjoint(attrs.mp_next_hop)
 
 
 def _note_old(batch: Changed, keys: list[bytes], olds: list[Entry | None], clean: bool) -> None:
