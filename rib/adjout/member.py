@@ -27,7 +27,11 @@ group before told it — unless one of the old group's pending blobs, which go
 out first, changed the prefix. Which blobs touch which prefix is not known
 (they are bytes), so where the two differ the peer has one or the other
 (``Unsure``), and the switch re-sends the prefix as if it had never been
-told it.
+told it. Which prefixes a switch has reached is its own record
+(``_Switch.pending``), not the member's catch-up list: a ROUTE-REFRESH during
+a switch restarts that list with every prefix, including those the switch
+already sent (for which the peer has the group's routes, not the group
+before's).
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ class Member:
             self._after_catch_up = _refresh(self.family, 2)  # EoRR
         if self._switch is not None and self.catching_up:
             # A refresh during a policy switch: finish the switch, re-sending everything
-            # (withdrawals of what the old policy allowed must not be lost).
+            # (withdrawals of what the old policy allowed must not be lost). The switch
+            # keeps its own record of the prefixes it has not sent yet.
             self._switch.full = True
             keys = list(set(keys).union(self._catch[self._catch_i :]))
         else:
@@ -103,18 +108,19 @@ class Member:
         prior = self._switch
         if prior is not None:
             full = full or prior.full
-            if pending:
+            unknown &= prior.unknown
+            if prior.pending:
                 # Switched again before the last switch reached these keys: the peer
                 # has what the group before that one told it of them, or what the
-                # unread blobs above tell.
-                before = _Unfinished(before, prior.before, set(pending), unread)
-                unknown &= prior.unknown
+                # unread blobs above tell. (Not every key of the catch-up list: after
+                # a ROUTE-REFRESH it holds keys the last switch already sent.)
+                before = _Unfinished(before, prior.before, prior.pending, unread)
         old.leave(self)
         keys = list(set(before.keys()).union(new.catch_keys(), pending))
         self.group = new
         self.pos = new.end
         new.members.append(self)
-        self._switch = _Switch(new, before, self.source, unknown, full)
+        self._switch = _Switch(new, before, self.source, unknown, full, set(keys))
         self._catch = keys
         self._catch_i = 0
 
@@ -212,9 +218,10 @@ class _Unfinished(Told):
 
 
 class _Switch:
-    """The catch-up of a member that switched groups (see ``UpdateGroup.encode_switch``)."""
+    """The catch-up of a member that switched groups (see ``UpdateGroup.encode_switch``);
+    ``pending``: the keys it has not sent yet (the peer still has ``before`` there)."""
 
-    __slots__ = ("before", "full", "group", "source", "unknown")
+    __slots__ = ("before", "full", "group", "pending", "source", "unknown")
 
     def __init__(
         self,
@@ -223,14 +230,17 @@ class _Switch:
         source: Source | None,
         unknown: set[bytes],
         full: bool,
+        pending: set[bytes],
     ) -> None:
         self.group = group
         self.before = before
         self.source = source
         self.unknown = unknown
         self.full = full
+        self.pending = pending
 
     def __call__(self, keys: list[bytes]) -> bytes:
+        self.pending.difference_update(keys)
         return self.group.encode_switch(keys, self.before, self.source, self.unknown, self.full)
 
 

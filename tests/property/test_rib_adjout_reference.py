@@ -321,6 +321,25 @@ def _play(run: Run, ops: list[tuple[str, Any, int]]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # an ADD-PATH peer (all paths) switched to low-half, then, mid-catch-up, asked
+    # for a ROUTE-REFRESH (the switch finishes in full), and switched back to "all"
+    chunk=2,
+    restarting=False,
+    up=[False, False, False, True, False, True, False],
+    policies=[0] * len(PEERS),
+    ops=[
+        ("batch", [(0, False, 0, 1, 0)], 0),
+        ("batch", [(0, False, 0, 1, 0), (3, True, 0, 3, 0)], 0),
+        ("timer", 0, 0),
+        ("policy", 5, 1),
+        ("batch", [(0, False, 4, 5, 3)], 0),
+        ("pull", -1, 1),
+        ("refresh", 5, 0),
+        ("updown", 3, 0),
+        ("batch", [(0, False, 0, 1, 0)], 0),
+        ("policy", 5, 0),
+    ],
+)
 @example(  # an ADD-PATH peer switched twice before its catch-up (all -> low-half -> all);
     # its group's next blob, left unread, announces path 1 of 10.0.0.0/20; then a switch
     # to no-7, which refuses that path: the blob went out, so the path is withdrawn

@@ -4,10 +4,24 @@ soft reconfiguration; and split horizon towards the peer a route came from."""
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 import pytest
-from ribkit import LOCAL_AS, V4, announce, attrs, drain, facts, key, make_rib, peer, withdraw
+from ribkit import (
+    LOCAL_AS,
+    V4,
+    announce,
+    attrs,
+    decode_out,
+    drain,
+    facts,
+    key,
+    make_rib,
+    peer,
+    withdraw,
+)
 
+import rib.adjout.group as adjout_group
 from rib import PeerPolicy, Policy, Rib, builtin
 
 P1, P2, P3 = "203.0.113.0/24", "198.51.100.0/24", "192.0.2.128/25"
@@ -384,3 +398,30 @@ def test_two_export_switches_back_and_forth_before_a_pull_send_nothing() -> None
     rib.set_policy(m, policy_of(rib, m, export_policy=builtin("all")))
     out = drain(rib, m)
     assert (out.announced, out.withdrawn) == ({}, [])
+
+
+def test_a_switch_after_a_refresh_mid_switch_withdraws_what_the_first_switch_sent() -> None:
+    """A ROUTE-REFRESH during a policy switch restarts the catch-up with every prefix,
+    including the one the switch already sent. Switched back afterwards, the peer
+    holds that prefix's path (from the switch), not what the group before told it
+    (nothing): when the route is gone, its path id is withdrawn."""
+    with patch.object(adjout_group, "CHUNK", 1):  # the switch sends one prefix per pull
+        rib = make_rib()
+        a = peer(rib, "192.0.2.1", 65001)
+        b = peer(
+            rib,
+            "192.0.2.2",
+            65002,
+            add_path_send=2,
+            fx=facts(bgp_id="192.0.2.2", add_path_tx=(V4,)),
+        )
+        announce(rib, a, [P1, P2], attrs((65001,), nh="192.0.2.1"))
+        rib.set_policy(b, policy_of(rib, b, export_policy=reject(P3)))  # before any pull
+        first = decode_out(rib.pull(b, 1), add_path=True)  # the switch's first prefix
+        assert len(first.announced) == 1 and first.withdrawn == []
+        rib.route_refresh(b, V4, 0)
+        withdraw(rib, a, [P1, P2])
+        rib.set_policy(b, policy_of(rib, b, export_policy=builtin("all")))
+        out = drain(rib, b, add_path=True)
+        assert out.withdrawn == list(first.announced)
+        assert out.announced == {}
