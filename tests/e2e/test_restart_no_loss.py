@@ -60,11 +60,12 @@ def check(result: TrialResult, plan: LabPlan, state: lab.LabState) -> None:
     if plan.option.bgp != "none":
         back, ready = result.sessions_back_seconds, result.daemon_ready_seconds
         assert back is not None and ready is not None, detail
-        # BGP's part: from the daemon's first answer (the process started, imported,
-        # opened its datastore and resynced its FIB) to every session Established. The
-        # figure from the process start is in docs/benchmarks.md.
+        # From the process start (interpreter, imports, datastore, FIB resync, then BGP)
+        # to every session Established: 0.37-0.53 s on a quiet machine
+        # (docs/benchmarks.md); BGP's own part, from the daemon's first answer, is
+        # milliseconds.
+        assert back <= SESSIONS_BACK, detail
         assert back - ready <= SESSIONS_BACK, detail
-        assert back <= SESSIONS_BACK + 8.0, detail  # and the whole start stays bounded
     if result.kernel_changes:
         # RFC 4724 §4.2: n3's stale routes stay untouched and its same routes announced
         # again are not rewritten. This failed in about 1 of 10 trials while n3's End-of-RIB
