@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from bfd.session import StateChanged
 from bgp.errors import CeaseSubcode
 from bgp.events import PeerHandle, SessionDown
 from bgp.fsm import State
@@ -316,7 +317,7 @@ class BgpNode:
             pending.cancel()
 
     # -- BFD ----------------------------------------------------------------------------
-    def _bfd_down(self, key: str, ev: Any) -> None:
+    def _bfd_down(self, key: str, ev: StateChanged) -> None:
         """BFD saw the path fail: the BGP session goes at once with Cease / BFD Down
         (RFC 9384), and its routes leave the RIB and the kernel (podbgp.bfdnode says why
         without graceful-restart retention). It reconnects as after any reset."""
