@@ -50,6 +50,10 @@ from ipam.model import (
     IpamError,
     NotInPool,
     Pool,
+    PoolNotUsable,
+    PoolUse,
+    Reservation,
+    Reserved,
     TooManyConflicts,
 )
 from ipam.nodes import Node, NodeRegistry
@@ -69,6 +73,10 @@ __all__ = [
     "NodeRegistry",
     "NotInPool",
     "Pool",
+    "PoolNotUsable",
+    "PoolUse",
+    "Reservation",
+    "Reserved",
     "TooManyConflicts",
     "announcement",
     "node_prefixes",

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -56,6 +57,14 @@ class AddressInUse(IpamError):
 
 class NotInPool(IpamError):
     """The address is in no configured pool."""
+
+
+class Reserved(IpamError):
+    """A specific address was asked for and an `[[ipam.reservation]]` keeps it out of use."""
+
+
+class PoolNotUsable(IpamError):
+    """An explicitly requested pool does not exist, is disabled or may not serve the request."""
 
 
 class TooManyConflicts(IpamError):
@@ -145,6 +154,13 @@ def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
 
 
 # -- configuration ------------------------------------------------------------------
+class PoolUse(StrEnum):
+    """What a pool's addresses may be given to (Calico's IPPool ``allowedUses``)."""
+
+    WORKLOAD = "workload"  # pods (the CNI plugin, `podbgp ipam allocate`)
+    TUNNEL = "tunnel"  # a node's own tunnel device (the VXLAN VTEP address)
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
     """One ``[[ipam.pool]]`` (CONFIG.md)."""
@@ -157,6 +173,8 @@ class Pool:
     disabled: bool = False
     disable_bgp_export: bool = False
     node_selector: str = "all()"
+    namespace_selector: str = "all()"
+    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD,)
 
     @property
     def version(self) -> int:
@@ -196,12 +214,15 @@ class Pool:
             if not isinstance(val, bool):
                 raise ConfigError(f"{where}.{key}: {val!r} is not true or false")
             kw[key] = val
-        selector = raw.get("node_selector", "all()")
-        try:
-            check_selector(str(selector))
-        except ValueError as e:
-            raise ConfigError(f"{where}.node_selector: {e}") from e
-        return cls(cidr=cidr, block_size=block_size, node_selector=str(selector), **kw)
+        for key in ("node_selector", "namespace_selector"):
+            selector = str(raw.get(key, "all()"))
+            try:
+                check_selector(selector)
+            except ValueError as e:
+                raise ConfigError(f"{where}.{key}: {e}") from e
+            kw[key] = selector
+        kw["allowed_uses"] = _parse_uses(raw.get("allowed_uses", ["workload"]), where)
+        return cls(cidr=cidr, block_size=block_size, **kw)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,7 +234,33 @@ class Pool:
             "disabled": self.disabled,
             "disable_bgp_export": self.disable_bgp_export,
             "node_selector": self.node_selector,
+            "namespace_selector": self.namespace_selector,
+            "allowed_uses": [str(u) for u in self.allowed_uses],
         }
+
+
+def _parse_uses(raw: object, where: str) -> tuple[PoolUse, ...]:
+    names = " | ".join(u.value for u in PoolUse)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}.allowed_uses: must be a non-empty list of {names}")
+    try:
+        uses = tuple(PoolUse(u) for u in raw)
+    except ValueError:
+        raise ConfigError(f"{where}.allowed_uses: {raw!r} lists something not {names}") from None
+    if len(set(uses)) != len(uses):
+        raise ConfigError(f"{where}.allowed_uses: {raw!r} lists a use twice")
+    return uses
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Addresses never handed out (one CIDR of an ``[[ipam.reservation]]``)."""
+
+    cidr: IPNetwork
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.cidr} (reservation {self.name})" if self.name else str(self.cidr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +270,7 @@ class IpamConfig:
     pools: tuple[Pool, ...] = ()
     strict_affinity: bool = False
     max_blocks_per_node: int = 20
+    reservations: tuple[Reservation, ...] = ()
 
     def __post_init__(self) -> None:
         for i, a in enumerate(self.pools):
@@ -255,6 +303,27 @@ class IpamConfig:
             if address.version == p.version and address in p.cidr:
                 return p
         return None
+
+    def reservation_of(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> Reservation | None:
+        """The reservation that keeps `address` out of use, or None."""
+        for r in self.reservations:
+            if address.version == r.cidr.version and address in r.cidr:
+                return r
+        return None
+
+    def reserved_in(self, block: IPNetwork) -> frozenset[int]:
+        """The ordinals (offsets from the block's first address) reservations cover."""
+        first, size = int(block.network_address), block.num_addresses
+        out: set[int] = set()
+        for r in self.reservations:
+            if r.cidr.version != block.version or not r.cidr.overlaps(block):
+                continue
+            lo = max(int(r.cidr.network_address), first) - first
+            hi = min(int(r.cidr.broadcast_address), first + size - 1) - first
+            out.update(range(lo, hi + 1))
+        return frozenset(out)
 
     def pool_of_block(self, cidr: IPNetwork) -> Pool | None:
         for p in self.pools:

@@ -222,11 +222,17 @@ def pools_config(ic: IPAMConfig) -> ipam.IpamConfig:
             disabled=p.disabled,
             disable_bgp_export=p.disable_bgp_export,
             node_selector=p.node_selector,
+            namespace_selector=p.namespace_selector,
+            allowed_uses=p.allowed_uses,
         )
         for p in ic.pools
     )
+    reservations = tuple(ipam.Reservation(c, r.name) for r in ic.reservations for c in r.cidrs)
     return ipam.IpamConfig(
-        pools=pools, strict_affinity=ic.strict_affinity, max_blocks_per_node=ic.max_blocks_per_node
+        pools=pools,
+        strict_affinity=ic.strict_affinity,
+        max_blocks_per_node=ic.max_blocks_per_node,
+        reservations=reservations,
     )
 
 

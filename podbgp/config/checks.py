@@ -60,7 +60,7 @@ def _check_reflector_clients(node: NodeConfig | None, bgp: BGPConfig, errors: _E
 
 
 def _check_node_for_bgp(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> None:
-    if (bgp.mesh or bgp.is_route_reflector) and node.address is None and node.address6 is None:
+    if (bgp.mesh or bgp.is_route_reflector) and not (node.has_address or node.has_address6):
         errors.add(
             "node.address", "is required for the mesh and route reflection (peers connect to it)"
         )
@@ -80,9 +80,11 @@ def _check_node_for_pools(
             if mode == Encap.NEVER:
                 continue
             need, have = (
-                ("address", node.address) if pool.cidr.version == 4 else ("address6", node.address6)
+                ("address", node.has_address)
+                if pool.cidr.version == 4
+                else ("address6", node.has_address6)
             )
-            if have is None:
+            if not have:
                 errors.add(
                     f"{path}.{key}", f'"{toml_name(mode)}" needs node.{need} (the tunnel underlay)'
                 )

@@ -12,6 +12,8 @@ from podbgp.config.schema import Config, ListenRange, Peer
 
 # Applied live by a reload like the peers (BgpNode.reload re-applies BFD to every peer).
 _BGP_LIVE = ("bfd", "bfd_interval_ms", "bfd_multiplier")
+# Dataclass fields that are arrays of tables, by their TOML name.
+_TOML_ARRAYS = {"pools": "pool", "reservations": "reservation"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +100,4 @@ def _changed_keys(old: Config, new: Config) -> Iterator[str]:
             if f.name in (*_BGP_LISTS, *_BGP_LIVE) and name == "bgp":
                 continue
             if getattr(a, f.name) != getattr(b, f.name):
-                yield f"{name}.{'pool' if f.name == 'pools' else f.name}"
+                yield f"{name}.{_TOML_ARRAYS.get(f.name, f.name)}"

@@ -7,7 +7,16 @@ import re
 from enum import Enum
 from typing import Any
 
-from podbgp.config.schema import BGPConfig, Config, IPAMConfig, Peer, PeerOptions, Policy, toml_name
+from podbgp.config.schema import (
+    ROUTER_ID_FROM_ADDRESS,
+    BGPConfig,
+    Config,
+    IPAMConfig,
+    Peer,
+    PeerOptions,
+    Policy,
+    toml_name,
+)
 
 
 def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
@@ -16,10 +25,16 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
         "asn": cfg.node.asn,
         "router_id": str(cfg.node.router_id),
     }
+    if cfg.node.router_id == ROUTER_ID_FROM_ADDRESS:
+        node["router_id"] = "auto"  # the detected address's (`podbgp check` shows it)
     for key in ("address", "address6"):
         value = getattr(cfg.node, key)
+        detect = getattr(cfg.node, f"{key}_detection")
         if value is not None:
             node[key] = str(value)
+        elif detect is not None:
+            node[key] = "auto"
+            node[f"{key}_detection"] = str(detect)
     if cfg.node.labels:
         node["labels"] = dict(cfg.node.labels)
     return {
@@ -111,6 +126,9 @@ def _dump_ipam(ipam: IPAMConfig) -> dict[str, Any]:
         "strict_affinity": ipam.strict_affinity,
         "max_blocks_per_node": ipam.max_blocks_per_node,
         "pool": [_dump_fields(p) for p in ipam.pools],
+        "reservation": [
+            {"name": r.name, "cidrs": [str(c) for c in r.cidrs]} for r in ipam.reservations
+        ],
     }
 
 

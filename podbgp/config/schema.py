@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bgp.wire.capabilities import AddPathMode
 from bgp.wire.constants import Family, Origin
 from fib.model import Encap
+from ipam.model import PoolUse
 
 if TYPE_CHECKING:
     from podbgp.config.diff import ConfigDiff
@@ -100,6 +101,36 @@ class LargeCommunity:
         return f"{self.global_admin}:{self.local1}:{self.local2}"
 
 
+class DetectMethod(StrEnum):
+    """How `node.address = "auto"` finds the address (Calico's IP autodetection methods)."""
+
+    FIRST_FOUND = "first-found"  # the first global address, skipping container/virtual links
+    INTERFACE = "interface"  # the first address on an interface whose name matches
+    SKIP_INTERFACE = "skip-interface"  # first-found, also skipping names that match
+    CAN_REACH = "can-reach"  # the source address the kernel would use towards a destination
+    CIDR = "cidr"  # the first address inside one of the listed prefixes
+
+
+@dataclass(frozen=True, slots=True)
+class AddressDetection:
+    """One detection method with its argument, written `METHOD[=ARG]` in the file."""
+
+    method: DetectMethod = DetectMethod.FIRST_FOUND
+    patterns: tuple[re.Pattern[str], ...] = ()  # interface, skip-interface (full match)
+    destination: IPAddress | None = None  # can-reach
+    cidrs: tuple[IPNetwork, ...] = ()  # cidr
+
+    def __str__(self) -> str:
+        args = [p.pattern for p in self.patterns] + [str(c) for c in self.cidrs]
+        if self.destination is not None:
+            args.append(str(self.destination))
+        return f"{self.method}={','.join(args)}" if args else str(self.method)
+
+
+# `router_id` when it is to come from an address that `"auto"` has yet to find.
+ROUTER_ID_FROM_ADDRESS = ipaddress.IPv4Address(0)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     name: str
@@ -109,6 +140,20 @@ class NodeConfig:
     address6: ipaddress.IPv6Interface | None = None
     # Labels the pools' `node_selector` matches (Calico's node labels), sorted pairs.
     labels: tuple[tuple[str, str], ...] = ()
+    # Set when the file says `address = "auto"` (`address6 = "auto"`): how to find it.
+    # `podbgp.underlay` fills `address` in before anything uses it; until then it is None
+    # and `router_id` may be `ROUTER_ID_FROM_ADDRESS`.
+    address_detection: AddressDetection | None = None
+    address6_detection: AddressDetection | None = None
+
+    @property
+    def has_address(self) -> bool:
+        """An IPv4 underlay address is configured or will be detected."""
+        return self.address is not None or self.address_detection is not None
+
+    @property
+    def has_address6(self) -> bool:
+        return self.address6 is not None or self.address6_detection is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +335,17 @@ class Pool:
     disabled: bool = False
     disable_bgp_export: bool = False
     node_selector: str = "all()"
+    # Which pods' namespaces may take addresses from the pool (see docs/configuration.md).
+    namespace_selector: str = "all()"
+    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD,)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """`[[ipam.reservation]]`: addresses IPAM never hands out."""
+
+    cidrs: tuple[IPNetwork, ...]
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +353,7 @@ class IPAMConfig:
     strict_affinity: bool = False
     max_blocks_per_node: int = 20
     pools: tuple[Pool, ...] = ()
+    reservations: tuple[Reservation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +363,10 @@ class FIBConfig:
     protocol: int = 80
     resync_interval: int = 90
     nexthops: bool = True  # kernel nexthop objects for shared/ECMP hops; False = inline hops
+    # MTUs; 0 = derived from the underlay interface's MTU (`podbgp.underlay`).
+    pod_mtu: int = 0
+    ipip_mtu: int = 0
+    vxlan_mtu: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fib.model import Encap
 from ipam.block import default_block_size
+from ipam.model import PoolUse, check_selector
 from podbgp.config.reader import (
     _REQUIRED,
     AS_MAX,
@@ -38,6 +39,7 @@ from podbgp.config.reader import (
     _password,
     _port,
     _prefix,
+    _regex,
     _router_id,
     _shutdown_message,
     _socket_path,
@@ -49,10 +51,13 @@ from podbgp.config.reader import (
 from podbgp.config.schema import (
     ADD_PATH_NAMES,
     ENCAP_NAMES,
+    ROUTER_ID_FROM_ADDRESS,
+    AddressDetection,
     APIConfig,
     BGPConfig,
     DatastoreConfig,
     DatastoreKind,
+    DetectMethod,
     FIBConfig,
     IPAddress,
     IPAMConfig,
@@ -62,6 +67,7 @@ from podbgp.config.schema import (
     Peer,
     PeerOptions,
     Pool,
+    Reservation,
     toml_name,
 )
 
@@ -69,18 +75,76 @@ from podbgp.config.schema import (
 def _read_node(t: _Table) -> NodeConfig | None:
     name = t.get("name", str, _REQUIRED, _node_name)
     asn = t.get("asn", int, _REQUIRED, _asn)
-    address = t.get("address", str, None, _interface(4))
-    address6 = t.get("address6", str, None, _interface(6))
+    address, detect = _node_address(t, "address", 4)
+    address6, detect6 = _node_address(t, "address6", 6)
     router_id = t.get("router_id", str, None, _router_id)
     if router_id is None and not t.has("router_id"):
         if address is not None:
             router_id = address.ip
+        elif detect is not None:
+            router_id = ROUTER_ID_FROM_ADDRESS  # the detected address's, at start
         elif not t.has("address"):
             t.error(
                 "router_id", "is required when node.address is absent (it defaults to its IPv4)"
             )
     labels = t.get("labels", dict, {}, _labels)
-    return _done(t, lambda: NodeConfig(name, asn, router_id, address, address6, labels))
+    return _done(
+        t,
+        lambda: NodeConfig(name, asn, router_id, address, address6, labels, detect, detect6),
+    )
+
+
+def _node_address(t: _Table, key: str, version: int) -> tuple[Any, AddressDetection | None]:
+    """`address` / `address6`: an interface address, or "auto" with `KEY_detection`."""
+    method_key = f"{key}_detection"
+    t.seen.add(method_key)  # a known key either way (`accepted_keys`)
+    if t.data.get(key) == "auto":
+        t.seen.add(key)
+        return None, t.get(method_key, str, AddressDetection(), _detection(version))
+    if t.has(method_key):
+        t.error(method_key, f'is only read with node.{key} = "auto"')
+    return t.get(key, str, None, _interface(version)), None
+
+
+def _detection(version: int) -> Callable[[str], AddressDetection]:
+    """`first-found` | `interface=RE[,RE]` | `skip-interface=RE[,RE]` | `can-reach=DEST` |
+    `cidr=CIDR[,CIDR]`: Calico's IP autodetection methods, spelt as Calico spells them."""
+
+    def conv(v: str) -> AddressDetection:
+        word, sep, arg = v.partition("=")
+        try:
+            method = DetectMethod(word.strip())
+        except ValueError:
+            choices = " | ".join(f"{m}{'' if m is DetectMethod.FIRST_FOUND else '=...'}"
+                                 for m in DetectMethod)  # fmt: skip
+            raise _Invalid(f"{show(v)} is not a detection method ({choices})") from None
+        items = [a.strip() for a in arg.split(",") if a.strip()]
+        if method is DetectMethod.FIRST_FOUND:
+            if sep:
+                raise _Invalid(f"{show(v)}: first-found takes no argument")
+            return AddressDetection()
+        if not items:
+            raise _Invalid(f"{show(v)}: {method} needs an argument ({method}=...)")
+        if method in (DetectMethod.INTERFACE, DetectMethod.SKIP_INTERFACE):
+            return AddressDetection(method, patterns=tuple(_regex(i) for i in items))
+        if method is DetectMethod.CAN_REACH:
+            return AddressDetection(method, destination=_reach(v, items, version))
+        cidrs = tuple(_prefix(i) for i in items)
+        for c in cidrs:
+            if c.version != version:
+                raise _Invalid(f"{show(v)}: {c} is not IPv{version}")
+        return AddressDetection(method, cidrs=cidrs)
+
+    return conv
+
+
+def _reach(v: str, items: list[str], version: int) -> IPAddress:
+    if len(items) != 1:
+        raise _Invalid(f"{show(v)}: can-reach takes one destination")
+    dest = _address(items[0])
+    if dest.version != version or dest.is_unspecified or dest.is_multicast:
+        raise _Invalid(f"{show(v)}: {items[0]} is not a unicast IPv{version} destination")
+    return dest
 
 
 def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
@@ -409,9 +473,57 @@ def _read_ipam(t: _Table) -> IPAMConfig | None:
             other = pools[j]
             if p is not None and other is not None and _overlaps(p.cidr, other.cidr):
                 t.error(f"pool[{i}].cidr", f'"{p.cidr}" overlaps ipam.pool[{j}] ("{other.cidr}")')
-    if any(p is None for p in pools):
+    reservations = [_read_reservation(r) for r in t.subs("reservation")]
+    names: dict[str, int] = {}
+    for i, r in enumerate(reservations):
+        if r is not None and r.name:
+            if r.name in names:
+                t.error(f"reservation[{i}].name", f"{show(r.name)} is already "
+                        f"ipam.reservation[{names[r.name]}]")  # fmt: skip
+            names.setdefault(r.name, i)
+    if any(x is None for x in (*pools, *reservations)):
         t.failed = True
-    return _done(t, lambda: IPAMConfig(strict, max_blocks, tuple(p for p in pools if p)))
+    return _done(
+        t,
+        lambda: IPAMConfig(
+            strict,
+            max_blocks,
+            tuple(p for p in pools if p),
+            tuple(r for r in reservations if r),
+        ),
+    )
+
+
+def _read_reservation(t: _Table) -> Reservation | None:
+    """`[[ipam.reservation]]`: `cidrs` (prefixes or single addresses) and an optional name."""
+    name = t.get("name", str, default_of(Reservation, "name"))
+    cidrs = t.get_list("cidrs", _REQUIRED, _reserved_cidr)
+    if cidrs == ():
+        t.error("cidrs", "must list at least one prefix or address")
+    return _done(t, lambda: Reservation(cidrs, name))
+
+
+def _reserved_cidr(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
+    return _prefix(v if "/" in v else f"{v}/{32 if ':' not in v else 128}")
+
+
+def _selector(v: str) -> str:
+    try:
+        check_selector(v)
+    except ValueError as e:
+        raise _Invalid(f"{show(v)}: {e}") from None
+    return v
+
+
+def _uses(v: Any) -> PoolUse:
+    if not isinstance(v, str):
+        raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
+    try:
+        return PoolUse(v)
+    except ValueError:
+        raise _Invalid(f"{show(v)} is not one of {' | '.join(PoolUse)}") from None
 
 
 def _read_pool(t: _Table) -> Pool | None:
@@ -433,7 +545,15 @@ def _read_pool(t: _Table) -> Pool | None:
             default_of(Pool, "node_selector"),
             _non_empty('"all()" selects every node'),
         ),
+        "namespace_selector": t.get(
+            "namespace_selector", str, default_of(Pool, "namespace_selector"), _selector
+        ),
+        "allowed_uses": t.get_list("allowed_uses", default_of(Pool, "allowed_uses"), _uses),
     }
+    uses = values["allowed_uses"]
+    if uses is not None and (not uses or len(set(uses)) != len(uses)):
+        t.error("allowed_uses", f"{show([str(u) for u in uses])} must list workload and/or "
+                "tunnel once each")  # fmt: skip
     if cidr is not None and block is not None and not cidr.prefixlen <= block <= cidr.max_prefixlen:
         t.error(
             "block_size",
@@ -456,7 +576,16 @@ def _read_fib(t: _Table) -> FIBConfig | None:
     protocol = t.get("protocol", int, d.protocol, _fib_protocol)
     resync = t.get("resync_interval", int, d.resync_interval, _int_range(0, 86400))
     nexthops = t.get("nexthops", bool, d.nexthops)
-    return _done(t, lambda: FIBConfig(enabled, table, protocol, resync, nexthops))
+    # 0 = derived from the underlay; else at least IPv4's minimum (RFC 791: 68) — the CNI
+    # plugin refuses a pod MTU below IPv6's 1280 when a pool is IPv6.
+    mtus = [t.get(k, int, getattr(d, k), _mtu) for k in ("pod_mtu", "ipip_mtu", "vxlan_mtu")]
+    return _done(t, lambda: FIBConfig(enabled, table, protocol, resync, nexthops, *mtus))
+
+
+def _mtu(v: int) -> int:
+    if v != 0 and not 68 <= v <= 65535:
+        raise _Invalid(f"{v} is not an MTU (0 = derived from the underlay, or 68..65535)")
+    return v
 
 
 def _read_api(t: _Table) -> APIConfig | None:

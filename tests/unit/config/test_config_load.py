@@ -73,8 +73,17 @@ DEFAULTS = {
         "create": False,
         "cluster_id_file": "",
     },
-    "ipam": {"strict_affinity": False, "max_blocks_per_node": 20, "pool": []},
-    "fib": {"enabled": True, "table": 254, "protocol": 80, "resync_interval": 90, "nexthops": True},
+    "ipam": {"strict_affinity": False, "max_blocks_per_node": 20, "pool": [], "reservation": []},
+    "fib": {
+        "enabled": True,
+        "table": 254,
+        "protocol": 80,
+        "resync_interval": 90,
+        "nexthops": True,
+        "pod_mtu": 0,
+        "ipip_mtu": 0,
+        "vxlan_mtu": 0,
+    },
     "api": {"socket": "/run/podbgp/podbgp.sock", "metrics": "127.0.0.1:9469"},
 }
 

@@ -37,6 +37,7 @@ from podbgp.config import (
     Peer,
     Policy,
     Pool,
+    Reservation,
     Rule,
     SetActions,
     accepted_keys,
@@ -69,6 +70,8 @@ name = "p"
 [[policy.rule]]
 [[ipam.pool]]
 cidr = "10.244.0.0/16"
+[[ipam.reservation]]
+cidrs = ["10.244.0.1"]
 """
 
 # The same document built from the dataclasses' own defaults.
@@ -80,7 +83,10 @@ DATACLASS_DEFAULTS = Config(
         originate=(Originate(ipaddress.ip_network("10.2.0.0/24")),),
     ),
     policies=(Policy("p", (Rule(),)),),
-    ipam=IPAMConfig(pools=(Pool(ipaddress.ip_network("10.244.0.0/16"), 26),)),
+    ipam=IPAMConfig(
+        pools=(Pool(ipaddress.ip_network("10.244.0.0/16"), 26),),
+        reservations=(Reservation((ipaddress.ip_network("10.244.0.1/32"),)),),
+    ),
 )
 
 # Tables whose defaults `to_dict()` leaves out (rule conditions and changes), so they
@@ -98,6 +104,7 @@ FIELDS_OF: dict[str, type] = {
     "datastore": DatastoreConfig,
     "ipam": IPAMConfig,
     "ipam.pool[]": Pool,
+    "ipam.reservation[]": Reservation,
     "fib": FIBConfig,
     "api": APIConfig,
 }
