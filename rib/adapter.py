@@ -43,7 +43,10 @@ Address = IPv4Address | IPv6Address
 
 
 def facts_from_negotiated(
-    neg: Negotiated, local4: IPv4Address | None, local6: IPv6Address | None
+    neg: Negotiated,
+    local4: IPv4Address | None,
+    local6: IPv6Address | None,
+    link_local: IPv6Address | None = None,
 ) -> SessionFacts:
     """``SessionFacts`` from a ``bgp.negotiate.Negotiated``."""
     gr = neg.peer_restart
@@ -65,6 +68,8 @@ def facts_from_negotiated(
         enhanced_refresh=bool(neg.enhanced_route_refresh),
         local_address=local4,
         local_address6=local6,
+        link_local=link_local,
+        extended_nexthop=neg.ctx.extended_nexthop_ipv4,
         max_message_len=neg.ctx.max_message_len,
         gr_capable=gr is not None,
         llgr={ll.family: (ll.stale_time, ll.forwarding) for ll in neg.long_lived},
@@ -155,7 +160,12 @@ class RibAdapter:
         if key not in self.rib.peers:
             self.rib.add_peer(self.policy_for(key, negotiated.peer_as))
         local4, local6 = self._locals(peer)
-        facts = facts_from_negotiated(negotiated, local4, local6)
+        link_local = None
+        if local6 is not None and local6.is_link_local:
+            # An unnumbered session: the node's global address (if any) is the
+            # global next hop, the socket's link-local one the second (RFC 2545 §3).
+            link_local, local6 = local6, self.local6
+        facts = facts_from_negotiated(negotiated, local4, local6, link_local)
         self.rib.peer_up(key, facts, self.clock())
         self._arm()
 

@@ -288,14 +288,21 @@ class Rib:
             facts.max_message_len,
             self.export_mode,
             fam in facts.llgr,
+            fam is Family.IPV4_UNICAST and facts.extended_nexthop,
         )
 
     def _next_hop_self(self, fam: Family, facts: SessionFacts) -> tuple[Address, ...]:
-        if fam is Family.IPV4_UNICAST:
+        """Our next hop for ``fam`` on this session: the session's own address family,
+        except that IPv4 routes over an IPv6 session with extended next hop take the
+        IPv6 next hop (RFC 8950 §1: an unnumbered link has no IPv4 address to give)."""
+        v6_session = isinstance(facts.local_address, IPv6Address) or facts.link_local is not None
+        if fam is Family.IPV4_UNICAST and not (facts.extended_nexthop and v6_session):
             return (facts.local_address,) if isinstance(facts.local_address, IPv4Address) else ()
-        if facts.local_address6 is not None:
-            return (facts.local_address6,)
-        return (facts.local_address,) if isinstance(facts.local_address, IPv6Address) else ()
+        glob = facts.local_address6
+        if glob is None and isinstance(facts.local_address, IPv6Address):
+            glob = facts.local_address
+        # RFC 2545 §3: global first, then link-local; link-local alone when that is all.
+        return tuple(a for a in (glob, facts.link_local) if a is not None)
 
     def _new_group(
         self, st: PeerState, fam: Family, facts: SessionFacts, gkey: tuple[Any, ...]
@@ -312,6 +319,7 @@ class Rib:
             keep_next_hop=st.policy.keep_original_next_hop,
             mode=gkey[8],
             llgr=gkey[9],
+            extended_nexthop=gkey[10],
         )
         deferred = self.deferred
         g = new_group(

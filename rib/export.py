@@ -88,6 +88,7 @@ class Exporter:
         keep_next_hop: bool = False,
         mode: ExportMode = ExportMode.NORMAL,
         llgr: bool = False,
+        extended_nexthop: bool = False,
     ) -> None:
         self.family = family
         self.dst = dst
@@ -100,6 +101,7 @@ class Exporter:
         self.keep_nh = keep_next_hop
         self.mode = mode
         self.llgr = llgr  # the peers advertised LLGR: they may get LLGR_STALE routes
+        self.ext_nh = extended_nexthop  # IPv4 routes may carry an IPv6 next hop (RFC 8950)
         self.per_prefix = policy.prefix_dependent
         self.cache: dict[Path, PathAttributes | None] = {}
         self._intern: dict[PathAttributes, PathAttributes] = {}
@@ -145,8 +147,9 @@ class Exporter:
         out = self._ebgp(path, verdict) if ebgp else self._ibgp(path, src, verdict)
         if not self._fits(out):
             # A next hop the session cannot carry (an IPv6 next hop on an IPv4 route
-            # without RFC 8950 extended next hop, an IPv4 one on an IPv6 route, none at
-            # all for a kept local route): next hop self, or do not advertise.
+            # without RFC 8950 extended next hop, an IPv4 one on an IPv6 route, another
+            # link's link-local one, none at all for a kept local route): next hop
+            # self, or do not advertise.
             out = self._self(out)
             if not self._fits(out):
                 return None
@@ -165,8 +168,11 @@ class Exporter:
 
     def _fits(self, attrs: PathAttributes) -> bool:
         nh = attrs.nexthop(self.family)
+        if isinstance(nh, IPv6Address) and nh.is_link_local and nh not in self.nh_self:
+            # RFC 2545 §3: a link-local next hop means something on its own link only.
+            return False
         if self.family is Family.IPV4_UNICAST:
-            return isinstance(nh, IPv4Address)
+            return isinstance(nh, IPv4Address) or (self.ext_nh and isinstance(nh, IPv6Address))
         return isinstance(nh, IPv6Address)
 
     def _self(self, attrs: PathAttributes) -> PathAttributes:

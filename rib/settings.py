@@ -108,6 +108,10 @@ class SessionFacts:
     so 0 means we keep nothing past the restart time, though the peer may still
     be sent LLGR_STALE routes (§4.3). ``local_address``
     is our end of the TCP connection: the next hop we announce as "self".
+    ``link_local`` is our end when that is an IPv6 link-local address (an
+    unnumbered session): it goes beside the global ``local_address6`` as the
+    second MP next hop (RFC 2545 §3). ``extended_nexthop``: both sides may carry
+    IPv4 routes with an IPv6 next hop (RFC 8950).
     """
 
     families: tuple[Family, ...] = (Family.IPV4_UNICAST,)
@@ -121,6 +125,8 @@ class SessionFacts:
     enhanced_refresh: bool = False
     local_address: Address | None = None
     local_address6: IPv6Address | None = None
+    link_local: IPv6Address | None = None
+    extended_nexthop: bool = False
     max_message_len: int = 4096
     gr_capable: bool | None = None
     llgr: dict[Family, tuple[int, bool]] = field(default_factory=dict)

@@ -179,11 +179,17 @@ class PathAttributes:
 
         IPv6 routes use the MP_REACH_NLRI next hop. IPv4 routes use NEXT_HOP, or
         the MP_REACH_NLRI next hop when NEXT_HOP is absent (IPv4 in MP_REACH,
-        possibly with an IPv6 next hop per RFC 8950).
+        possibly with an IPv6 next hop per RFC 8950). Of a (global, link-local)
+        pair the global one, unless it is ``::``.
         """
         if family is Family.IPV4_UNICAST and self.next_hop is not None:
             return self.next_hop
-        return self.mp_next_hop[0] if self.mp_next_hop else None
+        hops = self.mp_next_hop
+        if len(hops) == 2 and hops[0].is_unspecified:
+            # RFC 2545 §3 leaves a speaker with no global address on the link only
+            # its link-local one; some send it as (::, link-local): forward to that.
+            return hops[1]
+        return hops[0] if hops else None
 
     def with_next_hop(self, family: Family, *hops: Address) -> PathAttributes:
         """A copy whose next hop for ``family`` is ``hops`` (global[, link-local])."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 
 from hypothesis import given, settings
@@ -184,6 +185,29 @@ def test_bulk_encoders_round_trip(ctx: CodecContext, data: st.DataObject) -> Non
         assert isinstance(msg, Update)
         back.extend(msg.unreach.get(family, []))
     assert back == nlri
+
+
+@settings(max_examples=60, deadline=None)
+@given(contexts, st.data())
+def test_ipv4_routes_with_ipv6_next_hop_round_trip(ctx: CodecContext, data: st.DataObject) -> None:
+    """RFC 8950 §3: IPv4 NLRI in MP_REACH_NLRI with a 16- or 32-octet IPv6 next hop,
+    once extended next hop is negotiated: one UPDATE and the bulk encoders."""
+    ctx = replace(ctx, extended_nexthop_ipv4=True)
+    nlri = data.draw(_nlri(32, ctx.add_path_tx(V4), max_size=200).filter(bool))
+    attrs = data.draw(attributes(ctx.as4, False, True, ctx.confed_peer))
+    assert announce_head(attrs, V4, ctx) is None  # no NEXT_HOP: never the NLRI field
+    got: list[bytes] = []
+    for raw in encode_announce(attrs, V4, nlri, ctx):
+        msg = decode_message(raw, ctx)
+        assert isinstance(msg, Update) and msg.attrs == attrs and not msg.errors
+        got.extend(msg.reach.get(V4, []))
+    assert got == nlri
+    one = Update(attrs, {V4: nlri[:20]}, {}, add_path=_aps(ctx))
+    assert decode_message(encode_message(one, ctx), ctx) == one
+
+
+def _aps(ctx: CodecContext) -> frozenset[Family]:
+    return frozenset(f for f in (V4, V6) if ctx.add_path_rx(f))
 
 
 @settings(max_examples=60, deadline=None)

@@ -66,7 +66,11 @@ class Out:
 
 
 def decode_out(blobs: list[bytes], add_path: bool = False) -> Out:
-    ctx = CodecContext(as4=True, add_path_ipv4=add_path, add_path_ipv6=add_path)
+    # Extended next hop on: IPv4 routes with an IPv6 next hop decode (RFC 8950); a
+    # session without it never gets them (the exporter's next-hop check).
+    ctx = CodecContext(
+        as4=True, add_path_ipv4=add_path, add_path_ipv6=add_path, extended_nexthop_ipv4=True
+    )
     out = Out()
     for blob in blobs:
         i = 0
