@@ -7,6 +7,12 @@ range, where an outgoing connection can take it before etcd binds it (seen on
 this machine, RECIPES.md section 8); a start that fails is retried with new
 ports. `stop()` kills every member and removes the data directory; `kill(i)`
 kills one member with SIGKILL, as a crash would.
+
+`start_at(hosts, wrap)` runs one member per host address on the standard ports
+2379/2380 with each command prefixed by `wrap` — for the lab, ``ip netns exec NS``
+puts the members in a namespace of their own, where the ports are free and the
+members are reachable from other namespaces by routing; its health is then probed
+with `etcdctl` through the same prefix.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+CLIENT_PORT = 2379
 
 
 def have_etcd() -> str | None:
@@ -35,15 +43,24 @@ def have_etcd() -> str | None:
 class EtcdCluster:
     """A running set of etcd members (see the module docstring)."""
 
-    def __init__(self, base: Path, client_ports: list[int], peer_ports: list[int]) -> None:
+    def __init__(
+        self,
+        base: Path,
+        client_ports: list[int],
+        peer_ports: list[int],
+        hosts: list[str] | None = None,
+        wrap: tuple[str, ...] = (),
+    ) -> None:
         self.base = base
         self.client_ports = client_ports
         self.peer_ports = peer_ports
+        self.hosts = hosts or ["127.0.0.1"] * len(client_ports)
+        self.wrap = wrap
         self.procs: list[subprocess.Popen[bytes] | None] = []
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.client_ports]
+        return [f"http://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)]
 
     @property
     def url(self) -> str:
@@ -67,22 +84,41 @@ class EtcdCluster:
             cluster.stop()
         raise RuntimeError(f"etcd did not start after {tries} tries: {last}")
 
+    @classmethod
+    def start_at(
+        cls, hosts: list[str], wrap: tuple[str, ...], base: Path, timeout: float = 30.0
+    ) -> EtcdCluster:
+        """One member per address in `hosts`, each command run through `wrap` (a namespace),
+        its data under `base` (created; `stop` removes it)."""
+        base.mkdir(parents=True)
+        n = len(hosts)
+        cluster = cls(base, [CLIENT_PORT] * n, [CLIENT_PORT + 1] * n, list(hosts), wrap)
+        try:
+            cluster._launch()
+            if cluster._wait_healthy(timeout):
+                return cluster
+            last = cluster.log_tail()
+        except OSError as e:
+            last = str(e)
+        cluster.stop()
+        raise RuntimeError(f"etcd did not start at {', '.join(hosts)}: {last}")
+
     def _launch(self) -> None:
         names = [f"m{i}" for i in range(len(self.client_ports))]
-        initial = ",".join(
-            f"{n}=http://127.0.0.1:{p}" for n, p in zip(names, self.peer_ports, strict=True)
-        )
-        for name, cp, pp in zip(names, self.client_ports, self.peer_ports, strict=True):
+        members = list(zip(names, self.hosts, self.client_ports, self.peer_ports, strict=True))
+        initial = ",".join(f"{n}=http://{h}:{pp}" for n, h, _, pp in members)
+        for name, host, cp, pp in members:
             d = self.base / name
             d.mkdir()
             cmd = [
+                *self.wrap,
                 ETCD,
                 f"--name={name}",
                 f"--data-dir={d / 'data'}",
-                f"--listen-client-urls=http://127.0.0.1:{cp}",
-                f"--advertise-client-urls=http://127.0.0.1:{cp}",
-                f"--listen-peer-urls=http://127.0.0.1:{pp}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{pp}",
+                f"--listen-client-urls=http://{host}:{cp}",
+                f"--advertise-client-urls=http://{host}:{cp}",
+                f"--listen-peer-urls=http://{host}:{pp}",
+                f"--initial-advertise-peer-urls=http://{host}:{pp}",
                 f"--initial-cluster={initial}",
                 "--initial-cluster-state=new",
                 "--initial-cluster-token=podbgp-test",
@@ -96,12 +132,25 @@ class EtcdCluster:
                 )
 
     def healthy(self, index: int) -> bool:
+        if self.wrap:
+            return self._healthy_wrapped(index)
         url = f"http://127.0.0.1:{self.client_ports[index]}/health"
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 return b'"true"' in r.read()
         except OSError:
             return False
+
+    def _healthy_wrapped(self, index: int) -> bool:
+        """The member's health asked with etcdctl from inside `wrap` (RECIPES.md section 8)."""
+        cmd = [*self.wrap, ETCDCTL, f"--endpoints={self.endpoints[index]}",
+               "--dial-timeout=1s", "--command-timeout=2s", "endpoint", "health"]  # fmt: skip
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=5, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            return False
+        return proc.returncode == 0
 
     def _wait_healthy(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
