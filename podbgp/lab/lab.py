@@ -49,7 +49,7 @@ from podbgp.lab.labplan import (
     render_node_config,
     tor_address,
 )
-from podbgp.lab.netns import IP, Netns, cleanup_prefix, list_namespaces, new_netns
+from podbgp.lab.netns import IP, Netns, cleanup_prefix, list_namespaces, new_netns, veth
 from podbgp.lab.pods import add_pod, cni_plugin, init_datastore
 from podbgp.lab.shell import LabError, Unsupported, run
 
@@ -124,14 +124,6 @@ class LabState:
 
 
 # -- topology -----------------------------------------------------------------------------
-def _veth(a: Netns, a_if: str, b: Netns, b_if: str) -> None:
-    """A veth pair created directly in its two namespaces (no name in the root namespace)."""
-    run([IP, "link", "add", a_if, "netns", a.name, "type", "veth",
-          "peer", "name", b_if, "netns", b.name])  # fmt: skip
-    a.ip("link", "set", a_if, "up")
-    b.ip("link", "set", b_if, "up")
-
-
 def build_tor(plan: LabPlan) -> Netns:
     """The switch/router namespace: one bridge per subnet, routing between them."""
     tor = new_netns(plan.ns("tor"))
@@ -148,7 +140,7 @@ def build_tor(plan: LabPlan) -> Netns:
 
 def build_node(plan: LabPlan, tor: Netns, node: NodePlan) -> Netns:
     ns = new_netns(plan.ns(node.name))
-    _veth(ns, "eth0", tor, node.name)
+    veth(ns, "eth0", tor, node.name)
     tor.ip("link", "set", node.name, "master", f"br{node.subnet}")
     ns.ip("addr", "add", node.address, "dev", "eth0")
     # The default route via the ToR also gives proxy ARP for 169.254.1.1 a route to answer
@@ -202,19 +194,26 @@ def wait_daemon(
     plan: LabPlan, node: NodePlan, proc: subprocess.Popen[bytes], timeout: float
 ) -> None:
     """Until the node's control socket answers; a daemon that exits is an error with its log."""
-    client = ControlClient(str(plan.socket_path(node.name)))
+    log = plan.state_dir / f"{node.name}.log"
+    wait_control(node.name, plan.socket_path(node.name), log, proc, timeout)
+
+
+def wait_control(
+    name: str, socket: Path, log: Path, proc: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Until `socket` answers `show.node`; the daemon exiting first is an error with its log."""
+    client = ControlClient(str(socket))
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            log = plan.state_dir / f"{node.name}.log"
             raise LabError(
-                f"podbgp on {node.name} exited with {proc.returncode}; {log}:\n{_log_tail(log)}"
+                f"podbgp on {name} exited with {proc.returncode}; {log}:\n{_log_tail(log)}"
             )
         with contextlib.suppress(APIError, OSError):
             client.request("show.node")
             return
         if time.monotonic() > deadline:
-            raise LabError(f"podbgp on {node.name} did not answer on its socket in {timeout}s")
+            raise LabError(f"podbgp on {name} did not answer on its socket in {timeout}s")
         time.sleep(0.1)
 
 

@@ -141,6 +141,7 @@ class NodePlan:
 class PodPlan:
     name: str  # short name, e.g. "n1-p1"; the namespace is PREFIX + name
     node: str
+    namespace: str = "lab"  # the Kubernetes namespace the runtime names in CNI_ARGS
 
     @property
     def container_id(self) -> str:

@@ -108,6 +108,14 @@ def new_netns(name: str) -> Netns:
     return ns
 
 
+def veth(a: Netns, a_if: str, b: Netns, b_if: str) -> None:
+    """A veth pair created directly in its two namespaces (no name in the root namespace)."""
+    run([IP, "link", "add", a_if, "netns", a.name, "type", "veth",
+          "peer", "name", b_if, "netns", b.name])  # fmt: skip
+    a.ip("link", "set", a_if, "up")
+    b.ip("link", "set", b_if, "up")
+
+
 class NetnsGroup:
     """Namespaces sharing one prefix, removed together by `close()` (or `with`)."""
 

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from podbgp.lab.labplan import LabPlan, NodePlan, PodPlan, render_node_config
+from podbgp.lab.labplan import LabPlan, PodPlan, render_node_config
 from podbgp.lab.netns import IP, Netns, new_netns
 from podbgp.lab.shell import LabError, run
 
@@ -42,7 +42,25 @@ def cni_plugin() -> str | None:
     return str(exe) if exe.exists() else shutil.which("podbgp-cni")
 
 
-def cni_netconf(plan: LabPlan, node: NodePlan) -> dict[str, Any]:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class CniLab(Protocol):
+    """What a CNI call needs of a lab: `LabPlan` and the cluster lab's `ClusterPlan`."""
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    def ns(self, short: str) -> str: ...
+
+    def config_path(self, node: str) -> Path: ...
+
+    def node(self, name: str) -> _Named: ...
+
+
+def cni_netconf(plan: CniLab, node: _Named) -> dict[str, Any]:
     """The network configuration a runtime would pass on stdin (CNI spec §"Network config")."""
     return {
         "cniVersion": CNI_VERSION,
@@ -55,7 +73,7 @@ def cni_netconf(plan: LabPlan, node: NodePlan) -> dict[str, Any]:
 
 
 def cni_call(
-    plan: LabPlan, pod: PodPlan, command: str, plugin: str, timeout: float = 30
+    plan: CniLab, pod: PodPlan, command: str, plugin: str, timeout: float = 30
 ) -> dict[str, Any]:
     """Run the plugin in the node's namespace as a runtime would (CNI spec 1.0 §"Execution")."""
     node = plan.node(pod.node)
@@ -66,7 +84,7 @@ def cni_call(
         "CNI_NETNS": f"/run/netns/{plan.ns(pod.name)}",
         "CNI_IFNAME": "eth0",
         "CNI_PATH": str(Path(plugin).parent),
-        "CNI_ARGS": f"K8S_POD_NAME={pod.name};K8S_POD_NAMESPACE=lab",
+        "CNI_ARGS": f"K8S_POD_NAME={pod.name};K8S_POD_NAMESPACE={pod.namespace}",
     }
     stdin = json.dumps(cni_netconf(plan, node))
     proc = subprocess.run(
@@ -78,7 +96,7 @@ def cni_call(
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
-def _result_ip(result: dict[str, Any]) -> str:
+def result_ip(result: dict[str, Any]) -> str:
     for ip in result.get("ips", []):
         addr = str(ip.get("address", ""))
         if "." in addr:
@@ -139,7 +157,7 @@ def add_pod(plan: LabPlan, pod: PodPlan, plugin: str | None) -> dict[str, Any]:
 
     new_netns(plan.ns(pod.name))
     if plugin:
-        address = _result_ip(cni_call(plan, pod, "ADD", plugin))
+        address = result_ip(cni_call(plan, pod, "ADD", plugin))
         via = "cni"
     else:
         address = asyncio.run(_allocate(plan, pod))
