@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from podbgp.lab.labplan import (
     DEFAULT_OPTION,
@@ -34,13 +36,12 @@ def _up(args: argparse.Namespace) -> int:
         print(f"podbgp lab: {why} (run as root)", file=sys.stderr)
         return 2
     try:
-        plan = plan_lab(args.option, args.nodes, args.pods_per_node, args.prefix,
-                        args.state_dir, args.nat_outgoing)  # fmt: skip
+        up = _cluster_up(args) if args.topology == "cluster" else _segment_up(args)
     except PlanError as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         return 2
     try:
-        state, matrix = lab.up(plan, replace=args.demo, out=_say, converge_timeout=args.timeout)
+        state, matrix = up()
     except Unsupported as exc:
         print(f"podbgp lab: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +62,31 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     _say("\n" + lab.next_steps(state))
     return 0
+
+
+Up = Callable[[], tuple[Any, dict[tuple[str, str], bool]]]
+
+
+def _segment_up(args: argparse.Namespace) -> Up:
+    """The one-segment lab of `--option` (`podbgp.lab.lab`)."""
+    from podbgp.lab import lab
+
+    plan = plan_lab(args.option, 3 if args.nodes is None else args.nodes, args.pods_per_node, args.prefix,
+                    args.state_dir, args.nat_outgoing)  # fmt: skip
+    return lambda: lab.up(plan, replace=args.demo, out=_say, converge_timeout=args.timeout)
+
+
+def _cluster_up(args: argparse.Namespace) -> Up:
+    """Two racks, etcd and label-chosen reflectors (`podbgp.lab.cluster`)."""
+    from podbgp.lab import cluster
+    from podbgp.lab.clusterplan import plan_cluster
+
+    if args.option != DEFAULT_OPTION or args.nat_outgoing:
+        raise PlanError("--option and --nat-outgoing are for --topology segment")
+    plan = plan_cluster(
+        6 if args.nodes is None else args.nodes, args.pods_per_node, args.prefix, args.state_dir
+    )
+    return lambda: cluster.up(plan, out=_say, converge_timeout=max(args.timeout, 90.0))
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -93,7 +119,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--option", default=DEFAULT_OPTION, choices=list(OPTIONS),
                     help="networking option: " + "; ".join(
                         f"{name}: {opt.summary}" for name, opt in OPTIONS.items()))  # fmt: skip
-    up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up.add_argument("--topology", default="segment", choices=("segment", "cluster"),
+                    help="segment: the nodes of --option on one or two subnets; cluster: two "
+                    "racks with an FRR ToR each, 3 etcd members, reflectors chosen by label")  # fmt: skip
+    up.add_argument("--nodes", type=int, default=None,
+                    help="number of nodes (default 3; 6 with --topology cluster)")  # fmt: skip
     up.add_argument("--pods-per-node", type=int, default=2, help="pods on each node (default 2)")
     up.add_argument("--nat-outgoing", action="store_true",
                     help="set nat_outgoing on the pod pool")  # fmt: skip

@@ -1,0 +1,230 @@
+"""The cluster lab's plan: racks, nodes, their labels and addresses, etcd, the ToRs (pure).
+
+`podbgp lab up --topology cluster` builds a small data centre instead of one segment::
+
+    PREFIX+core   the router joining the racks (10.99.255.0/31 to ToR a, .2/31 to ToR b);
+                  the 3 etcd members on its loopback (10.99.0.1..3, ports 2379/2380)
+    PREFIX+tor-a  bridge br0 10.99.1.254/24 for rack a, FRR AS 65101 with a listen range
+    PREFIX+tor-b  bridge br0 10.99.2.254/24 for rack b, FRR AS 65102
+    PREFIX+a1..   the nodes of rack a on 10.99.1.0/24, b1.. of rack b on 10.99.2.0/24, each
+                  one `podbgp run` with the labels ``rack`` and (reflectors) ``route-reflector``
+    PREFIX+a1-p1  pods, plugged in by `podbgp-cni` with CNI_ARGS K8S_POD_NAMESPACE
+
+The racks are two subnets, so pods talk across them with VXLAN (CrossSubnet) and directly
+within one; every node also peers with its rack's ToR (a route collector: the node exports its
+blocks and imports nothing, so pod paths never depend on the ToR). Nodes are split evenly over
+the racks; the first `reflectors` nodes of each rack (two by default: six nodes are two
+reflectors and one client per rack) carry ``route-reflector = "true"``.
+
+`render_node_config` writes each node's full TOML (datastore, pools, peers).
+`expected_peers` says which sessions the labels call for; `tor_config` is each ToR's FRR.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from podbgp.lab.labplan import (
+    BLOCK_SIZE,
+    CLUSTER_ASN,
+    CONNECT_RETRY,
+    DEFAULT_PREFIX,
+    DEFAULT_STATE_DIR,
+    HOLD_TIME,
+    KEEPALIVE,
+    POOL,
+    PlanError,
+    PodPlan,
+)
+
+RACKS = ("a", "b")
+RACK_SUBNETS = ("10.99.1.0/24", "10.99.2.0/24")
+TOR_BASE_ASN = 65100  # rack a's ToR is 65101, rack b's 65102
+ETCD_HOSTS = ("10.99.0.1", "10.99.0.2", "10.99.0.3")
+RR_LABEL = "route-reflector"
+RACK_LABEL = "rack"
+MAX_NODES = 60
+# Short enough that a node gone for good is noticed within a test's wait.
+RESTART_TIME = 10
+POD_NAMESPACE = "lab"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    name: str  # "a1": rack letter and index in the rack; the namespace is PREFIX + name
+    rack: int  # index into RACKS
+    address: str  # with prefix length
+    reflector: bool
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.ip_interface(self.address).ip)
+
+    @property
+    def rack_name(self) -> str:
+        return RACKS[self.rack]
+
+    @property
+    def gateway(self) -> str:
+        return tor_address(self.rack)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = {RACK_LABEL: self.rack_name}
+        if self.reflector:
+            labels[RR_LABEL] = "true"
+        return labels
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    prefix: str
+    state_dir: Path
+    nodes: tuple[ClusterNode, ...]
+    pods: tuple[PodPlan, ...]
+
+    def ns(self, short: str) -> str:
+        return self.prefix + short
+
+    def node(self, name: str) -> ClusterNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def rack_nodes(self, rack: int) -> tuple[ClusterNode, ...]:
+        return tuple(n for n in self.nodes if n.rack == rack)
+
+    def config_path(self, node: str) -> Path:
+        return self.state_dir / f"{node}.toml"
+
+    def socket_path(self, node: str) -> Path:
+        return self.state_dir / f"{node}.sock"
+
+    @property
+    def etcd_endpoints(self) -> list[str]:
+        return [f"http://{h}:2379" for h in ETCD_HOSTS]
+
+    @property
+    def datastore_url(self) -> str:
+        return "etcd:" + ",".join(self.etcd_endpoints)
+
+
+def tor_address(rack: int) -> str:
+    return str(ipaddress.ip_network(RACK_SUBNETS[rack]).network_address + 254)
+
+
+def tor_asn(rack: int) -> int:
+    return TOR_BASE_ASN + rack + 1
+
+
+def uplink(rack: int) -> tuple[str, str]:
+    """(core side, ToR side) of rack `rack`'s /31 to the core router."""
+    base = ipaddress.ip_address("10.99.255.0") + 2 * rack
+    return f"{base}/31", f"{base + 1}/31"
+
+
+def plan_cluster(
+    nodes: int = 6,
+    pods_per_node: int = 1,
+    prefix: str = DEFAULT_PREFIX,
+    state_dir: str | Path = DEFAULT_STATE_DIR,
+    reflectors: int = 2,
+) -> ClusterPlan:
+    """`nodes` nodes over the two racks (rack a gets the odd one), `reflectors` per rack."""
+    if not 2 <= nodes <= MAX_NODES:
+        raise PlanError(f"--nodes must be 2..{MAX_NODES} for the cluster topology, not {nodes}")
+    if not 0 <= pods_per_node <= 20:
+        raise PlanError(f"--pods-per-node must be 0..20, not {pods_per_node}")
+    if not prefix or len(prefix) > 40 or "/" in prefix:
+        raise PlanError(f"lab prefix {prefix!r} must be 1..40 characters without '/'")
+    per_rack = ((nodes + 1) // 2, nodes // 2)
+    plans = []
+    for rack, count in enumerate(per_rack):
+        net = ipaddress.ip_network(RACK_SUBNETS[rack])
+        for i in range(1, count + 1):
+            plans.append(ClusterNode(f"{RACKS[rack]}{i}", rack,
+                                     f"{net.network_address + i}/{net.prefixlen}",
+                                     reflector=i <= reflectors))  # fmt: skip
+    pods = tuple(
+        PodPlan(f"{n.name}-p{k}", n.name) for n in plans for k in range(1, pods_per_node + 1)
+    )
+    return ClusterPlan(prefix, Path(state_dir).absolute(), tuple(plans), pods)
+
+
+def expected_peers(plan: ClusterPlan, node: ClusterNode) -> set[str]:
+    """The peer addresses the labels call for: a reflector peers with every other reflector
+    and with its rack's clients; a client with its rack's reflectors; everyone with its ToR."""
+    peers = {node.gateway}
+    for other in plan.nodes:
+        if other is node:
+            continue
+        both = node.reflector and other.reflector
+        one_in_rack = (node.reflector or other.reflector) and other.rack == node.rack
+        if both or one_in_rack:
+            peers.add(other.ip)
+    return peers
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def _labels(node: ClusterNode) -> str:
+    return "{ " + ", ".join(f"{_q(k)} = {_q(v)}" for k, v in node.labels.items()) + " }"
+
+
+def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
+    """The full podbgp config of one cluster node (CONFIG.md)."""
+    lines = [
+        f"# podbgp cluster lab node {node.name}, rack {node.rack_name}",
+        "[node]",
+        f"name = {_q(node.name)}",
+        f"asn = {CLUSTER_ASN}",
+        f"address = {_q(node.address)}",
+        f"labels = {_labels(node)}",
+        "",
+        "[bgp]",
+        f"listen = [{_q(node.ip)}]",
+        f"hold_time = {HOLD_TIME}",
+        f"keepalive = {KEEPALIVE}",
+        f"connect_retry = {CONNECT_RETRY}",
+        "mesh = true",
+        f"restart_time = {RESTART_TIME}",
+    ]
+    if node.reflector:
+        lines.append(f"route_reflector_cluster_id = {_q(rack_cluster_id(node.rack))}")
+    lines += [
+        "",
+        "[[bgp.peer]]",
+        f"address = {_q(node.gateway)}",
+        f"asn = {tor_asn(node.rack)}",
+        'families = ["ipv4"]',
+        'import = "none"',
+        'export = "local"',
+        "",
+        "[datastore]",
+        'kind = "etcd"',
+        "endpoints = [" + ", ".join(_q(e) for e in plan.etcd_endpoints) + "]",
+        "",
+        "[[ipam.pool]]",
+        f"cidr = {_q(POOL)}",
+        f"block_size = {BLOCK_SIZE}",
+        'vxlan_mode = "CrossSubnet"',
+        "",
+        "[fib]",
+        "enabled = true",
+        "",
+        "[api]",
+        f"socket = {_q(str(plan.socket_path(node.name)))}",
+        'metrics = ""',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rack_cluster_id(rack: int) -> str:
+    """The route-reflection cluster ID of a rack's reflector pair (RFC 4456 §7)."""
+    return f"10.99.{rack + 1}.253"
