@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_check",
     "podbgp.cmd_show",
     "podbgp.cmd_drain",
+    "podbgp.cmd_mrt",
     "podbgp.cmd_ipam",
     "podbgp.cmd_datastore",
     "podbgp.cmd_lab",

@@ -60,7 +60,7 @@ from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, instance, wiring
+from podbgp import api, instance, mrt, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -544,6 +544,7 @@ class Daemon:
             "peer.enable": self._peer_action("enable"),
             "node.drain": self._drain,
             "node.undrain": self._undrain,
+            "mrt.dump": self._mrt_dump,
         }
 
     def _need_bgp(self) -> Any:
@@ -568,6 +569,11 @@ class Daemon:
         if peer is None:
             raise api.InvalidArgument(f"{view.replace('_', ' ')} routes need a peer")
         return bgp.show_peer_routes(view, peer, family, prefix)
+
+    async def _mrt_dump(self, args: dict[str, Any]) -> Any:
+        bgp = self._need_bgp()
+        me = mrt.Identity(self.config.node.router_id, self.config.node.asn)
+        return await mrt.dump_request(bgp.rib, me, args, asyncio.get_running_loop().time)
 
     async def _show_fib(self, args: dict[str, Any]) -> Any:
         if self.reconciler is None:

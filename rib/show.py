@@ -33,7 +33,9 @@ from rib.path import Path, describe_attrs
 __all__ = [
     "NotKept",
     "PeerRoutes",
+    "add_path_peers",
     "advertised",
+    "loc_rib",
     "peer_routes",
     "received",
     "received_pre_policy",
@@ -110,6 +112,33 @@ def routes(
     if limit is not None:
         out = out[:limit]
     return [_entry(f, k, e) for f, k, e in out]
+
+
+def loc_rib(
+    rib: Rib, family: Family, peer: str | None = None
+) -> list[tuple[bytes, tuple[Path, ...]]]:
+    """A snapshot of the Loc-RIB for a table dump (``podbgp.mrt``): each prefix key with
+    every candidate path, best first. These are the post-policy Adj-RIBs-In of all
+    peers plus what is originated here, since the table holds them all (``rib.core``);
+    ``peer`` keeps one peer's paths only (its post-policy Adj-RIB-In). The paths are
+    immutable, so the snapshot stays consistent while the RIB moves on."""
+    out = []
+    for k, e in list(rib.loc[family].items()):
+        paths = (e,) if isinstance(e, Path) else e.paths
+        if peer is not None:
+            paths = tuple(p for p in paths if p.source.key == peer)
+        if paths:
+            out.append((k, paths))
+    return out
+
+
+def add_path_peers(rib: Rib, family: Family) -> frozenset[str]:
+    """Peers whose current session receives ``family`` with path identifiers (RFC 7911)."""
+    return frozenset(
+        key
+        for key, st in rib.peers.items()
+        if st.facts is not None and family in st.facts.add_path_rx
+    )
 
 
 # -- per peer -------------------------------------------------------------------------------
