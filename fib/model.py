@@ -61,6 +61,22 @@ def family_of(raw: bytes) -> int:
     return socket.AF_INET if len(raw) == 4 else socket.AF_INET6
 
 
+def split_hop(hop: bytes) -> tuple[bytes, str]:
+    """A next hop as the RIB hands it over: 4 or 16 address bytes, or a link-local
+    IPv6 address followed by the name of its interface (a link-local address
+    means something on one link only, RFC 4291 §2.5.6; the RIB appends the link
+    of the session it was learned on). Returns (address, device or "")."""
+    if len(hop) > 16:
+        return hop[:16], hop[16:].decode()
+    return hop, ""
+
+
+def hop_text(hop: bytes) -> str:
+    """A next hop for humans: '10.0.0.1', 'fe80::1%eth1'."""
+    addr, dev = split_hop(hop)
+    return f"{unpack_addr(addr)}%{dev}" if dev else unpack_addr(addr)
+
+
 class Prefix(NamedTuple):
     """A destination prefix: packed network address and length."""
 
@@ -175,7 +191,7 @@ class KernelRoute(NamedTuple):
             head += f" nhid {self.nh_id}"
         if self.kind == RTN_BLACKHOLE:
             return f"blackhole {head} proto {self.protocol}"
-        hops = [describe_hop(h) for h in self.nexthops]
+        hops = [describe_hop(h, len(self.dst)) for h in self.nexthops]
         if len(hops) == 1:
             return f"{head} {hops[0]} proto {self.protocol}"
         return f"{head} proto {self.protocol} " + " ".join(f"nexthop {h}" for h in hops)
@@ -214,9 +230,13 @@ class NexthopObject(NamedTuple):
         return f"id {self.id} {self.spec.describe()} proto {self.protocol}"
 
 
-def describe_hop(hop: Nexthop) -> str:
+def describe_hop(hop: Nexthop, addr_len: int = 0) -> str:
+    """`ip route`'s words for one hop; `addr_len` of the route's destination, so that an
+    IPv6 gateway of an IPv4 route reads `via inet6 ADDR` as iproute2 prints it."""
     parts = []
-    if hop.gateway:
+    if addr_len == 4 and len(hop.gateway) == 16:
+        parts.append(f"via inet6 {unpack_addr(hop.gateway)}")
+    elif hop.gateway:
         parts.append(f"via {unpack_addr(hop.gateway)}")
     if hop.dev:
         parts.append(f"dev {hop.dev}")

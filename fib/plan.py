@@ -8,6 +8,8 @@ block the pool's modes decide how it is reached:
 * IP-in-IP: ``via NODE dev tunl0 onlink``: the tunnel device encapsulates to
   the next hop address, which `onlink` lets the kernel accept without a
   connected route to it;
+* a link-local next hop learned over an unnumbered link: ``via inet6 fe80::… dev
+  IF`` whatever the pool says (RFC 8950 lets an IPv4 route use it);
 * VXLAN: ``via VTEP dev vxlan.podbgp onlink``, plus a permanent neighbour entry
   (VTEP → VTEP MAC) and a permanent FDB entry (MAC → node address), so the
   kernel never has to learn or flood (learning is off on the device).
@@ -46,6 +48,7 @@ from fib.model import (
     RouteKey,
     Vtep,
     VxlanSpec,
+    split_hop,
     vtep_mac,
 )
 
@@ -71,7 +74,14 @@ def encapsulation(route: RemoteRoute, node: NodeInfo, hop: bytes) -> str:
 def plan_hop(
     route: RemoteRoute, node: NodeInfo, hop: bytes, vteps: dict[bytes, Vtep]
 ) -> Nexthop | None:
-    """The kernel next hop for one node address, or None if its VTEP is not known yet."""
+    """The kernel next hop for one node address, or None if its VTEP is not known yet.
+
+    A link-local next hop (with its interface, `split_hop`) is a neighbour on an
+    unnumbered link: `via inet6 fe80::… dev IF`, for IPv4 routes too (RFC 8950),
+    never encapsulated (a tunnel cannot start at a link-local address)."""
+    addr, dev = split_hop(hop)
+    if dev or len(addr) != len(route.prefix.addr):
+        return Nexthop(addr, dev)  # IPv6 next hop of an IPv4 route: plain `via inet6`
     how = encapsulation(route, node, hop)
     if how == "ipip":
         return Nexthop(hop, IPIP_DEVICE, True)
@@ -95,7 +105,7 @@ def plan_remote(
     """One route (multipath when several next hops) or None when no hop is usable."""
     hops = set()
     for addr in route.next_hops:
-        if addr == node.address or len(addr) != len(route.prefix.addr):
+        if addr == node.address or not _usable(len(addr), len(route.prefix.addr)):
             continue  # our own blocks come back through reflection; never route to self
         hop = plan_hop(route, node, addr, vteps)
         if hop is not None:
@@ -105,6 +115,12 @@ def plan_remote(
     p = route.prefix
     return KernelRoute(p.addr, p.length, RTN_UNICAST, tuple(sorted(hops)), 0, protocol, table,
                        metric_for(p))  # fmt: skip
+
+
+def _usable(hop_len: int, addr_len: int) -> bool:
+    """A hop of the prefix's family, or an IPv6 one for an IPv4 prefix (RFC 8950), or a
+    link-local one with its interface (longer than 16 bytes, `split_hop`)."""
+    return hop_len == addr_len or hop_len >= 16
 
 
 def plan_blackhole(prefix: Prefix, protocol: int, table: int) -> KernelRoute:

@@ -52,6 +52,7 @@ RTA_GATEWAY = 5
 RTA_PRIORITY = 6
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
+RTA_VIA = 18  # struct rtvia: a gateway of another family (an IPv6 one on an IPv4 route)
 RTA_NH_ID = 30
 RTNH_F_ONLINK = 4
 RT_SCOPE_NOWHERE = 255
@@ -76,6 +77,7 @@ NLMSGHDR = struct.Struct("=IHHII")
 RTMSG = struct.Struct("=BBBBBBBBI")
 RTATTR = struct.Struct("=HH")
 RTNEXTHOP = struct.Struct("=HBBi")
+VIA_FAMILY = struct.Struct("=H")  # struct rtvia's rtvia_family
 IFINFOMSG = struct.Struct("=BxHiII")
 U32_ATTR = struct.Struct("=HHI")
 ERRMSG = struct.Struct("=i")
@@ -104,10 +106,19 @@ def _u32(kind: int, value: int) -> bytes:
     return U32_ATTR.pack(8, kind, value)
 
 
-def _multipath(hops: tuple[Nexthop, ...], ifindex: Mapping[str, int]) -> bytes:
+def _gateway(addr_len: int, gateway: bytes) -> bytes:
+    """RTA_GATEWAY for a gateway of the route's own family, else RTA_VIA: an IPv4
+    route through an IPv6 next hop (RFC 8950 in the kernel: `via inet6 ADDR`)."""
+    if len(gateway) == addr_len:
+        return _attr(RTA_GATEWAY, gateway)
+    family = socket.AF_INET6 if len(gateway) == 16 else socket.AF_INET
+    return _attr(RTA_VIA, VIA_FAMILY.pack(family) + gateway)
+
+
+def _multipath(hops: tuple[Nexthop, ...], ifindex: Mapping[str, int], addr_len: int) -> bytes:
     out = []
     for hop in hops:
-        gw = _attr(RTA_GATEWAY, hop.gateway) if hop.gateway else b""
+        gw = _gateway(addr_len, hop.gateway) if hop.gateway else b""
         oif = _oif(hop.dev, ifindex) if hop.dev else 0
         flags = RTNH_F_ONLINK if hop.onlink else 0
         out.append(RTNEXTHOP.pack(RTNEXTHOP.size + len(gw), flags, hop.weight - 1, oif) + gw)
@@ -173,13 +184,13 @@ def encode_route_generic(
         elif len(hops) == 1:
             hop = hops[0]
             if hop.gateway:
-                attrs.append(_attr(RTA_GATEWAY, hop.gateway))
+                attrs.append(_gateway(len(route.dst), hop.gateway))
             if hop.dev:
                 attrs.append(_u32(RTA_OIF, _oif(hop.dev, ifindex)))
             if hop.onlink:
                 rtm_flags = RTNH_F_ONLINK
         elif hops:
-            attrs.append(_multipath(hops, ifindex))
+            attrs.append(_multipath(hops, ifindex, len(route.dst)))
     body = b"".join(attrs)
     rtm_table = table if table < 256 else RT_TABLE_UNSPEC
     return (
@@ -236,6 +247,8 @@ def _parse_multipath(
                 break
             if akind == RTA_GATEWAY:
                 gateway = bytes(buf[pos + 4 : pos + alen])
+            elif akind == RTA_VIA:
+                gateway = bytes(buf[pos + 6 : pos + alen])
             pos += (alen + 3) & ~3
         dev = ifname.get(oif, f"if{oif}") if oif else ""
         hops.append(Nexthop(gateway, dev, bool(flags & RTNH_F_ONLINK), weight + 1))
@@ -272,6 +285,8 @@ def decode_route(
             dst = bytes(buf[pos + 4 : pos + alen])
         elif akind == RTA_GATEWAY:
             gateway = bytes(buf[pos + 4 : pos + alen])
+        elif akind == RTA_VIA:
+            gateway = bytes(buf[pos + 6 : pos + alen])  # after rtvia_family
         elif akind == RTA_OIF:
             oif = U32_ATTR.unpack_from(buf, pos)[2]
         elif akind == RTA_TABLE:

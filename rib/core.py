@@ -229,7 +229,9 @@ class Rib:
         st.disabled = set()  # a new session: every negotiated family is accepted again
         st.source.bgp_id = int(facts.bgp_id)
         st.own = self.settings.local_addresses | {
-            a for a in (facts.local_address, facts.local_address6) if a is not None
+            a
+            for a in (facts.local_address, facts.local_address6, facts.link_local)
+            if a is not None
         }
         self._new_generation(st, set(Family))
         restart.session_up(self, st, facts, now)

@@ -23,7 +23,7 @@ from typing import Any
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family, SegmentType, WellKnownCommunity
 
-__all__ = ["ORIGIN_NAMES", "Path", "Source", "describe_attrs", "neighbor_as"]
+__all__ = ["ORIGIN_NAMES", "Path", "Source", "describe_attrs", "hop_text", "neighbor_as"]
 
 Address = IPv4Address | IPv6Address
 _LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
@@ -187,6 +187,8 @@ class Path:
         self.peer_addr = src.address_int
         nh = attrs.nexthop(family)
         self.nexthop: bytes = nh.packed if nh is not None else b""
+        if nh is not None and nh.version == 6 and nh.is_link_local:
+            self.nexthop += _link_of(src)
         self.nexthops: tuple[bytes, ...] = (self.nexthop,) if self.nexthop else ()
         self.igp_cost = 0 if igp_cost is None else igp_cost
         # RFC 4271 §9.1.2.1: a route whose next hop cannot be resolved is not eligible.
@@ -214,6 +216,24 @@ class Path:
             "llgr_stale": self.llgr,
             "since": self.since,
         }
+
+
+def _link_of(src: Source) -> bytes:
+    """The interface a link-local next hop is on: the link of the session it was
+    learned over (RFC 2545 §3; RFC 4291 §2.5.6: a link-local address is unique on its
+    link only). Appended to the 16 address bytes, so that two links' fe80::1 are two
+    next hops and the FIB routes each through its own device (``fib.model.split_hop``).
+    Empty for a session over a global address."""
+    addr = src.address
+    scope = addr.scope_id if isinstance(addr, IPv6Address) else None
+    return scope.encode() if scope else b""
+
+
+def hop_text(hop: bytes) -> str:
+    """A next hop as ``Path.nexthop`` holds it, for humans: '10.0.0.1', 'fe80::1%eth1'."""
+    if len(hop) > 16:
+        return f"{IPv6Address(hop[:16])}%{hop[16:].decode()}"
+    return str(IPv4Address(hop) if len(hop) == 4 else IPv6Address(hop))
 
 
 ORIGIN_NAMES = ("igp", "egp", "incomplete")  # RFC 4271 §5.1.1

@@ -28,7 +28,7 @@ from bgp.wire.constants import Family
 from bgp.wire.prefix import key_from_network, key_to_network, key_to_str
 from rib.bestpath import ONLY_PATH, Ranked
 from rib.core import PeerState, Rib
-from rib.path import Path, describe_attrs
+from rib.path import Path, describe_attrs, hop_text
 
 __all__ = [
     "NotKept",
@@ -65,7 +65,7 @@ def _entry(family: Family, key: bytes, e: Path | Ranked) -> dict[str, Any]:
         "family": "ipv4" if family is Family.IPV4_UNICAST else "ipv6",
         "best": rows[0] if best is not None else None,
         "reason": reasons[0] if best is not None else None,
-        "ecmp_next_hops": [str(ip_address(nh)) for nh in ecmp],
+        "ecmp_next_hops": [hop_text(nh) for nh in ecmp],
         "paths": rows,
     }
 

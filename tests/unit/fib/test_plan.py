@@ -163,3 +163,22 @@ def test_vtep_mac_is_stable_unicast_and_local() -> None:
 )  # fmt: skip
 def test_same_subnet(cidr: str, other: str, same: bool) -> None:
     assert NodeInfo.parse("n", cidr).same_subnet(pack_addr(other)) is same
+
+
+def test_link_local_hop_is_via_its_own_link_and_never_encapsulated() -> None:
+    """A next hop from an unnumbered session: fe80::2 plus its interface (split_hop);
+    `via inet6 fe80::2 dev eth1` for an IPv4 prefix whatever the pool's modes."""
+    hop = pack_addr("fe80::2") + b"eth1"
+    route = RemoteRoute(Prefix.parse("10.244.1.0/26"), (hop,), Encap.ALWAYS)
+    planned = plan.plan_remote(route, NODE, {}, 80, 254)
+    assert planned is not None and planned.nexthops == (Nexthop(pack_addr("fe80::2"), "eth1"),)
+    assert planned.describe() == "10.244.1.0/26 via inet6 fe80::2 dev eth1 proto 80"
+    six = RemoteRoute(Prefix.parse("fd00:244::/122"), (hop,), vxlan=Encap.CROSS_SUBNET)
+    planned6 = plan.plan_remote(six, NODE, {}, 80, 254)
+    assert planned6 is not None and planned6.nexthops == (Nexthop(pack_addr("fe80::2"), "eth1"),)
+
+
+def test_global_ipv6_hop_of_an_ipv4_prefix_is_plain_via_inet6() -> None:
+    route = RemoteRoute(Prefix.parse("10.244.1.0/26"), (pack_addr("2001:db8::2"),), Encap.ALWAYS)
+    planned = plan.plan_remote(route, NODE, {}, 80, 254)
+    assert planned is not None and planned.nexthops == (Nexthop(pack_addr("2001:db8::2"), ""),)

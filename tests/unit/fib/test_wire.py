@@ -36,6 +36,7 @@ def roundtrip(route: KernelRoute) -> KernelRoute:
 V4 = pack_addr("10.244.1.0")
 GW = pack_addr("10.0.0.2")
 GW2 = pack_addr("10.0.0.3")
+LL = pack_addr("fe80::2")
 
 ROUTES = [
     KernelRoute(V4, 26, RTN_UNICAST, (Nexthop(GW, "eth0"),), protocol=80),
@@ -50,7 +51,17 @@ ROUTES = [
     KernelRoute(pack_addr("fd10::"), 122, RTN_UNICAST, (Nexthop(pack_addr("fd00::2"), "eth0"),),
                 protocol=80, priority=1024),
     KernelRoute(bytes(4), 0, RTN_UNICAST, (Nexthop(GW, "eth0"),), protocol=80),  # default route
+    # RFC 8950 next hops: an IPv4 route via an IPv6 (link-local) gateway, RTA_VIA.
+    KernelRoute(V4, 26, RTN_UNICAST, (Nexthop(LL, "eth0"),), protocol=80),
+    KernelRoute(V4, 26, RTN_UNICAST, (Nexthop(LL, "eth0"), Nexthop(LL, "tunl0")), protocol=80),
 ]  # fmt: skip
+
+
+def test_ipv6_gateway_of_an_ipv4_route_is_rta_via() -> None:
+    """`via inet6 fe80::2 dev eth0`: struct rtvia (family AF_INET6, 16 address bytes)."""
+    msg = wire.encode_route(REPLACE, ROUTES[-2], 1, IFINDEX)
+    assert struct.pack("=HHH", 22, wire.RTA_VIA, socket.AF_INET6) + LL + b"\0\0" in msg[28:]
+    assert struct.pack("=HH", 8, wire.RTA_GATEWAY) not in msg[28:]
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.describe())

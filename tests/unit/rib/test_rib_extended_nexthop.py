@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from ribkit import V4, V6, announce, attrs, drain, facts, key, make_rib, peer
 
 from bgp.wire import PathAttributes
+from rib.path import hop_text
 
 
 def v6attrs(*hops: str, path: tuple[int, ...] = (65001,)) -> PathAttributes:
@@ -100,3 +101,17 @@ def test_link_local_next_hop_is_not_passed_to_another_link() -> None:
     announce(rib, a, ["203.0.113.0/24"], v6attrs("fe80::2", path=(65002,)))
     out = drain(rib, b).announced["203.0.113.0/24"]
     assert out.mp_next_hop == (IPv6Address("fe80::fd"),)
+
+
+def test_link_local_next_hop_carries_the_link_of_its_session() -> None:
+    """Two links' fe80::2 are two next hops: the FIB routes each through its own link."""
+    rib = make_rib()
+    a = peer(rib, "fe80::2%eth1", 65002, fx=unnumbered())  # type: ignore[arg-type]
+    b = peer(rib, "fe80::2%eth2", 65003, fx=unnumbered())  # type: ignore[arg-type]
+    announce(rib, a, ["203.0.113.0/24"], v6attrs("fe80::2", path=(65002,)))
+    announce(rib, b, ["198.51.100.0/24"], v6attrs("fe80::2", path=(65003,)))
+    one, two = rib.best(V4, key("203.0.113.0/24")), rib.best(V4, key("198.51.100.0/24"))
+    assert one is not None and one.nexthop == IPv6Address("fe80::2").packed + b"eth1"
+    assert two is not None and two.nexthop == IPv6Address("fe80::2").packed + b"eth2"
+    assert hop_text(one.nexthop) == "fe80::2%eth1"
+    assert hop_text(IPv4Address("10.0.0.1").packed) == "10.0.0.1"
