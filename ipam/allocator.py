@@ -62,6 +62,9 @@ from ipam.model import (
     IpamConfig,
     NotInPool,
     Pool,
+    PoolNotUsable,
+    PoolUse,
+    Reserved,
     TooManyConflicts,
     affinity_key,
     affinity_prefix,
@@ -72,8 +75,8 @@ from ipam.model import (
     handle_of_key,
     loads,
     parse_affinity_key,
-    selector_matches,
 )
+from ipam.selection import PoolRequest, candidate_pools, needs_node_labels
 from ipam.store.base import Compare, Delete, KeyValue, Op, Put, Store
 
 PENDING = "pending"
@@ -202,19 +205,12 @@ class Ipam:
             self.conflicts += 1
             await asyncio.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
 
-    def _pools_for(self, node_labels: dict[str, str], version: int, pool: str | None) -> list[Pool]:
-        pools = [
-            p
-            for p in self.config.pools
-            if p.version == version
-            and not p.disabled
-            and (pool is None or str(p.cidr) == pool)
-            and selector_matches(p.node_selector, node_labels)
-        ]
-        return pools
+    def _reserved(self, cidr: IPNetwork) -> frozenset[int]:
+        """The block's ordinals that `[[ipam.reservation]]` keeps out of use."""
+        return self.config.reserved_in(cidr) if self.config.reservations else frozenset()
 
     async def _labels(self, node: str) -> dict[str, str]:
-        if all(p.node_selector.strip() in ("", "all()") for p in self.config.pools):
+        if not needs_node_labels(self.config):
             return {}
         from ipam.nodes import NodeRegistry  # registry shares the store
 
@@ -247,13 +243,21 @@ class Ipam:
         version: int = 4,
         attrs: dict[str, str] | None = None,
         pool: str | None = None,
+        *,
+        request: PoolRequest | None = None,
     ) -> Assigned:
-        """One address of IP `version` for `handle` on `node` (see the module docstring)."""
+        """One address of IP `version` for `handle` on `node` (see the module docstring).
+
+        `request` says which pools may serve (`ipam.selection`: use, namespace, named
+        pools); without it, a pod's address of `version` (from `pool` if given)."""
         attrs = dict(attrs or {})
-        pools = self._pools_for(await self._labels(node), version, pool)
+        if request is None:
+            request = PoolRequest(version, explicit=(pool,) if pool else ())
+        version = request.version
+        pools = candidate_pools(self.config, request, node, await self._labels(node))
         if not pools:
-            what = f"pool {pool}" if pool else f"IPv{version} pool"
-            raise Exhausted(f"no enabled {what} selects node {node}")
+            raise Exhausted(f"no enabled IPv{version} pool selects node {node} "
+                            f"for a {request.describe()}")  # fmt: skip
         conflicts = 0
         for _ in range(self.max_retries + self.config.max_blocks_per_node):
             try:
@@ -308,7 +312,7 @@ class Ipam:
             block = _block(bkv)
             if block.affinity != node or self.config.pool_of_block(block.cidr) not in pools:
                 continue
-            got = block.allocate(handle, node, attrs, self.clock())
+            got = block.allocate(handle, node, attrs, self.clock(), self._reserved(block.cidr))
             if got is not None:
                 self._hint[(node, block.cidr.version)] = block.cidr
                 await self._commit(*self._take_ops(bkv, block, hkv, handle, got[0]))
@@ -401,7 +405,7 @@ class Ipam:
             cidr_of_key(kv.key[len(BLOCKS) :]) for kv in await self._pool_blocks(pool, True)
         }
         for cidr in candidate_blocks(pool.cidr, pool.block_size, node):
-            if cidr in existing:
+            if cidr in existing or len(self._reserved(cidr)) == cidr.num_addresses:
                 continue
             if await self._claim_block(node, cidr, None):
                 return True
@@ -409,6 +413,8 @@ class Ipam:
         # Every block exists; adopt one whose node was removed (affinity None).
         for bkv in await self._pool_blocks(pool, False):
             block = _block(bkv)
+            if not block.free_outside(self._reserved(block.cidr)):
+                continue
             if block.affinity is None and await self._claim_block(node, block.cidr, bkv):
                 return True
         return False
@@ -458,14 +464,14 @@ class Ipam:
         for pool in pools:
             for bkv in await self._pool_blocks(pool, False):
                 block = _block(bkv)
-                if block.free:
+                if block.free_outside(self._reserved(block.cidr)):
                     candidates.append((bkv, block))
         if not candidates:
             return None
         # Start at a per-node position so borrowers spread over the blocks.
         start = node_hash(node) % len(candidates)
         bkv, block = candidates[start]
-        got = block.allocate(handle, node, attrs, self.clock())
+        got = block.allocate(handle, node, attrs, self.clock(), self._reserved(block.cidr))
         assert got is not None
         await self._commit(*self._take_ops(bkv, block, hkv, handle, got[0]))
         return Assigned(got[0], block.cidr, got[1].seq, handle, borrowed=block.affinity != node)
@@ -484,6 +490,11 @@ class Ipam:
         pool = self._pool_for_address(address)
         if pool.disabled:
             raise Exhausted(f"pool {pool.cidr} is disabled")
+        if PoolUse.WORKLOAD not in pool.allowed_uses:
+            raise PoolNotUsable(f"{address}: pool {pool.cidr} is for tunnel addresses only")
+        reservation = self.config.reservation_of(address)
+        if reservation is not None:
+            raise Reserved(f"{address} is reserved: {reservation}")
         cidr = block_of(pool.cidr, pool.block_size, address)
         assign = functools.partial(
             self._assign_once, address, cidr, node, handle, dict(attrs or {})

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,13 +167,26 @@ class Block:
 
     # -- changes -------------------------------------------------------------
     def allocate(
-        self, handle: str, node: str, attrs: dict[str, str], ts: float
+        self,
+        handle: str,
+        node: str,
+        attrs: dict[str, str],
+        ts: float,
+        reserved: AbstractSet[int] = frozenset(),
     ) -> tuple[IPAddress, Allocation] | None:
-        """Take the longest-free address; None when the block is full."""
-        if not self.unallocated:
+        """Take the longest-free address not in `reserved` (ordinals that must never be
+        handed out); None when no such address is free."""
+        at = next((i for i, o in enumerate(self.unallocated) if o not in reserved), None)
+        if at is None:
             return None
-        ordinal = self.unallocated.pop(0)
+        ordinal = self.unallocated.pop(at)
         return self.address(ordinal), self._take(ordinal, handle, node, attrs, ts)
+
+    def free_outside(self, reserved: AbstractSet[int]) -> int:
+        """Free addresses that are not `reserved`."""
+        if not reserved:
+            return len(self.unallocated)
+        return sum(1 for o in self.unallocated if o not in reserved)
 
     def assign(
         self, address: IPAddress, handle: str, node: str, attrs: dict[str, str], ts: float

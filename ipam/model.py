@@ -174,7 +174,7 @@ class Pool:
     disable_bgp_export: bool = False
     node_selector: str = "all()"
     namespace_selector: str = "all()"
-    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD,)
+    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD, PoolUse.TUNNEL)  # as Calico
 
     @property
     def version(self) -> int:
@@ -221,7 +221,7 @@ class Pool:
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from e
             kw[key] = selector
-        kw["allowed_uses"] = _parse_uses(raw.get("allowed_uses", ["workload"]), where)
+        kw["allowed_uses"] = _parse_uses(raw.get("allowed_uses", ["workload", "tunnel"]), where)
         return cls(cidr=cidr, block_size=block_size, **kw)
 
     def to_json(self) -> dict[str, Any]:

@@ -7,7 +7,9 @@ on stdin (`podbgp.cni_conf`), the result or an error as JSON on stdout.
 
 * ADD: check the namespace exists, take one address per IP version from
   podbgp's IPAM (handle = CNI_CONTAINERID, attributes namespace/pod from
-  ``CNI_ARGS``, affinity to ``node_name``), then wire the pod
+  ``CNI_ARGS``, affinity to ``node_name``; the pools chosen by the pod's
+  namespace, ``K8S_POD_NAMESPACE``, or named by ``IPV4_POOLS``/``IPV6_POOLS``
+  or the config, `ipam.selection`), then wire the pod
   (`podbgp.cni_net`). If wiring fails the veth is removed and the addresses
   released, so a failed ADD leaves nothing behind. An ADD repeated for the
   same container gets the same addresses (IPAM returns what the handle
@@ -49,12 +51,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ipam import Ipam, IpamError, TooManyConflicts
+from ipam import Ipam, IpamError, PoolUse, TooManyConflicts
 from ipam.identity import join
 from ipam.model import handle_key, loads
+from ipam.selection import PoolRequest, namespace_labels
 from ipam.store import Store, StoreError, StoreIdentityError, open_store
 from podbgp import cni_net
-from podbgp.cni_conf import NetConf, parse_netconf
+from podbgp.cni_conf import POOL_ARGS, NetConf, parse_netconf, pool_names
 from podbgp.cni_proto import (
     LATEST,
     SUPPORTED_VERSIONS,
@@ -105,10 +108,25 @@ def _requested(env: CniEnv) -> list[cni_net.IPIface]:
         raise CniError(ErrorCode.INVALID_ENVIRONMENT, f"CNI_ARGS IP: {e}") from e
 
 
+def _pool_request(conf: NetConf, env: CniEnv, version: int) -> PoolRequest:
+    """The pod's namespace and the pools it names: ``IPV4_POOLS``/``IPV6_POOLS`` in
+    CNI_ARGS, else the config's ``runtimeConfig``/``ipam`` lists (`podbgp.cni_conf`)."""
+    key = POOL_ARGS[version]
+    if key in env.args:
+        try:
+            explicit = pool_names(env.args[key], version, f"CNI_ARGS {key}")
+        except CniError as e:
+            raise CniError(ErrorCode.INVALID_ENVIRONMENT, e.msg) from e
+    else:
+        explicit = tuple(conf.explicit_pools.get(version, ()))
+    return PoolRequest(version, PoolUse.WORKLOAD, namespace_labels(env.pod_namespace), explicit)
+
+
 def _allocate(conf: NetConf, env: CniEnv) -> list[cni_net.IPIface]:
     attrs = {"namespace": env.pod_namespace, "pod": env.pod_name, "node": conf.node_name}
     attrs = {k: v for k, v in attrs.items() if v}
     wanted = {a.version: a.ip for a in _requested(env)}
+    requests = {v: _pool_request(conf, env, v) for v in conf.versions}
 
     async def go(ipam: Ipam) -> list[cni_net.IPIface]:
         out: list[cni_net.IPIface] = []
@@ -116,7 +134,9 @@ def _allocate(conf: NetConf, env: CniEnv) -> list[cni_net.IPIface]:
             if version in wanted:
                 got = await ipam.assign(wanted[version], conf.node_name, env.container_id, attrs)
             else:
-                got = await ipam.allocate(conf.node_name, env.container_id, version, attrs)
+                got = await ipam.allocate(
+                    conf.node_name, env.container_id, attrs=attrs, request=requests[version]
+                )
             out.append(ipaddress.ip_interface(f"{got.address}/{got.address.max_prefixlen}"))
         return out
 

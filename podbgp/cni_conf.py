@@ -13,7 +13,13 @@ Keys besides the spec's ``cniVersion``, ``name`` and ``type``::
                     keys given here win
     cluster_id_file where this node recorded the cluster ID it joined
                     (`ipam.identity`); default: the daemon's, or none
-    ipam            optional; only {"type": "podbgp"} (this plugin's own IPAM)
+    ipam            optional: {"type": "podbgp", "ipv4_pools": [CIDR, ...],
+                    "ipv6_pools": [...]}; the pools every pod of this network takes
+                    its addresses from (Calico's CNI keys), instead of choosing by
+                    namespace (`ipam.selection`)
+    runtimeConfig   {"ipv4_pools": [...], "ipv6_pools": [...]} from the runtime, per
+                    pod; wins over ``ipam``, and ``IPV4_POOLS``/``IPV6_POOLS`` in
+                    CNI_ARGS win over both (docs/cni.md)
     dns             copied into the ADD result
 
 Route protocol: the daemon's FIB reconciler owns every route whose
@@ -35,12 +41,13 @@ the same rules as ``[[ipam.pool]]``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipam import ConfigError, IpamConfig
+from ipam import ConfigError, IpamConfig, PoolUse
 from podbgp import config as daemon_config
 from podbgp import wiring
 from podbgp.cni_proto import CniError, ErrorCode, check_version
@@ -74,11 +81,58 @@ class NetConf:
     cluster_id_file: str = ""
     dns: Mapping[str, Any] = field(default_factory=dict)
     prev_result: Mapping[str, Any] | None = None
+    # Pools named by the config (runtimeConfig over ipam), by IP version.
+    explicit_pools: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def versions(self) -> tuple[int, ...]:
-        """The IP versions a pod gets an address of: those with an enabled pool."""
-        return tuple(sorted({p.version for p in self.ipam.pools if not p.disabled}))
+        """The IP versions a pod gets an address of: those with an enabled pod pool."""
+        return tuple(
+            sorted(
+                {
+                    p.version
+                    for p in self.ipam.pools
+                    if not p.disabled and PoolUse.WORKLOAD in p.allowed_uses
+                }
+            )
+        )
+
+
+POOL_KEYS = {4: "ipv4_pools", 6: "ipv6_pools"}  # Calico's CNI config keys
+POOL_ARGS = {4: "IPV4_POOLS", 6: "IPV6_POOLS"}  # the same in CNI_ARGS
+
+
+def pool_names(value: object, version: int, where: str) -> tuple[str, ...]:
+    """A list of pool CIDRs of `version`, normalised (`10.244.0.0/16`); a code 7 error
+    naming `where` otherwise. A string is split at commas (the CNI_ARGS form)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise _bad(where, f"{value!r} is not a list of pool CIDRs")
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            cidr = ipaddress.ip_network(item)
+        except ValueError:
+            raise _bad(where, f"{item!r} is not a pool CIDR") from None
+        if cidr.version != version:
+            raise _bad(where, f"{item} is not an IPv{version} pool")
+        out.append(str(cidr))
+    return tuple(out)
+
+
+def _explicit_pools(raw: Mapping[str, Any]) -> dict[int, tuple[str, ...]]:
+    """`runtimeConfig` over `ipam`, per version."""
+    out: dict[int, tuple[str, ...]] = {}
+    for section in ("ipam", "runtimeConfig"):
+        table = raw.get(section) or {}
+        if not isinstance(table, dict):
+            raise _bad(section, "must be an object")
+        for version, key in POOL_KEYS.items():
+            if key in table:
+                out[version] = pool_names(table[key], version, f"{section}.{key}")
+    return out
 
 
 def pool_table(entry: object, where: str) -> dict[str, Any]:
@@ -124,6 +178,10 @@ def _ipam_config(raw: Mapping[str, Any], daemon: Mapping[str, Any]) -> IpamConfi
             "strict_affinity": base.strict_affinity,
             "max_blocks_per_node": base.max_blocks_per_node,
             "pool": [pool_table(p, f"pools[{i}]") for i, p in enumerate(pools)],
+            # The daemon's reservations hold whatever pools this network lists.
+            "reservation": [
+                {"name": r.name, "cidrs": [str(c) for c in r.cidrs]} for r in base.reservations
+            ],
         }
         try:
             base = daemon_config.load_ipam_dict(table)
@@ -177,6 +235,12 @@ def _check_ipam_key(raw: Mapping[str, Any]) -> None:
             ErrorCode.UNSUPPORTED_FIELD,
             f"ipam.type: {kind!r} is not supported; podbgp-cni uses podbgp's own IPAM",
         )
+    unknown = sorted(set(ipam) - {"type", *POOL_KEYS.values()})
+    if unknown:
+        raise CniError(
+            ErrorCode.UNSUPPORTED_FIELD,
+            f"ipam.{unknown[0]}: not supported (ipam takes type, ipv4_pools, ipv6_pools)",
+        )
 
 
 def parse_netconf(raw: object) -> NetConf:
@@ -223,4 +287,5 @@ def parse_netconf(raw: object) -> NetConf:
         cluster_id_file=_str(raw, "cluster_id_file", daemon.get("cluster_id_file", "")),
         dns=dns,
         prev_result=prev,
+        explicit_pools=_explicit_pools(raw),
     )

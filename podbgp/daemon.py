@@ -59,6 +59,7 @@ from fib.reconciler import Reconciler
 from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
+from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
 from podbgp import api, instance, mrt, wiring
 from podbgp import node as nodecfg
@@ -296,14 +297,18 @@ class Daemon:
             raise
 
     async def _vtep_address(self) -> str:
-        """This node's VXLAN device address: one IPAM address under a fixed handle."""
+        """This node's VXLAN device address: one IPAM address under a fixed handle, from a
+        pool whose `allowed_uses` has "tunnel" (`ipam.selection`)."""
         assert self.ipam is not None
         name = self.config.node.name
         handle = nodecfg.VXLAN_HANDLE.format(node=name)
         existing = (await self.ipam.handles()).get(handle)
         if existing and existing.get("addrs"):
             return str(next(iter(existing["addrs"])))
-        assigned = await self.ipam.allocate(name, handle, 4, {"node": name, "kind": "vxlan"})
+        tunnel = PoolRequest(4, ipam.PoolUse.TUNNEL)
+        assigned = await self.ipam.allocate(
+            name, handle, attrs={"node": name, "kind": "vxlan"}, request=tunnel
+        )
         return str(assigned.address)
 
     async def _first_announcement(self) -> None:

@@ -337,7 +337,7 @@ class Pool:
     node_selector: str = "all()"
     # Which pods' namespaces may take addresses from the pool (see docs/configuration.md).
     namespace_selector: str = "all()"
-    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD,)
+    allowed_uses: tuple[PoolUse, ...] = (PoolUse.WORKLOAD, PoolUse.TUNNEL)  # Calico's default
 
 
 @dataclass(frozen=True, slots=True)

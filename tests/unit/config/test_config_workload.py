@@ -32,7 +32,7 @@ def test_pool_selectors_and_uses_are_read_and_reach_ipam() -> None:
     )
     default, legacy, tunnel = wiring.ipam_config(cfg).pools
     assert default.namespace_selector == "all()"
-    assert default.allowed_uses == (PoolUse.WORKLOAD,)
+    assert default.allowed_uses == (PoolUse.WORKLOAD, PoolUse.TUNNEL)
     assert legacy.namespace_selector == 'projectcalico.org/name == "legacy"'
     assert tunnel.allowed_uses == (PoolUse.TUNNEL,)
 
