@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -30,13 +30,14 @@ from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
 from bgp.wire.update import Update
+from ipam import Node
 from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
 from podbgp.config import Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
-from podbgp.topology import MeshPeer
+from podbgp.topology import MeshPeer, cluster_peers
 from podbgp.wiring import (
     mesh_options,
     peer_policy,
@@ -147,6 +148,7 @@ class BgpNode:
         self.speaker = Speaker(speaker_settings(config), self.sink, self.adapter)
         self.static: dict[str, Peer] = {}
         self.mesh: dict[str, MeshPeer] = {}
+        self.registry: tuple[Node | None, dict[str, Node]] = (None, {})
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,7 +168,7 @@ class BgpNode:
     async def start(self) -> None:
         # Full tables are a few huge dicts: give each its own mmap (rib.heap).
         pin_mmap_threshold()
-        for p in self.config.bgp.peers:
+        for p in self.config.applied_peers:
             self._add(str(p.address), p)
         self._originate_static()
         await self.speaker.start()
@@ -236,9 +238,31 @@ class BgpNode:
             self.converged_cb()
 
     # -- mesh ---------------------------------------------------------------------------
+    async def set_nodes(self, me: Node | None, nodes: Mapping[str, Node]) -> None:
+        """A registry snapshot: the mesh, reflection and label-selected peers follow it
+        (`podbgp.topology`). `me` None: this node left the registry, so it has none."""
+        self.registry = (me, dict(nodes))
+        await self._apply_registry()
+
+    async def _apply_registry(self) -> None:
+        me, nodes = self.registry
+        if me is None:
+            await self.set_mesh_peers({})
+            return
+        b = self.config.bgp
+        peers = cluster_peers(
+            me,
+            nodes,
+            mesh=b.mesh,
+            group_label=b.route_reflector_group_label,
+            rules=b.selected_peers,
+        )
+        await self.set_mesh_peers(peers)
+
     async def set_mesh_peers(self, peers: dict[str, MeshPeer]) -> None:
-        """Peers derived from the registry; static peers with the same address win."""
-        static = {str(p.address) for p in self.config.bgp.peers}
+        """Peers derived from the registry; static peers with the same address win.
+        Only the sessions whose entry changed start or stop."""
+        static = {str(p.address) for p in self.config.applied_peers}
         peers = {a: m for a, m in peers.items() if a not in static}
         for address in self.mesh.keys() - peers.keys():
             log.info("mesh: node %s left, removing peer %s", self.mesh[address].node, address)
@@ -249,9 +273,12 @@ class BgpNode:
                 continue
             if old is not None:
                 self._remove(address)
-            log.info("mesh: peering with node %s at %s", m.node, address)
-            # The passive side of a pair dials once at start (podbgp.topology).
-            self._add(address, mesh_options(self.config, m), connect_on_start=m.passive)
+            how = "mesh" if m.rule is None else f"peer_selector {m.rule.peer_selector!r}"
+            log.info("%s: peering with node %s at %s", how, m.node, address)
+            # The passive side of a pair dials once at start (podbgp.topology), unless the
+            # operator made it passive.
+            dial = m.passive and not (m.rule is not None and m.rule.passive)
+            self._add(address, mesh_options(self.config, m), connect_on_start=dial)
         self.mesh = dict(peers)
 
     # -- origination --------------------------------------------------------------------
@@ -500,12 +527,16 @@ class BgpNode:
                 self.rib.withdraw_originated(prefix)
             self.originated.clear()
             self._originate_static()
+        # Mesh, reflection groups, mesh password and peer_selector rules may have
+        # changed, and so may which static peers apply: the registry-derived sessions
+        # are recomputed, and only those whose entry changed reset.
+        await self._apply_registry()
         self._reload_bfd(new)
 
     def _reload_bfd(self, new: Config) -> None:
         """BFD settings apply to running sessions without a BGP reset (set_peer does
         nothing where they did not change)."""
-        for p in new.bgp.peers:
+        for p in new.applied_peers:
             peer = self.speaker.peer(str(p.address))
             local = str(p.local_address) if p.local_address else None
             if peer is not None:

@@ -70,7 +70,7 @@ from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
-from podbgp.topology import mesh_peers, node_ip
+from podbgp.topology import node_ip
 from rib.heap import tune_gc
 
 log = logging.getLogger("podbgp.daemon")
@@ -280,6 +280,18 @@ class Daemon:
         except (StoreError, OSError, ipam.IpamError) as exc:
             raise StartupError(f"datastore {url}: {exc}") from exc
 
+    async def _register_labels(self) -> None:
+        """A reload changed `node.labels`: the registry record follows, so the other
+        nodes' `peer_selector` rules and reflector groups see it (podbgp.topology)."""
+        if self.registry is None:
+            return
+        try:
+            record = wiring.registry_record(self.config, self.vtep_address)
+            await asyncio.wait_for(self.registry.register(record), 30)
+            log.info("reload: node labels now %s", dict(self.config.node.labels))
+        except (TimeoutError, StoreError, OSError, RuntimeError) as exc:
+            log.error("reload: node labels not written to the registry: %s", exc)
+
     async def _join(self, url: str) -> GuardedStore:
         """Open (or, with ``datastore.create`` on a node that joined nothing yet, create) and join.
 
@@ -373,10 +385,7 @@ class Daemon:
                     # Removed from the cluster: the others drop us; drop them too, or the
                     # active side of each pair would keep knocking on a closed door.
                     log.warning("this node is no longer in the registry: no mesh peers")
-                    await self.bgp.set_mesh_peers({})
-                else:
-                    peers = mesh_peers(me, nodes, mesh=self.config.bgp.mesh)
-                    await self.bgp.set_mesh_peers(peers)
+                await self.bgp.set_nodes(me, nodes)
             if self.reconciler is not None and wiring.uses_vxlan(self.config):
                 self._apply_vteps(nodes)
             self._registry_seen = True
@@ -703,7 +712,9 @@ class Daemon:
         self.config = new
         if self.bgp is not None:
             await self.bgp.reload(new, diff)
-        later = list(diff.changed_keys)
+        if "node.labels" in diff.changed_keys:
+            await self._register_labels()
+        later = [k for k in diff.changed_keys if k != "node.labels"]
         if later:
             # Applied live: peers, listen ranges, policies, originate, NAT. The rest is
             # read at start.

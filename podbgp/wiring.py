@@ -10,6 +10,7 @@ parts never import podbgp). `podbgp.bgpnode` keeps the life cycle and calls thes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -79,13 +80,21 @@ def peer_settings(
 
 
 def mesh_options(config: Config, m: MeshPeer) -> PeerOptions:
-    """A registry-derived mesh peer's options: `[bgp]`'s, both policies `all` (iBGP rules
-    and reflection decide what actually goes), IPv6 only when the node has an address6."""
+    """A registry-derived peer's options. Mesh and reflection: `[bgp]`'s, both policies
+    `all` (iBGP rules and reflection decide what actually goes), IPv6 only when the node
+    has an address6, `bgp.mesh_password`. A peer_selector rule's: its own, with the
+    chosen node's AS and the dial direction, `bgp.mesh_password` unless it sets one."""
     b = config.bgp
+    if m.rule is not None:
+        # A peer_selector rule's own options, for the node it chose (podbgp.topology).
+        return dataclasses.replace(
+            m.rule, asn=m.asn, passive=m.passive, password=m.rule.password or b.mesh_password
+        )
     families = [Family.IPV4_UNICAST] + ([Family.IPV6_UNICAST] if config.node.address6 else [])
     return PeerOptions(
         asn=m.asn,
         passive=m.passive,
+        password=b.mesh_password,
         route_reflector_client=m.route_reflector_client,
         families=tuple(families),
         import_policy="all",

@@ -75,6 +75,7 @@ from podbgp.config.schema import (
     Pool,
     Reservation,
     Rule,
+    SelectedPeer,
     SetActions,
     toml_name,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "Pool",
     "Reservation",
     "Rule",
+    "SelectedPeer",
     "SetActions",
     "accepted_keys",
     "diff_configs",

@@ -8,6 +8,7 @@ from podbgp.config.schema import (
     BGPConfig,
     IPAMConfig,
     NodeConfig,
+    Peer,
     PeerOptions,
     toml_name,
 )
@@ -66,7 +67,7 @@ def _check_node_for_bgp(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> No
         )
     own = {i.ip for i in (node.address, node.address6) if i is not None}
     for i, p in enumerate(bgp.peers):
-        if p.address in own:
+        if isinstance(p, Peer) and p.address in own:
             errors.add(f"bgp.peer[{i}].address", f'"{p.address}" is this node\'s own address')
 
 

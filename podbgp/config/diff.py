@@ -11,7 +11,15 @@ from podbgp.config.dump import _BGP_LISTS
 from podbgp.config.schema import Config, ListenRange, Peer
 
 # Applied live by a reload like the peers (BgpNode.reload re-applies BFD to every peer).
-_BGP_LIVE = ("bfd", "bfd_interval_ms", "bfd_multiplier")
+_BGP_LIVE = (
+    "bfd",
+    "bfd_interval_ms",
+    "bfd_multiplier",
+    # the registry-derived peers are re-evaluated with the new config (BgpNode.reload)
+    "mesh",
+    "mesh_password",
+    "route_reflector_group_label",
+)
 # Dataclass fields that are arrays of tables, by their TOML name.
 _TOML_ARRAYS = {"pools": "pool", "reservations": "reservation"}
 
@@ -49,8 +57,11 @@ class ConfigDiff:
 def diff_configs(old: Config, new: Config) -> ConfigDiff:
     """Compare two valid configs; peers are matched by address, listen ranges by prefix."""
     policies = _changed_policies(old, new)
-    old_peers = {p.address: p for p in old.bgp.peers}
-    new_peers = {p.address: p for p in new.bgp.peers}
+    # A static peer counts where its node_selector picks the node, so a change of
+    # node.labels adds or removes it; peer_selector rules are applied with the
+    # registry (podbgp.topology), which BgpNode.reload re-evaluates.
+    old_peers = {p.address: p for p in old.applied_peers}
+    new_peers = {p.address: p for p in new.applied_peers}
     kept = [(old_peers[a], p) for a, p in new_peers.items() if a in old_peers]
     old_ranges = {r.prefix: r for r in old.bgp.listen_ranges}
     new_ranges = {r.prefix: r for r in new.bgp.listen_ranges}
@@ -86,8 +97,10 @@ def _policy_changed(old: str, new: str, changed: frozenset[str]) -> bool:
 
 
 def _changed_keys(old: Config, new: Config) -> Iterator[str]:
-    if old.node != new.node:
+    if dataclasses.replace(old.node, labels=()) != dataclasses.replace(new.node, labels=()):
         yield "node"
+    if old.node.labels != new.node.labels:
+        yield "node.labels"  # applied live: the registry record, node_selector
     sections: list[tuple[str, Any, Any]] = [
         ("bgp", old.bgp, new.bgp),
         ("datastore", old.datastore, new.datastore),

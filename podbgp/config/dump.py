@@ -15,6 +15,7 @@ from podbgp.config.schema import (
     Peer,
     PeerOptions,
     Policy,
+    SelectedPeer,
     toml_name,
 )
 
@@ -86,6 +87,8 @@ def _dump_bgp(bgp: BGPConfig, reveal: bool) -> dict[str, Any]:
         for f in dataclasses.fields(bgp)
         if f.name not in _BGP_LISTS
     }
+    if out["mesh_password"] and not reveal:
+        out["mesh_password"] = "<redacted>"
     out["peer"] = [_dump_peer(p, reveal) for p in bgp.peers]
     out["originate"] = [_dump_fields(o) for o in bgp.originate]
     out["listen_range"] = [_dump_peer(r, reveal) for r in bgp.listen_ranges]
@@ -105,7 +108,7 @@ def _dump_fields(obj: Any, skip_defaults: bool = False) -> dict[str, Any]:
 
 def _dump_peer(p: PeerOptions, reveal: bool) -> dict[str, Any]:
     out = _dump_fields(p)
-    first = "address" if isinstance(p, Peer) else "prefix"
+    first = {Peer: "address", SelectedPeer: "peer_selector"}.get(type(p), "prefix")
     out = {first: out.pop(first), **out}
     if out["password"] and not reveal:
         out["password"] = "<redacted>"

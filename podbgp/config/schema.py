@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bgp.wire.capabilities import AddPathMode
 from bgp.wire.constants import Family, Origin
 from fib.model import Encap
-from ipam.model import PoolUse
+from ipam.model import PoolUse, selector_matches
 
 if TYPE_CHECKING:
     from podbgp.config.diff import ConfigDiff
@@ -169,7 +169,12 @@ class BGPConfig:
     connect_retry: int = 5
     connect_retry_max: int = 120
     mesh: bool = True
+    # TCP MD5 (RFC 2385) on every session derived from the registry (mesh, reflection,
+    # peer_selector); "" = none.
+    mesh_password: str = ""
     route_reflector_cluster_id: ipaddress.IPv4Address | None = None
+    # A node label whose value is the node's reflector group (a rack); "" = one group.
+    route_reflector_group_label: str = ""
     graceful_restart: bool = True
     restart_time: int = 120
     long_lived_stale_time: int = 0
@@ -182,13 +187,24 @@ class BGPConfig:
     bfd: bool = False
     bfd_interval_ms: int = 300
     bfd_multiplier: int = 3
-    peers: tuple[Peer, ...] = ()
+    # `[[bgp.peer]]` in file order (error paths index it): static peers and peer_selector rules.
+    peers: tuple[Peer | SelectedPeer, ...] = ()
     originate: tuple[Originate, ...] = ()
     listen_ranges: tuple[ListenRange, ...] = ()
 
     @property
     def is_route_reflector(self) -> bool:
         return self.route_reflector_cluster_id is not None
+
+    @property
+    def static_peers(self) -> tuple[Peer, ...]:
+        """The `[[bgp.peer]]` entries with an address (on every node or not)."""
+        return tuple(p for p in self.peers if isinstance(p, Peer))
+
+    @property
+    def selected_peers(self) -> tuple[SelectedPeer, ...]:
+        """The `[[bgp.peer]]` entries with a `peer_selector`."""
+        return tuple(p for p in self.peers if isinstance(p, SelectedPeer))
 
 
 # What a peer inherits from `[bgp]` when it says nothing: `[bgp]`'s own defaults.
@@ -233,9 +249,11 @@ class PeerOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Peer(PeerOptions):
-    """A static neighbour (`[[bgp.peer]]`)."""
+    """A static neighbour (`[[bgp.peer]]` with `address`)."""
 
     address: IPAddress
+    # The nodes that have this peer, matched against `node.labels`.
+    node_selector: str = "all()"
 
     @property
     def session_settings(self) -> Peer:
@@ -247,6 +265,17 @@ class Peer(PeerOptions):
             self, import_policy="", export_policy="", bfd=False, bfd_interval_ms=0,
             bfd_multiplier=0,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SelectedPeer(PeerOptions):
+    """In-cluster peers chosen by label (`[[bgp.peer]]` with `peer_selector`): every
+    other node whose registry labels match is a peer at its registry address
+    (`podbgp.topology.selected_peers`); `asn` 0 is that node's own AS."""
+
+    peer_selector: str
+    node_selector: str = "all()"
+    asn: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -396,6 +425,12 @@ class Config:
         from podbgp.config import load_config_text
 
         return load_config_text(text, source)
+
+    @property
+    def applied_peers(self) -> tuple[Peer, ...]:
+        """The static peers whose `node_selector` picks this node (by `node.labels`)."""
+        labels = dict(self.node.labels)
+        return tuple(p for p in self.bgp.static_peers if selector_matches(p.node_selector, labels))
 
     def policy(self, name: str) -> Policy:
         """The `[[policy]]` called `name` (KeyError if there is none)."""

@@ -12,6 +12,7 @@ from fib.model import Encap
 from ipam.block import default_block_size
 from ipam.model import PoolUse, check_selector
 from podbgp.config.reader import (
+    _LABEL_KEY,
     _REQUIRED,
     AS_MAX,
     LLGR_TIME_MAX,
@@ -68,6 +69,7 @@ from podbgp.config.schema import (
     PeerOptions,
     Pool,
     Reservation,
+    SelectedPeer,
     toml_name,
 )
 
@@ -166,7 +168,11 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
             "connect_retry_max", int, d.connect_retry_max, _int_range(1, 65535)
         ),
         "mesh": t.get("mesh", bool, d.mesh) and enabled is not False,
+        "mesh_password": t.get("mesh_password", str, d.mesh_password, _password),
         "route_reflector_cluster_id": t.get("route_reflector_cluster_id", str, None, _cluster_id),
+        "route_reflector_group_label": t.get(
+            "route_reflector_group_label", str, d.route_reflector_group_label, _label_key
+        ),
         "graceful_restart": t.get("graceful_restart", bool, d.graceful_restart),
         "restart_time": t.get("restart_time", int, d.restart_time, _int_range(0, RESTART_TIME_MAX)),
         "long_lived_stale_time": t.get(
@@ -247,12 +253,55 @@ class _Inherit:
     policies: set[str]
 
 
-def _read_peer(t: _Table, inherit: _Inherit) -> Peer | None:
-    address = t.get("address", str, _REQUIRED, _peer_address)
+def _read_peer(t: _Table, inherit: _Inherit) -> Peer | SelectedPeer | None:
+    """A static peer (`address`) or in-cluster peers chosen by label (`peer_selector`)."""
+    node_selector = t.get("node_selector", str, default_of(Peer, "node_selector"), _label_selector)
+    if t.has("peer_selector"):
+        return _read_selected_peer(t, inherit, node_selector)
+    t.seen.add("peer_selector")  # a key of [[bgp.peer]] (accepted_keys), absent here
+    address: Any = None  # set unless the table failed (then nothing is built)
+    if t.has("address"):
+        address = t.get("address", str, _REQUIRED, _peer_address)
+    else:
+        t.seen.add("address")
+        t.error("address", "is required (or peer_selector, for in-cluster peers chosen by label)")
     options = _read_peer_options(t, inherit, Peer)
     if address is not None and options is not None:
         _check_local_address(t, address, options.get("local_address"))
-    return _done(t, lambda: Peer(address=address, **options))
+    return _done(t, lambda: Peer(address=address, node_selector=node_selector, **options))
+
+
+def _read_selected_peer(t: _Table, inherit: _Inherit, node_selector: str) -> SelectedPeer | None:
+    """`[[bgp.peer]]` with `peer_selector`: the address comes from each selected node's
+    registry record, and `asn` defaults to that node's AS (0 here)."""
+    selector = t.get("peer_selector", str, None, _label_selector)
+    if t.has("address"):
+        t.seen.add("address")
+        t.error(
+            "address", "is not allowed with peer_selector (each selected node's address is used)"
+        )
+    options = _read_peer_options(t, inherit, SelectedPeer)
+    return _done(
+        t,
+        lambda: SelectedPeer(peer_selector=selector, node_selector=node_selector, **options),
+    )
+
+
+def _label_selector(v: str) -> str:
+    """A node selector in the pools' language (`ipam.model.check_selector`)."""
+    if not v.strip():
+        raise _Invalid('must not be empty ("all()" selects every node)')
+    try:
+        check_selector(v)
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
+    return v
+
+
+def _label_key(v: str) -> str:
+    if v and not _LABEL_KEY.fullmatch(v):
+        raise _Invalid(f"{show(v)} is not a label key")
+    return v
 
 
 def _read_listen_range(t: _Table, inherit: _Inherit) -> ListenRange | None:
@@ -296,8 +345,9 @@ def _read_peer_options(t: _Table, inherit: _Inherit, kind: type[PeerOptions]) ->
     keepalive = t.get("keepalive", int, ka_default, _int_range(0, 65535))
     if t.has("keepalive"):
         keepalive = _check_keepalive(t, hold, keepalive, "hold_time")
+    asn_default = _REQUIRED if kind is not SelectedPeer else d("asn")
     out = {
-        "asn": t.get("asn", int, _REQUIRED, _asn),
+        "asn": t.get("asn", int, asn_default, _asn),
         "local_address": t.get("local_address", str, None, _optional_address),
         "port": t.get("port", int, d("port"), _port),
         "passive": t.get("passive", bool, d("passive")),
@@ -423,14 +473,14 @@ def _read_originate(t: _Table) -> Originate | None:
 def _check_bgp_lists(
     t: _Table,
     values: dict[str, Any],
-    peers: list[Peer | None],
+    peers: list[Peer | SelectedPeer | None],
     ranges: list[ListenRange | None],
     originate: list[Originate | None],
 ) -> None:
     """Duplicates and overlaps among peers and ranges; what a disabled BGP cannot have."""
     seen: dict[IPAddress, int] = {}
     for i, p in enumerate(peers):
-        if p is None:
+        if not isinstance(p, Peer):
             continue
         if p.address in seen:
             t.error(f"peer[{i}].address", f'"{p.address}" is already bgp.peer[{seen[p.address]}]')

@@ -1,0 +1,127 @@
+"""Keys for topology by labels: peer_selector / node_selector on [[bgp.peer]],
+bgp.mesh_password, bgp.route_reflector_group_label — validation with key paths, the
+dump, and what a reload of node.labels changes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from podbgp.config import ConfigError, Peer, SelectedPeer, diff_configs, load_config_text
+
+NODE = '[node]\nname = "n1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text)
+    return list(info.value.errors)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 1\npeer_selector = "all()"\n',
+            "bgp.peer[0].address: is not allowed with peer_selector "
+            "(each selected node's address is used)",
+        ),
+        (
+            "[[bgp.peer]]\nasn = 1\n",
+            "bgp.peer[0].address: is required (or peer_selector, for in-cluster peers "
+            "chosen by label)",
+        ),
+        (
+            "[[bgp.peer]]\npeer_selector = 'rack = \"r1\"'\n",
+            "bgp.peer[0].peer_selector: unsupported selector term 'rack = \"r1\"'",
+        ),
+        (
+            '[[bgp.peer]]\npeer_selector = ""\n',
+            'bgp.peer[0].peer_selector: must not be empty ("all()" selects every node)',
+        ),
+        (
+            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nnode_selector = 'has(x) || has(y)'\n",
+            "bgp.peer[0].node_selector: unsupported selector term 'has(x) || has(y)'",
+        ),
+        (
+            '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 1\nnode_selector = "rack"\n',
+            "bgp.peer[0].node_selector: unsupported selector term 'rack'",
+        ),
+        (
+            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nasn = 0\n",
+            "bgp.peer[0].asn: 0 is not an AS number (RFC 7607 reserves AS 0)",
+        ),
+        (
+            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nprefix = \"10.0.0.0/24\"\n",
+            "bgp.peer[0].prefix: unknown key (did you mean max_prefixes?)",
+        ),
+        (
+            '[bgp]\nroute_reflector_group_label = "not a label"\n',
+            'bgp.route_reflector_group_label: "not a label" is not a label key',
+        ),
+        ("[bgp]\nmesh_password = " + '"' + "x" * 81 + '"\n', None),
+        (
+            '[[bgp.listen_range]]\nprefix = "10.9.0.0/24"\nasn = 1\npeer_selector = "all()"\n',
+            "bgp.listen_range[0].peer_selector: unknown key",
+        ),
+    ],
+)
+def test_errors(text: str, message: str | None) -> None:
+    got = errors_of(NODE + text)
+    if message is None:  # the password's length: the key is named, the secret is not
+        assert got == ["bgp.mesh_password: 81 bytes is longer than 80 (TCP_MD5SIG_MAXKEYLEN)"]
+    else:
+        assert got == [message]
+
+
+def test_a_later_peer_keeps_its_index_after_a_selector_entry() -> None:
+    text = (
+        NODE
+        + "[[bgp.peer]]\npeer_selector = 'has(edge)'\n"
+        + '[[bgp.peer]]\naddress = "10.0.0.1"\nasn = 64512\n'
+    )
+    assert errors_of(text) == ['bgp.peer[1].address: "10.0.0.1" is this node\'s own address']
+
+
+def test_selected_peer_loads_and_dumps() -> None:
+    cfg = load_config_text(
+        NODE
+        + '[bgp]\nmesh_password = "s3cret"\nroute_reflector_group_label = "rack"\n'
+        + "[[bgp.peer]]\npeer_selector = 'role == \"edge\"'\nnode_selector = '!has(role)'\n"
+        + '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 65000\nnode_selector = \'rack == "r1"\'\n'
+    )
+    sel, static = cfg.bgp.peers
+    assert isinstance(sel, SelectedPeer) and isinstance(static, Peer)
+    assert (sel.peer_selector, sel.node_selector, sel.asn) == ('role == "edge"', "!has(role)", 0)
+    assert cfg.bgp.selected_peers == (sel,) and cfg.bgp.static_peers == (static,)
+    assert cfg.applied_peers == ()  # node.labels has no rack
+    dumped = cfg.to_dict(reveal_secrets=False)["bgp"]
+    assert dumped["mesh_password"] == "<redacted>"
+    assert dumped["route_reflector_group_label"] == "rack"
+    assert next(iter(dumped["peer"][0])) == "peer_selector" and "address" not in dumped["peer"][0]
+    assert cfg.to_dict()["bgp"]["mesh_password"] == "s3cret"
+
+
+def test_relabelling_the_node_adds_and_removes_static_peers_by_node_selector() -> None:
+    peers = (
+        '[[bgp.peer]]\naddress = "10.0.0.8"\nasn = 65000\nnode_selector = \'rack == "r1"\'\n'
+        '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 65000\nnode_selector = \'rack == "r2"\'\n'
+        '[[bgp.peer]]\naddress = "10.0.0.7"\nasn = 65000\n'
+    )
+    r1 = load_config_text(NODE + 'labels = { rack = "r1" }\n' + peers)
+    r2 = load_config_text(NODE + 'labels = { rack = "r2" }\n' + peers)
+    assert [str(p.address) for p in r1.applied_peers] == ["10.0.0.8", "10.0.0.7"]
+    diff = diff_configs(r1, r2)
+    assert [p.address for p in diff.peers_added] == [ipaddress.ip_address("10.0.0.9")]
+    assert [p.address for p in diff.peers_removed] == [ipaddress.ip_address("10.0.0.8")]
+    assert diff.peers_reset == ()
+    assert diff.changed_keys == ("node.labels",)  # applied live, no restart needed
+
+
+def test_topology_keys_reload_live() -> None:
+    old = load_config_text(NODE)
+    new = load_config_text(
+        NODE + '[bgp]\nmesh_password = "x"\nroute_reflector_group_label = "rack"\nmesh = false\n'
+    )
+    assert diff_configs(old, new).changed_keys == ()
