@@ -50,6 +50,8 @@ MAX_NODES = 60
 # Short enough that a node gone for good is noticed within a test's wait.
 RESTART_TIME = 10
 POD_NAMESPACE = "lab"
+LEGACY_POOL = "10.245.0.0/24"
+LEGACY_NAMESPACE = "legacy"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ def plan_cluster(
     pods = tuple(
         PodPlan(f"{n.name}-p{k}", n.name) for n in plans for k in range(1, pods_per_node + 1)
     )
+    if pods_per_node:  # one pod of namespace `legacy` on each rack's last node
+        last = [[n for n in plans if n.rack == r][-1] for r in range(len(RACKS))]
+        pods += tuple(PodPlan(f"{n.name}-legacy", n.name, LEGACY_NAMESPACE) for n in last)
     return ClusterPlan(prefix, Path(state_dir).absolute(), tuple(plans), pods)
 
 
@@ -174,7 +179,7 @@ def _q(value: str) -> str:
 
 
 def _labels(node: ClusterNode) -> str:
-    return "{ " + ", ".join(f"{_q(k)} = {_q(v)}" for k, v in node.labels.items()) + " }"
+    return "{ " + ", ".join(f"{k} = {_q(v)}" for k, v in node.labels.items()) + " }"
 
 
 def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
@@ -215,6 +220,8 @@ def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
         f"block_size = {BLOCK_SIZE}",
         'vxlan_mode = "CrossSubnet"',
         "",
+        *_legacy_pool(),
+        "",
         "[fib]",
         "enabled = true",
         "",
@@ -228,3 +235,70 @@ def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
 def rack_cluster_id(rack: int) -> str:
     """The route-reflection cluster ID of a rack's reflector pair (RFC 4456 §7)."""
     return f"10.99.{rack + 1}.253"
+
+
+def _legacy_pool() -> list[str]:
+    """The pool of namespace `legacy`'s pods: an old firewall matches them by this range."""
+    return [
+        "[[ipam.pool]]",
+        f"cidr = {_q(LEGACY_POOL)}",
+        "block_size = 28",
+        'vxlan_mode = "CrossSubnet"',
+        f"namespace_selector = 'projectcalico.org/name == {_q(LEGACY_NAMESPACE)}'",
+        'allowed_uses = ["workload"]',
+    ]
+
+
+def render_resources(plan: ClusterPlan) -> str:
+    """The cluster's resources file (`podbgp apply -f`): BGP settings, pools, the ToR peers."""
+    lines = [
+        "# the cluster lab's resources: `podbgp apply -f` this file",
+        "[bgp]",
+        f"asn = {CLUSTER_ASN}",
+        f"hold_time = {HOLD_TIME}",
+        f"keepalive = {KEEPALIVE}",
+        f"connect_retry = {CONNECT_RETRY}",
+        "mesh = true",
+        f"restart_time = {RESTART_TIME}",
+        "",
+        "[[pool]]",
+        'name = "default"',
+        f"cidr = {_q(POOL)}",
+        f"block_size = {BLOCK_SIZE}",
+        'vxlan_mode = "CrossSubnet"',
+        "",
+        "[[pool]]",
+        f"name = {_q(LEGACY_NAMESPACE)}",
+        *_legacy_pool()[1:],
+    ]
+    for rack in range(len(RACKS)):
+        lines += [
+            "",
+            "[[peer]]  # the rack's ToR, for that rack's nodes only; it learns the pod blocks",
+            f'name = "tor-{RACKS[rack]}"',
+            f"address = {_q(tor_address(rack))}",
+            f"asn = {tor_asn(rack)}",
+            f"node_selector = '{RACK_LABEL} == {_q(RACKS[rack])}'",
+            'families = ["ipv4"]',
+            'import = "none"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_node_identity(plan: ClusterPlan, node: ClusterNode) -> str:
+    """A node's own file: who it is and where the datastore is; the rest is the cluster's."""
+    lines = [
+        "[node]",
+        f"name = {_q(node.name)}",
+        f"address = {_q(node.address)}",
+        f"labels = {_labels(node)}",
+        "[datastore]",
+        'kind = "etcd"',
+        "endpoints = [" + ", ".join(_q(e) for e in plan.etcd_endpoints) + "]",
+        "[api]  # the lab's nodes share one file system",
+        f"socket = {_q(str(plan.socket_path(node.name)))}",
+        'metrics = ""',
+    ]
+    if node.reflector:
+        lines += ["[bgp]", f"route_reflector_cluster_id = {_q(rack_cluster_id(node.rack))}"]
+    return "\n".join(lines) + "\n"

@@ -5,8 +5,9 @@ removed at the end. The tests run in file order, the destructive ones last:
 
 1. every node converges: every pod's block is routed on every other node, and every pod
    reaches every other pod, across racks (VXLAN CrossSubnet) and within one;
-2. the sessions are exactly what the labels call for (reflector pair per rack);
-3. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
+2. pods of namespace ``legacy`` get addresses from the pool selected for it;
+3. the sessions are exactly what the labels call for (reflector pair per rack);
+4. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
    their sessions to it come back, no other session resets, no route moves;
 """
 
@@ -27,7 +28,7 @@ import pytest
 
 from podbgp.config.schema import BGPConfig
 from podbgp.lab import cluster, lab
-from podbgp.lab.clusterplan import ClusterPlan, plan_cluster
+from podbgp.lab.clusterplan import LEGACY_NAMESPACE, LEGACY_POOL, ClusterPlan, plan_cluster
 from podbgp.lab.netns import cleanup_prefix, have_netns, list_namespaces
 from podbgp.lab.peers import Frr
 from podbgp.lab.pods import cni_plugin
@@ -118,6 +119,17 @@ def test_every_block_is_routed_everywhere_and_every_pod_reaches_every_pod(
     _assert_matrix(lab_cluster)
     racks = {p["name"]: p["node"][0] for p in lab_cluster.state.pods}
     assert len(set(racks.values())) == 2  # the matrix above crossed racks
+
+
+def test_pods_of_namespace_legacy_get_the_legacy_pools_addresses(lab_cluster: Cluster) -> None:
+    # Reachability of these pods is in the ping matrix above.
+    legacy = ipaddress.ip_network(LEGACY_POOL)
+    by_ns = {
+        p["name"]: (p["namespace"], ipaddress.ip_address(p["ip"])) for p in lab_cluster.state.pods
+    }
+    assert sum(ns == LEGACY_NAMESPACE for ns, _ in by_ns.values()) == 2
+    for name, (ns, ip) in by_ns.items():
+        assert (ip in legacy) == (ns == LEGACY_NAMESPACE), (name, ns, ip)
 
 
 def test_sessions_are_what_the_labels_say(lab_cluster: Cluster) -> None:

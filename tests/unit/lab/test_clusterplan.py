@@ -17,7 +17,10 @@ def test_six_nodes_are_two_racks_of_two_reflectors_and_a_client() -> None:
                                                        "10.99.2.3/24"]  # fmt: skip
     assert plan.node("a1").labels == {"rack": "a", "route-reflector": "true"}
     assert plan.node("b3").labels == {"rack": "b"}
-    assert len(plan.pods) == 12 and {p.namespace for p in plan.pods} == {"lab"}
+    # two pods per node in namespace lab, and one in namespace legacy on each rack's last node
+    assert len(plan.pods) == 14
+    assert [(p.name, p.namespace) for p in plan.pods if p.namespace != "lab"] == [
+        ("a3-legacy", "legacy"), ("b3-legacy", "legacy")]  # fmt: skip
     assert plan.datastore_url == (
         "etcd:http://10.99.0.1:2379,http://10.99.0.2:2379,http://10.99.0.3:2379"
     )
