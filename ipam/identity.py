@@ -248,6 +248,15 @@ class GuardedStore(Store):
             await self.verify()  # a lost compare on the cluster key is not a mere conflict
         return result
 
+    async def grant_lease(self, ttl: int) -> int:
+        return await self.inner.grant_lease(ttl)
+
+    async def keep_alive(self, lease: int) -> int:
+        return await self.inner.keep_alive(lease)
+
+    async def revoke_lease(self, lease: int) -> None:
+        await self.inner.revoke_lease(lease)
+
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         """`prefix`'s changes; ends with `StoreIdentityError` if the cluster key changes."""
         async for batch in self.inner.watch(ROOT, start_revision):

@@ -15,6 +15,15 @@ and the SQLite one reproduces it:
   `start_revision` in revision order, so a reader can `list` a snapshot at
   revision R and then watch from R + 1 without missing or repeating a change.
 
+Leases (etcd v3's lease model, the only notion of time in the store): a
+caller grants a lease with a TTL in seconds and keeps it alive; a `Put` may
+attach its key to a lease, and when the lease is not kept alive for its TTL
+(the holder died) the store deletes every key attached to it, as an ordinary
+DELETE event a watcher sees. `keep_alive` answers 0 once the lease has
+expired; a `Put` naming such a lease raises `LeaseExpired` and writes nothing.
+A new Put of the key with another lease (or none) detaches it from the old
+one, which is how a restarted holder takes its key over without a gap.
+
 Failures of the store itself (server down, database locked for too long) raise
 `StoreUnavailable`; a watch that asks for history the store has dropped raises
 `WatchCompacted` (re-list, then watch again). A store that is not the one the
@@ -66,6 +75,10 @@ class StoreReplaced(StoreIdentityError):
     """The store at the configured place is no longer the one that was opened or joined."""
 
 
+class LeaseExpired(StoreError):
+    """A Put named a lease that has expired, been revoked or never existed; nothing was written."""
+
+
 class WatchCompacted(StoreError):
     """The watch asked for revisions the store no longer keeps."""
 
@@ -92,8 +105,11 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Put:
+    """Write `value` at `key`; with a `lease` (non-zero) the key lives only as long as that lease."""
+
     key: str
     value: bytes
+    lease: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +180,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         """Changes under `prefix` from `start_revision` on, one list per revision batch."""
+
+    @abc.abstractmethod
+    async def grant_lease(self, ttl: int) -> int:
+        """A new lease that expires `ttl` seconds after its last keep-alive; returns its ID."""
+
+    @abc.abstractmethod
+    async def keep_alive(self, lease: int) -> int:
+        """Renew `lease` for its full TTL; returns the TTL, or 0 if the lease has expired."""
+
+    @abc.abstractmethod
+    async def revoke_lease(self, lease: int) -> None:
+        """End `lease` now, deleting its keys (no error if it has already expired)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

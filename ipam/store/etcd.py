@@ -39,6 +39,7 @@ from ipam.store.base import (
     Event,
     EventKind,
     KeyValue,
+    LeaseExpired,
     Op,
     Put,
     Store,
@@ -125,6 +126,8 @@ class EtcdStore(Store):
             try:
                 return await fn(self._channel(index))
             except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND and "lease" in (e.details() or ""):
+                    raise LeaseExpired(f"etcd {self.endpoints[index]}: {e.details()}") from e
                 if e.code() not in RETRYABLE:
                     raise StoreError(f"etcd {self.endpoints[index]}: {e.details()}") from e
                 if loop.time() + delay > deadline:
@@ -180,7 +183,8 @@ class EtcdStore(Store):
     # -- writes ----------------------------------------------------------------
     def _op(self, op: Op) -> Any:
         if isinstance(op, Put):
-            return rpc.RequestOp(request_put=rpc.PutRequest(key=self._b(op.key), value=op.value))
+            put = rpc.PutRequest(key=self._b(op.key), value=op.value, lease=op.lease)
+            return rpc.RequestOp(request_put=put)
         assert isinstance(op, Delete)
         return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=self._b(op.key)))
 
@@ -201,6 +205,43 @@ class EtcdStore(Store):
 
         resp = await self._call(call)
         return TxnResult(bool(resp.succeeded), int(resp.header.revision))
+
+    # -- leases ----------------------------------------------------------------
+    async def grant_lease(self, ttl: int) -> int:
+        if ttl < 1:
+            raise ValueError(f"lease TTL {ttl}: must be at least 1 second")
+        req = rpc.LeaseGrantRequest(TTL=ttl, ID=0)
+
+        async def call(ch: Any) -> Any:
+            return await rpc.LeaseStub(ch).LeaseGrant(req, timeout=self.call_timeout)
+
+        resp = await self._call(call)
+        if resp.error:
+            raise StoreError(f"etcd lease grant: {resp.error}")
+        return int(resp.ID)
+
+    async def keep_alive(self, lease: int) -> int:
+        async def call(ch: Any) -> Any:
+            stream = rpc.LeaseStub(ch).LeaseKeepAlive(timeout=self.call_timeout)
+            try:
+                await stream.write(rpc.LeaseKeepAliveRequest(ID=lease))
+                return await stream.read()
+            finally:
+                stream.cancel()
+
+        resp = await self._call(call)
+        if resp is grpc.aio.EOF:
+            raise StoreUnavailable(f"etcd {', '.join(self.endpoints)}: keep-alive stream closed")
+        return max(int(resp.TTL), 0)
+
+    async def revoke_lease(self, lease: int) -> None:
+        async def call(ch: Any) -> Any:
+            return await rpc.LeaseStub(ch).LeaseRevoke(
+                rpc.LeaseRevokeRequest(ID=lease), timeout=self.call_timeout
+            )
+
+        with contextlib.suppress(LeaseExpired):
+            await self._call(call)
 
     # -- watch -----------------------------------------------------------------
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:

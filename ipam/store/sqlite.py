@@ -39,6 +39,16 @@ has the matching name, which mixes two stores into one. `OpenMode.CREATE`
 refuses to create a file next to a deleted store's leftover ``-wal``/``-shm``
 for that reason.
 
+Leases: tables ``leases`` (id, ttl, expiry) and ``lease_keys`` (key -> lease).
+Time is ``CLOCK_BOOTTIME``, which every process on the host shares and which
+neither NTP nor an operator can step, together with the kernel's boot ID: a
+lease granted before a reboot has expired after it (its holder is gone too).
+Reads leave out keys whose lease has expired; writers (every `txn`, every
+lease call and the poll of a read-write watch) delete them at a revision of
+their own, so watchers see the DELETE as they would on etcd. A store created
+before leases existed gets the two tables the first time it is opened for
+writing.
+
 Watch: SQLite has no cross-process notification, so a watcher reads the
 ``events`` table after every local commit and otherwise checks the revision
 every `poll_interval` seconds (one indexed read). Callers still get a stream
@@ -52,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -61,9 +72,11 @@ from urllib.parse import quote
 
 from ipam.store.base import (
     Compare,
+    Delete,
     Event,
     EventKind,
     KeyValue,
+    LeaseExpired,
     Op,
     OpenMode,
     Put,
@@ -88,7 +101,37 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events (rev INTEGER NOT NULL, key TEXT NOT NULL,"
     " value BLOB, PRIMARY KEY (rev, key)) WITHOUT ROWID",
 )
+LEASE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL,"
+    " expires REAL NOT NULL, boot TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS lease_keys (key TEXT PRIMARY KEY, lease INTEGER NOT NULL)"
+    " WITHOUT ROWID",
+)
 TABLES = frozenset({"kv", "meta", "events"})
+LEASE_TABLES = frozenset({"leases", "lease_keys"})
+# Keys of leases that have run out, as of (now, boot ID).
+_EXPIRED = (
+    "SELECT k.key FROM lease_keys k JOIN leases l ON l.id = k.lease"
+    " WHERE l.expires <= ? OR l.boot != ?"
+)
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+BOOT_ID = _boot_id()
+
+
+def lease_clock() -> float:
+    """Seconds since boot, counting suspend; the same in every process on the host."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 INIT_HINT = "run `podbgp datastore init` to create it, or check the path"
 
 
@@ -113,6 +156,8 @@ class SqliteStore(Store):
         self._waiters: set[asyncio.Event] = set()
         self._closed = False
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the opened file
+        self._leases = False  # the lease tables exist (an old read-only store may lack them)
+        self.clock: Callable[[], float] = lease_clock
 
     @property
     def url(self) -> str:
@@ -202,19 +247,24 @@ class SqliteStore(Store):
             raise StoreMissing(
                 f"sqlite {self.path}: the file holds no podbgp datastore; {INIT_HINT}"
             )
+        self._leases = tables >= LEASE_TABLES
         if self.mode is OpenMode.READ_ONLY:
             return
         self._wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
-        if self.mode is OpenMode.CREATE:
+        stmts: tuple[str, ...] = SCHEMA if self.mode is OpenMode.CREATE else ()
+        if not self._leases:
+            stmts += LEASE_SCHEMA
+        if stmts:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in SCHEMA:
+                for stmt in stmts:
                     conn.execute(stmt)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            self._leases = True
 
     def _wal(self, conn: sqlite3.Connection) -> None:
         # Switching to WAL needs an exclusive moment; several processes opening
@@ -236,12 +286,21 @@ class SqliteStore(Store):
             return None
         return KeyValue(key, bytes(row[0]), row[1], row[2])
 
+    def _expired_keys(self, db: sqlite3.Connection) -> set[str]:
+        """Keys whose lease has run out but which no writer has deleted yet."""
+        if not self._leases:
+            return set()
+        return {r[0] for r in db.execute(_EXPIRED, (self.clock(), BOOT_ID))}
+
     def _get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
         db = self._db()
         q = "SELECT value, create_rev, mod_rev FROM kv WHERE key = ?"
         db.execute("BEGIN")
         try:
-            return [self._row(k, db.execute(q, (k,)).fetchone()) for k in keys]
+            gone = self._expired_keys(db)
+            return [
+                None if k in gone else self._row(k, db.execute(q, (k,)).fetchone()) for k in keys
+            ]
         finally:
             db.execute("COMMIT")
 
@@ -251,11 +310,13 @@ class SqliteStore(Store):
         q = f"SELECT key, {col}, create_rev, mod_rev FROM kv WHERE key >= ? AND key < ? ORDER BY key"
         db.execute("BEGIN")
         try:
+            gone = self._expired_keys(db)
             rows = db.execute(q, (prefix, prefix_end(prefix))).fetchall()
             rev = db.execute("SELECT rev FROM meta").fetchone()[0]
         finally:
             db.execute("COMMIT")
-        return [KeyValue(k, bytes(v), c, m) for k, v, c, m in rows], int(rev)
+        kvs = [KeyValue(k, bytes(v), c, m) for k, v, c, m in rows if k not in gone]
+        return kvs, int(rev)
 
     async def get(self, key: str) -> KeyValue | None:
         return (await self._run(self._get_many, [key]))[0]
@@ -267,35 +328,57 @@ class SqliteStore(Store):
         return await self._run(self._list, prefix, keys_only)
 
     # -- writes ----------------------------------------------------------------
-    def _txn(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
+    def _write(self, fn: Callable[[sqlite3.Connection, int], tuple[bool, int, T]]) -> T:
+        """Run `fn(db, rev)` in one write transaction, after deleting the keys of expired leases.
+
+        `fn` returns (commit?, the revision after it, its result); the store-wide
+        revision and the event compaction follow."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
             rev, compacted = db.execute("SELECT rev, compacted FROM meta").fetchone()
-            q = "SELECT mod_rev FROM kv WHERE key = ?"
-            for c in compares:
-                row = db.execute(q, (c.key,)).fetchone()
-                if (row[0] if row else 0) != c.mod_revision:
-                    db.execute("ROLLBACK")
-                    return TxnResult(False, rev)
-            if ops:
-                rev += 1
-                self._apply(db, ops, rev)
-                if rev - compacted > 2 * self.keep_events:
-                    compacted = rev - self.keep_events
-                    db.execute("DELETE FROM events WHERE rev <= ?", (compacted,))
-                db.execute("UPDATE meta SET rev = ?, compacted = ?", (rev, compacted))
-            db.execute("COMMIT")
-            return TxnResult(True, rev)
+            rev = self._expire(db, rev)
+            commit, rev, result = fn(db, rev)
+            if rev - compacted > 2 * self.keep_events:
+                compacted = rev - self.keep_events
+                db.execute("DELETE FROM events WHERE rev <= ?", (compacted,))
+            db.execute("UPDATE meta SET rev = ?, compacted = ?", (rev, compacted))
+            db.execute("COMMIT" if commit else "ROLLBACK")
+            return result
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _apply(db: sqlite3.Connection, ops: Sequence[Op], rev: int) -> None:
+    def _expire(self, db: sqlite3.Connection, rev: int) -> int:
+        """Delete the keys of leases that ran out, at a revision of their own; the new revision."""
+        if not self._leases:
+            return rev
+        gone = sorted(self._expired_keys(db))
+        if gone:
+            rev += 1
+            self._apply(db, [Delete(k) for k in gone], rev)
+        db.execute("DELETE FROM leases WHERE expires <= ? OR boot != ?", (self.clock(), BOOT_ID))
+        return rev
+
+    def _txn(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
+        def step(db: sqlite3.Connection, rev: int) -> tuple[bool, int, TxnResult]:
+            q = "SELECT mod_rev FROM kv WHERE key = ?"
+            for c in compares:
+                row = db.execute(q, (c.key,)).fetchone()
+                if (row[0] if row else 0) != c.mod_revision:
+                    return True, rev, TxnResult(False, rev)  # commit what expired
+            if ops:
+                rev += 1
+                self._apply(db, ops, rev)
+            return True, rev, TxnResult(True, rev)
+
+        return self._write(step)
+
+    def _apply(self, db: sqlite3.Connection, ops: Sequence[Op], rev: int) -> None:
         for op in ops:
             if isinstance(op, Put):
+                self._attach(db, op)
                 db.execute(
                     "INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
@@ -307,16 +390,91 @@ class SqliteStore(Store):
                     (rev, op.key, op.value),
                 )
             elif db.execute("DELETE FROM kv WHERE key = ?", (op.key,)).rowcount:
+                if self._leases:
+                    db.execute("DELETE FROM lease_keys WHERE key = ?", (op.key,))
                 db.execute(
                     "INSERT OR REPLACE INTO events (rev, key, value) VALUES (?, ?, NULL)",
                     (rev, op.key),
                 )
 
+    def _attach(self, db: sqlite3.Connection, op: Put) -> None:
+        """Bind the key to its Put's lease (or to none), as etcd does on every put."""
+        if not self._leases:
+            if op.lease:
+                raise LeaseExpired(f"sqlite {self.path}: lease {op.lease:x} not found")
+            return
+        db.execute("DELETE FROM lease_keys WHERE key = ?", (op.key,))
+        if not op.lease:
+            return
+        if db.execute("SELECT 1 FROM leases WHERE id = ?", (op.lease,)).fetchone() is None:
+            raise LeaseExpired(f"sqlite {self.path}: lease {op.lease:x} not found (expired?)")
+        db.execute("INSERT INTO lease_keys (key, lease) VALUES (?, ?)", (op.key, op.lease))
+
+    # -- leases ----------------------------------------------------------------
+    def _grant(self, ttl: int) -> int:
+        lease = secrets.randbits(62) + 1  # never reused: a stale holder cannot renew another's
+
+        def step(db: sqlite3.Connection, rev: int) -> tuple[bool, int, int]:
+            db.execute(
+                "INSERT INTO leases (id, ttl, expires, boot) VALUES (?, ?, ?, ?)",
+                (lease, ttl, self.clock() + ttl, BOOT_ID),
+            )
+            return True, rev, lease
+
+        return self._write(step)
+
+    def _keep_alive(self, lease: int) -> int:
+        def step(db: sqlite3.Connection, rev: int) -> tuple[bool, int, int]:
+            row = db.execute("SELECT ttl FROM leases WHERE id = ?", (lease,)).fetchone()
+            if row is None:
+                return True, rev, 0
+            db.execute("UPDATE leases SET expires = ? WHERE id = ?", (self.clock() + row[0], lease))
+            return True, rev, int(row[0])
+
+        return self._write(step)
+
+    def _revoke(self, lease: int) -> None:
+        def step(db: sqlite3.Connection, rev: int) -> tuple[bool, int, None]:
+            keys = [
+                r[0] for r in db.execute("SELECT key FROM lease_keys WHERE lease = ?", (lease,))
+            ]
+            if keys:
+                rev += 1
+                self._apply(db, [Delete(k) for k in keys], rev)
+            db.execute("DELETE FROM leases WHERE id = ?", (lease,))
+            return True, rev, None
+
+        self._write(step)
+
+    async def grant_lease(self, ttl: int) -> int:
+        if ttl < 1:
+            raise ValueError(f"lease TTL {ttl}: must be at least 1 second")
+        return await self._run(self._grant, ttl)
+
+    async def keep_alive(self, lease: int) -> int:
+        return await self._run(self._keep_alive, lease)
+
+    async def revoke_lease(self, lease: int) -> None:
+        await self._run(self._revoke, lease)
+        self._wake()
+
+    def _expire_due(self) -> bool:
+        """Delete the keys of expired leases, if there are any; True if something was deleted."""
+        db = self._db()
+        if self.mode is OpenMode.READ_ONLY or not self._leases:
+            return False
+        if not db.execute(_EXPIRED + " LIMIT 1", (self.clock(), BOOT_ID)).fetchone():
+            return False
+        return self._write(lambda db, rev: (True, (new := self._expire(db, rev)), new > rev))
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
     async def txn(self, compares: Sequence[Compare], ops: Sequence[Op]) -> TxnResult:
         result = await self._run(self._txn, list(compares), list(ops))
         if result.succeeded and ops:
-            for waiter in self._waiters:
-                waiter.set()
+            self._wake()
         return result
 
     # -- watch -----------------------------------------------------------------
@@ -350,6 +508,7 @@ class SqliteStore(Store):
         try:
             while True:
                 changed.clear()
+                await self._run(self._expire_due)
                 events, rev = await self._run(self._events_since, prefix, next_rev)
                 next_rev = max(next_rev, rev + 1)
                 for r in sorted({e.mod_revision for e in events}):
