@@ -217,6 +217,12 @@ class Ipam:
         rec = await NodeRegistry(self.store).get(node)
         return {} if rec is None else dict(rec.labels)
 
+    async def _cordoned(self, node: str) -> bool:
+        """``podbgp node cordon``: the node gets no new blocks (read only when claiming)."""
+        from ipam.lifecycle import Lifecycle  # lifecycle records share the store
+
+        return await Lifecycle(self.store).cordoned(node)
+
     async def _commit(self, compares: Sequence[Compare], ops: Sequence[Op]) -> None:
         if not (await self.store.txn(compares, ops)).succeeded:
             raise _Conflict
@@ -375,7 +381,9 @@ class Ipam:
         owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
         names = ", ".join(str(p.cidr) for p in pools)
         limit = self.config.max_blocks_per_node
-        if len(owned) < limit:
+        if await self._cordoned(node):
+            why = f"node {node} is cordoned (no new blocks) and its blocks are full"
+        elif len(owned) < limit:
             for pool in pools:
                 if await self._claim(node, pool):
                     raise _Claimed
@@ -507,14 +515,16 @@ class Ipam:
         hkv, bkv = await self.store.get_many([handle_key(handle), block_key(cidr)])
         if bkv is None:
             owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
-            if len(owned) < self.config.max_blocks_per_node:
+            cordoned = await self._cordoned(node)
+            if len(owned) < self.config.max_blocks_per_node and not cordoned:
                 await self._claim_block(node, cidr, None)
             elif not self.config.strict_affinity:
                 await self.store.create(block_key(cidr), dumps(Block.new(cidr, None).to_json()))
             else:
+                why = "is cordoned" if cordoned else f"has max_blocks_per_node={len(owned)}"
                 raise Exhausted(
-                    f"{address}: block {cidr} is unclaimed, node {node} has "
-                    f"max_blocks_per_node={len(owned)} and strict_affinity is on"
+                    f"{address}: block {cidr} is unclaimed, node {node} {why} "
+                    "and strict_affinity is on"
                 )
             raise _Conflict
         block = _block(bkv)
@@ -639,6 +649,13 @@ class Ipam:
             drop = functools.partial(self._drop_key, akv.key)
             await self._retry(f"remove {node}'s affinity {akv.key}", drop)
         return freed
+
+    async def owns_anything(self, node: str) -> bool:
+        """Does `node` still have an affinity or an address (a removal left half done)?"""
+        akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
+        if akvs:
+            return True
+        return any(a.node == node for b in await self.blocks() for _, a in b.held())
 
     async def _drop_key(self, key: str) -> None:
         """Delete ``key`` as it is now; a concurrent write makes it a conflict, to re-read."""

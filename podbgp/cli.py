@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_drain",
     "podbgp.cmd_mrt",
     "podbgp.cmd_ipam",
+    "podbgp.cmd_node",
     "podbgp.cmd_datastore",
     "podbgp.cmd_lab",
     "podbgp.cmd_advise",

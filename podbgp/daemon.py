@@ -69,6 +69,7 @@ from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
+from podbgp.membership import Membership
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.topology import node_ip
 from rib.heap import tune_gc
@@ -106,6 +107,7 @@ class Daemon:
         self._store_ok = asyncio.Event()
         self.ipam: ipam.Ipam | None = None
         self.registry: ipam.NodeRegistry | None = None
+        self.membership: Membership | None = None
         self.reconciler: Reconciler | None = None
         self.fib_service: FibService | None = None
         self.fibfeed: FibFeed | None = None
@@ -145,6 +147,8 @@ class Daemon:
         elif self.store is None or not self.config.fib.enabled:
             self._mark_converged()  # no BGP and no remote routes to wait for
         if self.store is not None:
+            assert self.membership is not None
+            self._spawn_store(self.membership.keep)
             self._spawn_store(self._follow_registry)
             if not self.config.bgp.enabled and self.config.fib.enabled:
                 self._spawn_store(self._follow_remote_blocks)
@@ -275,6 +279,8 @@ class Daemon:
                 self.vtep_address = await self._vtep_address()
             record = wiring.registry_record(self.config, self.vtep_address)
             await asyncio.wait_for(self.registry.register(record), 30)
+            self.membership = Membership(self.store, self.ipam, self.config)
+            await asyncio.wait_for(self.membership.hold(), 30)
         except TimeoutError as exc:
             raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
         except (StoreError, OSError, ipam.IpamError) as exc:
@@ -376,8 +382,9 @@ class Daemon:
         log.info("announcing %s", ", ".join(sorted(map(str, ann.prefixes))) or "nothing")
 
     async def _follow_registry(self) -> None:
-        assert self.registry is not None
-        async for nodes in self.registry.watch():
+        """The nodes that are not gone (`podbgp.membership`) to mesh peers, VTEPs and routes."""
+        assert self.membership is not None
+        async for nodes in self.membership.nodes():
             self.nodes = nodes
             if self.bgp is not None:
                 me = nodes.get(self.config.node.name)

@@ -21,6 +21,7 @@ from bgp.settings import ListenRange, PeerSettings, SpeakerSettings
 from bgp.wire.constants import Family
 from fib.model import Encap, Prefix, RemoteRoute, pack_addr, vtep_mac
 from fib.reconciler import FibConfig
+from ipam.lifecycle import Timing
 from podbgp import config as cfg
 from podbgp.config import Config, IPAMConfig, PeerOptions, Pool
 from podbgp.fibfeed import PoolTable
@@ -268,6 +269,13 @@ def cluster_id_file(config: Config) -> str:
 
 def uses_vxlan(config: Config) -> bool:
     return any(p.vxlan_mode is not Encap.NEVER for p in config.ipam.pools)
+
+
+def lifecycle_timing(config: Config) -> Timing:
+    """When a lapsed node is gone (graceful-restart time + grace) and removed (`ipam.lifecycle`)."""
+    restart = config.bgp.restart_time if config.bgp.enabled and config.bgp.graceful_restart else 0
+    gone = float(restart + config.ipam.node_gone_grace)
+    return Timing(gone_after=gone, remove_after=max(gone, float(config.ipam.node_gone_after)))
 
 
 def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:

@@ -128,6 +128,11 @@ def _dump_ipam(ipam: IPAMConfig) -> dict[str, Any]:
     return {
         "strict_affinity": ipam.strict_affinity,
         "max_blocks_per_node": ipam.max_blocks_per_node,
+        "node_lease_ttl": ipam.node_lease_ttl,
+        "node_gone_grace": ipam.node_gone_grace,
+        "node_gone_after": ipam.node_gone_after,
+        "leak_grace": ipam.leak_grace,
+        "leak_check_interval": ipam.leak_check_interval,
         "pool": [_dump_fields(p) for p in ipam.pools],
         "reservation": [
             {"name": r.name, "cidrs": [str(c) for c in r.cidrs]} for r in ipam.reservations

@@ -383,6 +383,12 @@ class IPAMConfig:
     max_blocks_per_node: int = 20
     pools: tuple[Pool, ...] = ()
     reservations: tuple[Reservation, ...] = ()
+    # Node lifecycle (ipam.lifecycle) and leak reclaim (ipam.leaks), in seconds.
+    node_lease_ttl: int = 15
+    node_gone_grace: int = 60
+    node_gone_after: int = 86400
+    leak_grace: int = 300
+    leak_check_interval: int = 30
 
 
 @dataclass(frozen=True, slots=True)

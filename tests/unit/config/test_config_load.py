@@ -75,7 +75,17 @@ DEFAULTS = {
         "create": False,
         "cluster_id_file": "",
     },
-    "ipam": {"strict_affinity": False, "max_blocks_per_node": 20, "pool": [], "reservation": []},
+    "ipam": {
+        "strict_affinity": False,
+        "max_blocks_per_node": 20,
+        "node_lease_ttl": 15,
+        "node_gone_grace": 60,
+        "node_gone_after": 86400,
+        "leak_grace": 300,
+        "leak_check_interval": 30,
+        "pool": [],
+        "reservation": [],
+    },
     "fib": {
         "enabled": True,
         "table": 254,

@@ -1,0 +1,103 @@
+"""The daemon's side of the node lifecycle (`ipam.lifecycle`) and of leak reclaim (`ipam.leaks`).
+
+* `Membership.hold` / `keep`: this node's lease, granted at start-up (after
+  the registry record is written) and renewed for as long as the daemon runs.
+  Never revoked on the way out: a stop is a restart until the lease and the
+  grace say otherwise.
+* `Membership.nodes`: the registry records of the nodes that are not gone,
+  after every change and whenever a lapsed node crosses a threshold; what the
+  daemon builds its mesh, VXLAN neighbour/FDB entries and (without BGP)
+  remote routes from. On the way it notes lapses (one CAS per lapse, the
+  first observer wins), logs each node going and coming back once, and, on
+  the reaper node, removes nodes lapsed for longer than ``node_gone_after``.
+* `Membership.housekeeping`: every ``ipam.leak_check_interval`` seconds, this
+  node's pods whose network namespace is gone are released
+  (`ipam.leaks.LeakTracker`); the reaper also finishes removals left half
+  done and repairs handles with no address (`ipam.consistency`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from ipam import Ipam, IpamError, Node
+from ipam.lifecycle import Lifecycle, Liveness, Member, Phase, present, reap, reaper
+from ipam.store import Store, StoreError
+from podbgp import wiring
+from podbgp.config import Config
+
+log = logging.getLogger("podbgp.ipam")
+
+
+class Membership:
+    """One daemon's lease, view of the cluster's nodes, and IPAM housekeeping."""
+
+    def __init__(
+        self, store: Store, ipam: Ipam, config: Config, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.lifecycle = Lifecycle(store, clock)
+        self.ipam = ipam
+        self.name = config.node.name
+        self.ttl = config.ipam.node_lease_ttl
+        self.timing = wiring.lifecycle_timing(config)
+        self.clock = clock
+        self.live: Liveness | None = None
+        self.members: dict[str, Member] = {}
+        self._gone: set[str] = set()
+        self.nodes_removed = 0
+
+    async def hold(self) -> None:
+        self.live = await self.lifecycle.hold(self.name, self.ttl)
+        log.info("node %s: holding lease %x (ttl %d s)", self.name, self.live.lease, self.ttl)
+
+    async def keep(self) -> None:
+        assert self.live is not None
+
+        def renewed(live: Liveness) -> None:
+            self.live = live
+
+        await self.lifecycle.keep(self.name, self.live, renewed)
+
+    async def nodes(self) -> AsyncIterator[dict[str, Node]]:
+        """The nodes to peer with and forward to (module docstring)."""
+        async for members in self.lifecycle.watch_timed(self.timing):
+            self.members = members
+            now = self.clock()
+            self._log_changes(members, now)
+            await self._note_lapses(members)
+            yield present(members, now, self.timing)
+            await self._reap(members)
+
+    def _log_changes(self, members: dict[str, Member], now: float) -> None:
+        gone = {n for n, m in members.items() if m.phase(now, self.timing) is Phase.GONE}
+        for name in sorted(gone - self._gone):
+            log.warning("node %s: lease lapsed more than %.0f s ago (graceful restart + "
+                        "node_gone_grace): taking it out of the mesh, forwarding entries "
+                        "and routes", name, self.timing.gone_after)  # fmt: skip
+        for name in sorted(self._gone - gone):
+            if name in members and members[name].live is not None:
+                log.info("node %s is back (lease held again)", name)
+        self._gone = gone
+
+    async def _note_lapses(self, members: dict[str, Member]) -> None:
+        for name, m in members.items():
+            if m.live is None and m.state.leased and m.state.lapsed_at is None:
+                if m.state.removed_at is not None:
+                    continue
+                try:
+                    if await self.lifecycle.mark_lapsed(name):
+                        log.info("node %s: lease lapsed (noted)", name)
+                except StoreError as exc:
+                    log.debug("node %s: noting the lapse: %s", name, exc)
+
+    async def _reap(self, members: dict[str, Member]) -> None:
+        if reaper(members, self.clock(), self.timing) != self.name:
+            return
+        try:
+            self.nodes_removed += len(
+                await reap(self.lifecycle, self.ipam, self.name, members, self.timing)
+            )
+        except (StoreError, IpamError) as exc:
+            log.warning("removing lapsed nodes: %s (tried again at the next change)", exc)
