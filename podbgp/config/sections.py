@@ -311,26 +311,15 @@ def _read_ipam(t: _Table) -> IPAMConfig | None:
             names.setdefault(r.name, i)
     if any(x is None for x in (*pools, *reservations)):
         t.failed = True
-    day = 86400
-    ttl = t.get("node_lease_ttl", int, d.node_lease_ttl, _int_range(1, 3600))
-    grace = t.get("node_gone_grace", int, d.node_gone_grace, _int_range(0, 30 * day))
-    gone_after = t.get("node_gone_after", int, d.node_gone_after, _int_range(1, 365 * day))
-    leak_grace = t.get("leak_grace", int, d.leak_grace, _int_range(0, 30 * day))
-    leak_every = t.get("leak_check_interval", int, d.leak_check_interval, _int_range(0, day))
-    return _done(
-        t,
-        lambda: IPAMConfig(
-            strict,
-            max_blocks,
-            tuple(p for p in pools if p),
-            tuple(r for r in reservations if r),
-            node_lease_ttl=ttl,
-            node_gone_grace=grace,
-            node_gone_after=gone_after,
-            leak_grace=leak_grace,
-            leak_check_interval=leak_every,
-        ),
-    )
+    timers = {k: t.get(k, int, getattr(d, k), _int_range(*r)) for k, r in _IPAM_TIMERS.items()}
+    return _done(t, lambda: IPAMConfig(strict, max_blocks, tuple(p for p in pools if p),
+                                       tuple(r for r in reservations if r), **timers))  # fmt: skip
+
+
+# Node lifecycle and leak reclaim (seconds) and their ranges.
+_IPAM_TIMERS = {"node_lease_ttl": (1, 3600), "node_gone_grace": (0, 30 * 86400),
+                "node_gone_after": (1, 365 * 86400), "leak_grace": (0, 30 * 86400),
+                "leak_check_interval": (0, 86400)}  # fmt: skip
 
 
 def _read_reservation(t: _Table) -> Reservation | None:
