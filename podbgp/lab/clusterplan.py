@@ -14,7 +14,9 @@ The racks are two subnets, so pods talk across them with VXLAN (CrossSubnet) and
 within one; every node also peers with its rack's ToR (a route collector: the node exports its
 blocks and imports nothing, so pod paths never depend on the ToR). Nodes are split evenly over
 the racks; the first `reflectors` nodes of each rack (two by default: six nodes are two
-reflectors and one client per rack) carry ``route-reflector = "true"``.
+reflectors and one client per rack) carry ``route-reflector = "true"``; with
+``bgp.route_reflector_group_label = "rack"`` a client peers with its own rack's reflectors
+only, and every in-cluster session carries TCP MD5 (``bgp.mesh_password``).
 
 `render_node_config` writes each node's full TOML (datastore, pools, peers).
 `expected_peers` says which sessions the labels call for; `tor_config` is each ToR's FRR.
@@ -51,6 +53,7 @@ MAX_NODES = 60
 RESTART_TIME = 10
 POD_NAMESPACE = "lab"
 LEGACY_POOL = "10.245.0.0/24"
+MESH_PASSWORD = "lab-mesh-key"
 LEGACY_NAMESPACE = "legacy"
 
 
@@ -199,6 +202,7 @@ def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
         f"connect_retry = {CONNECT_RETRY}",
         "mesh = true",
         f"restart_time = {RESTART_TIME}",
+        *_groups(),
     ]
     if node.reflector:
         lines.append(f"route_reflector_cluster_id = {_q(rack_cluster_id(node.rack))}")
@@ -237,6 +241,14 @@ def rack_cluster_id(rack: int) -> str:
     return f"10.99.{rack + 1}.253"
 
 
+def _groups() -> list[str]:
+    """Reflector groups by rack; TCP MD5 on every in-cluster session."""
+    return [
+        f"route_reflector_group_label = {_q(RACK_LABEL)}",
+        f"mesh_password = {_q(MESH_PASSWORD)}",
+    ]
+
+
 def _legacy_pool() -> list[str]:
     """The pool of namespace `legacy`'s pods: an old firewall matches them by this range."""
     return [
@@ -260,6 +272,7 @@ def render_resources(plan: ClusterPlan) -> str:
         f"connect_retry = {CONNECT_RETRY}",
         "mesh = true",
         f"restart_time = {RESTART_TIME}",
+        *_groups(),
         "",
         "[[pool]]",
         'name = "default"',

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from podbgp.config.schema import BGPConfig
 from podbgp.lab import cluster, lab
 from podbgp.lab.clusterplan import LEGACY_NAMESPACE, LEGACY_POOL, ClusterPlan, plan_cluster
 from podbgp.lab.netns import cleanup_prefix, have_netns, list_namespaces
@@ -133,8 +132,6 @@ def test_pods_of_namespace_legacy_get_the_legacy_pools_addresses(lab_cluster: Cl
 
 
 def test_sessions_are_what_the_labels_say(lab_cluster: Cluster) -> None:
-    if "route_reflector_group_label" not in BGPConfig.__dataclass_fields__:
-        pytest.skip("reflector groups by label (bgp.route_reflector_group_label) not landed")
     bad = cluster.wait_sessions(lab_cluster.plan, CONVERGE)
     assert not bad, bad
 
