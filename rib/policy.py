@@ -38,6 +38,7 @@ __all__ = [
     "NO_ADVERTISE",
     "NO_EXPORT",
     "NO_EXPORT_SUBCONFED",
+    "Decision",
     "Match",
     "Policy",
     "PolicyError",
@@ -98,6 +99,25 @@ class Verdict:
 
     attrs: PathAttributes
     next_hop: NextHopDirective = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a policy accepted or rejected one route: the deciding rule's index (None: the
+    policy's default, or ``local``'s only-ours rule) and a sentence saying so."""
+
+    policy: str
+    accepted: bool
+    rule: int | None
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "accepted": self.accepted,
+            "rule": self.rule,
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +270,26 @@ class Policy:
                     return None
                 return Verdict(rule.set.apply(attrs, local_as), rule.set.next_hop)
         return Verdict(attrs) if self.default_accept else None
+
+    def decide(
+        self,
+        family: Family,
+        key: bytes,
+        attrs: PathAttributes,
+        *,
+        local: bool = False,
+        peer: Address | None = None,
+    ) -> Decision:
+        """Which rule decides one route, for ``podbgp explain`` (``evaluate``'s readable twin,
+        held equal to it by tests/property/test_policy_decide.py)."""
+        if self.only_local and not local:
+            return Decision(self.name, False, None, "only routes originated here pass")
+        for i, rule in enumerate(self.rules):
+            if rule.match.matches(family, key, attrs, peer):
+                action = "accept" if rule.accept else "reject"
+                return Decision(self.name, rule.accept, i, f"rule[{i}] matches: {action}")
+        action = "accept" if self.default_accept else "reject"
+        return Decision(self.name, self.default_accept, None, f"no rule matches: default {action}")
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Policy:
