@@ -171,6 +171,9 @@ class Reconciler:
         self.stale: set[RouteKey] = set()
         self.failed: dict[RouteKey, int] = {}
         self.unroutable: set[Prefix] = set()
+        # Owned routes someone else deleted or changed, and when: the last drift per key
+        # (``route_state``; ``podbgp explain`` names a hand-deleted route it put back).
+        self.drifted: dict[RouteKey, tuple[float, str]] = {}
         self.dirty: set[RouteKey] = set()
         self.kernel_dirty: set[RouteKey] = set()  # dirty because the kernel changed under us
         self.need_resync = True
@@ -756,6 +759,7 @@ class Reconciler:
             return  # the echo of our own write, or nothing we would change
         if key in self.desired:
             self.counters.drift_events += 1
+            self.drifted[key] = (time.time(), "deleted" if event.deleted else "changed")
             self.kernel_dirty.add(key)
         self.dirty.add(key)
 
@@ -825,6 +829,24 @@ class Reconciler:
             },
             "counters": {name: getattr(self.counters, name) for name in Counters.__slots__},
             "routes": rows,
+        }
+
+    def route_state(self, prefix: Prefix) -> dict[str, Any]:
+        """One prefix's planned and installed route and how they compare (``podbgp explain``)."""
+        key = key_of(prefix)
+        want, have = self.desired.get(key), self.installed.get(key)
+        foreign = self.foreign.get(key)
+        return {
+            "desired": want.describe() if want else None,
+            "installed": have.describe() if have else None,
+            "foreign": foreign.describe() if foreign else None,
+            "state": "absent" if want is None and have is None else self._state(key, want, have),
+            "unroutable": prefix in self.unroutable,
+            "last_drift": (
+                None
+                if key not in self.drifted
+                else {"at": self.drifted[key][0], "what": self.drifted[key][1]}
+            ),
         }
 
     def _state(self, key: RouteKey, want: KernelRoute | None, have: KernelRoute | None) -> str:
