@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_run",
     "podbgp.cmd_check",
     "podbgp.cmd_show",
+    "podbgp.cmd_explain",
     "podbgp.cmd_drain",
     "podbgp.cmd_mrt",
     "podbgp.cmd_ipam",

@@ -61,7 +61,7 @@ from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, instance, mrt, wiring
+from podbgp import api, explain, instance, mrt, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -566,6 +566,7 @@ class Daemon:
             "node.drain": self._drain,
             "node.undrain": self._undrain,
             "mrt.dump": self._mrt_dump,
+            "explain": self._explain,
         }
 
     def _need_bgp(self) -> Any:
@@ -595,6 +596,20 @@ class Daemon:
         bgp = self._need_bgp()
         me = mrt.Identity(self.config.node.router_id, self.config.node.asn)
         return await mrt.dump_request(bgp.rib, me, args, asyncio.get_running_loop().time)
+
+    async def _explain(self, args: dict[str, Any]) -> Any:
+        target = api.arg_prefix(args, "target")
+        if target is None:
+            raise api.InvalidArgument("target: an address or a prefix is required")
+        parts = explain.Parts(
+            node=self.config.node.name,
+            ipam=self.ipam,
+            announced=self.announced,
+            rib=self.bgp.rib if self.bgp is not None else None,
+            reconciler=self.reconciler,
+            ipam_fault=None if self.store_fault is None else str(self.store_fault),
+        )
+        return await explain.explain(parts, target)
 
     async def _show_fib(self, args: dict[str, Any]) -> Any:
         if self.reconciler is None:
