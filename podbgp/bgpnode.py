@@ -39,6 +39,7 @@ from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
 from podbgp.topology import MeshPeer, cluster_peers
 from podbgp.wiring import (
+    mesh_family,
     mesh_options,
     peer_policy,
     peer_settings,
@@ -256,6 +257,7 @@ class BgpNode:
             mesh=b.mesh,
             group_label=b.route_reflector_group_label,
             rules=b.selected_peers,
+            family=mesh_family(self.config),
         )
         await self.set_mesh_peers(peers)
 

@@ -424,11 +424,13 @@ class Daemon:
         wanted: dict[IPNetwork, str] = {}
         for name, prefixes in self.node_blocks.items():
             node = self.nodes.get(name)
-            if name == self.config.node.name or node is None or not node.address:
+            if name == self.config.node.name or node is None:
                 continue
-            address = node_ip(node)
             for net in prefixes:
-                wanted[net] = address
+                # A block's next hop is the owner's underlay address of the block's family.
+                address = node_ip(node, net.version)
+                if address:
+                    wanted[net] = address
         self._set_remote_routes(self.remote_blocks, wanted)
         self.remote_blocks = wanted
         if self._registry_seen and self._blocks_seen:

@@ -36,11 +36,13 @@ def underlay_interface(address: str) -> str:
 
 
 def fib_node(config: Config, vtep_address: str = "") -> NodeInfo | None:
-    if config.node.address is None:
+    """The FIB's view of this node: its IPv4 underlay, or its IPv6 one when it has no IPv4
+    (an IPv6-only node)."""
+    iface = config.node.address or config.node.address6
+    if iface is None:
         return None
-    ip = str(config.node.address.ip)
-    return NodeInfo.parse(config.node.name, str(config.node.address),
-                          underlay_interface(ip), vtep_address)  # fmt: skip
+    return NodeInfo.parse(config.node.name, str(iface),
+                          underlay_interface(str(iface.ip)), vtep_address)  # fmt: skip
 
 
 def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:

@@ -80,10 +80,18 @@ def peer_settings(
     )
 
 
+def mesh_family(config: Config) -> int:
+    """The IP version the node's mesh and reflector sessions run over: IPv4 when the node
+    has an IPv4 address (IPv6 routes ride along with their IPv6 next hop, RFC 4760 §3),
+    IPv6 in an IPv6-only cluster."""
+    return 4 if config.node.address is not None else 6
+
+
 def mesh_options(config: Config, m: MeshPeer) -> PeerOptions:
     """A registry-derived peer's options. Mesh and reflection: `[bgp]`'s, both policies
-    `all` (iBGP rules and reflection decide what actually goes), IPv6 only when the node
-    has an address6, `bgp.mesh_password`. A peer_selector rule's: its own, with the
+    `all` (iBGP rules and reflection decide what actually goes), each family the node has
+    an address of (IPv4 unicast needs an IPv4 next hop, RFC 4271 §5.1.3; IPv6 an IPv6 one,
+    RFC 2545 §3), `bgp.mesh_password`. A peer_selector rule's: its own, with the
     chosen node's AS and the dial direction, `bgp.mesh_password` unless it sets one."""
     b = config.bgp
     if m.rule is not None:
@@ -91,7 +99,9 @@ def mesh_options(config: Config, m: MeshPeer) -> PeerOptions:
         return dataclasses.replace(
             m.rule, asn=m.asn, passive=m.passive, password=m.rule.password or b.mesh_password
         )
-    families = [Family.IPV4_UNICAST] + ([Family.IPV6_UNICAST] if config.node.address6 else [])
+    node = config.node
+    families = [f for f, a in ((Family.IPV4_UNICAST, node.address),
+                               (Family.IPV6_UNICAST, node.address6)) if a is not None]  # fmt: skip
     return PeerOptions(
         asn=m.asn,
         passive=m.passive,

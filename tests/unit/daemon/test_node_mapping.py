@@ -329,6 +329,37 @@ def test_wiring_maps_bgp_and_rib_settings() -> None:
     assert mesh.families == (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
 
 
+IPV6_ONLY = """
+[node]
+name = "n6"
+asn = 64512
+router_id = "10.0.0.6"
+address6 = "fd00::6/64"
+[[ipam.pool]]
+cidr = "fd00:10:244::/56"
+"""
+
+
+def test_an_ipv6_only_node_meshes_over_ipv6_with_ipv6_unicast_only() -> None:
+    """Before, the mesh was always built from IPv4 addresses (an IPv6-only node had no
+    peers), mesh sessions asked for IPv4 unicast without an IPv4 next hop to give, and the
+    FIB had no node (no remote route was ever planned)."""
+    from bgp.wire.constants import Family
+    from podbgp.node import fib_node
+    from podbgp.topology import MeshPeer
+    from podbgp.wiring import mesh_family, mesh_options
+
+    cfg = load_config_text(IPV6_ONLY)
+    assert mesh_family(cfg) == 6
+    assert mesh_family(load_config_text(WIRED)) == 4  # dual stack: over IPv4
+    opts = mesh_options(cfg, MeshPeer("m", "fd00::7", 64512, False, False))
+    assert opts.families == (Family.IPV6_UNICAST,)
+    node = fib_node(cfg)
+    assert node is not None
+    assert (node.address, node.prefixlen) == (ipaddress.ip_address("fd00::6").packed, 64)
+    assert node.same_subnet(ipaddress.ip_address("fd00::9").packed)
+
+
 def test_every_logger_of_the_daemon_has_a_part_to_set_its_level() -> None:
     """Each `podbgp.<part>` logger in the code can be set with `--log-level part=...`."""
     import re
