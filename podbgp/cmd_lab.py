@@ -13,9 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from podbgp.lab.labplan import (
+    DEFAULT_FAMILY,
     DEFAULT_OPTION,
     DEFAULT_PREFIX,
     DEFAULT_STATE_DIR,
+    FAMILIES,
     OPTIONS,
     PlanError,
     plan_lab,
@@ -55,7 +57,12 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     _say("\n== BGP sessions\n" + lab.sessions_report(state))
     _say("\n== podbgp routes in each node's kernel (proto 80)\n" + lab.routes_report(state))
-    _say("\n== ping matrix (row pings column)\n" + lab.format_matrix(state, matrix))
+    if args.family == "dual":  # one table per family: which one fails, if one does
+        for v in (4, 6):
+            per = lab.ping_matrix(state, version=v)
+            _say(f"\n== IPv{v} ping matrix (row pings column)\n" + lab.format_matrix(state, per))
+    else:
+        _say("\n== ping matrix (row pings column)\n" + lab.format_matrix(state, matrix))
     if not all(matrix.values()):
         print("podbgp lab: some pods cannot reach each other; logs are in "
               f"{state.state_dir}", file=sys.stderr)  # fmt: skip
@@ -71,8 +78,8 @@ def _segment_up(args: argparse.Namespace) -> Up:
     """The one-segment lab of `--option` (`podbgp.lab.lab`)."""
     from podbgp.lab import lab
 
-    plan = plan_lab(args.option, 3 if args.nodes is None else args.nodes, args.pods_per_node, args.prefix,
-                    args.state_dir, args.nat_outgoing)  # fmt: skip
+    plan = plan_lab(args.option, 3 if args.nodes is None else args.nodes, args.pods_per_node,
+                    args.prefix, args.state_dir, args.nat_outgoing, args.family)  # fmt: skip
     return lambda: lab.up(plan, replace=args.demo, out=_say, converge_timeout=args.timeout)
 
 
@@ -81,8 +88,8 @@ def _cluster_up(args: argparse.Namespace) -> Up:
     from podbgp.lab import cluster
     from podbgp.lab.clusterplan import plan_cluster
 
-    if args.option != DEFAULT_OPTION or args.nat_outgoing:
-        raise PlanError("--option and --nat-outgoing are for --topology segment")
+    if args.option != DEFAULT_OPTION or args.nat_outgoing or args.family != DEFAULT_FAMILY:
+        raise PlanError("--option, --family and --nat-outgoing are for --topology segment")
     plan = plan_cluster(
         6 if args.nodes is None else args.nodes, args.pods_per_node, args.prefix, args.state_dir
     )
@@ -119,6 +126,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--option", default=DEFAULT_OPTION, choices=list(OPTIONS),
                     help="networking option: " + "; ".join(
                         f"{name}: {opt.summary}" for name, opt in OPTIONS.items()))  # fmt: skip
+    up.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES),
+                    help="pod and node addresses: ipv4, ipv6 (IPv6-only) or dual (one "
+                         f"address of each family per pod); default {DEFAULT_FAMILY}")  # fmt: skip
     up.add_argument("--topology", default="segment", choices=("segment", "cluster"),
                     help="segment: the nodes of --option on one or two subnets; cluster: two "
                     "racks with an FRR ToR each, 3 etcd members, reflectors chosen by label")  # fmt: skip

@@ -107,16 +107,18 @@ class TrialResult:
 
 def probes_for(state: lab.LabState, victim: str) -> list[Probe]:
     """Every pod elsewhere to every pod of the victim, and each victim pod to one pod of
-    every other node."""
+    every other node; to each address of the destination (both families when dual)."""
     pods = state.pods
     mine = [p for p in pods if p["node"] == victim]
     others = [p for p in pods if p["node"] != victim]
-    out = [Probe(a["name"], b["name"], a["ns"], b["ip"]) for a in others for b in mine]
     first_of: dict[str, dict[str, Any]] = {}
     for p in others:
         first_of.setdefault(p["node"], p)
-    out += [Probe(a["name"], b["name"], a["ns"], b["ip"]) for a in mine for b in first_of.values()]
-    return out
+    pairs = [(a, b) for a in others for b in mine] + [
+        (a, b) for a in mine for b in first_of.values()
+    ]
+    return [Probe(a["name"], b["name"], a["ns"], addr)
+            for a, b in pairs for addr in lab.pod_addresses(b)]  # fmt: skip
 
 
 def sessions_up(plan: LabPlan, state: lab.LabState, node: str) -> bool | None:
@@ -195,7 +197,8 @@ def restart_trial(
     probes = probes_for(state, node)
     if from_tor:
         tor = plan.ns("tor")
-        probes += [Probe("tor", p["name"], tor, p["ip"]) for p in state.pods if p["node"] == node]
+        mine = [p for p in state.pods if p["node"] == node]
+        probes += [Probe("tor", p["name"], tor, a) for p in mine for a in lab.pod_addresses(p)]
     ready: float | None
     back: float | None
     blocks = victim_blocks(state, node)

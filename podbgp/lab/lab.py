@@ -41,18 +41,31 @@ from podbgp.lab.labplan import (
     DEFAULT_PREFIX,
     DEFAULT_STATE_DIR,
     EXTERNAL,
+    EXTERNAL6,
     OPTIONS,
     POOL,
+    POOL6,
     TOR_ASN,
     LabPlan,
     NodePlan,
     render_node_config,
     tor_address,
+    tor_address6,
+)
+from podbgp.lab.matrix import (
+    PingResult,
+    format_matrix,
+    ping_matrix,
+    ping_pairs,
+    pod_addresses,
+    wait_matrix,
 )
 from podbgp.lab.netns import IP, Netns, cleanup_prefix, list_namespaces, new_netns, veth
 from podbgp.lab.pods import add_pod, cni_plugin, init_datastore
 from podbgp.lab.shell import LabError, Unsupported, run
 
+__all__ = ["PingResult", "format_matrix", "ping_matrix", "ping_pairs", "pod_addresses",
+           "wait_matrix"]  # fmt: skip
 STATE_FILE = "lab.json"
 
 
@@ -96,6 +109,7 @@ class LabState:
     prefix: str
     state_dir: str
     option: str = ""
+    family: str = "ipv4"
     status: str = "building"  # building | up | failed
     nodes: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
@@ -127,14 +141,20 @@ class LabState:
 def build_tor(plan: LabPlan) -> Netns:
     """The switch/router namespace: one bridge per subnet, routing between them."""
     tor = new_netns(plan.ns("tor"))
-    tor.sysctl("net.ipv4.ip_forward=1")
+    tor.sysctl("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
     for s, subnet in enumerate(plan.subnets):
         br = f"br{s}"
         tor.ip("link", "add", br, "type", "bridge")
         plen = subnet.split("/")[1]
         tor.ip("addr", "add", f"{tor_address(s)}/{plen}", "dev", br)
+        if plan.v6:
+            # nodad: the address is usable at once, not after duplicate address detection.
+            plen6 = plan.subnets6[s].split("/")[1]
+            tor.ip("addr", "add", f"{tor_address6(s)}/{plen6}", "dev", br, "nodad")
         tor.ip("link", "set", br, "up")
     tor.ip("addr", "add", f"{EXTERNAL}/32", "dev", "lo")
+    if plan.v6:
+        tor.ip("addr", "add", f"{EXTERNAL6}/128", "dev", "lo", "nodad")
     return tor
 
 
@@ -142,11 +162,15 @@ def build_node(plan: LabPlan, tor: Netns, node: NodePlan) -> Netns:
     ns = new_netns(plan.ns(node.name))
     veth(ns, "eth0", tor, node.name)
     tor.ip("link", "set", node.name, "master", f"br{node.subnet}")
-    ns.ip("addr", "add", node.address, "dev", "eth0")
-    # The default route via the ToR also gives proxy ARP for 169.254.1.1 a route to answer
-    # with (RECIPES.md §11 pitfall), and reaches the other subnet and EXTERNAL.
-    ns.ip("route", "add", "default", "via", node.gateway)
-    ns.sysctl("net.ipv4.ip_forward=1")
+    if node.address:
+        ns.ip("addr", "add", node.address, "dev", "eth0")
+        # The default route via the ToR also gives proxy ARP for 169.254.1.1 a route to
+        # answer with (RECIPES.md §11 pitfall), and reaches the other subnet and EXTERNAL.
+        ns.ip("route", "add", "default", "via", node.gateway)
+    if node.address6:
+        ns.ip("addr", "add", node.address6, "dev", "eth0", "nodad")
+        ns.ip("-6", "route", "add", "default", "via", node.gateway6)
+    ns.sysctl("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
     return ns
 
 
@@ -163,12 +187,21 @@ def start_tor_bgp(plan: LabPlan, tor: Netns) -> list[int]:
     cfg = BgpConfig(
         asn=TOR_ASN,
         router_id=tor_address(0),
-        listen_ranges=[ListenRange(s, None) for s in plan.subnets],
+        listen_ranges=tor_listen_ranges(plan, ListenRange),
         hostname="tor",
     )
     frr = Frr(tor, plan.state_dir / "tor-frr", cfg)
     frr.start()
     return [p.pid for p in frr.procs]
+
+
+def tor_listen_ranges(plan: LabPlan, cls: Any) -> list[Any]:
+    """The ToR's listen ranges (`peers.ListenRange`): the node subnets of the family the
+    sessions run over, carrying the lab's families (both over IPv4 in a dual lab)."""
+    if plan.family == "ipv6":
+        return [cls(s, None, families=("ipv6",)) for s in plan.subnets6]
+    families = ("ipv4", "ipv6") if plan.v6 else ("ipv4",)
+    return [cls(s, None, families=families) for s in plan.subnets]
 
 
 def write_config(plan: LabPlan, node: NodePlan) -> Path:
@@ -218,70 +251,6 @@ def wait_control(
 
 
 # -- checks -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PingResult:
-    src: str
-    dst: str
-    ok: bool
-
-
-def ping_pairs(
-    pairs: Sequence[tuple[str, str, str]], wait: float = 1.0, parallel: int = 64
-) -> list[PingResult]:
-    """One ICMP echo per (src namespace, dst name, dst address), run `parallel` at a time."""
-    results: list[PingResult] = []
-    for i in range(0, len(pairs), parallel):
-        chunk = pairs[i : i + parallel]
-        procs = [
-            subprocess.Popen(
-                [IP, "netns", "exec", ns, "ping", "-n", "-q", "-c1", f"-W{wait:g}", addr],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for ns, _, addr in chunk
-        ]
-        for (ns, dst, _), proc in zip(chunk, procs, strict=True):
-            results.append(PingResult(ns, dst, proc.wait(timeout=wait + 10) == 0))
-    return results
-
-
-def ping_matrix(state: LabState, wait: float = 1.0) -> dict[tuple[str, str], bool]:
-    """Every pod pings every other pod: {(src pod, dst pod): ok}."""
-    by_ns = {p["ns"]: p["name"] for p in state.pods}
-    pairs = [(a["ns"], b["name"], b["ip"]) for a in state.pods for b in state.pods if a is not b]
-    return {(by_ns[r.src], r.dst): r.ok for r in ping_pairs(pairs, wait)}
-
-
-def wait_matrix(
-    state: LabState, timeout: float, progress: Callable[[str], None] | None = None
-) -> dict[tuple[str, str], bool]:
-    """Ping until every pair answers or `timeout` passes; returns the last matrix."""
-    deadline = time.monotonic() + timeout
-    while True:
-        matrix = ping_matrix(state)
-        bad = sum(not ok for ok in matrix.values())
-        if not bad or time.monotonic() > deadline:
-            return matrix
-        if progress:
-            progress(f"waiting for convergence: {bad} of {len(matrix)} pod pairs not answering")
-        time.sleep(0.5)
-
-
-def format_matrix(state: LabState, matrix: dict[tuple[str, str], bool]) -> str:
-    names = [p["name"] for p in state.pods]
-    width = max(len(n) for n in names)
-    lines = [" " * width + "  " + " ".join(n.rjust(width) for n in names)]
-    for a in names:
-        cells = []
-        for b in names:
-            mark = "·" if a == b else ("✓" if matrix.get((a, b)) else "✗")
-            cells.append(mark.rjust(width))
-        lines.append(a.ljust(width) + "  " + " ".join(cells))
-    ok = sum(matrix.values())
-    lines.append(f"{ok}/{len(matrix)} pod pairs reachable")
-    return "\n".join(lines)
-
-
 def expected_sessions(plan: LabPlan, node: NodePlan) -> int:
     bgp = plan.option.bgp
     n = len(plan.nodes)
@@ -319,9 +288,12 @@ def wait_sessions(plan: LabPlan, state: LabState, timeout: float) -> None:
     raise LabError(f"BGP sessions not Established after {timeout}s on {', '.join(pending)}")
 
 
-def kernel_routes(ns: str, proto: str = "80") -> list[str]:
-    out = run([IP, "-n", ns, "-4", "route", "show", "proto", proto], check=False)
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def kernel_routes(ns: str, proto: str = "80", versions: Sequence[int] = (4,)) -> list[str]:
+    lines: list[str] = []
+    for v in versions:
+        out = run([IP, "-n", ns, f"-{v}", "route", "show", "proto", proto], check=False)
+        lines += [line.strip() for line in out.splitlines() if line.strip()]
+    return lines
 
 
 # -- life cycle ---------------------------------------------------------------------------
@@ -354,7 +326,8 @@ def prepare(plan: LabPlan, replace: bool = False, out: Printer = print) -> LabSt
     if why:
         raise Unsupported(why)
     _prepare_state_dir(plan, replace, out)
-    state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=plan.option.name)
+    state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=plan.option.name,
+                     family=plan.family)  # fmt: skip
     state.save()
     out(f"creating the datastore {plan.datastore} (as `podbgp datastore init` does)")
     asyncio.run(init_datastore(plan))
@@ -410,11 +383,14 @@ def build_network(plan: LabPlan, state: LabState) -> Netns:
     """The ToR and the nodes (no processes yet), recorded in `state`; returns the ToR."""
     tor = build_tor(plan)
     state.tor = {"ns": tor.name, "addresses": [tor_address(i) for i in range(len(plan.subnets))],
+                 "addresses6": [tor_address6(i) for i in range(len(plan.subnets6))],
                  "asn": TOR_ASN if plan.option.needs_tor_bgp else None}  # fmt: skip
     state.save()
     for node in plan.nodes:
         build_node(plan, tor, node)
-        state.nodes.append({"name": node.name, "ns": plan.ns(node.name), "address": node.address,
+        state.nodes.append({"name": node.name, "ns": plan.ns(node.name),
+                            "address": node.address or node.address6,
+                            "address6": node.address6,
                             "asn": node.asn, "config": str(plan.config_path(node.name)),
                             "socket": str(plan.socket_path(node.name)),
                             "log": str(plan.state_dir / f"{node.name}.log"),
@@ -487,11 +463,12 @@ def sessions_report(state: LabState) -> str:
 
 def routes_report(state: LabState) -> str:
     parts = []
+    versions = _versions(state)
     for node in state.nodes:
-        routes = kernel_routes(node["ns"])
+        routes = kernel_routes(node["ns"], versions=versions)
         parts.append(f"{node['name']}\n" + _indent("\n".join(routes) or "(none)"))
     if state.tor.get("asn"):
-        routes = [r for r in kernel_routes(state.tor["ns"], "bgp") if _in_pool(r)]
+        routes = [r for r in kernel_routes(state.tor["ns"], "bgp", versions) if _in_pool(r)]
         parts.append("tor (FRR)\n" + _indent("\n".join(routes) or "(none)"))
     return "\n".join(parts)
 
@@ -503,8 +480,13 @@ def _in_pool(route: str) -> bool:
         net = ipaddress.ip_network(route.split()[0])
     except ValueError:
         return False
-    pool = ipaddress.IPv4Network(POOL)
-    return isinstance(net, ipaddress.IPv4Network) and net.subnet_of(pool)
+    if isinstance(net, ipaddress.IPv4Network):
+        return net.subnet_of(ipaddress.IPv4Network(POOL))
+    return net.subnet_of(ipaddress.IPv6Network(POOL6))
+
+
+def _versions(state: LabState) -> tuple[int, ...]:
+    return {"ipv4": (4,), "ipv6": (6,), "dual": (4, 6)}.get(state.family, (4,))
 
 
 def _indent(text: str) -> str:
@@ -520,14 +502,15 @@ def status_report(state_dir: str | Path, prefix: str) -> tuple[str, bool]:
             return (f"no lab state in {state_dir}, but {len(names)} namespaces named {prefix}* "
                     "are left over; `podbgp lab down` removes them", True)  # fmt: skip
         return (f"no lab is up (state dir {state_dir})", False)
-    lines = [f"lab {state.prefix}* option {state.option}: {state.status}, "
+    lines = [f"lab {state.prefix}* option {state.option} family {state.family}: {state.status}, "
              f"{len(state.nodes)} nodes, {len(state.pods)} pods, state {state.state_dir}"]  # fmt: skip
     for node in state.nodes:
         pid = state.pids.get(node["name"], 0)
         running = "running" if pid and alive(pid) else "NOT running"
         lines.append(f"  {node['name']:<4} {node['address']:<16} podbgp pid {pid} {running}")
     for pod in state.pods:
-        lines.append(f"  {pod['name']:<8} {pod['ip']:<15} on {pod['node']} ({pod['via']})")
+        addrs = " ".join(f"{a:<15}" for a in pod_addresses(pod))
+        lines.append(f"  {pod['name']:<8} {addrs} on {pod['node']} ({pod['via']})")
     missing = {n["ns"] for n in state.nodes} - set(names)
     if missing:
         lines.append(f"  missing namespaces: {', '.join(sorted(missing))}")
@@ -554,7 +537,8 @@ def next_steps(state: LabState) -> str:
         f"  ip netns exec {n1['ns']} ip route",
     ]
     if p is not None and state.pods:
-        lines.append(f"  ip netns exec {state.pods[0]['ns']} ping -c3 {p['ip']}")
+        for addr in pod_addresses(p):
+            lines.append(f"  ip netns exec {state.pods[0]['ns']} ping -c3 {addr}")
     where = ""
     if state.prefix != DEFAULT_PREFIX:
         where += f" --prefix {state.prefix}"
@@ -569,10 +553,13 @@ def diagnostics(state: LabState, log_lines: int = 20) -> str:
     parts = []
     for node in state.nodes:
         ns = node["ns"]
-        cmds = [[IP, "-n", ns, "-4", "route", "show", "proto", "80"],
-                [IP, "-n", ns, "-4", "route", "show", "proto", "81"],
-                [IP, "-n", ns, "neigh", "show", "dev", "vxlan.podbgp"],
-                ["bridge", "-n", ns, "fdb", "show", "dev", "vxlan.podbgp"]]  # fmt: skip
+        cmds = [
+            [IP, "-n", ns, f"-{v}", "route", "show", "proto", proto]
+            for v in _versions(state)
+            for proto in ("80", "81")
+        ]
+        cmds += [[IP, "-n", ns, "neigh", "show", "dev", "vxlan.podbgp"],
+                 ["bridge", "-n", ns, "fdb", "show", "dev", "vxlan.podbgp"]]  # fmt: skip
         out = [f"== {node['name']}"]
         for cmd in cmds:
             text = run(cmd, check=False).strip()

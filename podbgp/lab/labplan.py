@@ -15,6 +15,16 @@ The options are the networking choices of DESIGN.md's table:
 * ``vxlan-crosssubnet`` -- nodes on two subnets routed by the ToR; BGP mesh; VXLAN only
   between subnets.
 * ``ipip`` / ``ipip-crosssubnet`` -- the same with IP-in-IP (needs the kernel's ``ipip``).
+
+Each option runs in one of three address families (``--family``):
+
+* ``ipv4`` -- IPv4 underlay, one IPv4 pool (the default);
+* ``ipv6`` -- IPv6-only: IPv6 underlay (``node.address6``), one IPv6 pool of /122 blocks,
+  BGP sessions over IPv6 carrying IPv6 unicast only;
+* ``dual`` -- both underlays and both pools, every pod one address of each family; the BGP
+  sessions run over IPv4 and carry both families, IPv6 routes with the node's global IPv6
+  address as next hop (RFC 4760 §3: the MP_REACH next hop is of the NLRI's family), the way
+  FRR and BIRD exchange IPv6 routes over an IPv4 session.
 """
 
 from __future__ import annotations
@@ -34,6 +44,13 @@ TOR_ASN = 65000
 SUBNETS = ("10.99.1.0/24", "10.99.2.0/24")
 # An address outside every pool and node subnet, on the ToR: the "internet" for nat_outgoing.
 EXTERNAL = "203.0.113.1"
+# The IPv6 counterparts: a /56 pool of /122 blocks (CONFIG.md's IPv6 default), two /64s.
+POOL6 = "fd00:10:244::/56"
+BLOCK_SIZE6 = 122
+SUBNETS6 = ("fd00:99:1::/64", "fd00:99:2::/64")
+EXTERNAL6 = "2001:db8:203::1"
+FAMILIES = ("ipv4", "ipv6", "dual")
+DEFAULT_FAMILY = "ipv4"
 MAX_NODES = 50
 MAX_PODS = 20
 # BGP timers small enough for a lab that converges in seconds (hold 9 / keepalive 3).
@@ -124,17 +141,33 @@ class NodePlan:
     name: str  # short name, e.g. "n1"; the namespace is PREFIX + name
     index: int  # 1-based
     asn: int
-    address: str  # with prefix length, e.g. "10.99.1.1/24"
-    subnet: int  # index into SUBNETS
+    address: str  # with prefix length, e.g. "10.99.1.1/24"; "" in an IPv6-only lab
+    subnet: int  # index into SUBNETS (and SUBNETS6)
     route_reflector: bool = False
+    address6: str = ""  # e.g. "fd00:99:1::1/64"; "" in an IPv4-only lab
+    router_id: str = ""  # the IPv4 address the node has (or would have: IPv6-only)
 
     @property
     def ip(self) -> str:
-        return str(ipaddress.ip_interface(self.address).ip)
+        """The IPv4 address ("" in an IPv6-only lab)."""
+        return str(ipaddress.ip_interface(self.address).ip) if self.address else ""
+
+    @property
+    def ip6(self) -> str:
+        return str(ipaddress.ip_interface(self.address6).ip) if self.address6 else ""
+
+    @property
+    def session_ip(self) -> str:
+        """Where its BGP sessions run: IPv4 when it has IPv4, else IPv6."""
+        return self.ip or self.ip6
 
     @property
     def gateway(self) -> str:
         return tor_address(self.subnet)
+
+    @property
+    def gateway6(self) -> str:
+        return tor_address6(self.subnet)
 
 
 @dataclass(frozen=True)
@@ -158,6 +191,23 @@ class LabPlan:
     pods: tuple[PodPlan, ...]
     nat_outgoing: bool = False
     subnets: tuple[str, ...] = field(default=SUBNETS[:1])
+    family: str = DEFAULT_FAMILY
+
+    @property
+    def v4(self) -> bool:
+        return self.family != "ipv6"
+
+    @property
+    def v6(self) -> bool:
+        return self.family != "ipv4"
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(v for v, on in ((4, self.v4), (6, self.v6)) if on)
+
+    @property
+    def subnets6(self) -> tuple[str, ...]:
+        return SUBNETS6[: len(self.subnets)] if self.v6 else ()
 
     def ns(self, short: str) -> str:
         return self.prefix + short
@@ -188,6 +238,11 @@ def tor_address(subnet: int) -> str:
     return str(net.network_address + 254)
 
 
+def tor_address6(subnet: int) -> str:
+    net = ipaddress.ip_network(SUBNETS6[subnet])
+    return str(net.network_address + 254)
+
+
 def plan_lab(
     option: str = DEFAULT_OPTION,
     nodes: int = 3,
@@ -195,10 +250,18 @@ def plan_lab(
     prefix: str = DEFAULT_PREFIX,
     state_dir: str | Path = DEFAULT_STATE_DIR,
     nat_outgoing: bool = False,
+    family: str = DEFAULT_FAMILY,
 ) -> LabPlan:
     """The lab for `option`: N nodes split over one or two subnets, K pods each."""
     if option not in OPTIONS:
         raise PlanError(f"unknown option {option!r}; choose one of {', '.join(OPTIONS)}")
+    if family not in FAMILIES:
+        raise PlanError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if OPTIONS[option].encap == "ipip" and family != "ipv4":
+        # RFC 2003 encapsulates IPv4 in IPv4; IPv6 pods would need another tunnel (sit or
+        # ip6tnl), which podbgp does not build: VXLAN carries both families.
+        raise PlanError(f"option {option} carries IPv4 only (IP-in-IP, RFC 2003); "
+                        f"for --family {family} choose vxlan or vxlan-crosssubnet")  # fmt: skip
     if not 1 <= nodes <= MAX_NODES:
         raise PlanError(f"--nodes must be 1..{MAX_NODES}, not {nodes}")
     if not 1 <= pods_per_node <= MAX_PODS:
@@ -213,15 +276,20 @@ def plan_lab(
     for i in range(1, nodes + 1):
         subnet = 1 if opt.two_subnets and i > first_subnet else 0
         net = ipaddress.ip_network(SUBNETS[subnet])
+        net6 = ipaddress.ip_network(SUBNETS6[subnet])
+        address = f"{net.network_address + i}/{net.prefixlen}"
+        address6 = f"{net6.network_address + i}/{net6.prefixlen}"
         asn = TOR_ASN + i if opt.bgp == "tor" else CLUSTER_ASN
         node_plans.append(
             NodePlan(
                 name=f"n{i}",
                 index=i,
                 asn=asn,
-                address=f"{net.network_address + i}/{net.prefixlen}",
+                address=address if family != "ipv6" else "",
                 subnet=subnet,
                 route_reflector=opt.bgp == "rr" and i == 1,
+                address6=address6 if family != "ipv4" else "",
+                router_id=str(net.network_address + i),
             )
         )
     pods = tuple(
@@ -235,6 +303,7 @@ def plan_lab(
         pods=pods,
         nat_outgoing=nat_outgoing,
         subnets=SUBNETS if opt.two_subnets else SUBNETS[:1],
+        family=family,
     )
 
 
@@ -251,15 +320,18 @@ def render_node_config(plan: LabPlan, node: NodePlan) -> str:
         "[node]",
         f"name = {_q(node.name)}",
         f"asn = {node.asn}",
-        f"address = {_q(node.address)}",
-        "",
-        "[bgp]",
+        f"router_id = {_q(node.router_id)}",
     ]
+    if node.address:
+        lines.append(f"address = {_q(node.address)}")
+    if node.address6:
+        lines.append(f"address6 = {_q(node.address6)}")
+    lines += ["", "[bgp]"]
     if opt.bgp == "none":
         lines.append("enabled = false")
     else:
         lines += [
-            f"listen = [{_q(node.ip)}]",
+            f"listen = [{', '.join(_q(a) for a in (node.ip, node.ip6) if a)}]",
             f"hold_time = {HOLD_TIME}",
             f"keepalive = {KEEPALIVE}",
             f"connect_retry = {CONNECT_RETRY}",
@@ -269,21 +341,25 @@ def render_node_config(plan: LabPlan, node: NodePlan) -> str:
             "restart_time = 30",
         ]
         if node.route_reflector:
-            lines.append(f"route_reflector_cluster_id = {_q(node.ip)}")
+            lines.append(f"route_reflector_cluster_id = {_q(node.router_id)}")
         if opt.bgp == "tor":
-            lines += [
-                "",
-                "[[bgp.peer]]",
-                f"address = {_q(node.gateway)}",
-                f"asn = {TOR_ASN}",
-                'families = ["ipv4"]',
-                'export = "local"',
-            ]
+            lines += _tor_peer_lines(plan, node)
     lines += ["", "[datastore]", 'kind = "sqlite"', f"path = {_q(str(plan.datastore))}"]
-    lines += ["", "[[ipam.pool]]", f"cidr = {_q(POOL)}", f"block_size = {BLOCK_SIZE}"]
-    if opt.encap:
-        lines.append(f"{opt.encap}_mode = {_q(opt.mode)}")
-    lines.append(f"nat_outgoing = {'true' if plan.nat_outgoing else 'false'}")
+    for cidr, size in ((POOL, BLOCK_SIZE), (POOL6, BLOCK_SIZE6)):
+        if (":" in cidr and not plan.v6) or ("." in cidr and not plan.v4):
+            continue
+        lines += ["", "[[ipam.pool]]", f"cidr = {_q(cidr)}", f"block_size = {size}"]
+        if opt.encap:
+            lines.append(f"{opt.encap}_mode = {_q(opt.mode)}")
+        lines.append(f"nat_outgoing = {'true' if plan.nat_outgoing else 'false'}")
     lines += ["", "[fib]", "enabled = true"]
     lines += ["", "[api]", f"socket = {_q(str(plan.socket_path(node.name)))}", 'metrics = ""']
     return "\n".join(lines) + "\n"
+
+
+def _tor_peer_lines(plan: LabPlan, node: NodePlan) -> list[str]:
+    """The eBGP session to the ToR: over IPv4 (both families in a dual lab), or over IPv6."""
+    families = {"ipv4": '["ipv4"]', "dual": '["ipv4", "ipv6"]', "ipv6": '["ipv6"]'}
+    address = node.gateway6 if plan.family == "ipv6" else node.gateway
+    return ["", "[[bgp.peer]]", f"address = {_q(address)}", f"asn = {TOR_ASN}",
+            f"families = {families[plan.family]}", 'export = "local"']  # fmt: skip

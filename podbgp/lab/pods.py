@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from podbgp.lab.netns import IP, Netns, new_netns
 from podbgp.lab.shell import LabError, run
 
 GATEWAY = "169.254.1.1"  # the pods' default gateway, answered by proxy ARP on the node
+GATEWAY6 = "fe80::ecee:eeff:feee:eeee"  # the link-local address of the node's veth end
 CNI_VERSION = "1.0.0"
 
 
@@ -97,11 +99,21 @@ def cni_call(
 
 
 def result_ip(result: dict[str, Any]) -> str:
+    """The pod's IPv4 address from a CNI result."""
+    return result_ips(result, (4,))[4]
+
+
+def result_ips(result: dict[str, Any], versions: Sequence[int]) -> dict[int, str]:
+    """The pod's address of each IP version in `versions` from a CNI result (SPEC.md
+    §"Success": ``ips``), one per version, or a LabError naming what is missing."""
+    found: dict[int, str] = {}
     for ip in result.get("ips", []):
-        addr = str(ip.get("address", ""))
-        if "." in addr:
-            return addr.split("/")[0]
-    raise LabError(f"the CNI result has no IPv4 address: {result}")
+        addr = str(ip.get("address", "")).split("/")[0]
+        found.setdefault(6 if ":" in addr else 4, addr)
+    missing = [f"IPv{v}" for v in versions if v not in found]
+    if missing:
+        raise LabError(f"the CNI result has no {' or '.join(missing)} address: {result}")
+    return found
 
 
 async def init_datastore(plan: LabPlan) -> str:
@@ -116,7 +128,7 @@ async def init_datastore(plan: LabPlan) -> str:
         await store.close()
 
 
-async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
+async def _allocate(plan: LabPlan, pod: PodPlan) -> dict[int, str]:
     import ipam
     from ipam.identity import join
     from ipam.store import open_store
@@ -128,14 +140,18 @@ async def _allocate(plan: LabPlan, pod: PodPlan) -> str:
     try:
         joined = await join(store, wiring.cluster_id_file(config))
         alloc = ipam.Ipam(joined, wiring.ipam_config(config))
-        got = await alloc.allocate(pod.node, pod.container_id, 4, {"pod": pod.name})
-        return str(got.address)
+        found = {}
+        for v in plan.versions:
+            got = await alloc.allocate(pod.node, pod.container_id, v, {"pod": pod.name})
+            found[v] = str(got.address)
+        return found
     finally:
         await store.close()
 
 
-def plumb_pod(plan: LabPlan, pod: PodPlan, address: str) -> None:
-    """Calico-style pod wiring by hand (RECIPES.md §11): /32 on the pod, proxy ARP on the node.
+def plumb_pod(plan: LabPlan, pod: PodPlan, addresses: dict[int, str]) -> None:
+    """Calico-style pod wiring by hand (RECIPES.md §11): /32 on the pod, proxy ARP on the
+    node; for IPv6 a /128 and the link-local gateway the node's veth owns (`cni_net`).
 
     Only used when the CNI plugin is not installed; `podbgp-cni ADD` does the same."""
     node = Netns(plan.ns(pod.node))
@@ -144,12 +160,19 @@ def plumb_pod(plan: LabPlan, pod: PodPlan, address: str) -> None:
     run([IP, "link", "add", "eth0", "netns", ns.name, "type", "veth",
           "peer", "name", hif, "netns", node.name])  # fmt: skip
     node.ip("link", "set", hif, "address", "ee:ee:ee:ee:ee:ee", "up")
-    node.sysctl(f"net.ipv4.conf.{hif}.proxy_arp=1", f"net.ipv4.neigh.{hif}.proxy_delay=0")
-    node.ip("route", "replace", f"{address}/32", "dev", hif, "scope", "link")
-    ns.ip("addr", "add", f"{address}/32", "dev", "eth0")
     ns.ip("link", "set", "eth0", "up")
-    ns.ip("route", "add", GATEWAY, "dev", "eth0", "scope", "link")
-    ns.ip("route", "add", "default", "via", GATEWAY, "dev", "eth0")
+    if 4 in addresses:
+        address = addresses[4]
+        node.sysctl(f"net.ipv4.conf.{hif}.proxy_arp=1", f"net.ipv4.neigh.{hif}.proxy_delay=0")
+        node.ip("route", "replace", f"{address}/32", "dev", hif, "scope", "link")
+        ns.ip("addr", "add", f"{address}/32", "dev", "eth0")
+        ns.ip("route", "add", GATEWAY, "dev", "eth0", "scope", "link")
+        ns.ip("route", "add", "default", "via", GATEWAY, "dev", "eth0")
+    if 6 in addresses:
+        address = addresses[6]
+        node.ip("route", "replace", f"{address}/128", "dev", hif)
+        ns.ip("addr", "add", f"{address}/128", "dev", "eth0", "nodad")
+        ns.ip("-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0")
 
 
 def add_pod(plan: LabPlan, pod: PodPlan, plugin: str | None) -> dict[str, Any]:
@@ -157,11 +180,13 @@ def add_pod(plan: LabPlan, pod: PodPlan, plugin: str | None) -> dict[str, Any]:
 
     new_netns(plan.ns(pod.name))
     if plugin:
-        address = result_ip(cni_call(plan, pod, "ADD", plugin))
+        addresses = result_ips(cni_call(plan, pod, "ADD", plugin), plan.versions)
         via = "cni"
     else:
-        address = asyncio.run(_allocate(plan, pod))
-        plumb_pod(plan, pod, address)
+        addresses = asyncio.run(_allocate(plan, pod))
+        plumb_pod(plan, pod, addresses)
         via = "plumbing"
-    return {"name": pod.name, "node": pod.node, "ns": plan.ns(pod.name), "ip": address,
-            "container_id": pod.container_id, "via": via}  # fmt: skip
+    # "ip" is the pod's first address (IPv4 unless the lab is IPv6-only), "ip6" its IPv6.
+    primary = addresses[min(addresses)]
+    return {"name": pod.name, "node": pod.node, "ns": plan.ns(pod.name), "ip": primary,
+            "ip6": addresses.get(6, ""), "container_id": pod.container_id, "via": via}  # fmt: skip

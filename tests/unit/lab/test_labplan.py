@@ -14,12 +14,15 @@ from podbgp.lab.labplan import (
     CLUSTER_ASN,
     OPTIONS,
     POOL,
+    POOL6,
     SUBNETS,
+    SUBNETS6,
     TOR_ASN,
     PlanError,
     plan_lab,
     render_node_config,
     tor_address,
+    tor_address6,
 )
 
 
@@ -134,6 +137,9 @@ def test_pods_and_namespaces_carry_the_prefix() -> None:
         ({"prefix": ""}, "prefix"),
         ({"prefix": "a/b"}, "prefix"),
         ({"option": "vxlan-crosssubnet", "nodes": 1}, "at least 2 nodes"),
+        ({"family": "ipv5"}, "unknown family 'ipv5'; choose one of ipv4, ipv6, dual"),
+        ({"option": "ipip", "family": "dual"}, "option ipip carries IPv4 only"),
+        ({"option": "ipip-crosssubnet", "family": "ipv6"}, "choose vxlan or vxlan-crosssub"),
     ],
 )
 def test_plan_errors(kwargs: dict[str, object], message: str) -> None:
@@ -146,8 +152,66 @@ def test_cli_parses_lab_commands() -> None:
     args = parser.parse_args(["lab", "up", "--option", "rr", "--nodes", "4", "--pods-per-node",
                               "1", "--state-dir", "/tmp/x", "--prefix", "p-"])  # fmt: skip
     assert (args.option, args.nodes, args.pods_per_node, args.prefix) == ("rr", 4, 1, "p-")
-    assert callable(args.func)
+    assert callable(args.func) and args.family == "ipv4"
+    assert parser.parse_args(["lab", "up", "--family", "dual"]).family == "dual"
     for cmd in ("down", "status"):
         assert callable(parser.parse_args(["lab", cmd]).func)
     with pytest.raises(SystemExit):
         parser.parse_args(["lab", "up", "--option", "nope"])
+
+
+V6_OPTIONS = [o for o, opt in OPTIONS.items() if opt.encap != "ipip"]
+
+
+@pytest.mark.parametrize("option", V6_OPTIONS)
+def test_dual_nodes_have_both_underlays_and_both_pools(option: str) -> None:
+    plan, cfgs = configs(option, family="dual")
+    assert plan.versions == (4, 6)
+    for n, c in zip(plan.nodes, cfgs, strict=True):
+        net6 = ipaddress.ip_network(SUBNETS6[n.subnet])
+        assert c.node.address6 is not None and c.node.address6.network == net6
+        assert c.node.address is not None and str(c.node.router_id) == str(c.node.address.ip)
+        assert [str(p.cidr) for p in c.ipam.pools] == [POOL, POOL6]
+        assert [p.block_size for p in c.ipam.pools] == [26, 122]
+        # Both pools are encapsulated alike (or not at all).
+        assert len({(p.ipip_mode, p.vxlan_mode) for p in c.ipam.pools}) == 1
+        if c.bgp.enabled:
+            assert {str(a) for a in c.bgp.listen} == {n.ip, n.ip6}
+
+
+def test_dual_tor_session_runs_over_ipv4_and_carries_both_families() -> None:
+    from bgp.wire.constants import Family
+
+    _, cfgs = configs("peered", family="dual")
+    for c in cfgs:
+        [peer] = c.bgp.peers
+        assert str(peer.address) == tor_address(0)
+        assert set(peer.families) == {Family.IPV4_UNICAST, Family.IPV6_UNICAST}
+
+
+@pytest.mark.parametrize("option", V6_OPTIONS)
+def test_ipv6_only_nodes_have_no_ipv4(option: str) -> None:
+    plan, cfgs = configs(option, family="ipv6")
+    assert plan.versions == (6,)
+    ids = set()
+    for n, c in zip(plan.nodes, cfgs, strict=True):
+        assert c.node.address is None and c.node.address6 is not None
+        assert str(c.node.address6) == n.address6 and n.session_ip == n.ip6
+        ids.add(c.node.router_id)  # set explicitly: there is no IPv4 address to take it from
+        [pool] = c.ipam.pools
+        assert (str(pool.cidr), pool.block_size) == (POOL6, 122)
+        if c.bgp.enabled:
+            assert [str(a) for a in c.bgp.listen] == [n.ip6]
+        for peer in c.bgp.peers:  # the ToR, over IPv6
+            assert str(peer.address) == tor_address6(n.subnet)
+    assert len(ids) == len(plan.nodes)
+    if plan.option.bgp == "rr":
+        assert str(cfgs[0].bgp.route_reflector_cluster_id) == plan.nodes[0].router_id
+
+
+def test_the_ipv4_lab_renders_as_before() -> None:
+    """--family ipv4 (the default) has no IPv6 at all."""
+    plan, cfgs = configs("mesh")
+    assert plan.family == "ipv4" and plan.versions == (4,) and plan.subnets6 == ()
+    for c in cfgs:
+        assert c.node.address6 is None and [str(p.cidr) for p in c.ipam.pools] == [POOL]
