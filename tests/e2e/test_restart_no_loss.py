@@ -35,7 +35,14 @@ SESSIONS_BACK = 2.0  # seconds from the daemon's start to every session Establis
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="module", params=[o for o in OPTIONS if not o.startswith("ipip")])
+# Every option of this kernel in IPv4, and the mesh in a dual-stack lab (IPv4 and IPv6 probes
+# between the same pods, the IPv6 routes riding on the IPv4 sessions).
+LABS = [(o, "ipv4") for o in OPTIONS if not o.startswith("ipip")] + [("mesh", "dual")]
+
+
+@pytest.fixture(
+    scope="module", params=LABS, ids=[o if f == "ipv4" else f"{o}-{f}" for o, f in LABS]
+)
 def running_lab(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LabPlan, lab.LabState]]:
@@ -46,7 +53,8 @@ def running_lab(
     spot = LabSpot(prefix, Path(tmp_path_factory.mktemp("restart")) / "lab")
     cleanup_prefix(prefix)
     try:
-        yield lab_up(spot, request.param)
+        option, family = request.param
+        yield lab_up(spot, option, family=family)
     finally:
         lab.down(spot.prefix, spot.state_dir)
         cleanup_prefix(spot.prefix)

@@ -1,0 +1,120 @@
+"""Every networking option in an IPv6-only and a dual-stack lab, end to end.
+
+Each (option, family) lab is built once for the module (three nodes, two pods each,
+`podbgp run` on every node, FRR on the ToR for `peered`) and every test reads it:
+
+* every pod reaches every other pod over each of the lab's families (ping and ping6);
+* in a dual lab every pod has one address of each family, from the two pools;
+* each node's kernel has an IPv6 route to every other node's IPv6 block, a blackhole for
+  its own (RFC 4760 routes with an IPv6 next hop, over IPv4 sessions in a dual lab);
+* peered: the ToR reaches every pod's IPv6 address and sees it as the source (no NAT);
+* VXLAN: pod traffic between nodes is on the wire as VXLAN (UDP 4789) over the underlay of
+  the lab (IPv6 underlay in an IPv6-only lab).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_lab import Capture, LabSpot, lab_up, ping, pod
+
+from podbgp.lab import lab
+from podbgp.lab.labplan import POOL, POOL6, LabPlan, tor_address6
+from podbgp.lab.netns import IP, cleanup_prefix, have_netns, list_namespaces
+from podbgp.lab.shell import run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.slow]
+
+LABS = [(o, f) for f in ("ipv6", "dual") for o in ("mesh", "rr", "peered")]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module", params=LABS, ids=[f"{o}-{f}" for o, f in LABS])
+def running_lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LabPlan, lab.LabState]]:
+    why = have_netns()
+    if why:
+        pytest.skip(why)
+    option, family = request.param
+    prefix = f"s{os.getpid() % 100000}x{next(_counter)}-"
+    spot = LabSpot(prefix, Path(tmp_path_factory.mktemp("six")) / "lab")
+    cleanup_prefix(prefix)
+    try:
+        yield lab_up(spot, option, family=family)
+    finally:
+        lab.down(spot.prefix, spot.state_dir)
+        cleanup_prefix(spot.prefix)
+        assert not list_namespaces(spot.prefix)
+
+
+def test_every_pod_reaches_every_pod_in_each_family(
+    running_lab: tuple[LabPlan, lab.LabState],
+) -> None:
+    plan, state = running_lab
+    assert len(state.pods) == 6
+    pools = {4: ipaddress.ip_network(POOL), 6: ipaddress.ip_network(POOL6)}
+    for p in state.pods:
+        addrs = [ipaddress.ip_address(a) for a in lab.pod_addresses(p)]
+        assert sorted(a.version for a in addrs) == list(plan.versions), p
+        assert all(a in pools[a.version] for a in addrs), p
+    for v in plan.versions:
+        matrix = lab.ping_matrix(state, version=v)
+        assert len(matrix) == 30 and all(matrix.values()), lab.format_matrix(state, matrix)
+    for nplan, node in zip(plan.nodes, state.nodes, strict=True):
+        peers = lab.peers_of(state, node)
+        up = [p for p in peers if p.get("state") == "Established"]
+        assert len(up) == lab.expected_sessions(plan, nplan), peers
+        # The sessions run over IPv4 in a dual lab and over IPv6 in an IPv6-only one.
+        assert all((":" in p["address"]) == (plan.family == "ipv6") for p in up), up
+
+
+def _own_blocks6(state: lab.LabState, node: str) -> set[ipaddress.IPv6Network]:
+    """The /122 blocks that hold `node`'s pods' IPv6 addresses."""
+    return {
+        ipaddress.ip_network(f"{p['ip6']}/122", strict=False)
+        for p in state.pods
+        if p["node"] == node
+    }
+
+
+def test_kernel_has_ipv6_routes_blackholes_and_pod_routes(
+    running_lab: tuple[LabPlan, lab.LabState],
+) -> None:
+    plan, state = running_lab
+    for node in plan.nodes:
+        routes = run([IP, "-n", plan.ns(node.name), "-6", "route", "show", "proto", "80"])
+        own = _own_blocks6(state, node.name)
+        for block in own:
+            assert f"blackhole {block}" in routes, routes
+        for other in plan.nodes:
+            if other.name == node.name:
+                continue
+            for block in _own_blocks6(state, other.name):
+                line = next((ln for ln in routes.splitlines() if ln.startswith(str(block))), "")
+                assert line and " via " in line, f"{node.name} has no route to {block}: {routes}"
+        for p in state.pods:
+            if p["node"] == node.name:  # the pod's /128 behind its veth
+                got = run([IP, "-n", plan.ns(node.name), "-6", "route", "get", p["ip6"]])
+                assert " dev eth0 " not in got and "unreachable" not in got, got
+
+
+def test_the_tor_reaches_pods_over_ipv6_without_nat(
+    running_lab: tuple[LabPlan, lab.LabState],
+) -> None:
+    plan, state = running_lab
+    if plan.option.bgp != "tor":
+        pytest.skip("only the peered option tells the ToR the pod routes")
+    tor = plan.ns("tor")
+    for p in state.pods:
+        assert ping(tor, p["ip6"], count=1), f"the ToR cannot reach {p['name']} {p['ip6']}"
+    src = pod(state, "n2-p1")
+    with Capture(tor, "br0", f"icmp6 and dst host {tor_address6(0)}") as cap:
+        assert ping(src["ns"], tor_address6(0))
+    sources = {ln.split()[2] for ln in cap.lines if "ICMP6, echo request" in ln}
+    assert sources == {src["ip6"]}, cap.lines
