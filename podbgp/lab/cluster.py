@@ -185,8 +185,13 @@ def established(socket: str) -> dict[str, dict[str, Any]]:
     return {str(r["address"]): r for r in rows or [] if r.get("state") == "Established"}
 
 
-def session_mismatches(plan: ClusterPlan, nodes: list[ClusterNode] | None = None) -> list[str]:
-    """Nodes whose Established sessions differ from what the labels call for."""
+def session_mismatches(
+    plan: ClusterPlan,
+    nodes: list[ClusterNode] | None = None,
+    gone: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Nodes whose Established sessions differ from what the labels call for (without the
+    nodes named in `gone`)."""
     bad = []
     for node in nodes if nodes is not None else plan.nodes:
         try:
@@ -194,7 +199,7 @@ def session_mismatches(plan: ClusterPlan, nodes: list[ClusterNode] | None = None
         except (APIError, OSError) as exc:
             bad.append(f"{node.name}: {exc}")
             continue
-        want = expected_peers(plan, node)
+        want = expected_peers(plan, node, gone)
         if got != want:
             bad.append(
                 f"{node.name}: missing {sorted(want - got)}, unexpected {sorted(got - want)}"
@@ -203,12 +208,15 @@ def session_mismatches(plan: ClusterPlan, nodes: list[ClusterNode] | None = None
 
 
 def wait_sessions(
-    plan: ClusterPlan, timeout: float, nodes: list[ClusterNode] | None = None
+    plan: ClusterPlan,
+    timeout: float,
+    nodes: list[ClusterNode] | None = None,
+    gone: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Until every node's sessions are what the labels say; returns the mismatches left."""
     deadline = time.monotonic() + timeout
     while True:
-        bad = session_mismatches(plan, nodes)
+        bad = session_mismatches(plan, nodes, gone)
         if not bad or time.monotonic() > deadline:
             return bad
         time.sleep(0.3)

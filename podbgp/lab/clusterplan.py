@@ -49,8 +49,12 @@ ETCD_HOSTS = ("10.99.0.1", "10.99.0.2", "10.99.0.3")
 RR_LABEL = "route-reflector"
 RACK_LABEL = "rack"
 MAX_NODES = 60
-# Short enough that a node gone for good is noticed within a test's wait.
+# Short enough that a node gone for good is noticed within a test's wait: gone after
+# lease + restart time + grace (18 s), its blocks released after GONE_AFTER.
 RESTART_TIME = 10
+LEASE_TTL = 3
+GONE_GRACE = 5
+GONE_AFTER = 20
 POD_NAMESPACE = "lab"
 LEGACY_POOL = "10.245.0.0/24"
 MESH_PASSWORD = "lab-mesh-key"
@@ -163,12 +167,15 @@ def plan_cluster(
     return ClusterPlan(prefix, Path(state_dir).absolute(), tuple(plans), pods)
 
 
-def expected_peers(plan: ClusterPlan, node: ClusterNode) -> set[str]:
+def expected_peers(
+    plan: ClusterPlan, node: ClusterNode, gone: frozenset[str] = frozenset()
+) -> set[str]:
     """The peer addresses the labels call for: a reflector peers with every other reflector
-    and with its rack's clients; a client with its rack's reflectors; everyone with its ToR."""
+    and with its rack's clients; a client with its rack's reflectors; everyone with its ToR.
+    Nodes named in `gone` have left the cluster."""
     peers = {node.gateway}
     for other in plan.nodes:
-        if other is node:
+        if other is node or other.name in gone:
             continue
         both = node.reflector and other.reflector
         one_in_rack = (node.reflector or other.reflector) and other.rack == node.rack
@@ -219,6 +226,8 @@ def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
         'kind = "etcd"',
         "endpoints = [" + ", ".join(_q(e) for e in plan.etcd_endpoints) + "]",
         "",
+        *_lifecycle(),
+        "",
         "[[ipam.pool]]",
         f"cidr = {_q(POOL)}",
         f"block_size = {BLOCK_SIZE}",
@@ -239,6 +248,19 @@ def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
 def rack_cluster_id(rack: int) -> str:
     """The route-reflection cluster ID of a rack's reflector pair (RFC 4456 §7)."""
     return f"10.99.{rack + 1}.253"
+
+
+def _lifecycle() -> list[str]:
+    """Lease and grace short enough for a test to see a node go (CONFIG.md defaults are
+    15 s, 60 s and a day); leaked addresses checked every 2 s."""
+    return [
+        "[ipam]",
+        f"node_lease_ttl = {LEASE_TTL}",
+        f"node_gone_grace = {GONE_GRACE}",
+        f"node_gone_after = {GONE_AFTER}",
+        "leak_grace = 5",
+        "leak_check_interval = 2",
+    ]
 
 
 def _groups() -> list[str]:

@@ -9,12 +9,15 @@ removed at the end. The tests run in file order, the destructive ones last:
 3. the sessions are exactly what the labels call for (reflector pair per rack);
 4. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
    their sessions to it come back, no other session resets, no route moves;
+5. a node killed with SIGKILL and never started again is gone from every other node's
+   sessions, FDB and kernel after lease + restart time + grace, and its blocks are released.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -26,11 +29,22 @@ from pathlib import Path
 
 import pytest
 
+from podbgp.api import ControlClient
 from podbgp.lab import cluster, lab
-from podbgp.lab.clusterplan import LEGACY_NAMESPACE, LEGACY_POOL, ClusterPlan, plan_cluster
+from podbgp.lab.clusterplan import (
+    GONE_AFTER,
+    GONE_GRACE,
+    LEASE_TTL,
+    LEGACY_NAMESPACE,
+    LEGACY_POOL,
+    RESTART_TIME,
+    ClusterPlan,
+    plan_cluster,
+)
 from podbgp.lab.netns import cleanup_prefix, have_netns, list_namespaces
 from podbgp.lab.peers import Frr
 from podbgp.lab.pods import cni_plugin
+from podbgp.lab.shell import run
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -163,4 +177,52 @@ def test_a_node_restarted_inside_the_grace_changes_nothing(lab_cluster: Cluster)
              if k[1] != victim.ip and after[k] < up + elapsed - 5]  # fmt: skip
     assert not reset, f"sessions not involving {victim.name} were reset: {reset}"
     assert {n.name: _routes(c.plan.ns(n.name)) for n in others} == routes
+    _assert_matrix(c)
+
+
+def _seen(c: Cluster, victim: str, blocks: list[str]) -> list[str]:
+    """Where the other nodes still know `victim`: a configured session, an FDB entry towards
+    it, a kernel route to one of its blocks or through it."""
+    ip = c.plan.node(victim).ip
+    left = []
+    for node in c.plan.nodes:
+        if node.name == victim:
+            continue
+        ns = c.plan.ns(node.name)
+        rows = ControlClient(str(c.plan.socket_path(node.name))).request("show.peers") or []
+        if any(str(r["address"]) == ip for r in rows):
+            left.append(f"{node.name}: session")
+        fdb = run(["bridge", "-n", ns, "fdb", "show", "dev", "vxlan.podbgp"], check=False)
+        if f"dst {ip} " in fdb:
+            left.append(f"{node.name}: fdb")
+        for route in _routes(ns):
+            if route.split()[0] in blocks or f"via {ip} " in route + " ":
+                left.append(f"{node.name}: {route}")
+    return left
+
+
+def _blocks_held(c: Cluster, victim: str) -> list[str]:
+    """The datastore's blocks still affine to `victim`, asked from another node."""
+    out = cluster.podbgp_in(c.plan, "a1", "ipam", "blocks", "--json", "--config",
+                            str(c.plan.config_path("a1")))  # fmt: skip
+    return [b["cidr"] for b in json.loads(out)["blocks"] if b["affinity"] == victim]
+
+
+def test_a_node_killed_for_good_is_gone_after_lease_and_grace(lab_cluster: Cluster) -> None:
+    c = lab_cluster
+    victim = c.plan.node("b3")
+    blocks = [r.split()[1] for r in _routes(c.plan.ns(victim.name)) if r.startswith("blackhole")]
+    assert blocks and _seen(c, victim.name, blocks)
+    assert sorted(_blocks_held(c, victim.name)) == sorted(blocks)
+    os.kill(c.state.pids[victim.name], signal.SIGKILL)
+    killed = time.monotonic()
+    floor = LEASE_TTL + RESTART_TIME + GONE_GRACE
+    _wait("still known", lambda: _seen(c, victim.name, blocks), floor + 40)
+    # Not before the lease lapsed and the grace ran out (a restart inside it changes nothing).
+    assert time.monotonic() - killed > RESTART_TIME + GONE_GRACE
+    _wait("blocks still held", lambda: _blocks_held(c, victim.name), GONE_AFTER + 40)
+    # The rest of the cluster is as before: sessions as the labels say, pods reachable.
+    rest = [n for n in c.plan.nodes if n is not victim]
+    c.state.pods = [p for p in c.state.pods if p["node"] != victim.name]
+    assert not cluster.wait_sessions(c.plan, CONVERGE, rest, gone=frozenset({victim.name}))
     _assert_matrix(c)
