@@ -219,6 +219,8 @@ class Session:
             if isinstance(ev, ConnectRequested):
                 self._start_dial()
             elif isinstance(ev, DisconnectRequested):
+                if self.fsm.state is State.ACTIVE:  # a passive side's one dial timed out
+                    self._report_unanswered()
                 self._write()
                 self._disconnect()
             else:
@@ -257,8 +259,24 @@ class Session:
 
     def _start_dial(self) -> None:
         if self._dial is not None:
+            self._report_unanswered()
             self._dial.cancel()
         self._dial = self.loop.create_task(self._connect())
+
+    def _report_unanswered(self) -> None:
+        """A dial the FSM gives up on (ConnectRetry expired) that got no answer at all.
+        With TCP MD5 on, the likeliest cause is a different key at the peer: its kernel
+        drops segments whose signature is missing or wrong without a reply (RFC 2385
+        §2.0), so nothing else would ever say why the session does not come up."""
+        if self._dial is None or self._dial.done():
+            return
+        ps = self.fsm.peer
+        why = (
+            "; TCP MD5 is on: a peer with another password drops our segments silently (RFC 2385)"
+            if ps.password
+            else ""
+        )
+        log.warning("%s: no answer to connect (port %d)%s", ps.address, ps.port, why)
 
     async def _connect(self) -> None:
         sock: socket.socket | None = None

@@ -149,6 +149,7 @@ class BgpNode:
         self.speaker = Speaker(speaker_settings(config), self.sink, self.adapter)
         self.static: dict[str, Peer] = {}
         self.mesh: dict[str, MeshPeer] = {}
+        self.mesh_options: dict[str, PeerOptions] = {}  # what each mesh session runs with
         self.registry: tuple[Node | None, dict[str, Node]] = (None, {})
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
@@ -269,10 +270,11 @@ class BgpNode:
         for address in self.mesh.keys() - peers.keys():
             log.info("mesh: node %s left, removing peer %s", self.mesh[address].node, address)
             self._remove(address, "node left the cluster")
+        options = {a: mesh_options(self.config, m) for a, m in peers.items()}
         for address, m in peers.items():
             old = self.mesh.get(address)
-            if old == m:
-                continue
+            if old == m and self.mesh_options.get(address) == options[address]:
+                continue  # the same session: [bgp] (mesh_password, timers) unchanged too
             if old is not None:
                 self._remove(address)
             how = "mesh" if m.rule is None else f"peer_selector {m.rule.peer_selector!r}"
@@ -280,8 +282,9 @@ class BgpNode:
             # The passive side of a pair dials once at start (podbgp.topology), unless the
             # operator made it passive.
             dial = m.passive and not (m.rule is not None and m.rule.passive)
-            self._add(address, mesh_options(self.config, m), connect_on_start=dial)
+            self._add(address, options[address], connect_on_start=dial)
         self.mesh = dict(peers)
+        self.mesh_options = options
 
     # -- origination --------------------------------------------------------------------
     def _originate_static(self) -> None:
