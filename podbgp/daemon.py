@@ -61,7 +61,7 @@ from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, explain, instance, mrt, wiring
+from podbgp import api, audit, explain, instance, mrt, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.config import Config, ConfigError, load_config
@@ -569,6 +569,7 @@ class Daemon:
             "node.undrain": self._undrain,
             "mrt.dump": self._mrt_dump,
             "explain": self._explain,
+            "audit": self._audit,
         }
 
     def _need_bgp(self) -> Any:
@@ -598,6 +599,20 @@ class Daemon:
         bgp = self._need_bgp()
         me = mrt.Identity(self.config.node.router_id, self.config.node.asn)
         return await mrt.dump_request(bgp.rib, me, args, asyncio.get_running_loop().time)
+
+    async def _audit(self, args: dict[str, Any]) -> Any:
+        parts = audit.Parts(
+            node=self.config.node.name,
+            pools=tuple(p.cidr for p in self.config.ipam.pools),
+            ipam=self.ipam,
+            live_nodes=frozenset(self.nodes),
+            rib=self.bgp.rib if self.bgp is not None else None,
+            peers=self.bgp.show_peers() if self.bgp is not None else (),
+            announced=self.announced,
+            reconciler=self.reconciler,
+            datastore_fault=self.store_fault,
+        )
+        return audit.report(await audit.take(parts))
 
     async def _explain(self, args: dict[str, Any]) -> Any:
         target = api.arg_prefix(args, "target")
