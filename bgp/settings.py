@@ -51,6 +51,10 @@ class PeerSettings:
     - ``enforce_first_as``: an eBGP UPDATE whose AS_PATH does not start with
       the peer's AS is treated as withdraw (RFC 4271 §6.3, RFC 7606 §7.2);
       turn off for a route server that does not prepend its AS (RFC 7947).
+    - ``local_as``: the AS this session presents (OPEN's My Autonomous System
+      and the 4-octet AS capability, RFC 6793) in place of the speaker's; 0 =
+      the speaker's. RFC 7705 §3's "local AS" for AS migration; what it does to
+      AS_PATH is the RIB's business (``rib.settings.PeerPolicy.local_as``).
     """
 
     address: str
@@ -81,12 +85,15 @@ class PeerSettings:
     enabled: bool = True
     description: str = ""
     enforce_first_as: bool = True
+    local_as: int = 0
 
     def __post_init__(self) -> None:
         if self.hold_time != 0 and self.hold_time < 3:
             raise ValueError("hold_time must be 0 or at least 3 (RFC 4271 §4.2)")
         if not 0 <= self.asn <= 0xFFFFFFFF:
             raise ValueError(f"{self.asn} is not an AS number")
+        if not 0 <= self.local_as <= 0xFFFFFFFF:
+            raise ValueError(f"{self.local_as} is not an AS number")
         if not 0 <= self.long_lived_stale_time <= LLGR_STALE_TIME_MAX:
             raise ValueError("long_lived_stale_time is a 24-bit field (RFC 9494 §3)")
 

@@ -270,7 +270,8 @@ class Peer:
 
     def _new_session(self) -> Session:
         sp = self.speaker.settings
-        fsm = BgpFsm(sp.asn, sp.router_id, self.settings, self.counters)
+        # A per-peer local AS (RFC 7705 §3) replaces ours in this session's OPEN.
+        fsm = BgpFsm(self.settings.local_as or sp.asn, sp.router_id, self.settings, self.counters)
         return Session(fsm, self, self.speaker.lingering)
 
     async def accept(self, sock: socket.socket) -> bool:
@@ -360,7 +361,8 @@ class Peer:
         if other.fsm.state is not State.OPEN_CONFIRM:
             return  # decided when the other connection gets its OPEN
         sp = self.speaker.settings
-        keep_out = keep_outgoing(sp.router_id_int, ev.router_id, sp.asn, ev.asn)
+        local_as = self.settings.local_as or sp.asn
+        keep_out = keep_outgoing(sp.router_id_int, ev.router_id, local_as, ev.asn)
         loser = session if session.fsm.outgoing != keep_out else other
         log.info(
             "%s: connection collision, closing the %s connection",

@@ -77,6 +77,7 @@ def peer_settings(
         long_lived_stale_time=p.long_lived_stale_time,
         shutdown_message=p.shutdown_message,
         enforce_first_as=p.enforce_first_as,
+        local_as=p.local_asn,
     )
 
 
@@ -162,6 +163,8 @@ def peer_policy(address: str, p: PeerOptions, policies: Mapping[str, RibPolicy])
         add_path_receive=p.add_path.receive,
         families=p.families,
         soft_reconfiguration=p.soft_reconfiguration,
+        local_as=p.local_asn,
+        allow_own_as=p.allow_own_as,
     )
 
 

@@ -291,6 +291,7 @@ class Rib:
             self.export_mode,
             fam in facts.llgr,
             fam is Family.IPV4_UNICAST and facts.extended_nexthop,
+            pol.local_as or self.settings.local_as,  # the AS prepended (RFC 7705 §3.2)
         )
 
     def _next_hop_self(self, fam: Family, facts: SessionFacts) -> tuple[Address, ...]:
@@ -313,7 +314,7 @@ class Rib:
             fam,
             gkey[2],
             st.policy.export_policy,
-            local_as=self.settings.local_as,
+            local_as=gkey[11],
             router_id=self.settings.router_id,
             cluster_id=self.cluster_id,
             reflector=self.reflector,

@@ -116,8 +116,9 @@ def _gshut(rib: Rib, attrs: PathAttributes) -> PathAttributes:
 
 
 def _looped(rib: Rib, st: PeerState, attrs: PathAttributes) -> bool:
-    if as_path_loop(attrs, rib.settings.local_as):
-        return True  # RFC 4271 §9.1.2
+    pol = st.policy
+    if as_path_loop(attrs, rib.settings.local_as, pol.allow_own_as, pol.local_as):
+        return True  # RFC 4271 §9.1.2 (relaxed by allow_own_as)
     if not st.source.ebgp:
         cid = rib.cluster_id if rib.reflector else None
         return reflection_loop(attrs, rib.settings.router_id, cid) is not None

@@ -73,6 +73,15 @@ def reflection_loop(
     return None
 
 
-def as_path_loop(attrs: PathAttributes, local_as: int) -> bool:
-    """True if ``local_as`` appears in the AS_PATH (RFC 4271 §9.1.2: exclude the route)."""
-    return any(local_as in asns for _, asns in attrs.as_path or ())
+def as_path_loop(attrs: PathAttributes, local_as: int, allowed: int = 0, also: int = 0) -> bool:
+    """True if the AS_PATH holds ``local_as`` (or ``also``, a per-peer local AS, RFC 7705)
+    more than ``allowed`` times: RFC 4271 §9.1.2 excludes a route whose AS_PATH holds our
+    AS; ``allowed`` relaxes that for topologies that reuse one AS on several sites (FRR's
+    allowas-in). Every occurrence counts, in AS_SEQUENCE and AS_SET alike."""
+    own = (local_as, also) if also and also != local_as else (local_as,)
+    seen = 0
+    for _, asns in attrs.as_path or ():
+        seen += sum(1 for a in asns if a in own)
+        if seen > allowed:
+            return True
+    return False

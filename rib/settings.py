@@ -70,6 +70,12 @@ class PeerPolicy:
     best N paths with path identifiers; -1 sends all (RFC 7911 §3).
     ``soft_reconfiguration`` keeps pre-policy routes so a changed import policy
     can be re-applied without a ROUTE-REFRESH.
+    ``local_as`` (0 = ours): the AS the session presents (``bgp.settings.PeerSettings``);
+    routes sent to the peer carry it, and only it, where ours would be prepended (RFC
+    7705 §3.2, "replace" the global AS), and routes from the peer are taken as they
+    come, without it (§3.1 with "no prepend"); an AS_PATH holding it has looped too.
+    ``allow_own_as``: routes whose AS_PATH holds our AS (or ``local_as``) up to this
+    many times are accepted (RFC 4271 §9.1.2's loop check relaxed, FRR's allowas-in).
     """
 
     address: Address
@@ -84,6 +90,8 @@ class PeerPolicy:
     families: tuple[Family, ...] = (Family.IPV4_UNICAST, Family.IPV6_UNICAST)
     soft_reconfiguration: bool = False
     name: str = ""
+    local_as: int = 0
+    allow_own_as: int = 0
 
     @classmethod
     def make(cls, address: str, asn: int, **kw: Any) -> PeerPolicy:

@@ -23,6 +23,7 @@ def _cross_checks(
         _check_reflector_clients(node, bgp, errors)
     if node is not None and bgp is not None:
         _check_node_for_bgp(node, bgp, errors)
+        _check_local_asn(node, bgp, errors)
     if node is not None and ipam is not None:
         _check_node_for_pools(node, bgp, ipam, errors)
 
@@ -58,6 +59,23 @@ def _check_reflector_clients(node: NodeConfig | None, bgp: BGPConfig, errors: _E
                 f"{path}.route_reflector_client",
                 f"AS {p.asn} is not this node's AS {node.asn}; clients are iBGP peers (RFC 4456)",
             )
+
+
+def _check_local_asn(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> None:
+    """A local AS (RFC 7705) is for eBGP: both ends must see an external session, or
+    the peer's view (iBGP rules) and ours (eBGP rules) of every route would differ."""
+    items: list[tuple[str, PeerOptions]] = [(f"bgp.peer[{i}]", p) for i, p in enumerate(bgp.peers)]
+    items += [(f"bgp.listen_range[{i}]", r) for i, r in enumerate(bgp.listen_ranges)]
+    for path, p in items:
+        if not p.local_asn:
+            continue
+        key = f"{path}.local_asn"
+        if p.local_asn == node.asn:
+            errors.add(key, f"{p.local_asn} is node.asn already (0 presents node.asn)")
+        elif p.asn in (0, node.asn):
+            errors.add(key, f"is for eBGP peers; this one is in the node's AS {node.asn}")
+        elif p.local_asn == p.asn:
+            errors.add(key, f"{p.local_asn} is the peer's own AS: it would see an iBGP session")
 
 
 def _check_node_for_bgp(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> None:

@@ -198,10 +198,17 @@ def _read_peer_options(t: _Table, inherit: _Inherit, kind: type[PeerOptions]) ->
         ),
         "soft_reconfiguration": t.get("soft_reconfiguration", bool, d("soft_reconfiguration")),
         "enforce_first_as": t.get("enforce_first_as", bool, d("enforce_first_as")),
+        "local_asn": t.get("local_asn", int, d("local_asn"), _asn_or_zero),
+        # FRR's allowas-in takes 1..10; more than that is a loop, not a topology.
+        "allow_own_as": t.get("allow_own_as", int, d("allow_own_as"), _int_range(0, 10)),
         **_read_bfd(t, bgp),
     }
     _check_peer_options(t, out)
     return out
+
+
+def _asn_or_zero(v: int) -> int:
+    return 0 if v == 0 else _asn(v)
 
 
 def _optional_address(v: str) -> IPAddress | None:

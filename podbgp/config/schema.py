@@ -245,6 +245,13 @@ class PeerOptions:
     bfd: bool = _BGP.bfd
     bfd_interval_ms: int = _BGP.bfd_interval_ms
     bfd_multiplier: int = _BGP.bfd_multiplier
+    # The AS this node presents to an eBGP peer (OPEN) and the only one it prepends
+    # towards it; 0 = node.asn (RFC 7705 §3.1 no-prepend, §3.2 replace; FRR's
+    # `local-as N no-prepend replace-as`).
+    local_asn: int = 0
+    # Accept routes whose AS_PATH holds our AS up to this many times (RFC 4271 §9.1.2
+    # loop detection relaxed, FRR's `allowas-in N`); 0 = the RFC's rule.
+    allow_own_as: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

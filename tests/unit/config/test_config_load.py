@@ -124,6 +124,8 @@ PEER_DEFAULTS = {
     "add_path_send_max": 0,
     "soft_reconfiguration": False,
     "enforce_first_as": True,
+    "local_asn": 0,
+    "allow_own_as": 0,
     "node_selector": "all()",
     "bfd": False,
     "bfd_interval_ms": 300,

@@ -1,6 +1,7 @@
 """Keys for topology by labels: peer_selector / node_selector on [[bgp.peer]],
-bgp.mesh_password, bgp.route_reflector_group_label — validation with key paths, the
-dump, and what a reload of node.labels changes."""
+bgp.mesh_password, bgp.route_reflector_group_label, and the per-peer local_asn and
+allow_own_as — validation with key paths, the dump, the mapping onto the parts, and
+what a reload changes."""
 
 from __future__ import annotations
 
@@ -125,3 +126,58 @@ def test_topology_keys_reload_live() -> None:
         NODE + '[bgp]\nmesh_password = "x"\nroute_reflector_group_label = "rack"\nmesh = false\n'
     )
     assert diff_configs(old, new).changed_keys == ()
+
+
+PEER = '[[bgp.peer]]\naddress = "10.0.0.9"\nasn = 65000\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            PEER + "local_asn = 64512\n",
+            "bgp.peer[0].local_asn: 64512 is node.asn already (0 presents node.asn)",
+        ),
+        (
+            PEER + "local_asn = 65000\n",
+            "bgp.peer[0].local_asn: 65000 is the peer's own AS: it would see an iBGP session",
+        ),
+        (
+            PEER.replace("65000", "64512") + "local_asn = 65100\n",
+            "bgp.peer[0].local_asn: is for eBGP peers; this one is in the node's AS 64512",
+        ),
+        (
+            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nlocal_asn = 65100\n",
+            "bgp.peer[0].local_asn: is for eBGP peers; this one is in the node's AS 64512",
+        ),
+        (
+            PEER + "local_asn = 23456\n",
+            "bgp.peer[0].local_asn: 23456 is AS_TRANS (RFC 6793), not a real AS number",
+        ),
+        (PEER + "allow_own_as = 11\n", None),
+        (
+            '[[bgp.listen_range]]\nprefix = "10.9.0.0/24"\nasn = 65000\nlocal_asn = 64512\n',
+            "bgp.listen_range[0].local_asn: 64512 is node.asn already (0 presents node.asn)",
+        ),
+    ],
+)
+def test_local_asn_and_allow_own_as_errors(text: str, message: str | None) -> None:
+    got = errors_of(NODE + text)
+    if message is None:
+        assert len(got) == 1 and got[0].startswith("bgp.peer[0].allow_own_as: 11 ")
+    else:
+        assert got == [message]
+
+
+def test_local_asn_and_allow_own_as_reach_the_parts() -> None:
+    from podbgp.wiring import peer_policy, peer_settings, rib_policies
+
+    cfg = load_config_text(NODE + PEER + "local_asn = 65100\nallow_own_as = 2\n")
+    (p,) = cfg.bgp.static_peers
+    assert (p.local_asn, p.allow_own_as) == (65100, 2)
+    assert peer_settings(cfg, p, "10.0.0.9").local_as == 65100
+    pol = peer_policy("10.0.0.9", p, rib_policies(cfg))
+    assert (pol.local_as, pol.allow_own_as) == (65100, 2)
+    # A change resets the session (the OPEN differs), like any other session key.
+    new = load_config_text(NODE + PEER + "local_asn = 65101\nallow_own_as = 2\n")
+    assert [str(x.address) for x in diff_configs(cfg, new).peers_reset] == ["10.0.0.9"]
