@@ -22,6 +22,12 @@ Parts, from the bottom up:
   blocks, remove a node, garbage-collect leaks, check consistency. Every write
   is a CAS on the revisions it read, retried only on conflict.
 * `ipam.nodes` -- the node registry the daemon builds its BGP mesh from.
+* `ipam.lifecycle` -- a node's record held by a lease: lapsed, gone (out of
+  every mesh and forwarding table), removed (blocks released); cordon.
+* `ipam.leaks` -- this node's pods whose network namespace is gone, released
+  after a grace.
+* `ipam.consistency` -- every inconsistency between blocks, handles,
+  affinities and nodes, and its repair in CAS steps.
 * `ipam.announce` -- what a node originates (its blocks, borrowed /32s) and
   the blackholes it installs, as a value and as a stream of changes.
 * `ipam.etcdlab` -- throwaway etcd servers for tests and benchmarks.

@@ -46,7 +46,6 @@ from typing import Any, TypeVar
 from ipam.block import (
     Allocation,
     Block,
-    BlockError,
     IPAddress,
     IPNetwork,
     block_of,
@@ -726,43 +725,12 @@ class Ipam:
 
     # -- consistency and garbage collection ----------------------------------------
     async def check(self) -> list[str]:
-        """Every inconsistency between blocks, handles and affinities (empty: consistent)."""
-        blocks = await self.blocks()
-        handles = await self.handles()
-        affs = await self.affinities()
-        problems = self._check_blocks(blocks, handles, affs)
-        by_cidr = {b.cidr: b for b in blocks}
-        for (node, cidr), state in affs.items():
-            owner = by_cidr.get(cidr)
-            if state == CONFIRMED and (owner is None or owner.affinity != node):
-                problems.append(f"confirmed affinity {node} -> {cidr} without its block")
-        for h, rec in handles.items():
-            for a in _unbacked(h, rec, by_cidr):
-                problems.append(f"handle {h} lists {a} which its block does not give it")
-        return problems
+        """Every inconsistency between blocks, handles and affinities (empty: consistent).
 
-    @staticmethod
-    def _check_blocks(
-        blocks: list[Block],
-        handles: dict[str, dict[str, Any]],
-        affs: dict[tuple[str, IPNetwork], str],
-    ) -> list[str]:
-        problems: list[str] = []
-        for i, b in enumerate(blocks):
-            try:
-                b.check()
-            except BlockError as e:
-                problems.append(str(e))
-            for other in blocks[:i]:
-                if b.cidr.version == other.cidr.version and b.cidr.overlaps(other.cidr):
-                    problems.append(f"blocks {b.cidr} and {other.cidr} overlap")
-            if b.affinity is not None and (b.affinity, b.cidr) not in affs:
-                problems.append(f"block {b.cidr} is affine to {b.affinity} with no affinity key")
-            for addr, alloc in b.held():
-                ref = handles.get(alloc.handle, {}).get("addrs", {}).get(str(addr))
-                if ref is None or int(ref["seq"]) != alloc.seq:
-                    problems.append(f"{addr} held by {alloc.handle} is missing from its handle")
-        return problems
+        One line per `ipam.consistency.Problem`; that module also repairs them."""
+        from ipam.consistency import problems
+
+        return [str(p) for p in await problems(self)]
 
     async def gc(
         self,
@@ -819,6 +787,60 @@ class Ipam:
                 if (await self.store.txn([Compare(hk, _rev(hkv))], ops)).succeeded:
                     repaired.append(h)
         return repaired
+
+    # -- repair steps (ipam.consistency) -----------------------------------------------
+    async def repair_handle(self, handle: str) -> bool:
+        """Make `handle`'s record list exactly what the blocks give it; never touches a block.
+
+        Every write that changes what a handle holds writes its record in the
+        same transaction, so comparing the record's revision is enough."""
+        return await self._retry(
+            f"repair handle {handle}", functools.partial(self._repair_handle_once, handle)
+        )
+
+    async def _repair_handle_once(self, handle: str) -> bool:
+        hk = handle_key(handle)
+        hkv = await self.store.get(hk)
+        held = {
+            str(addr): {"block": str(b.cidr), "seq": a.seq}
+            for b in await self.blocks()
+            for addr, a in b.held()
+            if a.handle == handle
+        }
+        rec = _handle_rec(hkv)
+        if (hkv is None and not held) or (hkv is not None and held and rec["addrs"] == held):
+            return False
+        rec["addrs"] = held
+        await self._commit(
+            [Compare(hk, _rev(hkv))], [Put(hk, dumps(rec))] if held else [Delete(hk)]
+        )
+        return True
+
+    async def drop_affinity(self, node: str, cidr: IPNetwork) -> bool:
+        """Delete `node`'s affinity to `cidr` if the block is missing or someone else's."""
+        ak, bk = affinity_key(node, cidr), block_key(cidr)
+        akv, bkv = await self.store.get_many([ak, bk])
+        if akv is None or (bkv is not None and _block(bkv).affinity == node):
+            return False
+        return (await self.store.txn([Compare(ak, akv.mod_revision), Compare(bk, _rev(bkv))],
+                                     [Delete(ak)])).succeeded  # fmt: skip
+
+    async def restore_affinity(self, node: str, cidr: IPNetwork) -> bool:
+        """Write the missing affinity key of a block affine to `node` (confirmed)."""
+        ak, bk = affinity_key(node, cidr), block_key(cidr)
+        akv, bkv = await self.store.get_many([ak, bk])
+        if akv is not None or bkv is None or _block(bkv).affinity != node:
+            return False
+        value = dumps({"state": CONFIRMED, "ts": self.clock()})
+        return (await self.store.txn([Compare(ak, 0), Compare(bk, bkv.mod_revision)],
+                                     [Put(ak, value)])).succeeded  # fmt: skip
+
+    async def release_orphan_block(self, cidr: IPNetwork) -> bool:
+        """Delete a block that is affine to nobody and holds no address."""
+        bkv = await self.store.get(block_key(cidr))
+        if bkv is None or _block(bkv).affinity is not None or _block(bkv).used:
+            return False
+        return await self.store.delete_cas(bkv.key, bkv.mod_revision)
 
     # -- usage ------------------------------------------------------------------------
     async def usage(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""`podbgp ipam pools|blocks|allocate|release|show|gc|check`: IPAM against the datastore.
+"""`podbgp ipam pools|blocks|allocate|release|show|gc|check [--repair]`: IPAM against the datastore.
 
 These commands talk to the datastore directly (no daemon needed). Where the
 datastore and pools come from, later wins:
@@ -36,8 +36,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ipam import Ipam, IpamConfig, IpamError, NodeRegistry
+from ipam import Ipam, IpamConfig, IpamError, NodeRegistry, consistency
 from ipam.identity import join
+from ipam.lifecycle import Lifecycle
 from ipam.store import OpenMode, StoreError, open_store
 from podbgp import wiring
 from podbgp.cmd_datastore import StoreTarget, add_target_args, config_error_text, store_target
@@ -248,9 +249,21 @@ async def cmd_gc(ipam: Ipam, args: argparse.Namespace) -> None:
 
 
 async def cmd_check(ipam: Ipam, args: argparse.Namespace) -> int:
-    problems = await ipam.check()
-    emit(args, {"consistent": not problems, "problems": problems}, "\n".join(problems) or "ok")
-    return 1 if problems else 0
+    """Every inconsistency (`ipam.consistency`); with --repair, fixed in CAS steps, then re-checked."""
+    members = await Lifecycle(ipam.store).members()
+    removed = {n for n, m in members.items() if m.state.removed_at is not None and m.live is None}
+    found = await consistency.problems(ipam, removed)
+    out: dict[str, Any] = {"problems": [p.to_json() for p in found]}
+    lines = [f"{p.kind.value}: {p}" for p in found]
+    if args.repair and found:
+        out["repaired"] = await consistency.repair(ipam, found)
+        found = await consistency.problems(ipam, removed)
+        out["remaining"] = [p.to_json() for p in found]
+        lines += [f"repaired: {line}" for line in out["repaired"]]
+        lines += [f"remaining {p.kind.value}: {p}" for p in found]
+    out["consistent"] = not found
+    emit(args, out, "\n".join(lines) or "ok")
+    return 1 if found else 0
 
 
 # -- wiring --------------------------------------------------------------------------
@@ -341,6 +354,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_run(cmd_gc, OpenMode.READ_WRITE))
 
-    sub.add_parser("check", parents=[common], help="check the store's consistency").set_defaults(
-        func=_run(cmd_check, OpenMode.READ_ONLY)
-    )
+    p = sub.add_parser("check", parents=[common], help="check the store's consistency")
+    p.add_argument("--repair", action="store_true", help="fix what can be fixed (CAS steps)")
+    check_ro, check_rw = _run(cmd_check, OpenMode.READ_ONLY), _run(cmd_check, OpenMode.READ_WRITE)
+    p.set_defaults(func=lambda args: (check_rw if args.repair else check_ro)(args))

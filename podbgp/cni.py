@@ -51,7 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ipam import Ipam, IpamError, PoolUse, TooManyConflicts
+from ipam import Ipam, IpamError, PoolUse, TooManyConflicts, leaks
 from ipam.identity import join
 from ipam.model import handle_key, loads
 from ipam.selection import PoolRequest, namespace_labels
@@ -125,6 +125,7 @@ def _pool_request(conf: NetConf, env: CniEnv, version: int) -> PoolRequest:
 def _allocate(conf: NetConf, env: CniEnv) -> list[cni_net.IPIface]:
     attrs = {"namespace": env.pod_namespace, "pod": env.pod_name, "node": conf.node_name}
     attrs = {k: v for k, v in attrs.items() if v}
+    attrs |= _netns_attrs(env.netns)
     wanted = {a.version: a.ip for a in _requested(env)}
     requests = {v: _pool_request(conf, env, v) for v in conf.versions}
 
@@ -141,6 +142,14 @@ def _allocate(conf: NetConf, env: CniEnv) -> list[cni_net.IPIface]:
         return out
 
     return _ipam_call(conf, go)
+
+
+def _netns_attrs(path: str) -> dict[str, str]:
+    """The pod's namespace, recorded so its node's daemon can tell when it is gone (`ipam.leaks`)."""
+    try:
+        return {leaks.NETNS: path, leaks.NETNS_ID: leaks.netns_id(path)}
+    except OSError as e:
+        raise CniError(ErrorCode.UNKNOWN_CONTAINER, f"CNI_NETNS {path}: {e.strerror}") from e
 
 
 def _release(conf: NetConf, handle: str) -> list[str]:

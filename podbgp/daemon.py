@@ -149,6 +149,7 @@ class Daemon:
         if self.store is not None:
             assert self.membership is not None
             self._spawn_store(self.membership.keep)
+            self._spawn_store(self.membership.housekeeping)
             self._spawn_store(self._follow_registry)
             if not self.config.bgp.enabled and self.config.fib.enabled:
                 self._spawn_store(self._follow_remote_blocks)
@@ -735,6 +736,9 @@ class Daemon:
         snap.pools = list(self.pool_usage)
         if self.store is not None:
             snap.datastore_ok = self.store_fault is None
+        if self.membership is not None:
+            snap.ipam_leaks_released = self.membership.leaks_released
+            snap.nodes_removed = self.membership.nodes_removed
         return snap
 
     # -- reload -------------------------------------------------------------------------

@@ -18,11 +18,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 from ipam import Ipam, IpamError, Node
+from ipam.consistency import repair_orphans
+from ipam.leaks import LeakTracker, netns_alive, reclaim_leaks
 from ipam.lifecycle import Lifecycle, Liveness, Member, Phase, present, reap, reaper
 from ipam.store import Store, StoreError
 from podbgp import wiring
@@ -42,6 +45,9 @@ class Membership:
         self.name = config.node.name
         self.ttl = config.ipam.node_lease_ttl
         self.timing = wiring.lifecycle_timing(config)
+        self.leak_interval = float(config.ipam.leak_check_interval)
+        self.leaks = LeakTracker(float(config.ipam.leak_grace))
+        self.leaks_released = 0  # a metric: pod addresses released as leaked
         self.clock = clock
         self.live: Liveness | None = None
         self.members: dict[str, Member] = {}
@@ -101,3 +107,27 @@ class Membership:
             )
         except (StoreError, IpamError) as exc:
             log.warning("removing lapsed nodes: %s (tried again at the next change)", exc)
+
+    async def housekeeping(self) -> None:
+        """Leak reclaim on a timer (``ipam.leak_check_interval``; 0 = off)."""
+        if self.leak_interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.leak_interval)
+            try:
+                await self.housekeep_once()
+            except (StoreError, IpamError) as exc:
+                log.warning("leak check: %s", exc)
+
+    async def housekeep_once(self) -> None:
+        """This node's leaked pod addresses; on the reaper, the cluster's orphans too."""
+        freed = await reclaim_leaks(self.ipam, self.name, self.leaks, netns_alive, self.clock())
+        for addr, handle in freed:
+            log.warning("released %s of pod %s: its network namespace is gone (leaked)",
+                        addr, handle)  # fmt: skip
+        self.leaks_released += len(freed)
+        if reaper(self.members, self.clock(), self.timing) == self.name:
+            removed = {n for n, m in self.members.items() if m.phase(self.clock(), self.timing)
+                       is Phase.REMOVED}  # fmt: skip
+            for line in await repair_orphans(self.ipam, removed):
+                log.warning("ipam repair: %s", line)

@@ -54,6 +54,8 @@ class MetricsSnapshot:
     decision_runs: int = 0
     decision_seconds: float = 0.0
     datastore_ok: bool | None = None  # None: no datastore on this node
+    ipam_leaks_released: int = 0  # pod addresses this node released as leaked (ipam.leaks)
+    nodes_removed: int = 0  # lapsed nodes this node removed as the reaper (ipam.lifecycle)
 
 
 class SnapshotCollector(Collector):
@@ -83,6 +85,16 @@ class SnapshotCollector(Collector):
             )
         yield CounterMetricFamily(
             "podbgp_decision_runs", "Best-path decision runs", value=snap.decision_runs
+        )
+        yield CounterMetricFamily(
+            "podbgp_ipam_leaks_released",
+            "Pod addresses released because the pod's network namespace was gone",
+            value=snap.ipam_leaks_released,
+        )
+        yield CounterMetricFamily(
+            "podbgp_nodes_removed",
+            "Nodes this node removed after their lease lapsed for node_gone_after",
+            value=snap.nodes_removed,
         )
         yield CounterMetricFamily(
             "podbgp_decision_seconds",
