@@ -34,6 +34,7 @@ IPIP_DEVICE = "tunl0"
 VXLAN_VNI = 4096
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+VXLAN6_OVERHEAD = 70  # the same over an IPv6 underlay: outer IPv6 40
 IPIP_OVERHEAD = 20  # outer IPv4 header
 
 
@@ -101,20 +102,33 @@ class NodeInfo:
     prefixlen: int  # its subnet, for CrossSubnet
     underlay: str = "eth0"  # interface carrying `address`; tunnels take their MTU from it
     vtep_address: bytes = b""  # address of vxlan.podbgp itself (from an own block), if VXLAN
+    address6: bytes = b""  # a dual-stack node's IPv6 address (next hop of its IPv6 blocks)
+    prefixlen6: int = 0  # and its IPv6 subnet, for CrossSubnet between IPv6 next hops
 
     @classmethod
-    def parse(cls, name: str, cidr: str, underlay: str = "eth0", vtep: str = "") -> NodeInfo:
+    def parse(
+        cls, name: str, cidr: str, underlay: str = "eth0", vtep: str = "", cidr6: str = ""
+    ) -> NodeInfo:
         iface = ipaddress.ip_interface(cidr)
+        iface6 = ipaddress.ip_interface(cidr6) if cidr6 else None
         return cls(name, iface.ip.packed, iface.network.prefixlen, underlay,
-                   pack_addr(vtep) if vtep else b"")  # fmt: skip
+                   pack_addr(vtep) if vtep else b"",
+                   iface6.ip.packed if iface6 else b"",
+                   iface6.network.prefixlen if iface6 else 0)  # fmt: skip
+
+    def is_own(self, hop: bytes) -> bool:
+        return hop == self.address or (bool(self.address6) and hop == self.address6)
 
     def same_subnet(self, other: bytes) -> bool:
-        """Is `other` inside this node's subnet (the CrossSubnet test)?"""
-        if len(other) != len(self.address):
+        """Is `other` inside this node's subnet of its family (the CrossSubnet test)?"""
+        if len(other) == len(self.address):
+            address, prefixlen = self.address, self.prefixlen
+        elif self.address6 and len(other) == 16:
+            address, prefixlen = self.address6, self.prefixlen6
+        else:
             return False
-        bits = len(other) * 8
-        shift = bits - self.prefixlen
-        mine = int.from_bytes(self.address, "big") >> shift
+        shift = len(other) * 8 - prefixlen
+        mine = int.from_bytes(address, "big") >> shift
         return bool(int.from_bytes(other, "big") >> shift == mine)
 
 
@@ -123,8 +137,31 @@ class Vtep:
     """A remote node's VXLAN endpoint: its VTEP address, VTEP MAC and underlay address."""
 
     node_address: bytes  # the underlay address (BGP next hop of its blocks)
-    vtep_address: bytes  # the address on its vxlan.podbgp device
+    vtep_address: bytes  # the address on its vxlan.podbgp device (b"": none, IPv6 pods only)
     mac: str  # its vxlan.podbgp MAC, "aa:bb:cc:dd:ee:ff"
+    node_address6: bytes = b""  # a dual-stack node's IPv6 address: next hop of IPv6 blocks
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """The next hops this VTEP stands for: the underlay address, and the IPv6 one."""
+        return (self.node_address, self.node_address6) if self.node_address6 else (
+            self.node_address,)  # fmt: skip
+
+    @property
+    def link_local(self) -> bytes:
+        """The IPv6 link-local address its vxlan.podbgp has by itself (`eui64_link_local`):
+        the next hop of IPv6 pod routes through the tunnel, so no IPv6 VTEP address has to
+        be allocated."""
+        return eui64_link_local(self.mac)
+
+
+def eui64_link_local(mac: str) -> bytes:
+    """fe80::/64 with the modified EUI-64 interface identifier of `mac` (RFC 4291 §2.5.1
+    and Appendix A, RFC 2464 §4-5): the universal/local bit flipped, ff:fe in the middle;
+    what the kernel gives a device of that MAC (addr_gen_mode eui64, the default)."""
+    b = bytes(int(x, 16) for x in mac.split(":"))
+    return bytes.fromhex("fe80000000000000") + bytes([b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE,
+                                                       b[3], b[4], b[5]])  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

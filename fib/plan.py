@@ -32,6 +32,7 @@ from fib.model import (
     RT_SCOPE_LINK,
     RTN_BLACKHOLE,
     RTN_UNICAST,
+    VXLAN6_OVERHEAD,
     VXLAN_DEVICE,
     VXLAN_OVERHEAD,
     Encap,
@@ -89,6 +90,12 @@ def plan_hop(
         vtep = vteps.get(hop)
         if vtep is None:
             return None
+        if len(hop) == 16:
+            # IPv6 pods through the tunnel: via the remote device's own link-local address
+            # (a permanent neighbour, `plan_vxlan_entries`), whatever the underlay's family.
+            return Nexthop(vtep.link_local, VXLAN_DEVICE)
+        if not vtep.vtep_address:
+            return None  # an IPv6-only node has no IPv4 VTEP
         return Nexthop(vtep.vtep_address, VXLAN_DEVICE, True)
     if node.same_subnet(hop):
         return Nexthop(hop, node.underlay)  # what the kernel would pick: the connected subnet
@@ -105,7 +112,7 @@ def plan_remote(
     """One route (multipath when several next hops) or None when no hop is usable."""
     hops = set()
     for addr in route.next_hops:
-        if addr == node.address or not _usable(len(addr), len(route.prefix.addr)):
+        if node.is_own(addr) or not _usable(len(addr), len(route.prefix.addr)):
             continue  # our own blocks come back through reflection; never route to self
         hop = plan_hop(route, node, addr, vteps)
         if hop is not None:
@@ -189,10 +196,13 @@ def plan_vxlan_entries(inputs: FibInputs) -> tuple[set[Neighbour], set[FdbEntry]
     own = inputs.node.address if inputs.node else b""
     neigh = set()
     fdb = set()
-    for vtep in inputs.vteps.values():
+    for vtep in inputs.vteps.values():  # a dual-stack VTEP is there twice (`Vtep.keys`)
         if vtep.node_address == own:
             continue
-        neigh.add(Neighbour(VXLAN_DEVICE, vtep.vtep_address, vtep.mac))
+        if vtep.vtep_address:
+            neigh.add(Neighbour(VXLAN_DEVICE, vtep.vtep_address, vtep.mac))
+        if vtep.node_address6 or len(vtep.node_address) == 16:
+            neigh.add(Neighbour(VXLAN_DEVICE, vtep.link_local, vtep.mac))
         fdb.add(FdbEntry(VXLAN_DEVICE, vtep.mac, vtep.node_address))
     return neigh, fdb
 
@@ -219,9 +229,11 @@ def plan_all(inputs: FibInputs, protocol: int, table: int) -> Plan:
 
 
 def plan_vxlan_device(node: NodeInfo, underlay_mtu: int) -> VxlanSpec:
-    """`vxlan.podbgp`: VNI 4096, UDP 4789, MTU underlay - 50, MAC from the node name (RFC 7348 §5)."""
+    """`vxlan.podbgp`: VNI 4096, UDP 4789, MTU underlay - 50 (70 over an IPv6 underlay),
+    MAC from the node name (RFC 7348 §5)."""
+    overhead = VXLAN6_OVERHEAD if len(node.address) == 16 else VXLAN_OVERHEAD
     return VxlanSpec(node.address, node.underlay, vtep_mac(node.name),
-                     underlay_mtu - VXLAN_OVERHEAD, node.vtep_address)  # fmt: skip
+                     underlay_mtu - overhead, node.vtep_address)  # fmt: skip
 
 
 def plan_ipip_device(node: NodeInfo, underlay_mtu: int) -> IpipSpec:

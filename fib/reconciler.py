@@ -241,14 +241,21 @@ class Reconciler:
             self._replan((prefix,))
 
     def set_vtep(self, vtep: Vtep) -> None:
-        self.inputs.vteps[vtep.node_address] = vtep
-        self._replan_via(vtep.node_address)
+        """A remote VTEP, found under each next hop it stands for (`Vtep.keys`)."""
+        for key in vtep.keys:
+            self.inputs.vteps[key] = vtep
+            self._replan_via(key)
         self.tunnels.dirty = True
 
     def del_vtep(self, node_address: bytes) -> None:
-        if self.inputs.vteps.pop(node_address, None) is not None:
-            self._replan_via(node_address)
-            self.tunnels.dirty = True
+        vtep = self.inputs.vteps.get(node_address)
+        if vtep is None:
+            return
+        for key in {node_address, *vtep.keys}:
+            if self.inputs.vteps.get(key) == vtep:
+                del self.inputs.vteps[key]
+                self._replan_via(key)
+        self.tunnels.dirty = True
 
     def set_local_pod(self, prefix: Prefix, veth: str) -> None:
         self.inputs.local_pods[prefix] = veth

@@ -276,7 +276,9 @@ class Daemon:
                                    STARTUP_TIMEOUT)  # fmt: skip
             self.registry = ipam.NodeRegistry(self.store)
             self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
-            if wiring.uses_vxlan(self.config):
+            if wiring.uses_vxlan4(self.config):
+                # IPv4 pods through the tunnel need an IPv4 VTEP address; IPv6 pods use
+                # the device's own link-local address (fib.model.Vtep.link_local).
                 self.vtep_address = await self._vtep_address()
             record = wiring.registry_record(self.config, self.vtep_address)
             await asyncio.wait_for(self.registry.register(record), 30)

@@ -41,16 +41,22 @@ def fib_node(config: Config, vtep_address: str = "") -> NodeInfo | None:
     iface = config.node.address or config.node.address6
     if iface is None:
         return None
-    return NodeInfo.parse(config.node.name, str(iface),
-                          underlay_interface(str(iface.ip)), vtep_address)  # fmt: skip
+    dual = config.node.address6 if config.node.address is not None else None
+    return NodeInfo.parse(config.node.name, str(iface), underlay_interface(str(iface.ip)),
+                          vtep_address, str(dual) if dual else "")  # fmt: skip
 
 
 def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:
-    """Remote VTEPs by underlay address, from the registry."""
+    """Remote VTEPs from the registry, by each next hop they stand for (`Vtep.keys`): the
+    underlay address (IPv4, or IPv6 on an IPv6-only node) and a dual-stack node's IPv6."""
     out: dict[bytes, Vtep] = {}
     for node in nodes:
-        if node.name == me or not (node.vtep_address and node.vtep_mac and node.address):
+        if node.name == me or not node.vtep_mac or not (node.address or node.address6):
             continue
-        underlay = pack_addr(str(ipaddress.ip_interface(node.address).ip))
-        out[underlay] = Vtep(underlay, pack_addr(node.vtep_address), node.vtep_mac)
+        v4, v6 = (pack_addr(str(ipaddress.ip_interface(a).ip)) if a else b""
+                  for a in (node.address, node.address6))  # fmt: skip
+        vtep = Vtep(v4 or v6, pack_addr(node.vtep_address) if node.vtep_address else b"",
+                    node.vtep_mac, v6 if v4 else b"")  # fmt: skip
+        for key in vtep.keys:
+            out[key] = vtep
     return out

@@ -284,6 +284,11 @@ def uses_vxlan(config: Config) -> bool:
     return any(p.vxlan_mode is not Encap.NEVER for p in config.ipam.pools)
 
 
+def uses_vxlan4(config: Config) -> bool:
+    """An IPv4 pool is VXLAN-encapsulated: the node needs an IPv4 VTEP address."""
+    return any(p.vxlan_mode is not Encap.NEVER and p.cidr.version == 4 for p in config.ipam.pools)
+
+
 def lifecycle_timing(config: Config) -> Timing:
     """When a lapsed node is gone (graceful-restart time + grace) and removed (`ipam.lifecycle`)."""
     restart = config.bgp.restart_time if config.bgp.enabled and config.bgp.graceful_restart else 0
@@ -298,7 +303,7 @@ def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:
         asn=n.asn,
         address=str(n.address) if n.address else "",
         address6=str(n.address6) if n.address6 else "",
-        vtep_mac=vtep_mac(n.name) if vtep_address else "",
+        vtep_mac=vtep_mac(n.name) if vtep_address or uses_vxlan(config) else "",
         vtep_address=vtep_address,
         route_reflector_cluster_id=str(config.bgp.route_reflector_cluster_id or ""),
         labels=dict(n.labels),

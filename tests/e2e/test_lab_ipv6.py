@@ -8,8 +8,10 @@ Each (option, family) lab is built once for the module (three nodes, two pods ea
 * each node's kernel has an IPv6 route to every other node's IPv6 block, a blackhole for
   its own (RFC 4760 routes with an IPv6 next hop, over IPv4 sessions in a dual lab);
 * peered: the ToR reaches every pod's IPv6 address and sees it as the source (no NAT);
-* VXLAN: pod traffic between nodes is on the wire as VXLAN (UDP 4789) over the underlay of
-  the lab (IPv6 underlay in an IPv6-only lab).
+* VXLAN: IPv6 pod traffic between nodes is on the wire as VXLAN (UDP 4789) over the lab's
+  underlay: IPv6 in an IPv6-only lab, IPv4 in a dual one (IPv6 inside VXLAN over IPv4,
+  next hop the remote device's link-local address); CrossSubnet leaves it plain within a
+  subnet. IP-in-IP carries IPv4 only (RFC 2003): its options have no IPv6 lab.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from podbgp.lab.shell import run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.slow]
 
-LABS = [(o, f) for f in ("ipv6", "dual") for o in ("mesh", "rr", "peered")]
+LABS = [
+    (o, f) for f in ("ipv6", "dual") for o in ("mesh", "rr", "peered", "vxlan", "vxlan-crosssubnet")
+]
 _counter = itertools.count()
 
 
@@ -67,6 +71,8 @@ def test_every_pod_reaches_every_pod_in_each_family(
         matrix = lab.ping_matrix(state, version=v)
         assert len(matrix) == 30 and all(matrix.values()), lab.format_matrix(state, matrix)
     for nplan, node in zip(plan.nodes, state.nodes, strict=True):
+        if plan.option.bgp == "none":
+            continue  # VXLAN without BGP: routes from the datastore
         peers = lab.peers_of(state, node)
         up = [p for p in peers if p.get("state") == "Established"]
         assert len(up) == lab.expected_sessions(plan, nplan), peers
@@ -118,3 +124,35 @@ def test_the_tor_reaches_pods_over_ipv6_without_nat(
         assert ping(src["ns"], tor_address6(0))
     sources = {ln.split()[2] for ln in cap.lines if "ICMP6, echo request" in ln}
     assert sources == {src["ip6"]}, cap.lines
+
+
+def _echo_lines(lines: list[str], src: str, dst: str) -> list[int]:
+    """Indexes of the ICMPv6 echo requests src > dst in a capture."""
+    return [i for i, ln in enumerate(lines)
+            if f"{src} > {dst}: ICMP6, echo request" in ln]  # fmt: skip
+
+
+def test_vxlan_carries_ipv6_pods_over_the_labs_underlay(
+    running_lab: tuple[LabPlan, lab.LabState],
+) -> None:
+    plan, state = running_lab
+    if plan.option.encap != "vxlan":
+        pytest.skip("no VXLAN in this option")
+    src, far = pod(state, "n1-p1"), pod(state, "n3-p1")
+    n1, n3 = plan.node("n1"), plan.node("n3")
+    # The outer header is of the underlay's family: the node addresses the tunnel runs on.
+    outer_src, outer_dst = (n1.ip6, n3.ip6) if plan.family == "ipv6" else (n1.ip, n3.ip)
+    with Capture(plan.ns("n1"), "eth0", "udp port 4789 or icmp6") as cap:
+        assert ping(src["ns"], far["ip6"])
+    requests = _echo_lines(cap.lines, src["ip6"], far["ip6"])
+    assert len(requests) == 3, cap.lines
+    for i in requests:  # tcpdump prints the inner packet on the line after the VXLAN header
+        header = cap.lines[i - 1]
+        assert "VXLAN" in header and "vni 4096" in header, cap.lines
+        assert f"{outer_src}." in header and f"{outer_dst}.4789" in header, header
+    if plan.option.mode == "CrossSubnet":
+        near = pod(state, "n2-p1")  # n2 shares n1's subnet: no tunnel
+        with Capture(plan.ns("n1"), "eth0", "udp port 4789 or icmp6") as cap:
+            assert ping(src["ns"], near["ip6"])
+        plain = _echo_lines(cap.lines, src["ip6"], near["ip6"])
+        assert len(plain) == 3 and not any("VXLAN" in ln for ln in cap.lines), cap.lines

@@ -360,6 +360,39 @@ def test_an_ipv6_only_node_meshes_over_ipv6_with_ipv6_unicast_only() -> None:
     assert node.same_subnet(ipaddress.ip_address("fd00::9").packed)
 
 
+def test_vteps_from_the_registry_stand_for_each_next_hop_of_a_node() -> None:
+    """A dual-stack node's VTEP is found by its IPv4 and its IPv6 address (the next hops of
+    its two blocks); an IPv6-only node's has an IPv6 underlay and no VTEP address."""
+    import ipam
+    from fib.model import pack_addr, vtep_mac
+    from podbgp.node import vteps
+
+    dual = ipam.Node(name="d", asn=1, address="10.0.0.2/24", address6="fd00::2/64",
+                     vtep_mac=vtep_mac("d"), vtep_address="10.244.1.0")  # fmt: skip
+    six = ipam.Node(name="s", asn=1, address6="fd00::3/64", vtep_mac=vtep_mac("s"))
+    plain = ipam.Node(name="p", asn=1, address="10.0.0.4/24")  # no VXLAN: no VTEP
+    got = vteps([dual, six, plain], "me")
+    assert set(got) == {pack_addr("10.0.0.2"), pack_addr("fd00::2"), pack_addr("fd00::3")}
+    d = got[pack_addr("fd00::2")]
+    assert d is got[pack_addr("10.0.0.2")] and d.node_address == pack_addr("10.0.0.2")
+    assert d.vtep_address == pack_addr("10.244.1.0") and d.node_address6 == pack_addr("fd00::2")
+    s = got[pack_addr("fd00::3")]
+    assert (s.node_address, s.vtep_address, s.node_address6) == (pack_addr("fd00::3"), b"", b"")
+
+
+def test_an_ipv6_only_vxlan_node_needs_no_ipv4_vtep_address() -> None:
+    """Before, the daemon asked IPAM for an IPv4 tunnel address and an IPv6-only VXLAN node
+    stopped with "no enabled IPv4 pool selects node"; its registry record still carries
+    its VTEP MAC, so the others can reach it."""
+    from podbgp.wiring import registry_record, uses_vxlan, uses_vxlan4
+
+    cfg = load_config_text(IPV6_ONLY.replace('cidr = "fd00:10:244::/56"',
+                                             'cidr = "fd00:10:244::/56"\nvxlan_mode = "Always"'))  # fmt: skip
+    assert uses_vxlan(cfg) and not uses_vxlan4(cfg)
+    record = registry_record(cfg)
+    assert record.vtep_mac and not record.vtep_address
+
+
 def test_every_logger_of_the_daemon_has_a_part_to_set_its_level() -> None:
     """Each `podbgp.<part>` logger in the code can be set with `--log-level part=...`."""
     import re

@@ -182,3 +182,68 @@ def test_global_ipv6_hop_of_an_ipv4_prefix_is_plain_via_inet6() -> None:
     route = RemoteRoute(Prefix.parse("10.244.1.0/26"), (pack_addr("2001:db8::2"),), Encap.ALWAYS)
     planned = plan.plan_remote(route, NODE, {}, 80, 254)
     assert planned is not None and planned.nexthops == (Nexthop(pack_addr("2001:db8::2"), ""),)
+
+
+# -- IPv6 through the tunnel ---------------------------------------------------------------
+DUAL = NodeInfo.parse("node-a", "10.0.0.1/24", "eth0", vtep="10.244.0.0", cidr6="fd00::1/64")
+SAME6, OTHER6 = pack_addr("fd00::2"), pack_addr("fd01::3")
+BLOCK6 = Prefix.parse("fd00:10:244::40/122")
+
+
+def test_eui64_link_local_is_what_the_kernel_derives_from_a_mac() -> None:
+    import ipaddress
+
+    from fib.model import eui64_link_local
+
+    # RFC 4291 Appendix A: 34-56-78-9A-BC-DE → fe80::3656:78ff:fe9a:bcde (bit 0x02 flipped).
+    got = ipaddress.IPv6Address(eui64_link_local("34:56:78:9a:bc:de"))
+    assert str(got) == "fe80::3656:78ff:fe9a:bcde"
+    vtep = Vtep(OTHER, pack_addr("10.244.2.0"), "02:00:00:00:00:01")
+    assert str(ipaddress.IPv6Address(vtep.link_local)) == "fe80::ff:fe00:1"
+
+
+def test_dual_stack_node_tests_ipv6_hops_against_its_ipv6_subnet() -> None:
+    assert DUAL.same_subnet(SAME6) and not DUAL.same_subnet(OTHER6)
+    assert DUAL.same_subnet(SAME) and not DUAL.same_subnet(OTHER)
+    assert DUAL.is_own(pack_addr("fd00::1")) and DUAL.is_own(DUAL.address)
+    # Before, every IPv6 hop was "another subnet" for a node known by its IPv4 address,
+    # so CrossSubnet tunnelled IPv6 pods even between neighbours.
+    route = RemoteRoute(BLOCK6, (SAME6,), vxlan=C)
+    assert plan.plan_hop(route, DUAL, SAME6, {}) == Nexthop(SAME6, "eth0")
+
+
+@pytest.mark.parametrize("mode", [A, C])
+def test_ipv6_pods_through_vxlan_go_via_the_remote_devices_link_local(mode: Encap) -> None:
+    """Over an IPv4 underlay (dual stack) or an IPv6 one: the IPv6 route's next hop is the
+    remote VTEP's link-local address on vxlan.podbgp, found by its IPv6 next hop."""
+    vtep = Vtep(OTHER, pack_addr("10.244.2.0"), vtep_mac("node-c"), node_address6=OTHER6)
+    vteps = {k: vtep for k in vtep.keys}
+    assert vtep.keys == (OTHER, OTHER6)
+    route = RemoteRoute(BLOCK6, (OTHER6,), vxlan=mode)
+    got = plan.plan_remote(route, DUAL, vteps, 80, 254)
+    assert got is not None and got.nexthops == (Nexthop(vtep.link_local, "vxlan.podbgp"),)
+    inputs = FibInputs(DUAL, {BLOCK6: Reach((OTHER6,), vxlan=mode)}, vteps)
+    p = plan.plan_all(inputs, 80, 254)
+    assert p.neighbours == {
+        Neighbour("vxlan.podbgp", pack_addr("10.244.2.0"), vtep.mac),
+        Neighbour("vxlan.podbgp", vtep.link_local, vtep.mac),
+    }
+    assert p.fdb == {FdbEntry("vxlan.podbgp", vtep.mac, OTHER)}  # the IPv4 underlay
+
+
+def test_ipv6_only_vtep_has_no_ipv4_address_and_an_ipv6_underlay() -> None:
+    node = NodeInfo.parse("node-a", "fd00::1/64", "eth0")
+    vtep = Vtep(OTHER6, b"", vtep_mac("node-c"))
+    route = RemoteRoute(BLOCK6, (OTHER6,), vxlan=A)
+    got = plan.plan_remote(route, node, {OTHER6: vtep}, 80, 254)
+    assert got is not None and got.nexthops == (Nexthop(vtep.link_local, "vxlan.podbgp"),)
+    p = plan.plan_all(FibInputs(node, {BLOCK6: Reach((OTHER6,), vxlan=A)}, {OTHER6: vtep}), 80, 254)
+    assert p.neighbours == {Neighbour("vxlan.podbgp", vtep.link_local, vtep.mac)}
+    assert p.fdb == {FdbEntry("vxlan.podbgp", vtep.mac, OTHER6)}
+    # RFC 7348 over IPv6: 40 bytes of outer header instead of 20.
+    assert plan.plan_vxlan_device(node, 1500).mtu == 1430
+    # An IPv4 route cannot use a VTEP without an IPv4 address.
+    v4 = RemoteRoute(BLOCK, (OTHER,), vxlan=A)
+    assert (
+        plan.plan_remote(v4, NODE, {OTHER: Vtep(OTHER, b"", "02:00:00:00:00:01")}, 80, 254) is None
+    )

@@ -255,3 +255,20 @@ def test_snapshot_is_plain_data() -> None:
     }]  # fmt: skip
     assert snap["nexthops"]["rows"] == [f"id {NH_ID_BASE} via 10.0.0.2 dev eth0 proto 80"]
     assert set(snap["counters"]) >= {"resyncs", "drift_repaired", "drift_events", "route_writes"}
+
+
+def test_a_dual_stack_vtep_stands_for_both_next_hops_until_deleted() -> None:
+    rec, kernel = make()
+    c6 = pack_addr("fd00::3")
+    vtep = Vtep(C, pack_addr("10.244.9.0"), vtep_mac("node-c"), node_address6=c6)
+    rec.set_vtep(vtep)
+    block6 = Prefix.parse("fd00:10:244::40/122")
+    rec.set_route(RemoteRoute(block6, (c6,), vxlan=Encap.ALWAYS))
+    rec.apply()
+    assert rec.inputs.vteps == {C: vtep, c6: vtep}
+    assert table(kernel)[str(block6)].startswith(f"{block6} via fe80::"), table(kernel)
+    assert Neighbour("vxlan.podbgp", vtep.link_local, vtep.mac) in kernel.neighbours
+    rec.del_vtep(C)  # by its underlay address: both entries go
+    rec.apply()
+    assert rec.inputs.vteps == {} and table(kernel) == {}
+    assert rec.snapshot()["unroutable"] == [str(block6)]
