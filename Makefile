@@ -64,7 +64,7 @@ fuzz: venv
 	$(PY) tests/fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
 demo: deps-demo venv-runtime
-	$(PY) -m podbgp lab up --demo
+	$(PY) -m podbgp lab up --demo --family dual
 
 bench: deps venv
 	$(PY) benchmarks/codec.py

@@ -156,3 +156,24 @@ def test_vxlan_carries_ipv6_pods_over_the_labs_underlay(
             assert ping(src["ns"], near["ip6"])
         plain = _echo_lines(cap.lines, src["ip6"], near["ip6"])
         assert len(plain) == 3 and not any("VXLAN" in ln for ln in cap.lines), cap.lines
+
+
+def test_the_demo_command_prints_a_dual_stack_ping_matrix(lab_spot: LabSpot) -> None:
+    """What `make demo` runs (the Makefile's command, with the test's own prefix and state
+    dir): an IPv4 and an IPv6 matrix, every pair reachable in both, exit status 0."""
+    import re
+    import subprocess
+    import sys
+
+    demo = re.search(r"^demo:.*\n\t\$\(PY\) (-m podbgp lab up .*)$",
+                     (Path(__file__).parents[2] / "Makefile").read_text(), re.M)  # fmt: skip
+    assert demo is not None and "--family dual" in demo.group(1)
+    args = demo.group(1).split()[1:]
+    where = ["--prefix", lab_spot.prefix, "--state-dir", str(lab_spot.state_dir)]
+    proc = subprocess.run([sys.executable, *args, *where, "--timeout", "40"],
+                          capture_output=True, text=True, timeout=150, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    out = proc.stdout
+    assert "== IPv4 ping matrix" in out and "== IPv6 ping matrix" in out, out
+    assert out.count("30/30 pod pairs reachable") == 2, out
+    assert "✗" not in out
