@@ -160,9 +160,11 @@ def _read_peer_options(t: _Table, inherit: _Inherit, kind: type[PeerOptions]) ->
     keepalive = t.get("keepalive", int, ka_default, _int_range(0, 65535))
     if t.has("keepalive"):
         keepalive = _check_keepalive(t, hold, keepalive, "hold_time")
-    asn_default = _REQUIRED if kind is not SelectedPeer else d("asn")
+    # A peer_selector entry's AS defaults to each selected node's (written 0, as dumped).
+    selected = kind is SelectedPeer
+    asn_default, asn_conv = (d("asn"), _asn_or_zero) if selected else (_REQUIRED, _asn)
     out = {
-        "asn": t.get("asn", int, asn_default, _asn),
+        "asn": t.get("asn", int, asn_default, asn_conv),
         "local_address": t.get("local_address", str, None, _optional_address),
         "port": t.get("port", int, d("port"), _port),
         "passive": t.get("passive", bool, d("passive")),

@@ -50,8 +50,8 @@ def errors_of(text: str) -> list[str]:
             "bgp.peer[0].node_selector: unsupported selector term 'rack'",
         ),
         (
-            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nasn = 0\n",
-            "bgp.peer[0].asn: 0 is not an AS number (RFC 7607 reserves AS 0)",
+            "[[bgp.peer]]\npeer_selector = 'has(edge)'\nasn = 23456\n",
+            "bgp.peer[0].asn: 23456 is AS_TRANS (RFC 6793), not a real AS number",
         ),
         (
             "[[bgp.peer]]\npeer_selector = 'has(edge)'\nprefix = \"10.0.0.0/24\"\n",

@@ -252,3 +252,14 @@ def test_selected_peer_replaces_the_mesh_entry_and_keeps_the_rest() -> None:
         "10.0.0.1",
         "10.0.0.3",
     }
+
+
+def test_a_pair_of_rules_selects_both_ways() -> None:
+    """The docs' edge example: edge nodes peer with every other node and back."""
+    rules = [_rule("has(role)", "!has(role)"), _rule("!has(role)", "has(role)")]
+    for me in LABELLED.values():
+        for peer in selected_peers(me, LABELLED, rules).values():
+            back = selected_peers(LABELLED[peer.node], LABELLED, rules)
+            assert any(p.node == me.name for p in back.values()), (me.name, peer.node)
+    assert {p.node for p in selected_peers(LABELLED["a"], LABELLED, rules).values()} == {"b", "d"}
+    assert {p.node for p in selected_peers(LABELLED["b"], LABELLED, rules).values()} == {"a", "c"}
