@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_ipam",
     "podbgp.cmd_node",
     "podbgp.cmd_datastore",
+    "podbgp.cmd_resources",
     "podbgp.cmd_lab",
     "podbgp.cmd_advise",
 )

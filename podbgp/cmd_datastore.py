@@ -40,7 +40,9 @@ from ipam.identity import (
 )
 from ipam.store import OpenMode, StoreError, open_store
 from podbgp import wiring
-from podbgp.config import Config, ConfigError, DatastoreConfig, load_config
+from podbgp.cluster import load_effective
+from podbgp.config import Config, ConfigError, DatastoreConfig
+from podbgp.config.merge import read_node_file
 
 DEFAULT_URL = f"sqlite:{DatastoreConfig().path}"
 
@@ -59,14 +61,24 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datastore", metavar="URL", help="sqlite:PATH or etcd:http://H:P[,...]")
 
 
-def store_target(args: argparse.Namespace) -> StoreTarget:
-    """--config (validated like `podbgp check`), then --datastore, else the default."""
-    config = load_config(args.config) if args.config else None
+def store_target(args: argparse.Namespace, *, effective: bool = False) -> StoreTarget:
+    """--config, then --datastore, else the default.
+
+    Of the node file only ``[datastore]`` and ``[api]`` are read, so a file that takes
+    its AS from the cluster works here; with `effective` the whole config is read
+    over the cluster's resources (validated like `podbgp check`; StoreError if the
+    store that holds them cannot be read).
+    """
+    node = read_node_file(args.config) if args.config else None
+    config = None
+    if node is not None and effective:
+        config = asyncio.run(load_effective(node)).config
     if args.datastore:
         return StoreTarget(args.datastore, None, config)
-    if config is None:
+    if node is None:
         return StoreTarget(DEFAULT_URL)
-    return StoreTarget(wiring.datastore_url(config), wiring.cluster_id_file(config), config)
+    url = wiring.datastore_url_of(node.datastore)
+    return StoreTarget(url, wiring.cluster_id_file_of(node.datastore, node.api), config)
 
 
 def config_error_text(path: str, e: ConfigError) -> str:

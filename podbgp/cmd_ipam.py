@@ -77,7 +77,7 @@ def _flag_overrides(args: argparse.Namespace, ic: IPAMConfig) -> IPAMConfig:
 
 def settings(args: argparse.Namespace) -> tuple[StoreTarget, IpamConfig]:
     """The store and IPAM config from --config and the flags (ConfigError if invalid)."""
-    target = store_target(args)
+    target = store_target(args, effective=True)
     ic = target.config.ipam if target.config is not None else IPAMConfig()
     return target, wiring.pools_config(_flag_overrides(args, ic))
 
@@ -279,7 +279,7 @@ def _run(command: Command, mode: OpenMode) -> Callable[[argparse.Namespace], int
             where = args.config if args.config else "options"
             print(f"{name}: {config_error_text(where, e)}", file=sys.stderr)
             return 1
-        except IpamError as e:
+        except (IpamError, StoreError) as e:
             print(f"{name}: {e}", file=sys.stderr)
             return 1
 

@@ -23,7 +23,7 @@ from fib.model import Encap, Prefix, RemoteRoute, pack_addr, vtep_mac
 from fib.reconciler import FibConfig
 from ipam.lifecycle import Timing
 from podbgp import config as cfg
-from podbgp.config import Config, IPAMConfig, PeerOptions, Pool
+from podbgp.config import APIConfig, Config, DatastoreConfig, IPAMConfig, PeerOptions, Pool
 from podbgp.fibfeed import PoolTable
 from podbgp.topology import MeshPeer
 from rib.policy import Match as RibMatch
@@ -260,7 +260,11 @@ def pools_config(ic: IPAMConfig) -> ipam.IpamConfig:
 
 
 def datastore_url(config: Config) -> str:
-    ds = config.datastore
+    return datastore_url_of(config.datastore)
+
+
+def datastore_url_of(ds: DatastoreConfig) -> str:
+    """The ``--datastore`` URL of a ``[datastore]`` table."""
     if str(ds.kind) == "etcd":
         return "etcd:" + ",".join(ds.endpoints)
     return f"sqlite:{ds.path}"
@@ -275,9 +279,14 @@ def cluster_id_file(config: Config) -> str:
     emptied by a reboot, after which the node records the ID at its next
     contact with the store; set the key to a persistent path to keep it.
     """
-    if config.datastore.cluster_id_file:
-        return config.datastore.cluster_id_file
-    return str(Path(config.api.socket).parent / "cluster-id")
+    return cluster_id_file_of(config.datastore, config.api)
+
+
+def cluster_id_file_of(ds: DatastoreConfig, api: APIConfig) -> str:
+    """`cluster_id_file` from the two sections it depends on."""
+    if ds.cluster_id_file:
+        return ds.cluster_id_file
+    return str(Path(api.socket).parent / "cluster-id")
 
 
 def uses_vxlan(config: Config) -> bool:
