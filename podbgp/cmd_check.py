@@ -5,16 +5,26 @@ per-peer values resolved) on stdout, as TOML by default or as JSON with
 `--json`; exit status 1 with every error, one per line, on stderr. The printed
 TOML loads back to the same config, so it doubles as a fully spelled-out
 template. Peer passwords print as "<redacted>" unless `--show-secrets`.
+
+A node file with a ``[datastore]`` table is checked over the cluster's
+resources in that store (`podbgp.cluster.load_effective`), read-only; the
+TOML then opens with comments saying where each value that is not a default
+came from and which keys the file overrides. A store that does not exist (or
+does not answer) is said in a comment and the file is checked alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from typing import Any
 
-from podbgp.config import ConfigError, load_config
+from ipam.store import StoreError
+from podbgp.cluster import load_effective
+from podbgp.config import ConfigError
+from podbgp.config.merge import NODE_FILE, Effective, NodeFile, effective_config, read_node_file
 
 # Keys that hold arrays of tables ([[bgp.peer]] ...) rather than plain arrays.
 ARRAYS_OF_TABLES = frozenset({"peer", "originate", "listen_range", "policy", "rule", "pool"})
@@ -35,21 +45,56 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    notes: list[str] = []
     try:
-        cfg = load_config(args.config)
+        eff = _effective(read_node_file(args.config), notes)
     except ConfigError as e:
         count = len(e.errors)
         print(f"{args.config}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
         for message in e.errors:
             print(f"  {message}", file=sys.stderr)
         return 1
-    data = cfg.to_dict(reveal_secrets=args.show_secrets)
+    data = eff.config.to_dict(reveal_secrets=args.show_secrets)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         print(f"# effective configuration of {args.config}")
+        for line in notes + sources_text(eff):
+            print(f"# {line}")
         print(format_toml(data), end="")
     return 0
+
+
+def _effective(node: NodeFile, notes: list[str]) -> Effective:
+    """The node file over its store's resources; the file alone if the store cannot be read."""
+    if not node.names_datastore:
+        return effective_config(node, ())
+    try:
+        return asyncio.run(load_effective(node))
+    except (StoreError, OSError) as e:
+        notes.append(f"cluster resources not read ({e}): the node file alone")
+        return effective_config(node, ())
+
+
+def sources_text(eff: Effective) -> list[str]:
+    """Where the values came from and what the node file overrides, as comment lines."""
+    cluster = {k: v for k, v in eff.origins.items() if v != NODE_FILE}
+    if not eff.resources and not cluster:
+        return []
+    lines = [f"cluster resources: {len(eff.resources)}", "values from the cluster:"]
+    lines += [f"  {k}: {v}" for k, v in sorted(cluster.items())] or ["  none"]
+    lines.append("the node file overrides:")
+    lines += [f"  {o.path}: {_short(o.node_value)} (cluster {o.resource}: {_short(o.cluster_value)})"
+              for o in eff.overrides] or ["  nothing"]  # fmt: skip
+    lines.append("every other value is the node file's or a default")
+    return lines
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        shown = [(k, "<redacted>" if "password" in k else v) for k, v in list(value.items())[:4]]
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in shown) + " }"
+    return toml_value(value)
 
 
 def format_toml(data: dict[str, Any]) -> str:

@@ -13,8 +13,11 @@ import asyncio
 import logging
 import sys
 
+from ipam.store import StoreError
 from podbgp import instance, logs
-from podbgp.config import Config, ConfigError, load_config
+from podbgp.cluster import load_effective
+from podbgp.config import Config, ConfigError
+from podbgp.config.merge import read_node_file
 
 log = logging.getLogger("podbgp.daemon")
 
@@ -26,7 +29,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"podbgp: {exc}", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
+        config = load_node_config(args.config)
+    except StoreError as exc:
+        print(f"podbgp: {args.config}: cannot read the cluster's resources: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"podbgp: {args.config}: invalid config:\n{exc}", file=sys.stderr)
         return 1
@@ -46,6 +52,11 @@ def _run(args: argparse.Namespace) -> int:
         return _start(config, args.config)
     finally:
         lock.release()
+
+
+def load_node_config(path: str) -> Config:
+    """The node file over the cluster's resources in the store it names (`podbgp.cluster`)."""
+    return asyncio.run(load_effective(read_node_file(path))).config
 
 
 def _start(config: Config, path: str) -> int:

@@ -41,6 +41,7 @@ the same rules as ``[[ipam.pool]]``.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipam import ConfigError, IpamConfig, PoolUse
+from ipam.store import StoreError
 from podbgp import config as daemon_config
 from podbgp import wiring
 from podbgp.cni_proto import CniError, ErrorCode, check_version
@@ -150,13 +152,32 @@ def pool_table(entry: object, where: str) -> dict[str, Any]:
     return {"cidr": entry}
 
 
+CLUSTER_READ_TIMEOUT = 10.0  # seconds for the cluster's resources (two reads)
+
+
 def read_daemon_config(path: str) -> dict[str, Any]:
     """Node name, datastore URL, ``[ipam]``, FIB protocol and cluster ID file of the daemon.
 
-    Through the daemon's loader: an invalid file is code 7 with its errors.
+    Through the daemon's loader, over the cluster's resources when the file names its
+    datastore (`podbgp.cluster.load_effective`: the pools may be the cluster's). An
+    invalid file is code 7 with its errors. A store that cannot be read within
+    `CLUSTER_READ_TIMEOUT` leaves the file alone if that is a valid config (the IPAM call
+    then meets the same store and reports it, code 11), else it is code 11 here.
     """
+    from podbgp import cluster  # the store client, only for a file that names a store
+    from podbgp.config.merge import effective_config, read_node_file
+
     try:
-        config = daemon_config.load_config(path)
+        node = read_node_file(path)
+        try:
+            load = cluster.load_effective(node)
+            config = asyncio.run(asyncio.wait_for(load, CLUSTER_READ_TIMEOUT)).config
+        except (StoreError, OSError, TimeoutError) as e:
+            try:
+                config = effective_config(node, ()).config
+            except daemon_config.ConfigError:
+                raise CniError(ErrorCode.TRY_AGAIN_LATER,
+                               f"{path}: cluster resources: {e or 'timed out'}") from e  # fmt: skip
     except daemon_config.ConfigError as e:
         raise _bad("podbgp_config", f"{path}: " + "; ".join(e.errors)) from e
     return {

@@ -61,10 +61,11 @@ from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, audit, explain, instance, mrt, wiring
+from podbgp import api, audit, cluster, explain, instance, mrt, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
-from podbgp.config import Config, ConfigError, load_config
+from podbgp.config import Config, ConfigError
+from podbgp.config.merge import NodeFile, effective_config, read_node_file
 from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
@@ -126,6 +127,8 @@ class Daemon:
         self._registry_seen = False
         self._fib_frozen = False  # stopping: no more kernel changes
         self._blocks_seen = False
+        # The node file as read (a node that names its datastore follows the cluster's resources).
+        self.node_file: NodeFile | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,10 +157,23 @@ class Daemon:
             if not self.config.bgp.enabled and self.config.fib.enabled:
                 self._spawn_store(self._follow_remote_blocks)
             self._spawn(self._watch_store_identity())
+            self._follow_cluster()
         await self._start_api()
 
     async def wait(self) -> None:
         await self._stopped.wait()
+
+    def _follow_cluster(self) -> None:
+        """Follow the cluster's resources if the node file names the datastore."""
+        if self.config_path is None:
+            return
+        try:
+            self.node_file = read_node_file(self.config_path)
+        except ConfigError as exc:  # the file changed since start; SIGHUP will say more
+            log.error("cluster resources not followed: %s", exc)
+            return
+        if self.node_file.names_datastore:
+            self._spawn_store(self._follow_resources)
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -745,14 +761,46 @@ class Daemon:
 
     # -- reload -------------------------------------------------------------------------
     async def reload(self) -> None:
-        """SIGHUP: apply only what changed; unchanged sessions keep running."""
+        """SIGHUP: re-read the node file (over the cluster's resources) and apply what changed."""
         if self.config_path is None:
             return
         try:
-            new = load_config(self.config_path)
+            self.node_file = read_node_file(self.config_path)
+            store = self.store if self.store_fault is None else None
+            new = (await cluster.load_effective(self.node_file, store)).config
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
+        except (StoreError, OSError) as exc:
+            log.error("reload refused, keeping the running config: cluster resources: %s", exc)
+            return
+        await self._apply_config(new)
+        log.info("reloaded %s", self.config_path)
+
+    async def _follow_resources(self) -> None:
+        """Cluster resources, live: each change is applied as a SIGHUP reload would be.
+
+        A set this node cannot use (it clashes with the node file) is logged once and
+        the running config kept; the next change is tried again.
+        """
+        assert self.store is not None and self.node_file is not None
+        refused: str | None = None
+        async for current in cluster.watch_resources(self.store):
+            try:
+                new = effective_config(self.node_file, current.resources).config
+            except ConfigError as exc:
+                if str(exc) != refused:
+                    log.error("cluster resources at revision %d refused on this node, keeping "
+                              "the running config: %s", current.revision, exc)  # fmt: skip
+                refused = str(exc)
+                continue
+            refused = None
+            if new != self.config:
+                await self._apply_config(new)
+                log.info("applied the cluster resources at revision %d", current.revision)
+
+    async def _apply_config(self, new: Config) -> None:
+        """Apply only what changed; unchanged sessions keep running."""
         diff = self.config.diff(new)
         self.config = new
         if self.bgp is not None:
@@ -770,7 +818,6 @@ class Daemon:
                 self._apply_nat()
             except StartupError as exc:
                 log.error("reload: %s", exc)
-        log.info("reloaded %s", self.config_path)
 
 
 def _changes_text(family: Family, changes: dict[bytes, tuple[bytes, ...]]) -> str:
