@@ -86,6 +86,10 @@ def sources_text(eff: Effective) -> list[str]:
     lines.append("the node file overrides:")
     lines += [f"  {o.path}: {_short(o.node_value)} (cluster {o.resource}: {_short(o.cluster_value)})"
               for o in eff.overrides] or ["  nothing"]  # fmt: skip
+    if eff.skipped:
+        lines.append(
+            "cluster peers at this node's own address, left out: " + ", ".join(eff.skipped)
+        )
     lines.append("every other value is the node file's or a default")
     return lines
 

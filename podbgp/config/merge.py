@@ -11,7 +11,8 @@ key comes from the cluster; a key the node file sets wins:
 * peers, pools, reservations and policies are lists: the cluster's items are
   added after the node's own, except one the node file also has -- the same
   peer address, pool CIDR, or reservation or policy name -- which the node's
-  item replaces whole.
+  item replaces whole. A cluster peer at this node's own address is left out
+  (a list of in-cluster peers names every node, this one too).
 
 `Effective` records where each value came from (``origins``) and what the
 node file overrode (``overrides``), for ``podbgp check``. Errors in the merged
@@ -25,6 +26,7 @@ cluster ID record is) are read, so a node file that relies on the cluster for
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import re
@@ -103,6 +105,7 @@ class Effective:
     origins: Mapping[str, str] = field(default_factory=dict, hash=False)
     overrides: tuple[Override, ...] = ()
     resources: tuple[Resource, ...] = ()
+    skipped: tuple[str, ...] = ()  # cluster peers left out: this node's own address
 
 
 @dataclass
@@ -111,6 +114,7 @@ class _Merge:
     origins: dict[str, str] = field(default_factory=dict)
     overrides: list[Override] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
 
 def merge_documents(node: Mapping[str, Any], cluster: ClusterDocument) -> _Merge:
@@ -176,6 +180,9 @@ def _merge_item(m: _Merge, section: str, key: str, ident: str, item: Any, r: Res
     if not isinstance(items, list):
         return
     mine = _identity(item.get(ident) if ident != "name" else r.name)
+    if key == "peer" and mine in _own_addresses(m.doc):
+        m.skipped.append(r.ref)  # a cluster-wide peer list names every node, this one too
+        return
     for i, own in enumerate(items):
         if isinstance(own, dict) and mine is not None and _identity(own.get(ident)) == mine:
             where = f"{section}.{key}[{i}]" if section else f"{key}[{i}]"
@@ -185,6 +192,16 @@ def _merge_item(m: _Merge, section: str, key: str, ident: str, item: Any, r: Res
     items.append(copy.deepcopy(item))
     m.origins[path] = _source(r)
     m.labels[path] = f'{r.kind} "{r.name}" (cluster)'
+
+
+def _own_addresses(doc: Mapping[str, Any]) -> set[Any]:
+    node = doc.get("node")
+    out: set[Any] = set()
+    if isinstance(node, dict):
+        for key in ("address", "address6"):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                out.add(ipaddress.ip_interface(node[key]).ip)
+    return out
 
 
 def _identity(value: Any) -> Any:
@@ -217,7 +234,7 @@ def effective_config(
         config = load_config_dict(m.doc)
     except ConfigError as e:
         raise ConfigError([_rename(msg, m) for msg in e.errors]) from None
-    return Effective(config, m.origins, tuple(m.overrides), resources)
+    return Effective(config, m.origins, tuple(m.overrides), resources, tuple(m.skipped))
 
 
 def _rename(message: str, m: _Merge) -> str:
