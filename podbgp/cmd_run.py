@@ -14,10 +14,10 @@ import logging
 import sys
 
 from ipam.store import StoreError
-from podbgp import instance, logs
+from podbgp import instance, logs, wiring
 from podbgp.cluster import load_effective
 from podbgp.config import Config, ConfigError
-from podbgp.config.merge import read_node_file
+from podbgp.config.merge import effective_config, read_node_file
 
 log = logging.getLogger("podbgp.daemon")
 
@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_node_config(args.config)
     except StoreError as exc:
-        print(f"podbgp: {args.config}: cannot read the cluster's resources: {exc}", file=sys.stderr)
+        log.error("cannot start: %s", exc)
         return 1
     except ConfigError as exc:
         print(f"podbgp: {args.config}: invalid config:\n{exc}", file=sys.stderr)
@@ -54,9 +54,22 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
 
 
+LOAD_TIMEOUT = 10.0  # seconds for the cluster's resources: a store that does not answer
+
+
 def load_node_config(path: str) -> Config:
-    """The node file over the cluster's resources in the store it names (`podbgp.cluster`)."""
-    return asyncio.run(load_effective(read_node_file(path))).config
+    """The node file over the cluster's resources in the store it names (`podbgp.cluster`).
+
+    A store that cannot be read is StoreError naming it -- unless the node file has
+    mistakes of its own, which come first (ConfigError), as they would without a store.
+    """
+    node = read_node_file(path)
+    try:
+        return asyncio.run(asyncio.wait_for(load_effective(node), LOAD_TIMEOUT)).config
+    except (StoreError, OSError, TimeoutError) as exc:
+        effective_config(node, ())  # the file's own errors, if it has any
+        url = wiring.datastore_url_of(node.datastore)
+        raise StoreError(f"datastore {url}: {exc or f'no answer in {LOAD_TIMEOUT:g} s'}") from exc
 
 
 def _start(config: Config, path: str) -> int:
