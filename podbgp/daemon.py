@@ -129,6 +129,7 @@ class Daemon:
         self._blocks_seen = False
         # The node file as read (a node that names its datastore follows the cluster's resources).
         self.node_file: NodeFile | None = None
+        self._announcing: asyncio.Task[None] | None = None  # follows this node's blocks
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -139,7 +140,7 @@ class Daemon:
         speaker), and the node's own blocks are known before any session opens,
         so the first UPDATEs after the restart already carry them.
         """
-        if needs_datastore(self.config):
+        if needs_datastore(self.config) or self._names_datastore():
             await self._open_datastore()
         found = self._start_fib() if self.config.fib.enabled else 0
         if self.store is not None and self.config.ipam.pools:
@@ -162,6 +163,15 @@ class Daemon:
 
     async def wait(self) -> None:
         await self._stopped.wait()
+
+    def _names_datastore(self) -> bool:
+        """The node file has a [datastore] table: it takes the cluster's resources from it."""
+        if self.config_path is None:
+            return False
+        try:
+            return read_node_file(self.config_path).names_datastore
+        except ConfigError:
+            return False
 
     def _follow_cluster(self) -> None:
         """Follow the cluster's resources if the node file names the datastore."""
@@ -203,7 +213,7 @@ class Daemon:
         if self.store is not None:
             await self.store.close()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await coro
@@ -213,9 +223,11 @@ class Daemon:
                 log.exception("daemon task failed; stopping")
                 self._stopped.set()
 
-        self._tasks.append(asyncio.ensure_future(guarded()))
+        task = asyncio.ensure_future(guarded())
+        self._tasks.append(task)
+        return task
 
-    def _spawn_store(self, follow: Callable[[], Awaitable[None]]) -> None:
+    def _spawn_store(self, follow: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """A task that follows the datastore; it pauses while the store is not the joined one."""
 
         async def resilient() -> None:
@@ -227,7 +239,7 @@ class Daemon:
                     self._store_failed(exc)
                     await self._store_ok.wait()  # re-joined: follow the store again
 
-        self._spawn(resilient())
+        return self._spawn(resilient())
 
     # -- datastore identity ---------------------------------------------------------------
     def _store_failed(self, exc: StoreIdentityError) -> None:
@@ -351,7 +363,7 @@ class Daemon:
     async def _first_announcement(self) -> None:
         """Follow the node's announcement; return once the current one is applied."""
         first = asyncio.Event()
-        self._spawn_store(lambda: self._follow_announcements(first))
+        self._announcing = self._spawn_store(lambda: self._follow_announcements(first))
         self._spawn(self._watch_pool_usage())
         try:
             await asyncio.wait_for(first.wait(), 30)
@@ -777,6 +789,23 @@ class Daemon:
         await self._apply_config(new)
         log.info("reloaded %s", self.config_path)
 
+    def _pools_changed(self) -> None:
+        """Pools changed live: IPAM takes the new ones and the announcement is recomputed.
+
+        The follower restarts with the new pools (a pool's `disable_bgp_export`
+        decides what is announced); `_apply_announcement` then changes only the
+        prefixes whose announcement differs. Routes to other nodes take the new
+        pool's encapsulation from `self.config` as they are planned.
+        """
+        assert self.store is not None
+        self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
+        if self._announcing is not None:
+            self._announcing.cancel()
+            self._announcing = None
+        if self.config.ipam.pools:
+            first = asyncio.Event()
+            self._announcing = self._spawn_store(lambda: self._follow_announcements(first))
+
     async def _follow_resources(self) -> None:
         """Cluster resources, live: each change is applied as a SIGHUP reload would be.
 
@@ -807,7 +836,10 @@ class Daemon:
             await self.bgp.reload(new, diff)
         if "node.labels" in diff.changed_keys:
             await self._register_labels()
-        later = [k for k in diff.changed_keys if k != "node.labels"]
+        live = {"node.labels"} | ({"ipam.pool"} if self.store is not None else set())
+        later = [k for k in diff.changed_keys if k not in live]
+        if self.store is not None and "ipam.pool" in diff.changed_keys:
+            self._pools_changed()
         if later:
             # Applied live: peers, listen ranges, policies, originate, NAT. The rest is
             # read at start.
