@@ -130,3 +130,39 @@ def test_the_store_is_found_through_a_node_file_without_an_asn(
     f = write(tmp_path, '[[pool]]\nname = "a"\ncidr = "10.1.0.0/16"\n')
     code, out, err = run(capsys, "apply", "-f", f, "--config", str(node))
     assert (code, err) == (0, "") and out == "pool/a created (revision 2)\n"
+
+
+def test_check_shows_the_effective_config_its_sources_and_overrides(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tomllib
+
+    from podbgp.config import load_config_text
+
+    f = write(tmp_path, FILE.replace("mesh_password_placeholder_removed = 0\n", "hold_time = 30\n")
+              + '[[peer]]\nname = "self"\naddress = "10.0.0.11"\nasn = 64512\n')  # fmt: skip
+    assert run(capsys, "apply", "-f", f, "--datastore", db)[0] == 0
+    node = tmp_path / "node.toml"
+    node.write_text(f'[node]\nname = "n1"\naddress = "10.0.0.11/24"\nlabels = {{ rack = "r1" }}\n'
+                    f'[datastore]\npath = "{db.removeprefix("sqlite:")}"\n'
+                    f'[api]\nsocket = "{tmp_path / "api.sock"}"\n'
+                    '[bgp]\nhold_time = 9\n')  # fmt: skip
+    code, out, err = run(capsys, "check", "--config", str(node))
+    assert (code, err) == (0, "")
+    comments = [line for line in out.splitlines() if line.startswith("#")]
+    assert comments == [
+        f"# effective configuration of {node}",
+        "# cluster resources: 4",
+        "# values from the cluster:",
+        "#   bgp.peer[0]: cluster peer/tor1 (revision 2)",
+        "#   ipam.pool[0]: cluster pool/default (revision 2)",
+        "#   node.asn: cluster bgp/default (revision 2)",
+        "# the node file overrides:",
+        "#   bgp.hold_time: 9 (cluster bgp/default: 30)",
+        "# cluster peers at this node's own address, left out: peer/self",
+        "# every other value is the node file's or a default",
+    ]
+    cfg = load_config_text(out)  # what check prints loads back
+    assert cfg.node.asn == 64512 and cfg.bgp.hold_time == 9
+    assert [str(p.address) for p in cfg.bgp.peers] == ["10.0.0.1"]
+    assert tomllib.loads(out)["bgp"]["peer"][0]["password"] == "<redacted>"

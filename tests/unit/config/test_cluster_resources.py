@@ -253,3 +253,18 @@ def test_the_reference_documents_every_kind_and_resource_key() -> None:
     own = {k for r in rows if r.count("|") == 5 for k in r.split("|")[1].strip().strip("`").split("`, `")}
     assert own == {"pool[].name", "peer[].name", "policy[].name", "reservation[].name",
                    "bgp.name", "bgp.asn", "reservation[].cidrs"}  # fmt: skip
+
+
+def test_the_references_five_line_node_and_resources_file_make_a_config() -> None:
+    """The two examples of "Cluster resources" work together as documented."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
+    section = text.split("## Cluster resources", 1)[1].split("\n## ", 1)[0]
+    node_text, resources_text = [b.split("```", 1)[0] for b in section.split("```toml\n")[1:3]]
+    assert len([ln for ln in node_text.splitlines() if "=" in ln]) == 5
+    eff = effective_config(tomllib.loads(node_text), read(resources_text))
+    c = eff.config
+    assert (c.node.name, c.node.asn, c.bgp.mesh, c.bgp.hold_time) == ("node1", 64512, True, 30)
+    assert [p.name for p in c.policies] == ["pods"] and c.bgp.peers[0].export_policy == "pods"
+    assert [str(p.cidr) for p in c.ipam.pools] == ["10.244.0.0/16"]
