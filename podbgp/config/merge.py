@@ -41,7 +41,6 @@ from podbgp.config.resources import (
     ClusterDocument,
     Resource,
     cluster_document,
-    node_file_has_reservations,
 )
 from podbgp.config.schema import APIConfig, Config, ConfigError, DatastoreConfig
 from podbgp.config.sections import _read_api, _read_datastore
@@ -127,8 +126,6 @@ def merge_documents(node: Mapping[str, Any], cluster: ClusterDocument) -> _Merge
         if cluster.asn is not None:
             _merge_key(m, "node", "asn", cluster.asn, bgp_res)
     for section, key, ident in _LISTS:
-        if key == "reservation" and not node_file_has_reservations():
-            continue  # stored for IPAM; the node file has no such table to merge into
         parent = cluster.doc.get(section, {}) if section else cluster.doc
         items = parent.get(key, [])
         for i, item in enumerate(items):

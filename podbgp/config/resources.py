@@ -6,7 +6,7 @@ A resource is one table of a resources file (``podbgp apply -f FILE``)::
     [[pool]]     name = ...     # every [[ipam.pool]] key
     [[peer]]     name = ...     # every [[bgp.peer]] key
     [[policy]]   name = ...     # a [[policy]], as in the node file
-    [[reservation]] name = ...  # addresses IPAM never hands out
+    [[reservation]] name = ...  # every [[ipam.reservation]] key: addresses never handed out
 
 Nothing here has its own list of keys: each kind is read by the node file's
 own section reader (`podbgp.config.sections`), so a key added to
@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from podbgp.config.policy import _read_policies
-from podbgp.config.reader import _asn, _Errors, _Invalid, _prefix, _Table, _type_name, show
+from podbgp.config.reader import _asn, _Errors, _Invalid, _Table, _type_name, show
 from podbgp.config.schema import ConfigError
 from podbgp.config.sections import _read_bgp, _read_ipam
 
@@ -268,11 +268,6 @@ def _accepts_name(kind: ResourceKind) -> bool:
     return path in _accepted()
 
 
-def node_file_has_reservations() -> bool:
-    """Whether the node file reads ``[[ipam.reservation]]`` (else this module checks them)."""
-    return any(k.startswith("ipam.reservation[].") for k in _accepted())
-
-
 def check_resource_set(
     resources: Iterable[Resource], label: Mapping[Resource, str] | None = None
 ) -> list[str]:
@@ -293,10 +288,7 @@ def check_resource_set(
     _read_policies(policy_tables)
     names = {n for t in policy_tables if isinstance(n := t.data.get("name"), str)}
     _read_bgp(root.sub("bgp"), names)
-    ipam = root.sub("ipam")
-    if not node_file_has_reservations():
-        _read_reservations(ipam.subs("reservation"))
-    _read_ipam(ipam)
+    _read_ipam(root.sub("ipam"))
     messages = [_rename(m, cd.labels, bgp_label) for m in errors.messages]
     return list(dict.fromkeys(messages))
 
@@ -318,22 +310,6 @@ def _check_bgp_resource(root: _Table, cd: ClusterDocument, label: str, errors: _
             errors.add(f"{label}.{key}", f"is per node ({why}): set it in the node's TOML")
 
 
-def _read_reservations(tables: list[_Table]) -> None:
-    """``[[reservation]]``: `cidrs`, the prefixes IPAM never hands out."""
-    for t in tables:
-        t.seen.add("name")
-        cidrs = t.get_list("cidrs", None, _prefix_str)
-        if cidrs == () or (cidrs is None and not t.has("cidrs")):
-            t.error("cidrs", "must list at least one prefix")
-        t.finish()
-
-
-def _prefix_str(v: Any) -> Any:
-    if not isinstance(v, str):
-        raise _Invalid(f"{show(v)} is not a string")
-    return _prefix(v)
-
-
 _ITEM = re.compile(r"\b(?:bgp\.peer|ipam\.pool|ipam\.reservation|policy)\[\d+\]")
 
 
@@ -343,10 +319,3 @@ def _rename(message: str, labels: Mapping[str, str], bgp_label: str) -> str:
     if bgp_label != "bgp" and message.startswith("bgp."):
         message = bgp_label + message[3:]
     return message
-
-
-def reservations_of(resources: Iterable[Resource]) -> list[tuple[str, Any]]:
-    """(name, cidrs as written) of every reservation resource."""
-    return [
-        (r.name, r.spec.get("cidrs", [])) for r in resources if r.kind is ResourceKind.RESERVATION
-    ]

@@ -99,6 +99,15 @@ class Interleaved(Store):
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list]:  # type: ignore[type-arg]
         return self.inner.watch(prefix, start_revision)
 
+    async def grant_lease(self, ttl: int) -> int:
+        return await self.inner.grant_lease(ttl)
+
+    async def keep_alive(self, lease: int) -> int:
+        return await self.inner.keep_alive(lease)
+
+    async def revoke_lease(self, lease: int) -> None:
+        await self.inner.revoke_lease(lease)
+
     async def close(self) -> None:
         pass
 

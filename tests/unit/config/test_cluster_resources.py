@@ -116,8 +116,8 @@ cidrs = ["10.0.0.1/24"]
         "peer[0].asn: 4294967296 is not an AS number (1..4294967295)",
         'peer[0].import: "nosuch" is neither "all" | "none" nor the name of a [[policy]]',
         "bgp.holdtime: unknown key (did you mean hold_time?)",
-        'reservation[0].cidrs[0]: "10.0.0.1/24" has host bits set (did you mean 10.0.0.0/24?)',
         "pool[0].block_size: 8 is not within 16..32 (pool 10.1.0.0/16)",
+        'reservation[0].cidrs[0]: "10.0.0.1/24" has host bits set (did you mean 10.0.0.0/24?)',
     ]
 
 
@@ -268,3 +268,18 @@ def test_the_references_five_line_node_and_resources_file_make_a_config() -> Non
     assert (c.node.name, c.node.asn, c.bgp.mesh, c.bgp.hold_time) == ("node1", 64512, True, 30)
     assert [p.name for p in c.policies] == ["pods"] and c.bgp.peers[0].export_policy == "pods"
     assert [str(p.cidr) for p in c.ipam.pools] == ["10.244.0.0/16"]
+
+
+def test_the_cluster_labs_resources_and_identity_files_make_every_nodes_config() -> None:
+    """`podbgp.lab.clusterplan`'s resources file is valid, and each node's identity-only
+    file over it gives the node its rack's ToR peer (chosen by node_selector later) and the
+    cluster's AS, mesh settings and pools."""
+    from podbgp.lab.clusterplan import plan_cluster, render_node_identity, render_resources
+
+    plan = plan_cluster()
+    resources = with_revisions(read(render_resources(plan)))
+    assert check_resource_set(resources) == []
+    for node in plan.nodes:
+        c = effective_config(tomllib.loads(render_node_identity(plan, node)), resources).config
+        assert c.node.name == node.name and c.node.asn == 64512 and c.bgp.mesh
+        assert len(c.ipam.pools) == 2 and c.bgp.mesh_password
