@@ -26,52 +26,61 @@ Decision order (first match wins):
 4. some are elsewhere and IP-in-IP works (never on Azure, whose fabric drops
    IP protocol 4) -> ``ipip-crosssubnet``; else ``vxlan-crosssubnet``.
 
-Only IPv4 underlays are judged (IP-in-IP and the CrossSubnet test are IPv4).
+Pod address families (``--family``, default ``auto``): ``dual`` when the node has both a
+global IPv4 and a global IPv6 underlay address (``--address6`` or the kernel), ``ipv6``
+when it has only IPv6, else ``ipv4``. podbgp announces a node's IPv6 blocks with its IPv6
+address as next hop (RFC 2545 §3), so IPv6 pods need an IPv6 address on every node: dual
+stack asked on a node without one is advised IPv4-only, with a note saying why. An
+IPv6-only node is judged by its IPv6 subnet, gateway and other nodes' IPv6 addresses.
+IP-in-IP carries IPv4 only (RFC 2003): where the table says ``ipip-crosssubnet``, a dual
+or IPv6 cluster gets ``vxlan-crosssubnet`` (VXLAN carries both families).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ipaddress
 import json
 import os
-import socket
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from podbgp.lab.devices import ProbeFailed, probe_devices
+from podbgp.advise_probes import (
+    IPAddr,
+    IPIface,
+    detect_cloud,
+    kernel_facts,
+    probe_bgp,
+    probe_encap,
+    read_dmi,
+    registry_addresses,
+)
 from podbgp.lab.labplan import OPTIONS as LAB_OPTIONS
-from podbgp.lab.netns import IP
-from podbgp.lab.shell import CommandFailed, run
+from podbgp.lab.shell import CommandFailed
 
 # The options advise recommends among, from the one list of options (podbgp.lab.labplan).
 OPTIONS = ("peered", "mesh", "ipip-crosssubnet", "vxlan-crosssubnet", "vxlan")
 TITLES = {name: LAB_OPTIONS[name].title for name in OPTIONS}
 CLOUDS = ("aws", "azure", "gcp")
 CLOUD_NAMES = {"aws": "AWS", "azure": "Azure", "gcp": "GCP"}
-DMI_ROOT = "/sys/class/dmi/id"
-DMI_KEYS = ("sys_vendor", "product_name", "bios_vendor", "chassis_asset_tag")
-# Azure writes this asset tag into every VM's DMI chassis record; plain Hyper-V
-# shares the "Microsoft Corporation" / "Virtual Machine" strings but not this.
-AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-BGP_PORT = 179
 
 IPv4Iface = ipaddress.IPv4Interface
 IPv4Addr = ipaddress.IPv4Address
+IPv6Iface = ipaddress.IPv6Interface
+IPv6Addr = ipaddress.IPv6Address
+FAMILIES = ("auto", "ipv4", "ipv6", "dual")
+POOL6 = "fd00:10:244::/56"
 
 
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What `decide` knows; None means not known (not probed, or the probe could not tell)."""
 
-    address: IPv4Iface | None = None
-    others: tuple[IPv4Addr, ...] = ()
-    gateway: IPv4Addr | None = None
+    address: IPIface | None = None
+    others: tuple[IPAddr, ...] = ()
+    gateway: IPAddr | None = None
     gateway_bgp: bool | None = None
     ipip: bool | None = None
     vxlan: bool | None = None
@@ -80,12 +89,19 @@ class Facts:
     node_name: str = "node-a"
     pool: str = "10.244.0.0/16"
     datastore: str = ""
+    address6: IPv6Iface | None = None
+    others6: tuple[IPv6Addr, ...] = ()
+    gateway6: IPv6Addr | None = None
+    family: str = "auto"  # asked: auto | ipv4 | ipv6 | dual
+    pool6: str = POOL6
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["address"] = None if self.address is None else str(self.address)
+        for key in ("address", "gateway", "address6", "gateway6"):
+            value = getattr(self, key)
+            out[key] = None if value is None else str(value)
         out["others"] = [str(a) for a in self.others]
-        out["gateway"] = None if self.gateway is None else str(self.gateway)
+        out["others6"] = [str(a) for a in self.others6]
         return out
 
 
@@ -99,11 +115,13 @@ class Advice:
     notes: tuple[str, ...] = ()
     cloud_note: tuple[str, ...] = ()
     facts: Facts = field(default_factory=Facts)
+    family: str = "ipv4"  # the pods' families: ipv4 | ipv6 | dual
 
     def to_json(self) -> dict[str, Any]:
         return {
             "option": self.option,
             "title": TITLES[self.option],
+            "family": self.family,
             "why": list(self.why),
             "notes": list(self.notes),
             "cloud": self.facts.cloud,
@@ -139,13 +157,34 @@ CLOUD_NOTES: dict[str, tuple[str, ...]] = {
 }
 
 
-def split_others(facts: Facts) -> tuple[list[IPv4Addr], list[IPv4Addr]]:
+def pod_family(facts: Facts) -> tuple[str, list[str]]:
+    """The pods' families for `facts` (module docstring), and notes on what was asked."""
+    has4, has6 = facts.address is not None, facts.address6 is not None
+    if facts.family == "auto":
+        return ("dual" if has4 and has6 else "ipv6" if has6 else "ipv4"), []
+    if facts.family in ("dual", "ipv6") and not has6:
+        note = (f"{facts.family} needs an IPv6 address on every node (node.address6): "
+                "podbgp announces IPv6 blocks with it as next hop (RFC 2545 §3); none was "
+                "found here (give --address6)")  # fmt: skip
+        if facts.family == "dual":
+            return "ipv4", [note + ", so this advice is IPv4-only"]
+        return "ipv6", [note]
+    return facts.family, []
+
+
+def _ipv6_view(facts: Facts) -> Facts:
+    """An IPv6-only node judged as the table judges IPv4: its IPv6 subnet, gateway, peers."""
+    return replace(facts, address=facts.address6, others=facts.others6,
+                   gateway=facts.gateway6, ipip=False)  # fmt: skip
+
+
+def split_others(facts: Facts) -> tuple[list[IPAddr], list[IPAddr]]:
     """The other nodes on this node's subnet, and those elsewhere."""
     if facts.address is None:
         return [], list(facts.others)
     net = facts.address.network
-    mine = [a for a in facts.others if a in net]
-    return mine, [a for a in facts.others if a not in net]
+    mine = [a for a in facts.others if a.version == net.version and a in net]
+    return mine, [a for a in facts.others if a not in mine]
 
 
 def _filters(facts: Facts) -> bool:
@@ -226,14 +265,22 @@ def _choose(facts: Facts) -> tuple[str, tuple[str, str], list[str]]:
 
 def decide(facts: Facts) -> Advice:
     """The recommendation for `facts` (pure; see the module docstring for the order)."""
-    option, why, notes = _choose(facts)
+    family, family_notes = pod_family(facts)
+    judged = _ipv6_view(facts) if family == "ipv6" else facts
+    if family == "dual" and facts.ipip:
+        judged = replace(facts, ipip=False)
+    option, why, notes = _choose(judged)
+    if family != "ipv4" and facts.ipip and option == "vxlan-crosssubnet":
+        why = (why[0], "IP-in-IP carries IPv4 only (RFC 2003), so VXLAN encapsulates the "
+               "traffic that leaves the subnet, IPv6 pods' too.")  # fmt: skip
     return Advice(
         option=option,
         why=why,
-        snippet=snippet(option, facts),
-        notes=tuple(notes),
+        snippet=snippet(option, facts, family),
+        notes=tuple(family_notes + notes),
         cloud_note=CLOUD_NOTES.get(facts.cloud or "", ()),
         facts=facts,
+        family=family,
     )
 
 
@@ -252,11 +299,16 @@ def _datastore_lines(url: str) -> list[str]:
     return ["[datastore]", 'kind = "etcd"', f"endpoints = [{shown}]{note}"]
 
 
-def _bgp_lines(option: str, facts: Facts) -> list[str]:
+def _bgp_lines(option: str, facts: Facts, family: str = "ipv4") -> list[str]:
     if option == "vxlan":
         return ["[bgp]", "enabled = false                 # routes come from the datastore"]
     if option == "peered":
-        gw = str(facts.gateway) if facts.gateway else "10.0.0.254"
+        if family == "ipv6":
+            gw = str(facts.gateway6) if facts.gateway6 else "fd00::fe"
+        else:
+            gw = str(facts.gateway) if facts.gateway else "10.0.0.254"
+        # Dual stack: one session over IPv4 carries both families (RFC 4760).
+        families = {"ipv4": '["ipv4"]', "dual": '["ipv4", "ipv6"]', "ipv6": '["ipv6"]'}[family]
         return [
             "[bgp]",
             "mesh = false",
@@ -264,145 +316,56 @@ def _bgp_lines(option: str, facts: Facts) -> list[str]:
             "[[bgp.peer]]",
             f"address = {_toml_str(gw)}          # the ToR / default gateway",
             "asn = 65000                     # the ToR's AS: ask the network team",
+            f"families = {families}",
             'export = "local"                # own blocks and borrowed /32s',
         ]
     return ["[bgp]", "mesh = true"]
 
 
-def snippet(option: str, facts: Facts) -> str:
-    """The TOML for `option` with this node's facts filled in (docs/configuration.md)."""
-    address = str(facts.address) if facts.address else "10.0.0.1/24"
+def _node_lines(facts: Facts, family: str) -> list[str]:
+    lines = ["[node]", f"name = {_toml_str(facts.node_name)}", "asn = 64512"]
+    if family != "ipv6":
+        address = str(facts.address) if facts.address else "10.0.0.1/24"
+        lines.append(f"address = {_toml_str(address)}")
+    else:
+        lines.append('router_id = "10.0.0.1"          # unique per node: no IPv4 to take it from')
+    if family != "ipv4":
+        address6 = str(facts.address6) if facts.address6 else "fd00::1/64"
+        lines.append(f"address6 = {_toml_str(address6)}")
+    return lines
+
+
+def _pool_lines(cidr: str, block_size: int, option: str) -> list[str]:
     opt = LAB_OPTIONS[option]
     ipip = opt.mode if opt.encap == "ipip" else "Never"
     vxlan = opt.mode if opt.encap == "vxlan" else "Never"
-    lines = [
-        "[node]",
-        f"name = {_toml_str(facts.node_name)}",
-        "asn = 64512",
-        f"address = {_toml_str(address)}",
-        "",
-        *_bgp_lines(option, facts),
-        "",
-        *_datastore_lines(facts.datastore),
-        "",
+    return [
         "[[ipam.pool]]",
-        f"cidr = {_toml_str(facts.pool)}",
+        f"cidr = {_toml_str(cidr)}",
+        f"block_size = {block_size}",
         f'ipip_mode = "{ipip}"',
         f'vxlan_mode = "{vxlan}"',
         # Pods routed by the physical network keep their source; elsewhere the
         # underlay cannot route replies to pod addresses, so leave by NAT.
         f"nat_outgoing = {'false' if option == 'peered' else 'true'}",
     ]
-    return "\n".join(lines) + "\n"
 
 
-# -- probes ---------------------------------------------------------------------------------
-def detect_cloud(dmi: Mapping[str, str]) -> str | None:
-    """AWS, Azure or GCP from DMI strings; None for anything else (Hyper-V is not Azure)."""
-    vendor = dmi.get("sys_vendor", "").strip().lower()
-    product = dmi.get("product_name", "").strip().lower()
-    bios = dmi.get("bios_vendor", "").strip().lower()
-    if "amazon" in vendor or "amazon" in bios:
-        return "aws"
-    if dmi.get("chassis_asset_tag", "").strip() == AZURE_ASSET_TAG:
-        return "azure"
-    if vendor == "google" or product == "google compute engine" or bios == "google":
-        return "gcp"
-    return None
-
-
-def read_dmi(root: str = DMI_ROOT) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key in DMI_KEYS:
-        with contextlib.suppress(OSError):
-            out[key] = Path(root, key).read_text(errors="replace").strip()
-    return out
-
-
-def _default_route(routes: Iterable[Mapping[str, Any]]) -> tuple[IPv4Addr | None, str | None]:
-    """The main table's default gateway and its device, from ``ip -j -4 route``: the
-    unicast default route of lowest metric (the first hop of a multipath one)."""
-    best: tuple[int, IPv4Addr | None, str | None] | None = None
-    for r in routes:
-        if r.get("dst") != "default" or r.get("type", "unicast") != "unicast":
-            continue
-        if r.get("table", "main") != "main":
-            continue
-        gw, dev = r.get("gateway"), r.get("dev")
-        hops = r.get("nexthops") or []
-        if gw is None and hops:
-            gw, dev = hops[0].get("gateway"), hops[0].get("dev")
-        metric = int(r.get("metric", 0))
-        if best is None or metric < best[0]:
-            best = (metric, ipaddress.IPv4Address(gw) if gw else None, dev)
-    return (None, None) if best is None else (best[1], best[2])
-
-
-def _global_addresses(links: Iterable[Mapping[str, Any]]) -> list[tuple[str, IPv4Iface]]:
-    """(device, address with its subnet) of every global IPv4 address, from ``ip -j -4 addr``."""
-    return [
-        (str(link["ifname"]), ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}"))
-        for link in links
-        for a in link.get("addr_info", [])
-        if a.get("family", "inet") == "inet" and a.get("scope") == "global"
+def snippet(option: str, facts: Facts, family: str = "ipv4") -> str:
+    """The TOML for `option` and the pods' `family` with this node's facts filled in
+    (docs/configuration.md): a pool per family, /122 blocks for IPv6 (Calico's default)."""
+    lines = [
+        *_node_lines(facts, family),
+        "",
+        *_bgp_lines(option, facts, family),
+        "",
+        *_datastore_lines(facts.datastore),
     ]
-
-
-def kernel_facts() -> tuple[IPv4Iface | None, IPv4Addr | None]:
-    """This node's underlay address (with its subnet) and default gateway, from the kernel
-    (read with iproute2's JSON output: pyroute2 belongs to ``fib.netlink``)."""
-    routes = json.loads(run([IP, "-j", "-4", "route", "show", "table", "main"]) or "[]")
-    links = json.loads(run([IP, "-j", "-4", "addr", "show"]) or "[]")
-    gateway, dev = _default_route(routes)
-    return pick_address(_global_addresses(links), gateway, dev), gateway
-
-
-def pick_address(
-    addrs: list[tuple[str, IPv4Iface]], gateway: IPv4Addr | None, dev: str | None
-) -> IPv4Iface | None:
-    """The address on the default route's device whose subnet holds the gateway."""
-    on_dev = [a for d, a in addrs if d == dev]
-    for a in on_dev:
-        if gateway is not None and gateway in a.network:
-            return a
-    if on_dev:
-        return on_dev[0]
-    return addrs[0][1] if addrs else None
-
-
-def probe_bgp(gateway: IPv4Addr, timeout: float = 1.0) -> bool:
-    """Does `gateway` accept a TCP connection on 179? One attempt, closed at once."""
-    try:
-        with socket.create_connection((str(gateway), BGP_PORT), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def probe_encap() -> dict[str, Any]:
-    """``{"ipip": bool, "vxlan": bool}`` from the lab's device probe, or ``{"error": ...}``."""
-    try:
-        found = probe_devices(("ipip", "vxlan"))
-    except ProbeFailed as e:
-        return {"error": str(e)}
-    return {kind: error is None for kind, error in found.items()}
-
-
-async def registry_addresses(url: str, me: str) -> list[IPv4Addr]:
-    """Other nodes' IPv4 underlay addresses from the node registry."""
-    from ipam import NodeRegistry
-    from ipam.store import OpenMode, open_store
-
-    store = open_store(url, OpenMode.READ_ONLY)
-    try:
-        nodes = await NodeRegistry(store).list()
-    finally:
-        await store.close()
-    out = []
-    for node in nodes.values():
-        if node.name != me and node.address:
-            out.append(ipaddress.IPv4Interface(node.address).ip)
-    return out
+    if family != "ipv6":
+        lines += ["", *_pool_lines(facts.pool, 26, option)]
+    if family != "ipv4":
+        lines += ["", *_pool_lines(facts.pool6, 122, option)]
+    return "\n".join(lines) + "\n"
 
 
 # -- the command ------------------------------------------------------------------------
@@ -413,21 +376,25 @@ def _tristate(text: str | None) -> bool | None:
 def gather(args: argparse.Namespace) -> tuple[Facts, list[str]]:
     """Facts from the flags and the probes; the second value lists what could not be probed."""
     problems: list[str] = []
-    address, gateway = (None, None)
-    try:
-        address, gateway = kernel_facts()
-    except (OSError, CommandFailed, ValueError) as e:
-        problems.append(f"routing table: {e}")
+    found: dict[int, tuple[IPIface | None, IPAddr | None]] = {4: (None, None), 6: (None, None)}
+    for version in (4, 6):
+        try:
+            found[version] = kernel_facts(version)
+        except (OSError, CommandFailed, ValueError) as e:
+            problems.append(f"IPv{version} routing table: {e}")
+    (address, gateway), (address6, gateway6) = found[4], found[6]
     if args.address:
         address = ipaddress.IPv4Interface(args.address)
-    others = [ipaddress.IPv4Address(p) for p in args.peer]
+    if args.address6:
+        address6 = ipaddress.IPv6Interface(args.address6)
+    others = [ipaddress.ip_address(p) for p in args.peer]
     if args.datastore:
         try:
             others += asyncio.run(registry_addresses(args.datastore, args.node))
         except Exception as e:  # the registry is optional: say why it was skipped
             problems.append(f"node registry {args.datastore}: {e}")
-    if address is not None:
-        others = [o for o in others if o != address.ip]
+    own = {a.ip for a in (address, address6) if a is not None}
+    others = [o for o in others if o not in own]
     gateway_bgp = _tristate(args.gateway_bgp)
     if args.probe and gateway_bgp is None and gateway is not None:
         gateway_bgp = probe_bgp(gateway, args.timeout)
@@ -438,8 +405,8 @@ def gather(args: argparse.Namespace) -> tuple[Facts, list[str]]:
     if args.cloud == "auto":
         cloud = detect_cloud(read_dmi())
     facts = Facts(
-        address=address,
-        others=tuple(dict.fromkeys(others)),
+        address=address if isinstance(address, IPv4Iface) else None,
+        others=tuple(dict.fromkeys(o for o in others if o.version == 4)),
         gateway=gateway,
         gateway_bgp=gateway_bgp,
         ipip=encap.get("ipip"),
@@ -449,13 +416,19 @@ def gather(args: argparse.Namespace) -> tuple[Facts, list[str]]:
         node_name=args.node,
         pool=args.pool,
         datastore=args.datastore or "",
+        address6=address6 if isinstance(address6, IPv6Iface) else None,
+        others6=tuple(dict.fromkeys(o for o in others if isinstance(o, IPv6Addr))),
+        gateway6=gateway6 if isinstance(gateway6, IPv6Addr) else None,
+        family=args.family,
+        pool6=args.pool6,
     )
     return facts, problems
 
 
 def render(advice: Advice, problems: list[str]) -> str:
+    pods = {"ipv4": "IPv4", "ipv6": "IPv6-only", "dual": "dual stack (IPv4 and IPv6)"}
     lines = [
-        f"Recommended: {advice.option} ({TITLES[advice.option]})",
+        f"Recommended: {advice.option} ({TITLES[advice.option]}), pods {pods[advice.family]}",
         f"  {advice.why[0]}",
         f"  {advice.why[1]}",
     ]
@@ -471,8 +444,10 @@ def cmd_advise(args: argparse.Namespace) -> int:
     try:
         if args.address:
             ipaddress.IPv4Interface(args.address)
+        if args.address6:
+            ipaddress.IPv6Interface(args.address6)
         for p in args.peer:
-            ipaddress.IPv4Address(p)
+            ipaddress.ip_address(p)
     except ValueError as e:
         print(f"podbgp advise: {e}", file=sys.stderr)
         return 2
@@ -488,12 +463,21 @@ def cmd_advise(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("advise", help="recommend a networking option for this environment")
     p.add_argument("--address", metavar="IP/LEN", help="this node's underlay address and subnet")
+    p.add_argument("--address6", metavar="IP6/LEN", help="its IPv6 underlay address and subnet")
     p.add_argument(
-        "--peer", action="append", default=[], metavar="IP", help="another node (repeat)"
+        "--peer",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="another node, IPv4 or IPv6 (repeat)",
     )
+    p.add_argument("--family", choices=FAMILIES, default="auto",
+                   help="pod addresses: ipv4, ipv6, dual, or auto (dual when the node has "
+                   "both an IPv4 and an IPv6 underlay address)")  # fmt: skip
     p.add_argument("--datastore", metavar="URL", help="read other nodes from the node registry")
     p.add_argument("--node", default=os.uname().nodename, help="this node's name")
     p.add_argument("--pool", default="10.244.0.0/16", help="pod CIDR for the snippet")
+    p.add_argument("--pool6", default=POOL6, help="IPv6 pod CIDR for the snippet (/122 blocks)")
     p.add_argument("--probe", action="store_true", help="try TCP 179 on the default gateway")
     p.add_argument("--timeout", type=float, default=1.0, help="gateway probe timeout (s)")
     p.add_argument(

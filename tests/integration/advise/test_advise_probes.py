@@ -106,3 +106,20 @@ def test_encap_probe_matches_the_kernel_and_leaves_nothing(netns: NetnsGroup) ->
         "probe-"
         not in subprocess.run([IP, "-o", "link"], capture_output=True, text=True, check=True).stdout
     )
+
+
+def test_a_dual_stack_underlay_is_advised_dual_stack(netns: NetnsGroup) -> None:
+    """The node's global IPv6 address and IPv6 default route are read like the IPv4 ones;
+    with both, the advice and its snippet are dual stack."""
+    node, tor = lan(netns)
+    node.ip("addr", "add", "fd00:1::5/64", "dev", "eth0", "nodad")
+    tor.ip("addr", "add", "fd00:1::fe/64", "dev", "p1", "nodad")
+    node.ip("-6", "route", "add", "default", "via", "fd00:1::fe")
+    out = advise(node, "--no-encap-probe", "--peer", "fd00:1::6", "--peer", "10.0.1.6")
+    assert out["family"] == "dual" and out["option"] == "mesh", out
+    facts = out["facts"]
+    assert (facts["address6"], facts["gateway6"]) == ("fd00:1::5/64", "fd00:1::fe")
+    assert facts["others"] == ["10.0.1.6"] and facts["others6"] == ["fd00:1::6"]
+    assert 'address6 = "fd00:1::5/64"' in out["config"] and "block_size = 122" in out["config"]
+    only4 = advise(node, "--no-encap-probe", "--family", "ipv4")
+    assert only4["family"] == "ipv4" and "address6" not in only4["config"]

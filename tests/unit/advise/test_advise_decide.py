@@ -8,16 +8,18 @@ from typing import Any
 
 import pytest
 
+from podbgp.advise_probes import (
+    _default_route,
+    _global_addresses,
+    detect_cloud,
+    pick_address,
+    read_dmi,
+)
 from podbgp.cmd_advise import (
     CLOUD_NOTES,
     OPTIONS,
     Facts,
-    _default_route,
-    _global_addresses,
     decide,
-    detect_cloud,
-    pick_address,
-    read_dmi,
     snippet,
     split_others,
 )
@@ -149,7 +151,9 @@ def test_snippet_carries_the_node_address_and_pool() -> None:
 
 def test_to_json_shape() -> None:
     out = decide(facts(others=ELSEWHERE, cloud="gcp")).to_json()
-    assert set(out) == {"option", "title", "why", "notes", "cloud", "cloud_note", "config", "facts"}
+    assert set(out) == {"option", "title", "family", "why", "notes", "cloud", "cloud_note",
+                        "config", "facts"}  # fmt: skip
+    assert out["family"] == "ipv4" and out["facts"]["address6"] is None
     assert out["facts"]["address"] == "10.0.1.5/24"
     assert out["facts"]["others"] == ["10.0.1.6", "10.0.2.8"]
     assert out["cloud"] == "gcp"
@@ -241,3 +245,73 @@ def test_advise_recommends_among_the_one_list_of_options_with_its_titles() -> No
 
     assert set(OPTIONS) <= set(ALL)
     assert {name: ALL[name].title for name in OPTIONS} == TITLES
+
+
+# -- IPv6 and dual stack -------------------------------------------------------------------
+I6 = ipaddress.IPv6Interface
+A6 = ipaddress.IPv6Address
+HERE6 = I6("fd00:1::5/64")
+
+
+def test_both_underlay_addresses_make_the_advice_dual_stack() -> None:
+    advice = decide(facts(others=SAME, address6=HERE6))
+    assert (advice.option, advice.family, advice.notes) == ("mesh", "dual", ())
+    config = load_config_text(advice.snippet)
+    assert str(config.node.address) == "10.0.1.5/24" and str(config.node.address6) == str(HERE6)
+    assert [(str(p.cidr), p.block_size) for p in config.ipam.pools] == [
+        ("10.244.0.0/16", 26), ("fd00:10:244::/56", 122)]  # fmt: skip
+
+
+def test_asking_for_dual_stack_without_an_ipv6_underlay_is_ipv4_with_the_reason() -> None:
+    advice = decide(facts(others=SAME, family="dual"))
+    assert advice.family == "ipv4"
+    assert any("node.address6" in n and "RFC 2545" in n and "IPv4-only" in n
+               for n in advice.notes), advice.notes  # fmt: skip
+    assert "address6" not in advice.snippet
+    assert decide(facts(address6=HERE6, family="ipv4")).family == "ipv4"
+
+
+def test_dual_stack_across_subnets_takes_vxlan_because_ipip_is_ipv4_only() -> None:
+    advice = decide(facts(others=ELSEWHERE, address6=HERE6))
+    assert (advice.option, advice.family) == ("vxlan-crosssubnet", "dual")
+    assert "RFC 2003" in advice.why[1]
+    pools = load_config_text(advice.snippet).ipam.pools
+    assert {p.vxlan_mode.value for p in pools} == {"CrossSubnet"}
+    assert decide(facts(others=ELSEWHERE)).option == "ipip-crosssubnet"  # IPv4 as before
+
+
+def test_an_ipv6_only_node_is_judged_by_its_ipv6_subnet_and_peers() -> None:
+    near, far = A6("fd00:1::6"), A6("fd00:2::7")
+    one = decide(facts(address=None, gateway=None, address6=HERE6, others6=(near,)))
+    assert (one.option, one.family) == ("mesh", "ipv6")
+    config = load_config_text(one.snippet)
+    assert config.node.address is None and str(config.node.address6) == str(HERE6)
+    assert config.node.router_id is not None  # set: there is no IPv4 address to take it from
+    assert [(str(p.cidr), p.block_size) for p in config.ipam.pools] == [("fd00:10:244::/56", 122)]
+    two = decide(facts(address=None, gateway=None, address6=HERE6, others6=(near, far)))
+    assert two.option == "vxlan-crosssubnet" and "fd00:2::7" in two.why[0]
+    assert "fd00:1::/64" in two.why[0]
+
+
+def test_peered_snippets_per_family() -> None:
+    dual = load_config_text(snippet("peered", facts(address6=HERE6), "dual"))
+    [peer] = dual.bgp.peers
+    assert str(peer.address) == "10.0.1.254"  # one IPv4 session carries both families
+    assert {f.name for f in peer.families} == {"IPV4_UNICAST", "IPV6_UNICAST"}
+    six = load_config_text(snippet("peered", facts(address6=HERE6, gateway6=A6("fd00:1::fe")),
+                                   "ipv6"))  # fmt: skip
+    [peer] = six.bgp.peers
+    assert str(peer.address) == "fd00:1::fe" and [f.name for f in peer.families] == ["IPV6_UNICAST"]
+
+
+def test_global_ipv6_addresses_leave_out_temporary_and_deprecated_ones() -> None:
+    links = [{"ifname": "eth0", "addr_info": [
+        {"family": "inet6", "local": "fd00:1::5", "prefixlen": 64, "scope": "global"},
+        {"family": "inet6", "local": "fd00:1::99", "prefixlen": 64, "scope": "global",
+         "temporary": True},
+        {"family": "inet6", "local": "fd00:1::98", "prefixlen": 64, "scope": "global",
+         "deprecated": True},
+        {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"},
+    ]}]  # fmt: skip
+    assert _global_addresses(links, "inet6") == [("eth0", HERE6)]
+    assert _global_addresses(links) == []
