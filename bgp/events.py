@@ -177,6 +177,13 @@ class PeerHandle(Protocol):
         """
         ...
 
+    @property
+    def link_global(self) -> IPv6Address | None:
+        """On an unnumbered session (``local_address`` link-local): a global IPv6
+        address on the session's link, the global next hop beside the link-local
+        one (RFC 2545 §3); None when the link has none, or the session is numbered."""
+        ...
+
     def wake(self) -> None:
         """Something became pending for this peer: pull when the socket can take it."""
         ...

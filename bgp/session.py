@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Protocol
+from typing import Any, Protocol
 
 from bgp.events import (
     ConnectRequested,
@@ -51,7 +51,7 @@ class SessionOwner(Protocol):
 
     def updates(self, session: Session, updates: list[Update]) -> None: ...
 
-    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[str, int]]: ...
+    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[Any, ...]]: ...
 
 
 class _Link(asyncio.Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 
+from bgp.ndp import Discovery
 from bgp.wire.capabilities import AddPathMode
 from bgp.wire.constants import Family
 
@@ -17,10 +18,20 @@ LLGR_STALE_TIME_MAX = 0xFFFFFF  # RFC 9494 §3: a 24-bit field, seconds
 
 __all__ = [
     "AddPathMode",
+    "Discovery",
     "ListenRange",
     "PeerSettings",
     "SpeakerSettings",
+    "link_peer_address",
 ]
+
+
+def link_peer_address(interface: str) -> str:
+    """The name of an unnumbered peer whose address is discovered on ``interface``:
+    ``fe80::%eth1``. fe80:: is the subnet-router anycast address of the link-local
+    prefix (RFC 4291 §2.6.1), never a neighbour's own address, so the name cannot
+    be taken by a peer configured with a fixed address."""
+    return f"fe80::%{interface}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,11 @@ class PeerSettings:
       and the 4-octet AS capability, RFC 6793) in place of the speaker's; 0 =
       the speaker's. RFC 7705 §3's "local AS" for AS migration; what it does to
       AS_PATH is the RIB's business (``rib.settings.PeerPolicy.local_as``).
+    - ``interface``: an unnumbered session over this link's IPv6 link-local
+      addresses. ``address`` is then the neighbour's link-local address with
+      the interface as its zone (``fe80::2%eth1``), or, with ``discovery``
+      set, ``link_peer_address(interface)``: the neighbour is found on the link
+      (``bgp.ndp``), every ``discovery_interval`` seconds until it is.
     """
 
     address: str
@@ -86,8 +102,17 @@ class PeerSettings:
     description: str = ""
     enforce_first_as: bool = True
     local_as: int = 0
+    interface: str = ""
+    discovery: Discovery | None = None
+    discovery_interval: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.interface:
+            ip = ipaddress.ip_address(self.address)
+            if not (isinstance(ip, ipaddress.IPv6Address) and ip.is_link_local):
+                raise ValueError("an unnumbered peer's address is IPv6 link-local")
+        elif self.discovery is not None:
+            raise ValueError("neighbour discovery needs an interface")
         if self.hold_time != 0 and self.hold_time < 3:
             raise ValueError("hold_time must be 0 or at least 3 (RFC 4271 §4.2)")
         if not 0 <= self.asn <= 0xFFFFFFFF:
@@ -100,6 +125,13 @@ class PeerSettings:
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return ipaddress.ip_address(self.address)
+
+    @property
+    def fixed_neighbour(self) -> ipaddress.IPv6Address | None:
+        """An unnumbered peer's configured link-local address (no zone), if not discovered."""
+        if not self.interface or self.discovery is not None:
+            return None
+        return ipaddress.IPv6Address(self.address.split("%")[0])
 
     def for_address(self, address: str) -> PeerSettings:
         """This template applied to one dynamic neighbour."""

@@ -75,10 +75,11 @@ from bgp.events import (
     SourceFactory,
 )
 from bgp.fsm import BgpFsm, Counters, State, Timer, keep_outgoing
+from bgp.ndp_socket import LinkWatch, global_addresses
 from bgp.negotiate import Negotiated
 from bgp.restart import StopKind, notification_name, restart_stop
 from bgp.session import Session
-from bgp.settings import PeerSettings, SpeakerSettings
+from bgp.settings import PeerSettings, SpeakerSettings, link_peer_address
 from bgp.wire.constants import Family
 from bgp.wire.update import Update
 
@@ -88,10 +89,14 @@ log = logging.getLogger("bgp.speaker")
 
 
 def _norm(address: str) -> str:
-    """Canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4."""
-    addr = ipaddress.ip_address(address.split("%")[0])
+    """Canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4. A link-local
+    address keeps its zone (``fe80::2%eth1``): it names a neighbour on one link only."""
+    host, _, zone = address.partition("%")
+    addr = ipaddress.ip_address(host)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return str(addr.ipv4_mapped)
+    if zone and isinstance(addr, ipaddress.IPv6Address) and addr.is_link_local:
+        return f"{addr}%{zone}"
     return str(addr)
 
 
@@ -113,6 +118,8 @@ class Peer:
         self.flaps = 0
         self.established_at: float | None = None  # on the speaker's clock (``Speaker.now``)
         self.last_error: dict[str, Any] | None = None
+        # An unnumbered peer's link-local address: configured, or found on the link.
+        self.neighbour: ipaddress.IPv6Address | None = settings.fixed_neighbour
 
     # ---------------------------------------------------------- PeerHandle
 
@@ -130,6 +137,14 @@ class Peer:
         """Our address on the established session, as its socket reports it."""
         name = self.established.sockname if self.established is not None else None
         return _socket_ip(name[0]) if name else None
+
+    @property
+    def link_global(self) -> ipaddress.IPv6Address | None:
+        """A global IPv6 address on an unnumbered peer's link, if it has one."""
+        if not self.settings.interface or self.established is None:
+            return None
+        found = sorted(global_addresses(self.settings.interface))
+        return found[0] if found else None
 
     # ------------------------------------------------------ admin actions
 
@@ -292,8 +307,47 @@ class Peer:
         await target.attach(sock)
         return True
 
-    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[str, int]]:
+    def neighbour_heard(self, address: ipaddress.IPv6Address) -> None:
+        """The link's neighbour (``bgp.ndp``) is ``address``: dial it now unless a
+        connection is already up or on its way."""
+        if self.established is not None or address == self.neighbour:
+            return
+        self.neighbour = address
+        main = self.main
+        if main is not None and not main.fsm.connected and not self.settings.passive:
+            main.discard()
+            self.main = self._new_session()
+            self.main.start()
+
+    def accepts_from(self, address: ipaddress.IPv6Address) -> bool:
+        """An unnumbered peer takes a connection from its neighbour, or from any
+        link-local address on its link while it has found none (the peer may
+        dial before its advertisements reach us); that address is then its neighbour."""
+        if self.neighbour is None and self.settings.discovery is not None:
+            self.neighbour = address
+        return address == self.neighbour
+
+    def _link_dial(self) -> tuple[socket.socket, tuple[str, int, int, int]]:
+        """A socket bound to the peer's link, towards its link-local address: the
+        zone (scope id) picks the link, SO_BINDTODEVICE keeps the session on it."""
         ps = self.settings
+        if self.neighbour is None:
+            raise OSError(f"no neighbour found on {ps.interface} yet")
+        index = socket.if_nametoindex(ps.interface)
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ps.interface.encode())
+            self.speaker.apply_ttl(sock, ps)
+        except OSError:
+            sock.close()
+            raise
+        return sock, (str(self.neighbour), ps.port, 0, index)
+
+    def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[Any, ...]]:
+        ps = self.settings
+        if ps.interface:
+            return self._link_dial()
         addr = ps.ip
         family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -433,6 +487,8 @@ class Peer:
         up = self.established_at
         return {
             "address": self.key,
+            "interface": self.settings.interface or None,
+            "neighbour": str(self.neighbour) if self.neighbour is not None else None,
             "asn": self.settings.asn or (neg.peer_as if neg else 0),
             "description": self.settings.description,
             "state": state,
@@ -470,6 +526,7 @@ class Speaker:
         self._started = False
         self.lingering: set[asyncio.Transport] = set()  # closed sessions flushing a NOTIFICATION
         self._loop: asyncio.AbstractEventLoop | None = None  # the sessions' (``start``)
+        self._links: dict[str, LinkWatch] = {}  # unnumbered peers' neighbour discovery
         self._epoch: float | None = None  # Unix time minus the loop's, taken once
 
     # ------------------------------------------------------------ clock
@@ -503,6 +560,7 @@ class Speaker:
             self._tasks.append(asyncio.get_running_loop().create_task(self._accept_loop(sock)))
         for peer in self.peers.values():
             self._install_keys(peer.settings)
+            self._watch_link(peer)
             if peer.settings.enabled:
                 peer.enable()
 
@@ -521,6 +579,9 @@ class Speaker:
         for sock in self._listeners:
             sock.close()
         self._listeners.clear()
+        for watch in self._links.values():
+            watch.close()
+        self._links.clear()
         self._started = False
         self._tasks.clear()
         await asyncio.sleep(0.05)  # let transports flush their NOTIFICATIONs
@@ -545,6 +606,7 @@ class Speaker:
         peer = self.peers[key] = Peer(self, settings)
         if self._started:
             self._install_keys(settings)
+            self._watch_link(peer)
             if settings.enabled:
                 peer.enable()
         return peer
@@ -553,6 +615,7 @@ class Speaker:
         """Cease 3 (Peer De-configured) and forget the peer."""
         peer = self.peers.pop(_norm(address), None)
         if peer is not None:
+            self._unwatch_link(peer)
             peer.shutdown(message, CeaseSubcode.PEER_DECONFIGURED)
             if peer.settings.password:
                 for sock in self._listeners:
@@ -567,6 +630,7 @@ class Speaker:
         if old is not None:
             # RFC 8538 §5: new settings must not inherit the old session's routes.
             self.peers.pop(key)
+            self._unwatch_link(old)
             old.shutdown("", CeaseSubcode.OTHER_CONFIGURATION_CHANGE, hard=True)
         return self.add_peer(settings)
 
@@ -635,12 +699,48 @@ class Speaker:
         loop = asyncio.get_running_loop()
         while True:
             sock, addr = await loop.sock_accept(lsock)
-            task = loop.create_task(self._accepted(sock, _norm(addr[0])))
+            task = loop.create_task(self._accepted(sock, _norm(_zoned(addr))))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+    def _watch_link(self, peer: Peer) -> None:
+        """Start finding an unnumbered peer's neighbour (``bgp.ndp``); without a raw
+        socket (no CAP_NET_RAW, no such link) the peer waits for the neighbour to dial."""
+        ps = peer.settings
+        if ps.discovery is None or ps.interface in self._links:
+            return
+
+        def heard(address: ipaddress.IPv6Address) -> None:
+            found = self.peers.get(peer.key)
+            if found is not None:
+                found.neighbour_heard(address)
+
+        try:
+            watch = LinkWatch(ps.interface, ps.discovery, ps.discovery_interval, heard)
+        except OSError as exc:
+            log.warning("%s: no neighbour discovery on %s: %s; waiting for the neighbour "
+                        "to connect", peer.key, ps.interface, exc)  # fmt: skip
+            return
+        self._links[ps.interface] = watch
+        watch.start()
+
+    def _unwatch_link(self, peer: Peer) -> None:
+        watch = self._links.pop(peer.settings.interface, None) if peer.settings.interface else None
+        if watch is not None:
+            watch.close()
+
+    def _link_peer(self, address: str) -> Peer | None:
+        """The unnumbered peer that takes a connection from ``address`` (with its zone)."""
+        host, _, zone = address.partition("%")
+        if not zone:
+            return None
+        peer = self.peers.get(link_peer_address(zone))
+        if peer is not None and peer.accepts_from(ipaddress.IPv6Address(host)):
+            return peer
+        return None
+
     async def _accepted(self, sock: socket.socket, address: str) -> None:
-        peer = self.peers.get(address) or self._dynamic_peer(address)
+        peer = self.peers.get(address) or self._link_peer(address) or self._dynamic_peer(address)
         try:
             if peer is not None and await peer.accept(sock):
                 return
@@ -704,6 +804,16 @@ def _gr_text(neg: Negotiated) -> str:
     if neg.peer_restart is None:
         return ""
     return ", graceful restart" + (" with N bit" if neg.graceful_notification else "")
+
+
+def _zoned(addr: tuple[Any, ...]) -> str:
+    """An accepted connection's host, with the interface as zone when the sockaddr has
+    a scope id (a link-local peer: which link it came in on picks the peer)."""
+    host = str(addr[0]).partition("%")[0]
+    if len(addr) == 4 and addr[3]:
+        with contextlib.suppress(OSError):
+            return f"{host}%{socket.if_indextoname(addr[3])}"
+    return host
 
 
 def _socket_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

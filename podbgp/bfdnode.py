@@ -29,7 +29,7 @@ from bfd.packet import State
 from bfd.process import BfdProcess
 from bfd.runner import CONTROL_PORT, SessionSpec
 from bfd.session import BfdSettings, StateChanged
-from podbgp.config import PeerOptions
+from podbgp.config import Peer, PeerOptions
 
 log = logging.getLogger("podbgp.bfd")
 
@@ -52,8 +52,10 @@ class BfdPeers:
         self.failed: str | None = None
 
     def set_peer(self, key: str, options: PeerOptions | None, local: str | None = None) -> None:
-        """Run a session with ``key`` if ``options`` ask for BFD; stop it otherwise."""
-        if options is None or not options.bfd:
+        """Run a session with ``key`` if ``options`` ask for BFD; stop it otherwise.
+        Not on an unnumbered peer (``interface``): BFD here runs between addresses, and
+        the neighbour's link-local one is found only later (docs/configuration.md)."""
+        if options is None or not options.bfd or (isinstance(options, Peer) and options.interface):
             if self.specs.pop(key, None) is not None and self.runner is not None:
                 self.runner.remove(key)
             return

@@ -15,6 +15,7 @@ import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import ipam
 from bgp.settings import ListenRange, PeerSettings, SpeakerSettings
@@ -78,7 +79,20 @@ def peer_settings(
         shutdown_message=p.shutdown_message,
         enforce_first_as=p.enforce_first_as,
         local_as=p.local_asn,
+        **_unnumbered(p),
     )
+
+
+def _unnumbered(p: PeerOptions) -> dict[str, Any]:
+    """An unnumbered `[[bgp.peer]]`'s link, how its neighbour is found, RFC 8950."""
+    if not isinstance(p, cfg.Peer):
+        return {}
+    return {
+        "interface": p.interface,
+        "discovery": p.neighbor_discovery if p.discovers else None,
+        "discovery_interval": float(p.neighbor_discovery_interval),
+        "extended_nexthop": p.extended_nexthop,
+    }
 
 
 def mesh_family(config: Config) -> int:

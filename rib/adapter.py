@@ -162,9 +162,9 @@ class RibAdapter:
         local4, local6 = self._locals(peer)
         link_local = None
         if local6 is not None and local6.is_link_local:
-            # An unnumbered session: the node's global address (if any) is the
+            # An unnumbered session: a global address on its link (if any) is the
             # global next hop, the socket's link-local one the second (RFC 2545 §3).
-            link_local, local6 = local6, self.local6
+            link_local, local6 = local6, getattr(peer, "link_global", None)
         facts = facts_from_negotiated(negotiated, local4, local6, link_local)
         self.rib.peer_up(key, facts, self.clock())
         self._arm()

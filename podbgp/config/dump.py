@@ -110,6 +110,15 @@ def _dump_peer(p: PeerOptions, reveal: bool) -> dict[str, Any]:
     out = _dump_fields(p)
     first = {Peer: "address", SelectedPeer: "peer_selector"}.get(type(p), "prefix")
     out = {first: out.pop(first), **out}
+    if isinstance(p, Peer) and not p.interface:  # the unnumbered keys mean nothing here
+        for key in ("interface", "neighbor_discovery", "neighbor_discovery_interval"):
+            del out[key]
+    elif isinstance(p, Peer):
+        if p.discovers:
+            del out["address"]  # found on the link: `neighbor_discovery`
+        else:
+            del out["neighbor_discovery"]
+            out["address"] = out["address"].partition("%")[0]  # the zone is `interface`
     if out["password"] and not reveal:
         out["password"] = "<redacted>"
     return out

@@ -39,6 +39,7 @@ from podbgp.config.schema import (
     SelectedPeer,
     toml_name,
 )
+from podbgp.config.unnumbered import peer_address, read_unnumbered
 
 
 def _hold_time(v: int) -> int:
@@ -74,15 +75,13 @@ def _read_peer(t: _Table, inherit: _Inherit) -> Peer | SelectedPeer | None:
     if t.has("peer_selector"):
         return _read_selected_peer(t, inherit, node_selector)
     t.seen.add("peer_selector")  # a key of [[bgp.peer]] (accepted_keys), absent here
-    address: Any = None  # set unless the table failed (then nothing is built)
-    if t.has("address"):
-        address = t.get("address", str, _REQUIRED, _peer_address)
-    else:
-        t.seen.add("address")
-        t.error("address", "is required (or peer_selector, for in-cluster peers chosen by label)")
+    # `address`, or `interface` for an unnumbered peer (podbgp.config.unnumbered); None
+    # if the table failed (then nothing is built).
+    address, interface = peer_address(t, _peer_address)
     options = _read_peer_options(t, inherit, Peer)
     if address is not None and options is not None:
         _check_local_address(t, address, options.get("local_address"))
+    options.update(read_unnumbered(t, interface or ""))
     return _done(t, lambda: Peer(address=address, node_selector=node_selector, **options))
 
 

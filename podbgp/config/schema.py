@@ -19,6 +19,8 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bgp.ndp import Discovery
+from bgp.settings import link_peer_address
 from bgp.wire.capabilities import AddPathMode
 from bgp.wire.constants import Family, Origin
 from fib.model import Encap
@@ -256,11 +258,26 @@ class PeerOptions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Peer(PeerOptions):
-    """A static neighbour (`[[bgp.peer]]` with `address`)."""
+    """A static neighbour (`[[bgp.peer]]` with `address`, or `interface`).
+
+    Unnumbered (`interface` set): the session runs between the link's IPv6
+    link-local addresses. `address` is then the neighbour's link-local address
+    with the interface as zone, or, when it is to be found on the link
+    (`neighbor_discovery`), `bgp.settings.link_peer_address(interface)`.
+    """
 
     address: IPAddress
     # The nodes that have this peer, matched against `node.labels`.
     node_selector: str = "all()"
+    interface: str = ""
+    neighbor_discovery: Discovery = Discovery.RA
+    neighbor_discovery_interval: int = 10
+    extended_nexthop: bool = False
+
+    @property
+    def discovers(self) -> bool:
+        """The neighbour's address is found on the link, not configured."""
+        return bool(self.interface) and str(self.address) == link_peer_address(self.interface)
 
     @property
     def session_settings(self) -> Peer:

@@ -76,6 +76,10 @@ class Neighbor:
     next_hop_self: bool = False
     description: str = ""
     bfd: bool = False  # RFC 5880/5881 single-hop BFD for this session (BgpConfig's timers)
+    # Unnumbered: the session runs over this interface's IPv6 link-local addresses, IPv4
+    # routes with IPv6 next hops (RFC 8950). FRR finds the neighbour itself (`address`
+    # unused); BIRD needs the neighbour's link-local `address`.
+    interface: str = ""
 
     def is_ibgp(self, local_as: int) -> bool:
         return self.asn == local_as

@@ -60,6 +60,8 @@ def render_export_filter(cfg: BgpConfig) -> list[str]:
 
 def _channel(fam: str, n: Neighbor | None) -> str:
     opts = ["import all;", "export filter podbgp_export;"]
+    if n is not None and n.interface and fam == "ipv4":
+        opts.append("extended next hop on;")  # RFC 8950: IPv4 over the link-local session
     if n is not None and n.next_hop_self:
         opts.append("next hop self;")
     if n is not None and n.add_path:
@@ -73,7 +75,8 @@ def _channel(fam: str, n: Neighbor | None) -> str:
 
 def _session(cfg: BgpConfig, n: Neighbor) -> list[str]:
     local = f" {n.local_address}" if n.local_address else ""
-    body = [f"  local{local} as {cfg.asn};", f"  neighbor {n.address} as {n.asn};"]
+    where = f"{n.address} % '{n.interface}'" if n.interface else n.address
+    body = [f"  local{local} as {cfg.asn};", f"  neighbor {where} as {n.asn};"]
     if n.description:
         body.append(f'  description "{n.description}";')
     body += [f"  hold time {cfg.hold_time};", f"  keepalive time {cfg.keepalive};"]

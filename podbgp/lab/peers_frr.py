@@ -69,8 +69,11 @@ def _network_line(route: Route) -> str:
 
 
 def _neighbor_lines(n: Neighbor, keepalive: int, hold: int, connect: int) -> list[str]:
-    a = n.address
-    out = [f" neighbor {a} remote-as {n.asn}", f" neighbor {a} timers {keepalive} {hold}"]
+    a = n.interface or n.address
+    # `neighbor IF interface`: found by IPv6 RAs, extended next hop on by itself.
+    head = f" neighbor {a} interface remote-as {n.asn}" if n.interface else (
+        f" neighbor {a} remote-as {n.asn}")  # fmt: skip
+    out = [head, f" neighbor {a} timers {keepalive} {hold}"]
     out.append(f" neighbor {a} timers connect {connect}")
     if n.description:
         out.append(f" neighbor {a} description {n.description}")
@@ -92,7 +95,7 @@ def _neighbor_lines(n: Neighbor, keepalive: int, hold: int, connect: int) -> lis
 
 
 def _af_neighbor_lines(n: Neighbor) -> list[str]:
-    a = n.address
+    a = n.interface or n.address
     out = [f"  neighbor {a} activate"]
     if n.rr_client:
         out.append(f"  neighbor {a} route-reflector-client")

@@ -130,6 +130,7 @@ PEER_DEFAULTS = {
     "bfd": False,
     "bfd_interval_ms": 300,
     "bfd_multiplier": 3,
+    "extended_nexthop": False,
 }
 
 

@@ -31,7 +31,7 @@ def errors_of(text: str) -> list[str]:
         (
             "[[bgp.peer]]\nasn = 1\n",
             "bgp.peer[0].address: is required (or peer_selector, for in-cluster peers "
-            "chosen by label)",
+            "chosen by label; or interface, for an unnumbered peer)",
         ),
         (
             "[[bgp.peer]]\npeer_selector = 'rack = \"r1\"'\n",
