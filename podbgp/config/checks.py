@@ -35,6 +35,9 @@ def _check_listening(bgp: BGPConfig, errors: _Errors) -> None:
     if bgp.mesh or bgp.is_route_reflector:
         # Each mesh pair connects in one direction only, so half the sessions are inbound.
         errors.add("bgp.listen", "[] but the mesh and route reflection need inbound sessions")
+    elif bgp.selected_peers:
+        # So do peers chosen by label (podbgp.topology: the lower address dials).
+        errors.add("bgp.listen", "[] but peers chosen by peer_selector need inbound sessions")
     if bgp.listen_ranges:
         errors.add("bgp.listen_range", "dynamic neighbours need bgp.listen (it is [])")
     for i, p in enumerate(bgp.peers):
@@ -54,7 +57,8 @@ def _check_reflector_clients(node: NodeConfig | None, bgp: BGPConfig, errors: _E
     items: list[tuple[str, PeerOptions]] = [(f"bgp.peer[{i}]", p) for i, p in enumerate(bgp.peers)]
     items += [(f"bgp.listen_range[{i}]", r) for i, r in enumerate(bgp.listen_ranges)]
     for path, p in items:
-        if p.route_reflector_client and node is not None and p.asn != node.asn:
+        # asn 0 (peer_selector): each selected node's AS, which the registry knows.
+        if p.route_reflector_client and node is not None and p.asn not in (0, node.asn):
             errors.add(
                 f"{path}.route_reflector_client",
                 f"AS {p.asn} is not this node's AS {node.asn}; clients are iBGP peers (RFC 4456)",
@@ -83,6 +87,9 @@ def _check_node_for_bgp(node: NodeConfig, bgp: BGPConfig, errors: _Errors) -> No
         errors.add(
             "node.address", "is required for the mesh and route reflection (peers connect to it)"
         )
+    elif bgp.selected_peers and not node.has_address:
+        # podbgp.topology: in-cluster peers are found and dialled at registry IPv4 addresses.
+        errors.add("node.address", "is required for peers chosen by peer_selector")
     own = {i.ip for i in (node.address, node.address6) if i is not None}
     for i, p in enumerate(bgp.peers):
         if isinstance(p, Peer) and p.address in own:

@@ -181,3 +181,34 @@ def test_local_asn_and_allow_own_as_reach_the_parts() -> None:
     # A change resets the session (the OPEN differs), like any other session key.
     new = load_config_text(NODE + PEER + "local_asn = 65101\nallow_own_as = 2\n")
     assert [str(x.address) for x in diff_configs(cfg, new).peers_reset] == ["10.0.0.9"]
+
+
+SELECT = "[[bgp.peer]]\npeer_selector = 'has(edge)'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            NODE + "[bgp]\nmesh = false\nlisten = []\n" + SELECT,
+            "bgp.listen: [] but peers chosen by peer_selector need inbound sessions",
+        ),
+        (
+            '[node]\nname = "n1"\nasn = 64512\nrouter_id = "1.1.1.1"\n'
+            + "[bgp]\nmesh = false\n"
+            + SELECT,
+            "node.address: is required for peers chosen by peer_selector",
+        ),
+    ],
+)
+def test_selected_peers_need_what_the_mesh_needs(text: str, message: str) -> None:
+    assert errors_of(text) == [message]
+
+
+def test_a_selected_peer_may_be_a_reflector_client_in_the_nodes_as() -> None:
+    cfg = load_config_text(NODE + SELECT + "route_reflector_client = true\n")
+    assert cfg.bgp.selected_peers[0].route_reflector_client
+    assert errors_of(NODE + SELECT + "asn = 65000\nroute_reflector_client = true\n") == [
+        "bgp.peer[0].route_reflector_client: AS 65000 is not this node's AS 64512; "
+        "clients are iBGP peers (RFC 4456)"
+    ]
