@@ -1,0 +1,179 @@
+"""Node lifecycle with real daemons: a restart inside the grace changes nothing; a node
+killed for good is taken out of every other node's sessions, FDB and kernel after its
+lease and the grace, and its blocks are released after ``node_gone_after``.
+
+Option ``vxlan-crosssubnet`` (BGP mesh, VXLAN across the two subnets, so every node has
+an FDB entry and a neighbour for every other node's VTEP). The lab's configs are
+rewritten with short timers (lease 2 s, graceful restart 15 s -- long enough for a
+restart under load -- grace 5 s, removal 30 s after the lapse) and every daemon restarted with SIGTERM, which is itself a restart: nothing of the
+cluster may move for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_lab import (
+    Cluster,
+    blocks,
+    kill,
+    mismatches,
+    peers,
+    routes,
+    sessions,
+    start,
+    start_daemon,
+    stop,
+    wait,
+)
+
+from ipam import Ipam, IpamConfig
+from ipam.lifecycle import Lifecycle, Phase, Timing
+from ipam.store import open_store
+from podbgp.lab.labplan import render_node_config
+from podbgp.lab.netns import IP
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+BRIDGE = shutil.which("bridge") or "/usr/sbin/bridge"
+TTL, RESTART, GRACE, REMOVE = 2, 15, 5, 30
+TIMING = Timing(gone_after=RESTART + GRACE, remove_after=REMOVE)
+
+
+def short_timers(c: Cluster, name: str) -> str:
+    text = render_node_config(c.plan, c.plan.node(name))
+    assert "restart_time = 30" in text and "[[ipam.pool]]" in text
+    text = text.replace("restart_time = 30", f"restart_time = {RESTART}")
+    ipam = (f"[ipam]\nnode_lease_ttl = {TTL}\nnode_gone_grace = {GRACE}\n"
+            f"node_gone_after = {REMOVE}\nleak_check_interval = 1\nleak_grace = 2\n\n")  # fmt: skip
+    return text.replace("[[ipam.pool]]", ipam + "[[ipam.pool]]", 1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = start(Path(tmp_path_factory.mktemp("lifecycle")), "vxlan-crosssubnet", nodes=3, spare=0)
+    try:
+        for n in ("n1", "n2", "n3"):
+            kill(c, n, signal.SIGTERM)
+            start_daemon(c, n, config=short_timers(c, n))
+        wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 60, "routes after the restarts")
+        wait(lambda: all(len(sessions(c, n)) == 2 for n in ("n1", "n2", "n3")), 60, "sessions")
+        yield c
+    finally:
+        stop(c)
+
+
+def fdb_dsts(c: Cluster, node: str) -> set[str]:
+    """Underlay addresses the node's VXLAN device forwards to (its FDB entries)."""
+    out = subprocess.run([BRIDGE, "-j", "-n", c.ns(node), "fdb", "show", "dev", "vxlan.podbgp"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout  # fmt: skip
+    return {e["dst"] for e in json.loads(out or "[]") if e.get("dst")}
+
+
+def neighbours(c: Cluster, node: str) -> set[str]:
+    out = subprocess.run([IP, "-j", "-n", c.ns(node), "neigh", "show", "dev", "vxlan.podbgp"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout  # fmt: skip
+    return {e["dst"] for e in json.loads(out or "[]")}
+
+
+def members(c: Cluster) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            return await Lifecycle(store).members()
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def held_by(c: Cluster, node: str) -> tuple[list[str], list[str]]:
+    """(blocks affine to `node`, addresses allocated by `node`) in the datastore."""
+
+    async def go() -> tuple[list[str], list[str]]:
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            bs = await Ipam(store, IpamConfig()).blocks()
+        finally:
+            await store.close()
+        return ([str(b.cidr) for b in bs if b.affinity == node],
+                [str(a) for b in bs for a, al in b.held() if al.node == node])  # fmt: skip
+
+    return asyncio.run(go())
+
+
+def vtep_of(c: Cluster, node: str) -> str:
+    return str(c.ask(node, "show.node")["vtep_address"])
+
+
+def test_a_restart_inside_the_grace_changes_nothing(cluster: Cluster) -> None:
+    c = cluster
+    n3_ip, n3_vtep, n3_blocks = c.plan.node("n3").ip, vtep_of(c, "n3"), blocks(c, "n3")
+    other = {n: sessions(c, n)[c.plan.node("n2" if n == "n1" else "n1").ip] for n in ("n1", "n2")}
+    before = {n: (fdb_dsts(c, n), neighbours(c, n)) for n in ("n1", "n2")}
+    assert all(n3_ip in f and n3_vtep in nb for f, nb in before.values()), before
+    kill(c, "n3")  # kill -9
+    time.sleep(TTL + 1)  # the lease lapses: a lapse is not a departure
+    start_daemon(c, "n3", config=short_timers(c, "n3"))
+    # Past the point where a node that stayed away would be gone, nothing has moved.
+    deadline = time.monotonic() + TIMING.gone_after + 2
+    while time.monotonic() < deadline:
+        for n in ("n1", "n2"):
+            assert (fdb_dsts(c, n), neighbours(c, n)) == before[n], n
+            have = routes(c.ns(n))
+            assert all(b in have for b in n3_blocks), f"{n} lost a route to n3's blocks"
+            assert n3_ip in peers(c, n), f"{n} dropped its session with n3"
+        time.sleep(0.5)
+    assert blocks(c, "n3") == n3_blocks and vtep_of(c, "n3") == n3_vtep
+    for n, s in other.items():  # the sessions that do not involve n3 kept their uptime
+        peer = c.plan.node("n2" if n == "n1" else "n1").ip
+        assert sessions(c, n)[peer] == s
+    m = members(c)["n3"]
+    assert m.phase(time.time(), TIMING) is Phase.LIVE and m.state.lapsed_at is None
+    wait(lambda: n3_ip in sessions(c, "n1") and n3_ip in sessions(c, "n2"), 30, "n3 back")
+    wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 30, "routes after the restart")
+
+
+def test_a_node_killed_for_good_is_taken_out_then_removed(cluster: Cluster) -> None:
+    c = cluster
+    n3_ip, n3_vtep, n3_blocks = c.plan.node("n3").ip, vtep_of(c, "n3"), blocks(c, "n3")
+    assert n3_blocks and held_by(c, "n3")[0]
+    kill(c, "n3")
+    t0 = time.monotonic()
+    # Inside the grace the others keep the peer and the forwarding entries.
+    time.sleep(TTL + RESTART)
+    if time.monotonic() - t0 < TTL + TIMING.gone_after - 2:
+        for n in ("n1", "n2"):
+            assert n3_ip in peers(c, n) and n3_ip in fdb_dsts(c, n), f"{n}: n3 dropped early"
+
+    def taken_out() -> bool:
+        for n in ("n1", "n2"):
+            have = routes(c.ns(n))
+            if n3_ip in peers(c, n) or n3_ip in fdb_dsts(c, n) or n3_vtep in neighbours(c, n):
+                return False
+            if any(b in have for b in n3_blocks):
+                return False
+        return True
+
+    wait(taken_out, TTL + TIMING.gone_after + 30, "n3 out of n1's and n2's sessions, FDB, kernel")
+    took = time.monotonic() - t0
+    assert took >= TTL + RESTART, f"taken out after {took:.1f} s, before its lease and grace"
+    wait(lambda: held_by(c, "n3") == ([], []), REMOVE + 30, "n3's blocks and addresses free")
+    m = members(c)["n3"]
+    assert m.node is None and m.phase(time.time(), TIMING) is Phase.REMOVED
+    # Both said why; n1 (the live node with the smallest name) removed it, once.
+    assert "node n3: lease lapsed more than" in c.log("n1", 400)
+    assert "node n3: lease lapsed more than" in c.log("n2", 400)
+    assert "removed it" in c.log("n1", 400) and "removed it" not in c.log("n2", 400)
+    # The survivors are untouched: their sessions and routes are as before.
+    assert len(sessions(c, "n1")) == 1 and len(sessions(c, "n2")) == 1
+    assert not mismatches(c, ["n1", "n2"])
