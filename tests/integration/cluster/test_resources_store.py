@@ -39,15 +39,17 @@ POOL_B = '[[pool]]\nname = "b"\ncidr = "10.2.0.0/16"\n'
 
 
 async def test_apply_get_delete_round_trip_with_revisions(store: Store) -> None:
-    done = await apply_resources(store, rs(POOL_A + '[bgp]\nasn = 64512\n'))
+    done = await apply_resources(store, rs(POOL_A + "[bgp]\nasn = 64512\n"))
     assert {r.ref for r in done.written} == {"pool/a", "bgp/default"} == done.created
     current = await read_resources(store)
     a = current.find(ResourceKind.POOL, "a")
     assert a is not None and a.spec == {"cidr": "10.1.0.0/16"} and a.revision == done.revision
     # The same file again writes nothing; a change writes only what changed.
-    again = await apply_resources(store, rs(POOL_A + '[bgp]\nasn = 64512\n'))
+    again = await apply_resources(store, rs(POOL_A + "[bgp]\nasn = 64512\n"))
     assert again.written == () and len(again.unchanged) == 2
-    changed = await apply_resources(store, rs(POOL_A.replace("/16", "/17") + '[bgp]\nasn = 64512\n'))
+    changed = await apply_resources(
+        store, rs(POOL_A.replace("/16", "/17") + "[bgp]\nasn = 64512\n")
+    )
     assert [r.ref for r in changed.written] == ["pool/a"] and not changed.created
     after = await read_resources(store)
     assert after.find(ResourceKind.POOL, "a").revision > a.revision  # type: ignore[union-attr]
@@ -67,7 +69,9 @@ async def test_an_invalid_set_writes_nothing(store: Store) -> None:
     new = rs(POOL_B + '[[pool]]\nname = "c"\ncidr = "10.1.128.0/17"\n')
     with pytest.raises(ConfigError) as e:
         await apply_resources(store, new, file_labels(new))
-    assert list(e.value.errors) == ['pool[1].cidr: "10.1.128.0/17" overlaps pool "a" ("10.1.0.0/16")']
+    assert list(e.value.errors) == [
+        'pool[1].cidr: "10.1.128.0/17" overlaps pool "a" ("10.1.0.0/16")'
+    ]
     after = await read_resources(store)
     assert after.resources == before.resources and after.serial_revision == before.serial_revision
 
@@ -114,6 +118,7 @@ class Interleaved(Store):
 
 async def test_a_lost_race_re_reads_and_applies_on_the_new_set(store: Store) -> None:
     """Two applies at once: the one whose CAS fails re-reads, re-validates and writes after."""
+
     async def b_first() -> None:
         await apply_resources(store, rs(POOL_B))
 
@@ -243,3 +248,27 @@ async def test_an_etcd_member_killed_during_applies_never_leaves_half_a_file(
         assert max(counts) == 39  # and the applies went on after the member died
     finally:
         await store.close()
+
+
+async def test_a_watch_that_fell_behind_the_compaction_lists_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """History dropped while the follower was busy: it re-lists and goes on (WatchCompacted)."""
+    from ipam.store import OpenMode
+    from ipam.store.sqlite import SqliteStore
+
+    s = SqliteStore(tmp_path / "c.db", keep_events=5, poll_interval=0.02, mode=OpenMode.CREATE)
+    try:
+        await init_cluster(s)
+        follow = watch_resources(s).__aiter__()
+        first = await asyncio.wait_for(follow.__anext__(), 10)
+        assert first.resources == ()
+        for i in range(12):  # more revisions than the store keeps events for
+            await apply_resources(s, rs(f'[[pool]]\nname = "p{i}"\ncidr = "10.{i}.0.0/16"\n'))
+        caplog.set_level("INFO", "podbgp.daemon")
+        latest = await asyncio.wait_for(follow.__anext__(), 10)
+        assert len(latest.of_kind(ResourceKind.POOL)) == 12
+        assert "were compacted; listing again" in caplog.text
+        await follow.aclose()  # type: ignore[attr-defined]
+    finally:
+        await s.close()

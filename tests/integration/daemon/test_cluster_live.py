@@ -55,9 +55,7 @@ def all_sessions(c: Cluster) -> dict[tuple[str, str], tuple[float, int]]:
 
 def meshed(c: Cluster) -> bool:
     ips = {n: c.plan.node(n).ip for n in NODES}
-    return all(
-        {ips[o] for o in NODES if o != node} <= set(sessions(c, node)) for node in NODES
-    )
+    return all({ips[o] for o in NODES if o != node} <= set(sessions(c, node)) for node in NODES)
 
 
 def new_pool_routes(c: Cluster, node: str) -> list[str]:
@@ -109,3 +107,31 @@ def test_peers_and_a_pool_applied_live(cluster: Cluster, tmp_path: Path) -> None
          "the peer resources' sessions removed")  # fmt: skip
     for node in NODES:
         assert sessions(c, node)[tor] == before[node, tor], f"{node}'s ToR session was reset"
+
+
+def test_a_set_a_node_cannot_use_is_logged_once_and_the_config_kept(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A cluster pool overlapping the pool in the nodes' own files passes `apply` (the set is
+    fine) but not the merge on each node: each logs it once, keeps running as it was, and
+    takes the next set that works."""
+    from podbgp.lab.labplan import POOL
+
+    c = cluster
+    before = all_sessions(c)
+    half = str(next(ipaddress.ip_network(POOL).subnets(1)))
+    apply(c, tmp_path, f'[[pool]]\nname = "clash"\ncidr = "{half}"\n')
+    refused = "refused on this node, keeping the running config"
+    for node in NODES:
+        wait(lambda node=node: refused in c.log(node, 400), 20, f"{node} logged the refusal")  # type: ignore[misc]
+    applied = "applied the cluster resources"
+    counts = {node: c.log(node, 100000).count(applied) for node in NODES}
+    # Another change while the clash stands: the same refusal, not logged again.
+    apply(c, tmp_path, '[[policy]]\nname = "unused"\n[[policy.rule]]\naction = "accept"\n')
+    assert main(["delete", "pool", "clash", "--datastore", f"sqlite:{c.plan.datastore}"]) == 0
+    for node in NODES:
+        wait(lambda node=node: c.log(node, 100000).count(applied) > counts[node], 20,  # type: ignore[misc]
+             f"{node} took the next set")  # fmt: skip
+        assert c.log(node, 100000).count(refused) == 1, c.log(node, 40)
+    assert all_sessions(c) == before  # nothing was reset by any of it
+    main(["delete", "policy", "unused", "--datastore", f"sqlite:{c.plan.datastore}"])

@@ -283,3 +283,19 @@ def test_the_cluster_labs_resources_and_identity_files_make_every_nodes_config()
         c = effective_config(tomllib.loads(render_node_identity(plan, node)), resources).config
         assert c.node.name == node.name and c.node.asn == 64512 and c.bgp.mesh
         assert len(c.ipam.pools) == 2 and c.bgp.mesh_password
+
+
+def test_the_cluster_example_makes_a_node_config() -> None:
+    """examples/cluster: the resources file is a valid set and the five-line node file over
+    it is a full config (the node's AS, the mesh, its rack's ToR, both pools)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "examples" / "cluster"
+    resources = read((root / "resources.toml").read_text())
+    assert check_resource_set(resources) == []
+    node_text = (root / "node.toml").read_text()
+    assert len([ln for ln in node_text.splitlines() if "=" in ln and not ln.startswith("#")]) == 5
+    c = effective_config(tomllib.loads(node_text), resources).config
+    assert (c.node.asn, c.bgp.mesh, c.bgp.hold_time) == (64512, True, 30)
+    assert [str(p.address) for p in c.bgp.peers] == ["10.0.1.1"]
+    assert [str(p.cidr) for p in c.ipam.pools] == ["10.244.0.0/16", "10.250.0.0/24"]
