@@ -6,8 +6,9 @@ PY     := $(VENV)/bin/python
 # ToR of `lab up --option peered`), ping for the matrix, procps, and venv.
 DEMO_PKGS := python3-venv frr iproute2 iputils-ping procps
 # What the tests add: the other BGP daemons they peer with, etcd, packet capture, and
-# nftables (nat_outgoing, the BFD drop tests), chattr (a read-only store) and setpriv.
-TEST_PKGS := bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump nftables e2fsprogs util-linux
+# nftables (nat_outgoing, the BFD drop tests), chattr (a read-only store), setpriv, and
+# pmacct (pmbmpd, the BMP collector of the monitoring tests).
+TEST_PKGS := bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump nftables e2fsprogs util-linux pmacct
 FUZZ_SECONDS ?= 60
 
 .PHONY: all venv venv-runtime deps deps-demo lint typecheck unit test fuzz demo bench clean

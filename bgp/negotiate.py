@@ -26,7 +26,7 @@ third of it unless configured lower (RFC 4271 §4.2, §10).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from bgp.errors import OpenMessageError, OpenSubcode
@@ -74,7 +74,9 @@ class Negotiated:
     sides set the N bit (RFC 8538 §2), so NOTIFICATIONs other than Hard
     Reset end the session gracefully (``bgp.restart``). ``long_lived``: the
     peer's LLGR capability for the session's families, when graceful restart
-    was negotiated with it (RFC 9494 §4.1; empty if it sent none).
+    was negotiated with it (RFC 9494 §4.1; empty if it sent none). ``sent_open`` /
+    ``received_open``: both OPENs as they were exchanged, for a BMP Peer Up (RFC 7854
+    §4.10) and ``show peer``; not part of equality.
     """
 
     peer_as: int
@@ -90,6 +92,8 @@ class Negotiated:
     add_path_tx: frozenset[Family]
     graceful_notification: bool = False
     long_lived: tuple[LongLived, ...] = ()
+    sent_open: Open | None = field(default=None, compare=False, repr=False)
+    received_open: Open | None = field(default=None, compare=False, repr=False)
 
     @property
     def ebgp(self) -> bool:
@@ -283,6 +287,8 @@ def negotiate(
         add_path_tx=tx,
         graceful_notification=gr is not None and gr.notification and peer.graceful_notification,
         long_lived=_long_lived(theirs, fams, peer.long_lived_stale_time) if gr else (),
+        sent_open=ours,
+        received_open=theirs,
     )
 
 

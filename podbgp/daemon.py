@@ -64,6 +64,7 @@ from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
 from podbgp import api, audit, cluster, explain, instance, mrt, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
+from podbgp.bmp import BmpFeed, sys_descr
 from podbgp.config import Config, ConfigError
 from podbgp.config.merge import NodeFile, effective_config, read_node_file
 from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
@@ -113,6 +114,7 @@ class Daemon:
         self.fib_service: FibService | None = None
         self.fibfeed: FibFeed | None = None
         self.bgp: Any = None  # podbgp.bgpnode.BgpNode once BGP is enabled
+        self.bmp: BmpFeed | None = None
         self.api: ControlServer | None = None
         self.metrics: MetricsServer | None = None
         self.nodes: dict[str, ipam.Node] = {}
@@ -203,6 +205,8 @@ class Daemon:
             self.fib_service.stop()
         if self.bgp is not None:
             await self.bgp.stop()
+        if self.bmp is not None:
+            await self.bmp.stop()  # after the sessions' Peer Downs: Termination (RFC 7854 §4.5)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -563,12 +567,29 @@ class Daemon:
             self.bgp.set_originated_from_ipam(self.announced.prefixes)
         if restarting:
             log.info("graceful restart: Restart State set, best-path selection deferred")
+        self._start_monitoring()
         try:
             await self.bgp.start()
         except OSError as exc:  # a listen socket (`podbgp run` checked them; a race, or Daemon)
             b = self.config.bgp
             where = ", ".join(str(a) for a in b.listen)
             raise StartupError(instance.bind_problem("[bgp] listen", where, b.port, exc)) from exc
+
+    def _start_monitoring(self) -> None:
+        """BMP stations and periodic MRT dumps follow the RIB (podbgp.bmp, podbgp.mrt)."""
+        cfg, bgp = self.config, self.bgp
+        if cfg.bmp.stations:
+            name = cfg.bmp.sys_name or cfg.node.name
+            self.bmp = BmpFeed(bgp.rib, cfg.bmp.stations, name, cfg.bmp.sys_descr or sys_descr())
+            bgp.sink.observers.append(self.bmp)
+            self.bmp.start()
+        if cfg.mrt.table_dump_interval:
+            me = mrt.Identity(cfg.node.router_id, cfg.node.asn)
+            m = cfg.mrt
+            clock = asyncio.get_running_loop().time
+            dumps = mrt.PeriodicDumps(lambda: bgp.rib, me, m.directory, m.table_dump_interval,
+                                      m.file_pattern, m.keep, clock)  # fmt: skip
+            self._spawn(dumps.run())
 
     # -- control API and metrics --------------------------------------------------------
     async def _start_api(self) -> None:
@@ -702,6 +723,7 @@ class Daemon:
             ),
             "nodes": sorted(self.nodes),
             "datastore": self._datastore_status(),
+            "bmp": self.bmp.status() if self.bmp is not None else [],
         }
 
     async def _drain(self, args: dict[str, Any]) -> Any:
@@ -758,6 +780,8 @@ class Daemon:
         snap = MetricsSnapshot()
         if self.bgp is not None:
             self.bgp.fill_metrics(snap)
+        if self.bmp is not None:
+            snap.bmp = self.bmp.status()
         if self.reconciler is not None:
             fib = self.reconciler.snapshot(limit=0)
             snap.fib_desired = int(fib.get("desired", 0))

@@ -56,6 +56,7 @@ class MetricsSnapshot:
     datastore_ok: bool | None = None  # None: no datastore on this node
     ipam_leaks_released: int = 0  # pod addresses this node released as leaked (ipam.leaks)
     nodes_removed: int = 0  # lapsed nodes this node removed as the reaper (ipam.lifecycle)
+    bmp: list[dict[str, Any]] = field(default_factory=list)  # podbgp.bmp.BmpFeed.status()
 
 
 class SnapshotCollector(Collector):
@@ -83,6 +84,7 @@ class SnapshotCollector(Collector):
                 "1 while the datastore is the one this node joined; 0 if missing or replaced",
                 value=int(snap.datastore_ok),
             )
+        yield from _bmp_families(snap.bmp)
         yield CounterMetricFamily(
             "podbgp_decision_runs", "Best-path decision runs", value=snap.decision_runs
         )
@@ -160,6 +162,30 @@ def _pool_families(pools: list[PoolMetrics]) -> Iterator[GaugeMetricFamily]:
         addrs.add_metric([pool.cidr, "used"], pool.addresses_used)
         addrs.add_metric([pool.cidr, "free"], pool.addresses_free)
     yield from (blocks, addrs)
+
+
+def _bmp_families(
+    stations: list[dict[str, Any]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each BMP station's connection (``podbgp.bmp``): up, and what went to it."""
+    up = GaugeMetricFamily(
+        "podbgp_bmp_station_up", "1 while connected to the BMP station", labels=["station"]
+    )
+    counters = {
+        key: CounterMetricFamily(f"podbgp_bmp_{name}", text, labels=["station"])
+        for key, name, text in (
+            ("messages", "messages", "BMP messages written to the station"),
+            ("connects", "connects", "Connections made to the station"),
+            ("overflows", "overflows",
+             "Connections dropped because too many messages waited (then resynced)"),
+        )
+    }  # fmt: skip
+    for st in stations:
+        up.add_metric([st["station"]], 1.0 if st["connected"] else 0.0)
+        for key, fam in counters.items():
+            fam.add_metric([st["station"]], st[key])
+    yield up
+    yield from counters.values()
 
 
 class MetricsServer:

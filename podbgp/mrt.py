@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,3 +194,75 @@ async def dump_request(
     log.info("MRT table dump: %d prefixes, %d paths from %d peers to %s",
              result.prefixes, result.entries, result.peers, target)  # fmt: skip
     return result.as_dict()
+
+
+class PeriodicDumps:
+    """A table dump every ``interval`` seconds into ``directory`` (``[mrt]``), the newest
+    ``keep`` files kept. A failed dump is logged and the next one tried on time."""
+
+    def __init__(
+        self,
+        rib: Callable[[], Rib | None],
+        me: Identity,
+        directory: str,
+        interval: float,
+        pattern: str,
+        keep: int,
+        rib_clock: Callable[[], float],
+    ) -> None:
+        self.rib = rib
+        self.me = me
+        self.directory = Path(directory)
+        self.interval = interval
+        self.pattern = pattern
+        self.keep = keep
+        self.rib_clock = rib_clock
+        self.last: DumpResult | None = None
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Dump, then sleep until the next multiple of the interval after the start."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        n = 0
+        while True:
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * self.interval - loop.time()))
+            await self.dump_once()
+
+    async def dump_once(self) -> DumpResult | None:
+        rib = self.rib()
+        if rib is None:
+            return None
+        name = time.strftime(self.pattern, time.gmtime())
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            result = await write_table_dump(
+                rib, self.directory / name, self.me, rib_clock=self.rib_clock
+            )
+        except OSError as exc:
+            self.failures += 1
+            log.error("MRT table dump to %s failed: %s", self.directory / name, exc)
+            return None
+        self.last = result
+        log.info("MRT table dump: %d prefixes, %d paths to %s",
+                 result.prefixes, result.entries, result.file)  # fmt: skip
+        self._rotate()
+        return result
+
+    def _rotate(self) -> None:
+        """Keep the newest ``keep`` files whose names the pattern could have made."""
+        if self.keep <= 0:
+            return
+        shape = re.compile(re.sub(r"%[a-zA-Z]", ".+", re.escape(self.pattern)))
+        files = sorted(
+            (
+                p
+                for p in self.directory.iterdir()
+                if p.is_file() and not p.name.startswith(".") and shape.fullmatch(p.name)
+            ),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for old in files[: -self.keep]:
+            with contextlib.suppress(OSError):
+                old.unlink()

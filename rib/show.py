@@ -25,7 +25,7 @@ from typing import Any
 
 from bgp.wire.attributes import PathAttributes
 from bgp.wire.constants import Family
-from bgp.wire.prefix import key_from_network, key_to_network, key_to_str
+from bgp.wire.prefix import join_path_id, key_from_network, key_to_network, key_to_str
 from rib.bestpath import ONLY_PATH, Ranked
 from rib.core import PeerState, Rib
 from rib.path import Path, describe_attrs, hop_text
@@ -34,8 +34,10 @@ __all__ = [
     "NotKept",
     "PeerRoutes",
     "add_path_peers",
+    "adj_rib_in",
     "advertised",
     "loc_rib",
+    "peer_path",
     "peer_routes",
     "received",
     "received_pre_policy",
@@ -139,6 +141,38 @@ def add_path_peers(rib: Rib, family: Family) -> frozenset[str]:
         for key, st in rib.peers.items()
         if st.facts is not None and family in st.facts.add_path_rx
     )
+
+
+def peer_path(rib: Rib, family: Family, key: bytes, peer: str, path_id: int = 0) -> Path | None:
+    """The path ``peer`` holds for one prefix after import policy (its post-policy
+    Adj-RIB-In entry: with ADD-PATH, the one of ``path_id``), None if it has none."""
+    e = rib.loc[family].get(key)
+    if e is None:
+        return None
+    for p in (e,) if isinstance(e, Path) else e.paths:
+        if p.source.key == peer and p.slot.path_id == path_id:
+            return p
+    return None
+
+
+def adj_rib_in(
+    rib: Rib, peer: str, family: Family, *, pre_policy: bool
+) -> list[tuple[bytes, PathAttributes]] | None:
+    """A snapshot of one peer's Adj-RIB-In as NLRI in the session's receive form (with
+    ADD-PATH, the path identifier first, RFC 7911 §3) and their attributes: before
+    import policy (None when not kept: no soft reconfiguration) or after it."""
+    st = _peer(rib, peer)
+    if pre_policy:
+        if not st.policy.soft_reconfiguration:
+            return None
+        return list(st.pre_policy.get(family, {}).items())
+    add_path = st.facts is not None and family in st.facts.add_path_rx
+    out = []
+    for k, e in list(rib.loc[family].items()):
+        for p in (e,) if isinstance(e, Path) else e.paths:
+            if p.source is st.source:
+                out.append((join_path_id(p.slot.path_id, k) if add_path else k, p.attrs))
+    return out
 
 
 # -- per peer -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Any
 
 from podbgp.config.checks import _cross_checks
 from podbgp.config.diff import ConfigDiff, diff_configs
+from podbgp.config.monitor import _read_bmp, _read_mrt
 from podbgp.config.policy import RESERVED_POLICY_NAMES, _read_policies
 from podbgp.config.reader import (
     AS_MAX,
@@ -53,6 +54,8 @@ from podbgp.config.schema import (
     TOML_NAMES,
     APIConfig,
     BGPConfig,
+    BMPConfig,
+    BMPStation,
     Community,
     Config,
     ConfigError,
@@ -65,6 +68,7 @@ from podbgp.config.schema import (
     LargeCommunity,
     ListenRange,
     Match,
+    MRTConfig,
     NextHop,
     NodeConfig,
     Originate,
@@ -74,6 +78,7 @@ from podbgp.config.schema import (
     PolicyAction,
     Pool,
     Reservation,
+    RouteMonitoring,
     Rule,
     SelectedPeer,
     SetActions,
@@ -101,6 +106,8 @@ __all__ = [
     "UNIX_PATH_MAX",
     "APIConfig",
     "BGPConfig",
+    "BMPConfig",
+    "BMPStation",
     "Community",
     "Config",
     "ConfigDiff",
@@ -113,6 +120,7 @@ __all__ = [
     "IPNetwork",
     "LargeCommunity",
     "ListenRange",
+    "MRTConfig",
     "Match",
     "NextHop",
     "NodeConfig",
@@ -123,6 +131,7 @@ __all__ = [
     "PolicyAction",
     "Pool",
     "Reservation",
+    "RouteMonitoring",
     "Rule",
     "SelectedPeer",
     "SetActions",
@@ -203,7 +212,7 @@ def _leaf_keys(t: _Table, prefix: str) -> Iterator[str]:
             yield from _leaf_keys(child, f"{prefix}{key}{array}.")
 
 
-_SECTION_ORDER = ("node", "bgp", "policy", "datastore", "ipam", "fib", "api")
+_SECTION_ORDER = ("node", "bgp", "policy", "datastore", "ipam", "fib", "api", "bmp", "mrt")
 
 
 def _section_rank(message: str) -> int:
@@ -223,6 +232,8 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
     ipam = _read_ipam(root.sub("ipam"))
     fib = _read_fib(root.sub("fib"))
     api = _read_api(root.sub("api"))
+    bmp = _read_bmp(root.sub("bmp"))
+    mrt = _read_mrt(root.sub("mrt"))
     root.finish()
     _cross_checks(node, bgp, ipam, errors)
     if (
@@ -232,10 +243,14 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
         or ipam is None
         or fib is None
         or api is None
+        or bmp is None
+        or mrt is None
         or None in policies
     ):
         return None
-    return Config(node, bgp, tuple(p for p in policies if p), datastore, ipam, fib, api)
+    return Config(
+        node, bgp, tuple(p for p in policies if p), datastore, ipam, fib, api, bmp=bmp, mrt=mrt
+    )
 
 
 def load_ipam_dict(raw: dict[str, Any]) -> IPAMConfig:

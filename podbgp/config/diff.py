@@ -21,7 +21,7 @@ _BGP_LIVE = (
     "route_reflector_group_label",
 )
 # Dataclass fields that are arrays of tables, by their TOML name.
-_TOML_ARRAYS = {"pools": "pool", "reservations": "reservation"}
+_TOML_ARRAYS = {"pools": "pool", "reservations": "reservation", "stations": "station"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,8 @@ def _changed_keys(old: Config, new: Config) -> Iterator[str]:
         ("ipam", old.ipam, new.ipam),
         ("fib", old.fib, new.fib),
         ("api", old.api, new.api),
+        ("bmp", old.bmp, new.bmp),
+        ("mrt", old.mrt, new.mrt),
     ]
     for name, a, b in sections:
         for f in dataclasses.fields(a):

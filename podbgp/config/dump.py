@@ -52,6 +52,19 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
         "ipam": _dump_ipam(cfg.ipam),
         "fib": dataclasses.asdict(cfg.fib),
         "api": {"socket": cfg.api.socket, "metrics": _show_hostport(cfg.api.metrics)},
+        "bmp": {
+            "station": [
+                {
+                    **dataclasses.asdict(s),
+                    "address": str(s.address),
+                    "route_monitoring": str(s.route_monitoring),
+                }
+                for s in cfg.bmp.stations
+            ],
+            "sys_name": cfg.bmp.sys_name,
+            "sys_descr": cfg.bmp.sys_descr,
+        },
+        "mrt": dataclasses.asdict(cfg.mrt),
     }
 
 

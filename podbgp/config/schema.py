@@ -434,6 +434,52 @@ class APIConfig:
     metrics: tuple[str, int] | None = ("127.0.0.1", 9469)  # (host, port); None = off
 
 
+class RouteMonitoring(StrEnum):
+    """Which Adj-RIB-In a BMP station gets as Route Monitoring (RFC 7854 §4.6)."""
+
+    NONE = "none"
+    PRE_POLICY = "pre-policy"
+    POST_POLICY = "post-policy"
+    BOTH = "both"
+
+    @property
+    def pre(self) -> bool:
+        return self in (RouteMonitoring.PRE_POLICY, RouteMonitoring.BOTH)
+
+    @property
+    def post(self) -> bool:
+        return self in (RouteMonitoring.POST_POLICY, RouteMonitoring.BOTH)
+
+
+@dataclass(frozen=True, slots=True)
+class BMPStation:
+    """One `[[bmp.station]]`: a BMP collector podbgp connects to (RFC 7854 §3.2)."""
+
+    address: IPAddress
+    port: int = 1790
+    route_monitoring: RouteMonitoring = RouteMonitoring.PRE_POLICY
+    statistics_interval: int = 60  # seconds; 0 = no Statistics Reports
+    queue_limit: int = 100_000  # messages waiting for the station; over it: reconnect
+    reconnect_max: int = 60  # seconds: the longest wait between connection attempts
+
+
+@dataclass(frozen=True, slots=True)
+class BMPConfig:
+    stations: tuple[BMPStation, ...] = ()
+    sys_name: str = ""  # "" = node.name
+    sys_descr: str = ""  # "" = "podbgp VERSION"
+
+
+@dataclass(frozen=True, slots=True)
+class MRTConfig:
+    """`[mrt]`: periodic table dumps (on-demand ones need no config)."""
+
+    directory: str = "/var/lib/podbgp/mrt"
+    table_dump_interval: int = 0  # seconds; 0 = no periodic dumps
+    file_pattern: str = "rib.%Y%m%d.%H%M%S.mrt"  # strftime, UTC
+    keep: int = 24  # newest files kept in `directory`; 0 = keep every file
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     node: NodeConfig
@@ -443,6 +489,8 @@ class Config:
     ipam: IPAMConfig = IPAMConfig()
     fib: FIBConfig = FIBConfig()
     api: APIConfig = APIConfig()
+    bmp: BMPConfig = BMPConfig()
+    mrt: MRTConfig = MRTConfig()
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:

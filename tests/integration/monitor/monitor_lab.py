@@ -63,13 +63,16 @@ asn = {asn}
 port = {port}
 local_address = "{me}"
 add_path = "{add_path}"
+{more}
 """
 
 
-def config(name: str, sock: str, extra: str = "") -> str:
+def config(name: str, sock: str, extra: str = "", peer_extra: dict[str, str] | None = None) -> str:
+    """A node's config; ``peer_extra`` adds lines to its peer sections, by peer name."""
+    more = peer_extra or {}
     peers = "".join(
         PEER.format(ip=IPS[o], asn=ASNS[o], port=PORTS[o], me=IPS[name],
-                    add_path=ADD_PATH.get((name, o), "off"))
+                    add_path=ADD_PATH.get((name, o), "off"), more=more.get(o, ""))
         for o in PEERS[name]
     )  # fmt: skip
     originate = "".join(
@@ -86,10 +89,10 @@ class Trio:
     socks: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, extra: str = "") -> None:
+    def start(self, name: str, extra: str = "", peer_extra: dict[str, str] | None = None) -> None:
         sock = self.socks.setdefault(name, str(self.tmp / f"{name}.sock"))
         path = self.tmp / f"{name}.toml"
-        path.write_text(config(name, sock, extra))
+        path.write_text(config(name, sock, extra, peer_extra))
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
         with log:
             proc = self.ns.popen([sys.executable, "-m", "podbgp", "run", "--config", str(path)],

@@ -98,3 +98,32 @@ def test_bad_requests_are_one_line_errors(
         main(["mrt", "dump", str(tmp_path / "x.mrt"), "--peer", "10.9.9.9", "--socket", sock]) == 2
     )
     assert "is not a peer of this node" in capsys.readouterr().err
+
+
+def test_periodic_dumps_rotate(tmp_path: Path, netns: NetnsGroup) -> None:
+    """`[mrt] table_dump_interval`: a dump every second into the directory, each one a
+    whole TABLE_DUMP_V2 the reader parses, and only the newest `keep` left."""
+    t = lab.make(netns.add("p"), tmp_path)
+    out = tmp_path / "dumps"
+    mrt = f'\n[mrt]\ndirectory = "{out}"\ntable_dump_interval = 1\nkeep = 2\n'
+    mrt += 'file_pattern = "rib.%Y%m%d.%H%M%S.mrt"\n'
+    try:
+        for name in "bc":
+            t.start(name)
+        t.start("a", mrt)
+        lab.wait(lambda: lab.converged(t), "A has every route")
+        first = lab.wait(lambda: sorted(out.glob("rib.*.mrt")), "a first dump")
+        lab.wait(lambda: first[0] not in sorted(out.glob("rib.*.mrt")), "the oldest rotated out")
+        lab.wait(lambda: _complete(out), "a dump of the converged table")
+        assert len(list(out.glob("rib.*.mrt"))) <= 2
+        assert not list(out.glob(".*"))  # no temporary file left behind
+    finally:
+        t.close()
+
+
+def _complete(directory: Path) -> bool:
+    newest = max(directory.glob("rib.*.mrt"), key=lambda p: p.stat().st_mtime, default=None)
+    if newest is None:
+        return False
+    _, rows = read_table(newest.read_bytes())
+    return len(rows) == 5

@@ -97,6 +97,13 @@ DEFAULTS = {
         "vxlan_mtu": 0,
     },
     "api": {"socket": "/run/podbgp/podbgp.sock", "metrics": "127.0.0.1:9469"},
+    "bmp": {"station": [], "sys_name": "", "sys_descr": ""},
+    "mrt": {
+        "directory": "/var/lib/podbgp/mrt",
+        "table_dump_interval": 0,
+        "file_pattern": "rib.%Y%m%d.%H%M%S.mrt",
+        "keep": 24,
+    },
 }
 
 PEER_DEFAULTS = {

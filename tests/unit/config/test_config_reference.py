@@ -25,6 +25,8 @@ import pytest
 from podbgp.config import (
     APIConfig,
     BGPConfig,
+    BMPConfig,
+    BMPStation,
     Config,
     ConfigError,
     DatastoreConfig,
@@ -32,6 +34,7 @@ from podbgp.config import (
     IPAMConfig,
     ListenRange,
     Match,
+    MRTConfig,
     NodeConfig,
     Originate,
     Peer,
@@ -72,6 +75,8 @@ name = "p"
 cidr = "10.244.0.0/16"
 [[ipam.reservation]]
 cidrs = ["10.244.0.1"]
+[[bmp.station]]
+address = "127.0.0.1"
 """
 
 # The same document built from the dataclasses' own defaults.
@@ -87,6 +92,7 @@ DATACLASS_DEFAULTS = Config(
         pools=(Pool(ipaddress.ip_network("10.244.0.0/16"), 26),),
         reservations=(Reservation((ipaddress.ip_network("10.244.0.1/32"),)),),
     ),
+    bmp=BMPConfig(stations=(BMPStation(ipaddress.ip_address("127.0.0.1")),)),
 )
 
 # Tables whose defaults `to_dict()` leaves out (rule conditions and changes), so they
@@ -107,6 +113,9 @@ FIELDS_OF: dict[str, type] = {
     "ipam.reservation[]": Reservation,
     "fib": FIBConfig,
     "api": APIConfig,
+    "bmp": BMPConfig,
+    "bmp.station[]": BMPStation,
+    "mrt": MRTConfig,
 }
 
 
