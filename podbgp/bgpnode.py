@@ -22,14 +22,12 @@ from typing import Any
 
 from bfd.session import StateChanged
 from bgp.errors import CeaseSubcode
-from bgp.events import PeerHandle, RouteSink, SessionDown
+from bgp.events import PeerHandle
 from bgp.fsm import State
-from bgp.negotiate import Negotiated
 from bgp.restart import StopKind
 from bgp.speaker import Peer as BgpPeer
 from bgp.speaker import Speaker
 from bgp.wire.constants import Family
-from bgp.wire.update import Update
 from ipam import Node
 from podbgp import peerview
 from podbgp.bfdnode import BfdPeers
@@ -37,6 +35,7 @@ from podbgp.config import Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
+from podbgp.sink import TimedSink
 from podbgp.topology import MeshPeer, cluster_peers
 from podbgp.wiring import (
     mesh_family,
@@ -63,57 +62,6 @@ def state_name(text: str) -> str:
     """The speaker's state (``open_sent``, from ``bgp.fsm.State``'s name) as every view
     shows it: ``State.rfc_name`` (``OpenSent``)."""
     return State[text.upper()].rfc_name
-
-
-class TimedSink:
-    """The speaker's route sink (`bgp.events.RouteSink`), timed: every batch of UPDATEs
-    the RIB takes in runs import policy, the decision process and the FIB hand-off in
-    one call, so the time spent in `updates_received` is the decision time the metrics
-    report. The drainer sees each batch, and `on_peer_up` each session's start and end.
-    `observers` (the BMP feed, `podbgp.bmp`) see every event after the RIB has taken it."""
-
-    def __init__(self, adapter: RibAdapter, drainer: Drainer) -> None:
-        self.adapter = adapter
-        self.drainer = drainer
-        self.on_peer_up: Callable[[BgpPeer, bool], None] | None = None  # BFD, dynamic peers
-        self.observers: list[RouteSink] = []
-        self.runs = 0
-        self.seconds = 0.0
-
-    def updates_received(self, peer: PeerHandle, updates: list[Update]) -> None:
-        t0 = time.perf_counter()
-        try:
-            self.adapter.updates_received(peer, updates)
-        finally:
-            self.runs += 1
-            self.seconds += time.perf_counter() - t0
-        self.drainer.received(peer.key, updates)  # a drain waits for the peers' moves
-        for o in self.observers:
-            o.updates_received(peer, updates)
-
-    def peer_up(self, peer: PeerHandle, negotiated: Negotiated) -> None:
-        self.adapter.peer_up(peer, negotiated)
-        for o in self.observers:
-            o.peer_up(peer, negotiated)
-        if self.on_peer_up is not None and isinstance(peer, BgpPeer):
-            self.on_peer_up(peer, True)
-
-    def peer_down(self, peer: PeerHandle, reason: SessionDown) -> None:
-        self.adapter.peer_down(peer, reason)
-        for o in self.observers:
-            o.peer_down(peer, reason)
-        if self.on_peer_up is not None and isinstance(peer, BgpPeer):
-            self.on_peer_up(peer, False)
-
-    def end_of_rib(self, peer: PeerHandle, family: Family) -> None:
-        self.adapter.end_of_rib(peer, family)
-        for o in self.observers:
-            o.end_of_rib(peer, family)
-
-    def route_refresh(self, peer: PeerHandle, family: Family, subtype: int) -> None:
-        self.adapter.route_refresh(peer, family, subtype)
-        for o in self.observers:
-            o.route_refresh(peer, family, subtype)
 
 
 class BgpNode:

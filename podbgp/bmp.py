@@ -1,7 +1,7 @@
 """The BMP feed (RFC 7854): the speaker's session and route events as BMP messages for
 every configured station (``[[bmp.station]]``).
 
-``BmpFeed`` observes the speaker's route sink (``podbgp.bgpnode.TimedSink`` calls
+``BmpFeed`` observes the speaker's route sink (``podbgp.sink.TimedSink`` calls
 it after the RIB has taken each event), so it sees exactly what the RIB sees:
 
 - ``peer_up``: a Peer Up (§4.10) with both OPENs (``Negotiated.sent_open`` /
