@@ -35,9 +35,15 @@ SESSIONS_BACK = 2.0  # seconds from the daemon's start to every session Establis
 _counter = itertools.count()
 
 
-# Every option of this kernel in IPv4, and the mesh in a dual-stack lab (IPv4 and IPv6 probes
-# between the same pods, the IPv6 routes riding on the IPv4 sessions).
-LABS = [(o, "ipv4") for o in OPTIONS if not o.startswith("ipip")] + [("mesh", "dual")]
+# Every option of this kernel in IPv4; the mesh and the ToR-peered option dual stack (IPv4
+# and IPv6 probes between the same pods, the IPv6 routes riding on the IPv4 sessions, kept
+# by FRR's graceful restart too); VXLAN IPv6-only (no BGP: routes from the datastore, the
+# tunnel over the IPv6 underlay).
+LABS = [(o, "ipv4") for o in OPTIONS if not o.startswith("ipip")] + [
+    ("mesh", "dual"),
+    ("peered", "dual"),
+    ("vxlan", "ipv6"),
+]
 
 
 @pytest.fixture(
