@@ -177,3 +177,24 @@ def test_the_demo_command_prints_a_dual_stack_ping_matrix(lab_spot: LabSpot) -> 
     assert "== IPv4 ping matrix" in out and "== IPv6 ping matrix" in out, out
     assert out.count("30/30 pod pairs reachable") == 2, out
     assert "✗" not in out
+
+
+def test_hand_plumbed_pods_get_both_families(lab_spot: LabSpot) -> None:
+    """Without the CNI plugin the lab allocates and wires each pod itself: a /32 and a /128,
+    default routes via 169.254.1.1 and the node veth's link-local address; two pods of one
+    node reach each other in both families through the node."""
+    from podbgp.lab.labplan import plan_lab
+    from podbgp.lab.netns import Netns
+
+    plan = plan_lab("mesh", 1, 2, prefix=lab_spot.prefix, state_dir=lab_spot.state_dir,
+                    family="dual")  # fmt: skip
+    state = lab.prepare(plan, out=lambda _: None)
+    lab.build_network(plan, state)
+    lab.write_config(plan, plan.nodes[0])
+    lab.create_pods(plan, state, None)
+    assert {p["via"] for p in state.pods} == {"plumbing"}
+    for p in state.pods:
+        addrs = Netns(p["ns"]).addresses("eth0")
+        assert f"{p['ip']}/32" in addrs and f"{p['ip6']}/128" in addrs, addrs
+    a, b = state.pods
+    assert ping(a["ns"], b["ip"]) and ping(a["ns"], b["ip6"])
