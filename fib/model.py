@@ -94,6 +94,19 @@ class Prefix(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class LinkAddress:
+    """One address on one interface, as an address dump reports it (`fib.netlink`)."""
+
+    ifindex: int
+    ifname: str
+    up: bool  # the link is administratively up (IFF_UP)
+    mtu: int
+    address: str  # "10.0.0.1/24", "fd00::1/64"
+    scope: int  # RT_SCOPE_*: 0 universe (global), 253 link, 254 host
+    tentative: bool = False  # IPv6 duplicate address detection not finished (or failed)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeInfo:
     """This node: its underlay address and subnet, the underlay device, its VTEP."""
 
@@ -104,6 +117,9 @@ class NodeInfo:
     vtep_address: bytes = b""  # address of vxlan.podbgp itself (from an own block), if VXLAN
     address6: bytes = b""  # a dual-stack node's IPv6 address (next hop of its IPv6 blocks)
     prefixlen6: int = 0  # and its IPv6 subnet, for CrossSubnet between IPv6 next hops
+    # Configured tunnel MTUs ([fib] ipip_mtu / vxlan_mtu); 0 = the underlay's less overhead.
+    ipip_mtu: int = 0
+    vxlan_mtu: int = 0
 
     @classmethod
     def parse(

@@ -43,9 +43,14 @@ there; `flags=0` stops it from silently creating a misspelt namespace
 (DESIGN.md, pyroute2 pitfalls). pyroute2 is opened lazily: a node without
 tunnels never forks it.
 
+Underlay detection (`podbgp.underlay`) reads addresses, asks for route
+look-ups and follows address changes through `link_addresses`,
+`route_source` and `AddressWatch` at the end: small and synchronous, for a
+thread of their own.
+
 Size (over ~600 lines, one concern): this is the one module that talks to
 the kernel — raw rtnetlink sockets, the echo filter, dumps, the batched
-writer and pyroute2 for devices — so everything that needs root, a
+writer, pyroute2 for devices and the underlay reads — so everything that needs root, a
 namespace or a real kernel is here and everything else in ``fib`` is
 testable without one. Message encoding and decoding is ``fib.wire``.
 """
@@ -79,6 +84,7 @@ from fib.model import (
     FdbEntry,
     IpipSpec,
     KernelRoute,
+    LinkAddress,
     Neighbour,
     NexthopObject,
     VxlanSpec,
@@ -99,6 +105,13 @@ SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 SO_ATTACH_FILTER = 26
 RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+IFF_UP = 0x1
+IFA_F_TENTATIVE = 0x40
+IFA_F_DADFAILED = 0x08
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_ROUTE = 0x400
 RTNLGRP_NEXTHOP = 32  # past the 32-bit bind mask's reach: joined with NETLINK_ADD_MEMBERSHIP
@@ -667,12 +680,94 @@ class NetlinkKernel:
             self._pool = None
 
 
+# -- the underlay: addresses, route look-ups and their changes (`podbgp.underlay`) ----------
+# pyroute2's IPRoute runs its own event loop: call these off the daemon's loop thread.
+
+
+def link_addresses() -> list[LinkAddress]:
+    """Every address of every link in this namespace, links in index order."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        links = {int(m["index"]): m for m in ipr.get_links()}
+        addrs = list(ipr.get_addr())
+    out: list[LinkAddress] = []
+    for m in addrs:
+        link = links.get(int(m["index"]))
+        local = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
+        if link is None or local is None:
+            continue
+        flags = int(m.get_attr("IFA_FLAGS") or m["flags"])
+        out.append(LinkAddress(
+            int(m["index"]), str(link.get_attr("IFLA_IFNAME")), bool(link["flags"] & IFF_UP),
+            int(link.get_attr("IFLA_MTU") or 0), f"{local}/{m['prefixlen']}", int(m["scope"]),
+            bool(flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)),
+        ))  # fmt: skip
+    out.sort(key=lambda a: a.ifindex)  # stable: each link's addresses keep the kernel's order
+    return out
+
+
+def route_source(destination: str) -> tuple[str, str] | None:
+    """(source address, outgoing interface) the kernel's route look-up picks for
+    `destination` (RTM_GETROUTE: no packet is sent); None if it is unreachable."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        try:
+            answer = list(ipr.route("get", dst=destination))
+        except NetlinkError:
+            return None  # ENETUNREACH, EHOSTUNREACH...
+        for m in answer:
+            src, oif = m.get_attr("RTA_PREFSRC"), m.get_attr("RTA_OIF")
+            if src and oif:
+                link = list(ipr.get_links(int(oif)))
+                return str(src), str(link[0].get_attr("IFLA_IFNAME")) if link else ""
+    return None
+
+
+class AddressWatch:
+    """A readable socket that carries every address and link change in this namespace.
+
+    Only whether something changed matters (the reader re-reads `link_addresses`), so
+    messages are counted, not decoded. Open it inside a namespace with `fib.netns.in_netns`.
+    """
+
+    def __init__(self) -> None:
+        self.sock = open_route_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> int:
+        """Read what is queued; how many address or link messages it held (an overrun
+        counts as a change, the caller re-reads everything anyway)."""
+        changes = 0
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return changes
+            except OSError:  # ENOBUFS: changes were lost
+                changes += 1
+                continue
+            kinds = (RTM_NEWADDR, RTM_DELADDR, wire.RTM_NEWLINK, wire.RTM_DELLINK)
+            changes += sum(1 for m in wire.iter_messages(data) if m[0] in kinds)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 __all__ = [
+    "AddressWatch",
     "NetlinkKernel",
     "Unsupported",
     "attach_echo_filter",
     "echo_filter",
+    "link_addresses",
     "open_route_socket",
     "port_id",
+    "route_source",
     "skip_own",
 ]

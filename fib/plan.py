@@ -229,13 +229,13 @@ def plan_all(inputs: FibInputs, protocol: int, table: int) -> Plan:
 
 
 def plan_vxlan_device(node: NodeInfo, underlay_mtu: int) -> VxlanSpec:
-    """`vxlan.podbgp`: VNI 4096, UDP 4789, MTU underlay - 50 (70 over an IPv6 underlay),
-    MAC from the node name (RFC 7348 §5)."""
+    """`vxlan.podbgp`: VNI 4096, UDP 4789, MAC from the node name (RFC 7348 §5); MTU the
+    configured one, else underlay - 50 (- 70 over an IPv6 underlay)."""
     overhead = VXLAN6_OVERHEAD if len(node.address) == 16 else VXLAN_OVERHEAD
-    return VxlanSpec(node.address, node.underlay, vtep_mac(node.name),
-                     underlay_mtu - overhead, node.vtep_address)  # fmt: skip
+    mtu = node.vxlan_mtu or underlay_mtu - overhead
+    return VxlanSpec(node.address, node.underlay, vtep_mac(node.name), mtu, node.vtep_address)
 
 
 def plan_ipip_device(node: NodeInfo, underlay_mtu: int) -> IpipSpec:
-    """`tunl0`: MTU underlay - 20 (RFC 2003 §4: one outer IPv4 header)."""
-    return IpipSpec(underlay_mtu - IPIP_OVERHEAD)
+    """`tunl0`: the configured MTU, else underlay - 20 (RFC 2003 §4: one outer IPv4 header)."""
+    return IpipSpec(node.ipip_mtu or underlay_mtu - IPIP_OVERHEAD)

@@ -23,11 +23,14 @@ from typing import Any
 
 from ipam.store import StoreError
 from podbgp.cluster import load_effective
-from podbgp.config import ConfigError
+from podbgp import underlay
+from podbgp.config import Config, ConfigError
 from podbgp.config.merge import NODE_FILE, Effective, NodeFile, effective_config, read_node_file
 
 # Keys that hold arrays of tables ([[bgp.peer]] ...) rather than plain arrays.
-ARRAYS_OF_TABLES = frozenset({"peer", "originate", "listen_range", "policy", "rule", "pool"})
+ARRAYS_OF_TABLES = frozenset(
+    {"peer", "originate", "listen_range", "policy", "rule", "pool", "reservation"}
+)
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {message}", file=sys.stderr)
         return 1
     data = eff.config.to_dict(reveal_secrets=args.show_secrets)
+    notes += underlay_notes(eff.config)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -99,6 +103,32 @@ def _short(value: Any) -> str:
         shown = [(k, "<redacted>" if "password" in k else v) for k, v in list(value.items())[:4]]
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in shown) + " }"
     return toml_value(value)
+
+
+def underlay_notes(cfg: Config) -> list[str]:
+    """What `node.address = "auto"` finds on this machine and the MTUs that follow (on
+    stdout, as comments), and warnings (on stderr): a configured MTU above what the
+    underlay carries, or detection finding nothing here. The file stays valid either
+    way: `podbgp check` may run on another machine than the node."""
+    fib = cfg.fib
+    if not (underlay.is_detected(cfg) or fib.pod_mtu or fib.ipip_mtu or fib.vxlan_mtu):
+        return []
+    try:
+        resolved, found = underlay.resolve(cfg, underlay.NetlinkUnderlay())
+    except (underlay.NoAddress, OSError) as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return []
+    notes = []
+    for key, detected in (("address", found.v4), ("address6", found.v6)):
+        if detected is not None and getattr(cfg.node, f"{key}_detection") is not None:
+            notes.append(f"node.{key} = \"auto\" finds {detected.address} on "
+                         f"{detected.interface} (MTU {detected.mtu}) here")  # fmt: skip
+    mtus, warnings = underlay.underlay_mtus(resolved, found)
+    if found.primary is not None:
+        notes.append(f"MTUs here: pods {mtus.pod}, tunl0 {mtus.ipip}, vxlan.podbgp {mtus.vxlan}")
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return notes
 
 
 def format_toml(data: dict[str, Any]) -> str:

@@ -5,7 +5,10 @@ Keys besides the spec's ``cniVersion``, ``name`` and ``type``::
     node_name       this node's name in IPAM (affinity, registry)
     datastore       "sqlite:PATH" or "etcd:http://HOST:PORT[,...]"
     pools           ["10.244.0.0/16", "fd00:244::/56/122", {"cidr": ..., ...}]
-    mtu             both veth ends; default 1500 less the pools' encapsulation
+    mtu             both veth ends; default: the daemon's ``[fib] pod_mtu``, else the
+                    MTU of the interface carrying the node's address (``node.address``,
+                    or what ``"auto"`` detects) less the pools' encapsulation, else 1500
+                    less it (`podbgp.underlay`)
     route_protocol  rtm_protocol of the node's pod routes (default 81, see below)
     log_file        append a line per call and every failure here
     podbgp_config   the daemon's TOML: node name, datastore, pools, [fib]
@@ -51,17 +54,14 @@ from typing import Any
 from ipam import ConfigError, IpamConfig, PoolUse
 from ipam.store import StoreError
 from podbgp import config as daemon_config
-from podbgp import wiring
+from podbgp import underlay, wiring
 from podbgp.cni_proto import CniError, ErrorCode, check_version
 
 DEFAULT_DATASTORE = f"sqlite:{daemon_config.DatastoreConfig().path}"
 DEFAULT_FIB_PROTOCOL = daemon_config.FIBConfig().protocol
 DEFAULT_ROUTE_PROTOCOL = 81
-BASE_MTU = 1500
+BASE_MTU = underlay.BASE_MTU
 IPV6_MIN_MTU = 1280
-# Bytes an encapsulated packet adds on the underlay (outer IPv4 header; VXLAN
-# adds outer IP + UDP + VXLAN + inner Ethernet).
-ENCAP_OVERHEAD = {"ipip": 20, "vxlan": 50}
 
 
 def _bad(key: str, why: str) -> CniError:
@@ -186,7 +186,20 @@ def read_daemon_config(path: str) -> dict[str, Any]:
         "ipam": config.ipam,
         "fib_protocol": config.fib.protocol,
         "cluster_id_file": wiring.cluster_id_file(config),
+        "pod_mtu": config.fib.pod_mtu,
+        "underlay": _underlay_of(config),
     }
+
+
+def _underlay_of(config: daemon_config.Config) -> underlay.Detected | None:
+    """The interface carrying the node's address here (the plugin runs in the node's
+    namespace), for the pod MTU; None when there is none to find."""
+    if not (config.node.has_address or config.node.has_address6):
+        return None
+    try:
+        return underlay.resolve(config, underlay.NetlinkUnderlay())[1].primary
+    except (underlay.NoAddress, OSError):
+        return None  # the daemon reports it; pods still get the 1500-based default
 
 
 def _ipam_config(raw: Mapping[str, Any], daemon: Mapping[str, Any]) -> IpamConfig:
@@ -231,17 +244,19 @@ def _str(raw: Mapping[str, Any], key: str, default: str) -> str:
     return val
 
 
-def default_mtu(config: IpamConfig) -> int:
-    """1500 less the largest encapsulation overhead any enabled pool uses."""
+def default_mtu(config: IpamConfig, found: underlay.Detected | None = None) -> int:
+    """The underlay's MTU (1500 if unknown) less the largest encapsulation overhead any
+    enabled pool uses (`podbgp.underlay.OVERHEAD`: VXLAN over IPv6 costs 70)."""
+    base, version = (BASE_MTU, 4) if found is None else (found.mtu, found.address.version)
     overhead = 0
     for p in config.pools:
         if p.disabled:
             continue
         if p.vxlan_mode != "Never":
-            overhead = max(overhead, ENCAP_OVERHEAD["vxlan"])
+            overhead = max(overhead, underlay.OVERHEAD[("vxlan", version)])
         if p.ipip_mode != "Never":
-            overhead = max(overhead, ENCAP_OVERHEAD["ipip"])
-    return BASE_MTU - overhead
+            overhead = max(overhead, underlay.OVERHEAD[("ipip", 4)])
+    return base - overhead
 
 
 def _check_ipam_key(raw: Mapping[str, Any]) -> None:
@@ -293,7 +308,9 @@ def parse_netconf(raw: object) -> NetConf:
     prev = raw.get("prevResult")
     if prev is not None and not isinstance(prev, dict):
         raise _bad("prevResult", "must be an object")
-    mtu = _int(raw, "mtu", default_mtu(ipam), 576, 65535)
+    mtu = _int(
+        raw, "mtu", daemon.get("pod_mtu") or default_mtu(ipam, daemon.get("underlay")), 576, 65535
+    )
     if mtu < IPV6_MIN_MTU and any(p.version == 6 for p in ipam.pools):
         raise _bad("mtu", f"{mtu} is below IPv6's minimum of {IPV6_MIN_MTU} (RFC 8200 §5)")
     return NetConf(

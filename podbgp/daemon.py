@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -61,11 +62,12 @@ from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, audit, cluster, explain, instance, mrt, wiring
+from podbgp import api, audit, cluster, explain, instance, mrt, underlay, wiring
 from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.bmp import BmpFeed, sys_descr
 from podbgp.config import Config, ConfigError
+from podbgp.config.schema import ROUTER_ID_FROM_ADDRESS
 from podbgp.config.merge import NodeFile, effective_config, read_node_file
 from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
@@ -120,6 +122,7 @@ class Daemon:
         self.nodes: dict[str, ipam.Node] = {}
         self.announced: ipam.Announcement | None = None
         self.vtep_address = ""
+        self.underlay = underlay.Underlay()  # the interfaces carrying the node's addresses
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.converged = False
@@ -142,6 +145,7 @@ class Daemon:
         speaker), and the node's own blocks are known before any session opens,
         so the first UPDATEs after the restart already carry them.
         """
+        await self._resolve_underlay()
         if needs_datastore(self.config) or self._names_datastore():
             await self._open_datastore()
         found = self._start_fib() if self.config.fib.enabled else 0
@@ -161,6 +165,8 @@ class Daemon:
                 self._spawn_store(self._follow_remote_blocks)
             self._spawn(self._watch_store_identity())
             self._follow_cluster()
+        if underlay.is_detected(self.config):
+            self._spawn(underlay.follow(lambda: self.config, self._underlay_moved))
         await self._start_api()
 
     async def wait(self) -> None:
@@ -292,6 +298,62 @@ class Daemon:
             "ok": self.store_fault is None,
             "error": self.store_fault,
         }
+
+    # -- underlay -----------------------------------------------------------------------
+    async def _resolve_underlay(self) -> None:
+        """Fill in "auto" addresses (`podbgp.underlay`), find the underlay interface and
+        warn about configured MTUs it cannot carry. Detection finding nothing stops the
+        start; a configured address not (yet) on an interface only loses the warnings.
+        Nothing to detect and no MTU configured: the interfaces are not read at all."""
+        fib = self.config.fib
+        if not (underlay.is_detected(self.config) or fib.pod_mtu or fib.ipip_mtu or fib.vxlan_mtu):
+            return
+        try:
+            self.config, self.underlay = await asyncio.to_thread(
+                underlay.resolve, self.config, underlay.NetlinkUnderlay()
+            )
+        except underlay.NoAddress as exc:
+            raise StartupError(f"node.address: {exc}") from exc
+        except OSError as exc:
+            if underlay.is_detected(self.config):
+                raise StartupError(f"node.address: cannot read the interfaces: {exc}") from exc
+            log.debug("underlay: cannot read the interfaces: %s", exc)
+        if underlay.is_detected(self.config):
+            log.info("underlay: detected %s on %s",
+                     self.config.node.address or self.config.node.address6,
+                     self.underlay.primary.interface if self.underlay.primary else "?")  # fmt: skip
+        for warning in underlay.underlay_mtus(self.config, self.underlay)[1]:
+            log.warning("%s", warning)
+
+    async def _resolved(self, new: Config) -> Config:
+        """A reloaded config with its "auto" addresses detected now (`NoAddress` if not);
+        a router ID derived from the address stays the running one until a restart."""
+        if not underlay.is_detected(new):
+            return new
+        derived = new.node.router_id == ROUTER_ID_FROM_ADDRESS
+        new, self.underlay = await asyncio.to_thread(
+            underlay.resolve, new, underlay.NetlinkUnderlay()
+        )
+        if derived:
+            node = dataclasses.replace(new.node, router_id=self.config.node.router_id)
+            new = dataclasses.replace(new, node=node)
+        return new
+
+    async def _underlay_moved(self, new: Config, found: underlay.Underlay) -> None:
+        """A detected address changed: the registry (other nodes re-peer and re-point their
+        VXLAN entries) and the FIB follow; the BGP identifier stays until a restart."""
+        self.config, self.underlay = new, found
+        if self.registry is not None:
+            record = wiring.registry_record(self.config, self.vtep_address)
+            try:
+                await self.registry.register(record)
+            except (StoreError, OSError, RuntimeError) as exc:
+                log.error("underlay: registry update failed: %s", exc)
+        if self.reconciler is not None:
+            node = nodecfg.fib_node(self.config, self.vtep_address)
+            if node is not None:
+                self.reconciler.set_node(node)
+                self._wake_fib()
 
     # -- datastore and IPAM -------------------------------------------------------------
     async def _open_datastore(self) -> None:
@@ -804,7 +866,8 @@ class Daemon:
             self.node_file = read_node_file(self.config_path)
             store = self.store if self.store_fault is None else None
             new = (await cluster.load_effective(self.node_file, store)).config
-        except ConfigError as exc:
+            new = await self._resolved(new)
+        except (ConfigError, underlay.NoAddress) as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
         except (StoreError, OSError) as exc:
@@ -841,7 +904,8 @@ class Daemon:
         async for current in cluster.watch_resources(self.store):
             try:
                 new = effective_config(self.node_file, current.resources).config
-            except ConfigError as exc:
+                new = await self._resolved(new)
+            except (ConfigError, underlay.NoAddress) as exc:
                 if str(exc) != refused:
                     log.error("cluster resources at revision %d refused on this node, keeping "
                               "the running config: %s", current.revision, exc)  # fmt: skip

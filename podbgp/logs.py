@@ -9,7 +9,7 @@ import time
 
 # One name per part that logs: podbgp.<part>, e.g. podbgp.drain (RFC 8326 drains),
 # podbgp.cni (the plugin), podbgp.bfd (BFD wiring) beside the bfd.* helper process.
-PARTS = ("bgp", "rib", "fib", "ipam", "bfd", "drain", "cni", "daemon", "api", "monitor")
+PARTS = ("bgp", "rib", "fib", "ipam", "bfd", "drain", "cni", "underlay", "daemon", "api", "monitor")
 # Parts that are packages of their own log under their package's name too (bgp.speaker,
 # bgp.session, bfd.process, any fib.* or rib.* logger), not only under podbgp.<part>.
 PACKAGES = frozenset({"bgp", "rib", "fib", "ipam", "bfd"})

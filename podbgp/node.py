@@ -6,6 +6,7 @@ inherit) and the remote VTEPs from the registry. The pure config → part mappin
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import subprocess
@@ -42,8 +43,9 @@ def fib_node(config: Config, vtep_address: str = "") -> NodeInfo | None:
     if iface is None:
         return None
     dual = config.node.address6 if config.node.address is not None else None
-    return NodeInfo.parse(config.node.name, str(iface), underlay_interface(str(iface.ip)),
+    node = NodeInfo.parse(config.node.name, str(iface), underlay_interface(str(iface.ip)),
                           vtep_address, str(dual) if dual else "")  # fmt: skip
+    return dataclasses.replace(node, ipip_mtu=config.fib.ipip_mtu, vxlan_mtu=config.fib.vxlan_mtu)
 
 
 def vteps(nodes: Iterable[ipam.Node], me: str) -> dict[bytes, Vtep]:

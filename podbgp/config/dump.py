@@ -27,7 +27,7 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
         "router_id": str(cfg.node.router_id),
     }
     if cfg.node.router_id == ROUTER_ID_FROM_ADDRESS:
-        node["router_id"] = "auto"  # the detected address's (`podbgp check` shows it)
+        del node["router_id"]  # the detected address's: absent, so the dump loads back
     for key in ("address", "address6"):
         value = getattr(cfg.node, key)
         detect = getattr(cfg.node, f"{key}_detection")

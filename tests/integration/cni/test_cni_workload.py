@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from test_cni_plugin import Cluster, addr_of, path
 from ipam import Ipam, IpamConfig
 from ipam.store.sqlite import SqliteStore
 from podbgp.cni_net import host_ifname
-from podbgp.lab.netns import NetnsGroup
+from podbgp.lab.netns import Netns, NetnsGroup
 
 pytestmark = [pytest.mark.root]
 
@@ -141,3 +142,39 @@ def test_reservations_and_tunnel_pools_from_the_daemon_config(
                                args=args("web", "p4", ";IP=10.244.0.6"))  # fmt: skip
     assert status != 0
     assert out["msg"] == "IPAM: 10.244.0.6 is reserved: 10.244.0.6/32 (reservation gateways)"
+
+
+def _pod_mtu(pod: Netns) -> int:
+    return int(json.loads(pod.ip("-j", "link", "show", "eth0"))[0]["mtu"])
+
+
+@pytest.mark.parametrize(
+    ("underlay_mtu", "fib", "conf_mtu", "want"),
+    [
+        (9000, "", None, 8950),  # the uplink's MTU less VXLAN's 50
+        (1400, "", None, 1350),
+        (9000, "[fib]\npod_mtu = 1400\n", None, 1400),  # the daemon's key wins
+        (9000, "[fib]\npod_mtu = 1400\n", 1300, 1300),  # and the network config's over it
+    ],
+)
+def test_pod_mtu_is_derived_from_the_underlay_interface(
+    netns: NetnsGroup, tmp_path: Path, underlay_mtu: int, fib: str, conf_mtu: int | None, want: int
+) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text(
+        f'[node]\nname = "node-a"\nasn = 64512\naddress = "auto"\n'
+        f'address_detection = "cidr=10.99.0.0/24"\n'
+        f'[datastore]\npath = "{tmp_path / "podbgp.db"}"\n'
+        f'cluster_id_file = "{tmp_path / "cluster-id"}"\n'
+        '[[ipam.pool]]\ncidr = "10.244.0.0/24"\nblock_size = 28\nvxlan_mode = "Always"\n' + fib
+    )
+    cluster = Cluster(netns, tmp_path, podbgp_config=str(toml))
+    for key in ("pools", "datastore", "node_name", "cluster_id_file"):
+        del cluster.conf[key]
+    if conf_mtu is not None:
+        cluster.conf["mtu"] = conf_mtu
+    cluster.node.ip("link", "set", "eth0", "mtu", str(underlay_mtu))
+    pod = cluster.pod("p")
+    cluster.add(pod, "p", args=args("web", "p"))
+    assert _pod_mtu(pod) == want
+    assert f"mtu {want} " in cluster.node.ip("link", "show", host_ifname("p"))

@@ -125,7 +125,7 @@ def test_address_auto_reads_each_method(text: str, want: AddressDetection) -> No
     else:
         assert got == want
     dumped = cfg.to_dict()["node"]
-    assert dumped["address"] == "auto" and dumped["router_id"] == "auto"
+    assert dumped["address"] == "auto" and "router_id" not in dumped
     assert dumped["address_detection"] == str(got)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fib import plan
@@ -247,3 +249,13 @@ def test_ipv6_only_vtep_has_no_ipv4_address_and_an_ipv6_underlay() -> None:
     assert (
         plan.plan_remote(v4, NODE, {OTHER: Vtep(OTHER, b"", "02:00:00:00:00:01")}, 80, 254) is None
     )
+
+
+def test_configured_tunnel_mtus_win_and_an_ipv6_underlay_costs_vxlan_70() -> None:
+    """[fib] ipip_mtu / vxlan_mtu (carried in NodeInfo) replace the derived MTUs; VXLAN over
+    an IPv6 underlay adds a 40-byte outer header instead of 20 (RFC 8200 §3)."""
+    fixed = dataclasses.replace(NODE, ipip_mtu=1300, vxlan_mtu=1250)
+    assert plan.plan_vxlan_device(fixed, 9000).mtu == 1250
+    assert plan.plan_ipip_device(fixed, 9000).mtu == 1300
+    v6 = NodeInfo.parse("node-6", "fd00::1/64", "eth0")
+    assert plan.plan_vxlan_device(v6, 9000).mtu == 8930
