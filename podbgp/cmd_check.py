@@ -22,8 +22,8 @@ import sys
 from typing import Any
 
 from ipam.store import StoreError
-from podbgp.cluster import load_effective
 from podbgp import underlay
+from podbgp.cluster import load_effective
 from podbgp.config import Config, ConfigError
 from podbgp.config.merge import NODE_FILE, Effective, NodeFile, effective_config, read_node_file
 

@@ -67,8 +67,8 @@ from podbgp import node as nodecfg
 from podbgp.api import APIError, ControlServer
 from podbgp.bmp import BmpFeed, sys_descr
 from podbgp.config import Config, ConfigError
-from podbgp.config.schema import ROUTER_ID_FROM_ADDRESS
 from podbgp.config.merge import NodeFile, effective_config, read_node_file
+from podbgp.config.schema import ROUTER_ID_FROM_ADDRESS
 from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
