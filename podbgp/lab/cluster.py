@@ -3,8 +3,9 @@
 `podbgp.lab.clusterplan` says what is built (its docstring draws it); this module builds it,
 starts it and checks it: the core router with etcd on its loopback, a ToR per rack (a bridge,
 FRR), the nodes with their configs, the datastore created with `podbgp datastore init` inside
-the core namespace (nothing creates one implicitly), a daemon per node, pods through the real
-CNI plugin. The state file is `podbgp.lab.lab`'s `LabState` (option ``cluster``), so
+the core namespace (nothing creates one implicitly), the cluster's resources applied with
+`podbgp apply`, a daemon per node whose own file is its identity, pods through the real CNI
+plugin. The state file is `podbgp.lab.lab`'s `LabState` (option ``cluster``), so
 `podbgp lab down` and `podbgp lab status` work on it as on the other labs; the etcd data
 directory lives in the state dir and its members in a namespace carrying the prefix.
 
@@ -29,7 +30,8 @@ from podbgp.lab.clusterplan import (
     ClusterNode,
     ClusterPlan,
     expected_peers,
-    render_node_config,
+    render_node_identity,
+    render_resources,
     tor_address,
     tor_asn,
     uplink,
@@ -137,9 +139,18 @@ def start_tor_frr(plan: ClusterPlan, rack: int) -> list[int]:
     return [p.pid for p in frr.procs]
 
 
-def write_config(plan: ClusterPlan, node: ClusterNode, text: str | None = None) -> Path:
+def write_config(plan: ClusterPlan, node: ClusterNode) -> Path:
+    """The node's own file: its identity (the rest comes from the cluster's resources)."""
     path = plan.config_path(node.name)
-    path.write_text(render_node_config(plan, node) if text is None else text)
+    path.write_text(render_node_identity(plan, node))
+    return path
+
+
+def apply_resources(plan: ClusterPlan, text: str, name: str = "resources.toml") -> Path:
+    """`podbgp apply -f` a resources file (kept in the state dir) from the core namespace."""
+    path = plan.state_dir / name
+    path.write_text(text)
+    podbgp_in(plan, "core", "apply", "-f", str(path), "--datastore", plan.datastore_url)
     return path
 
 
@@ -238,8 +249,9 @@ def prepare(plan: ClusterPlan, out: Printer) -> LabState:
     return state
 
 
-def build(plan: ClusterPlan, out: Printer = print) -> LabState:
-    """Network, etcd, ToRs and node configs: everything but the podbgp daemons and pods."""
+def build(plan: ClusterPlan, out: Printer = print, resources: str | None = None) -> LabState:
+    """Network, etcd, ToRs, the cluster's resources (`resources`, by default the lab's own
+    file) and node files: everything but the podbgp daemons and pods."""
     state = prepare(plan, out)
     out(f"building the core, 2 racks and {len(plan.nodes)} nodes in namespaces {plan.prefix}*")
     build_network(plan, state)
@@ -250,6 +262,8 @@ def build(plan: ClusterPlan, out: Printer = print) -> LabState:
         for i, pid in enumerate(start_tor_frr(plan, rack)):
             state.pids[f"tor-{'ab'[rack]}-frr-{i}"] = pid
     state.save()
+    out("applying the cluster's resources (podbgp apply -f resources.toml)")
+    apply_resources(plan, render_resources(plan) if resources is None else resources)
     for node in plan.nodes:
         write_config(plan, node)
     return state

@@ -18,8 +18,11 @@ reflectors and one client per rack) carry ``route-reflector = "true"``; with
 ``bgp.route_reflector_group_label = "rack"`` a client peers with its own rack's reflectors
 only, and every in-cluster session carries TCP MD5 (``bgp.mesh_password``).
 
-`render_node_config` writes each node's full TOML (datastore, pools, peers).
-`expected_peers` says which sessions the labels call for; `tor_config` is each ToR's FRR.
+The cluster is configured as a cluster: `render_resources` is the one resources file
+(`podbgp apply -f`: the BGP settings, the pools, a ToR peer per rack selected by the ``rack``
+label), and `render_node_identity` each node's own file -- its name, address and labels,
+the datastore, its socket, the lab's short lease timers, and on a reflector its cluster ID.
+`expected_peers` says which sessions the labels call for.
 """
 
 from __future__ import annotations
@@ -192,59 +195,6 @@ def _labels(node: ClusterNode) -> str:
     return "{ " + ", ".join(f"{k} = {_q(v)}" for k, v in node.labels.items()) + " }"
 
 
-def render_node_config(plan: ClusterPlan, node: ClusterNode) -> str:
-    """The full podbgp config of one cluster node (CONFIG.md)."""
-    lines = [
-        f"# podbgp cluster lab node {node.name}, rack {node.rack_name}",
-        "[node]",
-        f"name = {_q(node.name)}",
-        f"asn = {CLUSTER_ASN}",
-        f"address = {_q(node.address)}",
-        f"labels = {_labels(node)}",
-        "",
-        "[bgp]",
-        f"listen = [{_q(node.ip)}]",
-        f"hold_time = {HOLD_TIME}",
-        f"keepalive = {KEEPALIVE}",
-        f"connect_retry = {CONNECT_RETRY}",
-        "mesh = true",
-        f"restart_time = {RESTART_TIME}",
-        *_groups(),
-    ]
-    if node.reflector:
-        lines.append(f"route_reflector_cluster_id = {_q(rack_cluster_id(node.rack))}")
-    lines += [
-        "",
-        "[[bgp.peer]]",
-        f"address = {_q(node.gateway)}",
-        f"asn = {tor_asn(node.rack)}",
-        'families = ["ipv4"]',
-        'import = "none"',
-        'export = "local"',
-        "",
-        "[datastore]",
-        'kind = "etcd"',
-        "endpoints = [" + ", ".join(_q(e) for e in plan.etcd_endpoints) + "]",
-        "",
-        *_lifecycle(),
-        "",
-        "[[ipam.pool]]",
-        f"cidr = {_q(POOL)}",
-        f"block_size = {BLOCK_SIZE}",
-        'vxlan_mode = "CrossSubnet"',
-        "",
-        *_legacy_pool(),
-        "",
-        "[fib]",
-        "enabled = true",
-        "",
-        "[api]",
-        f"socket = {_q(str(plan.socket_path(node.name)))}",
-        'metrics = ""',
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def rack_cluster_id(rack: int) -> str:
     """The route-reflection cluster ID of a rack's reflector pair (RFC 4456 §7)."""
     return f"10.99.{rack + 1}.253"
@@ -283,8 +233,9 @@ def _legacy_pool() -> list[str]:
     ]
 
 
-def render_resources(plan: ClusterPlan) -> str:
-    """The cluster's resources file (`podbgp apply -f`): BGP settings, pools, the ToR peers."""
+def render_resources(plan: ClusterPlan, tor_peers: bool = True) -> str:
+    """The cluster's resources file (`podbgp apply -f`): BGP settings, pools and (unless
+    `tor_peers` is false) a peer resource per rack's ToR."""
     lines = [
         "# the cluster lab's resources: `podbgp apply -f` this file",
         "[bgp]",
@@ -306,7 +257,7 @@ def render_resources(plan: ClusterPlan) -> str:
         f"name = {_q(LEGACY_NAMESPACE)}",
         *_legacy_pool()[1:],
     ]
-    for rack in range(len(RACKS)):
+    for rack in range(len(RACKS) if tor_peers else 0):
         lines += [
             "",
             "[[peer]]  # the rack's ToR, for that rack's nodes only; it learns the pod blocks",
@@ -333,6 +284,7 @@ def render_node_identity(plan: ClusterPlan, node: ClusterNode) -> str:
         "[api]  # the lab's nodes share one file system",
         f"socket = {_q(str(plan.socket_path(node.name)))}",
         'metrics = ""',
+        *_lifecycle(),
     ]
     if node.reflector:
         lines += ["[bgp]", f"route_reflector_cluster_id = {_q(rack_cluster_id(node.rack))}"]

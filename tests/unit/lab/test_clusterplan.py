@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from podbgp.cli import build_parser
-from podbgp.config import load_config_text
-from podbgp.lab.clusterplan import expected_peers, plan_cluster, render_node_config
+from podbgp.config.merge import effective_config
+from podbgp.config.resources import read_resource_file
+from podbgp.lab.clusterplan import (
+    expected_peers,
+    plan_cluster,
+    render_node_identity,
+    render_resources,
+)
 from podbgp.lab.labplan import PlanError
 
 
@@ -41,14 +49,20 @@ def test_expected_peers_follow_the_labels() -> None:
     assert expected_peers(plan, plan.node("b4")) == {"10.99.2.254", "10.99.2.1", "10.99.2.2"}
 
 
-def test_every_node_config_is_valid() -> None:
+def test_the_resources_file_and_every_node_file_make_a_valid_config() -> None:
     plan = plan_cluster(6, 1, prefix="t-", state_dir="/tmp/t")
+    resources = read_resource_file(tomllib.loads(render_resources(plan)))
+    assert sorted(r.name for r in resources) == ["default", "default", "legacy", "tor-a", "tor-b"]
     for node in plan.nodes:
-        config = load_config_text(render_node_config(plan, node))
-        assert config.node.name == node.name
+        text = render_node_identity(plan, node)
+        config = effective_config(tomllib.loads(text), resources).config
+        assert config.node.name == node.name and config.node.asn == 64512
         assert dict(config.node.labels) == node.labels
         assert config.datastore.endpoints[0] == "http://10.99.0.1:2379"
-        assert [str(p.address) for p in config.bgp.peers] == [node.gateway]
+        assert [str(p.address) for p in config.applied_peers] == [node.gateway]
+        assert config.bgp.route_reflector_group_label == "rack"
+        assert config.bgp.is_route_reflector == node.reflector
+        assert [str(p.cidr) for p in config.ipam.pools] == ["10.244.0.0/16", "10.245.0.0/24"]
 
 
 @pytest.mark.parametrize("nodes", [1, 61])
