@@ -7,9 +7,13 @@ removed at the end. The tests run in file order, the destructive ones last:
    reaches every other pod, across racks (VXLAN CrossSubnet) and within one;
 2. pods of namespace ``legacy`` get addresses from the pool selected for it;
 3. the sessions are exactly what the labels call for (reflector pair per rack);
-4. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
+4. `podbgp apply` of a changed peer (rack a's ToR) and a changed pool (legacy: not
+   announced) moves only that: rack a's ToR sessions reset, every other session keeps its
+   uptime, the legacy blocks leave the other nodes, the other pool's routes stay as they
+   were; applying the lab's resources again brings the legacy blocks back;
+5. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
    their sessions to it come back, no other session resets, no route moves;
-5. a node killed with SIGKILL and never started again is gone from every other node's
+6. a node killed with SIGKILL and never started again is gone from every other node's
    sessions, FDB and kernel after lease + restart time + grace, and its blocks are released.
 """
 
@@ -40,7 +44,9 @@ from podbgp.lab.clusterplan import (
     RESTART_TIME,
     ClusterPlan,
     plan_cluster,
+    render_resources,
 )
+from podbgp.lab.labplan import POOL
 from podbgp.lab.netns import cleanup_prefix, have_netns, list_namespaces
 from podbgp.lab.peers import Frr
 from podbgp.lab.pods import cni_plugin
@@ -150,7 +156,7 @@ def test_sessions_are_what_the_labels_say(lab_cluster: Cluster) -> None:
     assert not bad, bad
 
 
-def _uptimes(c: Cluster, skip: str) -> dict[tuple[str, str], float]:
+def _uptimes(c: Cluster, skip: str = "") -> dict[tuple[str, str], float]:
     """(node, peer) → session uptime in seconds, for every node but `skip`."""
     out = {}
     for node in c.plan.nodes:
@@ -159,6 +165,72 @@ def _uptimes(c: Cluster, skip: str) -> dict[tuple[str, str], float]:
         for addr, row in cluster.established(str(c.plan.socket_path(node.name))).items():
             out[(node.name, addr)] = float(row["uptime_seconds"])
     return out
+
+
+def _in_pool(route: str, pool: str) -> bool:
+    dst = route.split()[1 if route.startswith("blackhole") else 0]
+    return ipaddress.ip_network(dst).subnet_of(ipaddress.ip_network(pool))
+
+
+def _legacy_routes(c: Cluster) -> dict[str, set[str]]:
+    """Each node's routes to another node's block of the legacy pool."""
+    return {n.name: {r for r in _routes(c.plan.ns(n.name))
+                     if _in_pool(r, LEGACY_POOL) and not r.startswith("blackhole")}
+            for n in c.plan.nodes}  # fmt: skip
+
+
+def _dsts(routes: set[str]) -> set[str]:
+    return {r.split()[0] for r in routes}
+
+
+def _changed_resources(c: Cluster) -> str:
+    """The lab's resources with rack a's ToR peer and the legacy pool changed."""
+    text = render_resources(c.plan)
+    text = text.replace('name = "tor-a"\n', 'name = "tor-a"\nhold_time = 12\n')
+    text = text.replace(f'name = "{LEGACY_NAMESPACE}"\n',
+                        f'name = "{LEGACY_NAMESPACE}"\ndisable_bgp_export = true\n')  # fmt: skip
+    assert text.count("hold_time = 12") == 1 and text.count("disable_bgp_export") == 1
+    return text
+
+
+def _wait_reset(c: Cluster, keys: set[tuple[str, str]], since: float) -> None:
+    def not_reset() -> list[tuple[str, str]]:
+        now = _uptimes(c)
+        return [k for k in keys if now.get(k, 1e9) > time.monotonic() - since]
+
+    _wait("sessions not reset", not_reset)
+
+
+def test_a_changed_peer_and_pool_move_only_what_changed(lab_cluster: Cluster) -> None:
+    c = lab_cluster
+    pods_pool = {n.name: {r for r in _routes(c.plan.ns(n.name)) if _in_pool(r, POOL)}
+                 for n in c.plan.nodes}  # fmt: skip
+    legacy = _legacy_routes(c)
+    assert sum(map(len, legacy.values())) == 2 * (len(c.plan.nodes) - 1)  # 2 blocks, everywhere
+    before = _uptimes(c)
+    t0 = time.monotonic()
+    cluster.apply_resources(c.plan, _changed_resources(c), "resources-changed.toml")
+
+    _wait("legacy blocks still announced", lambda: [n for n, r in _legacy_routes(c).items() if r])
+    tor_a = {(n.name, n.gateway) for n in c.plan.rack_nodes(0)}
+    _wait_reset(c, tor_a, t0)
+    after = _uptimes(c)
+    elapsed = time.monotonic() - t0
+    assert set(after) == set(before)
+    reset = sorted(k for k, up in before.items() if k not in tor_a and after[k] < up + elapsed - 5)
+    assert not reset, f"sessions the change does not touch were reset: {reset}"
+    for node in c.plan.nodes:
+        got = {r for r in _routes(c.plan.ns(node.name)) if _in_pool(r, POOL)}
+        assert got == pods_pool[node.name], f"{node.name}: routes of the untouched pool moved"
+
+    # Back to the lab's resources: the legacy blocks return, rack a's ToR sessions reset again.
+    t1 = time.monotonic()
+    cluster.apply_resources(c.plan, render_resources(c.plan))
+    _wait("legacy blocks not back",
+          lambda: [n for n, r in _legacy_routes(c).items() if _dsts(r) != _dsts(legacy[n])])  # fmt: skip
+    _wait_reset(c, tor_a, t1)
+    assert not cluster.wait_sessions(c.plan, CONVERGE)
+    _assert_matrix(c)
 
 
 def test_a_node_restarted_inside_the_grace_changes_nothing(lab_cluster: Cluster) -> None:
