@@ -93,7 +93,8 @@ def _cluster_up(args: argparse.Namespace) -> Up:
     plan = plan_cluster(
         6 if args.nodes is None else args.nodes, args.pods_per_node, args.prefix, args.state_dir
     )
-    return lambda: cluster.up(plan, out=_say, converge_timeout=max(args.timeout, 90.0))
+    timeout = max(args.timeout, 90.0)
+    return lambda: cluster.up(plan, out=_say, converge_timeout=timeout, replace=args.demo)
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -36,11 +36,11 @@ from podbgp.lab.clusterplan import (
     tor_asn,
     uplink,
 )
-from podbgp.lab.lab import LabState, down, wait_control, wait_matrix
+from podbgp.lab.lab import LabState, prepare_state_dir, wait_control, wait_matrix
 from podbgp.lab.labplan import CLUSTER_ASN, PodPlan
 from podbgp.lab.netns import IP, Netns, new_netns, veth
 from podbgp.lab.pods import cni_call, cni_plugin, result_ip
-from podbgp.lab.shell import LabError, Unsupported, run
+from podbgp.lab.shell import Unsupported, run
 
 Printer = Callable[[str], None]
 OPTION = "cluster"
@@ -234,25 +234,23 @@ def wait_sessions(
 
 
 # -- life cycle ---------------------------------------------------------------------------
-def prepare(plan: ClusterPlan, out: Printer) -> LabState:
-    if LabState.load(plan.state_dir) is not None:
-        out("removing the previous lab")
-        down(plan.prefix, plan.state_dir)
-    if plan.state_dir.exists() and any(plan.state_dir.iterdir()):
-        raise LabError(
-            f"{plan.state_dir} is not empty and holds no lab; choose another --state-dir"
-        )
-    plan.state_dir.mkdir(parents=True, exist_ok=True)
-    plan.state_dir.chmod(0o755)  # FRR runs as the frr user and needs to reach its dir
+def prepare(plan: ClusterPlan, out: Printer, replace: bool = False) -> LabState:
+    """Claim the state dir (`replace`: remove a lab left there first) and record the lab."""
+    prepare_state_dir(plan.prefix, plan.state_dir, replace, out)
     state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=OPTION)
     state.save()
     return state
 
 
-def build(plan: ClusterPlan, out: Printer = print, resources: str | None = None) -> LabState:
+def build(
+    plan: ClusterPlan,
+    out: Printer = print,
+    resources: str | None = None,
+    replace: bool = False,
+) -> LabState:
     """Network, etcd, ToRs, the cluster's resources (`resources`, by default the lab's own
     file) and node files: everything but the podbgp daemons and pods."""
-    state = prepare(plan, out)
+    state = prepare(plan, out, replace)
     out(f"building the core, 2 racks and {len(plan.nodes)} nodes in namespaces {plan.prefix}*")
     build_network(plan, state)
     out("starting 3 etcd members in the core namespace and creating the datastore")
@@ -262,19 +260,28 @@ def build(plan: ClusterPlan, out: Printer = print, resources: str | None = None)
         for i, pid in enumerate(start_tor_frr(plan, rack)):
             state.pids[f"tor-{'ab'[rack]}-frr-{i}"] = pid
     state.save()
-    out("applying the cluster's resources (podbgp apply -f resources.toml)")
-    apply_resources(plan, render_resources(plan) if resources is None else resources)
+    path = apply_resources(plan, render_resources(plan) if resources is None else resources)
+    out(f"applied the cluster's resources with `podbgp apply -f {path}`:\n{_indent(path)}")
     for node in plan.nodes:
         write_config(plan, node)
+    client = next((n for n in plan.nodes if not n.reflector), plan.nodes[-1])
+    head = "\n".join(plan.config_path(client.name).read_text().splitlines()[:5]) + "\n"
+    out(f"each node's own file starts with five lines, e.g. {plan.config_path(client.name)}:\n"
+        f"{_indent(head)}")  # fmt: skip
     return state
 
 
+def _indent(text: str | Path) -> str:
+    body = text.read_text() if isinstance(text, Path) else text
+    return "\n".join("    " + line for line in body.rstrip().splitlines())
+
+
 def up(
-    plan: ClusterPlan, out: Printer = print, converge_timeout: float = 90.0
+    plan: ClusterPlan, out: Printer = print, converge_timeout: float = 90.0, replace: bool = False
 ) -> tuple[LabState, dict[tuple[str, str], bool]]:
     """Build and start the cluster lab, wait for the sessions the labels call for and for
     every pod to reach every other; the lab stays up either way."""
-    state = build(plan, out)
+    state = build(plan, out, replace=replace)
     try:
         out("starting podbgp on every node")
         start_nodes(plan, state, list(plan.nodes))

@@ -272,16 +272,20 @@ def render_resources(plan: ClusterPlan, tor_peers: bool = True) -> str:
 
 
 def render_node_identity(plan: ClusterPlan, node: ClusterNode) -> str:
-    """A node's own file: who it is and where the datastore is; the rest is the cluster's."""
+    """A node's own file: five lines that say who it is and where the datastore is (the rest
+    is the cluster's), then what only the lab needs -- its nodes share one file system, so
+    each has its own socket, and timers short enough to watch a node go -- and, on a
+    reflector, its cluster ID."""
+    endpoints = ", ".join(_q(e) for e in plan.etcd_endpoints)
     lines = [
+        f'datastore = {{ kind = "etcd", endpoints = [{endpoints}] }}',
         "[node]",
         f"name = {_q(node.name)}",
         f"address = {_q(node.address)}",
         f"labels = {_labels(node)}",
-        "[datastore]",
-        'kind = "etcd"',
-        "endpoints = [" + ", ".join(_q(e) for e in plan.etcd_endpoints) + "]",
-        "[api]  # the lab's nodes share one file system",
+        "",
+        "# the lab's own: one file system for every node, short timers",
+        "[api]",
         f"socket = {_q(str(plan.socket_path(node.name)))}",
         'metrics = ""',
         *_lifecycle(),

@@ -300,23 +300,23 @@ def kernel_routes(ns: str, proto: str = "80", versions: Sequence[int] = (4,)) ->
 Printer = Callable[[str], None]
 
 
-def _prepare_state_dir(plan: LabPlan, replace: bool, out: Printer) -> None:
-    """Refuse to build over a running lab (unless `replace`), clear a crashed one's leftovers."""
-    existing = LabState.load(plan.state_dir)
-    if existing is not None or list_namespaces(plan.prefix):
+def prepare_state_dir(prefix: str, state_dir: Path, replace: bool, out: Printer) -> None:
+    """Refuse to build over a running lab (unless `replace`), clear a crashed one's leftovers.
+
+    Any lab's: the cluster topology (`podbgp.lab.cluster`) claims its state dir here too."""
+    existing = LabState.load(state_dir)
+    if existing is not None or list_namespaces(prefix):
         if not replace:
             raise LabError(
-                f"a lab is already up (prefix {plan.prefix}, state {plan.state_dir}); "
+                f"a lab is already up (prefix {prefix}, state {state_dir}); "
                 "`podbgp lab down` removes it"
             )
         out("removing the previous lab")
-        down(plan.prefix, plan.state_dir)
-    if plan.state_dir.exists() and any(plan.state_dir.iterdir()):
-        raise LabError(
-            f"{plan.state_dir} is not empty and holds no lab; choose another --state-dir"
-        )
-    plan.state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(plan.state_dir, 0o755)  # FRR runs as the frr user and needs to reach its dir
+        down(prefix, state_dir)
+    if state_dir.exists() and any(state_dir.iterdir()):
+        raise LabError(f"{state_dir} is not empty and holds no lab; choose another --state-dir")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o755)  # FRR runs as the frr user and needs to reach its dir
 
 
 def prepare(plan: LabPlan, replace: bool = False, out: Printer = print) -> LabState:
@@ -325,7 +325,7 @@ def prepare(plan: LabPlan, replace: bool = False, out: Printer = print) -> LabSt
     why = unsupported(plan)
     if why:
         raise Unsupported(why)
-    _prepare_state_dir(plan, replace, out)
+    prepare_state_dir(plan.prefix, plan.state_dir, replace, out)
     state = LabState(prefix=plan.prefix, state_dir=str(plan.state_dir), option=plan.option.name,
                      family=plan.family)  # fmt: skip
     state.save()
