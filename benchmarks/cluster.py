@@ -130,7 +130,7 @@ def timed_apply(plan: ClusterPlan, out: dict[str, Any], text: str, name: str) ->
     records how long the command itself took (Python start-up and the transaction)."""
     t0 = time.monotonic()
     cluster.apply_resources(plan, text, name)
-    out[f"{name.removesuffix('.toml')}_cmd_s"] = time.monotonic() - t0
+    out[name.removesuffix(".toml").replace("-", "_") + "_cmd_s"] = time.monotonic() - t0
     return t0
 
 
