@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Debian packages `make demo` needs: namespaces, veths and routes (iproute2), FRR (the
-# ToR of `lab up --option peered`), ping for the matrix, procps, and venv.
-DEMO_PKGS := python3-venv frr iproute2 iputils-ping procps
-# What the tests add: the other BGP daemons they peer with, etcd, packet capture, and
+# ToRs), etcd (the cluster lab's datastore), ping for the matrix, procps, and venv.
+DEMO_PKGS := python3-venv frr etcd-server etcd-client iproute2 iputils-ping procps
+# What the tests add: the other BGP daemons they peer with, packet capture, and
 # nftables (nat_outgoing, the BFD drop tests), chattr (a read-only store), setpriv, and
 # pmacct (pmbmpd, the BMP collector of the monitoring tests).
-TEST_PKGS := bird2 gobgpd openbgpd exabgp etcd-server etcd-client tcpdump nftables e2fsprogs util-linux pmacct
+TEST_PKGS := bird2 gobgpd openbgpd exabgp tcpdump nftables e2fsprogs util-linux pmacct
 FUZZ_SECONDS ?= 60
 
 .PHONY: all venv venv-runtime deps deps-demo lint typecheck unit test fuzz demo bench clean
@@ -64,8 +64,11 @@ test: deps venv lint typecheck
 fuzz: venv
 	$(PY) tests/fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096
 
+# Two labs side by side: the dual-stack one, then a cluster of two racks configured by one
+# resources file (`podbgp apply`) and five-line node files.
 demo: deps-demo venv-runtime
 	$(PY) -m podbgp lab up --demo --family dual
+	$(PY) -m podbgp lab up --topology cluster --demo --prefix podbgp-cluster- --state-dir /tmp/podbgp-cluster
 
 bench: deps venv
 	$(PY) benchmarks/codec.py

@@ -1,7 +1,7 @@
 """The cluster as one system (issue 16): two racks, 3 etcd members, 6 nodes, pods via CNI.
 
-The lab (`podbgp.lab.cluster`) is built once for the module under a pid-prefixed name and
-removed at the end. The tests run in file order, the destructive ones last:
+The lab (`podbgp.lab.cluster`) is built once for the module, by the command `make demo`
+runs (read from the Makefile) under a pid-prefixed name, and removed at the end. The tests run in file order, the destructive ones last:
 
 1. every node converges: every pod's block is routed on every other node, and every pod
    reaches every other pod, across racks (VXLAN CrossSubnet) and within one;
@@ -23,8 +23,11 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,8 +73,33 @@ def _skip_reason() -> str | None:
     )
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_command(prefix: str, state_dir: Path) -> list[str]:
+    """The Makefile's `make demo` line for the cluster, with this test's prefix and dir."""
+    line = re.search(r"^\t\$\(PY\) -m podbgp (lab up --topology cluster .*)$",
+                     (ROOT / "Makefile").read_text(), re.M)  # fmt: skip
+    assert line is not None, "make demo builds no cluster lab"
+    args = line.group(1).split()
+    for flag in ("--prefix", "--state-dir"):
+        i = args.index(flag)
+        del args[i : i + 2]
+    return [
+        sys.executable,
+        "-m",
+        "podbgp",
+        *args,
+        "--prefix",
+        prefix,
+        "--state-dir",
+        str(state_dir),
+    ]
+
+
 @pytest.fixture(scope="module")
 def lab_cluster() -> Iterator[Cluster]:
+    """The cluster `make demo` builds (its very command), under this test's own names."""
     why = _skip_reason()
     if why:
         pytest.skip(why)
@@ -79,18 +107,24 @@ def lab_cluster() -> Iterator[Cluster]:
     cleanup_prefix(prefix)
     # Not under pytest's tmp dir: a pytest starting elsewhere on the host resets
     # /tmp/pytest-of-root to 0700, and FRR (user frr) then cannot reach its files.
-    plan = plan_cluster(
-        6, 1, prefix=prefix, state_dir=Path(tempfile.mkdtemp(prefix=prefix)) / "lab"
-    )
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix)) / "lab"
     try:
-        state = cluster.build(plan, out=lambda _: None)
-        cluster.start_nodes(plan, state, list(plan.nodes))
-        cluster.add_pods(plan, state, plan.pods)
+        proc = subprocess.run(demo_command(prefix, state_dir), capture_output=True, text=True,
+                              timeout=200, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        plan = plan_cluster(6, 2, prefix=prefix, state_dir=state_dir)
+        state = lab.LabState.load(state_dir)
+        assert state is not None and len(state.pods) == len(plan.pods) == 14
+        pairs = len(plan.pods) * (len(plan.pods) - 1)
+        assert f"{pairs}/{pairs} pod pairs reachable" in proc.stdout, proc.stdout[-4000:]
+        assert "sessions not as the labels say" not in proc.stdout, proc.stdout[-4000:]
+        # What README shows: the one resources file the cluster was configured from.
+        assert render_resources(plan) in (state_dir / "resources.toml").read_text()
         yield Cluster(plan, state)
     finally:
-        lab.down(prefix, plan.state_dir)
+        lab.down(prefix, state_dir)
         cleanup_prefix(prefix)
-        shutil.rmtree(plan.state_dir.parent, ignore_errors=True)
+        shutil.rmtree(state_dir.parent, ignore_errors=True)
         assert not list_namespaces(prefix)
 
 
