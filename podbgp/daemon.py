@@ -73,7 +73,7 @@ from podbgp.drain import DEFAULT_TIMEOUT as DRAIN_TIMEOUT
 from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
-from podbgp.membership import Membership
+from podbgp.membership import LIFECYCLE_KEYS, Membership
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.topology import node_ip
 from rib.heap import tune_gc
@@ -924,10 +924,14 @@ class Daemon:
             await self.bgp.reload(new, diff)
         if "node.labels" in diff.changed_keys:
             await self._register_labels()
-        live = {"node.labels"} | ({"ipam.pool"} if self.store is not None else set())
+        live = {"node.labels"} | (
+            {"ipam.pool", *LIFECYCLE_KEYS} if self.store is not None else set()
+        )
         later = [k for k in diff.changed_keys if k not in live]
         if self.store is not None and "ipam.pool" in diff.changed_keys:
             self._pools_changed()
+        if self.membership is not None and self.ipam is not None:
+            self.membership.reconfigure(new, self.ipam)
         if later:
             # Applied live: peers, listen ranges, policies, originate, NAT. The rest is
             # read at start.

@@ -33,6 +33,10 @@ from podbgp.config import Config
 
 log = logging.getLogger("podbgp.ipam")
 
+# Keys a reload applies live through `Membership.reconfigure`.
+LIFECYCLE_KEYS = frozenset({"ipam.node_lease_ttl", "ipam.node_gone_grace", "ipam.node_gone_after",
+                            "ipam.leak_grace", "ipam.leak_check_interval"})  # fmt: skip
+
 
 class Membership:
     """One daemon's lease, view of the cluster's nodes, and IPAM housekeeping."""
@@ -50,6 +54,7 @@ class Membership:
         self.leaks_released = 0  # a metric: pod addresses released as leaked
         self.clock = clock
         self.live: Liveness | None = None
+        self._ttl_changed = asyncio.Event()
         self.members: dict[str, Member] = {}
         self._gone: set[str] = set()
         self.nodes_removed = 0
@@ -59,12 +64,41 @@ class Membership:
         log.info("node %s: holding lease %x (ttl %d s)", self.name, self.live.lease, self.ttl)
 
     async def keep(self) -> None:
+        """Renew the lease for as long as the daemon runs; a new TTL (reload) holds a new one."""
         assert self.live is not None
 
         def renewed(live: Liveness) -> None:
             self.live = live
 
-        await self.lifecycle.keep(self.name, self.live, renewed)
+        while True:
+            self._ttl_changed.clear()
+            renewing = asyncio.ensure_future(self.lifecycle.keep(self.name, self.live, renewed))
+            changed = asyncio.ensure_future(self._ttl_changed.wait())
+            try:
+                await asyncio.wait({renewing, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                renewing.cancel()
+                changed.cancel()
+            if renewing.done() and not renewing.cancelled():
+                renewing.result()  # keep() only ends by raising
+            while True:  # the new TTL: the key moves to a new lease without a gap
+                try:
+                    await self.hold()
+                    break
+                except (StoreError, IpamError) as exc:
+                    log.warning("node %s: holding a lease with the new TTL: %s", self.name, exc)
+                    await asyncio.sleep(1.0)
+
+    def reconfigure(self, config: Config, ipam: Ipam) -> None:
+        """A reload (or new cluster resources): timers and IPAM apply at once, a lease TTL
+        through a new lease (`keep`)."""
+        self.ipam = ipam
+        self.timing = wiring.lifecycle_timing(config)
+        self.leak_interval = float(config.ipam.leak_check_interval)
+        self.leaks.grace = float(config.ipam.leak_grace)
+        if config.ipam.node_lease_ttl != self.ttl:
+            self.ttl = config.ipam.node_lease_ttl
+            self._ttl_changed.set()
 
     async def nodes(self) -> AsyncIterator[dict[str, Node]]:
         """The nodes to peer with and forward to (module docstring)."""
@@ -109,11 +143,11 @@ class Membership:
             log.warning("removing lapsed nodes: %s (tried again at the next change)", exc)
 
     async def housekeeping(self) -> None:
-        """Leak reclaim on a timer (``ipam.leak_check_interval``; 0 = off)."""
-        if self.leak_interval <= 0:
-            return
+        """Leak reclaim on a timer (``ipam.leak_check_interval``; 0 = off, re-read each time)."""
         while True:
-            await asyncio.sleep(self.leak_interval)
+            await asyncio.sleep(self.leak_interval or 5.0)
+            if self.leak_interval <= 0:
+                continue
             try:
                 await self.housekeep_once()
             except (StoreError, IpamError) as exc:
