@@ -182,3 +182,45 @@ def test_the_daemon_follows_its_detected_address(netns: NetnsGroup, tmp_path: Pa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def test_the_vtep_comes_from_the_tunnel_pool_and_mtus_are_checked_at_start(
+    netns: NetnsGroup, tmp_path: Path
+) -> None:
+    """A VXLAN node with a workload-only pool and a tunnel-only pool takes its VTEP
+    address from the tunnel pool; a pod MTU above what eth1 (1400) carries once
+    encapsulated (1350) is a warning in the daemon's log at start."""
+    node = node_with_interfaces(netns)
+    path = tmp_path / "node.toml"
+    path.write_text(
+        CONFIG.format(dir=tmp_path, detection='address_detection = "interface=eth1"',
+                      fib="pod_mtu = 1400")
+        .replace('cidr = "10.244.0.0/16"', 'cidr = "10.244.0.0/16"\nallowed_uses = ["workload"]')
+        + '[[ipam.pool]]\ncidr = "10.99.0.0/24"\nallowed_uses = ["tunnel"]\nvxlan_mode = "Always"\n'
+    )  # fmt: skip
+    log = tmp_path / "podbgp.log"
+    with open(log, "wb") as out:
+        proc = node.popen([sys.executable, "-m", "podbgp", "run", "--config", str(path)],
+                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    client = ControlClient(str(tmp_path / "podbgp.sock"))
+
+    def vtep() -> Any:
+        assert proc.poll() is None, log.read_text(errors="replace")
+        try:
+            return client.request("show.node")["vtep_address"]
+        except (APIError, OSError):
+            return None
+
+    try:
+        assert wait(vtep, 30, "podbgp answers show.node").startswith("10.99.0.")
+        assert (
+            "fib.pod_mtu = 1400 is above the 1350 the underlay carries (eth1 MTU 1400)"
+            in log.read_text()
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
