@@ -312,7 +312,9 @@ class Peer:
         connection is already up or on its way."""
         if self.established is not None or address == self.neighbour:
             return
+        self.speaker.link_key(self.settings, self.neighbour, None)
         self.neighbour = address
+        self.speaker.link_key(self.settings, address, self.settings.password)
         main = self.main
         if main is not None and not main.fsm.connected and not self.settings.passive:
             main.discard()
@@ -338,6 +340,8 @@ class Peer:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ps.interface.encode())
+            if ps.password:
+                sockopts.set_md5(sock, self.neighbour, ps.password)
             self.speaker.apply_ttl(sock, ps)
         except OSError:
             sock.close()
@@ -618,8 +622,10 @@ class Speaker:
             self._unwatch_link(peer)
             peer.shutdown(message, CeaseSubcode.PEER_DECONFIGURED)
             if peer.settings.password:
-                for sock in self._listeners:
-                    sockopts.set_md5(sock, peer.settings.ip, None)
+                self.link_key(peer.settings, None if peer.settings.interface else peer.settings.ip,
+                              None)  # fmt: skip
+                if peer.neighbour is not None:
+                    self.link_key(peer.settings, peer.neighbour, None)
 
     def update_peer(self, settings: PeerSettings) -> Peer:
         """Apply new settings; the session restarts (Cease 6) if anything changed."""
@@ -677,12 +683,25 @@ class Speaker:
         return sock
 
     def _install_keys(self, ps: PeerSettings) -> None:
-        """Per-peer state on the listeners: MD5 key, TTL 255 for GTSM peers."""
+        """Per-peer state on the listeners: MD5 key, TTL 255 for GTSM peers. An
+        unnumbered peer's key is for its neighbour's link-local address, once known."""
+        address = ps.fixed_neighbour if ps.interface else ps.ip
         for sock in self._listeners:
-            if ps.password:
-                sockopts.set_md5(sock, ps.ip, ps.password)
+            if ps.password and address is not None:
+                sockopts.set_md5(sock, address, ps.password)
             if ps.ttl_security:
                 sockopts.set_ttl(sock, 255)
+
+    def link_key(
+        self, ps: PeerSettings, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+        password: str | None,
+    ) -> None:  # fmt: skip
+        """The TCP MD5 key (RFC 2385) of ``address`` on every listener (None: removed)."""
+        if address is None or not ps.password:
+            return
+        for sock in self._listeners:
+            with contextlib.suppress(OSError):
+                sockopts.set_md5(sock, address, password)
 
     def apply_ttl(self, sock: socket.socket, ps: PeerSettings) -> None:
         """GTSM (RFC 5082) or, for eBGP, the multihop TTL."""

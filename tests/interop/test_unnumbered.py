@@ -67,7 +67,7 @@ def link_local(ns: Netns, dev: str = "eth1") -> str:
     return out.split("inet6 ")[1].split("/")[0]
 
 
-def pod_config(tmp: Path, discovery: str) -> str:
+def pod_config(tmp: Path, discovery: str, password: str = "") -> str:
     return f"""
 [node]
 name = "p"
@@ -85,6 +85,7 @@ interface = "eth1"
 asn = {PEER_AS}
 neighbor_discovery = "{discovery}"
 neighbor_discovery_interval = 1
+password = "{password}"
 
 [[bgp.originate]]
 prefix = "10.244.1.0/24"
@@ -107,9 +108,9 @@ metrics = ""
 
 
 @contextlib.contextmanager
-def podbgp(ns: Netns, tmp: Path, discovery: str) -> Iterator[ControlClient]:
+def podbgp(ns: Netns, tmp: Path, discovery: str, password: str = "") -> Iterator[ControlClient]:
     cfg = tmp / "p.toml"
-    cfg.write_text(pod_config(tmp, discovery))
+    cfg.write_text(pod_config(tmp, discovery, password))
     log_path = tmp / "p.log"
     with open(log_path, "ab") as log:
         proc = ns.popen([sys.executable, "-m", "podbgp", "run", "--config", str(cfg)],
@@ -174,18 +175,21 @@ def check_both_ways(
             raise AssertionError(f"{exc}; routes: {tables}") from None
 
 
+@pytest.mark.parametrize("password", ["", "s3cret"], ids=["plain", "tcp-md5"])
 def test_frr_neighbor_interface(
-    unnumbered: dict[str, Netns], tmp_path: Path, require_daemon: Require
+    unnumbered: dict[str, Netns], tmp_path: Path, require_daemon: Require, password: str
 ) -> None:
+    """With a password the TCP MD5 key (RFC 2385) follows the neighbour found on the link."""
     require_daemon("frr")
     cfg = BgpConfig(
         asn=PEER_AS, router_id="10.245.1.1", hostname="r",
-        neighbors=[Neighbor("", POD_AS, interface="eth1", families=("ipv4", "ipv6"))],
+        neighbors=[Neighbor("", POD_AS, interface="eth1", families=("ipv4", "ipv6"),
+                            password=password or None)],
         routes=[Route("10.245.0.0/16"), Route("fd00:245::/32")],
     )  # fmt: skip
     with (
         Frr(unnumbered["r"], tmp_path / "frr", cfg) as frr,
-        podbgp(unnumbered["p"], tmp_path, "ra") as client,
+        podbgp(unnumbered["p"], tmp_path, "ra", password) as client,
     ):
         check_both_ways(unnumbered, client, frr, link_local(unnumbered["r"]))
         # zebra put our IPv4 route in the router's kernel over our link-local address.
