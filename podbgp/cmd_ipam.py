@@ -39,6 +39,7 @@ from typing import Any
 from ipam import Ipam, IpamConfig, IpamError, NodeRegistry, consistency
 from ipam.identity import join
 from ipam.lifecycle import Lifecycle
+from ipam.selection import PoolRequest, namespace_labels
 from ipam.store import OpenMode, StoreError, open_store
 from podbgp import wiring
 from podbgp.cmd_datastore import StoreTarget, add_target_args, config_error_text, store_target
@@ -189,7 +190,14 @@ async def cmd_allocate(ipam: Ipam, args: argparse.Namespace) -> None:
         got = await ipam.assign(addr, args.node, args.handle, attrs)
     else:
         version = 6 if args.ipv6 else 4
-        got = await ipam.allocate(args.node, args.handle, version, attrs, args.from_pool)
+        if args.namespace:
+            attrs.setdefault("namespace", args.namespace)
+        request = PoolRequest(
+            version,
+            namespace=namespace_labels(args.namespace or ""),
+            explicit=(args.from_pool,) if args.from_pool else (),
+        )
+        got = await ipam.allocate(args.node, args.handle, attrs=attrs, request=request)
     extra = " (borrowed)" if got.borrowed else ""
     emit(args, got.to_json(), f"{got.address} block {got.block} seq {got.seq}{extra}")
 
@@ -332,6 +340,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--handle", required=True, help="e.g. the container ID")
     p.add_argument("--ipv6", action="store_true", help="an IPv6 address (default IPv4)")
     p.add_argument("--from-pool", metavar="CIDR", help="only from this pool")
+    p.add_argument(
+        "--namespace", help="a pod of this namespace: pools chosen by their namespace_selector"
+    )
     p.add_argument("--address", help="this specific address")
     p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_run(cmd_allocate, OpenMode.READ_WRITE))

@@ -133,3 +133,26 @@ def test_cli_on_etcd(etcd_server: EtcdCluster, capsys: pytest.CaptureFixture[str
     a = js(capsys, "allocate", *ds, "--node", "n1", "--handle", "cli-etcd", "--ipv6")
     assert a["address"].startswith("fd00:77::")
     assert js(capsys, "release", *ds, "--handle", "cli-etcd")["released"] == [a["address"]]
+
+
+def test_allocate_for_a_namespace_and_reservations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--namespace` picks the namespace's pool; a reserved `--address` is refused naming
+    its reservation; reserved addresses are skipped by plain allocation."""
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(
+        f'[node]\nname = "n1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        f'[datastore]\npath = "{tmp_path}/ns.db"\n'
+        '[[ipam.pool]]\ncidr = "10.70.0.0/28"\nblock_size = 28\n'
+        '[[ipam.pool]]\ncidr = "10.71.0.0/28"\nblock_size = 28\n'
+        "namespace_selector = 'projectcalico.org/name == \"legacy\"'\n"
+        '[[ipam.reservation]]\nname = "gw"\ncidrs = ["10.71.0.0/31"]\n'
+    )
+    c = ["--config", str(cfg), "--node", "n1"]
+    prepare(f"sqlite:{tmp_path}/ns.db", "n1")
+    web = js(capsys, "allocate", *c, "--handle", "w", "--namespace", "web")
+    old = js(capsys, "allocate", *c, "--handle", "l", "--namespace", "legacy")
+    assert web["address"] == "10.70.0.0" and old["address"] == "10.71.0.2"
+    rc, _, err = run(capsys, "allocate", *c, "--handle", "x", "--address", "10.71.0.1")
+    assert rc == 1 and "10.71.0.1 is reserved: 10.71.0.0/31 (reservation gw)" in err
