@@ -135,6 +135,9 @@ class Daemon:
         # The node file as read (a node that names its datastore follows the cluster's resources).
         self.node_file: NodeFile | None = None
         self._announcing: asyncio.Task[None] | None = None  # follows this node's blocks
+        # Cluster resources followed: the store revision of the set in use, the latest seen,
+        # and why the latest was refused (show.node "resources").
+        self.resources: dict[str, Any] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -786,6 +789,7 @@ class Daemon:
             "nodes": sorted(self.nodes),
             "datastore": self._datastore_status(),
             "bmp": self.bmp.status() if self.bmp is not None else [],
+            "resources": dict(self.resources) if self.resources is not None else None,
         }
 
     async def _drain(self, args: dict[str, Any]) -> Any:
@@ -901,11 +905,14 @@ class Daemon:
         """
         assert self.store is not None and self.node_file is not None
         refused: str | None = None
+        self.resources = {"revision": None, "seen": None, "error": None}
         async for current in cluster.watch_resources(self.store):
+            self.resources["seen"] = current.revision
             try:
                 new = effective_config(self.node_file, current.resources).config
                 new = await self._resolved(new)
             except (ConfigError, underlay.NoAddress) as exc:
+                self.resources["error"] = str(exc)
                 if str(exc) != refused:
                     log.error("cluster resources at revision %d refused on this node, keeping "
                               "the running config: %s", current.revision, exc)  # fmt: skip
@@ -915,6 +922,7 @@ class Daemon:
             if new != self.config:
                 await self._apply_config(new)
                 log.info("applied the cluster resources at revision %d", current.revision)
+            self.resources.update(revision=current.revision, error=None)
 
     async def _apply_config(self, new: Config) -> None:
         """Apply only what changed; unchanged sessions keep running."""

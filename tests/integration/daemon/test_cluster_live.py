@@ -11,7 +11,10 @@ block is routed on the other nodes. Deleting the resources takes the sessions aw
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,10 +37,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stop(c)
 
 
-def apply(c: Cluster, tmp: Path, text: str) -> None:
+def apply(c: Cluster, tmp: Path, text: str) -> int:
+    """`podbgp apply` the text; returns the store revision it left (`apply --json`)."""
     f = tmp / "resources.toml"
     f.write_text(text)
-    assert main(["apply", "-f", str(f), "--datastore", f"sqlite:{c.plan.datastore}"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["apply", "-f", str(f), "--datastore", f"sqlite:{c.plan.datastore}", "--json"])
+    assert code == 0
+    return int(json.loads(out.getvalue())["revision"])
+
+
+def taken(c: Cluster, revision: int) -> bool:
+    """Every node runs with the resources at `revision` or later (show.node "resources")."""
+    return all((c.ask(n, "show.node")["resources"] or {}).get("revision", 0) >= revision
+               for n in NODES)  # fmt: skip
 
 
 def peer_resources(c: Cluster, hold: dict[str, int] | None = None) -> str:
@@ -70,7 +84,8 @@ def test_peers_and_a_pool_applied_live(cluster: Cluster, tmp_path: Path) -> None
     before = all_sessions(c)
     assert {(n, tor) for n in NODES} <= set(before)
 
-    apply(c, tmp_path, peer_resources(c))
+    revision = apply(c, tmp_path, peer_resources(c))
+    wait(lambda: taken(c, revision), 20, "every node took the peer resources")
     wait(lambda: meshed(c), 40, "n1 ↔ n2 ↔ n3 sessions from the peer resources")
     for node in NODES:
         assert ips[node] not in peers(c, node), f"{node} peers with itself"
@@ -124,6 +139,8 @@ def test_a_set_a_node_cannot_use_is_logged_once_and_the_config_kept(
     refused = "refused on this node, keeping the running config"
     for node in NODES:
         wait(lambda node=node: refused in c.log(node, 400), 20, f"{node} logged the refusal")  # type: ignore[misc]
+        status = c.ask(node, "show.node")["resources"]
+        assert status["seen"] > status["revision"] and "overlaps" in status["error"], status
     applied = "applied the cluster resources"
     counts = {node: c.log(node, 100000).count(applied) for node in NODES}
     # Another change while the clash stands: the same refusal, not logged again.
