@@ -749,8 +749,10 @@ class AddressWatch:
                 data = self.sock.recv(RECV_SIZE)
             except BlockingIOError:
                 return changes
-            except OSError:  # ENOBUFS: changes were lost
-                changes += 1
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    return changes + 1  # a broken socket: re-read once, never spin
+                changes += 1  # the queue overflowed: changes were lost, and more may follow
                 continue
             kinds = (RTM_NEWADDR, RTM_DELADDR, wire.RTM_NEWLINK, wire.RTM_DELLINK)
             changes += sum(1 for m in wire.iter_messages(data) if m[0] in kinds)

@@ -224,3 +224,20 @@ def test_the_vtep_comes_from_the_tunnel_pool_and_mtus_are_checked_at_start(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    "detection", ["first-found", "interface=eth2", "cidr=fd62::/64", "can-reach=fd62::99"]
+)
+def test_address6_auto(netns: NetnsGroup, tmp_path: Path, detection: str) -> None:
+    node = node_with_interfaces(netns)
+    path = write_config(tmp_path, "interface=eth0")
+    path.write_text(
+        path.read_text().replace(
+            'address = "auto"', f'address = "auto"\naddress6 = "auto"\naddress6_detection = "{detection}"'
+        )
+    )
+    proc = check(node, path)
+    assert proc.returncode == 0, proc.stderr
+    assert '# node.address6 = "auto" finds fd62::2/64 on eth2 (MTU 1500) here' in proc.stdout
+    assert '# node.address = "auto" finds 10.61.0.2/24 on eth0 (MTU 9000) here' in proc.stdout
