@@ -11,7 +11,9 @@ or else from their defaults.
 * ``show NAME`` -- one node's records;
 * ``remove NAME [--force]`` -- delete the node's registry record (leaving a
   tombstone) and release its blocks and addresses. Refused while the node's
-  lease is live (its daemon runs) unless ``--force``;
+  lease is live (its daemon runs) unless ``--force`` (the daemon keeps running,
+  but every other node drops it; a restart of it rejoins). Removing a removed
+  node again forgets its tombstone;
 * ``cordon NAME`` / ``uncordon NAME`` -- IPAM gives a cordoned node no new
   blocks (it keeps allocating from the blocks it has).
 
@@ -121,13 +123,20 @@ async def cmd_show(store: Store, args: argparse.Namespace, t: Timing) -> int:
 
 async def cmd_remove(store: Store, args: argparse.Namespace, t: Timing) -> int:
     lc = Lifecycle(store)
-    if not await lc.remove(args.name, force=args.force):
-        m = await lc.member(args.name)
-        if m is None or m.phase(time.time(), t) is not Phase.REMOVED:
-            raise IpamError(f"node {args.name}: changed while being removed; try again")
+    if await lc.remove(args.name, force=args.force):
+        freed = await Ipam(store, IpamConfig()).remove_node(args.name)
+        out = {"removed": args.name, "released": [str(a) for a in freed]}
+        human = f"removed node {args.name}; released {len(freed)} addresses and its blocks"
+        _emit(args, out, human)
+        return 0
+    m = await lc.member(args.name)
+    if m is None or m.phase(time.time(), t) is not Phase.REMOVED:
+        raise IpamError(f"node {args.name}: changed while being removed; try again")
+    # Removed before: finish what may be left, then drop the tombstone from the list.
     freed = await Ipam(store, IpamConfig()).remove_node(args.name)
-    out = {"removed": args.name, "released": [str(a) for a in freed]}
-    _emit(args, out, f"removed node {args.name}; released {len(freed)} addresses and its blocks")
+    await lc.forget(args.name)
+    out = {"forgotten": args.name, "released": [str(a) for a in freed]}
+    _emit(args, out, f"node {args.name} was removed before; forgot it")
     return 0
 
 

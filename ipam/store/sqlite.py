@@ -332,18 +332,22 @@ class SqliteStore(Store):
         """Run `fn(db, rev)` in one write transaction, after deleting the keys of expired leases.
 
         `fn` returns (commit?, the revision after it, its result); the store-wide
-        revision and the event compaction follow."""
+        revision and the event compaction follow. Keys that expired are committed
+        even when `fn` asks for none."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            rev, compacted = db.execute("SELECT rev, compacted FROM meta").fetchone()
-            rev = self._expire(db, rev)
+            start, compacted = db.execute("SELECT rev, compacted FROM meta").fetchone()
+            rev = self._expire(db, start)
             commit, rev, result = fn(db, rev)
+            if rev == start and not commit:
+                db.execute("ROLLBACK")  # a lost compare writes nothing (not even a WAL frame)
+                return result
             if rev - compacted > 2 * self.keep_events:
                 compacted = rev - self.keep_events
                 db.execute("DELETE FROM events WHERE rev <= ?", (compacted,))
             db.execute("UPDATE meta SET rev = ?, compacted = ?", (rev, compacted))
-            db.execute("COMMIT" if commit else "ROLLBACK")
+            db.execute("COMMIT")
             return result
         except BaseException:
             if db.in_transaction:
@@ -367,7 +371,7 @@ class SqliteStore(Store):
             for c in compares:
                 row = db.execute(q, (c.key,)).fetchone()
                 if (row[0] if row else 0) != c.mod_revision:
-                    return True, rev, TxnResult(False, rev)  # commit what expired
+                    return False, rev, TxnResult(False, rev)
             if ops:
                 rev += 1
                 self._apply(db, ops, rev)
@@ -427,7 +431,7 @@ class SqliteStore(Store):
         def step(db: sqlite3.Connection, rev: int) -> tuple[bool, int, int]:
             row = db.execute("SELECT ttl FROM leases WHERE id = ?", (lease,)).fetchone()
             if row is None:
-                return True, rev, 0
+                return False, rev, 0
             db.execute("UPDATE leases SET expires = ? WHERE id = ?", (self.clock() + row[0], lease))
             return True, rev, int(row[0])
 

@@ -191,7 +191,9 @@ def with_revisions(rs: list[Resource], revision: int = 7) -> list[Resource]:
 
 
 def test_keys_the_node_file_sets_win_and_are_reported() -> None:
-    node = NODE.replace('[node]', '[node]\nasn = 65099') + """
+    node = (
+        NODE.replace("[node]", "[node]\nasn = 65099")
+        + """
 [bgp]
 hold_time = 9
 [[bgp.peer]]
@@ -201,10 +203,14 @@ asn = 65123
 address = "10.0.0.2"
 asn = 65124
 """
+    )
     eff = effective_config(tomllib.loads(node), read(CLUSTER))
     c = eff.config
     assert c.node.asn == 65099 and c.bgp.hold_time == 9 and c.bgp.mesh
-    assert [(str(p.address), p.asn) for p in c.bgp.peers] == [("10.0.0.1", 65123), ("10.0.0.2", 65124)]
+    assert [(str(p.address), p.asn) for p in c.bgp.peers] == [
+        ("10.0.0.1", 65123),
+        ("10.0.0.2", 65124),
+    ]
     assert [(o.path, o.node_value, o.cluster_value, o.resource) for o in eff.overrides if
             not isinstance(o.node_value, dict)] == [
         ("bgp.hold_time", 9, 30, "bgp/default"),
@@ -250,7 +256,12 @@ def test_the_reference_documents_every_kind_and_resource_key() -> None:
     assert kinds == [k.value for k in ResourceKind]
     bgp_row = rows[0]
     assert all(f"`{k}`" in bgp_row for k in NODE_ONLY_BGP_KEYS), bgp_row
-    own = {k for r in rows if r.count("|") == 5 for k in r.split("|")[1].strip().strip("`").split("`, `")}
+    own = {
+        k
+        for r in rows
+        if r.count("|") == 5
+        for k in r.split("|")[1].strip().strip("`").split("`, `")
+    }
     assert own == {"pool[].name", "peer[].name", "policy[].name", "reservation[].name",
                    "bgp.name", "bgp.asn", "reservation[].cidrs"}  # fmt: skip
 

@@ -157,7 +157,10 @@ def peer(extra: str, address: str = "10.0.0.254") -> str:
 
 
 PEER_CASES = [
-    ("[[bgp.peer]]\nasn = 65000\n", "bgp.peer[0].address: is required (or peer_selector, for in-cluster peers chosen by label; or interface, for an unnumbered peer)"),
+    (
+        "[[bgp.peer]]\nasn = 65000\n",
+        "bgp.peer[0].address: is required (or peer_selector, for in-cluster peers chosen by label; or interface, for an unnumbered peer)",
+    ),
     ('[[bgp.peer]]\naddress = "10.0.0.9"\n', "bgp.peer[0].asn: is required"),
     (
         peer("", "10.0.0.7")

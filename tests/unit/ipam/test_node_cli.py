@@ -81,6 +81,8 @@ def test_node_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     gone = js(capsys, "remove", *ds, "n2", "--force")
     assert gone["removed"] == "n2" and len(gone["released"]) == 1
     assert js(capsys, "show", *ds, "n2")["phase"] == "removed"
+    assert js(capsys, "remove", *ds, "n2")["forgotten"] == "n2"  # a second remove forgets it
+    assert "n2" not in {r["name"] for r in js(capsys, "list", *ds)["nodes"]}
     assert main(["ipam", "blocks", *ds, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["blocks"] == []
 
