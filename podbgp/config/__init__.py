@@ -81,6 +81,7 @@ from podbgp.config.schema import (
     RouteMonitoring,
     Rule,
     SelectedPeer,
+    Service,
     SetActions,
     toml_name,
 )
@@ -92,6 +93,7 @@ from podbgp.config.sections import (
     _read_ipam,
     _read_node,
 )
+from podbgp.config.services import _read_services
 
 __all__ = [
     "AS_MAX",
@@ -134,6 +136,7 @@ __all__ = [
     "RouteMonitoring",
     "Rule",
     "SelectedPeer",
+    "Service",
     "SetActions",
     "accepted_keys",
     "diff_configs",
@@ -212,7 +215,18 @@ def _leaf_keys(t: _Table, prefix: str) -> Iterator[str]:
             yield from _leaf_keys(child, f"{prefix}{key}{array}.")
 
 
-_SECTION_ORDER = ("node", "bgp", "policy", "datastore", "ipam", "fib", "api", "bmp", "mrt")
+_SECTION_ORDER = (
+    "node",
+    "bgp",
+    "policy",
+    "datastore",
+    "ipam",
+    "fib",
+    "api",
+    "bmp",
+    "mrt",
+    "service",
+)
 
 
 def _section_rank(message: str) -> int:
@@ -234,6 +248,8 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
     api = _read_api(root.sub("api"))
     bmp = _read_bmp(root.sub("bmp"))
     mrt = _read_mrt(root.sub("mrt"))
+    pools = [p.cidr for p in ipam.pools] if ipam is not None else []
+    services = _read_services(root.subs("service"), pools)
     root.finish()
     _cross_checks(node, bgp, ipam, errors)
     if (
@@ -245,11 +261,21 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
         or api is None
         or bmp is None
         or mrt is None
+        or services is None
         or None in policies
     ):
         return None
     return Config(
-        node, bgp, tuple(p for p in policies if p), datastore, ipam, fib, api, bmp=bmp, mrt=mrt
+        node,
+        bgp,
+        tuple(p for p in policies if p),
+        datastore,
+        ipam,
+        fib,
+        api,
+        bmp=bmp,
+        mrt=mrt,
+        services=services,
     )
 
 

@@ -65,6 +65,10 @@ def _dump_config(cfg: Config, reveal: bool) -> dict[str, Any]:
             "sys_descr": cfg.bmp.sys_descr,
         },
         "mrt": dataclasses.asdict(cfg.mrt),
+        "service": [
+            {"cidr": str(s.cidr), "name": s.name, "communities": [str(c) for c in s.communities]}
+            for s in cfg.services
+        ],
     }
 
 

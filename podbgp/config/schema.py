@@ -319,6 +319,15 @@ class Originate:
 
 
 @dataclass(frozen=True, slots=True)
+class Service:
+    """A `[[service]]` range every node announces (`podbgp.services`)."""
+
+    cidr: IPNetwork
+    name: str = ""
+    communities: tuple[Community, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """What a policy rule matches; every given condition must hold, none given matches all.
 
@@ -491,6 +500,7 @@ class Config:
     api: APIConfig = APIConfig()
     bmp: BMPConfig = BMPConfig()
     mrt: MRTConfig = MRTConfig()
+    services: tuple[Service, ...] = ()
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:

@@ -104,6 +104,7 @@ DEFAULTS = {
         "file_pattern": "rib.%Y%m%d.%H%M%S.mrt",
         "keep": 24,
     },
+    "service": [],
 }
 
 PEER_DEFAULTS = {
@@ -413,3 +414,31 @@ def test_bfd_change_reloads_without_a_session_reset() -> None:
     assert diff.peers_reset == () and diff.changed_keys == ()
     glob = load_config_text(MINIMAL + "[bgp]\nbfd = true\nbfd_interval_ms = 100\n")
     assert diff_configs(load_config_text(MINIMAL), glob).changed_keys == ()
+
+
+def test_service_ranges() -> None:
+    cfg = load_config_text(
+        MINIMAL
+        + '[[service]]\nname = "cluster-ips"\ncidr = "10.96.0.0/12"\ncommunities = ["64512:300"]\n'
+        + '[[service]]\ncidr = "fd00:96::/108"\n'
+    )
+    assert [str(s.cidr) for s in cfg.services] == ["10.96.0.0/12", "fd00:96::/108"]
+    assert cfg.to_dict()["service"][0] == {
+        "cidr": "10.96.0.0/12", "name": "cluster-ips", "communities": ["64512:300"],
+    }  # fmt: skip
+
+
+def test_service_range_errors_name_the_key() -> None:
+    text = (
+        MINIMAL
+        + '[[ipam.pool]]\ncidr = "10.244.0.0/16"\n'
+        + '[[service]]\ncidr = "10.244.8.0/24"\n'
+        + '[[service]]\ncidr = "10.96.0.0/12"\ncommunities = ["x"]\n'
+        + '[[service]]\nname = "no-cidr"\n'
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config_text(text)
+    joined = "\n".join(e.value.errors)
+    assert "service[0].cidr: 10.244.8.0/24 overlaps pool 10.244.0.0/16" in joined
+    assert "service[1].communities" in joined
+    assert "service[2].cidr: is required" in joined

@@ -42,6 +42,7 @@ from podbgp.config import (
     Pool,
     Reservation,
     Rule,
+    Service,
     SetActions,
     accepted_keys,
     load_config_text,
@@ -77,6 +78,8 @@ cidr = "10.244.0.0/16"
 cidrs = ["10.244.0.1"]
 [[bmp.station]]
 address = "127.0.0.1"
+[[service]]
+cidr = "10.96.0.0/12"
 """
 
 # The same document built from the dataclasses' own defaults.
@@ -93,6 +96,7 @@ DATACLASS_DEFAULTS = Config(
         reservations=(Reservation((ipaddress.ip_network("10.244.0.1/32"),)),),
     ),
     bmp=BMPConfig(stations=(BMPStation(ipaddress.ip_address("127.0.0.1")),)),
+    services=(Service(ipaddress.ip_network("10.96.0.0/12")),),
 )
 
 # Tables whose defaults `to_dict()` leaves out (rule conditions and changes), so they
