@@ -1,13 +1,12 @@
 """The daemon's BGP half: the speaker's and the RIB's life cycle.
 
 `BgpNode` owns one `bgp.speaker.Speaker` and one `rib.Rib`, joined by
-`rib.adapter.RibAdapter` (the speaker's route sink and source factory). It
-applies `[bgp]`, `[[bgp.peer]]`, `[[bgp.listen_range]]` and `[[policy]]` as
-`podbgp.wiring` maps them onto the typed settings of those packages, keeps the registry-derived mesh peers in step
-with the node registry, originates what IPAM and `[[bgp.originate]]` say,
-forwards best-path changes to the FIB (one call per RIB batch), serves the
-control API's BGP views, and applies a reload without touching unchanged
-sessions.
+`rib.adapter.RibAdapter` (the speaker's route sink and source factory). It applies
+`[bgp]`, `[[bgp.peer]]`, `[[bgp.listen_range]]` and `[[policy]]` as `podbgp.wiring` maps
+them onto the typed settings of those packages, keeps the registry-derived mesh peers in
+step with the node registry, originates what IPAM, `[[bgp.originate]]`, services and
+run-time announcements say (`podbgp.origins`), forwards best-path changes to the FIB (a
+call per RIB batch), serves the control API's BGP views, and applies a reload in place.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from podbgp.config import Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
 from podbgp.metrics import MetricsSnapshot, PeerMetrics
+from podbgp.origins import ExtraOrigins
 from podbgp.sink import TimedSink
 from podbgp.topology import MeshPeer, cluster_peers
 from podbgp.wiring import (
@@ -113,6 +113,9 @@ class BgpNode:
         self.registry: tuple[Node | None, dict[str, Node]] = (None, {})
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
+        self.extras = ExtraOrigins(
+            self.rib, lambda: {str(n) for n in self.ipam_prefixes} | self.originated
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._restarts: dict[str, asyncio.TimerHandle] = {}  # max-prefix re-enables
         self.bfd = BfdPeers(self._bfd_down)
@@ -269,6 +272,7 @@ class BgpNode:
         for net in new - self.ipam_prefixes:
             self.rib.originate(str(net), now=time.monotonic())
         self.ipam_prefixes = new
+        self.extras.refresh()  # a prefix IPAM let go of may be wanted by a service
 
     # -- RIB callbacks ------------------------------------------------------------------
     def _max_prefix(self, handle: PeerHandle, limit: int) -> None:

@@ -8,8 +8,12 @@ import sys
 import time
 
 # One name per part that logs: podbgp.<part>, e.g. podbgp.drain (RFC 8326 drains),
-# podbgp.cni (the plugin), podbgp.bfd (BFD wiring) beside the bfd.* helper process.
-PARTS = ("bgp", "rib", "fib", "ipam", "bfd", "drain", "cni", "underlay", "daemon", "api", "monitor")
+# podbgp.cni (the plugin), podbgp.bfd (BFD wiring) beside the bfd.* helper process,
+# podbgp.announce (service and run-time announcements).
+PARTS = (
+    "bgp", "rib", "fib", "ipam", "bfd", "drain", "cni", "underlay", "daemon", "api", "monitor",
+    "announce",
+)  # fmt: skip
 # Parts that are packages of their own log under their package's name too (bgp.speaker,
 # bgp.session, bfd.process, any fib.* or rib.* logger), not only under podbgp.<part>.
 PACKAGES = frozenset({"bgp", "rib", "fib", "ipam", "bfd"})

@@ -26,6 +26,7 @@ from ipam.lifecycle import Timing
 from podbgp import config as cfg
 from podbgp.config import APIConfig, Config, DatastoreConfig, IPAMConfig, PeerOptions, Pool
 from podbgp.fibfeed import PoolTable
+from podbgp.services import ServiceRange
 from podbgp.topology import MeshPeer
 from rib.policy import Match as RibMatch
 from rib.policy import Policy as RibPolicy
@@ -357,3 +358,10 @@ def fib_settings(config: Config) -> FibConfig:
     """`[fib]` as the reconciler takes it."""
     fc = config.fib
     return FibConfig(fc.table, fc.protocol, float(fc.resync_interval), nexthops=fc.nexthops)
+
+
+def service_ranges(config: Config) -> tuple[ServiceRange, ...]:
+    """`[[service]]` as `podbgp.services` takes it."""
+    return tuple(
+        ServiceRange(s.cidr, tuple(c.packed for c in s.communities)) for s in config.services
+    )
