@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_show",
     "podbgp.cmd_explain",
     "podbgp.cmd_audit",
+    "podbgp.cmd_service",
     "podbgp.cmd_drain",
     "podbgp.cmd_mrt",
     "podbgp.cmd_ipam",

@@ -383,7 +383,22 @@ def _bfd_lines(b: Any) -> list[str]:
     ]
 
 
+def _announcements_text(result: dict[str, Any]) -> str:
+    """`show announcements`: run-time prefixes with their check, then service prefixes."""
+    lines = []
+    for r in result.get("runtime", []):
+        check = r.get("check") or {}
+        how = next((f"{k} {v}" for k, v in check.items() if k in ("exec", "tcp")), "no check")
+        state = "announced" if r.get("announced") else "WITHDRAWN"
+        seen = f" ({r['last_check']})" if r.get("last_check") else ""
+        lines.append(f"{r['prefix']:<22} {state:<10} {how}{seen}")
+    lines += [f"{r['prefix']:<22} {'announced':<10} service" for r in result.get("services", [])]
+    return "\n".join(lines) or "nothing announced beyond the node's blocks"
+
+
 def _text(what: str, result: Any) -> str:
+    if what == "announcements" and isinstance(result, dict):
+        return _announcements_text(result)
     if what == "fib" and isinstance(result, dict):
         return _fib_text(result)
     if what == "ipam" and isinstance(result, dict):
@@ -540,7 +555,9 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = sub.add_parser("show", help="ask the running daemon")
-    show.add_argument("what", choices=["peers", "peer", "routes", "fib", "ipam", "node"])
+    show.add_argument(
+        "what", choices=["peers", "peer", "routes", "fib", "ipam", "node", "announcements"]
+    )
     show.add_argument("address", nargs="?", type=_address, help="peer: the peer's address")
     show.add_argument("--prefix", type=_prefix, help="routes: only this prefix, or the routes "
                       "covering this address")  # fmt: skip

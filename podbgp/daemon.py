@@ -48,7 +48,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipam
 from bgp.wire.constants import Family
@@ -62,8 +62,9 @@ from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
-from podbgp import api, audit, cluster, explain, instance, mrt, underlay, wiring
+from podbgp import api, audit, cluster, explain, instance, mrt, services, underlay, wiring
 from podbgp import node as nodecfg
+from podbgp.anycast import AnnounceAPI, Anycast
 from podbgp.api import APIError, ControlServer
 from podbgp.bmp import BmpFeed, sys_descr
 from podbgp.config import Config, ConfigError
@@ -75,8 +76,12 @@ from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
 from podbgp.membership import LIFECYCLE_KEYS, Membership
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
+from podbgp.services import ServiceFeed
 from podbgp.topology import node_ip
 from rib.heap import tune_gc
+
+if TYPE_CHECKING:
+    from podbgp.bgpnode import BgpNode
 
 log = logging.getLogger("podbgp.daemon")
 
@@ -121,6 +126,8 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self.nodes: dict[str, ipam.Node] = {}
         self.announced: ipam.Announcement | None = None
+        self.anycast: Anycast | None = None  # run-time announcements (podbgp announce)
+        self.services: ServiceFeed | None = None  # service records from the datastore
         self.vtep_address = ""
         self.underlay = underlay.Underlay()  # the interfaces carrying the node's addresses
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,6 +166,8 @@ class Daemon:
             await self._start_bgp(restarting)
         elif self.store is None or not self.config.fib.enabled:
             self._mark_converged()  # no BGP and no remote routes to wait for
+        if self.bgp is not None:
+            self._start_announcements(self.bgp)
         if self.store is not None:
             assert self.membership is not None
             self._spawn_store(self.membership.keep)
@@ -212,6 +221,8 @@ class Daemon:
         self._fib_frozen = True
         if self.fib_service is not None:
             self.fib_service.stop()
+        if self.anycast is not None:
+            self.anycast.stop()
         if self.bgp is not None:
             await self.bgp.stop()
         if self.bmp is not None:
@@ -656,6 +667,19 @@ class Daemon:
                                       m.file_pattern, m.keep, clock)  # fmt: skip
             self._spawn(dumps.run())
 
+    def _start_announcements(self, bgp: BgpNode) -> None:
+        """Service ranges and records (`podbgp.services`) and run-time announcements
+        (`podbgp.anycast`), each a source of `bgp.extras`."""
+        self.anycast = Anycast(lambda a: bgp.extras.set("anycast", a))
+        ranges = wiring.service_ranges(self.config)
+        if self.store is not None:
+            self.services = ServiceFeed(
+                self.store, self.config.node.name, ranges, lambda a: bgp.extras.set("services", a)
+            )
+            self._spawn_store(self.services.run)
+        else:  # no datastore: the ranges alone
+            bgp.extras.set("services", services.announcements(ranges, (), frozenset()))
+
     # -- control API and metrics --------------------------------------------------------
     async def _start_api(self) -> None:
         self.api = ControlServer(self.config.api.socket, self._handlers())
@@ -687,7 +711,14 @@ class Daemon:
             "mrt.dump": self._mrt_dump,
             "explain": self._explain,
             "audit": self._audit,
+            **self._announce_handlers(),
         }
+
+    def _announce_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+        if self.anycast is None or self.bgp is None:
+            return {}
+        bgp = self.bgp
+        return AnnounceAPI(self.anycast, lambda: bgp.extras.sources.get("services", {})).handlers()
 
     def _need_bgp(self) -> Any:
         if self.bgp is None:
@@ -861,6 +892,13 @@ class Daemon:
             snap.nodes_removed = self.membership.nodes_removed
         return snap
 
+    def _reload_services(self, bgp: BgpNode) -> None:
+        ranges = wiring.service_ranges(self.config)
+        if self.services is not None:
+            self.services.set_ranges(ranges)
+        else:
+            bgp.extras.set("services", services.announcements(ranges, (), frozenset()))
+
     # -- reload -------------------------------------------------------------------------
     async def reload(self) -> None:
         """SIGHUP: re-read the node file (over the cluster's resources) and apply what changed."""
@@ -927,9 +965,12 @@ class Daemon:
     async def _apply_config(self, new: Config) -> None:
         """Apply only what changed; unchanged sessions keep running."""
         diff = self.config.diff(new)
+        diff_old_services = self.config.services
         self.config = new
         if self.bgp is not None:
             await self.bgp.reload(new, diff)
+            if new.services != diff_old_services:
+                self._reload_services(self.bgp)
         if "node.labels" in diff.changed_keys:
             await self._register_labels()
         live = {"node.labels"} | (
