@@ -965,11 +965,11 @@ class Daemon:
     async def _apply_config(self, new: Config) -> None:
         """Apply only what changed; unchanged sessions keep running."""
         diff = self.config.diff(new)
-        diff_old_services = self.config.services
+        old_services = self.config.services
         self.config = new
         if self.bgp is not None:
             await self.bgp.reload(new, diff)
-            if new.services != diff_old_services:
+            if new.services != old_services:
                 self._reload_services(self.bgp)
         if "node.labels" in diff.changed_keys:
             await self._register_labels()
