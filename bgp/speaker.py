@@ -641,7 +641,12 @@ class Speaker:
         return self.add_peer(settings)
 
     def peer(self, address: str) -> Peer | None:
-        return self.peers.get(_norm(address))
+        """The peer by address, or an unnumbered peer by its interface's name ("eth1")."""
+        try:
+            key = _norm(address)
+        except ValueError:
+            return next((p for p in self.peers.values() if p.settings.interface == address), None)
+        return self.peers.get(key)
 
     def clear_restart_state(self) -> None:
         """RFC 4724 §3: the Restart State bit belongs in the OPENs right after a

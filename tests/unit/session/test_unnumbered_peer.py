@@ -87,3 +87,11 @@ def test_no_neighbour_yet_is_a_connect_failure_not_a_crash() -> None:
 def test_settings_checks(kw: dict[str, object], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         PeerSettings(asn=65001, **kw)  # type: ignore[arg-type]
+
+
+def test_an_unnumbered_peer_is_found_by_its_interface_name() -> None:
+    sp = speaker(discovered("eth1"), PeerSettings("fe80::2%eth2", 65001, interface="eth2"))
+    one, two = sp.peer("eth1"), sp.peer("eth2")
+    assert one is not None and one.key == "fe80::%eth1"
+    assert two is not None and two.key == "fe80::2%eth2"
+    assert sp.peer("eth3") is None and sp.peer("fe80::%eth1") is one
