@@ -19,8 +19,9 @@ run time, mostly Python start-up, is ``*_cmd_s``) or the process dies:
   no other node has a session with it, a VXLAN FDB entry towards it or a route to its
   block. The lab sets a short lease (``ipam.node_lease_ttl``), restart time and grace, so
   this is mostly those timers: ``node_gone_timers_s`` is their sum, the floor.
-* ``gc_per_s``: ``--leaks`` addresses allocated on one node for pods whose namespace does
-  not exist (a CNI DEL that never came); leaked addresses reclaimed per second by the
+* ``gc_per_s``: ``--leaks`` addresses allocated on one node as the CNI plugin records them,
+  all for one pod namespace, which is then deleted behind the runtime's back (a CNI DEL that
+  never came); leaked addresses reclaimed per second by the
   node's own leak check (``ipam.leaks``) between the first and the last release;
   ``leaks_first_released_s`` includes the lab's ``ipam.leak_grace`` (5 s).
 
@@ -177,21 +178,27 @@ def measure(args: argparse.Namespace, plan: ClusterPlan, out: dict[str, Any]) ->
 
 
 async def leak_worker(url: str, node: str, n: int, timeout: float) -> dict[str, Any]:
-    """Allocate `n` addresses on `node` as the CNI plugin records them, for pods whose
-    namespace does not exist; time the node's daemon releasing them (`ipam.leaks`)."""
+    """`n` addresses on `node`, recorded as the CNI plugin records a pod's (its network
+    namespace's path and identity), all for one namespace that is then deleted behind the
+    runtime's back; times the node's daemon releasing them (`ipam.leaks`)."""
     from ipam import Ipam, IpamConfig, Pool
     from ipam.identity import join
     from ipam.model import handle_key
     from ipam.store import open_store
 
+    ns = f"leak{os.getpid()}"
+    run([IP, "netns", "add", ns])
+    st = os.stat(f"/run/netns/{ns}")
+    attrs = {"netns": f"/run/netns/{ns}", "netns_id": f"{st.st_dev}:{st.st_ino}",
+             "namespace": "lab"}  # fmt: skip
     store = open_store(url)
     try:
         pool = Pool.parse({"cidr": POOL, "block_size": BLOCK_SIZE})
         ipam_ = Ipam(await join(store, None), IpamConfig(pools=(pool,)))
         handles = [f"leak-{os.getpid()}-{i}" for i in range(n)]
         for h in handles:
-            attrs = {"netns": f"/run/netns/{h}", "netns_id": "", "namespace": "lab"}
             await ipam_.allocate(node, h, 4, attrs)
+        run([IP, "netns", "del", ns])
         t0 = time.monotonic()
         held, first, last = set(handles), None, None
         while held and time.monotonic() - t0 < timeout:
@@ -208,6 +215,7 @@ async def leak_worker(url: str, node: str, n: int, timeout: float) -> dict[str, 
             result["gc_per_s"] = (n - len(held)) / max(last - first, 0.1)
         return result
     finally:
+        run([IP, "netns", "del", ns], check=False)
         await store.close()
 
 
