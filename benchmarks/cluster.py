@@ -196,6 +196,7 @@ async def leak_worker(url: str, node: str, n: int, timeout: float) -> dict[str, 
         pool = Pool.parse({"cidr": POOL, "block_size": BLOCK_SIZE})
         ipam_ = Ipam(await join(store, None), IpamConfig(pools=(pool,)))
         handles = [f"leak-{os.getpid()}-{i}" for i in range(n)]
+        t_alloc = time.monotonic()
         for h in handles:
             await ipam_.allocate(node, h, 4, attrs)
         run([IP, "netns", "del", ns])
@@ -208,7 +209,8 @@ async def leak_worker(url: str, node: str, n: int, timeout: float) -> dict[str, 
                     held.discard(h)
                     first = first if first is not None else time.monotonic()
                     last = time.monotonic()
-        result: dict[str, Any] = {"leaks": n, "leaks_left": len(held)}
+        result: dict[str, Any] = {"leaks": n, "leaks_left": len(held),
+                                  "leaks_allocated_s": t0 - t_alloc}  # fmt: skip
         if first is not None and last is not None:
             result["leaks_first_released_s"] = first - t0
             result["leaks_all_released_s"] = last - t0 if not held else None
