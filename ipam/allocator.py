@@ -649,13 +649,6 @@ class Ipam:
             await self._retry(f"remove {node}'s affinity {akv.key}", drop)
         return freed
 
-    async def owns_anything(self, node: str) -> bool:
-        """Does `node` still have an affinity or an address (a removal left half done)?"""
-        akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
-        if akvs:
-            return True
-        return any(a.node == node for b in await self.blocks() for _, a in b.held())
-
     async def _drop_key(self, key: str) -> None:
         """Delete ``key`` as it is now; a concurrent write makes it a conflict, to re-read."""
         kv = await self.store.get(key)

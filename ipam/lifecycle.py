@@ -450,7 +450,12 @@ async def reap(
                         "released %d addresses and its blocks", name, now - lapsed,
                         timing.remove_after, len(freed))  # fmt: skip
             done.append(name)
-        elif m.phase(now, timing) is Phase.REMOVED and await ipam.owns_anything(name):
+    removed = {n for n, m in members.items() if m.phase(now, timing) is Phase.REMOVED}
+    if removed - set(done):
+        # One read of the affinities; addresses a removed node borrowed elsewhere are
+        # the orphan repair's (ipam.consistency.repair_orphans).
+        owners = {node for node, _ in await ipam.affinities()}
+        for name in sorted((removed & owners) - set(done)):
             freed = await ipam.remove_node(name)
             log.warning("node %s was removed but still had blocks: released them and %d "
                         "addresses", name, len(freed))  # fmt: skip

@@ -161,6 +161,8 @@ class Membership:
                         addr, handle)  # fmt: skip
         self.leaks_released += len(freed)
         if reaper(self.members, self.clock(), self.timing) == self.name:
+            # A removal that failed when its deadline passed is tried again here.
+            await self._reap(await self.lifecycle.members())
             removed = {n for n, m in self.members.items() if m.phase(self.clock(), self.timing)
                        is Phase.REMOVED}  # fmt: skip
             for line in await repair_orphans(self.ipam, removed):

@@ -189,3 +189,16 @@ async def test_watch_sees_leases_come_and_go(store: Store) -> None:
     assert seen[0]["n1"].live is None and not seen[0]["n1"].state.leased
     assert any(s["n1"].live is not None for s in seen)
     assert seen[-1]["n1"].live is None and seen[-1]["n1"].state.leased
+
+
+async def test_reap_finishes_a_removal_whose_remover_died_before_releasing(store: Store) -> None:
+    lc = Lifecycle(store)
+    ipam = Ipam(store, POOL)
+    for name in ("a", "z"):
+        await _node(store, name)
+    await lc.hold("a", 60)
+    await ipam.allocate("z", "pod-z")
+    assert await lc.remove("z")  # the tombstone is written, the release never happened
+    assert [b.affinity for b in await ipam.blocks()] == ["z"]
+    assert await reap(lc, ipam, "a", await lc.members(), T) == ["z"]
+    assert await ipam.blocks() == [] and await ipam.affinities() == {}
