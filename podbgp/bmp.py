@@ -186,7 +186,9 @@ class BmpFeed:
         at = self.clock()
         if self._wanted(_pre):
             head = s.header(False, at)
-            msgs = [encode_route_monitoring(head, m) for u in updates for m in _updates(u, s.ctx)]
+            msgs = [
+                encode_route_monitoring(head, m) for u in updates for m in update_messages(u, s.ctx)
+            ]
             self._send(msgs, _pre)
         post = self._wanted(_post)
         msgs = self._post_policy(s, updates, at, post)
@@ -337,7 +339,7 @@ def _announce(
     return out
 
 
-def _updates(u: Update, ctx: CodecContext) -> list[bytes]:
+def update_messages(u: Update, ctx: CodecContext) -> list[bytes]:
     """``u`` as UPDATE messages: one, or several when it does not fit in one (merged
     withdrawals, ``bgp.events``), split by family."""
     try:

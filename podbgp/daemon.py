@@ -76,6 +76,7 @@ from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
 from podbgp.membership import LIFECYCLE_KEYS, Membership
 from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
+from podbgp.mrt_updates import UpdateDumps
 from podbgp.services import ServiceFeed
 from podbgp.topology import node_ip
 from rib.heap import tune_gc
@@ -652,20 +653,24 @@ class Daemon:
             raise StartupError(instance.bind_problem("[bgp] listen", where, b.port, exc)) from exc
 
     def _start_monitoring(self) -> None:
-        """BMP stations and periodic MRT dumps follow the RIB (podbgp.bmp, podbgp.mrt)."""
-        cfg, bgp = self.config, self.bgp
+        """BMP stations and MRT dumps follow the RIB (podbgp.bmp, podbgp.mrt, .mrt_updates)."""
+        cfg, bgp, m = self.config, self.bgp, self.config.mrt
         if cfg.bmp.stations:
             name = cfg.bmp.sys_name or cfg.node.name
             self.bmp = BmpFeed(bgp.rib, cfg.bmp.stations, name, cfg.bmp.sys_descr or sys_descr())
             bgp.sink.observers.append(self.bmp)
             self.bmp.start()
-        if cfg.mrt.table_dump_interval:
+        if m.table_dump_interval:
             me = mrt.Identity(cfg.node.router_id, cfg.node.asn)
-            m = cfg.mrt
             clock = asyncio.get_running_loop().time
             dumps = mrt.PeriodicDumps(lambda: bgp.rib, me, m.directory, m.table_dump_interval,
                                       m.file_pattern, m.keep, clock)  # fmt: skip
             self._spawn(dumps.run())
+        if m.update_dump_interval:
+            updates = UpdateDumps(cfg.node.asn, m.directory, m.update_dump_interval,
+                                  m.update_file_pattern, m.keep)  # fmt: skip
+            bgp.sink.observers.append(updates)
+            self._spawn(updates.run())
 
     def _start_announcements(self, bgp: BgpNode) -> None:
         """Service ranges and records (`podbgp.services`) and run-time announcements

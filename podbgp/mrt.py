@@ -251,18 +251,20 @@ class PeriodicDumps:
         return result
 
     def _rotate(self) -> None:
-        """Keep the newest ``keep`` files whose names the pattern could have made."""
-        if self.keep <= 0:
-            return
-        shape = re.compile(re.sub(r"%[a-zA-Z]", ".+", re.escape(self.pattern)))
-        files = sorted(
-            (
-                p
-                for p in self.directory.iterdir()
-                if p.is_file() and not p.name.startswith(".") and shape.fullmatch(p.name)
-            ),
-            key=lambda p: p.stat().st_mtime,
-        )
-        for old in files[: -self.keep]:
-            with contextlib.suppress(OSError):
-                old.unlink()
+        rotate(self.directory, self.pattern, self.keep)
+
+
+def rotate(directory: Path, pattern: str, keep: int) -> None:
+    """Keep the newest ``keep`` files of ``directory`` whose names ``pattern`` (strftime)
+    could have made; 0 keeps every one. Temporary files (a leading dot) are not counted."""
+    if keep <= 0:
+        return
+    shape = re.compile(re.sub(r"%[a-zA-Z]", ".+", re.escape(pattern)))
+    files = sorted(
+        (p for p in directory.iterdir()
+         if p.is_file() and not p.name.startswith(".") and shape.fullmatch(p.name)),
+        key=lambda p: p.stat().st_mtime,
+    )  # fmt: skip
+    for old in files[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()

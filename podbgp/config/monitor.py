@@ -79,4 +79,8 @@ def _read_mrt(t: _Table) -> MRTConfig | None:
     interval = t.get("table_dump_interval", int, d("table_dump_interval"), _int_range(0, 7 * DAY))
     pattern = t.get("file_pattern", str, d("file_pattern"), _file_pattern)
     keep = t.get("keep", int, d("keep"), _int_range(0, 1_000_000))
-    return _done(t, lambda: MRTConfig(directory, interval, pattern, keep))
+    updates = t.get("update_dump_interval", int, d("update_dump_interval"), _int_range(0, DAY))
+    upattern = t.get("update_file_pattern", str, d("update_file_pattern"), _file_pattern)
+    if pattern is not None and pattern == upattern:
+        t.error("update_file_pattern", "must differ from file_pattern (rotation tells them apart)")
+    return _done(t, lambda: MRTConfig(directory, interval, pattern, keep, updates, upattern))

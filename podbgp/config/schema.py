@@ -487,6 +487,8 @@ class MRTConfig:
     table_dump_interval: int = 0  # seconds; 0 = no periodic dumps
     file_pattern: str = "rib.%Y%m%d.%H%M%S.mrt"  # strftime, UTC
     keep: int = 24  # newest files kept in `directory`; 0 = keep every file
+    update_dump_interval: int = 0  # seconds per BGP4MP update file; 0 = no update dumps
+    update_file_pattern: str = "updates.%Y%m%d.%H%M%S.mrt"  # strftime, UTC
 
 
 @dataclass(frozen=True, slots=True)

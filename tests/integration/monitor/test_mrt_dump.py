@@ -127,3 +127,46 @@ def _complete(directory: Path) -> bool:
         return False
     _, rows = read_table(newest.read_bytes())
     return len(rows) == 5
+
+
+def test_update_dumps_hold_every_received_update(tmp_path: Path, netns: NetnsGroup) -> None:
+    """`[mrt] update_dump_interval`: every UPDATE A received, as BGP4MP_MESSAGE_AS4 records
+    (the ADD-PATH subtype for B's session), in files renamed into place per interval."""
+    t = lab.make(netns.add("u"), tmp_path)
+    out = tmp_path / "updates"
+    conf = f'\n[mrt]\ndirectory = "{out}"\nupdate_dump_interval = 1\nkeep = 0\n'
+    try:
+        t.start("a", conf)
+        for name in "bc":
+            t.start(name)
+        lab.wait(lambda: lab.converged(t), "A has every route")
+        lab.wait(lambda: _announced(out) >= {("10.78.0.2", "10.210.0.0/24"),
+                                             ("10.78.0.2", "10.211.0.0/24"),
+                                             ("10.78.0.3", "10.210.0.0/24"),
+                                             ("10.78.0.3", "10.212.0.0/24")},
+                 "every received route in a finished update file")  # fmt: skip
+        subtypes = {
+            (r["peer_ip"], next(iter(r["subtype"].values())))
+            for f in out.glob("updates.*.mrt")
+            for r in records(f.read_bytes())
+        }
+        assert ("10.78.0.2", "BGP4MP_MESSAGE_AS4_ADDPATH") in subtypes
+        assert ("10.78.0.3", "BGP4MP_MESSAGE_AS4") in subtypes
+        assert {r["local_as"] for f in out.glob("updates.*.mrt")
+                for r in records(f.read_bytes())} == {"65001"}  # fmt: skip
+    finally:
+        t.close()
+
+
+def _announced(directory: Path) -> set[tuple[str, str]]:
+    """(peer, prefix) of every route announced in the finished update files."""
+    got = set()
+    for f in directory.glob("updates.*.mrt"):
+        for r in records(f.read_bytes()):
+            msg = r["bgp_message"]
+            nlri = list(msg.get("nlri", []))
+            for a in msg.get("path_attributes", []):
+                if "MP_REACH_NLRI" in a["type"].values():
+                    nlri += a["value"].get("nlri", [])
+            got |= {(r["peer_ip"], f"{n['prefix']}/{n['length']}") for n in nlri}
+    return got

@@ -103,6 +103,8 @@ DEFAULTS = {
         "table_dump_interval": 0,
         "file_pattern": "rib.%Y%m%d.%H%M%S.mrt",
         "keep": 24,
+        "update_dump_interval": 0,
+        "update_file_pattern": "updates.%Y%m%d.%H%M%S.mrt",
     },
     "service": [],
 }
