@@ -1,7 +1,8 @@
 """The cluster as one system (issue 16): two racks, 3 etcd members, 6 nodes, pods via CNI.
 
 The lab (`podbgp.lab.cluster`) is built once for the module, by the command `make demo`
-runs (read from the Makefile) under a pid-prefixed name, and removed at the end. The tests run in file order, the destructive ones last:
+runs (read from the Makefile) under a pid-prefixed name, and removed at the end. The tests
+run in file order, the destructive ones last:
 
 1. every node converges: every pod's block is routed on every other node, and every pod
    reaches every other pod, across racks (VXLAN CrossSubnet) and within one;
@@ -14,7 +15,8 @@ runs (read from the Makefile) under a pid-prefixed name, and removed at the end.
 5. a node restarted inside the grace (kill -9, start again) changes nothing on the others:
    their sessions to it come back, no other session resets, no route moves;
 6. a node killed with SIGKILL and never started again is gone from every other node's
-   sessions, FDB and kernel after lease + restart time + grace, and its blocks are released.
+   sessions, FDB and kernel after lease + restart time + grace, its blocks are released and
+   `podbgp node list` says it was removed.
 """
 
 from __future__ import annotations
@@ -314,6 +316,13 @@ def _blocks_held(c: Cluster, victim: str) -> list[str]:
     return [b["cidr"] for b in json.loads(out)["blocks"] if b["affinity"] == victim]
 
 
+def _node_list(c: Cluster) -> list[dict[str, object]]:
+    """`podbgp node list --json`, asked from node a1 with its config (the lab's timers)."""
+    out = cluster.podbgp_in(c.plan, "a1", "node", "list", "--json", "--config",
+                            str(c.plan.config_path("a1")))  # fmt: skip
+    return list(json.loads(out)["nodes"])
+
+
 def test_a_node_killed_for_good_is_gone_after_lease_and_grace(lab_cluster: Cluster) -> None:
     c = lab_cluster
     victim = c.plan.node("b3")
@@ -327,6 +336,8 @@ def test_a_node_killed_for_good_is_gone_after_lease_and_grace(lab_cluster: Clust
     # Not before the lease lapsed and the grace ran out (a restart inside it changes nothing).
     assert time.monotonic() - killed > RESTART_TIME + GONE_GRACE
     _wait("blocks still held", lambda: _blocks_held(c, victim.name), GONE_AFTER + 40)
+    phases = {n["name"]: n["phase"] for n in _node_list(c)}
+    assert phases == {n.name: "removed" if n is victim else "live" for n in c.plan.nodes}
     # The rest of the cluster is as before: sessions as the labels say, pods reachable.
     rest = [n for n in c.plan.nodes if n is not victim]
     c.state.pods = [p for p in c.state.pods if p["node"] != victim.name]
