@@ -928,8 +928,8 @@ class Daemon:
 
         The follower restarts with the new pools (a pool's `disable_bgp_export`
         decides what is announced); `_apply_announcement` then changes only the
-        prefixes whose announcement differs. Routes to other nodes take the new
-        pool's encapsulation from `self.config` as they are planned.
+        prefixes whose announcement differs. Of the routes to other nodes, only
+        those whose pool's modes changed are re-planned (`FibFeed.pools_changed`).
         """
         assert self.store is not None
         self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
@@ -939,6 +939,9 @@ class Daemon:
         if self.config.ipam.pools:
             first = asyncio.Event()
             self._announcing = self._spawn_store(lambda: self._follow_announcements(first))
+        if self.fibfeed is not None:
+            moved = self.fibfeed.pools_changed()
+            log.info("pools changed: %d remote route(s) take their pool's new modes", moved)
 
     async def _follow_resources(self) -> None:
         """Cluster resources, live: each change is applied as a SIGHUP reload would be.

@@ -110,6 +110,21 @@ class FibFeed:
         self.reconciler.update_remote(out)
         self.wake()
 
+    def pools_changed(self) -> int:
+        """The pools changed (a reload, the cluster's resources): re-plan the remote routes
+        whose pool modes are now different, and only those; returns how many."""
+        pools = self.pools()
+        out: dict[Prefix, Reach | None] = {}
+        for prefix, reach in self.reconciler.inputs.remote.items():
+            modes = pools.modes(prefix.addr, prefix.length) if pools else PLAIN
+            if modes != (reach.ipip, reach.vxlan):
+                hops = reach.next_hops
+                out[prefix] = self._reach.get((hops, modes)) or self._intern(hops, modes)
+        if out:
+            self.reconciler.update_remote(out)
+            self.wake()
+        return len(out)
+
     def _with_pools(
         self, pools: PoolTable, pad: tuple[bytes, ...], own: frozenset[bytes],
         changes: Mapping[bytes, tuple[bytes, ...]],

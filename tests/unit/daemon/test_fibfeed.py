@@ -146,3 +146,25 @@ def test_pools_read_per_batch_so_a_reload_applies_to_new_routes() -> None:
     feed.best_paths(V4, {key("10.244.2.0/26"): (HOP_B,)})
     assert rec.inputs.remote[Prefix.parse("10.244.1.0/26")] == Reach((HOP_B,))
     assert rec.inputs.remote[Prefix.parse("10.244.2.0/26")] == Reach((HOP_B,), N, A)
+
+
+def test_a_pool_change_re_plans_only_the_routes_whose_modes_changed() -> None:
+    """A pool's mode changed live: its routes take the new encapsulation at once, routes of
+    other pools and outside every pool are not touched (the same Reach objects)."""
+    tables = [PoolTable([(net("10.244.0.0/16"), N, N), (net("10.245.0.0/16"), N, C)])]
+    rec = Reconciler(FakeKernel(), FibConfig())
+    rec.set_node(NodeInfo.parse("node-a", "10.0.0.1/24", "eth0"))
+    woken: list[int] = []
+    feed = FibFeed(rec, lambda: tables[0], lambda: woken.append(1))
+    feed.best_paths(V4, {key("10.244.1.0/26"): (HOP_B,), key("10.245.1.0/26"): (HOP_C,),
+                         key("172.16.0.0/12"): (HOP_B,)})  # fmt: skip
+    remote = rec.inputs.remote
+    before = dict(remote)
+    woken.clear()
+    assert feed.pools_changed() == 0 and not woken  # nothing changed: nothing re-planned
+    tables[0] = PoolTable([(net("10.244.0.0/16"), N, A), (net("10.245.0.0/16"), N, C)])
+    assert feed.pools_changed() == 1 and woken == [1]
+    assert remote[Prefix.parse("10.244.1.0/26")] == Reach((HOP_B,), N, A)
+    for other in ("10.245.1.0/26", "172.16.0.0/12"):
+        assert remote[Prefix.parse(other)] is before[Prefix.parse(other)]
+    assert Prefix.parse("10.244.1.0/26") in rec.encapsulated
