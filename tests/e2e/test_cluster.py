@@ -57,7 +57,7 @@ from podbgp.lab.peers import Frr
 from podbgp.lab.pods import cni_plugin
 from podbgp.lab.shell import run
 
-pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.etcd, pytest.mark.timeout(240)]
 
 CONVERGE = 60.0
 _counter = itertools.count()
