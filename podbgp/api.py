@@ -21,12 +21,26 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("podbgp.api")
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A handler's answer that goes on: ``header`` is the answer line, then each of
+    ``events`` is a line of its own until the client hangs up or the events end
+    (``watch``). ``close`` runs either way."""
+
+    header: Any
+    events: AsyncIterator[dict[str, Any]]
+    close: Callable[[], None]
+
+
 MAX_REQUEST = 1 << 20
 DEFAULT_SOCKET = "/run/podbgp/podbgp.sock"
 
@@ -176,13 +190,39 @@ class ControlServer:
                 await self._reply(writer, {"ok": False, "error": "permission denied"})
                 return
             while line := await reader.readline():
-                await self._reply(writer, await self._dispatch(line))
+                response = await self._dispatch(line)
+                stream = response.pop("stream", None)
+                await self._reply(writer, response)
+                if stream is not None:
+                    await self._pump(stream, reader, writer)
+                    return
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _pump(
+        self, stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Write the stream's events until it ends or the client hangs up."""
+
+        async def write() -> None:
+            async for event in stream.events:
+                writer.write(json.dumps(event, default=str).encode() + b"\n")
+                await writer.drain()
+
+        writing = asyncio.ensure_future(write())
+        hangup = asyncio.ensure_future(reader.read())  # EOF: the client went away
+        try:
+            await asyncio.wait((writing, hangup), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stream.close()
+            for task in (writing, hangup):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await task
 
     async def _dispatch(self, line: bytes) -> dict[str, Any]:
         try:
@@ -195,7 +235,10 @@ class ControlServer:
             args = request.get("args") or {}
             if not isinstance(args, dict):
                 raise InvalidArgument('"args" must be a JSON object')
-            return {"ok": True, "result": await handler(args)}
+            result = await handler(args)
+            if isinstance(result, Stream):
+                return {"ok": True, "result": result.header, "stream": result}
+            return {"ok": True, "result": result}
         except APIError as exc:
             return {"ok": False, "error": str(exc), "kind": exc.kind}
         except json.JSONDecodeError as exc:
@@ -240,6 +283,34 @@ class ControlClient:
             kind = _KINDS.get(str(response.get("kind")), APIError)
             raise kind(str(response.get("error") or "request failed"))
         return response.get("result")
+
+    def stream(self, cmd: str, **args: Any) -> Iterator[dict[str, Any]]:
+        """A streaming request (``watch``): the answer's result first, then every event
+        line until the daemon ends the stream; no timeout once the answer came."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            self._connect(sock)
+            try:
+                sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+                lines = sock.makefile("rb")
+                first = lines.readline()
+            except TimeoutError as exc:
+                raise APIError(f"no answer from {self.path} within {self.timeout:g} s") from exc
+            except OSError as exc:
+                raise APIError(f"connection to {self.path} lost: {exc.strerror or exc}") from exc
+            if not first.startswith(b"{"):
+                raise NotPodbgp(f"not a podbgp control socket: {self.path}")
+            response = json.loads(first)
+            if not response.get("ok"):
+                kind = _KINDS.get(str(response.get("kind")), APIError)
+                raise kind(str(response.get("error") or "request failed"))
+            yield response.get("result")
+            sock.settimeout(None)
+            try:
+                for line in lines:
+                    yield json.loads(line)
+            except OSError as exc:
+                raise APIError(f"connection to {self.path} lost: {exc.strerror or exc}") from exc
 
     def _connect(self, sock: socket.socket) -> None:
         try:

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "podbgp.cmd_explain",
     "podbgp.cmd_audit",
     "podbgp.cmd_service",
+    "podbgp.cmd_watch",
     "podbgp.cmd_drain",
     "podbgp.cmd_mrt",
     "podbgp.cmd_ipam",

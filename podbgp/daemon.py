@@ -79,6 +79,7 @@ from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
 from podbgp.mrt_updates import UpdateDumps
 from podbgp.services import ServiceFeed
 from podbgp.topology import node_ip
+from podbgp.watch import Watch
 from rib.heap import tune_gc
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class Daemon:
         self.nodes: dict[str, ipam.Node] = {}
         self.announced: ipam.Announcement | None = None
         self.anycast: Anycast | None = None  # run-time announcements (podbgp announce)
+        self.watch: Watch | None = None  # the control API's event stream
         self.services: ServiceFeed | None = None  # service records from the datastore
         self.vtep_address = ""
         self.underlay = underlay.Underlay()  # the interfaces carrying the node's addresses
@@ -169,6 +171,8 @@ class Daemon:
             self._mark_converged()  # no BGP and no remote routes to wait for
         if self.bgp is not None:
             self._start_announcements(self.bgp)
+            fib = self.fib_best_paths if self.reconciler is not None else None
+            self.watch = Watch(self.bgp.rib, self.bgp.sink.observers, fib)
         if self.store is not None:
             assert self.membership is not None
             self._spawn_store(self.membership.keep)
@@ -717,6 +721,7 @@ class Daemon:
             "explain": self._explain,
             "audit": self._audit,
             **self._announce_handlers(),
+            **({"watch": self.watch.handler} if self.watch is not None else {}),
         }
 
     def _announce_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:

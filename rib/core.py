@@ -737,6 +737,11 @@ class Rib:
 
     # ------------------------------------------------------------------ batch end
 
+    def set_best_listener(self, listener: FibCallback | None) -> None:
+        """Replace the callback told each batch's best-path changes (given as ``fib`` at
+        construction): the daemon adds a ``watch`` stream's listener while one is open."""
+        self.fib = listener
+
     def flush(self) -> None:
         """End of a batch: mark changed prefixes dirty in update groups, tell the FIB."""
         deferred = self.deferred
