@@ -148,9 +148,10 @@ class BmpFeed:
     async def stop(self) -> None:
         """Termination (§4.5) to each connected station, then close."""
         bye = encode_termination(TerminationReason.ADMIN_CLOSE, "podbgp stopping")
-        for t in self.targets:
-            if t.stats_task is not None:
-                t.stats_task.cancel()
+        tasks = [t.stats_task for t in self.targets if t.stats_task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(t.conn.stop(bye) for t in self.targets))
 
     def status(self) -> list[dict[str, Any]]:
