@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ipam.etcdlab import EtcdCluster
+from ipam.etcdlab import EtcdCluster, have_etcd
 from podbgp.api import APIError, ControlClient
 from podbgp.lab.clusterplan import (
     ETCD_HOSTS,
@@ -107,6 +107,9 @@ def node_record(plan: ClusterPlan, node: ClusterNode) -> dict[str, Any]:
 # -- processes ----------------------------------------------------------------------------
 def start_etcd(plan: ClusterPlan, state: LabState) -> EtcdCluster:
     """Three etcd members in the core namespace, then the datastore with its cluster ID."""
+    why = have_etcd()
+    if why:
+        raise Unsupported(f"the cluster topology needs etcd: {why} (`make deps-demo`)")
     etcd = EtcdCluster.start_at(
         list(ETCD_HOSTS), (IP, "netns", "exec", plan.ns("core")), plan.state_dir / "etcd"
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from ipam.etcdlab import have_etcd
 from podbgp.api import ControlClient
 from podbgp.lab import cluster, lab
 from podbgp.lab.clusterplan import (
@@ -70,9 +71,8 @@ class Cluster:
 
 
 def _skip_reason() -> str | None:
-    return (
-        have_netns() or Frr.missing() or (None if cni_plugin() else "podbgp-cni is not installed")
-    )
+    plugin = None if cni_plugin() else "podbgp-cni is not installed"
+    return have_netns() or Frr.missing() or have_etcd() or plugin
 
 
 ROOT = Path(__file__).resolve().parents[2]
