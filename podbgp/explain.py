@@ -147,6 +147,10 @@ def _origin(
         else:
             why = f"block {block} is this node's, yet not in its announcement (not refreshed yet?)"
         return {"originated": False, "why": why}
+    if block is not None and affinity and ipam_step.get("affinity_state") != "confirmed":
+        why = (f"node {affinity} claimed block {block} but its affinity is "
+               f"{ipam_step.get('affinity_state') or 'missing'}: nobody announces it until it is confirmed")  # fmt: skip
+        return {"originated": False, "why": why}
     if block is not None and affinity:
         return {
             "originated": False,

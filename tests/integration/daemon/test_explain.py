@@ -3,12 +3,15 @@
 The `peered` option (each node its own AS, eBGP to an FRR ToR): a healthy remote pod
 address, a node's own block, an export policy rejecting the block towards the ToR
 (the rule is named), the other nodes then having no path at all, a kernel route deleted
-by hand (put back, and the drift named), a node's daemon stopped (its session down), and
-garbage as the argument (exit 2, one line).
+by hand (put back, and the drift named), an affinity left pending, the ToR filtering a
+block on import, a node's daemon stopped (its session down), and garbage as the argument
+(exit 2, one line).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -21,8 +24,13 @@ from typing import Any
 import pytest
 from daemon_lab import Cluster, blocks, routes, start, stop, wait
 
-from podbgp.lab.labplan import render_node_config, tor_address
+from ipam.block import Block
+from ipam.model import affinity_key, block_key, dumps
+from ipam.store import open_store
+from ipam.store.base import Delete, Put
+from podbgp.lab.labplan import TOR_ASN, render_node_config, tor_address
 from podbgp.lab.netns import IP
+from podbgp.lab.peers_frr import VTYSH
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -124,6 +132,76 @@ def test_kernel_route_deleted_by_hand(cluster: Cluster) -> None:
     assert r["kernel"]["state"] == "ok"
     assert r["kernel"]["last_drift"]["what"] == "deleted", r["kernel"]
     assert "someone else" in cli(c, "n1", block).stdout
+
+
+def _store(c: Cluster, ops: list[Any]) -> None:
+    async def go() -> None:
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            await store.txn([], ops)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_affinity_left_pending(cluster: Cluster) -> None:
+    """A claim interrupted between writing the block and confirming the affinity."""
+    c = cluster
+    block = ipaddress.ip_network("10.244.252.0/26")
+    keys = [affinity_key("n2", block), block_key(block)]
+    _store(c, [Put(keys[0], dumps({"state": "pending", "ts": 0.0})),
+               Put(keys[1], dumps(Block.new(block, "n2").to_json()))])  # fmt: skip
+    try:
+        r = explain(c, "n1", "10.244.252.9")
+        assert r["ipam"]["block"] == str(block) and r["ipam"]["affinity"] == "n2"
+        assert r["ipam"]["affinity_state"] == "pending"
+        assert "pending" in r["origin"]["why"] and "n2" in r["origin"]["why"]
+        assert any("nobody announces it" in b and "pending" in b for b in r["breaks"])
+    finally:
+        _store(c, [Delete(k) for k in keys])
+
+
+def test_peer_filters_it(cluster: Cluster) -> None:
+    """The ToR drops n1's block on import: n1 sent it, n2 never gets it back."""
+    c = cluster
+    block = blocks(c, "n1")[0]
+    n1 = c.plan.node("n1").ip
+    tor = [
+        "configure terminal",
+        f"ip prefix-list hide-n1 seq 5 deny {block}",
+        "ip prefix-list hide-n1 seq 10 permit 0.0.0.0/0 le 32",
+        "route-map hide-n1 permit 10",
+        "match ip address prefix-list hide-n1",
+        "exit",
+        f"router bgp {TOR_ASN}",
+        "address-family ipv4 unicast",
+        "neighbor RANGE0 route-map hide-n1 in",
+    ]  # the lab's listen range (peers_frr)
+    vtysh(c, *tor)
+    vtysh(c, f"clear bgp ipv4 unicast {n1} soft in")
+    try:
+        wait(lambda: block not in routes(c.ns("n2")), 20, "n2 lost n1's block")
+        r1 = explain(c, "n1", block)
+        tor_row = peer_row(r1, tor_address(0))
+        assert tor_row["step"] == "sent" and tor_row["advertised"] is True
+        r2 = explain(c, "n2", block)
+        assert r2["rib"]["prefix"] is None
+        assert any("nobody announces it" in b and "n1" in b for b in r2["breaks"])
+    finally:
+        vtysh(c, "configure terminal", f"router bgp {TOR_ASN}", "address-family ipv4 unicast",
+              "no neighbor RANGE0 route-map hide-n1 in")  # fmt: skip
+        vtysh(c, f"clear bgp ipv4 unicast {n1} soft in")
+        wait(lambda: block in routes(c.ns("n2")), 20, "n1's block back at n2")
+
+
+def vtysh(c: Cluster, *commands: str) -> str:
+    args = [VTYSH, "--vty_socket", str(c.plan.state_dir / "tor-frr" / "run")]
+    for cmd in commands:
+        args += ["-c", cmd]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
 
 
 def test_garbage_argument(cluster: Cluster) -> None:
