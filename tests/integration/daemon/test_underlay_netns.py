@@ -6,6 +6,8 @@ daemon that notices its address change (netlink address events) and re-registers
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import re
 import subprocess
 import sys
@@ -241,3 +243,80 @@ def test_address6_auto(netns: NetnsGroup, tmp_path: Path, detection: str) -> Non
     assert proc.returncode == 0, proc.stderr
     assert '# node.address6 = "auto" finds fd62::2/64 on eth2 (MTU 1500) here' in proc.stdout
     assert '# node.address = "auto" finds 10.61.0.2/24 on eth0 (MTU 9000) here' in proc.stdout
+
+
+TWO = """
+[node]
+name = "{name}"
+asn = 64512
+{address}
+
+[bgp]
+enabled = false
+
+[datastore]
+path = "{db}"
+create = {create}
+
+[[ipam.pool]]
+cidr = "10.244.0.0/16"
+vxlan_mode = "Always"
+
+[api]
+socket = "{dir}/podbgp.sock"
+metrics = ""
+"""
+
+
+def _fdb_dsts(node: Netns) -> set[str]:
+    out = node.run("bridge", "-j", "fdb", "show", "dev", "vxlan.podbgp", check=False)
+    return {e["dst"] for e in (json.loads(out) if out.strip() else []) if "dst" in e}
+
+
+def test_another_node_follows_a_detected_address_that_moves(
+    netns: NetnsGroup, tmp_path: Path
+) -> None:
+    """Node a detects its address; node b (VXLAN, no BGP) points its FDB entry for a's VTEP
+    at it. a's address moves: a re-registers, and b's entry moves with it."""
+    a, b = netns.add("a"), netns.add("b")
+    netns.veth(a, "eth0", b, "eth0")
+    a.ip("addr", "add", "10.62.0.2/24", "dev", "eth0")
+    b.ip("addr", "add", "10.62.0.3/24", "dev", "eth0")
+    db = tmp_path / "podbgp.db"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for ns, name, address, create in (
+            (a, "a", 'address = "auto"\naddress_detection = "interface=eth0"', "true"),
+            (b, "b", 'address = "10.62.0.3/24"', "false"),
+        ):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "node.toml").write_text(TWO.format(name=name, address=address, db=db,
+                                                    create=create, dir=d))  # fmt: skip
+            with open(d / "podbgp.log", "wb") as out:
+                procs.append(ns.popen(
+                    [sys.executable, "-m", "podbgp", "run", "--config", str(d / "node.toml")],
+                    stdout=out, stderr=subprocess.STDOUT))  # fmt: skip
+            client = ControlClient(str(d / "podbgp.sock"))
+            wait(functools.partial(_answers, client), 30, f"node {name} answers")
+        wait(lambda: _fdb_dsts(b) == {"10.62.0.2"}, 30, "b's FDB entry for a's VTEP")
+        a.ip("addr", "add", "10.62.5.9/24", "dev", "eth0")
+        a.ip("addr", "del", "10.62.0.2/24", "dev", "eth0")
+        wait(lambda: _fdb_dsts(b) == {"10.62.5.9"}, 30, "b's FDB entry at a's new address")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+
+
+def _answers(client: ControlClient) -> bool:
+    try:
+        client.request("show.node")
+        return True
+    except (APIError, OSError):
+        return False
