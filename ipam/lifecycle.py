@@ -64,6 +64,7 @@ from ipam.store.base import (
     Put,
     Store,
     StoreError,
+    StoreIdentityError,
     WatchCompacted,
 )
 
@@ -327,6 +328,8 @@ class Lifecycle:
                             "holding a new one", name, live.lease, live.ttl)  # fmt: skip
                 live = await self.hold(name, live.ttl)
                 on_renewed(live)
+            except StoreIdentityError:
+                raise  # the store vanished or was replaced: the daemon says so once and waits
             except (StoreError, NodeError, LeaseExpired) as exc:
                 log.warning("node %s: lease renewal: %s", name, exc)
                 period = max(live.ttl / 6, 0.2)
