@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote
 
 from ipam.block import Block
 from ipam.model import BLOCKS, ROOT
-from ipam.store.base import Put, Store, WatchCompacted
+from ipam.store.base import Put, Store, StoreIdentityError, WatchCompacted
 
 __all__ = [
     "SERVICES",
@@ -250,8 +250,8 @@ class ServiceFeed:
                 self.mine, rev2 = await local_pods(self.store, self.node)
                 self._push()
                 await _next_change(self.store, max(rev1, rev2))
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, StoreIdentityError):
+                raise  # identity: the daemon reports it once and restarts this when it is back
             except Exception as exc:  # the datastore away: keep what is announced, retry
                 log.warning("services: %s; retrying in %.0f s", exc, self.retry)
                 await asyncio.sleep(self.retry)
