@@ -38,6 +38,7 @@ from podbgp.origins import ExtraOrigins
 from podbgp.sink import TimedSink
 from podbgp.topology import MeshPeer, cluster_peers
 from podbgp.wiring import (
+    adornments,
     mesh_family,
     mesh_options,
     peer_policy,
@@ -113,8 +114,9 @@ class BgpNode:
         self.registry: tuple[Node | None, dict[str, Node]] = (None, {})
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
+        self.adorn = adornments(config)
         self.extras = ExtraOrigins(
-            self.rib, lambda: {str(n) for n in self.ipam_prefixes} | self.originated
+            self.rib, lambda: {str(n) for n in self.ipam_prefixes} | self.originated, self.adorn
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._restarts: dict[str, asyncio.TimerHandle] = {}  # max-prefix re-enables
@@ -254,11 +256,13 @@ class BgpNode:
         for o in self.config.bgp.originate:
             prefix = str(o.prefix)
             hop = None if o.next_hop == "self" else o.next_hop
+            extra, large = self.adorn.of(prefix)
             self.rib.originate(
                 prefix,
-                communities=[(c.asn << 16) | c.value for c in o.communities],
+                communities=[*((c.asn << 16) | c.value for c in o.communities), *extra],
                 large_communities=[
-                    (c.global_admin, c.local1, c.local2) for c in o.large_communities
+                    *((c.global_admin, c.local1, c.local2) for c in o.large_communities),
+                    *large,
                 ],
                 next_hop=ipaddress.ip_address(str(hop)) if hop else None,
                 now=time.monotonic(),  # the loop's clock (rib.path.Path.since)
@@ -270,9 +274,19 @@ class BgpNode:
         for net in self.ipam_prefixes - new:
             self.rib.withdraw_originated(str(net))
         for net in new - self.ipam_prefixes:
-            self.rib.originate(str(net), now=time.monotonic())
+            extra, large = self.adorn.of(str(net))
+            self.rib.originate(str(net), communities=extra, large_communities=large,
+                               now=time.monotonic())  # fmt: skip
         self.ipam_prefixes = new
         self.extras.refresh()  # a prefix IPAM let go of may be wanted by a service
+
+    def _readorn(self) -> None:
+        """Changed `[[bgp.prefix_advertisement]]`: everything originated here again."""
+        self.adorn = adornments(self.config)
+        prefixes, self.ipam_prefixes = self.ipam_prefixes, frozenset()
+        self.set_originated_from_ipam(prefixes)  # originate replaces each path in place
+        self._originate_static()
+        self.extras.reoriginate(self.adorn)
 
     # -- RIB callbacks ------------------------------------------------------------------
     def _max_prefix(self, handle: PeerHandle, limit: int) -> None:
@@ -491,6 +505,8 @@ class BgpNode:
             self._add(str(p.address), p)
         for p in {*diff.peers_import_changed, *diff.peers_export_changed}:
             self._policy_changed(p, p in diff.peers_import_changed)
+        if old.bgp.prefix_advertisements != new.bgp.prefix_advertisements:
+            self._readorn()
         if diff.originate_changed:
             for prefix in self.originated:
                 self.rib.withdraw_originated(prefix)

@@ -12,19 +12,44 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from rib.core import Rib
 
-__all__ = ["ExtraOrigins"]
+__all__ = ["Adornments", "ExtraOrigins"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Large = tuple[int, int, int]
+
+
+class Adornments:
+    """Communities added to every prefix originated inside a range
+    (`[[bgp.prefix_advertisement]]`): `of(prefix)` gives the union of every range's that
+    covers it, in the order first given."""
+
+    def __init__(self, ranges: Iterable[tuple[IPNetwork, tuple[int, ...], tuple[Large, ...]]]):
+        self.ranges = tuple(ranges)
+
+    def of(self, prefix: str) -> tuple[tuple[int, ...], tuple[Large, ...]]:
+        if not self.ranges:
+            return (), ()
+        net = ipaddress.ip_network(prefix)
+        comms: dict[int, None] = {}
+        large: dict[Large, None] = {}
+        for cidr, c, lc in self.ranges:
+            if cidr.version == net.version and net.subnet_of(cidr):  # type: ignore[arg-type]
+                comms.update(dict.fromkeys(c))
+                large.update(dict.fromkeys(lc))
+        return tuple(comms), tuple(large)
 
 
 class ExtraOrigins:
-    def __init__(self, rib: Rib, owned: Callable[[], set[str]]) -> None:
+    def __init__(
+        self, rib: Rib, owned: Callable[[], set[str]], adorn: Adornments | None = None
+    ) -> None:
         self.rib = rib
         self.owned = owned  # prefixes originated by IPAM or the config
+        self.adorn = adorn or Adornments(())
         self.sources: dict[str, dict[IPNetwork, tuple[int, ...]]] = {}
         self.current: dict[str, tuple[int, ...]] = {}  # what the RIB has from here
 
@@ -49,5 +74,14 @@ class ExtraOrigins:
                 continue
             current[prefix] = tuple(sorted(comms))
             if self.current.get(prefix) != current[prefix]:
-                self.rib.originate(prefix, communities=current[prefix], now=now)
+                extra, large = self.adorn.of(prefix)
+                communities = tuple(dict.fromkeys((*current[prefix], *extra)))
+                self.rib.originate(prefix, communities=communities, large_communities=large,
+                                   now=now)  # fmt: skip
         self.current = current
+
+    def reoriginate(self, adorn: Adornments) -> None:
+        """New adornments: originate every prefix from here again with them."""
+        self.adorn = adorn
+        self.current = {}
+        self.refresh()

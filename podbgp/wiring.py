@@ -26,6 +26,7 @@ from ipam.lifecycle import Timing
 from podbgp import config as cfg
 from podbgp.config import APIConfig, Config, DatastoreConfig, IPAMConfig, PeerOptions, Pool
 from podbgp.fibfeed import PoolTable
+from podbgp.origins import Adornments
 from podbgp.services import ServiceRange
 from podbgp.topology import MeshPeer
 from rib.policy import Match as RibMatch
@@ -364,4 +365,12 @@ def service_ranges(config: Config) -> tuple[ServiceRange, ...]:
     """`[[service]]` as `podbgp.services` takes it."""
     return tuple(
         ServiceRange(s.cidr, tuple(c.packed for c in s.communities)) for s in config.services
+    )
+
+
+def adornments(config: Config) -> Adornments:
+    """`[[bgp.prefix_advertisement]]` as `podbgp.origins` takes it."""
+    return Adornments(
+        (a.cidr, tuple(c.packed for c in a.communities), tuple(map(_large, a.large_communities)))
+        for a in config.bgp.prefix_advertisements
     )

@@ -94,7 +94,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-_BGP_LISTS = ("peers", "originate", "listen_ranges")
+_BGP_LISTS = ("peers", "originate", "listen_ranges", "prefix_advertisements")
 _PEER_RENAMES = {"import_policy": "import", "export_policy": "export"}
 
 
@@ -109,6 +109,7 @@ def _dump_bgp(bgp: BGPConfig, reveal: bool) -> dict[str, Any]:
     out["peer"] = [_dump_peer(p, reveal) for p in bgp.peers]
     out["originate"] = [_dump_fields(o) for o in bgp.originate]
     out["listen_range"] = [_dump_peer(r, reveal) for r in bgp.listen_ranges]
+    out["prefix_advertisement"] = [_dump_fields(a) for a in bgp.prefix_advertisements]
     return out
 
 

@@ -193,6 +193,7 @@ class BGPConfig:
     peers: tuple[Peer | SelectedPeer, ...] = ()
     originate: tuple[Originate, ...] = ()
     listen_ranges: tuple[ListenRange, ...] = ()
+    prefix_advertisements: tuple[PrefixAdvertisement, ...] = ()
 
     @property
     def is_route_reflector(self) -> bool:
@@ -316,6 +317,17 @@ class Originate:
     communities: tuple[Community, ...] = ()
     large_communities: tuple[LargeCommunity, ...] = ()
     next_hop: NextHop = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixAdvertisement:
+    """`[[bgp.prefix_advertisement]]`: communities added to every prefix this node
+    originates inside `cidr` (its blocks, borrowed addresses, services, static ones),
+    as Calico's BGPConfiguration `prefixAdvertisements` does."""
+
+    cidr: IPNetwork
+    communities: tuple[Community, ...] = ()
+    large_communities: tuple[LargeCommunity, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ from podbgp.config.schema import (
     Originate,
     Peer,
     Pool,
+    PrefixAdvertisement,
     Reservation,
     SelectedPeer,
     toml_name,
@@ -209,7 +210,8 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
     peers = [_read_peer(p, inherit) for p in t.subs("peer")]
     ranges = [_read_listen_range(r, inherit) for r in t.subs("listen_range")]
     originate = [_read_originate(o) for o in t.subs("originate")]
-    if any(x is None for x in (*peers, *ranges, *originate)):
+    adverts = [_read_prefix_advertisement(a) for a in t.subs("prefix_advertisement")]
+    if any(x is None for x in (*peers, *ranges, *originate, *adverts)):
         t.failed = True
     _check_bgp_lists(t, values, peers, ranges, originate)
     return _done(
@@ -219,6 +221,7 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
             peers=tuple(p for p in peers if p),
             originate=tuple(o for o in originate if o),
             listen_ranges=tuple(r for r in ranges if r),
+            prefix_advertisements=tuple(a for a in adverts if a),
         ),
     )
 
@@ -227,6 +230,18 @@ def _list_address(v: Any) -> IPAddress:
     if not isinstance(v, str):
         raise _Invalid(f"{show(v)} is {_type_name(v)}, expected a string")
     return _address(v)
+
+
+def _read_prefix_advertisement(t: _Table) -> PrefixAdvertisement | None:
+    def d(name: str) -> Any:
+        return default_of(PrefixAdvertisement, name)
+
+    cidr = t.get("cidr", str, _REQUIRED, _prefix)
+    communities = t.get_list("communities", d("communities"), _community)
+    large = t.get_list("large_communities", d("large_communities"), _large_community)
+    if not t.failed and not communities and not large:
+        t.error("communities", "give communities or large_communities to add")
+    return _done(t, lambda: PrefixAdvertisement(cidr, communities, large))
 
 
 def _read_originate(t: _Table) -> Originate | None:

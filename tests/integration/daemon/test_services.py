@@ -166,3 +166,29 @@ def test_health_checked_anycast(cluster: Cluster) -> None:
     assert bad.returncode == 1 and "was not announced" in bad.stderr
     garbage = podbgp("announce", "10.0.0.1/8", "--socket", sock)
     assert garbage.returncode == 2 and "Traceback" not in garbage.stderr
+
+
+def test_prefix_advertisement_communities(cluster: Cluster) -> None:
+    """`[[bgp.prefix_advertisement]]` on n1: its block reaches the ToR with the community,
+    added on reload with no reset; the service range gets both its own and the added one."""
+    c = cluster
+    n1 = c.plan.node("n1")
+    block = c.ask("n1", "show.ipam")["announced"]["prefixes"][0]
+    extra = (
+        f'\n[[service]]\nname = "cluster-ips"\ncidr = "{RANGE}"\ncommunities = ["64512:300"]\n'
+        '\n[[bgp.prefix_advertisement]]\ncidr = "10.0.0.0/8"\ncommunities = ["64512:100"]\n'
+    )
+    before = c.ask("n1", "show.peers")[0]["established_at"]
+    c.plan.config_path("n1").write_text(render_node_config(c.plan, n1) + extra)
+    os.kill(c.pid("n1"), signal.SIGHUP)
+
+    def communities(prefix: str) -> set[str]:
+        data = json.loads(vtysh(c, f"show bgp ipv4 unicast {prefix} json") or "{}")
+        for p in data.get("paths", []):
+            if (p.get("nexthops") or [{}])[0].get("ip") == n1.ip:
+                return set((p.get("community") or {}).get("string", "").split())
+        return set()
+
+    wait(lambda: communities(block) == {"64512:100"}, 20, "n1's block with the added community")
+    wait(lambda: communities(RANGE) == {"64512:300", "64512:100"}, 20, "the range with both")
+    assert c.ask("n1", "show.peers")[0]["established_at"] == before  # no reset

@@ -310,3 +310,12 @@ def test_the_cluster_example_makes_a_node_config() -> None:
     assert (c.node.asn, c.bgp.mesh, c.bgp.hold_time) == (64512, True, 30)
     assert [str(p.address) for p in c.bgp.peers] == ["10.0.1.1"]
     assert [str(p.cidr) for p in c.ipam.pools] == ["10.244.0.0/16", "10.250.0.0/24"]
+
+
+def test_the_bgp_resource_carries_prefix_advertisements() -> None:
+    """Communities per originated prefix are set once for the cluster (Calico's BGPConfiguration)."""
+    text = '[bgp]\n[[bgp.prefix_advertisement]]\ncidr = "10.244.0.0/16"\ncommunities = ["64512:100"]\n'
+    assert errors_of(text) == []
+    assert errors_of('[bgp]\n[[bgp.prefix_advertisement]]\ncidr = "10.244.0.0/16"\n') == [
+        "bgp.prefix_advertisement[0].communities: give communities or large_communities to add"
+    ]

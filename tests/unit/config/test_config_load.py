@@ -66,6 +66,7 @@ DEFAULTS = {
         "peer": [],
         "originate": [],
         "listen_range": [],
+        "prefix_advertisement": [],
     },
     "policy": [],
     "datastore": {
@@ -444,3 +445,17 @@ def test_service_range_errors_name_the_key() -> None:
     assert "service[0].cidr: 10.244.8.0/24 overlaps pool 10.244.0.0/16" in joined
     assert "service[1].communities" in joined
     assert "service[2].cidr: is required" in joined
+
+
+def test_prefix_advertisements() -> None:
+    cfg = load_config_text(
+        MINIMAL
+        + '[[bgp.prefix_advertisement]]\ncidr = "10.244.0.0/16"\ncommunities = ["64512:100"]\n'
+        + '[[bgp.prefix_advertisement]]\ncidr = "10.96.0.0/12"\nlarge_communities = ["64512:1:2"]\n'
+    )
+    a, _b = cfg.bgp.prefix_advertisements
+    assert (str(a.cidr), [str(c) for c in a.communities]) == ("10.244.0.0/16", ["64512:100"])
+    assert cfg.to_dict()["bgp"]["prefix_advertisement"][1]["large_communities"] == ["64512:1:2"]
+    with pytest.raises(ConfigError) as e:
+        load_config_text(MINIMAL + '[[bgp.prefix_advertisement]]\ncidr = "10.244.0.0/16"\n')
+    assert "bgp.prefix_advertisement[0].communities: give communities" in e.value.errors[0]

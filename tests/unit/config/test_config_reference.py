@@ -27,6 +27,7 @@ from podbgp.config import (
     BGPConfig,
     BMPConfig,
     BMPStation,
+    Community,
     Config,
     ConfigError,
     DatastoreConfig,
@@ -40,6 +41,7 @@ from podbgp.config import (
     Peer,
     Policy,
     Pool,
+    PrefixAdvertisement,
     Reservation,
     Rule,
     Service,
@@ -69,6 +71,9 @@ prefix = "10.1.0.0/24"
 asn = 65001
 [[bgp.originate]]
 prefix = "10.2.0.0/24"
+[[bgp.prefix_advertisement]]
+cidr = "10.244.0.0/16"
+communities = ["64512:100"]
 [[policy]]
 name = "p"
 [[policy.rule]]
@@ -89,6 +94,9 @@ DATACLASS_DEFAULTS = Config(
         peers=(Peer(address=ipaddress.ip_address("10.0.0.2"), asn=65000),),
         listen_ranges=(ListenRange(prefix=ipaddress.ip_network("10.1.0.0/24"), asn=65001),),
         originate=(Originate(ipaddress.ip_network("10.2.0.0/24")),),
+        prefix_advertisements=(
+            PrefixAdvertisement(ipaddress.ip_network("10.244.0.0/16"), (Community(64512, 100),)),
+        ),
     ),
     policies=(Policy("p", (Rule(),)),),
     ipam=IPAMConfig(
