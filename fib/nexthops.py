@@ -33,7 +33,7 @@ that did not change keep their object and need no write.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from fib.kernel import DELETE, REPLACE, NexthopFailure, NexthopOp
@@ -46,6 +46,7 @@ from fib.model import (
     NexthopSpec,
     RouteKey,
 )
+from fib.table import RouteTable, Shape, route_of
 
 NH_ID_BASE = 0x50000000
 NH_ID_LAST = 0x5FFFFFFF
@@ -106,19 +107,20 @@ class NexthopTable:
     _hopsets: dict[int, HopSet] = field(default_factory=dict)
 
     # -- binding ---------------------------------------------------------------------------
-    def bind(self, keys: Iterable[RouteKey], desired: dict[RouteKey, KernelRoute]) -> None:
+    def bind(self, keys: Iterable[RouteKey], desired: RouteTable) -> None:
         """Give each route in `keys` its object (or none), rewriting `desired` in place."""
         if not self.enabled:
             return
         movers: list[tuple[RouteKey, int | None, HopSet | None]] = []
-        bound, direct = self.bound, self.direct
-        # a route's hops → its object, by the hops tuple's identity: routes planned
-        # alike share one tuple, and hashing a tuple of hops costs more than binding
-        memo: dict[int, tuple[tuple[Nexthop, ...], int | None]] = {}
+        bound, direct, shapes = self.bound, self.direct, desired.shapes
+        # a route's shape → its object and its shape naming that object, by the shape's
+        # identity: routes planned alike share one interned shape (`fib.table`)
+        memo: dict[int, tuple[Shape, int | None, Shape]] = {}
         for key in keys:
-            route = desired.get(key)
+            shape = shapes.get(key)
             old = bound.get(key)
             if old is not None:
+                route = None if shape is None else route_of(key, shape)
                 if route is None:  # withdrawn: nothing to move, only its object to release
                     self._unbind(key, old)
                     continue
@@ -129,25 +131,23 @@ class NexthopTable:
                     continue
                 movers.append((key, old, new))
                 continue
-            if route is None:
+            if shape is None:
                 continue
             # a route with no object yet: nothing to move, bind it straight away (the
             # common case at start-up, so no per-route frozenset or list entry)
-            hops = route.nexthops
-            hit = memo.get(id(hops))
-            if hit is not None and hit[0] is hops:
-                nh = hit[1]
+            hit = memo.get(id(shape))
+            if hit is not None and hit[0] is shape:
+                nh, named = hit[1], hit[2]
             else:
-                wanted = route_hops(route)
+                wanted = route_hops(route_of(key, shape))
                 nh = self._id_for(wanted) if wanted is not None else None
-                memo[id(hops)] = (hops, nh)
-            if nh is None:
-                if route.nh_id:
-                    desired[key] = with_nh(route, 0)
-                continue
-            bound[key] = nh
-            direct[nh] = direct.get(nh, 0) + 1
-            desired[key] = with_nh(route, nh)
+                named = desired.pool.intern((*shape[:6], nh or 0))
+                memo[id(shape)] = (shape, nh, named)
+            if named is not shape:
+                shapes[key] = named
+            if nh is not None:
+                bound[key] = nh
+                direct[nh] = direct.get(nh, 0) + 1
         if movers:
             self._move_singles(movers)
             self._move_groups(movers)
@@ -156,7 +156,7 @@ class NexthopTable:
 
     def _rebind(
         self, key: RouteKey, old: int | None, new: HopSet | None,
-        desired: dict[RouteKey, KernelRoute],
+        desired: MutableMapping[RouteKey, KernelRoute],
     ) -> None:  # fmt: skip
         route = desired.get(key)
         if old is not None:
@@ -185,7 +185,7 @@ class NexthopTable:
             del self.direct[old]
             self.gc_due = True
 
-    def unbind_all(self, desired: dict[RouteKey, KernelRoute]) -> list[RouteKey]:
+    def unbind_all(self, desired: MutableMapping[RouteKey, KernelRoute]) -> list[RouteKey]:
         """Every route back to plain hops (objects turned off); returns the keys changed."""
         keys = list(self.bound)
         for key in keys:
@@ -197,7 +197,9 @@ class NexthopTable:
         self.gc_due = True
         return keys
 
-    def disable(self, reason: str, desired: dict[RouteKey, KernelRoute]) -> list[RouteKey]:
+    def disable(
+        self, reason: str, desired: MutableMapping[RouteKey, KernelRoute]
+    ) -> list[RouteKey]:
         """The kernel has no objects: forget them all, every route back to plain hops;
         returns the keys of the routes that changed."""
         keys = self.unbind_all(desired)
@@ -209,7 +211,9 @@ class NexthopTable:
         self._hopsets.clear()
         return keys
 
-    def release(self, bad: set[int], desired: dict[RouteKey, KernelRoute]) -> list[RouteKey]:
+    def release(
+        self, bad: set[int], desired: MutableMapping[RouteKey, KernelRoute]
+    ) -> list[RouteKey]:
         """Routes bound to refused objects go back to plain hops; returns their keys."""
         keys = [k for k, nh in self.bound.items() if nh in bad]
         for key in keys:

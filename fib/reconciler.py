@@ -88,12 +88,15 @@ from fib.model import (
     unpack_addr,
 )
 from fib.nexthops import NexthopTable, owned_id
+from fib.table import RouteTable, Shape, ShapePool, route_of
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
 WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in between)
 DEBUG_WRITES = 16  # writes of a batch up to this size are logged one by one at debug level
 KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]  # what `apply_steps` yields
+# ops of one write, their keys and the shapes they write (None: a delete)
+Written = tuple[list[RouteOp], list[RouteKey], list[Shape | None]]
 _new = tuple.__new__
 _UNPLANNED: Any = object()
 
@@ -165,8 +168,10 @@ class Reconciler:
         self.config = config or FibConfig()
         self.clock = clock
         self.inputs = FibInputs()
-        self.desired: dict[RouteKey, KernelRoute] = {}
-        self.installed: dict[RouteKey, KernelRoute] = {}
+        # desired and installed share one pool of route shapes (`fib.table`)
+        self.pool = ShapePool()
+        self.desired = RouteTable(self.pool)
+        self.installed = RouteTable(self.pool)
         self.foreign: dict[RouteKey, KernelRoute] = {}
         self.stale: set[RouteKey] = set()
         self.failed: dict[RouteKey, int] = {}
@@ -183,7 +188,7 @@ class Reconciler:
         self.next_resync = 0.0
         self.counters = Counters()
         self.tunnels = _Tunnels()
-        self._believed: dict[RouteKey, KernelRoute] = {}
+        self._believed: RouteTable | None = None
         self.encapsulated: set[Prefix] = set()  # remote prefixes whose pool encapsulates
         self.nh = NexthopTable(self.config.protocol, enabled=self.config.nexthops)
 
@@ -316,10 +321,11 @@ class Reconciler:
                 self._replan(special)
                 items = [(p, r) for p, r in items if p not in special]
         cfg, node = self.config, i.node
-        # memo by the reach's identity (callers intern them; all stay alive in `remote`)
-        shapes4: dict[int, plan.Shape | None] = {}
-        shapes6: dict[int, plan.Shape | None] = {}
-        new: dict[RouteKey, KernelRoute] = {}
+        # memo by the reach's identity (callers intern them; all stay alive in `remote`):
+        # the interned shape of its route (`fib.table`), None when it has no usable hop
+        shapes4: dict[int, Shape | None] = {}
+        shapes6: dict[int, Shape | None] = {}
+        new: dict[RouteKey, Shape] = {}
         gone: list[RouteKey] = []
         unroutable: list[Prefix] = []
         failed: list[Prefix] = []
@@ -334,26 +340,29 @@ class Reconciler:
             shape = shapes.get(id(reach), _UNPLANNED)
             if shape is _UNPLANNED:
                 try:
-                    shape = shapes[id(reach)] = plan.plan_shape(
+                    planned = plan.plan_shape(
                         reach, len(addr) == 16, node, i.vteps, cfg.protocol, cfg.table)  # fmt: skip
                 except plan.PlanError:
                     failed.append(prefix)
                     continue
+                shape = shapes[id(reach)] = (
+                    None if planned is None else self.pool.intern((*planned, 0))
+                )
             if shape is None:
                 gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
                 unroutable.append(prefix)
             else:
-                new[(addr, length, shape[5])] = _new(KernelRoute, (addr, length, *shape, 0))
+                new[(addr, length, shape[5])] = shape
         self._record_plans(new, gone, items, unroutable)
         if failed:
             self._replan(failed)  # logs each one with its prefix
 
     def _record_plans(
-        self, new: dict[RouteKey, KernelRoute], gone: list[RouteKey],
+        self, new: dict[RouteKey, Shape], gone: list[RouteKey],
         items: list[tuple[Prefix, Reach | None]], unroutable: list[Prefix],
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
-        desired = self.desired
+        desired = self.desired.shapes
         desired.update(new)
         for key in gone:
             desired.pop(key, None)
@@ -491,7 +500,7 @@ class Reconciler:
         if not idle:  # every object still has routes bound to it: no scan of the table
             self.nh.gc_due = False
             return
-        referenced = {r.nh_id for r in self.installed.values() if r.nh_id in idle}
+        referenced = {s[6] for s in self.installed.shapes.values() if s[6] in idle}
         referenced.update(r.nh_id for r in self.foreign.values() if r.nh_id in idle)
         ops = self.nh.delete_ops(referenced)
         if not ops:
@@ -505,17 +514,15 @@ class Reconciler:
         """Split a dump into owned and foreign routes; adopt unwanted owned ones as stale."""
         self.counters.dumps += 1
         proto = self.config.protocol
-        owned: dict[RouteKey, KernelRoute] = {}
-        foreign: dict[RouteKey, KernelRoute] = {}
-        for r in routes:
-            (owned if r.protocol == proto else foreign)[route_key(r)] = r
+        owned = RouteTable(self.pool, [r for r in routes if r.protocol == proto])
+        foreign = {route_key(r): r for r in routes if r.protocol != proto}
         if not self.converged:  # owned routes we do not want (yet): keep until sweep_stale()
             desired = self.desired
             new_stale = [k for k in owned if k not in desired and k not in self.stale]
             if not self.started:
                 self.counters.stale_adopted += len(new_stale)
             self.stale.update(new_stale)
-        self._believed = self.installed if self.started else {}
+        self._believed = self.installed if self.started else None
         self.installed = owned
         self.foreign = foreign
 
@@ -524,18 +531,21 @@ class Reconciler:
         A wrong route we believed right was changed behind our back: that is drift."""
         ops: list[RouteOp] = []
         repairs = 0
-        installed, foreign, believed = self.installed, self.foreign, self._believed
-        for key, want in self.desired.items():
+        installed, foreign = self.installed.shapes, self.foreign
+        believed = self._believed if self._believed is not None else ()
+        desired = self.desired.shapes
+        for key, want in desired.items():
             have = installed.get(key)
-            if have == want or key in foreign:
+            if have is want or have == want or key in foreign:
                 continue
-            if have is None or not same_route(want, have):
-                ops.append((REPLACE, want))
+            route = route_of(key, want)
+            if have is None or not same_route(route, route_of(key, have)):
+                ops.append((REPLACE, route))
                 repairs += key in believed
         for key, have in installed.items():
-            if key not in self.desired and (self.converged or key not in self.stale):
-                ops.append((DELETE, have))
-        self._believed = {}
+            if key not in desired and (self.converged or key not in self.stale):
+                ops.append((DELETE, route_of(key, have)))
+        self._believed = None
         return ops, repairs
 
     def _op_for(self, key: RouteKey) -> RouteOp | None:
@@ -552,36 +562,41 @@ class Reconciler:
             return (DELETE, have)
         return None
 
-    def _ops_for(self, keys: list[RouteKey]) -> tuple[list[RouteOp], list[RouteKey]]:
+    def _ops_for(self, keys: list[RouteKey]) -> Written:
         """`_op_for` over a chunk of keys, with the two common cases decided inline: a
         new route for a free key, and a route to delete that is neither stale nor
-        foreign. Anything else asks `_op_for`. Returns the ops and their keys (the
-        key objects of `desired`, so `installed` shares them instead of a copy each)."""
+        foreign. Anything else asks `_op_for`. Returns the ops, their keys (the key
+        objects of `desired`, so `installed` shares them instead of a copy each) and
+        the shapes written (`desired`'s interned ones; None for a delete)."""
         desired, installed, foreign, failed = (
-            self.desired,
-            self.installed,
+            self.desired.shapes,
+            self.installed.shapes,
             self.foreign,
             self.failed,
         )
         keep_stale = self.stale if not self.converged else ()
         ops: list[RouteOp] = []
         op_keys: list[RouteKey] = []
+        op_shapes: list[Shape | None] = []
         for key in keys:
             want = desired.get(key)
             have = installed.get(key)
             if want is not None and have is None and key not in foreign and key not in failed:
-                ops.append((REPLACE, want))
+                ops.append((REPLACE, route_of(key, want)))
             elif want is None and have is not None and key not in keep_stale:
-                ops.append((DELETE, have))
+                ops.append((DELETE, route_of(key, have)))
+                want = None
             elif want is not None or have is not None:
                 op = self._op_for(key)
                 if op is None:
                     continue
                 ops.append(op)
+                want = None if op[0] == DELETE else want
             else:
                 continue
             op_keys.append(key)
-        return ops, op_keys
+            op_shapes.append(want)
+        return ops, op_keys, op_shapes
 
     def _write_dirty(self) -> Generator[KernelCall, Any, None]:
         """Dirty keys in chunks: bind them to nexthop objects, create the objects they
@@ -598,9 +613,9 @@ class Reconciler:
                 self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
                 yield from self._write_nexthops(self.nh.create_ops())
-                ops, op_keys = self._ops_for(chunk)
+                ops, op_keys, op_shapes = self._ops_for(chunk)
                 if ops:
-                    yield from self._write(ops, op_keys)
+                    yield from self._write(ops, op_keys, op_shapes)
                     self.counters.drift_repaired += sum(1 for k in chunk if k in kernel_dirty)
                 done += len(chunk)
         finally:
@@ -609,8 +624,9 @@ class Reconciler:
         yield from self._collect_nexthops()
 
     def _write(
-        self, ops: list[RouteOp], keys: list[RouteKey] | None = None
-    ) -> Generator[KernelCall, Any, None]:
+        self, ops: list[RouteOp], keys: list[RouteKey] | None = None,
+        shapes: list[Shape | None] | None = None,
+    ) -> Generator[KernelCall, Any, None]:  # fmt: skip
         self.counters.write_batches += 1
         self.counters.route_writes += len(ops)
         _debug_writes("routes", ops)
@@ -622,23 +638,28 @@ class Reconciler:
         if failures:
             self._record_failures(ops, failures)
         else:
-            self._record_writes(ops, keys or [route_key(r) for _, r in ops])
+            if keys is None or shapes is None:
+                keys = [route_key(r) for _, r in ops]
+                shapes = [None if op == DELETE else self.pool.intern(r[2:])
+                          for op, r in ops]  # fmt: skip
+            self._record_writes(keys, shapes)
 
-    def _record_writes(self, ops: list[RouteOp], keys: list[RouteKey]) -> None:
-        """Every op of a batch took effect: installed follows."""
-        nh, installed, stale = self.nh, self.installed, self.stale
-        for (op, route), key in zip(ops, keys, strict=True):
-            if op == DELETE:
+    def _record_writes(self, keys: list[RouteKey], shapes: list[Shape | None]) -> None:
+        """Every op of a batch took effect: installed follows (the shapes written, shared
+        with `desired`)."""
+        nh, installed, stale = self.nh, self.installed.shapes, self.stale
+        for key, shape in zip(keys, shapes, strict=True):
+            if shape is None:  # a delete
                 before = installed.pop(key, None)
-                if before is not None and before.nh_id:
+                if before is not None and before[6]:
                     nh.gc_due = True  # the object it named may be unused now
                 if stale and key in stale:
                     self._swept(key)
                 continue
-            before = installed.setdefault(key, route)  # one look-up for a new key
-            if before is not route:
-                installed[key] = route
-                if before.nh_id and before.nh_id != route.nh_id:
+            before = installed.setdefault(key, shape)  # one look-up for a new key
+            if before is not shape:
+                installed[key] = shape
+                if before[6] and before[6] != shape[6]:
                     nh.gc_due = True
 
     def _swept(self, key: RouteKey) -> None:

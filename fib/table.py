@@ -1,0 +1,102 @@
+"""A table of kernel routes stored as shared shapes: one dict entry per route.
+
+The reconciler holds every owned route twice (desired and installed), half a
+million or a million of them. As `KernelRoute` tuples that is a 9-slot tuple
+per route and table (~120 B each), although all but the destination is the
+same for every route behind one next-hop set. `RouteTable` keeps, per route
+key, only a reference to its *shape*, the route's fields after the
+destination (`KernelRoute[2:]`: kind, hops, scope, protocol, table, metric,
+nexthop object). Shapes are interned in a pool shared by the reconciler's
+tables, so a million routes behind four next hops share four shape objects
+between desired and installed state, and "is the installed route the wanted
+one?" is mostly an identity test.
+
+It is a `MutableMapping[RouteKey, KernelRoute]`: readers that are not hot (a
+snapshot, `podbgp explain`, tests, nexthop re-binding) see ordinary routes,
+built on access. The reconciler's per-route loops use `shapes` directly; the
+readable per-route rules (`Reconciler._op_for`) go through the mapping, and a
+property test holds the two equal (tests/property/test_fib_bulk.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+
+from fib.model import KernelRoute, Nexthop, RouteKey
+
+# KernelRoute's fields 2..8: (kind, nexthops, scope, protocol, table, priority, nh_id).
+Shape = tuple[int, tuple[Nexthop, ...], int, int, int, int, int]
+_new = tuple.__new__
+POOL_LIMIT = 65536  # distinct shapes kept interned; beyond that the pool starts afresh
+
+
+class ShapePool:
+    """Interns shapes so that equal ones are one object (identity is only a shortcut:
+    every comparison falls back to equality, so a pool that starts afresh is safe)."""
+
+    __slots__ = ("_shapes",)
+
+    def __init__(self) -> None:
+        self._shapes: dict[Shape, Shape] = {}
+
+    def intern(self, shape: Shape) -> Shape:
+        found = self._shapes.get(shape)
+        if found is not None:
+            return found
+        if len(self._shapes) >= POOL_LIMIT:  # hops come and go; keep the pool bounded
+            self._shapes.clear()
+        self._shapes[shape] = shape
+        return shape
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+
+def shape_of(route: KernelRoute) -> Shape:
+    return route[2:]
+
+
+def route_of(key: RouteKey, shape: Shape) -> KernelRoute:
+    """The route a key and shape stand for (the key's metric is the shape's)."""
+    return _new(KernelRoute, (key[0], key[1], *shape))
+
+
+class RouteTable(MutableMapping[RouteKey, KernelRoute]):
+    """Routes by key, stored as interned shapes (see the module docstring)."""
+
+    __slots__ = ("pool", "shapes")
+
+    def __init__(self, pool: ShapePool, routes: Iterable[KernelRoute] = ()) -> None:
+        self.pool = pool
+        self.shapes: dict[RouteKey, Shape] = {}
+        intern, shapes = pool.intern, self.shapes
+        for route in routes:
+            shapes[(route[0], route[1], route[7])] = intern(route[2:])
+
+    def __getitem__(self, key: RouteKey) -> KernelRoute:
+        return route_of(key, self.shapes[key])
+
+    def get(self, key: RouteKey, default: KernelRoute | None = None) -> KernelRoute | None:  # type: ignore[override]
+        shape = self.shapes.get(key)
+        return default if shape is None else route_of(key, shape)
+
+    def __setitem__(self, key: RouteKey, route: KernelRoute) -> None:
+        self.shapes[key] = self.pool.intern(route[2:])
+
+    def __delitem__(self, key: RouteKey) -> None:
+        del self.shapes[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.shapes
+
+    def __iter__(self) -> Iterator[RouteKey]:
+        return iter(self.shapes)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __repr__(self) -> str:
+        return f"RouteTable({len(self.shapes)} routes, {len(self.pool)} shapes)"
+
+
+__all__ = ["RouteTable", "Shape", "ShapePool", "route_of", "shape_of"]
