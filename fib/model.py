@@ -18,9 +18,7 @@ import enum
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import NamedTuple
 
 # rtnetlink route types and scopes (linux/rtnetlink.h).
@@ -234,8 +232,8 @@ class KernelRoute(NamedTuple):
 
     @property
     def key(self) -> RouteKey:
-        """The kernel's identity of a route in one table: prefix and metric."""
-        return (self.dst, self.dst_len, self.priority)
+        """The kernel's identity of a route in one table: prefix and metric (`route_key`)."""
+        return route_key(self)
 
     def describe(self) -> str:
         """`ip route`-like text, for humans and `podbgp show fib`."""
@@ -250,10 +248,22 @@ class KernelRoute(NamedTuple):
         return f"{head} proto {self.protocol} " + " ".join(f"nexthop {h}" for h in hops)
 
 
-RouteKey = tuple[bytes, int, int]
+# A route's identity in one table is its prefix and metric (the kernel's own key). With
+# the metric podbgp plans for every route of that family (`DEFAULT_METRIC`), the key is
+# (address, length), equal to the route's `Prefix`, so that the reconciler's tables can
+# be keyed by the very `Prefix` objects of its inputs instead of one more tuple per
+# route; with any other metric (a route someone else added) it is (address, length,
+# metric). Both forms compare and hash as plain tuples.
+RouteKey = tuple[bytes, int] | tuple[bytes, int, int]
+DEFAULT_METRIC = {4: 0, 16: 1024}  # by address length; 1024: the kernel's for IPv6 routes
 
-# `KernelRoute.key` at C speed, for loops over half a million routes.
-route_key: Callable[[KernelRoute], RouteKey] = itemgetter(0, 1, 7)
+
+def route_key(route: KernelRoute) -> RouteKey:
+    """`KernelRoute.key`: (dst, dst_len), or (dst, dst_len, priority) for another metric."""
+    dst, priority = route[0], route[7]
+    if priority == DEFAULT_METRIC.get(len(dst)):
+        return (dst, route[1])
+    return (dst, route[1], priority)
 
 
 class NexthopSpec(NamedTuple):

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fib.model import (
+    DEFAULT_METRIC,
     IPIP_DEVICE,
     IPIP_OVERHEAD,
     RT_SCOPE_LINK,
@@ -53,7 +54,7 @@ from fib.model import (
     vtep_mac,
 )
 
-IPV6_DEFAULT_METRIC = 1024  # the kernel gives IPv6 routes this metric when none is set
+IPV6_DEFAULT_METRIC = DEFAULT_METRIC[16]  # the kernel gives IPv6 routes this metric
 
 
 class PlanError(ValueError):

@@ -144,7 +144,8 @@ def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp]) -> None:
 
 
 def key_of(prefix: Prefix) -> RouteKey:
-    return (prefix.addr, prefix.length, plan.metric_for(prefix))
+    """The key of the route planned for `prefix`: the prefix itself (`fib.model.route_key`)."""
+    return prefix
 
 
 @dataclass(slots=True)
@@ -330,9 +331,9 @@ class Reconciler:
         unroutable: list[Prefix] = []
         failed: list[Prefix] = []
         for prefix, reach in items:
-            addr, length = prefix
+            addr = prefix[0]
             if reach is None or node is None:
-                gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
+                gone.append(prefix)  # its key (`key_of`)
                 if reach is not None:
                     unroutable.append(prefix)
                 continue
@@ -349,10 +350,10 @@ class Reconciler:
                     None if planned is None else self.pool.intern((*planned, 0))
                 )
             if shape is None:
-                gone.append((addr, length, 0 if len(addr) == 4 else plan.IPV6_DEFAULT_METRIC))
+                gone.append(prefix)
                 unroutable.append(prefix)
             else:
-                new[(addr, length, shape[5])] = shape
+                new[prefix] = shape  # the prefix is its route's key (`key_of`)
         self._record_plans(new, gone, items, unroutable)
         if failed:
             self._replan(failed)  # logs each one with its prefix

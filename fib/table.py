@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
 
-from fib.model import KernelRoute, Nexthop, RouteKey
+from fib.model import KernelRoute, Nexthop, RouteKey, route_key
 
 # KernelRoute's fields 2..8: (kind, nexthops, scope, protocol, table, priority, nh_id).
 Shape = tuple[int, tuple[Nexthop, ...], int, int, int, int, int]
@@ -57,7 +57,7 @@ def shape_of(route: KernelRoute) -> Shape:
 
 
 def route_of(key: RouteKey, shape: Shape) -> KernelRoute:
-    """The route a key and shape stand for (the key's metric is the shape's)."""
+    """The route a key and shape stand for (the key's metric, if any, is the shape's)."""
     return _new(KernelRoute, (key[0], key[1], *shape))
 
 
@@ -71,7 +71,7 @@ class RouteTable(MutableMapping[RouteKey, KernelRoute]):
         self.shapes: dict[RouteKey, Shape] = {}
         intern, shapes = pool.intern, self.shapes
         for route in routes:
-            shapes[(route[0], route[1], route[7])] = intern(route[2:])
+            shapes[route_key(route)] = intern(route[2:])
 
     def __getitem__(self, key: RouteKey) -> KernelRoute:
         return route_of(key, self.shapes[key])
