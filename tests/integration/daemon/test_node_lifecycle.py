@@ -1,4 +1,5 @@
-"""Node lifecycle with real daemons: a restart inside the grace changes nothing; a node
+"""Node lifecycle and leaks with real daemons: pods gone behind the runtime's back are
+reclaimed by their node and nothing else is; a restart inside the grace changes nothing; a node
 killed for good is taken out of every other node's sessions, FDB and kernel after its
 lease and the grace, and its blocks are released after ``node_gone_after``.
 
@@ -39,8 +40,12 @@ from daemon_lab import (
 from ipam import Ipam, IpamConfig
 from ipam.lifecycle import Lifecycle, Phase, Timing
 from ipam.store import open_store
-from podbgp.lab.labplan import render_node_config
-from podbgp.lab.netns import IP
+from podbgp import cni
+from podbgp.cni_conf import parse_netconf
+from podbgp.cni_proto import parse_env
+from podbgp.lab import pods
+from podbgp.lab.labplan import PodPlan, render_node_config
+from podbgp.lab.netns import IP, new_netns
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -113,6 +118,57 @@ def held_by(c: Cluster, node: str) -> tuple[list[str], list[str]]:
 
 def vtep_of(c: Cluster, node: str) -> str:
     return str(c.ask(node, "show.node")["vtep_address"])
+
+
+def pod_addresses(c: Cluster) -> dict[str, str]:
+    """Handle -> IPv4 address, from the datastore."""
+
+    async def go() -> dict[str, str]:
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            handles = await Ipam(store, IpamConfig()).handles()
+        finally:
+            await store.close()
+        return {h: a for h, rec in handles.items() for a in rec["addrs"] if "." in a}
+
+    return asyncio.run(go())
+
+
+def allocate_then_die(c: Cluster, pod: PodPlan) -> str:
+    """What podbgp-cni ADD does up to the wiring (its own code), then nothing: the plugin was
+    killed between allocation and wiring, and no DEL follows."""
+    env = parse_env({"CNI_COMMAND": "ADD", "CNI_CONTAINERID": pod.container_id,
+                     "CNI_NETNS": f"/run/netns/{c.plan.ns(pod.name)}", "CNI_IFNAME": "eth0",
+                     "CNI_PATH": "/", "CNI_ARGS": f"K8S_POD_NAME={pod.name}"})  # fmt: skip
+    conf = parse_netconf(pods.cni_netconf(c.plan, c.plan.node(pod.node)))
+    return str(cni._allocate(conf, env)[0].ip)
+
+
+def test_the_daemon_reclaims_exactly_the_leaked_pod_addresses(cluster: Cluster) -> None:
+    c = cluster
+    plugin = pods.cni_plugin()
+    assert plugin, "podbgp-cni is not installed in this venv"
+    before = pod_addresses(c)
+    plans = {n: PodPlan(f"n1-{n}", "n1") for n in ("kept", "deleted", "killed", "retrying")}
+    for name in ("kept", "deleted"):
+        pods.add_pod(c.plan, plans[name], plugin)  # real namespaces, real ADD
+    for name in ("killed", "retrying"):
+        new_netns(c.plan.ns(plans[name].name))
+        allocate_then_die(c, plans[name])
+    mine = {n: pod_addresses(c)[p.container_id] for n, p in plans.items()}
+    # Behind the runtime's back: one wired pod's namespace, and the killed ADD's sandbox.
+    for name in ("deleted", "killed"):
+        subprocess.run([IP, "netns", "delete", c.plan.ns(plans[name].name)], check=True)
+    leaked = {plans[n].container_id for n in ("deleted", "killed")}
+    wait(lambda: not leaked & pod_addresses(c).keys(), 30, "the leaked addresses released")
+    after = pod_addresses(c)
+    # Exactly those: the live pod, the ADD whose sandbox still exists (the runtime will
+    # retry it) and every lab pod keep their addresses.
+    assert after == {**before, **{plans[n].container_id: mine[n] for n in ("kept", "retrying")}}
+    log = c.log("n1", 400)
+    assert all(f"released {mine[n]} of pod {plans[n].container_id}" in log
+               for n in ("deleted", "killed"))  # fmt: skip
+    assert "leaked" not in c.log("n2", 400) and "leaked" not in c.log("n3", 400)
 
 
 def test_a_restart_inside_the_grace_changes_nothing(cluster: Cluster) -> None:
