@@ -27,7 +27,7 @@ from ipam import Ipam, IpamError, Node
 from ipam.consistency import repair_orphans
 from ipam.leaks import LeakTracker, netns_alive, reclaim_leaks
 from ipam.lifecycle import Lifecycle, Liveness, Member, Phase, present, reap, reaper
-from ipam.store import Store, StoreError
+from ipam.store import Store, StoreError, StoreIdentityError
 from podbgp import wiring
 from podbgp.config import Config
 
@@ -85,6 +85,8 @@ class Membership:
                 try:
                     await self.hold()
                     break
+                except StoreIdentityError:
+                    raise
                 except (StoreError, IpamError) as exc:
                     log.warning("node %s: holding a lease with the new TTL: %s", self.name, exc)
                     await asyncio.sleep(1.0)
@@ -129,6 +131,8 @@ class Membership:
                 try:
                     if await self.lifecycle.mark_lapsed(name):
                         log.info("node %s: lease lapsed (noted)", name)
+                except StoreIdentityError:
+                    raise
                 except StoreError as exc:
                     log.debug("node %s: noting the lapse: %s", name, exc)
 
@@ -139,6 +143,8 @@ class Membership:
             self.nodes_removed += len(
                 await reap(self.lifecycle, self.ipam, self.name, members, self.timing)
             )
+        except StoreIdentityError:
+            raise
         except (StoreError, IpamError) as exc:
             log.warning("removing lapsed nodes: %s (tried again at the next change)", exc)
 
@@ -150,6 +156,8 @@ class Membership:
                 continue
             try:
                 await self.housekeep_once()
+            except StoreIdentityError:
+                raise  # the daemon reports it once and resumes this when the store is back
             except (StoreError, IpamError) as exc:
                 log.warning("leak check: %s", exc)
 
