@@ -5,7 +5,10 @@
 Builds the network of the cluster lab (`podbgp.lab.cluster`: a core router with three etcd
 members, two racks, one namespace and one `podbgp run` per node, the cluster's settings and
 pool applied with `podbgp apply`), without the ToRs' FRR and ToR peers: only the nodes'
-own sessions. Two topologies:
+own sessions. Unlike the lab, the BGP timers (hold, keepalive, connect retry) and the node
+lease and leak-check timers are the daemon's defaults: they set what an idle node costs.
+``--datastore sqlite`` puts every node on one shared SQLite file instead of etcd. Two
+topologies:
 
 * ``mesh``: no reflector labels, every node peers with every other (`bgp.mesh`).
 * ``rr``: two route reflectors (the first node of each rack, ``route-reflector = "true"``)
@@ -21,8 +24,10 @@ namespace (rtnetlink events, stamped by `ip` as it reads them):
   block's route is in every other node's kernel (``block_from_add_start_ms``: from the ADD
   starting). p50/p99/max over all nodes and rounds: with 50 nodes per round, p99 is nearly
   the max of a round.
-* ``idle``: every daemon's RSS (MB, /proc VmRSS) and CPU (% of one core, utime + stime
-  over ``--idle`` seconds) once the cluster has converged and nothing changes.
+* ``idle``: every daemon's RSS and USS (MB: all resident memory, and the part it shares
+  with no other process, from /proc smaps_rollup; on a real node, one daemon per host,
+  RSS is what it costs) and CPU (% of one core, utime + stime over ``--idle`` seconds)
+  once the cluster has converged and nothing changes.
 * ``cold_start_s``: every daemon stopped (SIGTERM), podbgp's routes (proto 80) flushed from
   every node's kernel, then all N daemons started at once; seconds from the first start
   until every node's kernel has every other node's block.
@@ -56,7 +61,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from podbgp.lab import cluster, lab
-from podbgp.lab.clusterplan import ClusterNode, ClusterPlan, plan_cluster
+from podbgp.lab.clusterplan import (
+    ClusterNode,
+    ClusterPlan,
+    plan_cluster,
+    render_node_identity,
+)
 from podbgp.lab.clusterplan import render_resources as lab_resources
 from podbgp.lab.labplan import BLOCK_SIZE, PodPlan
 from podbgp.lab.netns import IP, cleanup_prefix, have_netns, new_netns
@@ -70,6 +80,9 @@ Target = dict[str, set[str]]  # node -> route prefixes
 # The lab's short BGP timers and its reflector groups are dropped: the daemon's defaults are
 # what an idle node costs.
 LAB_ONLY = ("hold_time =", "keepalive =", "connect_retry =", "route_reflector_group_label =")
+# The lab's short lease and leak-check timers in each node's own file, dropped likewise.
+LAB_NODE_ONLY = ("[ipam]", "node_lease_ttl =", "node_gone_grace =", "node_gone_after =",
+                 "leak_grace =", "leak_check_interval =")  # fmt: skip
 
 
 def say(msg: str) -> None:
@@ -173,14 +186,34 @@ def resources(plan: ClusterPlan, block_rounds: int) -> str:
     return text
 
 
-def build(plan: ClusterPlan, block_rounds: int) -> lab.LabState:
-    """Network, etcd with the datastore, the resources and node files (no FRR on the ToRs)."""
+def node_file(plan: ClusterPlan, node: ClusterNode, sqlite: Path | None) -> str:
+    """The lab's node file with the default lease and leak timers, on `sqlite` if given."""
+    lines = render_node_identity(plan, node).splitlines(keepends=True)
+    text = "".join(line for line in lines if not line.startswith(LAB_NODE_ONLY))
+    if sqlite is None:
+        return text
+    head, _, rest = text.partition("\n")
+    assert head.startswith("datastore = "), head
+    return f'datastore = {{ kind = "sqlite", path = {json.dumps(str(sqlite))} }}\n{rest}'
+
+
+def build(plan: ClusterPlan, block_rounds: int, datastore: str) -> lab.LabState:
+    """Network, the datastore (3 etcd members or one SQLite file), the resources and node
+    files (no FRR on the ToRs)."""
     state = cluster.prepare(plan, say)
     cluster.build_network(plan, state)
-    cluster.start_etcd(plan, state)
-    cluster.apply_resources(plan, resources(plan, block_rounds))
+    sqlite = plan.state_dir / "podbgp.db" if datastore == "sqlite" else None
+    if sqlite is None:
+        cluster.start_etcd(plan, state)
+        url = plan.datastore_url
+    else:
+        url = f"sqlite:{sqlite}"
+        cluster.podbgp_in(plan, "core", "datastore", "init", "--datastore", url)
+    path = plan.state_dir / "resources.toml"
+    path.write_text(resources(plan, block_rounds))
+    cluster.podbgp_in(plan, "core", "apply", "-f", str(path), "--datastore", url)
     for node in plan.nodes:
-        cluster.write_config(plan, node)
+        plan.config_path(node.name).write_text(node_file(plan, node, sqlite))
     return state
 
 
@@ -268,11 +301,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def proc_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, USS): all resident memory, and the part no other process shares (private)."""
+    kb = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        kb[key] = int(value.split()[0])
+    return kb["Rss"] / 1024, (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024
 
 
 def idle(plan: ClusterPlan, procs: dict[str, subprocess.Popen[bytes]], seconds: float,
@@ -285,7 +320,9 @@ def idle(plan: ClusterPlan, procs: dict[str, subprocess.Popen[bytes]], seconds: 
     reflectors = {n.name for n in plan.nodes if n.reflector}
     for name, pid in pids.items():
         kind = "reflector" if name in reflectors else "node"
-        out[f"idle_{kind}_rss_mb"].append(proc_rss_mb(pid))
+        rss, uss = proc_memory_mb(pid)
+        out[f"idle_{kind}_rss_mb"].append(rss)
+        out[f"idle_{kind}_uss_mb"].append(uss)
         out[f"idle_{kind}_cpu_pct"].append(100 * (cpu1[name] - cpu0[name]) / (t1 - t0))
 
 
@@ -341,7 +378,7 @@ def one_round(args: argparse.Namespace, topology: str, rnd: int, out: dict[str, 
     watch = KernelWatch()
     try:
         say(f"round {rnd} {topology}: building {args.nodes} nodes in {prefix}*")
-        state = build(plan, args.blocks)
+        state = build(plan, args.blocks, args.datastore)
         watch.start(plan)
         t0 = time.monotonic()
         procs = start_all(plan, state)
@@ -417,6 +454,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=10, help="nodes per cluster (3..60)")
     ap.add_argument("--topology", choices=("mesh", "rr", "both"), default="both")
     ap.add_argument("--rounds", type=int, default=1, help="clusters per topology")
+    ap.add_argument("--datastore", choices=("etcd", "sqlite"), default="etcd",
+                    help="3 etcd members in the core namespace, or one shared SQLite file")  # fmt: skip
     ap.add_argument("--blocks", type=int, default=2,
                     help=f"new-block rounds per cluster (1..{MAX_BLOCK_ROUNDS})")  # fmt: skip
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of idle measured")
@@ -436,9 +475,11 @@ def main() -> int:
     keys = ("block_ms", "block_from_add_start_ms", "cni_add_ms", "sessions_up_s",
             "cold_daemons_up_s", "cold_start_s", "cold_routes", "block_unconverged",
             "cold_unconverged", "idle_node_rss_mb", "idle_node_cpu_pct",
-            "idle_reflector_rss_mb", "idle_reflector_cpu_pct")  # fmt: skip
+            "idle_reflector_rss_mb", "idle_reflector_cpu_pct", "idle_node_uss_mb",
+            "idle_reflector_uss_mb")  # fmt: skip
     samples: dict[str, dict[str, Any]] = {t: {k: [] for k in keys} for t in topologies}
     result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds, "blocks": args.blocks,
+                              "datastore": args.datastore,
                               "cpus": os.cpu_count(), "load_before": os.getloadavg()}  # fmt: skip
     t0 = time.monotonic()
     try:
