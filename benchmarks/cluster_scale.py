@@ -22,8 +22,11 @@ namespace (rtnetlink events, stamped by `ip` as it reads them):
 * ``block_ms``: for each node in turn (shuffled), its first pod created with the real
   `podbgp-cni` ADD, which claims a new block; milliseconds from the ADD returning until that
   block's route is in every other node's kernel (``block_from_add_start_ms``: from the ADD
-  starting). p50/p99/max over all nodes and rounds: with 50 nodes per round, p99 is nearly
-  the max of a round.
+  starting; ``block_from_owner_ms``: from the owner's daemon putting the block's blackhole
+  route into its own kernel, i.e. once it has seen its new block). p50/p99/max over all
+  nodes and rounds: with 50 nodes per round, p99 is nearly the max of a round. Negative:
+  the route was everywhere before the ADD returned (it spreads while the plugin wires the
+  pod).
 * ``idle``: every daemon's RSS and USS (MB: all resident memory, and the part it shares
   with no other process, from /proc smaps_rollup; on a real node, one daemon per host,
   RSS is what it costs) and CPU (% of one core, utime + stime over ``--idle`` seconds)
@@ -98,11 +101,13 @@ class KernelWatch:
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     added: dict[str, dict[str, float]] = field(default_factory=dict)
     present: dict[str, set[str]] = field(default_factory=dict)
+    blackholes: dict[str, dict[str, float]] = field(default_factory=dict)  # a node's own blocks
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self, plan: ClusterPlan) -> None:
         for node in plan.nodes:
             self.added[node.name], self.present[node.name] = {}, set()
+            self.blackholes[node.name] = {}
             proc = subprocess.Popen([IP, "-n", plan.ns(node.name), "-ts", "-4", "monitor",
                                      "route"], stdout=subprocess.PIPE, text=True,
                                     start_new_session=True)  # fmt: skip
@@ -119,10 +124,14 @@ class KernelWatch:
             words = rest.split()
             deleted = bool(words) and words[0] == "Deleted"
             words = words[1:] if deleted else words
+            when = datetime.datetime.fromisoformat(stamp).timestamp()
+            if len(words) > 1 and words[0] == "blackhole" and not deleted:
+                with self.cond:
+                    self.blackholes[node].setdefault(words[1], when)
+                continue
             if not words or words[0] in {"blackhole", "local", "broadcast", "unreachable"}:
                 continue
             prefix = words[0] if "/" in words[0] else words[0] + "/32"
-            when = datetime.datetime.fromisoformat(stamp).timestamp()
             with self.cond:
                 if deleted:
                     self.present[node].discard(prefix)
@@ -293,6 +302,10 @@ def block_latencies(plan: ClusterPlan, watch: KernelWatch, r: int, timeout: floa
         out["block_ms"].append((seen - t_end) * 1000)
         out["block_from_add_start_ms"].append((seen - t_start) * 1000)
         out["cni_add_ms"].append((t_end - t_start) * 1000)
+        with watch.cond:
+            own = watch.blackholes[node.name].get(block)
+        if own is not None:
+            out["block_from_owner_ms"].append((seen - own) * 1000)
         time.sleep(0.2)
 
 
@@ -472,7 +485,7 @@ def main() -> int:
         print(json.dumps({"error": f"--blocks must be 1..{MAX_BLOCK_ROUNDS}, not {args.blocks}"}))
         return 2
     topologies = list(TOPOLOGIES) if args.topology == "both" else [args.topology]
-    keys = ("block_ms", "block_from_add_start_ms", "cni_add_ms", "sessions_up_s",
+    keys = ("block_ms", "block_from_add_start_ms", "block_from_owner_ms", "cni_add_ms", "sessions_up_s",
             "cold_daemons_up_s", "cold_start_s", "cold_routes", "block_unconverged",
             "cold_unconverged", "idle_node_rss_mb", "idle_node_cpu_pct",
             "idle_reflector_rss_mb", "idle_reflector_cpu_pct", "idle_node_uss_mb",
