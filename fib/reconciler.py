@@ -6,7 +6,10 @@ plan to, what we believe the kernel holds (`installed`: routes of our
 `del_*` only touch desired state and mark keys dirty; `apply()` turns dirty
 keys into one batch of replaces and deletes. Nothing is written for a key
 whose kernel route already matches, so a resync of a correct table costs one
-dump and no writes.
+dump and no writes. Desired and installed routes are `fib.table.RouteTable`s
+keyed by the inputs' own `Prefix` objects (`fib.model.route_key`), their values
+shapes interned in one pool: a route costs a dict entry per table, and a route
+installed as planned shares the planned shape object.
 
 When the kernel and our belief disagree, the kernel wins and the key is
 re-examined: a full resync (dump) runs at start, after any failed netlink
