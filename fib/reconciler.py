@@ -57,7 +57,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fib import plan
 from fib.kernel import (
@@ -652,6 +652,10 @@ class Reconciler:
         """Every op of a batch took effect: installed follows (the shapes written, shared
         with `desired`)."""
         nh, installed, stale = self.nh, self.installed.shapes, self.stale
+        if None not in shapes and installed.keys().isdisjoint(keys):
+            # only new routes (a first install): nothing to compare, one update in C
+            installed.update(zip(keys, cast("list[Shape]", shapes), strict=True))
+            return
         for key, shape in zip(keys, shapes, strict=True):
             if shape is None:  # a delete
                 before = installed.pop(key, None)

@@ -24,6 +24,7 @@ from fib.model import (
     pack_addr,
 )
 from fib.reconciler import FibConfig, Reconciler
+from fib.wire import same_route
 
 NODE = NodeInfo.parse("node-a", "10.0.0.1/24", "eth0", vtep="10.244.0.0")
 HOPS = [pack_addr(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.9.0.2", "fd00::2")]
@@ -121,6 +122,10 @@ def test_bulk_plans_as_the_readable_path(
             slow.apply()
             assert _routes(fast.installed) == _routes(slow.installed)
             assert _kernel(fast) == _kernel(slow)
+            # what the reconciler believes installed is what the kernel holds
+            table = fast.kernel.table(254)  # type: ignore[attr-defined]
+            assert set(fast.installed) == set(table)
+            assert all(same_route(r, table[k]) for k, r in fast.installed.items())
     fast.sweep_stale()
     slow.sweep_stale()
     assert _kernel(fast) == _kernel(slow)
