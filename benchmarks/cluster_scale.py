@@ -7,7 +7,9 @@ members, two racks, one namespace and one `podbgp run` per node, the cluster's s
 pool applied with `podbgp apply`), without the ToRs' FRR and ToR peers: only the nodes'
 own sessions. Unlike the lab, the BGP timers (hold, keepalive, connect retry) and the node
 lease and leak-check timers are the daemon's defaults: they set what an idle node costs.
-``--datastore sqlite`` puts every node on one shared SQLite file instead of etcd. Two
+``--datastore sqlite`` puts every node on one shared SQLite file instead of etcd; ``--md5``
+keeps the lab's TCP MD5 password on the in-cluster sessions (off by default, as in the
+daemon). Two
 topologies:
 
 * ``mesh``: no reflector labels, every node peers with every other (`bgp.mesh`).
@@ -108,9 +110,10 @@ class KernelWatch:
         for node in plan.nodes:
             self.added[node.name], self.present[node.name] = {}, set()
             self.blackholes[node.name] = {}
-            proc = subprocess.Popen([IP, "-n", plan.ns(node.name), "-ts", "-4", "monitor",
-                                     "route"], stdout=subprocess.PIPE, text=True,
-                                    start_new_session=True)  # fmt: skip
+            cmd = [IP, "-n", plan.ns(node.name), "-ts", "-4", "monitor", "route"]
+            # stderr: `ip` complains of other namespaces' peer ids it cannot resolve
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True, start_new_session=True)  # fmt: skip
             self.procs.append(proc)
             threading.Thread(target=self._read, args=(node.name, proc), daemon=True).start()
         time.sleep(0.5)  # each `ip` has its netlink socket bound before anything changes
@@ -180,13 +183,14 @@ def bench_pool(r: int) -> tuple[str, str]:
     return f"bench{r}", f"10.{246 + r // 4}.{(r % 4) * 64}.0/18"
 
 
-def resources(plan: ClusterPlan, block_rounds: int) -> str:
+def resources(plan: ClusterPlan, block_rounds: int, md5: bool) -> str:
     """The lab's resources without ToR peers, without reflector groups (with two
     reflectors, both serve every client) and with the default BGP timers, plus a pool per block round for pods of namespace
     ``bench<r>`` only: the first such pod on a node claims a new block. (The default pool's
     first block is claimed by the daemon itself, for its VXLAN address.)"""
     lines = lab_resources(plan, tor_peers=False).splitlines(keepends=True)
-    text = "".join(line for line in lines if not line.startswith(LAB_ONLY))
+    drop = LAB_ONLY if md5 else (*LAB_ONLY, "mesh_password =")
+    text = "".join(line for line in lines if not line.startswith(drop))
     for r in range(block_rounds):
         namespace, cidr = bench_pool(r)
         text += (f'\n[[pool]]\nname = "{namespace}"\ncidr = "{cidr}"\nblock_size = {BLOCK_SIZE}\n'
@@ -206,12 +210,12 @@ def node_file(plan: ClusterPlan, node: ClusterNode, sqlite: Path | None) -> str:
     return f'datastore = {{ kind = "sqlite", path = {json.dumps(str(sqlite))} }}\n{rest}'
 
 
-def build(plan: ClusterPlan, block_rounds: int, datastore: str) -> lab.LabState:
+def build(plan: ClusterPlan, args: argparse.Namespace) -> lab.LabState:
     """Network, the datastore (3 etcd members or one SQLite file), the resources and node
     files (no FRR on the ToRs)."""
     state = cluster.prepare(plan, say)
     cluster.build_network(plan, state)
-    sqlite = plan.state_dir / "podbgp.db" if datastore == "sqlite" else None
+    sqlite = plan.state_dir / "podbgp.db" if args.datastore == "sqlite" else None
     if sqlite is None:
         cluster.start_etcd(plan, state)
         url = plan.datastore_url
@@ -219,7 +223,7 @@ def build(plan: ClusterPlan, block_rounds: int, datastore: str) -> lab.LabState:
         url = f"sqlite:{sqlite}"
         cluster.podbgp_in(plan, "core", "datastore", "init", "--datastore", url)
     path = plan.state_dir / "resources.toml"
-    path.write_text(resources(plan, block_rounds))
+    path.write_text(resources(plan, args.blocks, args.md5))
     cluster.podbgp_in(plan, "core", "apply", "-f", str(path), "--datastore", url)
     for node in plan.nodes:
         plan.config_path(node.name).write_text(node_file(plan, node, sqlite))
@@ -391,7 +395,7 @@ def one_round(args: argparse.Namespace, topology: str, rnd: int, out: dict[str, 
     watch = KernelWatch()
     try:
         say(f"round {rnd} {topology}: building {args.nodes} nodes in {prefix}*")
-        state = build(plan, args.blocks, args.datastore)
+        state = build(plan, args)
         watch.start(plan)
         t0 = time.monotonic()
         procs = start_all(plan, state)
@@ -469,6 +473,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="clusters per topology")
     ap.add_argument("--datastore", choices=("etcd", "sqlite"), default="etcd",
                     help="3 etcd members in the core namespace, or one shared SQLite file")  # fmt: skip
+    ap.add_argument("--md5", action="store_true",
+                    help="TCP MD5 on every in-cluster session (the lab's bgp.mesh_password)")  # fmt: skip
     ap.add_argument("--blocks", type=int, default=2,
                     help=f"new-block rounds per cluster (1..{MAX_BLOCK_ROUNDS})")  # fmt: skip
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of idle measured")
@@ -492,7 +498,7 @@ def main() -> int:
             "idle_reflector_uss_mb")  # fmt: skip
     samples: dict[str, dict[str, Any]] = {t: {k: [] for k in keys} for t in topologies}
     result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds, "blocks": args.blocks,
-                              "datastore": args.datastore,
+                              "datastore": args.datastore, "md5": args.md5,
                               "cpus": os.cpu_count(), "load_before": os.getloadavg()}  # fmt: skip
     t0 = time.monotonic()
     try:
