@@ -419,6 +419,32 @@ def one_round(args: argparse.Namespace, topology: str, rnd: int, out: dict[str, 
         run(["rm", "-rf", str(base)], check=False)
 
 
+NEIGH_SYSCTL = "/proc/sys/net/ipv4/neigh/default/gc_thresh{}"
+
+
+@contextlib.contextmanager
+def neighbour_room(nodes: int) -> Iterator[None]:
+    """Room in the kernel's ARP table for `nodes` nodes on one host, restored afterwards.
+
+    The IPv4 neighbour table is one for the whole host, every namespace's entries counted
+    against ``gc_thresh3`` (1024 by default); each node holds a permanent entry for every
+    other node's VXLAN address and resolves its rack's nodes, so 50 nodes need several
+    thousand. With the table full, ARP fails and connects time out ("no answer"): a real
+    node has its own kernel, so this is the host's limit, not the cluster's."""
+    want = {1: 16 * nodes * nodes // 10, 2: 32 * nodes * nodes // 10, 3: 64 * nodes * nodes // 10}
+    old = {i: int(Path(NEIGH_SYSCTL.format(i)).read_text()) for i in want}
+    raise_to = {i: max(old[i], want[i]) for i in want}
+    try:
+        for i in (3, 2, 1):
+            if raise_to[i] != old[i]:
+                say(f"gc_thresh{i}: {old[i]} -> {raise_to[i]} while the run lasts")
+                Path(NEIGH_SYSCTL.format(i)).write_text(str(raise_to[i]))
+        yield
+    finally:
+        for i in (1, 2, 3):
+            Path(NEIGH_SYSCTL.format(i)).write_text(str(old[i]))
+
+
 def pct(values: list[float], q: float) -> float:
     """The `q` quantile (0..1), nearest rank."""
     ordered = sorted(values)
@@ -502,7 +528,7 @@ def main() -> int:
                               "cpus": os.cpu_count(), "load_before": os.getloadavg()}  # fmt: skip
     t0 = time.monotonic()
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), neighbour_room(args.nodes):
             for rnd in range(args.rounds):
                 order = topologies if rnd % 2 == 0 else topologies[::-1]
                 for topology in order:
