@@ -66,10 +66,6 @@ graceful_restart = {graceful_restart}
 {peers}
 {ranges}
 {originate}
-[datastore]
-kind = "sqlite"
-path = "{dir}/podbgp.db"
-
 [fib]
 enabled = true
 
