@@ -27,6 +27,7 @@ says what a SIGHUP reload must do.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Iterator
@@ -46,7 +47,9 @@ from podbgp.config.reader import (
     SHUTDOWN_MESSAGE_MAX,
     TCP_MD5SIG_MAXKEYLEN,
     UNIX_PATH_MAX,
+    _cluster_id,
     _Errors,
+    _Invalid,
     _Table,
     show,
 )
@@ -253,6 +256,7 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
     pools = [p.cidr for p in ipam.pools] if ipam is not None else []
     services = _read_services(root.subs("service"), pools)
     root.finish()
+    bgp = _cluster_id_from_label(node, bgp, errors)
     _cross_checks(node, bgp, ipam, errors)
     if (
         node is None
@@ -279,6 +283,25 @@ def _read_config(root: _Table, errors: _Errors) -> Config | None:
         mrt=mrt,
         services=services,
     )
+
+
+def _cluster_id_from_label(
+    node: NodeConfig | None, bgp: BGPConfig | None, errors: _Errors
+) -> BGPConfig | None:
+    """`bgp.route_reflector_cluster_id_label`: a node carrying that label is a reflector
+    with the label's value as cluster ID, unless the file sets the ID itself."""
+    if node is None or bgp is None or not bgp.route_reflector_cluster_id_label:
+        return bgp
+    key = bgp.route_reflector_cluster_id_label
+    value = dict(node.labels).get(key)
+    if value is None or bgp.route_reflector_cluster_id is not None or not bgp.enabled:
+        return bgp
+    try:
+        cid = _cluster_id(value)
+    except _Invalid as exc:
+        errors.add(f"node.labels.{key}", f"{exc} (bgp.route_reflector_cluster_id_label names it)")
+        return None
+    return dataclasses.replace(bgp, route_reflector_cluster_id=cid)
 
 
 def load_ipam_dict(raw: dict[str, Any]) -> IPAMConfig:

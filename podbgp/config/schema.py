@@ -177,6 +177,9 @@ class BGPConfig:
     route_reflector_cluster_id: ipaddress.IPv4Address | None = None
     # A node label whose value is the node's reflector group (a rack); "" = one group.
     route_reflector_group_label: str = ""
+    # The node label whose value makes a node a reflector with that cluster ID (when
+    # `route_reflector_cluster_id` is not set), so reflector node files stay identity only.
+    route_reflector_cluster_id_label: str = ""
     graceful_restart: bool = True
     restart_time: int = 120
     long_lived_stale_time: int = 0

@@ -177,6 +177,12 @@ def _read_bgp(t: _Table, policies: set[str]) -> BGPConfig | None:
         "route_reflector_group_label": t.get(
             "route_reflector_group_label", str, d.route_reflector_group_label, _label_key
         ),
+        "route_reflector_cluster_id_label": t.get(
+            "route_reflector_cluster_id_label",
+            str,
+            d.route_reflector_cluster_id_label,
+            _label_key,
+        ),
         "graceful_restart": t.get("graceful_restart", bool, d.graceful_restart),
         "restart_time": t.get("restart_time", int, d.restart_time, _int_range(0, RESTART_TIME_MAX)),
         "long_lived_stale_time": t.get(

@@ -51,6 +51,7 @@ DEFAULTS = {
         "mesh_password": "",
         "route_reflector_cluster_id": "",
         "route_reflector_group_label": "",
+        "route_reflector_cluster_id_label": "",
         "graceful_restart": True,
         "restart_time": 120,
         "long_lived_stale_time": 0,
@@ -459,3 +460,24 @@ def test_prefix_advertisements() -> None:
     with pytest.raises(ConfigError) as e:
         load_config_text(MINIMAL + '[[bgp.prefix_advertisement]]\ncidr = "10.244.0.0/16"\n')
     assert "bgp.prefix_advertisement[0].communities: give communities" in e.value.errors[0]
+
+
+def test_a_node_label_gives_the_reflector_cluster_id() -> None:
+    labelled = (
+        '[node]\nname = "a1"\nasn = 64512\naddress = "10.0.0.1/24"\n'
+        'labels = { rack = "a", "rr-cluster" = "10.99.1.250" }\n'
+        '[bgp]\nroute_reflector_cluster_id_label = "rr-cluster"\n'
+    )
+    cfg = load_config_text(labelled)
+    assert str(cfg.bgp.route_reflector_cluster_id) == "10.99.1.250" and cfg.bgp.is_route_reflector
+    from podbgp import wiring  # the registry tells the other nodes (podbgp.topology)
+
+    assert wiring.registry_record(cfg).route_reflector_cluster_id == "10.99.1.250"
+    # A node without the label is a client; the file's own ID wins over the label.
+    plain = labelled.replace(', "rr-cluster" = "10.99.1.250"', "")
+    assert load_config_text(plain).bgp.route_reflector_cluster_id is None
+    own = labelled + 'route_reflector_cluster_id = "1.1.1.1"\n'
+    assert str(load_config_text(own).bgp.route_reflector_cluster_id) == "1.1.1.1"
+    with pytest.raises(ConfigError) as e:
+        load_config_text(labelled.replace("10.99.1.250", "rack-a"))
+    assert e.value.errors[0].startswith('node.labels.rr-cluster: "rack-a" is not a cluster ID')
