@@ -442,7 +442,8 @@ def neighbour_room(nodes: int) -> Iterator[None]:
         yield
     finally:
         for i in (1, 2, 3):
-            Path(NEIGH_SYSCTL.format(i)).write_text(str(old[i]))
+            if raise_to[i] != old[i]:  # only what this run raised
+                Path(NEIGH_SYSCTL.format(i)).write_text(str(old[i]))
 
 
 def pct(values: list[float], q: float) -> float:
