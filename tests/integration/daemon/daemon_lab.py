@@ -269,6 +269,19 @@ def wait(check: Callable[[], T], timeout: float, what: str, interval: float = 0.
 
 
 # -- datastore ----------------------------------------------------------------------------
+def store_write(cluster: Cluster, ops: list[Any]) -> None:
+    """Write raw keys to the lab's SQLite store in one transaction (a break made on purpose)."""
+
+    async def go() -> None:
+        store = open_store(f"sqlite:{cluster.plan.datastore}")
+        try:
+            await store.txn([], ops)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
 def remove_node(cluster: Cluster, name: str) -> None:
     """What an operator does when a node leaves: registry record and IPAM state go."""
     config = load_config(str(cluster.plan.config_path(name)))

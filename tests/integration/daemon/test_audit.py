@@ -10,7 +10,6 @@ finding named, on the nodes that can see it.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -22,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_lab import Cluster, blocks, routes, start, stop, wait
+from daemon_lab import Cluster, blocks, routes, start, stop, store_write, wait
 
 from ipam.model import affinity_key, dumps
-from ipam.store import open_store
 from ipam.store.base import Delete, Put
 from podbgp.lab.labplan import POOL, render_node_config
 from podbgp.lab.netns import IP
@@ -54,17 +52,6 @@ def run_audit(c: Cluster, *nodes: str) -> tuple[int, list[dict[str, Any]]]:
 def found(reports: list[dict[str, Any]], node: str) -> set[tuple[str, str]]:
     r = next(r for r in reports if r["node"] == node)
     return {(f["check"], f["subject"]) for f in r["findings"]}
-
-
-def store_write(c: Cluster, ops: list[Any]) -> None:
-    async def go() -> None:
-        store = open_store(f"sqlite:{c.plan.datastore}")
-        try:
-            await store.txn([], ops)
-        finally:
-            await store.close()
-
-    asyncio.run(go())
 
 
 def pending() -> bytes:

@@ -10,7 +10,6 @@ block on import, a node's daemon stopped (its session down), and garbage as the 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_lab import Cluster, blocks, routes, start, stop, wait
+from daemon_lab import Cluster, blocks, routes, start, stop, store_write, wait
 
 from ipam.block import Block
 from ipam.model import affinity_key, block_key, dumps
-from ipam.store import open_store
 from ipam.store.base import Delete, Put
 from podbgp.lab.labplan import TOR_ASN, render_node_config, tor_address
 from podbgp.lab.netns import IP
@@ -134,23 +132,12 @@ def test_kernel_route_deleted_by_hand(cluster: Cluster) -> None:
     assert "someone else" in cli(c, "n1", block).stdout
 
 
-def _store(c: Cluster, ops: list[Any]) -> None:
-    async def go() -> None:
-        store = open_store(f"sqlite:{c.plan.datastore}")
-        try:
-            await store.txn([], ops)
-        finally:
-            await store.close()
-
-    asyncio.run(go())
-
-
 def test_affinity_left_pending(cluster: Cluster) -> None:
     """A claim interrupted between writing the block and confirming the affinity."""
     c = cluster
     block = ipaddress.ip_network("10.244.252.0/26")
     keys = [affinity_key("n2", block), block_key(block)]
-    _store(c, [Put(keys[0], dumps({"state": "pending", "ts": 0.0})),
+    store_write(c, [Put(keys[0], dumps({"state": "pending", "ts": 0.0})),
                Put(keys[1], dumps(Block.new(block, "n2").to_json()))])  # fmt: skip
     try:
         r = explain(c, "n1", "10.244.252.9")
@@ -159,7 +146,7 @@ def test_affinity_left_pending(cluster: Cluster) -> None:
         assert "pending" in r["origin"]["why"] and "n2" in r["origin"]["why"]
         assert any("nobody announces it" in b and "pending" in b for b in r["breaks"])
     finally:
-        _store(c, [Delete(k) for k in keys])
+        store_write(c, [Delete(k) for k in keys])
 
 
 def test_peer_filters_it(cluster: Cluster) -> None:
