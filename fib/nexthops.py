@@ -96,8 +96,8 @@ class NexthopTable:
     by_spec: dict[NexthopSpec, int] = field(default_factory=dict)
     installed: dict[int, NexthopSpec] = field(default_factory=dict)  # owned, in the kernel
     foreign_ids: set[int] = field(default_factory=set)  # ids in our range that others hold
-    bound: dict[RouteKey, int] = field(default_factory=dict)  # route → object it names
-    direct: dict[int, int] = field(default_factory=dict)  # object → routes naming it
+    was: dict[RouteKey, int] = field(default_factory=dict)  # re-planned route → its object
+    direct: dict[int, int] = field(default_factory=dict)  # object → routes bound to it
     refused: dict[NexthopSpec, int] = field(default_factory=dict)  # spec → errno
     dirty: set[int] = field(default_factory=set)  # objects to create or replace
     gc_due: bool = False
@@ -107,47 +107,79 @@ class NexthopTable:
     _hopsets: dict[int, HopSet] = field(default_factory=dict)
 
     # -- binding ---------------------------------------------------------------------------
+    # A route's object is the one its desired shape names (`fib.table`): a route carries
+    # its binding in the shape it shares with every route planned alike, so no table per
+    # route is needed. Re-planning gives a route a fresh shape that names no object;
+    # until `bind` decides whether it keeps its object (the hops are still the object's),
+    # moves it (`_move_singles`, `_move_groups`) or trades it for another, `was` holds the
+    # object it named. `direct` counts the routes bound to each object, those in `was`
+    # included.
+    def bound_to(self, key: RouteKey, shape: Shape | None) -> int | None:
+        """The object route `key` (of desired `shape`) is bound to, if any."""
+        old = self.was.get(key)
+        if old is not None:
+            return old
+        return shape[6] or None if shape is not None else None
+
+    def replanned(self, key: RouteKey, before: Shape | None) -> None:
+        """Route `key`'s desired shape is about to be re-planned or removed: remember the
+        object its shape `before` named until `bind` has seen it."""
+        if before is not None and before[6] and self.enabled:
+            self.was.setdefault(key, before[6])
+
+    def replanned_many(self, keys: Iterable[RouteKey], shapes: Mapping[RouteKey, Shape]) -> None:
+        """`replanned` for each of `keys` with its current shape in `shapes` (if any)."""
+        if not self.enabled:
+            return
+        was = self.was
+        for key in keys:
+            before = shapes.get(key)
+            if before is not None and before[6]:
+                was.setdefault(key, before[6])
+
     def bind(self, keys: Iterable[RouteKey], desired: RouteTable) -> None:
         """Give each route in `keys` its object (or none), rewriting `desired` in place."""
         if not self.enabled:
             return
         movers: list[tuple[RouteKey, int | None, HopSet | None]] = []
-        bound, direct, shapes = self.bound, self.direct, desired.shapes
-        # a route's shape → its object and its shape naming that object, by the shape's
-        # identity: routes planned alike share one interned shape (`fib.table`)
-        memo: dict[int, tuple[Shape, int | None, Shape]] = {}
+        was, shapes, intern = self.was, desired.shapes, desired.pool.intern
+        # by a shape's identity (routes planned alike share one interned shape): the
+        # object a route of that shape gets and its shape naming it (`fresh`), its hop set
+        # (`hopsets`), routes bound by this call (`counts`)
+        fresh: dict[int, tuple[Shape, int | None, Shape]] = {}
+        hopsets: dict[int, tuple[Shape, HopSet | None]] = {}
+        counts: dict[int, int] = {}
         for key in keys:
             shape = shapes.get(key)
-            old = bound.get(key)
-            if old is not None:
-                route = None if shape is None else route_of(key, shape)
-                if route is None:  # withdrawn: nothing to move, only its object to release
-                    self._unbind(key, old)
-                    continue
-                new = route_hops(route)
-                if new is not None and self._hopset(old) == new:
-                    if route is not None and route.nh_id != old:
-                        desired[key] = with_nh(route, old)
-                    continue
-                movers.append((key, old, new))
+            old = was.pop(key, None) if was else None
+            if old is None:
+                if shape is None or shape[6]:
+                    continue  # no route, or bound since its last plan: nothing to do
+                # a route with no object yet: bind it straight away (the common case at
+                # start-up: a look-up by its shape and a dict write)
+                hit = fresh.get(id(shape))
+                if hit is None or hit[0] is not shape:
+                    wanted = route_hops(route_of(key, shape))
+                    nh = self._id_for(wanted) if wanted is not None else None
+                    hit = fresh[id(shape)] = (shape, nh, intern((*shape[:6], nh or 0)))
+                if hit[1] is not None:
+                    shapes[key] = hit[2]
+                    counts[hit[1]] = counts.get(hit[1], 0) + 1
                 continue
-            if shape is None:
+            if shape is None:  # withdrawn: nothing to move, only its object to release
+                self._unbind(old)
                 continue
-            # a route with no object yet: nothing to move, bind it straight away (the
-            # common case at start-up, so no per-route frozenset or list entry)
-            hit = memo.get(id(shape))
-            if hit is not None and hit[0] is shape:
-                nh, named = hit[1], hit[2]
-            else:
-                wanted = route_hops(route_of(key, shape))
-                nh = self._id_for(wanted) if wanted is not None else None
-                named = desired.pool.intern((*shape[:6], nh or 0))
-                memo[id(shape)] = (shape, nh, named)
-            if named is not shape:
-                shapes[key] = named
-            if nh is not None:
-                bound[key] = nh
-                direct[nh] = direct.get(nh, 0) + 1
+            seen = hopsets.get(id(shape))
+            if seen is None or seen[0] is not shape:
+                seen = hopsets[id(shape)] = (shape, route_hops(route_of(key, shape)))
+            new = seen[1]
+            if new is not None and self._hopset(old) == new:
+                shapes[key] = intern((*shape[:6], old))  # re-planned alike: keeps its object
+                continue
+            movers.append((key, old, new))
+        direct = self.direct
+        for nh, count in counts.items():
+            direct[nh] = direct.get(nh, 0) + count
         if movers:
             self._move_singles(movers)
             self._move_groups(movers)
@@ -164,7 +196,7 @@ class NexthopTable:
                 if route is not None and route.nh_id != old:
                     desired[key] = with_nh(route, old)
                 return
-            self._unbind(key, old)
+            self._unbind(old)
         nh = self._id_for(new) if new is not None else None
         if route is None:
             return
@@ -172,12 +204,11 @@ class NexthopTable:
             if route.nh_id:
                 desired[key] = with_nh(route, 0)
             return
-        self.bound[key] = nh
         self.direct[nh] = self.direct.get(nh, 0) + 1
         desired[key] = with_nh(route, nh)
 
-    def _unbind(self, key: RouteKey, old: int) -> None:
-        del self.bound[key]
+    def _unbind(self, old: int) -> None:
+        """One route no longer counts as bound to object `old`."""
         left = self.direct[old] - 1
         if left:
             self.direct[old] = left
@@ -185,21 +216,25 @@ class NexthopTable:
             del self.direct[old]
             self.gc_due = True
 
-    def unbind_all(self, desired: MutableMapping[RouteKey, KernelRoute]) -> list[RouteKey]:
+    def _bound_keys(self, desired: RouteTable) -> dict[RouteKey, int]:
+        """Every bound route and its object (a scan: only when objects fail or go away)."""
+        found = {key: shape[6] for key, shape in desired.shapes.items() if shape[6]}
+        found.update(self.was)
+        return found
+
+    def unbind_all(self, desired: RouteTable) -> list[RouteKey]:
         """Every route back to plain hops (objects turned off); returns the keys changed."""
-        keys = list(self.bound)
+        keys = list(self._bound_keys(desired))
         for key in keys:
             route = desired.get(key)
             if route is not None and route.nh_id:
                 desired[key] = with_nh(route, 0)
-        self.bound.clear()
+        self.was.clear()
         self.direct.clear()
         self.gc_due = True
         return keys
 
-    def disable(
-        self, reason: str, desired: MutableMapping[RouteKey, KernelRoute]
-    ) -> list[RouteKey]:
+    def disable(self, reason: str, desired: RouteTable) -> list[RouteKey]:
         """The kernel has no objects: forget them all, every route back to plain hops;
         returns the keys of the routes that changed."""
         keys = self.unbind_all(desired)
@@ -211,14 +246,13 @@ class NexthopTable:
         self._hopsets.clear()
         return keys
 
-    def release(
-        self, bad: set[int], desired: MutableMapping[RouteKey, KernelRoute]
-    ) -> list[RouteKey]:
+    def release(self, bad: set[int], desired: RouteTable) -> list[RouteKey]:
         """Routes bound to refused objects go back to plain hops; returns their keys."""
-        keys = [k for k, nh in self.bound.items() if nh in bad]
+        keys = [k for k, nh in self._bound_keys(desired).items() if nh in bad]
         for key in keys:
-            self._unbind(key, self.bound[key])
+            nh = self.was.pop(key, None)
             route = desired.get(key)
+            self._unbind(nh if nh is not None else route.nh_id)  # type: ignore[union-attr]
             if route is not None and route.nh_id:
                 desired[key] = with_nh(route, 0)
         return keys

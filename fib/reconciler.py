@@ -306,6 +306,7 @@ class Reconciler:
                 self.unroutable.add(prefix)
             else:
                 self.unroutable.discard(prefix)
+            self.nh.replanned(key, self.desired.shapes.get(key))
             if route is None:
                 self.desired.pop(key, None)
             else:
@@ -367,9 +368,14 @@ class Reconciler:
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
         desired = self.desired.shapes
+        # routes re-planned away from the object they named (none on a first install)
+        self.nh.replanned_many(desired.keys() & new.keys(), desired)
         desired.update(new)
+        was = self.nh.was if self.nh.enabled else None
         for key in gone:
-            desired.pop(key, None)
+            before = desired.pop(key, None)
+            if before is not None and before[6] and was is not None:
+                was.setdefault(key, before[6])
         if self.stale:
             self.stale.difference_update(new)
         if self.failed:

@@ -5,6 +5,7 @@ by prefix), and both leave the same kernel table behind (fib.fake)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from fib.model import (
     Vtep,
     pack_addr,
 )
+from fib.nexthops import route_hops
 from fib.reconciler import FibConfig, Reconciler
 from fib.wire import same_route
 
@@ -104,6 +106,21 @@ def _snapshot(rec: Reconciler) -> dict[str, object]:
     return snap
 
 
+def _bindings_hold(rec: Reconciler, applied: bool) -> None:
+    """A route's object is the one its desired shape names (or, re-planned and not yet
+    bound, the one `was` remembers); `direct` counts exactly those routes, and after a
+    pass every bound route's hops are its object's."""
+    nh, shapes = rec.nh, rec.desired.shapes
+    bound = {k: s[6] for k, s in shapes.items() if s[6] and k not in nh.was}
+    bound.update(nh.was)
+    assert Counter(bound.values()) == Counter(nh.direct)
+    if applied:
+        assert not nh.was
+        for key, shape in shapes.items():
+            if shape[6]:
+                assert route_hops(rec.desired[key]) == nh._hopset(shape[6])
+
+
 @settings(max_examples=200, deadline=None)
 @given(extras, st.lists(st.tuples(batch, st.booleans()), min_size=1, max_size=6))
 def test_bulk_plans_as_the_readable_path(
@@ -117,9 +134,12 @@ def test_bulk_plans_as_the_readable_path(
         # keys that did not change are marked dirty only by the readable path; harmless
         assert fast.dirty <= slow.dirty
         assert _state(fast) == _state(slow)
+        _bindings_hold(fast, False)
         if apply:
             fast.apply()
             slow.apply()
+            _bindings_hold(fast, True)
+            _bindings_hold(slow, True)
             assert _routes(fast.installed) == _routes(slow.installed)
             assert _kernel(fast) == _kernel(slow)
             # what the reconciler believes installed is what the kernel holds
