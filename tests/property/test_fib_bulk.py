@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fib.fake import FakeKernel
+from fib.kernel import DELETE
 from fib.model import (
     RTN_UNICAST,
     Encap,
@@ -121,6 +122,21 @@ def _bindings_hold(rec: Reconciler, applied: bool) -> None:
                 assert route_hops(rec.desired[key]) == nh._hopset(shape[6])
 
 
+def _ops_as_readable(rec: Reconciler) -> None:
+    """`_ops_for` (whole chunks decided by set operations, the common cases inline)
+    writes what `_op_for` says key by key: for the dirty keys, and for the new-only and
+    gone-only chunks that take its fastest paths."""
+    keys = list(rec.dirty)
+    new = [k for k in keys if k not in rec.installed]
+    gone = [k for k in keys if k not in rec.desired]
+    for chunk in (keys, new, gone):
+        ops, op_keys, shapes = rec._ops_for(chunk)
+        want = [(k, op) for k in chunk if (op := rec._op_for(k)) is not None]
+        assert ops == [op for _k, op in want]
+        assert op_keys == [k for k, _op in want]
+        assert shapes == [None if op[0] == DELETE else rec.desired.shapes[k] for k, op in want]
+
+
 @settings(max_examples=200, deadline=None)
 @given(extras, st.lists(st.tuples(batch, st.booleans()), min_size=1, max_size=6))
 def test_bulk_plans_as_the_readable_path(
@@ -135,6 +151,7 @@ def test_bulk_plans_as_the_readable_path(
         assert fast.dirty <= slow.dirty
         assert _state(fast) == _state(slow)
         _bindings_hold(fast, False)
+        _ops_as_readable(fast)
         if apply:
             fast.apply()
             slow.apply()
