@@ -17,6 +17,7 @@ with `etcdctl` through the same prefix.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -169,6 +170,18 @@ class EtcdCluster:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         self.procs[index] = None
+
+    def leader(self) -> int:
+        """The index of the live member that leads (etcd's Maintenance.Status, asked over HTTP)."""
+        for i, endpoint in enumerate(self.endpoints):
+            if self.procs[i] is None:
+                continue
+            req = urllib.request.Request(f"{endpoint}/v3/maintenance/status", data=b"{}")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                st = json.load(r)
+            if st.get("leader") and st["leader"] == st["header"]["member_id"]:
+                return i
+        raise RuntimeError("etcd: no member leads")
 
     def log_tail(self) -> str:
         tails = []

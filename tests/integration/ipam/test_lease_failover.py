@@ -8,9 +8,7 @@ import asyncio
 import ipaddress
 from collections.abc import Iterator
 
-import grpc
 import pytest
-from aetcd import rpc
 
 from ipam import Exhausted, Ipam, IpamConfig, Node, NodeRegistry, Pool
 from ipam.etcdlab import EtcdCluster, have_etcd
@@ -35,16 +33,6 @@ def etcd3() -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-async def leader(cluster: EtcdCluster) -> int:
-    """The index of the member that leads (etcd's Maintenance.Status)."""
-    for i, endpoint in enumerate(cluster.endpoints):
-        async with grpc.aio.insecure_channel(endpoint.removeprefix("http://")) as ch:
-            st = await rpc.MaintenanceStub(ch).Status(rpc.StatusRequest(), timeout=5)
-            if st.leader == st.header.member_id:
-                return i
-    raise AssertionError("no leader")
 
 
 async def scenario(cluster: EtcdCluster) -> None:
@@ -79,7 +67,7 @@ async def scenario(cluster: EtcdCluster) -> None:
     workers = [asyncio.ensure_future(allocator(i)) for i in range(4)]
     while len(got) < 30:
         await asyncio.sleep(0.02)
-    cluster.kill(await leader(cluster))  # mid-run, the leader
+    cluster.kill(cluster.leader())  # mid-run, the leader
     await asyncio.wait_for(asyncio.gather(*workers), 120)
     await asyncio.sleep(2 * TTL)  # renewals keep going across the new leader's term
     try:

@@ -2,7 +2,7 @@
 
 Every test that takes `store` runs on both (tests/unit/ipam/conftest.py). A `twin` is a
 second, independent client of the same store: another process's view (a second SQLite
-connection on the file, a second gRPC client in the same etcd key namespace).
+connection on the file, a second etcd client in the same key namespace).
 """
 
 from __future__ import annotations
