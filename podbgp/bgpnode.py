@@ -33,7 +33,7 @@ from podbgp.bfdnode import BfdPeers
 from podbgp.config import Config, ConfigDiff, Peer, PeerOptions
 from podbgp.config import ListenRange as ListenRangeConfig
 from podbgp.drain import Drainer
-from podbgp.metrics import MetricsSnapshot, PeerMetrics
+from podbgp.metrics_snapshot import MetricsSnapshot, PeerMetrics
 from podbgp.origins import ExtraOrigins
 from podbgp.sink import TimedSink
 from podbgp.topology import MeshPeer, cluster_peers

@@ -75,7 +75,7 @@ from podbgp.drain import TIMEOUT_MAX as DRAIN_TIMEOUT_MAX
 from podbgp.drain import DrainError
 from podbgp.fibfeed import FibFeed
 from podbgp.membership import LIFECYCLE_KEYS, Membership
-from podbgp.metrics import MetricsServer, MetricsSnapshot, PoolMetrics
+from podbgp.metrics_snapshot import MetricsSnapshot, PoolMetrics
 from podbgp.mrt_updates import UpdateDumps
 from podbgp.services import ServiceFeed
 from podbgp.topology import node_ip
@@ -84,6 +84,7 @@ from rib.heap import tune_gc
 
 if TYPE_CHECKING:
     from podbgp.bgpnode import BgpNode
+    from podbgp.metrics import MetricsServer
 
 log = logging.getLogger("podbgp.daemon")
 
@@ -697,6 +698,8 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"control socket {self.config.api.socket}: {exc}") from exc
         if self.config.api.metrics is not None:
+            from podbgp.metrics import MetricsServer  # prometheus_client: only with the endpoint
+
             host, port = self.config.api.metrics
             self.metrics = MetricsServer(f"{host}:{port}", self.metrics_snapshot)
             try:

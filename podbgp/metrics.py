@@ -3,13 +3,14 @@
 Nothing on the hot path updates a metric object: a scrape asks the daemon for a
 `MetricsSnapshot` (plain numbers it keeps anyway for `podbgp show`) and turns it
 into metric families. A scrape therefore costs the daemon nothing between scrapes.
+The snapshot's types live in `podbgp.metrics_snapshot`, so a daemon with the
+endpoint off (``[api] metrics = ""``) never imports prometheus_client (~4.6 MB).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -18,45 +19,12 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 from prometheus_client.registry import Collector
 
 from bgp.fsm import State
+from podbgp.metrics_snapshot import MetricsSnapshot, PeerMetrics, PoolMetrics
+
+__all__ = ["MetricsServer", "MetricsSnapshot", "PeerMetrics", "PoolMetrics"]
 
 SESSION_STATES = tuple(s.rfc_name for s in State)  # RFC 4271 §8.2.2 spelling
 BFD_STATES = ("admindown", "down", "init", "up")  # RFC 5880 §4.1
-
-
-@dataclass
-class PeerMetrics:
-    address: str
-    state: str
-    uptime_seconds: float = 0.0
-    updates_in: int = 0
-    updates_out: int = 0
-    # family ("ipv4"/"ipv6") → (received, accepted, advertised)
-    prefixes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    # `bfd.runner` stats of the peer's BFD session (state, flaps, ...); None: no BFD
-    bfd: dict[str, Any] | None = None
-
-
-@dataclass
-class PoolMetrics:
-    cidr: str
-    blocks: int
-    addresses_used: int
-    addresses_free: int
-
-
-@dataclass
-class MetricsSnapshot:
-    peers: list[PeerMetrics] = field(default_factory=list)
-    fib_desired: int = 0
-    fib_installed: int = 0
-    fib_drift_repairs: int = 0
-    pools: list[PoolMetrics] = field(default_factory=list)
-    decision_runs: int = 0
-    decision_seconds: float = 0.0
-    datastore_ok: bool | None = None  # None: no datastore on this node
-    ipam_leaks_released: int = 0  # pod addresses this node released as leaked (ipam.leaks)
-    nodes_removed: int = 0  # lapsed nodes this node removed as the reaper (ipam.lifecycle)
-    bmp: list[dict[str, Any]] = field(default_factory=list)  # podbgp.bmp.BmpFeed.status()
 
 
 class SnapshotCollector(Collector):
