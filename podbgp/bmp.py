@@ -40,7 +40,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bgp.errors import ErrorCode
@@ -306,6 +305,8 @@ class BmpFeed:
 
 def sys_descr() -> str:
     """The Initiation's default sysDescr: ``podbgp VERSION``."""
+    from importlib.metadata import PackageNotFoundError, version  # heavy: only with BMP
+
     try:
         return f"podbgp {version('podbgp')}"
     except PackageNotFoundError:

@@ -16,8 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from podbgp.api import APIError
 
@@ -78,7 +77,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with a known `command` word, only the module that adds it is imported."""
     parser = _Parser(prog="podbgp", description="BGP route distribution and IPAM for pod networks")
-    parser.add_argument("--version", action="version", version=f"podbgp {package_version()}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
     for name in modules:
@@ -91,10 +90,26 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE
 
 def package_version() -> str:
     """The installed package's version (its metadata, from pyproject.toml)."""
+    # importlib.metadata only when asked: it pulls in email, zipfile, csv... (~2.7 MB RSS
+    # a daemon would otherwise carry for its whole life).
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("podbgp")
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the version only when the option is given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kw: Any) -> None:
+        print(f"podbgp {package_version()}")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,7 +66,6 @@ from podbgp import api, audit, cluster, explain, instance, mrt, services, underl
 from podbgp import node as nodecfg
 from podbgp.anycast import AnnounceAPI, Anycast
 from podbgp.api import APIError, ControlServer
-from podbgp.bmp import BmpFeed, sys_descr
 from podbgp.config import Config, ConfigError
 from podbgp.config.merge import NodeFile, effective_config, read_node_file
 from podbgp.config.schema import ROUTER_ID_FROM_ADDRESS
@@ -84,6 +83,7 @@ from rib.heap import tune_gc
 
 if TYPE_CHECKING:
     from podbgp.bgpnode import BgpNode
+    from podbgp.bmp import BmpFeed
     from podbgp.metrics import MetricsServer
 
 log = logging.getLogger("podbgp.daemon")
@@ -661,6 +661,8 @@ class Daemon:
         """BMP stations and MRT dumps follow the RIB (podbgp.bmp, podbgp.mrt, .mrt_updates)."""
         cfg, bgp, m = self.config, self.bgp, self.config.mrt
         if cfg.bmp.stations:
+            from podbgp.bmp import BmpFeed, sys_descr  # only a node with BMP stations
+
             name = cfg.bmp.sys_name or cfg.node.name
             self.bmp = BmpFeed(bgp.rib, cfg.bmp.stations, name, cfg.bmp.sys_descr or sys_descr())
             bgp.sink.observers.append(self.bmp)

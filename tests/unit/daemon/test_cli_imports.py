@@ -46,3 +46,18 @@ def test_an_unknown_word_still_lists_every_command() -> None:
     )
     assert out.returncode == 2
     assert "invalid choice: 'nope'" in out.stderr and "advise" in out.stderr
+
+
+def test_the_daemon_loads_no_metadata_reader_or_prometheus_by_itself() -> None:
+    """importlib.metadata (~2.7 MB: email, zipfile, csv...) is for --version and BMP's
+    sysDescr, prometheus_client (~4.6 MB) for a node serving [api] metrics."""
+    code = (
+        "import sys\n"
+        "import podbgp.cli, podbgp.cmd_run, podbgp.daemon, podbgp.wiring, podbgp.bgpnode\n"
+        "print(' '.join(m for m in ('importlib.metadata', 'prometheus_client', 'email')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == ""
