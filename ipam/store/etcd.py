@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from ipam.store import etcdwire as wire
 from ipam.store.base import (
@@ -81,15 +81,20 @@ class EtcdStore(Store):
         return "etcd:" + ",".join(f"http://{e}" for e in self.endpoints)
 
     # -- calls and retries -----------------------------------------------------
-    async def _call(self, path: str, body: wire.Json) -> wire.Json:
-        """One RPC, moving to the next endpoint on failures another member may not have."""
+    async def _call(self, path: str, body: wire.Json, streamed: bool = False) -> wire.Json:
+        """One RPC, moving to the next endpoint on failures another member may not have.
+
+        `streamed`: the RPC is a stream (LeaseKeepAlive) whose one answer is
+        wrapped as ``{"result": ...}`` or ``{"error": ...}``.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_budget
         delay = 0.05
         while True:
             index = self._current
             try:
-                return await asyncio.wait_for(self._http.call(index, path, body), self.call_timeout)
+                resp = await asyncio.wait_for(self._http.call(index, path, body), self.call_timeout)
+                return wire.stream_result(resp) if streamed else resp
             except RpcFailed as e:
                 if e.status.lease_gone:
                     raise LeaseExpired(
@@ -152,7 +157,7 @@ class EtcdStore(Store):
     async def keep_alive(self, lease: int) -> int:
         # LeaseKeepAlive is a stream; one request whose body then ends gets
         # one answer, after which etcd ends the response.
-        resp = wire.stream_result(await self._call("/v3/lease/keepalive", {"ID": str(lease)}))
+        resp = await self._call("/v3/lease/keepalive", {"ID": str(lease)}, streamed=True)
         return max(wire.int64(resp, "TTL"), 0)
 
     async def revoke_lease(self, lease: int) -> None:
@@ -166,12 +171,14 @@ class EtcdStore(Store):
         while True:
             index = self._current
             req = wire.watch_create(self._b(prefix), self._b(prefix_end(prefix)), next_rev)
+            stream = self._http.stream(index, "/v3/watch", req, self.call_timeout)
+            batches = self._read_stream(stream)
             try:
-                stream = self._http.stream(index, "/v3/watch", req, self.call_timeout)
-                async for batch in self._read_stream(stream):
-                    failures = 0
-                    next_rev = batch[-1].mod_revision + 1
-                    yield batch
+                async with contextlib.aclosing(stream), contextlib.aclosing(batches):
+                    async for batch in batches:
+                        failures = 0
+                        next_rev = batch[-1].mod_revision + 1
+                        yield batch
             except RpcFailed as e:
                 if not e.status.retryable and e.status.code is not wire.GrpcCode.CANCELLED:
                     raise StoreError(f"etcd watch: {e.status.message}") from None
@@ -183,7 +190,9 @@ class EtcdStore(Store):
                 self._current = (index + 1) % len(self.endpoints)
             await asyncio.sleep(min(0.05 * 2**failures, 1.0))
 
-    async def _read_stream(self, stream: AsyncIterator[wire.Json]) -> AsyncIterator[list[Event]]:
+    async def _read_stream(
+        self, stream: AsyncIterator[wire.Json]
+    ) -> AsyncGenerator[list[Event], None]:
         async for msg in stream:
             update = wire.parse_watch(wire.stream_result(msg))
             if update.compact_revision:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -173,7 +173,7 @@ class EtcdHttp:
 
     async def stream(
         self, index: int, path: str, body: Json, timeout: float
-    ) -> AsyncIterator[Json]:
+    ) -> AsyncGenerator[Json, None]:
         """A streaming RPC on a connection of its own: each JSON object of the answer.
 
         Connecting and the status line are bounded by `timeout`; the objects

@@ -9,6 +9,7 @@ one line naming the endpoints, within the store's time budget.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import uuid
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from ipam.etcdlab import EtcdCluster
-from ipam.store.base import StoreError, StoreUnavailable
+from ipam.store.base import LeaseExpired, StoreError, StoreUnavailable
 from ipam.store.etcd import EtcdStore
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -169,3 +170,49 @@ async def test_watch_on_a_dead_member_resumes_on_a_live_one(etcd_server: EtcdClu
     finally:
         await watcher.close()
         await writer.close()
+
+
+def stream_answer(obj: dict[str, object]) -> Handler:
+    """A server answering every request as etcd answers a stream: chunked JSON lines."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            line = json.dumps(obj).encode() + b"\n"
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
+            await writer.drain()
+
+    return handler
+
+
+async def test_keep_alive_error_inside_the_stream_is_retried_then_unavailable() -> None:
+    no_leader = {"error": {"code": 14, "message": "etcdserver: no leader"}}
+    server, url = await serve(stream_answer(no_leader))
+    async with server:
+        store = EtcdStore([url], call_timeout=0.5, retry_budget=0.3)
+        with pytest.raises(StoreUnavailable, match="UNAVAILABLE: etcdserver: no leader"):
+            await store.keep_alive(7)
+        await store.close()
+
+
+async def test_keep_alive_of_an_unknown_lease_in_the_stream_is_lease_expired() -> None:
+    gone = {"error": {"code": 5, "message": "etcdserver: requested lease not found"}}
+    server, url = await serve(stream_answer(gone))
+    async with server:
+        store = EtcdStore([url], call_timeout=0.5, retry_budget=5)
+        with pytest.raises(LeaseExpired):
+            await store.keep_alive(7)
+        await store.close()
+
+
+async def test_keep_alive_answer_is_the_remaining_ttl() -> None:
+    server, url = await serve(stream_answer({"result": {"ID": "7", "TTL": "12"}}))
+    async with server:
+        store = EtcdStore([url], call_timeout=0.5, retry_budget=1)
+        assert await store.keep_alive(7) == 12
+        assert await store.keep_alive(7) == 12  # again, on the pooled connection
+        await store.close()
