@@ -142,12 +142,15 @@ class PathAttributes:
     cluster_list: tuple[IPv4Address, ...] = ()
     mp_next_hop: tuple[Address, ...] = ()
     unknown: tuple[UnknownAttribute, ...] = ()
-    _cache: dict[Any, Any] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
+    # Memos in slots, not a dict per instance (~250 B less per attribute set, and a
+    # full table holds a few of them per distinct path): the hash and the encoding
+    # for each AS number width. ``replace`` does not copy them (``init=False``).
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _enc2: bytes | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _enc4: bytes | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __hash__(self) -> int:
-        h = self._cache.get("hash")
+        h = self._hash
         if h is None:
             h = hash(
                 (
@@ -167,8 +170,8 @@ class PathAttributes:
                     self.unknown,
                 )
             )
-            self._cache["hash"] = h
-        return int(h)
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def replace(self, **changes: Any) -> PathAttributes:
         """A copy with some fields changed (the encoding cache is not copied)."""
@@ -206,12 +209,12 @@ class PathAttributes:
 
     def encode(self, ctx: CodecContext) -> bytes:
         """The attribute bytes (without MP_REACH/MP_UNREACH), cached per AS width."""
-        key = ("enc", ctx.as4)
-        out = self._cache.get(key)
+        name = "_enc4" if ctx.as4 else "_enc2"
+        out: bytes | None = getattr(self, name)
         if out is None:
             out = _encode_all(self, ctx.as4)
-            self._cache[key] = out
-        return bytes(out)
+            object.__setattr__(self, name, out)
+        return out
 
 
 # --------------------------------------------------------------------- AS_PATH
