@@ -33,8 +33,11 @@ that did not change keep their object and need no write.
 from __future__ import annotations
 
 import errno
+from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import repeat
+from typing import cast
 
 from fib.kernel import DELETE, REPLACE, NexthopFailure, NexthopOp
 from fib.model import (
@@ -141,6 +144,49 @@ class NexthopTable:
         """Give each route in `keys` its object (or none), rewriting `desired` in place."""
         if not self.enabled:
             return
+        keys = keys if isinstance(keys, list) else list(keys)
+        if not self._bind_whole(keys, desired):
+            self.bind_each(keys, desired)
+
+    def _bind_whole(self, keys: list[RouteKey], desired: RouteTable) -> bool:
+        """`bind_each` for a chunk that is all one common case, in C (`map`, `Counter`):
+        every route new with no object yet (a first install), or every route withdrawn
+        (a withdrawal). False, having changed nothing, for any other chunk."""
+        shapes, was = desired.shapes, self.was
+        now = list(map(shapes.get, keys))
+        if None not in now:
+            if was and not was.keys().isdisjoint(keys):
+                return False
+            distinct = dict(zip(map(id, now), cast("list[Shape]", now), strict=True))
+            if any(s[6] for s in distinct.values()):
+                return False  # some are bound already: `bind_each` skips them one by one
+            named: dict[int, Shape] = {}
+            counts: Counter[int] = Counter()
+            uses = Counter(map(id, now))
+            for ident, shape in distinct.items():
+                wanted = route_hops(route_of(keys[0], shape))
+                nh = self._id_for(wanted) if wanted is not None else None
+                named[ident] = desired.pool.intern((*shape[:6], nh or 0))
+                if nh is not None:
+                    counts[nh] += uses[ident]
+            shapes.update(zip(keys, map(named.__getitem__, map(id, now)), strict=True))
+        elif now.count(None) == len(now):  # all withdrawn: release what they were bound to
+            counts = Counter(map(was.pop, keys, repeat(0)))
+            del counts[0]
+            for nh, count in counts.items():
+                self._unbind(nh, count)
+            return True
+        else:
+            return False
+        direct = self.direct
+        for nh, count in counts.items():
+            direct[nh] = direct.get(nh, 0) + count
+        return True
+
+    def bind_each(self, keys: Iterable[RouteKey], desired: RouteTable) -> None:
+        """`bind`, route by route: the readable rules (and the path for mixed chunks)."""
+        if not self.enabled:
+            return
         movers: list[tuple[RouteKey, int | None, HopSet | None]] = []
         was, shapes, intern = self.was, desired.shapes, desired.pool.intern
         # by a shape's identity (routes planned alike share one interned shape): the
@@ -207,9 +253,9 @@ class NexthopTable:
         self.direct[nh] = self.direct.get(nh, 0) + 1
         desired[key] = with_nh(route, nh)
 
-    def _unbind(self, old: int) -> None:
-        """One route no longer counts as bound to object `old`."""
-        left = self.direct[old] - 1
+    def _unbind(self, old: int, routes: int = 1) -> None:
+        """One route (or `routes`) no longer counts as bound to object `old`."""
+        left = self.direct[old] - routes
         if left:
             self.direct[old] = left
         else:

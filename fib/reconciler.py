@@ -57,8 +57,8 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add
+from itertools import compress, repeat
+from operator import add, itemgetter
 from typing import Any, cast
 
 from fib import plan
@@ -223,20 +223,23 @@ class Reconciler:
         should intern `Reach` values: equal ones are planned once either way,
         shared ones are also stored once."""
         remote = self.inputs.remote
-        changed: list[tuple[Prefix, Reach | None]] = []
-        for prefix, reach in changes.items():
-            if reach is not None:
-                if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
-                    remote[prefix] = reach
-                    if self.encapsulated:
-                        self.encapsulated.discard(prefix)
-                else:
-                    self._remember(prefix, reach)
-                changed.append((prefix, reach))
-            elif remote.pop(prefix, None) is not None:
-                self.encapsulated.discard(prefix)
-                changed.append((prefix, None))
-        self._replan_bulk(changed)
+        sets = {p: r for p, r in changes.items() if r is not None}
+        removed: list[Prefix] = []
+        if len(sets) != len(changes):
+            removed = [p for p, r in changes.items() if r is None]
+            removed = list(compress(removed, map(remote.pop, removed, repeat(None))))
+            if self.encapsulated:
+                self.encapsulated.difference_update(removed)
+        # distinct reaches by identity (interned by the caller; no dataclass hash per route)
+        distinct = dict(zip(map(id, sets.values()), sets.values(), strict=True))
+        if any(r.ipip is not Encap.NEVER or r.vxlan is not Encap.NEVER for r in distinct.values()):
+            for prefix, reach in sets.items():
+                self._remember(prefix, reach)
+        else:  # all plain: one update in C
+            remote.update(sets)
+            if self.encapsulated:
+                self.encapsulated.difference_update(sets)
+        self._replan_bulk(sets, removed)
 
     def _remember(self, prefix: Prefix, reach: Reach) -> None:
         self.inputs.remote[prefix] = reach
@@ -292,7 +295,7 @@ class Reconciler:
     def _replan_via(self, node_address: bytes) -> None:
         via = {r for r in set(self.inputs.remote.values()) if node_address in r.next_hops}
         if via:
-            self._replan_bulk([(p, r) for p, r in self.inputs.remote.items() if r in via])
+            self._replan_bulk({p: r for p, r in self.inputs.remote.items() if r in via}, [])
 
     def _replan(self, prefixes: Iterable[Prefix]) -> None:
         cfg = self.config
@@ -317,56 +320,77 @@ class Reconciler:
             self.failed.pop(key, None)
             self.dirty.add(key)
 
-    def _replan_bulk(self, items: list[tuple[Prefix, Reach | None]]) -> None:
-        """`_replan` for a batch of remote prefixes, each with its reach (None: removed):
-        one `plan.plan_shape` per distinct reach and family; prefixes that are also
-        local pods or own blocks, or whose plan fails, go through `_replan`."""
+    def _replan_bulk(self, sets: dict[Prefix, Reach], removed: list[Prefix]) -> None:
+        """`_replan` for a batch of remote prefixes set (with their reach) or removed: one
+        `plan.plan_shape` per distinct reach and family; prefixes that are also local
+        pods or own blocks, or whose plan fails, go through `_replan`."""
         i = self.inputs
         if i.local_pods or i.own_blocks:
-            special = [p for p, _r in items if p in i.local_pods or p in i.own_blocks]
+            special = (i.local_pods.keys() | i.own_blocks) & (sets.keys() | set(removed))
             if special:
                 self._replan(special)
-                items = [(p, r) for p, r in items if p not in special]
-        cfg, node = self.config, i.node
-        # memo by the reach's identity (callers intern them; all stay alive in `remote`):
-        # the interned shape of its route (`fib.table`), None when it has no usable hop
-        shapes4: dict[int, Shape | None] = {}
-        shapes6: dict[int, Shape | None] = {}
-        new: dict[RouteKey, Shape] = {}
-        gone: list[RouteKey] = []
-        unroutable: list[Prefix] = []
-        failed: list[Prefix] = []
-        for prefix, reach in items:
-            addr = prefix[0]
-            if reach is None or node is None:
-                gone.append(prefix)  # its key (`key_of`)
-                if reach is not None:
-                    unroutable.append(prefix)
-                continue
-            shapes = shapes4 if len(addr) == 4 else shapes6
-            shape = shapes.get(id(reach), _UNPLANNED)
-            if shape is _UNPLANNED:
-                try:
-                    planned = plan.plan_shape(
-                        reach, len(addr) == 16, node, i.vteps, cfg.protocol, cfg.table)  # fmt: skip
-                except plan.PlanError:
-                    failed.append(prefix)
-                    continue
-                shape = shapes[id(reach)] = (
-                    None if planned is None else self.pool.intern((*planned, 0))
-                )
-            if shape is None:
-                gone.append(prefix)
-                unroutable.append(prefix)
-            else:
-                new[prefix] = shape  # the prefix is its route's key (`key_of`)
-        self._record_plans(new, gone, items, unroutable)
+                sets = {p: r for p, r in sets.items() if p not in special}
+                removed = [p for p in removed if p not in special]
+        new, unroutable, failed = self._plan_shapes(sets)
+        self._record_plans(new, [*removed, *unroutable], (sets, removed), unroutable)
         if failed:
             self._replan(failed)  # logs each one with its prefix
 
+    def _plan_shapes(
+        self, sets: dict[Prefix, Reach]
+    ) -> tuple[dict[RouteKey, Shape], list[Prefix], list[Prefix]]:
+        """The interned shape of each prefix's route (the prefix is its key, `key_of`),
+        the prefixes with no usable hop and those whose plan failed. A batch of one
+        family whose every reach plans (the RIB's batches) maps in C."""
+        node = self.inputs.node
+        if node is None:
+            return {}, list(sets), []
+        families = set(map(len, map(itemgetter(0), sets)))
+        if len(families) == 1:
+            ipv6 = families.pop() == 16
+            reaches = dict(zip(map(id, sets.values()), sets.values(), strict=True))
+            by_reach = {k: self._plan_one(r, ipv6) for k, r in reaches.items()}
+            if _UNPLANNED not in by_reach.values() and None not in by_reach.values():
+                shape_of = cast("Callable[[int], Shape]", by_reach.__getitem__)
+                return dict(zip(sets, map(shape_of, map(id, sets.values())), strict=True)), [], []
+        return self._plan_each(sets)
+
+    def _plan_one(self, reach: Reach, ipv6: bool) -> Shape | None:
+        """The interned shape planned for `reach` in one family; None when it has no usable
+        hop, `_UNPLANNED` when planning fails."""
+        cfg, i = self.config, self.inputs
+        assert i.node is not None
+        try:
+            planned = plan.plan_shape(reach, ipv6, i.node, i.vteps, cfg.protocol, cfg.table)
+        except plan.PlanError:
+            return cast("Shape | None", _UNPLANNED)
+        return None if planned is None else self.pool.intern((*planned, 0))
+
+    def _plan_each(
+        self, sets: dict[Prefix, Reach]
+    ) -> tuple[dict[RouteKey, Shape], list[Prefix], list[Prefix]]:
+        """`_plan_shapes` prefix by prefix, memoised by the reach's identity and family."""
+        memo: tuple[dict[int, Shape | None], dict[int, Shape | None]] = ({}, {})
+        new: dict[RouteKey, Shape] = {}
+        unroutable: list[Prefix] = []
+        failed: list[Prefix] = []
+        for prefix, reach in sets.items():
+            ipv6 = len(prefix[0]) == 16
+            shapes = memo[ipv6]
+            shape = shapes.get(id(reach), _UNPLANNED)
+            if shape is _UNPLANNED:
+                shape = shapes[id(reach)] = self._plan_one(reach, ipv6)
+            if shape is _UNPLANNED:
+                failed.append(prefix)
+            elif shape is None:
+                unroutable.append(prefix)
+            else:
+                new[prefix] = shape
+        return new, unroutable, failed
+
     def _record_plans(
         self, new: dict[RouteKey, Shape], gone: list[RouteKey],
-        items: list[tuple[Prefix, Reach | None]], unroutable: list[Prefix],
+        changed: tuple[Iterable[Prefix], Iterable[Prefix]], unroutable: list[Prefix],
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
         desired = self.desired.shapes
@@ -384,7 +408,8 @@ class Reconciler:
             for key in (*new, *gone):
                 self.failed.pop(key, None)
         if self.unroutable:
-            self.unroutable.difference_update(p for p, _r in items)
+            for prefixes in changed:
+                self.unroutable.difference_update(prefixes)
         self.unroutable.update(unroutable)
         self.dirty.update(new)
         self.dirty.update(gone)
@@ -616,10 +641,12 @@ class Reconciler:
     def _ops_whole(self, keys: list[RouteKey]) -> Written | None:
         """`_ops_for` for a chunk that is all one common case, decided by set operations
         and built in C (`map`): every key new (a first install: wanted, nothing
-        installed, no foreign or failed key) or every key going (a withdrawal: installed,
-        not wanted, nothing stale to keep, no foreign key). None for any other chunk."""
+        installed, none foreign or failed) or every key going (a withdrawal: installed,
+        not wanted, nothing stale to keep, none foreign or failed). None for any other
+        chunk."""
         desired, installed = self.desired.shapes, self.installed.shapes
-        if self.foreign or self.failed:
+        # the table's foreign routes (connected, kernel, others') are rarely on our keys
+        if not self.foreign.keys().isdisjoint(keys) or not self.failed.keys().isdisjoint(keys):
             return None
         if installed.keys().isdisjoint(keys):
             wants = list(map(desired.get, keys))
@@ -689,6 +716,15 @@ class Reconciler:
         if None not in shapes and installed.keys().isdisjoint(keys):
             # only new routes (a first install): nothing to compare, one update in C
             installed.update(zip(keys, cast("list[Shape]", shapes), strict=True))
+            return
+        if shapes and shapes[0] is None and shapes.count(None) == len(shapes):
+            # only deletes (a withdrawal): pops in C; an object may be unused now
+            befores = list(map(installed.pop, keys, repeat(None)))
+            if any(map(itemgetter(6), filter(None, befores))):
+                nh.gc_due = True
+            if stale:
+                for key in stale.intersection(keys):
+                    self._swept(key)
             return
         for key, shape in zip(keys, shapes, strict=True):
             if shape is None:  # a delete

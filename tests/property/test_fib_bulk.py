@@ -4,6 +4,7 @@ by prefix), and both leave the same kernel table behind (fib.fake)."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 
@@ -58,6 +59,10 @@ def _start(own: set[Prefix], pods: set[Prefix], vtep: bool, left: set[Prefix],
         hop = (Nexthop(pack_addr("10.0.0.3"), "eth0"),) if len(p.addr) == 4 else ()
         kernel.external_replace(KernelRoute(p.addr, p.length, RTN_UNICAST, hop, 0, 80, 254,
                                             0 if len(p.addr) == 4 else 1024))  # fmt: skip
+    # someone else's routes: one on a key of ours (a conflict), one beside ours
+    for p in (PREFIXES[11], Prefix(pack_addr("10.0.0.0"), 24)):
+        kernel.external_replace(KernelRoute(p.addr, p.length, RTN_UNICAST,
+                                            (Nexthop(b"", "eth0"),), 253, 2, 254))  # fmt: skip
     kernel.read_events()
     rec = Reconciler(kernel, FibConfig(nexthops=nexthops), clock=lambda: 0.0)
     rec.set_node(NODE)
@@ -137,6 +142,27 @@ def _ops_as_readable(rec: Reconciler) -> None:
         assert shapes == [None if op[0] == DELETE else rec.desired.shapes[k] for k, op in want]
 
 
+def _bind_as_readable(rec: Reconciler) -> None:
+    """`NexthopTable.bind` (whole chunks in C) binds as `bind_each` does route by route:
+    the dirty keys, and the new-only and gone-only chunks that take its fast paths."""
+    keys = list(rec.dirty)
+    new = [k for k in keys if k in rec.desired and k not in rec.nh.was]
+    gone = [k for k in keys if k not in rec.desired]
+    for chunk in (keys, new, gone):
+        fast_nh, fast_desired = copy.deepcopy((rec.nh, rec.desired))
+        slow_nh, slow_desired = copy.deepcopy((rec.nh, rec.desired))
+        fast_nh.bind(chunk, fast_desired)
+        slow_nh.bind_each(chunk, slow_desired)
+        assert fast_desired.shapes == slow_desired.shapes
+        assert (fast_nh.objects, fast_nh.direct, fast_nh.was, fast_nh.dirty, fast_nh.gc_due) == (
+            slow_nh.objects,
+            slow_nh.direct,
+            slow_nh.was,
+            slow_nh.dirty,
+            slow_nh.gc_due,
+        )
+
+
 @settings(max_examples=200, deadline=None)
 @given(extras, st.lists(st.tuples(batch, st.booleans()), min_size=1, max_size=6))
 def test_bulk_plans_as_the_readable_path(
@@ -152,6 +178,7 @@ def test_bulk_plans_as_the_readable_path(
         assert _state(fast) == _state(slow)
         _bindings_hold(fast, False)
         _ops_as_readable(fast)
+        _bind_as_readable(fast)
         if apply:
             fast.apply()
             slow.apply()
@@ -159,8 +186,9 @@ def test_bulk_plans_as_the_readable_path(
             _bindings_hold(slow, True)
             assert _routes(fast.installed) == _routes(slow.installed)
             assert _kernel(fast) == _kernel(slow)
-            # what the reconciler believes installed is what the kernel holds
+            # what the reconciler believes installed is what the kernel holds of ours
             table = fast.kernel.table(254)  # type: ignore[attr-defined]
+            table = {k: r for k, r in table.items() if r.protocol == 80}
             assert set(fast.installed) == set(table)
             assert all(same_route(r, table[k]) for k, r in fast.installed.items())
     fast.sweep_stale()
