@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
+from operator import add, itemgetter
 
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_from_network
@@ -34,6 +36,9 @@ PLAIN: Modes = (Encap.NEVER, Encap.NEVER)
 _new = tuple.__new__
 _PAD4 = tuple(bytes(4 - n) for n in range(5))  # by the number of address bytes in a key
 _PAD16 = tuple(bytes(16 - n) for n in range(17))
+_AFTER_LENGTH = itemgetter(slice(1, None))  # a key's address bytes
+_FIRST = itemgetter(0)  # a key's prefix length
+_EMPTY = ().__eq__  # no hops: a withdrawal
 
 
 class PoolTable:
@@ -96,19 +101,54 @@ class FibFeed:
         pad = _PAD4 if family is Family.IPV4_UNICAST else _PAD16
         own = self._own_keys_of(family)
         pools = self.pools()  # the running config's (a reload may change the modes)
+        out: dict[Prefix, Reach | None] | None
         if pools:
             out = self._with_pools(pools, pad, own, changes)
         else:  # no pools: every route is plain, interned by its hops alone
-            out = {}
-            plain = self._plain
-            for key, hops in changes.items():
-                prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
-                if not hops or key in own:
-                    out[prefix] = None
-                else:
-                    out[prefix] = plain.get(hops) or self._intern(hops, PLAIN)
+            out = self._plain_whole(pad, own, changes)
+            if out is None:
+                out = self.plain_each(pad, own, changes)
         self.reconciler.update_remote(out)
         self.wake()
+
+    def plain_each(
+        self, pad: tuple[bytes, ...], own: frozenset[bytes],
+        changes: Mapping[bytes, tuple[bytes, ...]],
+    ) -> dict[Prefix, Reach | None]:  # fmt: skip
+        """Without pools, key by key: the readable rules `_plain_whole` follows."""
+        out: dict[Prefix, Reach | None] = {}
+        plain = self._plain
+        for key, hops in changes.items():
+            prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
+            if not hops or key in own:
+                out[prefix] = None
+            else:
+                out[prefix] = plain.get(hops) or self._intern(hops, PLAIN)
+        return out
+
+    def _plain_whole(
+        self, pad: tuple[bytes, ...], own: frozenset[bytes],
+        changes: Mapping[bytes, tuple[bytes, ...]],
+    ) -> dict[Prefix, Reach | None] | None:  # fmt: skip
+        """`plain_each` for a batch that is all announcements of none of this node's
+        blocks, or all withdrawals, built in C (`map`); None for any other batch."""
+        keys, hops = changes.keys(), changes.values()
+        # a key is its length, then the address bytes it covers: pad those to 4 or 16
+        by_key_length = (b"", *pad)  # the padding by the key's own length
+        addrs = map(add, map(_AFTER_LENGTH, keys), map(by_key_length.__getitem__, map(len, keys)))
+        prefixes = map(_new, repeat(Prefix), zip(addrs, map(_FIRST, keys), strict=True))
+        if () not in hops:
+            if not own.isdisjoint(keys):
+                return None
+            for new in set(hops) - self._plain.keys():  # hops not seen before
+                self._intern(new, PLAIN)
+            reaches = list(map(self._plain.get, hops))
+            if None in reaches:  # the tables started afresh meanwhile (`_intern`)
+                return None
+            return dict(zip(prefixes, reaches, strict=True))
+        if hops and all(map(_EMPTY, hops)):
+            return dict.fromkeys(prefixes)
+        return None
 
     def pools_changed(self) -> int:
         """The pools changed (a reload, the cluster's resources): re-plan the remote routes
