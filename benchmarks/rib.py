@@ -18,6 +18,11 @@ is (peak RSS - RSS after loading the feed) / prefixes. As
 (``rib.heap``); ``--no-pin-heap`` shows the figure without it. It also tunes the
 garbage collector as ``podbgp run`` does (``rib.heap.tune_gc``);
 ``--default-gc`` keeps Python's defaults.
+
+``--memory-sites N`` traces the announce phase with ``tracemalloc`` and adds
+the N allocation sites holding the most memory after it (bytes per route and
+blocks, ``memory_sites``): what a route costs, by where it was allocated.
+Tracing slows the run several times over; its times are not comparable.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import os
 import sys
 import time
+import tracemalloc
 from ipaddress import IPv4Address
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +97,21 @@ def count_nlri(blobs: list[bytes]) -> tuple[int, int]:
     return ann, wd
 
 
+def memory_sites(top: int, n: int) -> list[dict[str, object]]:
+    """The ``top`` allocation sites holding the most traced memory, per route; stops tracing."""
+    stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+    tracemalloc.stop()
+    here = os.path.dirname(HERE) + os.sep
+    return [
+        {
+            "site": f"{s.traceback[0].filename.replace(here, '')}:{s.traceback[0].lineno}",
+            "bytes_per_route": round(s.size / n, 2),
+            "blocks": s.count,
+        }
+        for s in stats
+    ]
+
+
 def run(
     n: int,
     monitors: int,
@@ -99,6 +120,7 @@ def run(
     verify: bool,
     pin: bool = True,
     default_gc: bool = False,
+    sites: int = 0,
 ) -> dict[str, object]:
     pinned = pin_mmap_threshold() if pin else False
     sys.path.insert(0, BENCH)
@@ -168,8 +190,11 @@ def run(
         cpu.append(time.process_time() - c0)
         return time.perf_counter() - t0
 
+    if sites:
+        tracemalloc.start()
     t_ann = phase(ann)
     peak_ann = rss_kib("VmHWM")
+    held = memory_sites(sites, n) if sites else []
     table = len(rib.loc[V4])
     ann_counts = count_nlri(seen) if verify else (0, 0)
     seen.clear()
@@ -194,6 +219,8 @@ def run(
         "mmap_threshold_pinned": pinned,
         "python": sys.version.split()[0],
     }
+    if sites:
+        out["memory_sites"] = held
     if verify:
         out["monitor0_announced"] = ann_counts[0]
         out["monitor0_withdrawn"] = wd_counts[1]
@@ -217,9 +244,23 @@ def main() -> None:
     ap.add_argument(
         "--default-gc", action="store_true", help="keep Python's garbage collector thresholds"
     )
+    ap.add_argument(
+        "--memory-sites",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace the announce phase and list the N sites holding the most memory",
+    )
     a = ap.parse_args()
     out = run(
-        a.prefixes, a.monitors, a.batch, a.pull_bytes, a.verify, not a.no_pin_heap, a.default_gc
+        a.prefixes,
+        a.monitors,
+        a.batch,
+        a.pull_bytes,
+        a.verify,
+        not a.no_pin_heap,
+        a.default_gc,
+        a.memory_sites,
     )
     print(json.dumps(out))
 
