@@ -11,6 +11,9 @@ One throwaway etcd member on 127.0.0.1 (`ipam.etcdlab`), one client process:
 * ``watch_events_per_s`` / ``watch_cpu_us``: N keys written in transactions of 100, then
   one `watch` from the revision before them reads all N events (replayed from etcd's
   history, so the rate is the client's and the server's decoding, not the writes').
+* ``*_server_cpu_us``: etcd's CPU (user + system of the member) per call or event over
+  the same span; with the JSON gateway etcd decodes JSON and relays each call to its own
+  gRPC server, so this shows what the client's protocol costs the server.
 * ``rss_mb``: this process's VmRSS at the end (the interpreter, the store and its
   connections).
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,21 +44,28 @@ def rss_mb() -> float:
     return 0.0
 
 
-async def timed(n: int, fn: object) -> tuple[float, float]:
-    """(calls per second, client CPU µs per call) of awaiting `fn()` n times."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def server_cpu(pid: int) -> float:
+    """Seconds of CPU (utime + stime) process `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def timed(n: int, fn: object, pid: int) -> tuple[float, float, float]:
+    """(calls per second, client and server CPU µs per call) of awaiting `fn()` n times."""
+    wall, cpu, srv = time.perf_counter(), time.process_time(), server_cpu(pid)
     for _ in range(n):
         await fn()  # type: ignore[operator]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / wall, cpu / n * 1e6
+    return n / wall, cpu / n * 1e6, (server_cpu(pid) - srv) / n * 1e6
 
 
-async def run(url: str, n: int) -> dict[str, float]:
+async def run(url: str, n: int, pid: int) -> dict[str, float]:
     store = EtcdStore(url.removeprefix("etcd:").split(","))
     out: dict[str, float] = {}
     try:
         await store.create("/bench/k", b"0")
-        out["get_per_s"], out["get_cpu_us"] = await timed(n, lambda: store.get("/bench/k"))
+        get = await timed(n, lambda: store.get("/bench/k"), pid)
+        out["get_per_s"], out["get_cpu_us"], out["get_server_cpu_us"] = get
         rev = (await store.get("/bench/k")).mod_revision  # type: ignore[union-attr]
 
         async def cas() -> None:
@@ -62,18 +73,19 @@ async def run(url: str, n: int) -> dict[str, float]:
             assert await store.put_cas("/bench/k", b"x" * 64, rev)
             rev = (await store.get("/bench/k")).mod_revision  # type: ignore[union-attr]
 
-        out["cas_per_s"], out["cas_cpu_us"] = await timed(n, cas)
+        out["cas_per_s"], out["cas_cpu_us"], out["cas_server_cpu_us"] = await timed(n, cas, pid)
         _, start = await store.list_prefix("/bench/w/")
         for i in range(0, n, 100):
             ops = [Put(f"/bench/w/{j:06d}", b"v" * 64) for j in range(i, min(i + 100, n))]
             await store.txn([], ops)
-        wall, cpu, seen = time.perf_counter(), time.process_time(), 0
+        wall, cpu, srv, seen = time.perf_counter(), time.process_time(), server_cpu(pid), 0
         async for batch in store.watch("/bench/w/", start + 1):
             seen += len(batch)
             if seen >= n:
                 break
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         out["watch_events_per_s"], out["watch_cpu_us"] = n / wall, cpu / n * 1e6
+        out["watch_server_cpu_us"] = (server_cpu(pid) - srv) / n * 1e6
         out["rss_mb"] = rss_mb()
     finally:
         await store.close()
@@ -85,7 +97,9 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=2000)
     args = ap.parse_args()
     with EtcdCluster.start(1) as etcd:
-        out = asyncio.run(run(etcd.url, args.ops))
+        proc = etcd.procs[0]
+        assert proc is not None
+        out = asyncio.run(run(etcd.url, args.ops, proc.pid))
     print(json.dumps({"ops": args.ops, **out}))
 
 
