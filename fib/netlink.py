@@ -1,4 +1,4 @@
-"""The real kernel: raw rtnetlink for routes and links, pyroute2 for devices, neighbours, FDB.
+"""The real kernel: raw rtnetlink for routes, links, devices, neighbours and the FDB.
 
 Routes go through a raw NETLINK_ROUTE socket with messages built by
 `fib.wire`: thousands of RTM_NEWROUTE/RTM_DELROUTE messages per `sendmsg`,
@@ -37,11 +37,13 @@ and by the kernel itself (port id 0), still arrive.
 Namespaces: given `netns`, the raw sockets are opened with `fib.netns.in_netns`,
 from a short-lived thread that first joins the namespace with setns(2) (a
 thread's namespace is its own, and a socket stays in the namespace it was
-created in; the thread then exits, so no other code ever runs in the namespace). pyroute2 is opened
-with `IPRoute(netns=NAME, flags=0)`, which forks a helper to open its socket
-there; `flags=0` stops it from silently creating a misspelt namespace
-(DESIGN.md, pyroute2 pitfalls). pyroute2 is opened lazily: a node without
-tunnels never forks it.
+created in; the thread then exits, so no other code ever runs in the namespace).
+
+Devices (the VXLAN and IP-in-IP tunnels), their addresses, neighbour and FDB
+entries and the underlay's route look-ups are a handful of requests, each
+answered, over a third socket (`Requests`, opened on first use; messages by
+`fib.rtnl`). pyroute2 did this before; its import alone was a fifth of an idle
+node's memory (docs/benchmarks.md, goal 3), so the daemon no longer loads it.
 
 Underlay detection (`podbgp.underlay`) reads addresses, asks for route
 look-ups and follows address changes through `link_addresses`,
@@ -50,7 +52,7 @@ thread of their own.
 
 Size (over ~600 lines, one concern): this is the one module that talks to
 the kernel — raw rtnetlink sockets, the echo filter, dumps, the batched
-writer, pyroute2 for devices and the underlay reads — so everything that needs root, a
+writer, the device requests and the underlay reads — so everything that needs root, a
 namespace or a real kernel is here and everything else in ``fib`` is
 testable without one. Message encoding and decoding is ``fib.wire``.
 """
@@ -63,10 +65,9 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from fib import wire
+from fib import rtnl, wire
 from fib.kernel import (
     Event,
     KernelError,
@@ -88,6 +89,7 @@ from fib.model import (
     Neighbour,
     NexthopObject,
     VxlanSpec,
+    family_of,
     pack_addr,
     unpack_addr,
 )
@@ -210,86 +212,137 @@ def skip_own(data: bytes, own_port: int) -> bytes | list[tuple[int, int, int, in
     return kept if mine else data
 
 
-def _link(ipr: Any, name: str) -> Any | None:
-    found = ipr.link_lookup(ifname=name)
-    return next(iter(ipr.get_links(found[0]))) if found else None
+class Requests:
+    """One request at a time on a NETLINK_ROUTE socket of its own, each one answered: the
+    occasional device, address, neighbour, FDB and route look-up calls (`fib.rtnl`), never
+    on the route writer's socket. A refusal raises `OSError` with the kernel's errno."""
+
+    TIMEOUT = 10.0  # the kernel answers at once; a stuck socket must not hang the caller
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(self.TIMEOUT)
+        self._seq = 0
+
+    def ask(self, build: Callable[[int], bytes]) -> list[tuple[bytes, int, int, int]]:
+        """Send `build(seq)`; its replies (datagram, type, start, end) up to the ACK
+        (a request with NLM_F_ACK) or NLMSG_DONE (a dump), retried if a dump was torn."""
+        for _attempt in range(5):
+            try:
+                return self._exchange(build)
+            except InterruptedError:
+                continue
+        raise KernelError("dump kept being interrupted")
+
+    def _exchange(self, build: Callable[[int], bytes]) -> list[tuple[bytes, int, int, int]]:
+        self._seq = (self._seq % 0x7FFFFFFF) + 1
+        seq = self._seq
+        self.sock.send(build(seq))
+        out: list[tuple[bytes, int, int, int]] = []
+        while True:
+            data = self.sock.recv(RECV_SIZE)
+            for msg_type, flags, mseq, start, end in wire.iter_messages(data):
+                if mseq != seq:
+                    continue
+                if msg_type in (wire.NLMSG_DONE, wire.NLMSG_ERROR):
+                    # Both carry an int: a dump's error, or the request's (0: the ACK).
+                    err = -wire.ERRMSG.unpack_from(data, start)[0] if end - start >= 4 else 0
+                    if err:
+                        raise OSError(err, os.strerror(err))
+                    return out
+                if flags & wire.NLM_F_DUMP_INTR:
+                    raise InterruptedError("dump interrupted by a concurrent change")
+                out.append((data, msg_type, start, end))
+
+    def close(self) -> None:
+        self.sock.close()
 
 
-def _vxlan_matches(link: Any, spec: VxlanSpec, underlay: int) -> bool:
+def _get_link(req: Requests, name: str) -> rtnl.Link | None:
+    try:
+        replies = req.ask(lambda seq: rtnl.encode_link_get(name, seq))
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+    for data, msg_type, start, end in replies:
+        if msg_type == rtnl.RTM_NEWLINK:
+            return rtnl.decode_link(data, start, end)
+    return None
+
+
+def _links(req: Requests) -> list[rtnl.Link]:
+    replies = req.ask(rtnl.encode_link_dump)
+    return [rtnl.decode_link(d, s, e) for d, t, s, e in replies if t == rtnl.RTM_NEWLINK]
+
+
+def _addresses(req: Requests) -> list[rtnl.Address]:
+    found = (rtnl.decode_addr(d, s, e) for d, t, s, e in req.ask(rtnl.encode_addr_dump)
+             if t == RTM_NEWADDR)  # fmt: skip
+    return [a for a in found if a is not None]
+
+
+def _vxlan_matches(link: rtnl.Link, spec: VxlanSpec, underlay: int) -> bool:
     """Do the attributes that can only be set at creation match the spec?"""
-    info = link.get_attr("IFLA_LINKINFO")
-    if info is None or info.get_attr("IFLA_INFO_KIND") != "vxlan":
-        return False
-    data = info.get_attr("IFLA_INFO_DATA")
-    local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
-    return bool(
-        data.get("IFLA_VXLAN_ID") == spec.vni
-        and data.get("IFLA_VXLAN_PORT") == spec.port
-        and data.get("IFLA_VXLAN_LEARNING") == 0
-        and data.get("IFLA_VXLAN_LINK") == underlay
-        and local == unpack_addr(spec.local)
-    )
+    info = rtnl.vxlan_info(link)
+    return info is not None and info == rtnl.VxlanInfo(spec.vni, spec.port, 0, underlay, spec.local)
 
 
-def ensure_vxlan(ipr: Any, spec: VxlanSpec, underlay: int) -> bool:
+def ensure_vxlan(req: Requests, spec: VxlanSpec, underlay: int) -> bool:
     """Create `vxlan.podbgp` or correct it (RFC 7348: VNI, UDP port; learning off)."""
     changed = False
-    link = _link(ipr, spec.name)
+    link = _get_link(req, spec.name)
     if link is not None and not _vxlan_matches(link, spec, underlay):
-        ipr.link("del", index=link["index"])  # VNI, port, local, learning: fixed at creation
+        index = link.index  # VNI, port, local, learning: fixed at creation
+        req.ask(lambda seq: rtnl.encode_link_del(index, seq))
         link = None
     if link is None:
-        local = {
-            "vxlan_local6" if len(spec.local) == 16 else "vxlan_local": unpack_addr(spec.local)
-        }
-        ipr.link("add", ifname=spec.name, kind="vxlan", vxlan_id=spec.vni, vxlan_port=spec.port,
-                 vxlan_link=underlay, vxlan_learning=0, address=spec.mac, mtu=spec.mtu, **local)  # fmt: skip
-        link = _link(ipr, spec.name)
+        create = rtnl.VxlanCreate(spec.name, spec.vni, spec.port, spec.local, underlay,
+                                  spec.mac, spec.mtu)  # fmt: skip
+        req.ask(lambda seq: rtnl.encode_vxlan_add(create, seq))
+        link = _get_link(req, spec.name)
         changed = True
-    return _ensure_link_state(ipr, link, spec.mtu, spec.address, spec.mac) or changed
+    if link is None:
+        raise KernelError(f"{spec.name} is gone right after it was created")
+    return _ensure_link_state(req, link, spec.mtu, spec.address, spec.mac) or changed
 
 
-def ensure_ipip(ipr: Any, spec: IpipSpec) -> bool:
+def ensure_ipip(req: Requests, spec: IpipSpec) -> bool:
     """`tunl0`: the ipip module's fallback device (RFC 2003); Unsupported if there is no ipip."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    link = _link(ipr, spec.name)
+    link = _get_link(req, spec.name)
     changed = False
     if link is None:
         try:
-            ipr.link("add", ifname=spec.name, kind="ipip")
-        except NetlinkError as exc:
-            if exc.code in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
+            req.ask(lambda seq: rtnl.encode_kind_add(spec.name, "ipip", seq))
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
                 raise Unsupported(
                     f"kernel has no IP-in-IP (creating {spec.name} failed: {exc}; "
                     "CONFIG_NET_IPIP unset or ipip module missing)"
                 ) from exc
             raise
-        link = _link(ipr, spec.name)
+        link = _get_link(req, spec.name)
         changed = True
-    return _ensure_link_state(ipr, link, spec.mtu, spec.address, None) or changed
+    if link is None:
+        raise KernelError(f"{spec.name} is gone right after it was created")
+    return _ensure_link_state(req, link, spec.mtu, spec.address, None) or changed
 
 
-def _ensure_link_state(ipr: Any, link: Any, mtu: int, address: bytes, mac: str | None) -> bool:
+def _ensure_link_state(
+    req: Requests, link: rtnl.Link, mtu: int, address: bytes, mac: str | None
+) -> bool:
     """MTU, MAC, up, and the device's own address as a host route (/32 or /128)."""
-    index = link["index"]
-    changes: dict[str, Any] = {}
-    if link.get("IFLA_MTU") != mtu:
-        changes["mtu"] = mtu
-    if mac is not None and link.get("IFLA_ADDRESS") != mac:
-        changes["address"] = mac
-    if not link["flags"] & 1:  # IFF_UP
-        changes["state"] = "up"
-    if changes:
-        ipr.link("set", index=index, **changes)
+    new_mtu = mtu if link.mtu != mtu else None
+    new_mac = mac if mac is not None and link.mac != mac.lower() else None
+    changed = new_mtu is not None or new_mac is not None or not link.up
+    if changed:
+        req.ask(lambda seq: rtnl.encode_link_set(link.index, seq, new_mtu, new_mac, not link.up))
     if not address:
-        return bool(changes)
-    text, plen = unpack_addr(address), 8 * len(address)
-    have = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
-    if text not in have:
-        ipr.addr("add", index=index, address=text, prefixlen=plen)
+        return changed
+    if address not in {a.address for a in _addresses(req) if a.index == link.index}:
+        req.ask(lambda seq: rtnl.encode_addr_add(link.index, address, seq))
         return True
-    return bool(changes)
+    return changed
 
 
 class DumpFailed(KernelError):
@@ -495,8 +548,7 @@ class NetlinkKernel:
             self.echo_filtered = attach_echo_filter(self.events, self.own_port)
         self.links = LinkTable()
         self.refresh_links()
-        self._ipr: Any = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._requests: Requests | None = None
 
     # -- links -----------------------------------------------------------------------------
     def refresh_links(self) -> None:
@@ -542,89 +594,75 @@ class NetlinkKernel:
             self.refresh_links()
         return failures
 
-    # -- devices, neighbours, FDB (pyroute2) -------------------------------------------------
-    # pyroute2's synchronous IPRoute drives an asyncio loop of its own and refuses to
-    # run on a thread whose loop is already running (the daemon's). Every pyroute2 call
-    # therefore runs on one dedicated thread, which also owns the IPRoute object.
-    def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyroute2")
-        return self._pool.submit(fn, *args, **kwargs).result()
-
+    # -- devices, neighbours, FDB (`fib.rtnl` over a request socket of their own) -----------
     @property
-    def ipr(self) -> Any:
-        if self._ipr is None:
+    def requests(self) -> Requests:
+        if self._requests is None:
+            self._requests = Requests(in_netns(self.netns, open_route_socket))
+        return self._requests
 
-            def open_ipr() -> Any:
-                from pyroute2 import IPRoute
-
-                return IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
-
-            self._ipr = self._call(open_ipr)
-        return self._ipr
+    def _ask(self, what: str, build: Callable[[int], bytes]) -> list[tuple[bytes, int, int, int]]:
+        try:
+            return self.requests.ask(build)
+        except OSError as exc:
+            raise KernelError(f"{what}: {exc.strerror or exc}") from exc
 
     def ensure_vxlan(self, spec: VxlanSpec) -> bool:
-        changed = self._call(ensure_vxlan, self.ipr, spec, self._index(spec.underlay))
+        try:
+            changed = ensure_vxlan(self.requests, spec, self._index(spec.underlay))
+        except OSError as exc:
+            raise KernelError(f"{spec.name}: {exc.strerror or exc}") from exc
         self.refresh_links()
         return changed
 
     def ensure_ipip(self, spec: IpipSpec) -> bool:
-        changed = self._call(ensure_ipip, self.ipr, spec)
+        try:
+            changed = ensure_ipip(self.requests, spec)
+        except OSError as exc:
+            raise KernelError(f"{spec.name}: {exc.strerror or exc}") from exc
         self.refresh_links()
         return changed
+
+    def _neigh_dump(self, family: int, dev: str) -> Iterator[rtnl.NeighEntry]:
+        """`dev`'s permanent entries of `family` (AF_UNSPEC: ARP and NDP; AF_BRIDGE: FDB)."""
+        index = self.links.index[dev]  # filtered here: strict dumps refuse ndm_ifindex
+        for data, msg_type, start, end in self._ask(
+            f"neighbour dump of {dev}", lambda seq: rtnl.encode_neigh_dump(family, seq)
+        ):
+            entry = rtnl.decode_neigh(data, start, end) if msg_type == rtnl.RTM_NEWNEIGH else None
+            if entry and entry.ifindex == index and entry.state & NUD_PERMANENT:
+                yield entry
 
     def dump_neighbours(self, dev: str) -> set[Neighbour]:
         if dev not in self.links.index:
             return set()
-        out = set()
-        ipr, index = self.ipr, self.links.index[dev]
-        for msg in self._call(lambda: list(ipr.neigh("dump", ifindex=index))):
-            dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
-            if dst and mac and msg["state"] & NUD_PERMANENT:
-                out.add(Neighbour(dev, pack_addr(dst), mac))
-        return out
+        return {Neighbour(dev, e.dst, e.lladdr) for e in self._neigh_dump(socket.AF_UNSPEC, dev)}
 
     def write_neighbours(self, add: Sequence[Neighbour], remove: Sequence[Neighbour]) -> None:
         for n in remove:
-            self._pyroute2(
-                self.ipr.neigh, "del", dst=unpack_addr(n.address), ifindex=self._index(n.dev)
-            )
+            self._neigh(rtnl.RTM_DELNEIGH, family_of(n.address), n.dev, n.address, None)
         for n in add:
-            self._pyroute2(self.ipr.neigh, "replace", dst=unpack_addr(n.address), lladdr=n.mac,
-                           ifindex=self._index(n.dev), state=NUD_PERMANENT)  # fmt: skip
+            self._neigh(rtnl.RTM_NEWNEIGH, family_of(n.address), n.dev, n.address, n.mac)
 
     def dump_fdb(self, dev: str) -> set[FdbEntry]:
         if dev not in self.links.index:
             return set()
-        out = set()
-        ipr, index = self.ipr, self.links.index[dev]
-        for msg in self._call(lambda: list(ipr.fdb("dump", ifindex=index))):
-            dst, mac = msg.get("NDA_DST"), msg.get("NDA_LLADDR")
-            if (
-                dst
-                and mac
-                and msg["state"] & NUD_PERMANENT
-                and msg["ifindex"] == self.links.index[dev]
-            ):
-                out.add(FdbEntry(dev, mac, pack_addr(dst)))
-        return out
+        return {FdbEntry(dev, e.lladdr, e.dst) for e in self._neigh_dump(AF_BRIDGE, dev)}
 
     def write_fdb(self, add: Sequence[FdbEntry], remove: Sequence[FdbEntry]) -> None:
         for e in remove:
-            self._pyroute2(self.ipr.fdb, "del", family=AF_BRIDGE, flags=NTF_SELF, lladdr=e.mac,
-                           dst=unpack_addr(e.dst), ifindex=self._index(e.dev))  # fmt: skip
+            self._neigh(rtnl.RTM_DELNEIGH, AF_BRIDGE, e.dev, e.dst, e.mac, NTF_SELF)
         for e in add:
-            self._pyroute2(self.ipr.fdb, "replace", family=AF_BRIDGE, flags=NTF_SELF, lladdr=e.mac,
-                           dst=unpack_addr(e.dst), ifindex=self._index(e.dev),
-                           state=NUD_PERMANENT)  # fmt: skip
+            self._neigh(rtnl.RTM_NEWNEIGH, AF_BRIDGE, e.dev, e.dst, e.mac, NTF_SELF)
 
-    def _pyroute2(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        try:
-            self._call(fn, *args, **kwargs)
-        except NetlinkError as exc:
-            raise KernelError(f"{fn.__name__} {args[0]}: {exc}") from exc
+    def _neigh(
+        self, msg_type: int, family: int, dev: str, dst: bytes, mac: str | None, ntf: int = 0
+    ) -> None:
+        index = self._index(dev)
+        verb = "replace" if msg_type == rtnl.RTM_NEWNEIGH else "del"
+        what = "fdb" if family == AF_BRIDGE else "neigh"
+        self._ask(f"{what} {verb} {unpack_addr(dst)} on {dev}",
+                  lambda seq: rtnl.encode_neigh(msg_type, family, index, dst, mac, seq, ntf))  # fmt: skip
 
     # -- events ----------------------------------------------------------------------------
     def event_fd(self) -> int | None:
@@ -672,36 +710,31 @@ class NetlinkKernel:
         self.routes.sock.close()
         if self.events is not None:
             self.events.close()
-        if self._ipr is not None:
-            self._call(self._ipr.close)
-            self._ipr = None
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
 
 
 # -- the underlay: addresses, route look-ups and their changes (`podbgp.underlay`) ----------
-# pyroute2's IPRoute runs its own event loop: call these off the daemon's loop thread.
+# Each call opens a request socket in the calling thread's namespace and closes it.
 
 
 def link_addresses() -> list[LinkAddress]:
     """Every address of every link in this namespace, links in index order."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        links = {int(m["index"]): m for m in ipr.get_links()}
-        addrs = list(ipr.get_addr())
+    req = Requests(open_route_socket())
+    try:
+        links = {link.index: link for link in _links(req)}
+        addrs = _addresses(req)
+    finally:
+        req.close()
     out: list[LinkAddress] = []
-    for m in addrs:
-        link = links.get(int(m["index"]))
-        local = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
-        if link is None or local is None:
+    for a in addrs:
+        link = links.get(a.index)
+        if link is None:
             continue
-        flags = int(m.get_attr("IFA_FLAGS") or m["flags"])
         out.append(LinkAddress(
-            int(m["index"]), str(link.get_attr("IFLA_IFNAME")), bool(link["flags"] & IFF_UP),
-            int(link.get_attr("IFLA_MTU") or 0), f"{local}/{m['prefixlen']}", int(m["scope"]),
-            bool(flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)),
+            a.index, link.name, link.up, link.mtu or 0, f"{unpack_addr(a.local)}/{a.prefixlen}",
+            a.scope, bool(a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)),
         ))  # fmt: skip
     out.sort(key=lambda a: a.ifindex)  # stable: each link's addresses keep the kernel's order
     return out
@@ -710,19 +743,24 @@ def link_addresses() -> list[LinkAddress]:
 def route_source(destination: str) -> tuple[str, str] | None:
     """(source address, outgoing interface) the kernel's route look-up picks for
     `destination` (RTM_GETROUTE: no packet is sent); None if it is unreachable."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    with IPRoute() as ipr:
+    req = Requests(open_route_socket())
+    try:
         try:
-            answer = list(ipr.route("get", dst=destination))
-        except NetlinkError:
+            answer = req.ask(lambda seq: rtnl.encode_route_get(pack_addr(destination), seq))
+        except OSError:
             return None  # ENETUNREACH, EHOSTUNREACH...
-        for m in answer:
-            src, oif = m.get_attr("RTA_PREFSRC"), m.get_attr("RTA_OIF")
-            if src and oif:
-                link = list(ipr.get_links(int(oif)))
-                return str(src), str(link[0].get_attr("IFLA_IFNAME")) if link else ""
+        for data, msg_type, start, end in answer:
+            found = (
+                rtnl.decode_route_source(data, start, end)
+                if msg_type == rtnl.RTM_NEWROUTE
+                else None
+            )
+            if found is not None:
+                src, oif = found
+                name = next((link.name for link in _links(req) if link.index == oif), "")
+                return unpack_addr(src), name
+    finally:
+        req.close()
     return None
 
 

@@ -2,7 +2,7 @@
 gateway's TCP 179, the ipip/vxlan device probe, the node registry, the cloud from DMI.
 
 Each is thin and read-only; `podbgp.cmd_advise.decide` turns what they find into advice.
-The routing table and addresses are read with iproute2's JSON output (pyroute2 belongs to
+The routing table and addresses are read with iproute2's JSON output (rtnetlink belongs to
 ``fib.netlink``), for IPv4 and IPv6 alike.
 """
 
@@ -88,7 +88,7 @@ def _global_addresses(
 
 def kernel_facts(version: int = 4) -> tuple[IPIface | None, IPAddr | None]:
     """This node's underlay address (with its subnet) and default gateway of one IP version,
-    from the kernel (read with iproute2's JSON output: pyroute2 belongs to ``fib.netlink``)."""
+    from the kernel (read with iproute2's JSON output: rtnetlink belongs to ``fib.netlink``)."""
     routes = json.loads(run([IP, "-j", f"-{version}", "route", "show", "table", "main"]) or "[]")
     links = json.loads(run([IP, "-j", f"-{version}", "addr", "show"]) or "[]")
     gateway, dev = _default_route(routes)

@@ -7,7 +7,7 @@ itself into a new, private network namespace (``unshare(CLONE_NEWNET)``) and ref
 if its namespace is still the parent's; the namespace and the devices in it disappear with
 the child, so nothing is left behind and no namespace name can clash. Creating a device may
 load the kernel module, as any first use would. The child creates them with iproute2's
-``ip`` (pyroute2 belongs to ``fib.netlink``).
+``ip`` (rtnetlink belongs to ``fib.netlink``).
 """
 
 from __future__ import annotations

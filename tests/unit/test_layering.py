@@ -46,8 +46,8 @@ def test_imports_only_point_down() -> None:
     assert not wrong, wrong
 
 
-def test_pyroute2_only_in_fib_netlink_and_the_cni_plugin() -> None:
-    allowed = {"fib/netlink.py", "podbgp/cni_net.py", "podbgp/cni.py"}
+def test_pyroute2_only_in_the_cni_plugin() -> None:
+    allowed = {"podbgp/cni_net.py", "podbgp/cni.py"}
     users = {
         str(path.relative_to(ROOT))
         for part in PARTS
