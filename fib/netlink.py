@@ -64,6 +64,7 @@ import errno
 import os
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -223,15 +224,17 @@ class Requests:
         self.sock = sock
         self.sock.settimeout(self.TIMEOUT)
         self._seq = 0
+        self._lock = threading.Lock()  # one exchange at a time, whichever thread asks
 
     def ask(self, build: Callable[[int], bytes]) -> list[tuple[bytes, int, int, int]]:
         """Send `build(seq)`; its replies (datagram, type, start, end) up to the ACK
         (a request with NLM_F_ACK) or NLMSG_DONE (a dump), retried if a dump was torn."""
-        for _attempt in range(5):
-            try:
-                return self._exchange(build)
-            except InterruptedError:
-                continue
+        with self._lock:
+            for _attempt in range(5):
+                try:
+                    return self._exchange(build)
+                except InterruptedError:
+                    continue
         raise KernelError("dump kept being interrupted")
 
     def _exchange(self, build: Callable[[int], bytes]) -> list[tuple[bytes, int, int, int]]:
