@@ -24,9 +24,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 from ipam.store.base import Compare, Delete, EventKind, Op, Put, StoreError
@@ -145,6 +145,18 @@ class BodyEnd:
 ResponseEvent = Head | BodyData | BodyEnd
 
 
+class Part(Enum):
+    """Where in a response the parser is (RFC 9112 sections 2.1 and 7.1)."""
+
+    HEAD = "status line and headers"
+    BODY = "body"
+    CHUNK_SIZE = "chunk size"
+    CHUNK_DATA = "chunk data"
+    CHUNK_END = "CRLF after a chunk"
+    TRAILER = "trailer"
+    DONE = "end"
+
+
 class ResponseParser:
     """One HTTP/1.1 response, fed in pieces (RFC 9112 sections 4, 6 and 7.1).
 
@@ -158,11 +170,19 @@ class ResponseParser:
         self._head: Head | None = None
         self._left: int | None = None  # bytes left in the body or current chunk
         self._chunked = False
-        self._state = "head"  # head, body, size, data, crlf, trailer, done
+        self._state = Part.HEAD
+        self._steps: dict[Part, Callable[[list[ResponseEvent]], bool]] = {
+            Part.HEAD: self._read_head,
+            Part.BODY: self._read_body,
+            Part.CHUNK_SIZE: self._read_size,
+            Part.CHUNK_DATA: self._read_body,
+            Part.CHUNK_END: self._read_crlf,
+            Part.TRAILER: self._read_trailer,
+        }
 
     @property
     def done(self) -> bool:
-        return self._state == "done"
+        return self._state is Part.DONE
 
     def feed(self, data: bytes) -> list[ResponseEvent]:
         self._buf += data
@@ -173,25 +193,18 @@ class ResponseParser:
 
     def feed_eof(self) -> list[ResponseEvent]:
         """The server closed the connection: the end of a close-delimited body, else an error."""
-        if self._state == "body" and self._left is None:
-            self._state = "done"
+        if self._state is Part.BODY and self._left is None:
+            self._state = Part.DONE
             return [BodyEnd(reusable=False)]
-        if self._state == "done":
+        if self._state is Part.DONE:
             return []
         raise WireError(f"connection closed mid-response ({self._where()})")
 
     def _where(self) -> str:
-        return "before the headers" if self._head is None else f"in the body, {self._state}"
+        return "before the headers" if self._head is None else f"in the {self._state.value}"
 
     def _step(self, out: list[ResponseEvent]) -> bool:
-        step = {
-            "head": self._read_head,
-            "body": self._read_body,
-            "size": self._read_size,
-            "data": self._read_body,
-            "crlf": self._read_crlf,
-            "trailer": self._read_trailer,
-        }.get(self._state)
+        step = self._steps.get(self._state)
         return step(out) if step else False
 
     def _line(self, limit: int) -> bytes | None:
@@ -221,12 +234,12 @@ class ResponseParser:
         if te:
             if te.rsplit(",", 1)[-1].strip() != "chunked":
                 raise WireError(f"unsupported Transfer-Encoding {te!r}")
-            self._chunked, self._state = True, "size"
+            self._chunked, self._state = True, Part.CHUNK_SIZE
         elif "content-length" in head.headers:
             self._left = parse_length(head.headers["content-length"])
-            self._state = "body"
+            self._state = Part.BODY
         else:
-            self._state = "body"  # until the connection closes
+            self._state = Part.BODY  # until the connection closes
         return True
 
     def _read_body(self, out: list[ResponseEvent]) -> bool:
@@ -244,9 +257,9 @@ class ResponseParser:
 
     def _finish_piece(self, out: list[ResponseEvent]) -> None:
         if self._chunked:
-            self._state = "crlf"
+            self._state = Part.CHUNK_END
         else:
-            self._state = "done"
+            self._state = Part.DONE
             assert self._head is not None
             out.append(BodyEnd(reusable=self._head.keep_alive))
 
@@ -262,9 +275,9 @@ class ResponseParser:
         if size < 0 or size > MAX_BODY:
             raise WireError(f"chunk size {size} out of range")
         if size == 0:
-            self._state = "trailer"
+            self._state = Part.TRAILER
         else:
-            self._left, self._state = size, "data"
+            self._left, self._state = size, Part.CHUNK_DATA
         return True
 
     def _read_crlf(self, out: list[ResponseEvent]) -> bool:
@@ -273,7 +286,7 @@ class ResponseParser:
         if self._buf[:2] != b"\r\n":
             raise WireError("chunk not followed by CRLF")
         del self._buf[:2]
-        self._state = "size"
+        self._state = Part.CHUNK_SIZE
         return True
 
     def _read_trailer(self, out: list[ResponseEvent]) -> bool:
@@ -281,7 +294,7 @@ class ResponseParser:
         if line is None:
             return False
         if line == b"":
-            self._state = "done"
+            self._state = Part.DONE
             assert self._head is not None
             out.append(BodyEnd(reusable=self._head.keep_alive))
         return True
