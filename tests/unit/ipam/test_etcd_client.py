@@ -13,7 +13,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
 
@@ -166,13 +166,13 @@ async def test_watch_on_a_dead_member_resumes_on_a_live_one(etcd_server: EtcdClu
         await writer.create("/w/a", b"")
         keys = first()
         assert await asyncio.wait_for(anext(keys), 20) == "/w/a"
-        await keys.aclose()
+        await keys.aclose()  # type: ignore[attr-defined]
     finally:
         await watcher.close()
         await writer.close()
 
 
-def stream_answer(obj: dict[str, object]) -> Handler:
+def stream_answer(obj: Mapping[str, object]) -> Handler:
     """A server answering every request as etcd answers a stream: chunked JSON lines."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -215,4 +215,31 @@ async def test_keep_alive_answer_is_the_remaining_ttl() -> None:
         store = EtcdStore([url], call_timeout=0.5, retry_budget=1)
         assert await store.keep_alive(7) == 12
         assert await store.keep_alive(7) == 12  # again, on the pooled connection
+        await store.close()
+
+
+async def test_closing_a_watch_closes_its_connection() -> None:
+    closed = asyncio.Event()
+
+    async def one_event(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for msg in (
+            {"result": {"created": True}},
+            {"result": {"events": [{"kv": {"key": "L2EvYg==", "mod_revision": "3"}}]}},
+        ):
+            line = json.dumps(msg).encode() + b"\n"
+            writer.write(b"%x\r\n%s\r\n" % (len(line), line))
+        await writer.drain()
+        await reader.read()  # until the client closes
+        closed.set()
+
+    server, url = await serve(one_event)
+    async with server:
+        store = EtcdStore([url], call_timeout=1)
+        events = store.watch("/a/", 1)
+        batch = await asyncio.wait_for(anext(events), 5)
+        assert [(e.key, e.mod_revision) for e in batch] == [("/a/b", 3)]
+        await events.aclose()  # type: ignore[attr-defined]
+        await asyncio.wait_for(closed.wait(), 5)
         await store.close()
