@@ -513,7 +513,8 @@ def http_status(status: int, body: bytes) -> RpcStatus:
     # Not etcd's gateway answering (a proxy, another server): say what it said.
     text = body[:80].decode("utf-8", "replace").strip().splitlines()
     code = GrpcCode.UNAVAILABLE if status in (502, 503, 504) else GrpcCode.UNKNOWN
-    return RpcStatus(code, f"HTTP {status} {text[0] if text else ''}".strip())
+    said = f" ({text[0][:40]})" if text else ""
+    return RpcStatus(code, f"HTTP {status} from a server that is not etcd's gateway{said}")
 
 
 def watch_create(key: bytes, range_end: bytes, start_revision: int) -> Json:
