@@ -65,6 +65,7 @@ class FakeKernel:
     route_writes: int = 0  # route ops received through write_routes
     write_calls: int = 0
     dumps: int = 0
+    tunnel_dumps: int = 0  # neighbour and FDB dumps
     fail_next_write: KernelError | None = None
     refuse: dict[RouteKey, int] = field(default_factory=dict)  # key → errno for writes to it
     nexthops_supported: bool = True
@@ -235,6 +236,7 @@ class FakeKernel:
         return True
 
     def dump_neighbours(self, dev: str) -> set[Neighbour]:
+        self.tunnel_dumps += 1
         return {n for n in self.neighbours if n.dev == dev}
 
     def write_neighbours(self, add: Sequence[Neighbour], remove: Sequence[Neighbour]) -> None:
@@ -242,6 +244,7 @@ class FakeKernel:
         self.neighbours.update(add)
 
     def dump_fdb(self, dev: str) -> set[FdbEntry]:
+        self.tunnel_dumps += 1
         return {e for e in self.fdb if e.dev == dev}
 
     def write_fdb(self, add: Sequence[FdbEntry], remove: Sequence[FdbEntry]) -> None:

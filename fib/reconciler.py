@@ -245,9 +245,20 @@ class Reconciler:
         self.inputs.remote[prefix] = reach
         if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
             self.encapsulated.discard(prefix)
-        elif prefix not in self.encapsulated:
+        else:
             self.encapsulated.add(prefix)
-            self.tunnels.dirty = True
+            if self._device_missing_for(reach):
+                self.tunnels.dirty = True
+
+    def _device_missing_for(self, reach: Reach) -> bool:
+        """Whether an encapsulated route needs a tunnel device not made yet. Only that
+        calls for a tunnel sync: the VXLAN neighbour and FDB entries follow the VTEPs
+        alone (`set_vtep`/`del_vtep` mark them), so a new block of a known node — the
+        common event in a cluster — must not cost a neighbour and FDB dump."""
+        tunnels = self.tunnels
+        if reach.vxlan is not Encap.NEVER and not tunnels.vxlan_ok:
+            return True
+        return reach.ipip is not Encap.NEVER and not (tunnels.ipip_ok or tunnels.ipip_unsupported)
 
     def del_route(self, prefix: Prefix) -> None:
         if self.inputs.remote.pop(prefix, None) is not None:

@@ -15,6 +15,7 @@ from fib.model import (
     Nexthop,
     NodeInfo,
     Prefix,
+    Reach,
     RemoteRoute,
     Vtep,
     pack_addr,
@@ -255,6 +256,38 @@ def test_snapshot_is_plain_data() -> None:
     }]  # fmt: skip
     assert snap["nexthops"]["rows"] == [f"id {NH_ID_BASE} via 10.0.0.2 dev eth0 proto 80"]
     assert set(snap["counters"]) >= {"resyncs", "drift_repaired", "drift_events", "route_writes"}
+
+
+def test_a_new_block_of_a_known_vtep_does_not_dump_neighbours_or_fdb() -> None:
+    # the cluster's common event: another block of a node whose VTEP is known
+    rec, kernel = make()
+    c_vtep = Vtep(C, pack_addr("10.244.9.0"), vtep_mac("node-c"))
+    rec.set_vtep(c_vtep)
+    rec.set_route(RemoteRoute(block(1), (C,), vxlan=Encap.CROSS_SUBNET))
+    rec.apply()
+    dumps = kernel.tunnel_dumps
+    assert dumps > 0 and rec.tunnels.vxlan_ok
+    rec.update_remote({block(i): Reach((C,), vxlan=Encap.CROSS_SUBNET) for i in range(2, 6)})
+    rec.set_route(RemoteRoute(block(6), (C,), vxlan=Encap.ALWAYS))
+    rec.apply()
+    assert kernel.tunnel_dumps == dumps
+    assert all(str(block(i)) in table(kernel) for i in range(1, 7))
+    # a new VTEP still syncs the entries
+    d_vtep = Vtep(B, pack_addr("10.244.8.0"), vtep_mac("node-d"))
+    rec.set_vtep(d_vtep)
+    rec.apply()
+    assert kernel.tunnel_dumps > dumps
+    assert FdbEntry("vxlan.podbgp", d_vtep.mac, B) in kernel.fdb
+
+
+def test_a_route_needing_another_tunnel_device_makes_it() -> None:
+    rec, kernel = make()
+    rec.set_route(RemoteRoute(block(1), (C,), vxlan=Encap.ALWAYS))
+    rec.apply()
+    assert "vxlan.podbgp" in kernel.devices and "tunl0" not in kernel.devices
+    rec.set_route(RemoteRoute(block(1), (C,), ipip=Encap.ALWAYS))  # the same prefix
+    rec.apply()
+    assert "tunl0" in kernel.devices
 
 
 def test_a_dual_stack_vtep_stands_for_both_next_hops_until_deleted() -> None:
