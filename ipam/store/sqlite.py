@@ -97,48 +97,18 @@ from ipam.store.base import (
     prefix_end,
 )
 from ipam.store.feed import ChangeFeed
+from ipam.store.sqlite_schema import (
+    BOOT_ID,
+    EXPIRED_KEYS,
+    GLANCE,
+    LEASE_SCHEMA,
+    LEASE_TABLES,
+    SCHEMA,
+    TABLES,
+    lease_clock,
+)
 
 T = TypeVar("T")
-
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL,"
-    " create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 0),"
-    " rev INTEGER NOT NULL, compacted INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO meta (id, rev, compacted) VALUES (0, 0, 0)",
-    "CREATE TABLE IF NOT EXISTS events (rev INTEGER NOT NULL, key TEXT NOT NULL,"
-    " value BLOB, PRIMARY KEY (rev, key)) WITHOUT ROWID",
-)
-LEASE_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL,"
-    " expires REAL NOT NULL, boot TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS lease_keys (key TEXT PRIMARY KEY, lease INTEGER NOT NULL)"
-    " WITHOUT ROWID",
-)
-TABLES = frozenset({"kv", "meta", "events"})
-LEASE_TABLES = frozenset({"leases", "lease_keys"})
-# Keys of leases that have run out, as of (now, boot ID).
-_EXPIRED = (
-    "SELECT k.key FROM lease_keys k JOIN leases l ON l.id = k.lease"
-    " WHERE l.expires <= ? OR l.boot != ?"
-)
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-BOOT_ID = _boot_id()
-
-
-def lease_clock() -> float:
-    """Seconds since boot, counting suspend; the same in every process on the host."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
-
 
 INIT_HINT = "run `podbgp datastore init` to create it, or check the path"
 
@@ -162,11 +132,12 @@ class SqliteStore(Store):
         self.safety_interval = safety_interval  # and with it, in case an event was missed
         self.keep_events = keep_events
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite")
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None  # the store's thread's
+        self._peek: sqlite3.Connection | None = None  # the event loop's, read-only
         names = {self.path, os.path.realpath(self.path)}
         self._feed = ChangeFeed(
             [*names, *(n + "-wal" for n in names)],
-            lambda: self._run(self._changes),
+            self._look,
             (StoreError, sqlite3.Error),
             poll_interval,
             safety_interval,
@@ -307,7 +278,7 @@ class SqliteStore(Store):
         """Keys whose lease has run out but which no writer has deleted yet."""
         if not self._leases:
             return set()
-        return {r[0] for r in db.execute(_EXPIRED, (self.clock(), BOOT_ID))}
+        return {r[0] for r in db.execute(EXPIRED_KEYS, (self.clock(), BOOT_ID))}
 
     def _get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
         db = self._db()
@@ -484,7 +455,7 @@ class SqliteStore(Store):
         db = self._db()
         if self.mode is OpenMode.READ_ONLY or not self._leases:
             return False
-        if not db.execute(_EXPIRED + " LIMIT 1", (self.clock(), BOOT_ID)).fetchone():
+        if not db.execute(EXPIRED_KEYS + " LIMIT 1", (self.clock(), BOOT_ID)).fetchone():
             return False
         return self._write(lambda db, rev: (True, (new := self._expire(db, rev)), new > rev))
 
@@ -549,11 +520,44 @@ class SqliteStore(Store):
         ).fetchone()
         return rev, None if due is None else max(due - self.clock(), 0.0)
 
+    async def _look(self) -> tuple[int, float | None]:
+        """The change feed's look: a glance on the loop if it need not wait or write."""
+        seen = self._glance()
+        return seen if seen is not None else await self._run(self._changes)
+
+    def _glance(self) -> tuple[int, float | None] | None:
+        """What `_changes` returns, read on the event loop's own read-only connection that
+        never waits (busy_timeout 0); None when it would wait, or a lease has run out
+        (deleting its keys is a write, for the store's thread). Another node's lease
+        renewal wakes every watching process: on this path it costs ~50 us of CPU, through
+        the thread ~1 ms (measured: the hand-off, not SQLite, is the cost)."""
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        if self._conn is None:
+            return None  # not opened yet: the thread opens it (and learns the schema)
+        self.check_file()
+        try:
+            if self._peek is None:
+                uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro"
+                self._peek = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
+            if self.mode is OpenMode.READ_ONLY or not self._leases:
+                return int(self._peek.execute("SELECT rev FROM meta").fetchone()[0]), None
+            rev, due, stale = self._peek.execute(GLANCE, (BOOT_ID,)).fetchone()
+        except sqlite3.Error:
+            return None  # busy, or not there: the thread's path waits, or raises the error
+        left = None if due is None else due - self.clock()
+        if stale or (left is not None and left <= 0):
+            return None
+        return int(rev), left
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._feed.stop()
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
         conn = self._conn
 
         def _close() -> None:

@@ -220,3 +220,47 @@ def test_file_watch_reports_its_files_and_names_only(tmp_path: Path) -> None:
 def test_file_watch_on_a_missing_directory_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         FileWatch([str(tmp_path / "no" / "such.db")])
+
+
+def _renew_from_another_process(path: Path, times: int) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from ipam.store.sqlite import SqliteStore\n"
+        "async def main():\n"
+        "    s = SqliteStore(sys.argv[1])\n"
+        "    lease = await s.grant_lease(60)\n"
+        "    for _ in range(int(sys.argv[2])):\n"
+        "        await s.keep_alive(lease)\n"
+        "        await asyncio.sleep(0.2)\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), str(times)], check=True, timeout=60)
+
+
+async def test_another_process_lease_renewal_wakes_no_watcher_and_no_thread(db: Path) -> None:
+    """Every node renews its lease every few seconds; on a shared file each renewal is a
+    commit every other node's store sees. It moves no revision: the monitor's glance on
+    the loop says so, the store's thread runs nothing and no watcher wakes."""
+    s = _store(db)
+    statements: list[str] = []
+    try:
+        _, rev = await s.list_prefix("/w/")
+        it = s.watch("/w/", rev + 1).__aiter__()
+        pending = asyncio.ensure_future(anext(it))
+        await asyncio.sleep(0.5)
+        conn = s._conn
+        assert conn is not None
+        await asyncio.get_running_loop().run_in_executor(
+            s._thread, conn.set_trace_callback, statements.append
+        )
+        await asyncio.to_thread(_renew_from_another_process, db, 5)
+        await asyncio.sleep(0.5)
+        assert statements == [], statements
+        assert not pending.done()
+        await asyncio.to_thread(_write_from_another_process, db, "/w/after", "x")
+        batch = await asyncio.wait_for(pending, BOUND)  # still listening
+        assert batch[0].key == "/w/after"
+        await it.aclose()  # type: ignore[attr-defined]
+    finally:
+        await s.close()
