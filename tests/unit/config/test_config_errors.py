@@ -440,7 +440,12 @@ DATASTORE_CASES = [
     ),
     (
         '[datastore]\nkind = "etcd"\nendpoints = ["127.0.0.1:2379"]\n',
-        'datastore.endpoints[0]: "127.0.0.1:2379" is not an etcd endpoint (http[s]://host:port)',
+        'datastore.endpoints[0]: "127.0.0.1:2379" is not an etcd endpoint (http://host:port)',
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379"]\n',
+        'datastore.endpoints[0]: "https://10.0.0.2:2379": TLS to etcd is not supported;'
+        " an endpoint is http://host:port",
     ),
     (
         '[datastore]\nkind = "etcd"\nendpoints = ["http://h:99999"]\n',
