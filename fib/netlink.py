@@ -269,14 +269,14 @@ def _get_link(req: Requests, name: str) -> rtnl.Link | None:
             return None
         raise
     for data, msg_type, start, end in replies:
-        if msg_type == rtnl.RTM_NEWLINK:
+        if msg_type == wire.RTM_NEWLINK:
             return rtnl.decode_link(data, start, end)
     return None
 
 
 def _links(req: Requests) -> list[rtnl.Link]:
     replies = req.ask(rtnl.encode_link_dump)
-    return [rtnl.decode_link(d, s, e) for d, t, s, e in replies if t == rtnl.RTM_NEWLINK]
+    return [rtnl.decode_link(d, s, e) for d, t, s, e in replies if t == wire.RTM_NEWLINK]
 
 
 def _addresses(req: Requests) -> list[rtnl.Address]:
@@ -755,7 +755,7 @@ def route_source(destination: str) -> tuple[str, str] | None:
         for data, msg_type, start, end in answer:
             found = (
                 rtnl.decode_route_source(data, start, end)
-                if msg_type == rtnl.RTM_NEWROUTE
+                if msg_type == wire.RTM_NEWROUTE
                 else None
             )
             if found is not None:

@@ -22,21 +22,31 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from fib.wire import IFINFOMSG, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSGHDR, RTATTR, RTMSG
+from fib.wire import (
+    IFINFOMSG,
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSGHDR,
+    RTA_DST,
+    RTA_OIF,
+    RTATTR,
+    RTM_DELLINK,
+    RTM_GETROUTE,
+    RTM_NEWLINK,
+    RTMSG,
+    attr,
+)
 
-RTM_NEWLINK = 16
-RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_GETADDR = 22
-RTM_NEWROUTE = 24
-RTM_GETROUTE = 26
 RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
-NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 IFLA_ADDRESS = 1
@@ -65,21 +75,13 @@ NUD_PERMANENT = 0x80
 NTF_SELF = 0x2
 AF_BRIDGE = 7
 
-RTA_OIF = 4
 RTA_PREFSRC = 7
-RTA_DST = 1
 
 _U32 = struct.Struct("=I")
 _BE16 = struct.Struct(">H")
 
 
 # -- attributes -------------------------------------------------------------------------------
-def attr(kind: int, value: bytes) -> bytes:
-    """One rtattr, padded to 4 bytes."""
-    size = RTATTR.size + len(value)
-    return RTATTR.pack(size, kind) + value + b"\0" * (-size % 4)
-
-
 def attrs(buf: bytes | memoryview, start: int, end: int) -> dict[int, bytes]:
     """The rtattrs in buf[start:end] by type (flags masked off); the last of a type wins."""
     out: dict[int, bytes] = {}

@@ -97,7 +97,8 @@ class UnknownDevice(LookupError):
     """A route names a device the kernel does not have (reported as ENODEV)."""
 
 
-def _attr(kind: int, value: bytes) -> bytes:
+def attr(kind: int, value: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
     length = 4 + len(value)
     return RTATTR.pack(length, kind) + value + b"\0" * (-length & 3)
 
@@ -110,9 +111,9 @@ def _gateway(addr_len: int, gateway: bytes) -> bytes:
     """RTA_GATEWAY for a gateway of the route's own family, else RTA_VIA: an IPv4
     route through an IPv6 next hop (RFC 8950 in the kernel: `via inet6 ADDR`)."""
     if len(gateway) == addr_len:
-        return _attr(RTA_GATEWAY, gateway)
+        return attr(RTA_GATEWAY, gateway)
     family = socket.AF_INET6 if len(gateway) == 16 else socket.AF_INET
-    return _attr(RTA_VIA, VIA_FAMILY.pack(family) + gateway)
+    return attr(RTA_VIA, VIA_FAMILY.pack(family) + gateway)
 
 
 def _multipath(hops: tuple[Nexthop, ...], ifindex: Mapping[str, int], addr_len: int) -> bytes:
@@ -122,7 +123,7 @@ def _multipath(hops: tuple[Nexthop, ...], ifindex: Mapping[str, int], addr_len: 
         oif = _oif(hop.dev, ifindex) if hop.dev else 0
         flags = RTNH_F_ONLINK if hop.onlink else 0
         out.append(RTNEXTHOP.pack(RTNEXTHOP.size + len(gw), flags, hop.weight - 1, oif) + gw)
-    return _attr(RTA_MULTIPATH, b"".join(out))
+    return attr(RTA_MULTIPATH, b"".join(out))
 
 
 def _oif(dev: str, ifindex: Mapping[str, int]) -> int:
@@ -167,7 +168,7 @@ def encode_route_generic(
     table = route.table
     attrs = [_u32(RTA_TABLE, table)]
     if route.dst_len:
-        attrs.append(_attr(RTA_DST, route.dst))
+        attrs.append(attr(RTA_DST, route.dst))
     if route.priority:
         attrs.append(_u32(RTA_PRIORITY, route.priority))
     rtm_flags = 0
@@ -366,12 +367,12 @@ def encode_nexthop(
     if hop is not None:
         family = socket.AF_INET if len(hop.gateway) == 4 else socket.AF_INET6
         attrs.append(_u32(NHA_OIF, _oif(hop.dev, ifindex)))
-        attrs.append(_attr(NHA_GATEWAY, hop.gateway))
+        attrs.append(attr(NHA_GATEWAY, hop.gateway))
         nh_flags = RTNH_F_ONLINK if hop.onlink else 0
     else:
         family = socket.AF_UNSPEC
         members = b"".join(NEXTHOP_GRP.pack(i, w - 1, 0, 0) for i, w in obj.spec.group)
-        attrs.append(_attr(NHA_GROUP, members))
+        attrs.append(attr(NHA_GROUP, members))
     nl_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | flags
     return _nh_message(RTM_NEWNEXTHOP, nl_flags, seq, family, obj.protocol, nh_flags, attrs)
 
