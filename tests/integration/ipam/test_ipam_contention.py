@@ -90,14 +90,6 @@ def etcd1() -> Iterator[EtcdCluster]:
         yield c
 
 
-@pytest.fixture
-def etcd3() -> Iterator[EtcdCluster]:
-    if why := have_etcd():
-        pytest.skip(why)
-    with EtcdCluster.start(3) as c:
-        yield c
-
-
 def config(block: int = BLOCK) -> IpamConfig:
     return IpamConfig(pools=(Pool.parse({"cidr": POOL, "block_size": block}),))
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
 
 from ipam import Exhausted, Ipam, IpamConfig, Node, NodeRegistry, Pool
-from ipam.etcdlab import EtcdCluster, have_etcd
+from ipam.etcdlab import EtcdCluster
 from ipam.identity import ensure_cluster
 from ipam.lifecycle import LIVE, Lifecycle
 from ipam.store.base import EventKind
@@ -21,18 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.etcd]
 
 CONFIG = IpamConfig(pools=(Pool.parse({"cidr": "10.78.0.0/25", "block_size": 28}),))
 TTL = 3
-
-
-@pytest.fixture()
-def etcd3() -> Iterator[EtcdCluster]:
-    why = have_etcd()
-    if why:
-        pytest.skip(why)
-    cluster = EtcdCluster.start(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def scenario(cluster: EtcdCluster) -> None:

@@ -9,11 +9,10 @@ key once, in revision order, across the break.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
-from ipam.etcdlab import EtcdCluster, have_etcd
+from ipam.etcdlab import EtcdCluster
 from ipam.store.base import Event, EventKind
 from ipam.store.etcd import EtcdStore
 
@@ -22,18 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.etcd]
 KEYS = 150
 KILL_AFTER = 40
 LAST = f"/w/k{KEYS - 1:03d}"
-
-
-@pytest.fixture()
-def etcd3() -> Iterator[EtcdCluster]:
-    why = have_etcd()
-    if why:
-        pytest.skip(why)
-    cluster = EtcdCluster.start(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def scenario(cluster: EtcdCluster, victim: int) -> list[Event]:
