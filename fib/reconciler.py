@@ -93,13 +93,13 @@ from fib.model import (
     unpack_addr,
 )
 from fib.nexthops import NexthopTable, owned_id
+from fib.steps import Begin, Call, Finish, Step, run
 from fib.table import RouteTable, Shape, ShapePool, route_of
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
 WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in between)
 DEBUG_WRITES = 16  # writes of a batch up to this size are logged one by one at debug level
-KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]  # what `apply_steps` yields
 # ops of one write, their keys and the shapes they write (None: a delete)
 Written = tuple[list[RouteOp], list[RouteKey], list[Shape | None]]
 _new = tuple.__new__
@@ -161,6 +161,17 @@ class _Tunnels:
     ipip_ok: bool = False
     ipip_unsupported: str = ""
     dirty: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """A route write sent to the kernel and not yet recorded (`Reconciler._begin`)."""
+
+    ticket: Any  # for `fib.steps.Finish`
+    ops: list[RouteOp]
+    keys: list[RouteKey] | None  # the ops' keys and shapes, when the caller has them
+    shapes: list[Shape | None] | None
+    drift: int  # how many of the chunk's keys were dirty because the kernel changed
 
 
 class Reconciler:
@@ -436,27 +447,14 @@ class Reconciler:
         Runs `apply_steps()` with each kernel call made here. While `FibService` has
         a pass of its own under way (its kernel calls on a worker thread), this
         does nothing: the dirty keys wait for the service's next pass."""
-        if self.applying:
-            return
-        steps = self.apply_steps()
-        try:
-            call = next(steps)
-            while True:
-                fn, args = call
-                try:
-                    result = fn(*args)
-                except KernelError as exc:
-                    call = steps.throw(exc)
-                else:
-                    call = steps.send(result)
-        except StopIteration:
-            pass
+        if not self.applying:
+            run(self.apply_steps())
 
-    def apply_steps(self) -> Generator[KernelCall, Any, None]:
-        """`apply()` as a generator: it yields each kernel call as (function, arguments)
-        and is sent the call's result (or thrown its KernelError), so that the caller
-        decides where the call runs. Everything else runs between the yields, on the
-        caller's thread. Route writes go in chunks of `WRITE_CHUNK`."""
+    def apply_steps(self) -> Generator[Step, Any, None]:
+        """`apply()` as a generator of `fib.steps` (each kernel call, for the caller to
+        make where it wants). Everything else runs between the yields, on the
+        caller's thread. Route writes go in chunks of `WRITE_CHUNK`, each chunk
+        planned while the one before it is in the kernel."""
         self.applying = True
         try:
             if self.need_resync or self.clock() >= self.next_resync:
@@ -477,7 +475,7 @@ class Reconciler:
         self.need_resync = True
         self.apply()
 
-    def _resync(self) -> Generator[KernelCall, Any, None]:
+    def _resync(self) -> Generator[Step, Any, None]:
         self.counters.resyncs += 1
         self.need_resync = False
         self.next_resync = self.clock() + self.config.resync_interval
@@ -485,7 +483,7 @@ class Reconciler:
         self._sync_tunnels()
         believed = dict(self.nh.installed)
         yield from self._load_nexthops()
-        self._load_dump((yield (self.kernel.dump_routes, (self.config.table,))))
+        self._load_dump((yield Call(self.kernel.dump_routes, (self.config.table,))))
         self.started = True
         self.failed.clear()  # retry refused routes: what they needed may exist now
         if self.nh.refused:  # retry refused objects too: bind every route afresh
@@ -501,16 +499,22 @@ class Reconciler:
         )
         yield from self._write_nexthops(nh_ops)
         ops, repairs = self._full_pass()
+        out: _Out | None = None  # chunks overlap as in `_write_dirty`
         for start in range(0, len(ops), WRITE_CHUNK):
-            yield from self._write(ops[start : start + WRITE_CHUNK])
+            began = yield from self._begin(ops[start : start + WRITE_CHUNK])
+            if out is not None:
+                yield from self._finish(out)
+            out = began
+        if out is not None:
+            yield from self._finish(out)
         self.counters.drift_repaired += repairs
         yield from self._collect_nexthops()
 
-    def _load_nexthops(self) -> Generator[KernelCall, Any, None]:
+    def _load_nexthops(self) -> Generator[Step, Any, None]:
         if not self.nh.enabled:
             return
         try:
-            dumped = yield (self.kernel.dump_nexthops, ())
+            dumped = yield Call(self.kernel.dump_nexthops, ())
         except Unsupported as exc:
             self._nexthops_off(str(exc))
             return
@@ -521,13 +525,13 @@ class Reconciler:
         log.warning("fib: nexthop objects off, routes carry their hops: %s", reason)
         self.dirty.update(self.nh.disable(reason, self.desired))
 
-    def _write_nexthops(self, ops: list[NexthopOp]) -> Generator[KernelCall, Any, None]:
+    def _write_nexthops(self, ops: list[NexthopOp]) -> Generator[Step, Any, None]:
         """Create or replace objects before the routes that name them."""
         if not ops:
             return
         self.counters.nexthop_writes += len(ops)
         _debug_writes("nexthop objects", ops)
-        failures = yield (self.kernel.write_nexthops, (ops,))
+        failures = yield Call(self.kernel.write_nexthops, (ops,))
         for f in failures:
             log.warning("fib: nexthop %s: %s", f.obj.describe(), os.strerror(f.errno))
         if failures and not self.nh.confirmed:
@@ -540,7 +544,7 @@ class Reconciler:
         if bad:
             self.dirty.update(self.nh.release(bad, self.desired))
 
-    def _collect_nexthops(self) -> Generator[KernelCall, Any, None]:
+    def _collect_nexthops(self) -> Generator[Step, Any, None]:
         """Delete objects no route wants once no installed route or live group names them."""
         if not self.nh.gc_due:
             return
@@ -555,7 +559,7 @@ class Reconciler:
             return
         self.counters.nexthop_writes += len(ops)
         _debug_writes("nexthop objects", ops)
-        failures = yield (self.kernel.write_nexthops, (ops,))
+        failures = yield Call(self.kernel.write_nexthops, (ops,))
         self.nh.deleted(ops, failures)
 
     def _load_dump(self, routes: list[KernelRoute]) -> None:
@@ -674,51 +678,71 @@ class Reconciler:
             return ops, keys, [None] * len(keys)
         return None
 
-    def _write_dirty(self) -> Generator[KernelCall, Any, None]:
+    def _write_dirty(self) -> Generator[Step, Any, None]:
         """Dirty keys in chunks: bind them to nexthop objects, create the objects they
-        need, write their routes. Keys that turn dirty meanwhile wait for the next pass;
-        if a chunk fails, the keys not yet written go back to dirty."""
+        need, write their routes. A chunk's routes go to the kernel as the next chunk
+        is planned (`fib.steps.Begin`): the two overlap, and each chunk's outcome is
+        recorded before the chunk after it is sent. Keys that turn dirty meanwhile
+        wait for the next pass; if a write fails, the keys not yet written (those of
+        the write in flight included) go back to dirty."""
         keys = list(self.dirty)
         kernel_dirty = self.kernel_dirty
         self.dirty, self.kernel_dirty = set(), set()
-        done = 0
+        done = 0  # keys[:done] are written and recorded
+        out: _Out | None = None  # the chunk whose routes are in the kernel now
         try:
             yield from self._write_nexthops(self.nh.create_ops())
-            while done < len(keys):
-                chunk = keys[done : done + WRITE_CHUNK]
+            for start in range(0, len(keys), WRITE_CHUNK):
+                chunk = keys[start : start + WRITE_CHUNK]
                 self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
                 yield from self._write_nexthops(self.nh.create_ops())
                 ops, op_keys, op_shapes = self._ops_for(chunk)
+                began = None
                 if ops:
-                    yield from self._write(ops, op_keys, op_shapes)
-                    self.counters.drift_repaired += sum(1 for k in chunk if k in kernel_dirty)
-                done += len(chunk)
+                    drift = sum(1 for k in chunk if k in kernel_dirty)
+                    began = yield from self._begin(ops, op_keys, op_shapes, drift)
+                if out is not None:
+                    yield from self._finish(out)
+                out = began
+                done = start if began is not None else start + len(chunk)
+            if out is not None:
+                yield from self._finish(out)
+            done = len(keys)
         finally:
             if done < len(keys):
                 self.dirty.update(keys[done:])
         yield from self._collect_nexthops()
 
-    def _write(
+    def _begin(
         self, ops: list[RouteOp], keys: list[RouteKey] | None = None,
-        shapes: list[Shape | None] | None = None,
-    ) -> Generator[KernelCall, Any, None]:  # fmt: skip
+        shapes: list[Shape | None] | None = None, drift: int = 0,
+    ) -> Generator[Step, Any, _Out]:  # fmt: skip
+        """Send `ops` to the kernel without waiting; `_finish` records the outcome."""
         self.counters.write_batches += 1
         self.counters.route_writes += len(ops)
         _debug_writes("routes", ops)
+        ticket = yield Begin(self.kernel.write_routes, (ops,))
+        return _Out(ticket, ops, keys, shapes, drift)
+
+    def _finish(self, out: _Out) -> Generator[Step, Any, None]:
+        """A begun write's outcome: installed follows what took effect."""
+        ops = out.ops
         try:
-            failures = yield (self.kernel.write_routes, (ops,))
+            failures = yield Finish(out.ticket)
         except KernelError:
             self.dirty.update(route_key(r) for _, r in ops)
             raise
+        self.counters.drift_repaired += out.drift
         if failures:
             self._record_failures(ops, failures)
-        else:
-            if keys is None or shapes is None:
-                keys = [route_key(r) for _, r in ops]
-                shapes = [None if op == DELETE else self.pool.intern(r[2:])
-                          for op, r in ops]  # fmt: skip
-            self._record_writes(keys, shapes)
+            return
+        keys, shapes = out.keys, out.shapes
+        if keys is None or shapes is None:
+            keys = [route_key(r) for _, r in ops]
+            shapes = [None if op == DELETE else self.pool.intern(r[2:])
+                      for op, r in ops]  # fmt: skip
+        self._record_writes(keys, shapes)
 
     def _record_writes(self, keys: list[RouteKey], shapes: list[Shape | None]) -> None:
         """Every op of a batch took effect: installed follows (the shapes written, shared

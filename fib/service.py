@@ -29,6 +29,7 @@ from typing import Any
 
 from fib.kernel import KernelError
 from fib.reconciler import Reconciler
+from fib.steps import Begin, Finish
 
 log = logging.getLogger("podbgp.fib")
 
@@ -90,18 +91,34 @@ class FibService:
             self._io = None
 
     async def _apply(self) -> None:
-        """One `apply_steps` pass, each kernel call on the worker thread."""
+        """One `apply_steps` pass, each kernel call on the worker thread (`fib.steps`:
+        a begun call runs while the pass plans its next chunk on the loop)."""
         loop = asyncio.get_running_loop()
         steps = self.reconciler.apply_steps()
         result: Any = None
         error: KernelError | None = None
         while True:
             try:
-                fn, args = steps.throw(error) if error is not None else steps.send(result)
+                step = steps.throw(error) if error is not None else steps.send(result)
             except StopIteration:
                 return
             result, error = None, None
+            if isinstance(step, Begin):
+                begun = loop.run_in_executor(self._io, step.fn, *step.args)
+                begun.add_done_callback(_abandoned)
+                result = begun
+                continue
             try:
-                result = await loop.run_in_executor(self._io, fn, *args)
+                if isinstance(step, Finish):
+                    result = await step.ticket
+                else:
+                    result = await loop.run_in_executor(self._io, step.fn, *step.args)
             except KernelError as exc:
                 error = exc
+
+
+def _abandoned(begun: asyncio.Future[Any]) -> None:
+    """A begun call's error is the pass's to handle at `Finish`; one the pass never
+    finished (it failed first) is only retrieved here, so asyncio does not log it."""
+    if not begun.cancelled():
+        begun.exception()
