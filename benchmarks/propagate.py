@@ -12,7 +12,8 @@ Scenarios: propagate N prefixes feeder → target → 1 monitor for each N in
 ``--prefixes``; fan-out ``--fanout-prefixes`` to M monitors for each M in
 ``--fanout``. Goals (issue 4): 1M propagation and withdrawal within 1.5x BIRD
 and faster than FRR, OpenBGPD, GoBGP; ≤ 200 bytes per route; 100k to 100
-peers within 1.5x FRR. A podbgp target that fails to start or to deliver is
+peers within 1.5x FRR. Issue 15's tighter ones (``issue15_*``): within 1.3x
+BIRD both ways, ≤ 100 bytes per route, 100k to 100 peers within 1.0x FRR. A podbgp target that fails to start or to deliver is
 reported with bgpbench's error instead of a time. Prints one JSON object
 (the goal checks) last.
 
@@ -123,7 +124,9 @@ def table(summary: dict[tuple[str, int, int], dict[str, Any]]) -> str:
 def goals(
     summary: dict[tuple[str, int, int], dict[str, Any]], n: int, fan_n: int
 ) -> dict[str, Any]:
-    """The issue 4 goals, each True/False/None (None: a figure is missing)."""
+    """The goals of issue 4 and of issue 15 (goal 2: 1M within 1.3x BIRD both ways,
+    <= 100 B/route, 100k to 100 peers within 1.0x FRR), each True/False/None (None: a
+    figure is missing)."""
     g = lambda t, nn, m, f: summary.get((t, nn, m), {}).get(f)  # noqa: E731
 
     def lt(a: float | None, b: float | None, k: float = 1.0) -> bool | None:
@@ -138,6 +141,12 @@ def goals(
             g("podbgp", fan_n, 100, "ann"), g("frr", fan_n, 100, "ann"), 1.5
         ),
     }
+    res["issue15_propagate_within_1.3x_bird"] = lt(p_ann, g("bird", n, 1, "ann"), 1.3)
+    res["issue15_withdraw_within_1.3x_bird"] = lt(p_wd, g("bird", n, 1, "wd"), 1.3)
+    res["issue15_bytes_per_route_le_100"] = lt(g("podbgp", n, 1, "bpr"), 100.0)
+    res["issue15_fanout_100_within_1.0x_frr"] = lt(
+        g("podbgp", fan_n, 100, "ann"), g("frr", fan_n, 100, "ann"), 1.0
+    )
     for ref in ("frr", "openbgpd", "gobgp"):
         res[f"propagate_faster_than_{ref}"] = lt(p_ann, g(ref, n, 1, "ann"))
         res[f"withdraw_faster_than_{ref}"] = lt(p_wd, g(ref, n, 1, "wd"))
@@ -189,7 +198,11 @@ def main() -> None:
     cmd = "sudo .venv/bin/python benchmarks/propagate.py " + " ".join(sys.argv[1:])
     md = f"Produced by `{cmd.strip()}` on {time.strftime('%Y-%m-%d')}.\n\n{table(summary)}\n"
     res = goals(summary, n, a.fanout_prefixes)
-    md += "\nGoals (issue 4):\n\n" + "\n".join(f"- {k}: {v}" for k, v in res.items()) + "\n"
+    md += (
+        "\nGoals (issue 4; issue15_*: issue 15 goal 2):\n\n"
+        + "\n".join(f"- {k}: {v}" for k, v in res.items())
+        + "\n"
+    )
     md_path = a.md or os.path.splitext(out)[0] + ".md"
     with open(md_path, "w") as f:
         f.write(md)
