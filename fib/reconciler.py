@@ -52,13 +52,14 @@ under the same dirty-key rules. Planning (``fib.plan``), nexthop objects
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import add, itemgetter
+from itertools import chain, compress, repeat
+from operator import add, is_, itemgetter, not_
 from typing import Any, cast
 
 from fib import plan
@@ -929,30 +930,37 @@ class Reconciler:
 
     # -- introspection ---------------------------------------------------------------------
     def snapshot(self, limit: int | None = 1000) -> dict[str, Any]:
-        """Desired vs. installed with drift counters: the data behind `podbgp show fib`."""
+        """Desired vs. installed with drift counters: the data behind `podbgp show fib`
+        and the FIB metrics (`limit=0`: counts only; None: every route).
+
+        It runs on the event loop between BGP reads, so a table of a million routes
+        must not cost a Python pass per route: `in_sync` counts the routes installed
+        as planned in C, and only the first `limit` keys are sorted into rows."""
         rows: list[dict[str, Any]] = []
-        keys = sorted(set(self.desired) | set(self.installed))
-        in_sync = 0
+        desired, installed = self.desired.shapes, self.installed.shapes
+        only_installed = installed.keys() - desired.keys()  # stale or extra: few
+        keys: Iterable[RouteKey]
+        if limit is None:
+            keys = sorted(chain(desired, only_installed))
+        else:
+            keys = heapq.nsmallest(limit, chain(desired, only_installed)) if limit else ()
         for key in keys:
             want, have = self.desired.get(key), self.installed.get(key)
-            state = self._state(key, want, have)
-            in_sync += state == "ok"
-            if limit is None or len(rows) < limit:
-                rows.append({
-                    "prefix": f"{unpack_addr(key[0])}/{key[1]}",
-                    "desired": want.describe() if want else None,
-                    "installed": have.describe() if have else None,
-                    "state": state,
-                })  # fmt: skip
+            rows.append({
+                "prefix": f"{unpack_addr(key[0])}/{key[1]}",
+                "desired": want.describe() if want else None,
+                "installed": have.describe() if have else None,
+                "state": self._state(key, want, have),
+            })  # fmt: skip
         return {
             "table": self.config.table,
             "protocol": self.config.protocol,
             "converged": self.converged,
             "desired": len(self.desired),
             "installed": len(self.installed),
-            "in_sync": in_sync,
+            "in_sync": self._in_sync(),
             "stale": len(self.stale),
-            "conflicts": sum(1 for k in self.desired if k in self.foreign),
+            "conflicts": len(self.foreign.keys() & self.desired.shapes.keys()),
             "failed": len(self.failed),
             "unroutable": sorted(str(p) for p in self.unroutable),
             "tunnels": {
@@ -989,6 +997,24 @@ class Reconciler:
                 else {"at": self.drifted[key][0], "what": self.drifted[key][1]}
             ),
         }
+
+    def _in_sync(self) -> int:
+        """How many routes are installed as planned (`_state` "ok"): those whose installed
+        shape is the planned one are counted in C, then the foreign and failed among
+        them taken off, and only routes with another shape are looked at one by one."""
+        desired, installed = self.desired.shapes, self.installed.shapes
+        wants = desired.values()
+        planned = list(map(is_, map(installed.get, desired), wants))
+        count = planned.count(True)
+        for key in self.foreign.keys() | self.failed.keys():
+            want = desired.get(key)
+            count -= want is not None and installed.get(key) is want
+        others = compress(desired, map(not_, planned))
+        return count + sum(
+            1
+            for key in others
+            if self._state(key, self.desired[key], self.installed.get(key)) == "ok"
+        )
 
     def _state(self, key: RouteKey, want: KernelRoute | None, have: KernelRoute | None) -> str:
         if want is None:
