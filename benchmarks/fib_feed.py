@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bgp.wire.constants import Family
-from fib.kernel import Event, NexthopFailure, NexthopOp, RouteFailure, RouteOp
+from fib.kernel import Event, NexthopFailure, NexthopOp, RouteBatch, RouteFailure, RouteOp
 from fib.model import (
     FdbEntry,
     IpipSpec,
@@ -62,6 +62,9 @@ class NullKernel:
         return []
 
     def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        return []
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
         return []
 
     def dump_nexthops(self) -> list[NexthopObject]:

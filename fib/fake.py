@@ -33,6 +33,7 @@ from fib.kernel import (
     NexthopFailure,
     NexthopOp,
     Overrun,
+    RouteBatch,
     RouteEvent,
     RouteFailure,
     RouteOp,
@@ -49,6 +50,7 @@ from fib.model import (
     RouteKey,
     VxlanSpec,
 )
+from fib.table import route_of
 
 
 @dataclass
@@ -91,6 +93,23 @@ class FakeKernel:
         failures = []
         for op, route in ops:
             self.route_writes += 1
+            err = self._apply(op, route)
+            if err:
+                failures.append(RouteFailure(op, route, err))
+        return failures
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        """`write_routes(batch.ops())`, a route built for each key only to be stored (the
+        fake keeps routes, the real kernel's writer encodes from the shapes)."""
+        if self.fail_next_write is not None:
+            exc, self.fail_next_write = self.fail_next_write, None
+            raise exc
+        self.write_calls += 1
+        self.route_writes += len(batch)
+        failures = []
+        op = batch.op
+        for key, shape in zip(batch.keys, batch.shapes, strict=True):
+            route = route_of(key, shape)
             err = self._apply(op, route)
             if err:
                 failures.append(RouteFailure(op, route, err))

@@ -10,14 +10,51 @@ to interface indexes, so planned and dumped routes compare directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple, Protocol
 
-from fib.model import FdbEntry, IpipSpec, KernelRoute, Neighbour, NexthopObject, VxlanSpec
+from fib.model import (
+    FdbEntry,
+    IpipSpec,
+    KernelRoute,
+    Neighbour,
+    NexthopObject,
+    RouteKey,
+    VxlanSpec,
+)
+from fib.table import Shape, route_of
 
 REPLACE = 0
 DELETE = 1
 
 RouteOp = tuple[int, KernelRoute]  # (REPLACE | DELETE, route)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteBatch:
+    """Many writes of one kind, as keys and shapes instead of routes: what the reconciler
+    hands the kernel for a chunk that is all first installs or all withdrawals.
+
+    Route `i` is `route_of(keys[i], shapes[i])` (`fib.table`); a delete's shape is
+    the installed route's (the delete names its protocol and table). The batch is
+    `ops()`, and writing it is `write_routes(batch.ops())`, only without a route
+    object and an op tuple per route: the writers encode straight from the shapes
+    (tests/property/test_fib_batch.py holds them to the ops)."""
+
+    op: int  # REPLACE or DELETE, for every route of the batch
+    keys: Sequence[RouteKey]
+    shapes: Sequence[Shape]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def route(self, index: int) -> KernelRoute:
+        return route_of(self.keys[index], self.shapes[index])
+
+    def ops(self) -> list[RouteOp]:
+        """The batch spelled out as the `RouteOp`s it stands for (the readable form)."""
+        return list(zip(repeat(self.op), map(route_of, self.keys, self.shapes)))
 
 
 class RouteFailure(NamedTuple):
@@ -92,6 +129,11 @@ class Kernel(Protocol):
         """Apply replaces and deletes in batches; return the ones the kernel refused.
 
         Raises KernelError when the batch's outcome is unknown (lost replies)."""
+        ...
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        """`write_routes(batch.ops())`, built from the batch's keys and shapes; failures
+        carry the route each refused key stands for (`RouteBatch.route`)."""
         ...
 
     def dump_nexthops(self) -> list[NexthopObject]:

@@ -65,8 +65,8 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from fib import rtnl, wire
 from fib.kernel import (
@@ -77,6 +77,7 @@ from fib.kernel import (
     NexthopFailure,
     NexthopOp,
     Overrun,
+    RouteBatch,
     RouteEvent,
     RouteFailure,
     RouteOp,
@@ -401,6 +402,13 @@ class RouteSocket:
         refused = self._batch(ops, wire.encode_route, ifindex)
         return [RouteFailure(ops[i][0], ops[i][1], err) for i, err in refused]
 
+    def write_batch(self, batch: RouteBatch, ifindex: dict[str, int]) -> list[RouteFailure]:
+        """`write(batch.ops())`, encoded from the batch's keys and shapes in bulk."""
+        base = self._next_seq(len(batch) + 1)
+        messages, refused = wire.encode_route_batch(batch, base, ifindex)
+        self._send_all(messages, len(batch), base, refused)
+        return [RouteFailure(batch.op, batch.route(i), err) for i, err in refused]
+
     def write_nexthops(
         self, ops: Sequence[NexthopOp], ifindex: dict[str, int]
     ) -> list[NexthopFailure]:
@@ -408,34 +416,32 @@ class RouteSocket:
         return [NexthopFailure(ops[i][0], ops[i][1], err) for i, err in refused]
 
     def _batch(
-        self,
-        ops: Sequence[tuple[int, Any]],
-        encode: Callable[[int, Any, int, Mapping[str, int]], bytes],
-        ifindex: dict[str, int],
+        self, ops: Sequence[tuple[int, T]], encode: wire.Encoder[T], ifindex: dict[str, int]
     ) -> list[tuple[int, int]]:
-        """Encode and send `ops` in chunks with one ACK barrier; (op index, errno) refused."""
+        """Encode and send `ops`; (op index, errno) of the refused ones."""
         base = self._next_seq(len(ops) + 1)
-        refused: list[tuple[int, int]] = []
-        chunk: list[bytes] = []
-        size = 0
-        for i, (op, item) in enumerate(ops):
-            try:
-                msg = encode(op, item, base + i, ifindex)
-            except wire.UnknownDevice:
-                refused.append((i, errno.ENODEV))
-                continue
-            chunk.append(msg)
-            size += len(msg)
-            if size >= SEND_CHUNK:
-                self._send(chunk)
-                self._collect(len(ops), base, refused, barrier=None)
-                chunk, size = [], 0
-        barrier = base + len(ops)
+        messages, refused = wire.encode_ops(ops, encode, base, ifindex)
+        self._send_all(messages, len(ops), base, refused)
+        return refused
+
+    def _send_all(
+        self, messages: list[bytes], count: int, base: int, refused: list[tuple[int, int]]
+    ) -> None:
+        """Send `messages` (requests `base` .. `base + count - 1`, less those refused before
+        sending) about SEND_CHUNK bytes per sendmsg, reading error replies in between so
+        they never pile up, then one ACK barrier; adds (op index, errno) of each refusal."""
+        step = max(1, SEND_CHUNK // max(map(len, messages), default=1))
+        start = 0
+        while len(messages) - start > step:
+            self._send(messages[start : start + step])
+            self._collect(count, base, refused, barrier=None)
+            start += step
+        barrier = base + count
+        chunk = messages[start:]
         chunk.append(wire.NLMSGHDR.pack(16, wire.NLMSG_NOOP, wire.NLM_F_REQUEST | wire.NLM_F_ACK,
                                         barrier, 0))  # fmt: skip
         self._send(chunk)
-        self._collect(len(ops), base, refused, barrier=barrier)
-        return refused
+        self._collect(count, base, refused, barrier=barrier)
 
     def _send(self, chunk: list[bytes]) -> None:
         try:
@@ -582,6 +588,14 @@ class NetlinkKernel:
         failures = self.routes.write(ops, self.links.index)
         if any(f.errno == errno.ENODEV for f in failures):
             self.refresh_links()  # a device may have been renumbered since the last dump
+        return failures
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        if not len(batch):
+            return []
+        failures = self.routes.write_batch(batch, self.links.index)
+        if any(f.errno == errno.ENODEV for f in failures):
+            self.refresh_links()
         return failures
 
     # -- nexthop objects ----------------------------------------------------------------------

@@ -56,10 +56,10 @@ import heapq
 import logging
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import add, is_, itemgetter, not_
+from operator import is_, itemgetter, not_
 from typing import Any, cast
 
 from fib import plan
@@ -73,6 +73,7 @@ from fib.kernel import (
     NexthopEvent,
     NexthopOp,
     Overrun,
+    RouteBatch,
     RouteEvent,
     RouteFailure,
     RouteOp,
@@ -103,7 +104,6 @@ WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in be
 DEBUG_WRITES = 16  # writes of a batch up to this size are logged one by one at debug level
 # ops of one write, their keys and the shapes they write (None: a delete)
 Written = tuple[list[RouteOp], list[RouteKey], list[Shape | None]]
-_new = tuple.__new__
 _UNPLANNED: Any = object()
 
 
@@ -137,7 +137,7 @@ class Counters:
     nexthop_drift_repaired: int = 0  # objects put back after someone removed or changed them
 
 
-def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp]) -> None:
+def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp] | RouteBatch) -> None:
     """At debug level, each write of a small batch (a restart's, a few events'), so a
     timeline shows which pass wrote what; large batches only by their size."""
     if not log.isEnabledFor(logging.DEBUG):
@@ -145,6 +145,8 @@ def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp]) -> None:
     if len(ops) > DEBUG_WRITES:
         log.debug("fib: writing %d %s", len(ops), what)
         return
+    if isinstance(ops, RouteBatch):
+        ops = ops.ops()
     text = ", ".join(f"{'delete' if op == DELETE else 'replace'} {x.describe()}" for op, x in ops)
     log.debug("fib: writing %s: %s", what, text)
 
@@ -169,9 +171,9 @@ class _Out:
     """A route write sent to the kernel and not yet recorded (`Reconciler._begin`)."""
 
     ticket: Any  # for `fib.steps.Finish`
-    ops: list[RouteOp]
-    keys: list[RouteKey] | None  # the ops' keys and shapes, when the caller has them
-    shapes: list[Shape | None] | None
+    ops: list[RouteOp] | RouteBatch
+    keys: Sequence[RouteKey] | None  # the ops' keys and shapes, when the caller has them
+    shapes: Sequence[Shape | None] | None
     drift: int  # how many of the chunk's keys were dirty because the kernel changed
 
 
@@ -615,12 +617,13 @@ class Reconciler:
             return (DELETE, have)
         return None
 
-    def _ops_for(self, keys: list[RouteKey]) -> Written:
+    def _ops_for(self, keys: list[RouteKey]) -> Written | RouteBatch:
         """`_op_for` over a chunk of keys, with the two common cases decided inline: a
         new route for a free key, and a route to delete that is neither stale nor
         foreign. Anything else asks `_op_for`. Returns the ops, their keys (the key
         objects of `desired`, so `installed` shares them instead of a copy each) and
-        the shapes written (`desired`'s interned ones; None for a delete)."""
+        the shapes written (`desired`'s interned ones; None for a delete); or, for a
+        chunk `_ops_whole` decides, the same as one `RouteBatch`."""
         whole = self._ops_whole(keys)
         if whole is not None:
             return whole
@@ -654,12 +657,13 @@ class Reconciler:
             op_shapes.append(want)
         return ops, op_keys, op_shapes
 
-    def _ops_whole(self, keys: list[RouteKey]) -> Written | None:
+    def _ops_whole(self, keys: list[RouteKey]) -> RouteBatch | None:
         """`_ops_for` for a chunk that is all one common case, decided by set operations
-        and built in C (`map`): every key new (a first install: wanted, nothing
-        installed, none foreign or failed) or every key going (a withdrawal: installed,
-        not wanted, nothing stale to keep, none foreign or failed). None for any other
-        chunk."""
+        in C: every key new (a first install: wanted, nothing installed, none foreign
+        or failed) or every key going (a withdrawal: installed, not wanted, nothing
+        stale to keep, none foreign or failed). The chunk's keys with the shapes to
+        write (desired's) or to delete (installed's), no route or op per key; None for
+        any other chunk."""
         desired, installed = self.desired.shapes, self.installed.shapes
         # the table's foreign routes (connected, kernel, others') are rarely on our keys
         if not self.foreign.keys().isdisjoint(keys) or not self.failed.keys().isdisjoint(keys):
@@ -668,15 +672,12 @@ class Reconciler:
             wants = list(map(desired.get, keys))
             if None in wants:
                 return None
-            # a desired key is always (address, length): `key + shape` is the route's fields
-            routes = map(_new, repeat(KernelRoute), map(add, keys, wants))
-            return list(zip(repeat(REPLACE), routes)), keys, wants
+            return RouteBatch(REPLACE, keys, cast("list[Shape]", wants))
         if desired.keys().isdisjoint(keys) and (self.converged or self.stale.isdisjoint(keys)):
             haves = list(map(installed.get, keys))
             if None in haves:
                 return None
-            ops = list(zip(repeat(DELETE), map(route_of, keys, haves)))  # type: ignore[arg-type]
-            return ops, keys, [None] * len(keys)
+            return RouteBatch(DELETE, keys, cast("list[Shape]", haves))
         return None
 
     def _write_dirty(self) -> Generator[Step, Any, None]:
@@ -698,11 +699,14 @@ class Reconciler:
                 self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
                 yield from self._write_nexthops(self.nh.create_ops())
-                ops, op_keys, op_shapes = self._ops_for(chunk)
+                written = self._ops_for(chunk)
                 began = None
-                if ops:
+                if isinstance(written, RouteBatch):
+                    drift = sum(1 for k in chunk if k in kernel_dirty) if kernel_dirty else 0
+                    began = yield from self._begin_batch(written, drift)
+                elif written[0]:
                     drift = sum(1 for k in chunk if k in kernel_dirty)
-                    began = yield from self._begin(ops, op_keys, op_shapes, drift)
+                    began = yield from self._begin(*written, drift)
                 if out is not None:
                     yield from self._finish(out)
                 out = began
@@ -726,26 +730,42 @@ class Reconciler:
         ticket = yield Begin(self.kernel.write_routes, (ops,))
         return _Out(ticket, ops, keys, shapes, drift)
 
+    def _begin_batch(self, batch: RouteBatch, drift: int) -> Generator[Step, Any, _Out]:
+        """`_begin` for a whole-chunk batch (`_ops_whole`): the kernel's writer encodes
+        it from the keys and shapes; routes are built only for keys it refuses."""
+        self.counters.write_batches += 1
+        self.counters.route_writes += len(batch)
+        _debug_writes("routes", batch)
+        ticket = yield Begin(self.kernel.write_route_batch, (batch,))
+        shapes = batch.shapes if batch.op == REPLACE else [None] * len(batch)
+        return _Out(ticket, batch, batch.keys, shapes, drift)
+
     def _finish(self, out: _Out) -> Generator[Step, Any, None]:
         """A begun write's outcome: installed follows what took effect."""
         ops = out.ops
         try:
             failures = yield Finish(out.ticket)
         except KernelError:
-            self.dirty.update(route_key(r) for _, r in ops)
+            if isinstance(ops, RouteBatch):
+                self.dirty.update(ops.keys)
+            else:
+                self.dirty.update(route_key(r) for _, r in ops)
             raise
         self.counters.drift_repaired += out.drift
         if failures:
-            self._record_failures(ops, failures)
+            self._record_failures(ops.ops() if isinstance(ops, RouteBatch) else ops, failures)
             return
         keys, shapes = out.keys, out.shapes
-        if keys is None or shapes is None:
+        if keys is None or shapes is None:  # (a batch always has them)
+            assert not isinstance(ops, RouteBatch)
             keys = [route_key(r) for _, r in ops]
             shapes = [None if op == DELETE else self.pool.intern(r[2:])
                       for op, r in ops]  # fmt: skip
         self._record_writes(keys, shapes)
 
-    def _record_writes(self, keys: list[RouteKey], shapes: list[Shape | None]) -> None:
+    def _record_writes(
+        self, keys: Sequence[RouteKey], shapes: Sequence[Shape | None] | Sequence[Shape]
+    ) -> None:
         """Every op of a batch took effect: installed follows (the shapes written, shared
         with `desired`)."""
         nh, installed, stale = self.nh, self.installed.shapes, self.stale

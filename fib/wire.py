@@ -20,12 +20,17 @@ on by default), which `decode_route` reads too, for humans.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import count, repeat
+from operator import add, itemgetter
+from typing import Any, TypeVar
 
-from fib.kernel import DELETE, REPLACE
+from fib.kernel import DELETE, REPLACE, RouteBatch
 from fib.model import RT_SCOPE_UNIVERSE, KernelRoute, Nexthop, NexthopObject, NexthopSpec
+from fib.table import Shape
 
 # linux/netlink.h
 NLMSG_NOOP = 1
@@ -199,6 +204,101 @@ def encode_route_generic(
         + RTMSG.pack(family, route.dst_len, 0, 0, rtm_table, route.protocol, scope, kind, rtm_flags)
         + body
     )
+
+
+T = TypeVar("T")
+Encoder = Callable[[int, T, int, Mapping[str, int]], bytes]
+
+
+def encode_ops(
+    ops: Sequence[tuple[int, T]], encode: Encoder[T], base: int, ifindex: Mapping[str, int]
+) -> tuple[list[bytes], list[tuple[int, int]]]:
+    """Op `i` encoded with sequence number `base + i`, one by one: the messages of the ops
+    that encode, and (index, ENODEV) for those naming a device the kernel lacks."""
+    messages: list[bytes] = []
+    refused: list[tuple[int, int]] = []
+    for i, (op, item) in enumerate(ops):
+        try:
+            messages.append(encode(op, item, base + i, ifindex))
+        except UnknownDevice:
+            refused.append((i, errno.ENODEV))
+    return messages, refused
+
+
+def encode_route_batch(
+    batch: RouteBatch, base: int, ifindex: Mapping[str, int]
+) -> tuple[list[bytes], list[tuple[int, int]]]:
+    """`encode_ops(batch.ops(), encode_route, base, ifindex)`, without a route per key.
+
+    A route message is the same for every route of one shape but for three
+    fields: the sequence number, `rtm_dst_len` and the destination's bytes. So
+    each distinct shape is encoded once, by `encode_route` itself, for a
+    stand-in destination; the pieces around those fields are cut out of it
+    (`_pieces`), and every route's message is one struct call over them, mapped
+    over the batch in C. That makes it byte for byte the per-op encoding (tested).
+    A batch of two families, with a default route (no RTA_DST) or naming an
+    unknown device is encoded op by op."""
+    keys, shapes = batch.keys, batch.shapes
+    dsts = list(map(_FIRST, keys))
+    widths = set(map(len, dsts))
+    dst_lens = list(map(_SECOND, keys))
+    if len(widths) != 1 or 0 in dst_lens:
+        return encode_ops(batch.ops(), encode_route, base, ifindex)
+    width = widths.pop()
+    distinct = dict(zip(map(id, shapes), shapes, strict=True))
+    try:
+        cut = {i: _pieces(batch.op, s, width, ifindex) for i, s in distinct.items()}
+    except UnknownDevice:
+        return encode_ops(batch.ops(), encode_route, base, ifindex)
+    ids = list(map(id, shapes)) if len(cut) > 1 else []
+    heads, middles, tails = ([p[n] for p in cut.values()] for n in range(3))
+    args: list[Iterator[Any] | list[Any]] = [
+        _same_or_each(heads, cut, 0, ids), count(base), repeat(0),
+        repeat(socket.AF_INET if width == 4 else socket.AF_INET6), dst_lens,
+        _same_or_each(middles, cut, 1, ids), dsts,
+    ]  # fmt: skip
+    tail_lens = set(map(len, tails))
+    tail_len = tail_lens.pop() if len(tail_lens) == 1 else -1
+    if tail_len == 0:  # nothing after the destination (a delete)
+        return list(map(_batch_struct(width, 0).pack, *args)), []
+    if tail_len > 0:  # one length for every shape's tail: the struct's last field
+        args.append(_same_or_each(tails, cut, 2, ids))
+        return list(map(_batch_struct(width, tail_len).pack, *args)), []
+    tail_of = _same_or_each(tails, cut, 2, ids)
+    return list(map(add, map(_batch_struct(width, 0).pack, *args), tail_of)), []
+
+
+def _pieces(op: int, shape: Shape, width: int, ifindex: Mapping[str, int]) -> tuple[bytes, ...]:
+    """`encode_route`'s message for a route of `shape` cut around its per-route fields:
+    (nlmsghdr's length, type and flags; rtmsg after `rtm_dst_len`, RTA_TABLE and RTA_DST's
+    header; the attributes after the destination). The stand-in destination has length 1,
+    so the message has its RTA_DST like every route the batch encoder handles."""
+    msg = encode_route(op, _new(KernelRoute, (bytes(width), 1, *shape)), 0, ifindex)
+    return msg[:8], msg[18:40], msg[40 + width :]
+
+
+def _same_or_each(
+    values: list[bytes], cut: dict[int, tuple[bytes, ...]], n: int, ids: list[int]
+) -> Iterator[bytes]:
+    """One piece for every route: repeated if all shapes share it, else looked up by shape."""
+    if len(set(values)) == 1:
+        return repeat(values[0])
+    piece = {i: p[n] for i, p in cut.items()}
+    return map(piece.__getitem__, ids)
+
+
+def _batch_struct(width: int, tail: int) -> struct.Struct:
+    """head (8 bytes), seq, pid, family, dst_len, the rest up to the address, the address
+    [, the attributes after it]."""
+    fmt = f"=8sIIBB22s{width}s" + (f"{tail}s" if tail else "")
+    found = _BATCH_STRUCTS.get(fmt)
+    if found is None:
+        found = _BATCH_STRUCTS[fmt] = struct.Struct(fmt)
+    return found
+
+
+_BATCH_STRUCTS: dict[str, struct.Struct] = {}
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def encode_dump_request(family: int, table: int, seq: int) -> bytes:
@@ -474,7 +574,9 @@ __all__ = [
     "decode_route",
     "encode_nexthop",
     "encode_nexthop_dump_request",
+    "encode_ops",
     "encode_route",
+    "encode_route_batch",
     "iter_messages",
     "same_route",
 ]

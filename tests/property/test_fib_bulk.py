@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fib.fake import FakeKernel
-from fib.kernel import DELETE
+from fib.kernel import DELETE, REPLACE, RouteBatch
 from fib.model import (
     RTN_UNICAST,
     Encap,
@@ -128,14 +128,19 @@ def _bindings_hold(rec: Reconciler, applied: bool) -> None:
 
 
 def _ops_as_readable(rec: Reconciler) -> None:
-    """`_ops_for` (whole chunks decided by set operations, the common cases inline)
-    writes what `_op_for` says key by key: for the dirty keys, and for the new-only and
-    gone-only chunks that take its fastest paths."""
+    """`_ops_for` (whole chunks decided by set operations, as one `RouteBatch`; the
+    common cases inline) writes what `_op_for` says key by key: for the dirty keys, and
+    for the new-only and gone-only chunks that take its fastest paths."""
     keys = list(rec.dirty)
     new = [k for k in keys if k not in rec.installed]
     gone = [k for k in keys if k not in rec.desired]
     for chunk in (keys, new, gone):
-        ops, op_keys, shapes = rec._ops_for(chunk)
+        written = rec._ops_for(chunk)
+        if isinstance(written, RouteBatch):  # a whole chunk: the ops it stands for
+            ops, op_keys = written.ops(), list(written.keys)
+            shapes = list(written.shapes) if written.op == REPLACE else [None] * len(written)
+        else:
+            ops, op_keys, shapes = written
         want = [(k, op) for k in chunk if (op := rec._op_for(k)) is not None]
         assert ops == [op for _k, op in want]
         assert op_keys == [k for k, _op in want]

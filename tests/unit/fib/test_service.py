@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 from fib.fake import FakeKernel
-from fib.kernel import RouteFailure, RouteOp
+from fib.kernel import RouteBatch, RouteFailure, RouteOp
 from fib.model import NodeInfo, Prefix, Reach, pack_addr
 from fib.reconciler import FibConfig, Reconciler, key_of
 from fib.service import FibService
@@ -29,6 +29,11 @@ class SlowKernel(FakeKernel):
         self.threads.add(threading.current_thread().name)
         time.sleep(0.3)
         return super().write_routes(ops)
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+        return super().write_route_batch(batch)
 
 
 async def _run() -> tuple[Reconciler, SlowKernel, float]:

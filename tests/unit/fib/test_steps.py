@@ -12,7 +12,7 @@ import pytest
 
 from fib import reconciler as reconciler_module
 from fib.fake import FakeKernel
-from fib.kernel import KernelError, RouteFailure, RouteOp
+from fib.kernel import KernelError, RouteBatch, RouteFailure, RouteOp
 from fib.model import NodeInfo, Prefix, Reach, pack_addr
 from fib.reconciler import FibConfig, Reconciler
 from fib.service import FibService
@@ -56,13 +56,21 @@ def _prefixes(n: int) -> dict[Prefix, Reach | None]:
 
 
 class FailingKernel(FakeKernel):
-    """The second route write fails as a whole (a netlink socket error)."""
+    """The second route write fails as a whole (a netlink socket error), whether it is
+    a list of ops or a whole-chunk batch."""
 
-    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+    def _fail_second(self) -> None:
         if self.write_calls == 1:
             self.write_calls += 1
             raise KernelError("socket gone")
+
+    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        self._fail_second()
         return super().write_routes(ops)
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        self._fail_second()
+        return super().write_route_batch(batch)
 
 
 def test_a_failed_write_leaves_its_chunk_and_the_one_in_flight_dirty(
@@ -93,14 +101,21 @@ class HeldKernel(FakeKernel):
         self.rec_box = rec_box
         self.begun_during_first: int | None = None
 
-    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
-        if self.write_calls == 0 and len(ops) > 0:
+    def _hold_first(self, count: int) -> None:
+        if self.write_calls == 0 and count > 0:
             counters = self.rec_box[0].counters
             deadline = time.monotonic() + 10
             while counters.write_batches < 2 and time.monotonic() < deadline:
                 time.sleep(0.005)
             self.begun_during_first = counters.write_batches
+
+    def write_routes(self, ops: Sequence[RouteOp]) -> list[RouteFailure]:
+        self._hold_first(len(ops))
         return super().write_routes(ops)
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        self._hold_first(len(batch))
+        return super().write_route_batch(batch)
 
 
 def test_the_next_chunk_is_planned_while_the_kernel_takes_one(
