@@ -8,6 +8,11 @@ this machine, RECIPES.md section 8); a start that fails is retried with new
 ports. `stop()` kills every member and removes the data directory; `kill(i)`
 kills one member with SIGKILL, as a crash would.
 
+`start(n, tls=True)` serves clients over TLS only, with ``--client-cert-auth``:
+a throwaway CA (made with the ``openssl`` command) signs the members' server
+certificate and one client certificate; `tls` names the files, `endpoints` are
+``https://`` and `url` carries them (``etcd:https://...?ca=...&cert=...&key=...``).
+
 `start_at(hosts, wrap)` runs one member per host address on the standard ports
 2379/2380 with each command prefixed by `wrap` — for the lab, ``ip netns exec NS``
 puts the members in a namespace of their own, where the ports are free and the
@@ -22,16 +27,68 @@ import os
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 CLIENT_PORT = 2379
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+@dataclass(frozen=True, slots=True)
+class LabTls:
+    """A throwaway CA and what it signed (PEM files), for an etcd that serves TLS."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def make(cls, where: Path, hosts: list[str]) -> LabTls:
+        """Make a CA, a server certificate for `hosts` (and localhost) and a client
+        certificate under `where`, with the openssl command (EC P-256, valid 2 days)."""
+        where.mkdir(parents=True)
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+        def run(*args: str) -> None:
+            subprocess.run([OPENSSL, *args], cwd=where, check=True, capture_output=True)
+
+        run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=podbgp lab etcd CA")  # fmt: skip
+        sans = ",".join(["DNS:localhost", *(f"IP:{h}" for h in sorted(set(hosts)))])
+        # etcd's JSON gateway dials etcd's own gRPC port with the server certificate, so
+        # with --client-cert-auth that certificate must allow client use too (as kubeadm's do)
+        for name, usage, alt in (("server", "serverAuth,clientAuth", sans),
+                                 ("client", "clientAuth", "")):  # fmt: skip
+            ext = where / f"{name}.ext"
+            ext.write_text(
+                f"extendedKeyUsage={usage}\n" + (f"subjectAltName={alt}\n" if alt else "")
+            )
+            run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN=podbgp lab etcd {name}")  # fmt: skip
+            run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext.name)  # fmt: skip
+        return cls(where / "ca.pem", where / "server.pem", where / "server.key",
+                   where / "client.pem", where / "client.key")  # fmt: skip
+
+    @property
+    def query(self) -> str:
+        """The datastore URL's TLS options (`ipam.store.etcd.TlsFiles`)."""
+        return f"?ca={self.ca}&cert={self.client_cert}&key={self.client_key}"
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return ctx
 
 
 def have_etcd() -> str | None:
@@ -51,8 +108,10 @@ class EtcdCluster:
         peer_ports: list[int],
         hosts: list[str] | None = None,
         wrap: tuple[str, ...] = (),
+        tls: LabTls | None = None,
     ) -> None:
         self.base = base
+        self.tls = tls
         self.client_ports = client_ports
         self.peer_ports = peer_ports
         self.hosts = hosts or ["127.0.0.1"] * len(client_ports)
@@ -61,20 +120,24 @@ class EtcdCluster:
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)]
+        scheme = "https" if self.tls else "http"
+        return [f"{scheme}://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)]
 
     @property
     def url(self) -> str:
-        """The `--datastore` form: ``etcd:http://...,http://...``."""
-        return "etcd:" + ",".join(self.endpoints)
+        """The `--datastore` form: ``etcd:http://...,http://...`` (with TLS, the files)."""
+        return "etcd:" + ",".join(self.endpoints) + (self.tls.query if self.tls else "")
 
     @classmethod
-    def start(cls, members: int = 1, tries: int = 6, timeout: float = 20.0) -> EtcdCluster:
+    def start(
+        cls, members: int = 1, tries: int = 6, timeout: float = 20.0, tls: bool = False
+    ) -> EtcdCluster:
         last = ""
         for _ in range(tries):
             ports = random.sample(range(20000, 32000, 2), members)
             base = Path(tempfile.mkdtemp(prefix="podbgp-etcd-"))
-            cluster = cls(base, ports, [p + 1 for p in ports])
+            certs = LabTls.make(base / "tls", ["127.0.0.1"]) if tls else None
+            cluster = cls(base, ports, [p + 1 for p in ports], tls=certs)
             try:
                 cluster._launch()
                 if cluster._wait_healthy(timeout):
@@ -108,6 +171,11 @@ class EtcdCluster:
         names = [f"m{i}" for i in range(len(self.client_ports))]
         members = list(zip(names, self.hosts, self.client_ports, self.peer_ports, strict=True))
         initial = ",".join(f"{n}=http://{h}:{pp}" for n, h, _, pp in members)
+        scheme = "https" if self.tls else "http"
+        secure = []
+        if self.tls:  # clients over TLS only, each with a certificate of our CA
+            secure = [f"--cert-file={self.tls.server_cert}", f"--key-file={self.tls.server_key}",
+                      f"--trusted-ca-file={self.tls.ca}", "--client-cert-auth=true"]  # fmt: skip
         for name, host, cp, pp in members:
             d = self.base / name
             d.mkdir()
@@ -116,8 +184,9 @@ class EtcdCluster:
                 ETCD,
                 f"--name={name}",
                 f"--data-dir={d / 'data'}",
-                f"--listen-client-urls=http://{host}:{cp}",
-                f"--advertise-client-urls=http://{host}:{cp}",
+                f"--listen-client-urls={scheme}://{host}:{cp}",
+                f"--advertise-client-urls={scheme}://{host}:{cp}",
+                *secure,
                 f"--listen-peer-urls=http://{host}:{pp}",
                 f"--initial-advertise-peer-urls=http://{host}:{pp}",
                 f"--initial-cluster={initial}",
@@ -135,9 +204,10 @@ class EtcdCluster:
     def healthy(self, index: int) -> bool:
         if self.wrap:
             return self._healthy_wrapped(index)
-        url = f"http://127.0.0.1:{self.client_ports[index]}/health"
+        url = f"{self.endpoints[index]}/health"
+        ctx = self.tls.client_context() if self.tls else None
         try:
-            with urllib.request.urlopen(url, timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1, context=ctx) as r:
                 return b'"true"' in r.read()
         except OSError:
             return False
@@ -177,7 +247,8 @@ class EtcdCluster:
             if self.procs[i] is None:
                 continue
             req = urllib.request.Request(f"{endpoint}/v3/maintenance/status", data=b"{}")
-            with urllib.request.urlopen(req, timeout=5) as r:
+            ctx = self.tls.client_context() if self.tls else None
+            with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
                 st = json.load(r)
             if st.get("leader") and st["leader"] == st["header"]["member_id"]:
                 return i

@@ -293,10 +293,17 @@ def _datastore_lines(url: str) -> list[str]:
     kind, _, rest = url.partition(":")
     if kind == "sqlite" and rest:
         return ["[datastore]", 'kind = "sqlite"', f"path = {_toml_str(rest)}"]
+    rest, _, query = rest.partition("?")
     eps = [e for e in rest.split(",") if e] if kind == "etcd" else []
     shown = ", ".join(_toml_str(e) for e in eps) or '"http://127.0.0.1:2379"'
     note = "" if eps else "   # your etcd cluster: every node shares it"
-    return ["[datastore]", 'kind = "etcd"', f"endpoints = [{shown}]{note}"]
+    lines = ["[datastore]", 'kind = "etcd"', f"endpoints = [{shown}]{note}"]
+    if query and kind == "etcd":  # TLS files (ipam.store.etcd.TlsFiles)
+        from urllib.parse import parse_qsl
+
+        names = {"ca": "ca_file", "cert": "cert_file", "key": "key_file"}
+        lines += [f"{names[k]} = {_toml_str(v)}" for k, v in parse_qsl(query) if k in names]
+    return lines
 
 
 def _bgp_lines(option: str, facts: Facts, family: str = "ipv4") -> list[str]:

@@ -15,7 +15,7 @@ whether they match.
 
 Where the store is: ``--config FILE`` (the daemon's config, through the same
 validating loader as ``podbgp run`` and ``podbgp check``), then
-``--datastore sqlite:PATH | etcd:http://HOST:PORT[,...]``, else the default
+``--datastore sqlite:PATH | etcd:http(s)://HOST:PORT[,...][?ca=CA&cert=CERT&key=KEY]``, else the default
 ``sqlite:/var/lib/podbgp/podbgp.db``. `store_target` is shared with
 ``podbgp ipam``.
 """
@@ -58,7 +58,11 @@ class StoreTarget:
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="the daemon's config ([datastore], [ipam])")
-    p.add_argument("--datastore", metavar="URL", help="sqlite:PATH or etcd:http://H:P[,...]")
+    p.add_argument(
+        "--datastore",
+        metavar="URL",
+        help="sqlite:PATH or etcd:http(s)://H:P[,...][?ca=CA&cert=CERT&key=KEY]",
+    )
 
 
 def store_target(args: argparse.Namespace, *, effective: bool = False) -> StoreTarget:

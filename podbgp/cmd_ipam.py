@@ -7,7 +7,7 @@ datastore and pools come from, later wins:
 2. ``--config FILE``: the daemon's config, read by the daemon's own loader
    (`podbgp.config`): the same validation, defaults and error text as
    ``podbgp run`` and ``podbgp check``;
-3. ``--datastore sqlite:PATH | etcd:http://HOST:PORT[,...]``,
+3. ``--datastore sqlite:PATH | etcd:http(s)://HOST:PORT[,...][?ca=..&cert=..&key=..]``,
    ``--pool CIDR[/BLOCK_SIZE]`` (repeatable, e.g. ``10.244.0.0/16/26``; checked
    by the rules of ``[[ipam.pool]]``), ``--strict-affinity``,
    ``--max-blocks-per-node N``.

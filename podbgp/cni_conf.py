@@ -3,7 +3,8 @@
 Keys besides the spec's ``cniVersion``, ``name`` and ``type``::
 
     node_name       this node's name in IPAM (affinity, registry)
-    datastore       "sqlite:PATH" or "etcd:http://HOST:PORT[,...]"
+    datastore       "sqlite:PATH" or "etcd:http://HOST:PORT[,...]" (https:// with
+                    "?ca=CA&cert=CERT&key=KEY" for TLS, `ipam.store.open_store`)
     pools           ["10.244.0.0/16", "fd00:244::/56/122", {"cidr": ..., ...}]
     mtu             both veth ends; default: the daemon's ``[fib] pod_mtu``, else the
                     MTU of the interface carrying the node's address (``node.address``,

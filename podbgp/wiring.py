@@ -282,7 +282,11 @@ def datastore_url(config: Config) -> str:
 def datastore_url_of(ds: DatastoreConfig) -> str:
     """The ``--datastore`` URL of a ``[datastore]`` table."""
     if str(ds.kind) == "etcd":
-        return "etcd:" + ",".join(ds.endpoints)
+        from ipam.store.etcd import TlsFiles
+
+        return (
+            "etcd:" + ",".join(ds.endpoints) + TlsFiles(ds.ca_file, ds.cert_file, ds.key_file).query
+        )
     return f"sqlite:{ds.path}"
 
 

@@ -51,20 +51,24 @@ __all__ = [
 
 
 def open_store(url: str, mode: OpenMode = OpenMode.READ_WRITE) -> Store:
-    """A store from ``sqlite:PATH`` or ``etcd:URL[,URL...]``; never creates one unless `mode` is CREATE.
+    """A store from ``sqlite:PATH`` or ``etcd:URL[,URL...][?ca=CA&cert=CERT&key=KEY]`` (TLS
+    files for ``https://`` endpoints); never creates one unless `mode` is CREATE.
 
     For etcd the mode only matters to `ipam.identity` (an etcd cluster always
     exists; what "created" means there is the cluster key).
     """
     kind, sep, rest = url.partition(":")
     if not sep or not rest:
-        raise StoreError(f"datastore {url!r}: expected sqlite:PATH or etcd:http://HOST:PORT[,...]")
+        raise StoreError(
+            f"datastore {url!r}: expected sqlite:PATH or etcd:http(s)://HOST:PORT[,...]"
+        )
     if kind == "sqlite":
         from ipam.store.sqlite import SqliteStore
 
         return SqliteStore(rest, mode=mode)
     if kind == "etcd":
-        from ipam.store.etcd import EtcdStore
+        from ipam.store.etcd import EtcdStore, TlsFiles
 
-        return EtcdStore([e for e in rest.split(",") if e])
+        endpoints, _, query = rest.partition("?")
+        return EtcdStore([e for e in endpoints.split(",") if e], tls=TlsFiles.from_query(query))
     raise StoreError(f"datastore {url!r}: kind must be sqlite or etcd")

@@ -16,6 +16,13 @@ is unreachable, has no leader or does not answer within `call_timeout`
 endpoint and retries, within a total time budget, then raises
 `StoreUnavailable` with one line naming the endpoints and the last failure.
 
+TLS (``https://`` endpoints, `TlsFiles`): the CA that signed etcd's server
+certificate (the system's trusted CAs if none is named) and, for an etcd that
+runs with ``--client-cert-auth``, this client's certificate and key. A
+certificate that fails verification, or one etcd refuses, is a configuration
+error, not an outage: it raises `StoreError` at once instead of being retried
+on every member until the budget is spent.
+
 Retrying a Txn whose first attempt may have committed is safe here because
 every write is a CAS on revisions: revisions only grow, so if the first
 attempt committed, the retry's compare fails and the caller re-reads and finds
@@ -29,7 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
 from ipam.store import etcdwire as wire
 from ipam.store.base import (
@@ -54,6 +64,88 @@ def parse_endpoint(url: str) -> str:
     return Endpoint.parse(url).name
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """What TLS to etcd needs, as file paths ("": not given). In a datastore URL they
+    follow the endpoints as a query: ``etcd:https://h:2379?ca=CA&cert=CRT&key=KEY``."""
+
+    ca: str = ""  # PEM CA bundle that signed etcd's server certificate; "" = system CAs
+    cert: str = ""  # PEM client certificate (etcd --client-cert-auth)
+    key: str = ""  # its PEM private key
+
+    def __bool__(self) -> bool:
+        return bool(self.ca or self.cert or self.key)
+
+    @classmethod
+    def from_query(cls, query: str) -> TlsFiles:
+        """``ca=...&cert=...&key=...`` (a datastore URL's query); unknown names are errors."""
+        values: dict[str, str] = {}
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError:
+            raise StoreError(
+                f"etcd: options {query!r}: expected ca=PATH&cert=PATH&key=PATH"
+            ) from None
+        for name, value in pairs:
+            if name not in ("ca", "cert", "key"):
+                raise StoreError(f"etcd: unknown option {name!r} (ca, cert, key)")
+            values[name] = value
+        return cls(**values)
+
+    @property
+    def query(self) -> str:
+        """The URL query naming the files ("" when none is given)."""
+        parts = {k: v for k, v in (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if v}
+        return "?" + urlencode(parts, safe="/") if parts else ""
+
+    def context(self) -> ssl.SSLContext:
+        """A client context: server certificates verified against `ca`, the client
+        certificate presented if given; a one-line StoreError for a file that is
+        missing, unreadable or not what it should be."""
+        if bool(self.cert) != bool(self.key):
+            raise StoreError(
+                "etcd TLS: a client certificate needs its key, and a key its certificate"
+            )
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise StoreError(f"etcd TLS: CA file {self.ca}: {_why(exc)}") from None
+        if self.cert:
+            try:
+                ctx.load_cert_chain(self.cert, self.key)
+            except (OSError, ssl.SSLError) as exc:
+                raise StoreError(
+                    f"etcd TLS: client certificate {self.cert} / key {self.key}: {_why(exc)}"
+                ) from None
+        return ctx
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a TLS or file failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the member's certificate did not verify: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        if "ALERT" in reason.upper():
+            alert = reason.upper().split("ALERT_", 1)[-1].replace("_", " ").lower()
+            return (f"the member refused the handshake (TLS alert: {alert}); does it want a "
+                    "client certificate (cert, key) signed by a CA it trusts?")  # fmt: skip
+        if not reason or reason == "PEM_LIB":
+            return "not a PEM certificate with its matching private key"
+        return reason.replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def tls_refused(exc: BaseException) -> bool:
+    """A TLS failure that retrying cannot mend: our verification of the member's
+    certificate failed, or the member refused ours (a TLS alert)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return True
+    return isinstance(exc, ssl.SSLError) and "ALERT" in (exc.reason or "").upper()
+
+
 class EtcdStore(Store):
     kind = "etcd"
 
@@ -63,22 +155,31 @@ class EtcdStore(Store):
         call_timeout: float = 5.0,
         retry_budget: float = 30.0,
         namespace: str = "",
+        tls: TlsFiles | None = None,
     ) -> None:
         if not endpoints:
             raise StoreError("etcd: no endpoints")
         eps = [Endpoint.parse(e) for e in endpoints]
+        secure = {e.tls for e in eps}
+        tls = tls or TlsFiles()
+        if len(secure) > 1:
+            raise StoreError("etcd: the endpoints mix http:// and https://")
+        if tls and True not in secure:
+            raise StoreError("etcd: ca, cert and key are for https:// endpoints")
+        self.tls = tls
         self.endpoints = [e.name for e in eps]
+        self._urls = [e.url for e in eps]
         self.call_timeout = call_timeout
         self.retry_budget = retry_budget
         # Prepended to every key on the wire, so several clusters (or tests)
         # can share one etcd without seeing each other's keys.
         self.namespace = namespace
-        self._http = EtcdHttp(eps)
+        self._http = EtcdHttp(eps, tls.context() if True in secure else None)
         self._current = 0
 
     @property
     def url(self) -> str:
-        return "etcd:" + ",".join(f"http://{e}" for e in self.endpoints)
+        return "etcd:" + ",".join(self._urls) + self.tls.query
 
     # -- calls and retries -----------------------------------------------------
     async def _call(self, path: str, body: wire.Json, streamed: bool = False) -> wire.Json:
@@ -105,6 +206,8 @@ class EtcdStore(Store):
                 why = str(e)
             except (OSError, WireError, TimeoutError) as e:
                 why = describe(e, self.call_timeout)
+                if tls_refused(e):
+                    raise StoreError(f"etcd {self._urls[index]}: TLS: {why}") from None
             if loop.time() + delay > deadline:
                 raise StoreUnavailable(f"etcd {', '.join(self.endpoints)}: {why}") from None
             if self._current == index:
@@ -186,8 +289,10 @@ class EtcdStore(Store):
             except RpcFailed as e:
                 if not e.status.retryable and e.status.code is not wire.GrpcCode.CANCELLED:
                     raise StoreError(f"etcd watch: {e.status.message}") from None
-            except (OSError, WireError, TimeoutError):
-                pass
+            except (OSError, WireError, TimeoutError) as e:
+                if tls_refused(e):
+                    why = describe(e, self.call_timeout)
+                    raise StoreError(f"etcd watch {self._urls[index]}: TLS: {why}") from None
             # The stream broke (member died, leader lost): resume elsewhere.
             failures += 1
             if self._current == index:
@@ -216,6 +321,10 @@ def describe(e: BaseException, timeout: float) -> str:
     """One line for a transport failure."""
     if isinstance(e, TimeoutError):
         return f"no answer within {timeout:g} s"
+    if isinstance(e, ssl.SSLError):
+        return _why(e)
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
+    if isinstance(e, ConnectionResetError) and not str(e):
+        return "connection reset by the member"
     return str(e) or type(e).__name__

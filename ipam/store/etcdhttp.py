@@ -1,7 +1,9 @@
 """The asyncio shell around `ipam.store.etcdwire`: connections to etcd members over HTTP/1.1.
 
 `EtcdHttp` holds the endpoints and, per endpoint, a few idle keep-alive
-connections. `call` sends one request and returns the response's JSON
+connections; ``https://`` endpoints are reached over TLS with the context the
+store built (`ipam.store.etcd.TlsFiles`: the CA to trust, the client
+certificate etcd's ``--client-cert-auth`` asks for). `call` sends one request and returns the response's JSON
 object; `stream` opens a connection of its own for a streaming RPC (Watch)
 and yields each message as it arrives. Neither retries nor moves between
 members: that policy, and the time budget of every call, belong to the store
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -47,22 +50,28 @@ class Endpoint:
 
     host: str
     port: int
+    tls: bool = False  # https://
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
-        """``http://host:port`` (or ``host:port``; the port defaults to etcd's 2379)."""
+        """``http://host:port``, ``https://host:port`` (or ``host:port``: http; the port
+        defaults to etcd's 2379)."""
         if "//" not in url:
             url = "http://" + url
         parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise StoreError(f"etcd endpoint {url}: only http:// is supported")
+        if parts.scheme not in ("http", "https"):
+            raise StoreError(f"etcd endpoint {url}: the scheme must be http:// or https://")
         try:
             port = parts.port or 2379
         except ValueError:
             raise StoreError(f"etcd endpoint {url}: bad port") from None
         if not parts.hostname:
             raise StoreError(f"etcd endpoint {url}: no host")
-        return cls(parts.hostname, port)
+        return cls(parts.hostname, port, parts.scheme == "https")
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.name}"
 
     @property
     def name(self) -> str:
@@ -80,8 +89,15 @@ class Connection:
         self.used = False  # has carried a request (so it may have gone stale)
 
     @classmethod
-    async def open(cls, ep: Endpoint) -> Connection:
-        reader, writer = await asyncio.open_connection(ep.host, ep.port, limit=READ_SIZE)
+    async def open(cls, ep: Endpoint, tls: ssl.SSLContext | None) -> Connection:
+        if ep.tls:
+            if tls is None:
+                raise StoreError(f"etcd {ep.url}: https:// without a TLS context")
+            reader, writer = await asyncio.open_connection(
+                ep.host, ep.port, limit=READ_SIZE, ssl=tls, server_hostname=ep.host
+            )
+        else:
+            reader, writer = await asyncio.open_connection(ep.host, ep.port, limit=READ_SIZE)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             keepalive(sock)
@@ -135,8 +151,9 @@ def keepalive(sock: socket.socket) -> None:
 class EtcdHttp:
     """Requests to etcd members by index into `endpoints`."""
 
-    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+    def __init__(self, endpoints: Sequence[Endpoint], tls: ssl.SSLContext | None = None) -> None:
         self.endpoints = list(endpoints)
+        self.tls = tls
         self._idle: dict[int, list[Connection]] = {}
 
     async def call(self, index: int, path: str, body: Json) -> Json:
@@ -154,7 +171,7 @@ class EtcdHttp:
         ep = self.endpoints[index]
         idle = self._idle.setdefault(index, [])
         while True:
-            conn = idle.pop() if idle else await Connection.open(ep)
+            conn = idle.pop() if idle else await Connection.open(ep, self.tls)
             reused = conn.used
             ok = False
             try:
@@ -181,7 +198,7 @@ class EtcdHttp:
         server ends the response or closes the connection.
         """
         ep = self.endpoints[index]
-        conn = await asyncio.wait_for(Connection.open(ep), timeout)
+        conn = await asyncio.wait_for(Connection.open(ep, self.tls), timeout)
         try:
             conn.send(ep, path, body, keep_alive=False)
             parser = ResponseParser()

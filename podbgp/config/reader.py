@@ -451,10 +451,10 @@ def _endpoint(v: Any) -> str:
         port = url.port
     except ValueError:
         raise _Invalid(f"{show(v)} is not an etcd endpoint URL") from None
-    if url.scheme == "https":
-        raise _Invalid(f"{show(v)}: TLS to etcd is not supported; an endpoint is http://host:port")
-    if url.scheme != "http" or not url.hostname or port is None:
-        raise _Invalid(f"{show(v)} is not an etcd endpoint (http://host:port)")
+    if url.scheme not in ("http", "https") or not url.hostname or port is None:
+        raise _Invalid(f"{show(v)} is not an etcd endpoint (http://host:port or https://host:port)")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise _Invalid(f"{show(v)}: an etcd endpoint is scheme://host:port, nothing after it")
     return v
 
 

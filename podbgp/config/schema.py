@@ -400,6 +400,11 @@ class DatastoreConfig:
     endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
     create: bool = False  # `podbgp run` creates a missing store (labs); else only `datastore init`
     cluster_id_file: str = ""  # the cluster this node joined; "" = cluster-id beside api.socket
+    # TLS to etcd (https:// endpoints): the CA that signed etcd's certificate ("" = the
+    # system's CAs) and this node's client certificate and key (etcd --client-cert-auth)
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,7 +309,18 @@ def _read_datastore(t: _Table) -> DatastoreConfig | None:
         t.error("endpoints", 'must list at least one endpoint with kind = "etcd"')
     create = t.get("create", bool, d.create)
     id_file = t.get("cluster_id_file", str, d.cluster_id_file)
-    return _done(t, lambda: DatastoreConfig(kind, path, endpoints, create, id_file))
+    ca, cert, key = (t.get(k, str, "") for k in ("ca_file", "cert_file", "key_file"))
+    if isinstance(endpoints, tuple) and kind == DatastoreKind.ETCD:
+        schemes = {e.partition(":")[0] for e in endpoints}
+        if len(schemes) > 1:
+            t.error("endpoints", "mix http:// and https://: TLS is for all members or none")
+        elif (ca or cert or key) and schemes == {"http"}:
+            key_name = "ca_file" if ca else "cert_file" if cert else "key_file"
+            t.error(key_name, "is for https:// endpoints; these are http://")
+    if bool(cert) != bool(key):
+        t.error("key_file" if cert else "cert_file",
+                "is needed with " + ("cert_file" if cert else "key_file"))  # fmt: skip
+    return _done(t, lambda: DatastoreConfig(kind, path, endpoints, create, id_file, ca, cert, key))
 
 
 def _read_ipam(t: _Table) -> IPAMConfig | None:

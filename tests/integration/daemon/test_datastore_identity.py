@@ -317,3 +317,35 @@ def test_running_daemon_on_etcd_notices_a_reinitialised_cluster(
         assert not d.node()["datastore"]["ok"]  # the new cluster is not taken on its own
         assert other not in d.node()["datastore"]["cluster_id"]
         d.stop()
+
+
+@pytest.mark.etcd
+def test_daemon_joins_an_etcd_that_wants_tls_and_client_certificates(
+    daemon_factory: Callable[..., Daemon],
+) -> None:
+    from ipam.etcdlab import EtcdCluster, have_etcd
+
+    if why := have_etcd():
+        pytest.skip(why)
+    with EtcdCluster.start(1, tls=True) as etcd:
+        assert etcd.tls is not None
+        endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
+        ds = (f'kind = "etcd"\nendpoints = [{endpoints}]\nca_file = "{etcd.tls.ca}"\n'
+              f'cert_file = "{etcd.tls.client_cert}"\nkey_file = "{etcd.tls.client_key}"')  # fmt: skip
+        d = daemon_factory("create = true", ds)
+        node = wait_for("the daemon joined", lambda: d.node()["datastore"]["ok"] and d.node())
+        assert node["datastore"]["cluster_id"]
+        assert d.metric() == "podbgp_datastore_ok 1.0"
+
+        async def keys() -> list[str]:
+            from ipam.model import ROOT
+
+            store = open_store(etcd.url)  # the TLS files travel in the URL
+            try:
+                kvs, _ = await store.list_prefix(ROOT, keys_only=True)
+                return [kv.key for kv in kvs]
+            finally:
+                await store.close()
+
+        wait_for("n1 registered itself", lambda: any("n1" in k for k in asyncio.run(keys())))
+        d.stop()

@@ -440,12 +440,33 @@ DATASTORE_CASES = [
     ),
     (
         '[datastore]\nkind = "etcd"\nendpoints = ["127.0.0.1:2379"]\n',
-        'datastore.endpoints[0]: "127.0.0.1:2379" is not an etcd endpoint (http://host:port)',
+        'datastore.endpoints[0]: "127.0.0.1:2379" is not an etcd endpoint'
+        " (http://host:port or https://host:port)",
     ),
     (
-        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379"]\n',
-        'datastore.endpoints[0]: "https://10.0.0.2:2379": TLS to etcd is not supported;'
-        " an endpoint is http://host:port",
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379/v3?x=1"]\n',
+        'datastore.endpoints[0]: "https://10.0.0.2:2379/v3?x=1": an etcd endpoint is'
+        " scheme://host:port, nothing after it",
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379", "http://10.0.0.3:2379"]\n',
+        "datastore.endpoints: mix http:// and https://: TLS is for all members or none",
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["http://10.0.0.2:2379"]\nca_file = "/etc/ca.pem"\n',
+        "datastore.ca_file: is for https:// endpoints; these are http://",
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379"]\ncert_file = "/c.pem"\n',
+        "datastore.key_file: is needed with cert_file",
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379"]\nkey_file = "/k.pem"\n',
+        "datastore.cert_file: is needed with key_file",
+    ),
+    (
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://10.0.0.2:2379"]\nca_file = 1\n',
+        "datastore.ca_file: 1 is an integer, expected a string",
     ),
     (
         '[datastore]\nkind = "etcd"\nendpoints = ["http://h:99999"]\n',

@@ -154,6 +154,6 @@ def test_open_store_urls(tmp_path: Path) -> None:
     etcd = open_store("etcd:http://127.0.0.1:2379,http://[::1]:2479")
     assert etcd.kind == "etcd"
     assert etcd.endpoints == ["127.0.0.1:2379", "[::1]:2479"]  # type: ignore[attr-defined]
-    for bad in ("nope", "mysql:x", "etcd:https://h:1"):
+    for bad in ("nope", "mysql:x", "etcd:ftp://h:1", "etcd:https://h:1?ca=/nonexistent.pem"):
         with pytest.raises(StoreError):
             open_store(bad)
