@@ -1018,23 +1018,38 @@ class Reconciler:
             ),
         }
 
-    def _in_sync(self) -> int:
-        """How many routes are installed as planned (`_state` "ok"): those whose installed
-        shape is the planned one are counted in C, then the foreign and failed among
-        them taken off, and only routes with another shape are looked at one by one."""
+    def _suspects(self) -> set[RouteKey]:
+        """The desired keys that may not be "ok": the route installed is not the planned
+        shape itself (found in C), or the key is foreign or failed. Every other desired
+        key is installed as planned."""
         desired, installed = self.desired.shapes, self.installed.shapes
-        wants = desired.values()
-        planned = list(map(is_, map(installed.get, desired), wants))
-        count = planned.count(True)
-        for key in self.foreign.keys() | self.failed.keys():
-            want = desired.get(key)
-            count -= want is not None and installed.get(key) is want
-        others = compress(desired, map(not_, planned))
-        return count + sum(
-            1
-            for key in others
-            if self._state(key, self.desired[key], self.installed.get(key)) == "ok"
-        )
+        planned = map(is_, map(installed.get, desired), desired.values())
+        suspects = set(compress(desired, map(not_, planned)))
+        suspects.update((self.foreign.keys() | self.failed.keys()) & desired.keys())
+        return suspects
+
+    def _in_sync(self) -> int:
+        """How many routes are installed as planned (`_state` "ok"), with only the
+        suspects (`_suspects`) looked at one by one."""
+        suspects = self._suspects()
+        get = self.installed.get
+        ok = sum(1 for k in suspects if self._state(k, self.desired[k], get(k)) == "ok")
+        return len(self.desired.shapes) - len(suspects) + ok
+
+    def route_states(self, keys: Iterable[RouteKey] = ()) -> dict[RouteKey, str]:
+        """The state (`snapshot`'s) of every route that is not "ok", and of each of
+        `keys` whatever it is (`podbgp audit`): no Python pass over a table of routes
+        installed as planned."""
+        only_installed = self.installed.shapes.keys() - self.desired.shapes.keys()
+        out: dict[RouteKey, str] = {}
+        for key in chain(self._suspects(), only_installed):
+            state = self._state(key, self.desired.get(key), self.installed.get(key))
+            if state != "ok":
+                out[key] = state
+        for key in keys:
+            if key not in out and (key in self.desired.shapes or key in self.installed.shapes):
+                out[key] = self._state(key, self.desired.get(key), self.installed.get(key))
+        return out
 
     def _state(self, key: RouteKey, want: KernelRoute | None, have: KernelRoute | None) -> str:
         if want is None:

@@ -35,6 +35,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
 from typing import Any
 
 from bgp.wire.constants import Family
@@ -96,6 +97,10 @@ class Snapshot:
     # whether it has converged (stale routes are expected before).
     kernel: Mapping[IPNetwork, str] | None = None  # None: FIB off on this node
     kernel_converged: bool = True
+    # How many prefixes the RIB and routes the kernel table hold in all: `rib` and
+    # `kernel` keep only those the checks read (see `take`).
+    rib_total: int | None = None
+    kernel_total: int | None = None
     # Peers: address -> (state, admin, dynamic, mesh node or None).
     peers: Mapping[str, tuple[str, str, bool, str | None]] = field(default_factory=dict)
 
@@ -252,11 +257,17 @@ def report(s: Snapshot) -> dict[str, Any]:
         "checked": {
             "blocks": len(s.blocks),
             "affinities": len(s.affinities),
-            "rib_prefixes": None if s.rib is None else len(s.rib),
-            "kernel_routes": None if s.kernel is None else len(s.kernel),
+            "rib_prefixes": _count(s.rib, s.rib_total),
+            "kernel_routes": _count(s.kernel, s.kernel_total),
             "peers": len(s.peers),
         },
     }
+
+
+def _count(part: Iterable[Any] | None, total: int | None) -> int | None:
+    if part is None:
+        return None
+    return total if total is not None else len(list(part))
 
 
 # -- taking a snapshot of a running node ---------------------------------------------------
@@ -275,11 +286,67 @@ class Parts:
     datastore_fault: str | None = None
 
 
-def _rib_prefixes(rib: Rib) -> tuple[frozenset[IPNetwork], frozenset[IPNetwork]]:
-    """Every prefix with a usable best path, and those whose best path is this node's own."""
+class _PoolOverlap:
+    """Which prefixes overlap a pool (lie inside one, or cover one): the only ones the
+    IPAM checks read, kernel problems aside. A node may hold a large table (a ToR's
+    full feed); its prefixes are passed over on their first address byte before any
+    arithmetic, so that taking the snapshot does not hold up the event loop (and the
+    BGP sessions on it) for seconds."""
+
+    def __init__(self, pools: Sequence[IPNetwork]) -> None:
+        self.nets: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+        firsts: dict[int, set[int] | None] = {4: set(), 6: set()}
+        for pool in pools:
+            self.nets[pool.version].append((pool.prefixlen, int(pool.network_address)))
+            known = firsts[pool.version]
+            if pool.prefixlen < 8:
+                firsts[pool.version] = None  # a pool shorter than /8: no first-byte test
+            elif known is not None:
+                known.add(pool.network_address.packed[0])
+        self.firsts = firsts
+
+    def rib_candidates(self, version: int, keys: Iterable[bytes]) -> list[bytes]:
+        """The RIB keys (length octet, then address bytes) that may overlap a pool: the
+        cheap test (`overlaps` decides)."""
+        if not self.nets[version]:
+            return []
+        firsts = self.firsts[version]
+        if firsts is None:
+            return list(keys)
+        return [k for k in keys if k[0] < 8 or k[1] in firsts]
+
+    def fib_candidates(self, keys: Iterable[Any]) -> list[Any]:
+        """The same for kernel route keys ((address, length[, metric]))."""
+        by_len = {4: self.firsts[4], 16: self.firsts[6]}
+        if None in by_len.values():
+            return list(keys)
+        return [k for k in keys if k[1] < 8 or k[0][0] in by_len[len(k[0])]]  # type: ignore[operator]
+
+    def overlaps(self, version: int, addr: bytes, length: int) -> bool:
+        """`addr` (its leading bytes, or all of them) / `length` lies in a pool or covers one."""
+        width = 32 if version == 4 else 128
+        value = int.from_bytes(addr[: width // 8].ljust(width // 8, b"\0"), "big")
+        for plen, net in self.nets[version]:
+            cut = width - min(length, plen)
+            if value >> cut == net >> cut:
+                return True
+        return False
+
+
+def _rib_prefixes(
+    rib: Rib, pools: _PoolOverlap
+) -> tuple[frozenset[IPNetwork], frozenset[IPNetwork], int]:
+    """The prefixes overlapping a pool with a usable best path, those of them whose best
+    path is this node's own, and how many prefixes the Loc-RIB holds in all."""
     usable, local = set(), set()
+    total = 0
     for f in Family:
-        for k in list(rib.loc[f]):
+        version = 4 if f is Family.IPV4_UNICAST else 6
+        loc = rib.loc[f]
+        total += len(loc)
+        for k in pools.rib_candidates(version, loc):
+            if not pools.overlaps(version, k[1:], k[0]):
+                continue
             best = rib.best(f, k)
             if best is None:
                 continue
@@ -287,12 +354,21 @@ def _rib_prefixes(rib: Rib) -> tuple[frozenset[IPNetwork], frozenset[IPNetwork]]
             usable.add(net)
             if best.local:
                 local.add(net)
-    return frozenset(usable), frozenset(local)
+    return frozenset(usable), frozenset(local), total
 
 
-def _kernel_states(reconciler: Reconciler) -> dict[IPNetwork, str]:
-    rows = reconciler.snapshot(limit=None)["routes"]
-    return {ipaddress.ip_network(r["prefix"]): str(r["state"]) for r in rows}
+def _kernel_states(reconciler: Reconciler, pools: _PoolOverlap) -> tuple[dict[IPNetwork, str], int]:
+    """Every kernel route that is not as planned, and every route overlapping a pool,
+    with its state (`Reconciler.route_states`); how many routes there are in all."""
+    desired, installed = reconciler.desired.shapes, reconciler.installed.shapes
+    only_installed = installed.keys() - desired.keys()
+    relevant = [
+        k for k in pools.fib_candidates(chain(desired, only_installed))
+        if pools.overlaps(4 if len(k[0]) == 4 else 6, k[0], k[1])
+    ]  # fmt: skip
+    states = reconciler.route_states(relevant)
+    total = len(desired) + len(only_installed)
+    return {ipaddress.ip_network((k[0], k[1])): s for k, s in states.items()}, total
 
 
 async def take(p: Parts) -> Snapshot:
@@ -308,9 +384,17 @@ async def take(p: Parts) -> Snapshot:
             affinities = await p.ipam.affinities()
         except StoreError as exc:
             fault = str(exc)
-    rib, local = _rib_prefixes(p.rib) if p.rib is not None else (None, frozenset())
+    pools = _PoolOverlap(p.pools)
+    rib: frozenset[IPNetwork] | None = None
+    local: frozenset[IPNetwork] = frozenset()
+    rib_total = kernel_total = None
+    if p.rib is not None:
+        rib, local, rib_total = _rib_prefixes(p.rib, pools)
     if p.announced is not None:
         local |= p.announced.prefixes
+    kernel = None
+    if p.reconciler is not None:
+        kernel, kernel_total = _kernel_states(p.reconciler, pools)
     return Snapshot(
         node=p.node,
         pools=p.pools,
@@ -320,8 +404,10 @@ async def take(p: Parts) -> Snapshot:
         datastore_fault=fault,
         rib=rib,
         originated=local,
-        kernel=None if p.reconciler is None else _kernel_states(p.reconciler),
+        kernel=kernel,
         kernel_converged=p.reconciler.converged if p.reconciler is not None else True,
+        rib_total=rib_total,
+        kernel_total=kernel_total,
         peers={
             str(r["address"]): (
                 str(r["state"]),
