@@ -30,6 +30,8 @@ Remote routes arrive in bulk (`Reconciler.update_remote`, fed by
 `podbgp.fibfeed` straight from the RIB's packed keys): a batch is planned once
 per distinct `Reach` (next hops and pool modes) and family, not per prefix,
 and a property test holds it to the prefix-by-prefix path (`set_routes`).
+The tables are keyed by `model.Dest` (a length octet and the address; for
+IPv4 the RIB's own key object), `Prefix` being the readable form at the edges.
 The event socket drops the kernel's echoes of our own writes by the writer's
 netlink port id before anything is read (`netlink`).
 

@@ -77,7 +77,8 @@ def hop_text(hop: bytes) -> str:
 
 
 class Prefix(NamedTuple):
-    """A destination prefix: packed network address and length."""
+    """A destination prefix: packed network address and length (the readable form, at
+    the FIB's edges: config, pods, own blocks, `podbgp explain`; tables use `Dest`)."""
 
     addr: bytes
     length: int
@@ -87,8 +88,50 @@ class Prefix(NamedTuple):
         net = ipaddress.ip_network(text, strict=True)
         return cls(net.network_address.packed, net.prefixlen)
 
+    @classmethod
+    def of_dest(cls, dest: Dest) -> Prefix:
+        return cls(dest_addr(dest), dest[0])
+
+    @property
+    def dest(self) -> Dest:
+        return dest_of(self.addr, self.length)
+
     def __str__(self) -> str:
         return f"{unpack_addr(self.addr)}/{self.length}"
+
+
+# A destination as the FIB's tables key it: one length octet, then the address. For
+# IPv4 the address is the ceil(length / 8) bytes the length covers, which is the RIB's
+# own key for the prefix (its NLRI form, RFC 4271 §4.3), so the very `bytes` object the
+# RIB holds, its hash cached, goes from the RIB into the tables without a copy. For IPv6
+# it is all 16 bytes (17 in all), so that an IPv6 destination is never mistaken for an
+# IPv4 one (at most 5 bytes): the family is the length of the key.
+Dest = bytes
+DEST4_MAX = 5
+_PAD4 = tuple(bytes(4 - n) for n in range(5))  # by the number of address bytes in a dest
+
+
+def dest_of(addr: bytes, length: int) -> Dest:
+    """The destination of `addr`/`length` (4 or 16 address bytes)."""
+    if len(addr) == 4:
+        return bytes((length,)) + addr[: (length + 7) >> 3]
+    return bytes((length,)) + addr
+
+
+def dest_addr(dest: Dest) -> bytes:
+    """A destination's address, padded to 4 or 16 bytes."""
+    if len(dest) <= DEST4_MAX:
+        return dest[1:] + _PAD4[len(dest) - 1]
+    return dest[1:]
+
+
+def dest_len(dest: Dest) -> int:
+    return dest[0]
+
+
+def dest_text(dest: Dest) -> str:
+    """'10.1.0.0/16', 'fd00::/64'."""
+    return f"{unpack_addr(dest_addr(dest))}/{dest[0]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +275,7 @@ class KernelRoute(NamedTuple):
 
     @property
     def key(self) -> RouteKey:
-        """The kernel's identity of a route in one table: prefix and metric (`route_key`)."""
+        """The kernel's identity of a route in one table: destination and metric (`route_key`)."""
         return route_key(self)
 
     def describe(self) -> str:
@@ -248,22 +291,36 @@ class KernelRoute(NamedTuple):
         return f"{head} proto {self.protocol} " + " ".join(f"nexthop {h}" for h in hops)
 
 
-# A route's identity in one table is its prefix and metric (the kernel's own key). With
-# the metric podbgp plans for every route of that family (`DEFAULT_METRIC`), the key is
-# (address, length), equal to the route's `Prefix`, so that the reconciler's tables can
-# be keyed by the very `Prefix` objects of its inputs instead of one more tuple per
-# route; with any other metric (a route someone else added) it is (address, length,
-# metric). Both forms compare and hash as plain tuples.
-RouteKey = tuple[bytes, int] | tuple[bytes, int, int]
+# A route's identity in one table is its destination and metric (the kernel's own key).
+# With the metric podbgp plans for every route of that family (`DEFAULT_METRIC`), the
+# key is the route's `Dest` alone, so that the reconciler's tables are keyed by the
+# very key objects of its inputs (for IPv4, the RIB's) instead of one more object per
+# route; with any other metric (a route someone else added) it is (dest, metric).
+RouteKey = Dest | tuple[Dest, int]
 DEFAULT_METRIC = {4: 0, 16: 1024}  # by address length; 1024: the kernel's for IPv6 routes
 
 
 def route_key(route: KernelRoute) -> RouteKey:
-    """`KernelRoute.key`: (dst, dst_len), or (dst, dst_len, priority) for another metric."""
+    """`KernelRoute.key`: the route's dest, or (dest, priority) for another metric."""
     dst, priority = route[0], route[7]
+    dest = dest_of(dst, route[1])
     if priority == DEFAULT_METRIC.get(len(dst)):
-        return (dst, route[1])
-    return (dst, route[1], priority)
+        return dest
+    return (dest, priority)
+
+
+def key_dest(key: RouteKey) -> Dest:
+    """The destination of a route key."""
+    return key if isinstance(key, bytes) else key[0]
+
+
+def key_order(key: RouteKey) -> tuple[bytes, int] | tuple[bytes, int, int]:
+    """A key's place in `podbgp show fib`: by address, then length, then metric (a route
+    of the default metric first), as (address, length[, metric]) tuples sort."""
+    if isinstance(key, bytes):
+        return (key[1:], key[0])
+    dest, metric = key
+    return (dest[1:], dest[0], metric)
 
 
 class NexthopSpec(NamedTuple):
@@ -356,7 +413,7 @@ class FibInputs:
     """Everything the planner needs, as the composition root last set it."""
 
     node: NodeInfo | None = None
-    remote: dict[Prefix, Reach] = field(default_factory=dict)  # values shared (interned)
+    remote: dict[Dest, Reach] = field(default_factory=dict)  # values shared (interned)
     vteps: dict[bytes, Vtep] = field(default_factory=dict)  # by node (underlay) address
     local_pods: dict[Prefix, str] = field(default_factory=dict)  # prefix → host-side veth
     own_blocks: set[Prefix] = field(default_factory=set)

@@ -164,7 +164,7 @@ def plan_route_for(
         return plan_local(prefix, veth, protocol, table)
     if prefix in inputs.own_blocks:
         return plan_blackhole(prefix, protocol, table)
-    reach = inputs.remote.get(prefix)
+    reach = inputs.remote.get(prefix.dest)
     if reach is None or inputs.node is None:
         return None
     return plan_remote(RemoteRoute.of(prefix, reach), inputs.node, inputs.vteps, protocol, table)
@@ -215,7 +215,7 @@ def uses_mode(inputs: FibInputs, attr: str) -> bool:
 def plan_all(inputs: FibInputs, protocol: int, table: int) -> Plan:
     """The whole desired state (the reconciler re-plans single prefixes incrementally)."""
     plan = Plan()
-    prefixes = set(inputs.local_pods) | inputs.own_blocks | set(inputs.remote)
+    prefixes = set(inputs.local_pods) | inputs.own_blocks | set(map(Prefix.of_dest, inputs.remote))
     for prefix in prefixes:
         route = plan_route_for(prefix, inputs, protocol, table)
         if route is None:

@@ -7,9 +7,12 @@ plan to, what we believe the kernel holds (`installed`: routes of our
 keys into one batch of replaces and deletes. Nothing is written for a key
 whose kernel route already matches, so a resync of a correct table costs one
 dump and no writes. Desired and installed routes are `fib.table.RouteTable`s
-keyed by the inputs' own `Prefix` objects (`fib.model.route_key`), their values
-shapes interned in one pool: a route costs a dict entry per table, and a route
-installed as planned shares the planned shape object.
+keyed by destinations (`fib.model.Dest`: a length octet and the address; for
+IPv4 the RIB's own key bytes, passed through by `podbgp.fibfeed`, hash cached),
+their values shapes interned in one pool: a route costs a dict entry per table,
+and a route installed as planned shares the planned shape object. `Prefix`
+stays the readable type at the edges (local pods, own blocks, `set_routes`,
+`route_state`), converted to its `Dest` once there.
 
 When the kernel and our belief disagree, the kernel wins and the key is
 re-examined: a full resync (dump) runs at start, after any failed netlink
@@ -80,8 +83,10 @@ from fib.kernel import (
     Unsupported,
 )
 from fib.model import (
+    DEST4_MAX,
     IPIP_DEVICE,
     VXLAN_DEVICE,
+    Dest,
     Encap,
     FibInputs,
     KernelRoute,
@@ -91,8 +96,10 @@ from fib.model import (
     RemoteRoute,
     RouteKey,
     Vtep,
+    dest_text,
+    key_dest,
+    key_order,
     route_key,
-    unpack_addr,
 )
 from fib.nexthops import NexthopTable, owned_id
 from fib.steps import Begin, Call, Finish, Step, run
@@ -100,6 +107,7 @@ from fib.table import RouteTable, Shape, ShapePool, route_of
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
+_DEST_ORDER = itemgetter(slice(1, None), 0)  # `fib.model.key_order` of a plain dest, in C
 WRITE_CHUNK = 16384  # routes per netlink write step (the loop gets a turn in between)
 DEBUG_WRITES = 16  # writes of a batch up to this size are logged one by one at debug level
 # ops of one write, their keys and the shapes they write (None: a delete)
@@ -152,8 +160,8 @@ def _debug_writes(what: str, ops: list[RouteOp] | list[NexthopOp] | RouteBatch) 
 
 
 def key_of(prefix: Prefix) -> RouteKey:
-    """The key of the route planned for `prefix`: the prefix itself (`fib.model.route_key`)."""
-    return prefix
+    """The key of the route planned for `prefix`: its destination (`fib.model.route_key`)."""
+    return prefix.dest
 
 
 @dataclass(slots=True)
@@ -195,7 +203,7 @@ class Reconciler:
         self.foreign: dict[RouteKey, KernelRoute] = {}
         self.stale: set[RouteKey] = set()
         self.failed: dict[RouteKey, int] = {}
-        self.unroutable: set[Prefix] = set()
+        self.unroutable: set[Dest] = set()
         # Owned routes someone else deleted or changed, and when: the last drift per key
         # (``route_state``; ``podbgp explain`` names a hand-deleted route it put back).
         self.drifted: dict[RouteKey, tuple[float, str]] = {}
@@ -209,26 +217,27 @@ class Reconciler:
         self.counters = Counters()
         self.tunnels = _Tunnels()
         self._believed: RouteTable | None = None
-        self.encapsulated: set[Prefix] = set()  # remote prefixes whose pool encapsulates
+        self.encapsulated: set[Dest] = set()  # remote destinations whose pool encapsulates
         self.nh = NexthopTable(self.config.protocol, enabled=self.config.nexthops)
 
     # -- inputs (desired state only; no I/O) ------------------------------------------------
     def set_node(self, node: NodeInfo) -> None:
         self.inputs.node = node
-        self._replan(self._all_prefixes())
+        self._replan(self._all_dests())
         self.tunnels.dirty = True
 
     def set_route(self, route: RemoteRoute) -> None:
         self.set_routes((route,))
 
     def set_routes(self, routes: Iterable[RemoteRoute]) -> None:
-        prefixes = []
+        dests = []
         for route in routes:
-            self._remember(route.prefix, route.reach)
-            prefixes.append(route.prefix)
-        self._replan(prefixes)
+            dest = route.prefix.dest
+            self._remember(dest, route.reach)
+            dests.append(dest)
+        self._replan(dests)
 
-    def update_remote(self, changes: Mapping[Prefix, Reach | None]) -> None:
+    def update_remote(self, changes: Mapping[Dest, Reach | None]) -> None:
         """A batch of remote routes set (a `Reach`) or removed (None), planned in bulk.
 
         The outcome is that of `set_routes` and `del_route` prefix by prefix (a
@@ -238,7 +247,7 @@ class Reconciler:
         shared ones are also stored once."""
         remote = self.inputs.remote
         sets = {p: r for p, r in changes.items() if r is not None}
-        removed: list[Prefix] = []
+        removed: list[Dest] = []
         if len(sets) != len(changes):
             removed = [p for p, r in changes.items() if r is None]
             removed = list(compress(removed, map(remote.pop, removed, repeat(None))))
@@ -247,20 +256,20 @@ class Reconciler:
         # distinct reaches by identity (interned by the caller; no dataclass hash per route)
         distinct = dict(zip(map(id, sets.values()), sets.values(), strict=True))
         if any(r.ipip is not Encap.NEVER or r.vxlan is not Encap.NEVER for r in distinct.values()):
-            for prefix, reach in sets.items():
-                self._remember(prefix, reach)
+            for dest, reach in sets.items():
+                self._remember(dest, reach)
         else:  # all plain: one update in C
             remote.update(sets)
             if self.encapsulated:
                 self.encapsulated.difference_update(sets)
         self._replan_bulk(sets, removed)
 
-    def _remember(self, prefix: Prefix, reach: Reach) -> None:
-        self.inputs.remote[prefix] = reach
+    def _remember(self, dest: Dest, reach: Reach) -> None:
+        self.inputs.remote[dest] = reach
         if reach.ipip is Encap.NEVER and reach.vxlan is Encap.NEVER:
-            self.encapsulated.discard(prefix)
+            self.encapsulated.discard(dest)
         else:
-            self.encapsulated.add(prefix)
+            self.encapsulated.add(dest)
             if self._device_missing_for(reach):
                 self.tunnels.dirty = True
 
@@ -275,9 +284,10 @@ class Reconciler:
         return reach.ipip is not Encap.NEVER and not (tunnels.ipip_ok or tunnels.ipip_unsupported)
 
     def del_route(self, prefix: Prefix) -> None:
-        if self.inputs.remote.pop(prefix, None) is not None:
-            self.encapsulated.discard(prefix)
-            self._replan((prefix,))
+        dest = prefix.dest
+        if self.inputs.remote.pop(dest, None) is not None:
+            self.encapsulated.discard(dest)
+            self._replan((dest,))
 
     def set_vtep(self, vtep: Vtep) -> None:
         """A remote VTEP, found under each next hop it stands for (`Vtep.keys`)."""
@@ -298,44 +308,49 @@ class Reconciler:
 
     def set_local_pod(self, prefix: Prefix, veth: str) -> None:
         self.inputs.local_pods[prefix] = veth
-        self._replan((prefix,))
+        self._replan((prefix.dest,))
 
     def del_local_pod(self, prefix: Prefix) -> None:
         if self.inputs.local_pods.pop(prefix, None) is not None:
-            self._replan((prefix,))
+            self._replan((prefix.dest,))
 
     def set_own_block(self, prefix: Prefix) -> None:
         self.inputs.own_blocks.add(prefix)
-        self._replan((prefix,))
+        self._replan((prefix.dest,))
 
     def del_own_block(self, prefix: Prefix) -> None:
         if prefix in self.inputs.own_blocks:
             self.inputs.own_blocks.discard(prefix)
-            self._replan((prefix,))
+            self._replan((prefix.dest,))
 
-    def _all_prefixes(self) -> set[Prefix]:
+    def _local_dests(self) -> set[Dest]:
+        """The destinations of the local pods and own blocks (a few hundred at most)."""
         i = self.inputs
-        return set(i.remote) | set(i.local_pods) | i.own_blocks
+        return {p.dest for p in i.local_pods} | {p.dest for p in i.own_blocks}
+
+    def _all_dests(self) -> set[Dest]:
+        return set(self.inputs.remote) | self._local_dests()
 
     def _replan_via(self, node_address: bytes) -> None:
         via = {r for r in set(self.inputs.remote.values()) if node_address in r.next_hops}
         if via:
             self._replan_bulk({p: r for p, r in self.inputs.remote.items() if r in via}, [])
 
-    def _replan(self, prefixes: Iterable[Prefix]) -> None:
+    def _replan(self, dests: Iterable[Dest]) -> None:
+        """Plan each destination by the readable rules (`plan.plan_route_for`)."""
         cfg = self.config
-        for prefix in prefixes:
-            key = key_of(prefix)
+        for key in dests:
+            prefix = Prefix.of_dest(key)
             try:
                 route = plan.plan_route_for(prefix, self.inputs, cfg.protocol, cfg.table)
             except plan.PlanError as exc:
                 log.warning("fib: %s", exc)
                 route = None
-            wanted = prefix in self.inputs.remote or prefix in self.inputs.own_blocks
+            wanted = key in self.inputs.remote or prefix in self.inputs.own_blocks
             if route is None and (wanted or prefix in self.inputs.local_pods):
-                self.unroutable.add(prefix)
+                self.unroutable.add(key)
             else:
-                self.unroutable.discard(prefix)
+                self.unroutable.discard(key)
             self.nh.replanned(key, self.desired.shapes.get(key))
             if route is None:
                 self.desired.pop(key, None)
@@ -345,13 +360,13 @@ class Reconciler:
             self.failed.pop(key, None)
             self.dirty.add(key)
 
-    def _replan_bulk(self, sets: dict[Prefix, Reach], removed: list[Prefix]) -> None:
-        """`_replan` for a batch of remote prefixes set (with their reach) or removed: one
-        `plan.plan_shape` per distinct reach and family; prefixes that are also local
+    def _replan_bulk(self, sets: dict[Dest, Reach], removed: list[Dest]) -> None:
+        """`_replan` for a batch of remote destinations set (with their reach) or removed:
+        one `plan.plan_shape` per distinct reach and family; those that are also local
         pods or own blocks, or whose plan fails, go through `_replan`."""
         i = self.inputs
         if i.local_pods or i.own_blocks:
-            special = (i.local_pods.keys() | i.own_blocks) & (sets.keys() | set(removed))
+            special = self._local_dests() & (sets.keys() | set(removed))
             if special:
                 self._replan(special)
                 sets = {p: r for p, r in sets.items() if p not in special}
@@ -362,17 +377,17 @@ class Reconciler:
             self._replan(failed)  # logs each one with its prefix
 
     def _plan_shapes(
-        self, sets: dict[Prefix, Reach]
-    ) -> tuple[dict[RouteKey, Shape], list[Prefix], list[Prefix]]:
-        """The interned shape of each prefix's route (the prefix is its key, `key_of`),
-        the prefixes with no usable hop and those whose plan failed. A batch of one
+        self, sets: dict[Dest, Reach]
+    ) -> tuple[dict[RouteKey, Shape], list[Dest], list[Dest]]:
+        """The interned shape of each destination's route (the destination is its key,
+        `key_of`), those with no usable hop and those whose plan failed. A batch of one
         family whose every reach plans (the RIB's batches) maps in C."""
         node = self.inputs.node
         if node is None:
             return {}, list(sets), []
-        families = set(map(len, map(itemgetter(0), sets)))
-        if len(families) == 1:
-            ipv6 = families.pop() == 16
+        sizes = set(map(len, sets))  # a dest's size says its family (`fib.model.Dest`)
+        if sizes and (max(sizes) <= DEST4_MAX or min(sizes) > DEST4_MAX):
+            ipv6 = min(sizes) > DEST4_MAX
             reaches = dict(zip(map(id, sets.values()), sets.values(), strict=True))
             by_reach = {k: self._plan_one(r, ipv6) for k, r in reaches.items()}
             if _UNPLANNED not in by_reach.values() and None not in by_reach.values():
@@ -392,15 +407,15 @@ class Reconciler:
         return None if planned is None else self.pool.intern((*planned, 0))
 
     def _plan_each(
-        self, sets: dict[Prefix, Reach]
-    ) -> tuple[dict[RouteKey, Shape], list[Prefix], list[Prefix]]:
-        """`_plan_shapes` prefix by prefix, memoised by the reach's identity and family."""
+        self, sets: dict[Dest, Reach]
+    ) -> tuple[dict[RouteKey, Shape], list[Dest], list[Dest]]:
+        """`_plan_shapes` one by one, memoised by the reach's identity and family."""
         memo: tuple[dict[int, Shape | None], dict[int, Shape | None]] = ({}, {})
         new: dict[RouteKey, Shape] = {}
-        unroutable: list[Prefix] = []
-        failed: list[Prefix] = []
+        unroutable: list[Dest] = []
+        failed: list[Dest] = []
         for prefix, reach in sets.items():
-            ipv6 = len(prefix[0]) == 16
+            ipv6 = len(prefix) > DEST4_MAX
             shapes = memo[ipv6]
             shape = shapes.get(id(reach), _UNPLANNED)
             if shape is _UNPLANNED:
@@ -415,7 +430,7 @@ class Reconciler:
 
     def _record_plans(
         self, new: dict[RouteKey, Shape], gone: list[RouteKey],
-        changed: tuple[Iterable[Prefix], Iterable[Prefix]], unroutable: list[Prefix],
+        changed: tuple[Iterable[Dest], Iterable[Dest]], unroutable: list[Dest],
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
         desired = self.desired.shapes
@@ -960,14 +975,19 @@ class Reconciler:
         desired, installed = self.desired.shapes, self.installed.shapes
         only_installed = installed.keys() - desired.keys()  # stale or extra: few
         keys: Iterable[RouteKey]
+        # ordered by address, then length and metric (`key_order`), in C for plain dests
+        metric_keys = any(type(k) is not bytes for k in only_installed)  # desired's never
+        order: Callable[[Any], Any] = key_order if metric_keys else _DEST_ORDER
         if limit is None:
-            keys = sorted(chain(desired, only_installed))
+            keys = sorted(chain(desired, only_installed), key=order)
         else:
-            keys = heapq.nsmallest(limit, chain(desired, only_installed)) if limit else ()
+            keys = (
+                heapq.nsmallest(limit, chain(desired, only_installed), key=order) if limit else ()
+            )
         for key in keys:
             want, have = self.desired.get(key), self.installed.get(key)
             rows.append({
-                "prefix": f"{unpack_addr(key[0])}/{key[1]}",
+                "prefix": dest_text(key_dest(key)),
                 "desired": want.describe() if want else None,
                 "installed": have.describe() if have else None,
                 "state": self._state(key, want, have),
@@ -982,7 +1002,7 @@ class Reconciler:
             "stale": len(self.stale),
             "conflicts": len(self.foreign.keys() & self.desired.shapes.keys()),
             "failed": len(self.failed),
-            "unroutable": sorted(str(p) for p in self.unroutable),
+            "unroutable": sorted(map(str, map(Prefix.of_dest, self.unroutable))),
             "tunnels": {
                 "vxlan": self.tunnels.vxlan_ok,
                 "ipip": self.tunnels.ipip_ok,
@@ -1010,7 +1030,7 @@ class Reconciler:
             "installed": have.describe() if have else None,
             "foreign": foreign.describe() if foreign else None,
             "state": "absent" if want is None and have is None else self._state(key, want, have),
-            "unroutable": prefix in self.unroutable,
+            "unroutable": key in self.unroutable,
             "last_drift": (
                 None
                 if key not in self.drifted

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping
 
-from fib.model import KernelRoute, Nexthop, RouteKey, route_key
+from fib.model import KernelRoute, Nexthop, RouteKey, dest_addr, route_key
 
 # KernelRoute's fields 2..8: (kind, nexthops, scope, protocol, table, priority, nh_id).
 Shape = tuple[int, tuple[Nexthop, ...], int, int, int, int, int]
@@ -58,7 +58,8 @@ def shape_of(route: KernelRoute) -> Shape:
 
 def route_of(key: RouteKey, shape: Shape) -> KernelRoute:
     """The route a key and shape stand for (the key's metric, if any, is the shape's)."""
-    return _new(KernelRoute, (key[0], key[1], *shape))
+    dest = key if isinstance(key, bytes) else key[0]
+    return _new(KernelRoute, (dest_addr(dest), dest[0], *shape))
 
 
 class RouteTable(MutableMapping[RouteKey, KernelRoute]):

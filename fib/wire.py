@@ -29,7 +29,14 @@ from operator import add, itemgetter
 from typing import Any, TypeVar
 
 from fib.kernel import DELETE, REPLACE, RouteBatch
-from fib.model import RT_SCOPE_UNIVERSE, KernelRoute, Nexthop, NexthopObject, NexthopSpec
+from fib.model import (
+    DEST4_MAX,
+    RT_SCOPE_UNIVERSE,
+    KernelRoute,
+    Nexthop,
+    NexthopObject,
+    NexthopSpec,
+)
 from fib.table import Shape
 
 # linux/netlink.h
@@ -236,15 +243,19 @@ def encode_route_batch(
     stand-in destination; the pieces around those fields are cut out of it
     (`_pieces`), and every route's message is one struct call over them, mapped
     over the batch in C. That makes it byte for byte the per-op encoding (tested).
-    A batch of two families, with a default route (no RTA_DST) or naming an
-    unknown device is encoded op by op."""
+    A batch of two families, with a key that has a metric, a default route (no
+    RTA_DST) or naming an unknown device is encoded op by op."""
     keys, shapes = batch.keys, batch.shapes
-    dsts = list(map(_FIRST, keys))
-    widths = set(map(len, dsts))
-    dst_lens = list(map(_SECOND, keys))
-    if len(widths) != 1 or 0 in dst_lens:
+    sizes = set(map(len, keys)) if set(map(type, keys)) == {bytes} else set()
+    if not sizes or not (max(sizes) <= DEST4_MAX or min(sizes) > DEST4_MAX):
+        return encode_ops(batch.ops(), encode_route, base, ifindex)  # both families, metrics
+    dst_lens = list(map(_FIRST, keys))  # a dest's length octet
+    if 0 in dst_lens:
         return encode_ops(batch.ops(), encode_route, base, ifindex)
-    width = widths.pop()
+    width = 4 if max(sizes) <= DEST4_MAX else 16
+    # a dest's address bytes; an IPv4 one has only those its length covers, and the
+    # struct's `4s` pads it with zeros as `dest_addr` does
+    dsts = map(_AFTER_LENGTH, keys)
     distinct = dict(zip(map(id, shapes), shapes, strict=True))
     try:
         cut = {i: _pieces(batch.op, s, width, ifindex) for i, s in distinct.items()}
@@ -298,7 +309,7 @@ def _batch_struct(width: int, tail: int) -> struct.Struct:
 
 
 _BATCH_STRUCTS: dict[str, struct.Struct] = {}
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_FIRST, _AFTER_LENGTH = itemgetter(0), itemgetter(slice(1, None))
 
 
 def encode_dump_request(family: int, table: int, seq: int) -> bytes:

@@ -40,6 +40,7 @@ from typing import Any
 
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_to_network
+from fib.model import DEST4_MAX, RouteKey, dest_addr, key_dest
 from fib.reconciler import Reconciler
 from ipam import Announcement, Ipam
 from ipam.store.base import StoreError
@@ -315,12 +316,18 @@ class _PoolOverlap:
             return list(keys)
         return [k for k in keys if k[0] < 8 or k[1] in firsts]
 
-    def fib_candidates(self, keys: Iterable[Any]) -> list[Any]:
-        """The same for kernel route keys ((address, length[, metric]))."""
-        by_len = {4: self.firsts[4], 16: self.firsts[6]}
-        if None in by_len.values():
+    def fib_candidates(self, keys: Iterable[RouteKey]) -> list[RouteKey]:
+        """The same for kernel route keys (a `fib.model.Dest`: length octet, then address
+        bytes; or (dest, metric) for a route of another metric)."""
+        by_v4 = {True: self.firsts[4], False: self.firsts[6]}
+        if None in by_v4.values():
             return list(keys)
-        return [k for k in keys if k[1] < 8 or k[0][0] in by_len[len(k[0])]]  # type: ignore[operator]
+        out = []
+        for k in keys:
+            d = k if isinstance(k, bytes) else k[0]
+            if d[0] < 8 or d[1] in by_v4[len(d) <= DEST4_MAX]:  # type: ignore[operator]
+                out.append(k)
+        return out
 
     def overlaps(self, version: int, addr: bytes, length: int) -> bool:
         """`addr` (its leading bytes, or all of them) / `length` lies in a pool or covers one."""
@@ -362,13 +369,15 @@ def _kernel_states(reconciler: Reconciler, pools: _PoolOverlap) -> tuple[dict[IP
     with its state (`Reconciler.route_states`); how many routes there are in all."""
     desired, installed = reconciler.desired.shapes, reconciler.installed.shapes
     only_installed = installed.keys() - desired.keys()
-    relevant = [
-        k for k in pools.fib_candidates(chain(desired, only_installed))
-        if pools.overlaps(4 if len(k[0]) == 4 else 6, k[0], k[1])
-    ]  # fmt: skip
+    relevant = []
+    for k in pools.fib_candidates(chain(desired, only_installed)):
+        d = key_dest(k)
+        if pools.overlaps(4 if len(d) <= DEST4_MAX else 6, d[1:], d[0]):
+            relevant.append(k)
     states = reconciler.route_states(relevant)
     total = len(desired) + len(only_installed)
-    return {ipaddress.ip_network((k[0], k[1])): s for k, s in states.items()}, total
+    nets = {k: ipaddress.ip_network((dest_addr(key_dest(k)), key_dest(k)[0])) for k in states}
+    return {nets[k]: s for k, s in states.items()}, total
 
 
 async def take(p: Parts) -> Snapshot:

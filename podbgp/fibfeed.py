@@ -3,13 +3,14 @@
 The RIB reports each batch of best-path changes as ``(family, {key: hops})``:
 a key is the packed prefix (its length, then the address bytes that length
 covers: the NLRI form of RFC 4271 §4.3), hops are packed next-hop addresses,
-``()`` meaning "no route". The FIB wants `fib.model.Prefix` (the address padded
-to 4 or 16 bytes) and a `Reach` (next hops plus the encapsulation of the pool
-the prefix lies in). `FibFeed.best_paths` does that conversion in one pass per
-batch without `ipaddress` objects or strings (DESIGN.md performance rule 2):
-the key is padded into a `Prefix`, the hop tuple passes through as it is, and
-`Reach` values are interned so that a million prefixes behind four next hops
-share four objects and the reconciler plans four times.
+``()`` meaning "no route". The FIB wants a `fib.model.Dest` (a length octet and
+the address: for IPv4 the RIB's key itself, for IPv6 the address padded to 16
+bytes) and a `Reach` (next hops plus the encapsulation of the pool the prefix
+lies in). `FibFeed.best_paths` does that conversion in one pass per batch
+without `ipaddress` objects or strings (DESIGN.md performance rule 2): an IPv4
+key passes through untouched (the very object the RIB holds, its hash cached),
+the hop tuple too, and `Reach` values are interned so that a million prefixes
+behind four next hops share four objects and the reconciler plans four times.
 
 Pools: a prefix takes the modes of the longest pool that contains it
 (`PoolTable`, built once per config; config validation keeps pools from
@@ -22,22 +23,20 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
-from itertools import repeat
-from operator import add, itemgetter
+from operator import add
 
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_from_network
-from fib.model import Encap, Prefix, Reach
+from fib.model import Dest, Encap, Reach, dest_addr
 from fib.reconciler import Reconciler
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Modes = tuple[Encap, Encap]  # (ipip, vxlan)
 PLAIN: Modes = (Encap.NEVER, Encap.NEVER)
-_new = tuple.__new__
-_PAD4 = tuple(bytes(4 - n) for n in range(5))  # by the number of address bytes in a key
+# What makes a RIB key a `Dest`, by the number of address bytes in the key: nothing for
+# IPv4 (the key is the dest), the padding to 16 address bytes for IPv6.
+_PAD4 = (b"",) * 5
 _PAD16 = tuple(bytes(16 - n) for n in range(17))
-_AFTER_LENGTH = itemgetter(slice(1, None))  # a key's address bytes
-_FIRST = itemgetter(0)  # a key's prefix length
 _EMPTY = ().__eq__  # no hops: a withdrawal
 
 
@@ -101,7 +100,7 @@ class FibFeed:
         pad = _PAD4 if family is Family.IPV4_UNICAST else _PAD16
         own = self._own_keys_of(family)
         pools = self.pools()  # the running config's (a reload may change the modes)
-        out: dict[Prefix, Reach | None] | None
+        out: dict[Dest, Reach | None] | None
         if pools:
             out = self._with_pools(pools, pad, own, changes)
         else:  # no pools: every route is plain, interned by its hops alone
@@ -114,29 +113,29 @@ class FibFeed:
     def plain_each(
         self, pad: tuple[bytes, ...], own: frozenset[bytes],
         changes: Mapping[bytes, tuple[bytes, ...]],
-    ) -> dict[Prefix, Reach | None]:  # fmt: skip
+    ) -> dict[Dest, Reach | None]:  # fmt: skip
         """Without pools, key by key: the readable rules `_plain_whole` follows."""
-        out: dict[Prefix, Reach | None] = {}
+        out: dict[Dest, Reach | None] = {}
         plain = self._plain
         for key, hops in changes.items():
-            prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
+            dest = key + pad[len(key) - 1]
             if not hops or key in own:
-                out[prefix] = None
+                out[dest] = None
             else:
-                out[prefix] = plain.get(hops) or self._intern(hops, PLAIN)
+                out[dest] = plain.get(hops) or self._intern(hops, PLAIN)
         return out
 
     def _plain_whole(
         self, pad: tuple[bytes, ...], own: frozenset[bytes],
         changes: Mapping[bytes, tuple[bytes, ...]],
-    ) -> dict[Prefix, Reach | None] | None:  # fmt: skip
+    ) -> dict[Dest, Reach | None] | None:  # fmt: skip
         """`plain_each` for a batch that is all announcements of none of this node's
         blocks, or all withdrawals, built in C (`map`); None for any other batch."""
         keys, hops = changes.keys(), changes.values()
-        # a key is its length, then the address bytes it covers: pad those to 4 or 16
-        by_key_length = (b"", *pad)  # the padding by the key's own length
-        addrs = map(add, map(_AFTER_LENGTH, keys), map(by_key_length.__getitem__, map(len, keys)))
-        prefixes = map(_new, repeat(Prefix), zip(addrs, map(_FIRST, keys), strict=True))
+        dests: Iterable[Dest] = keys  # IPv4: the RIB's keys are the dests
+        if pad is not _PAD4:  # IPv6: the address bytes padded to 16, by the key's length
+            by_key_length = (b"", *pad)
+            dests = map(add, keys, map(by_key_length.__getitem__, map(len, keys)))
         if () not in hops:
             if not own.isdisjoint(keys):
                 return None
@@ -145,21 +144,21 @@ class FibFeed:
             reaches = list(map(self._plain.get, hops))
             if None in reaches:  # the tables started afresh meanwhile (`_intern`)
                 return None
-            return dict(zip(prefixes, reaches, strict=True))
+            return dict(zip(dests, reaches, strict=True))
         if hops and all(map(_EMPTY, hops)):
-            return dict.fromkeys(prefixes)
+            return dict.fromkeys(dests)
         return None
 
     def pools_changed(self) -> int:
         """The pools changed (a reload, the cluster's resources): re-plan the remote routes
         whose pool modes are now different, and only those; returns how many."""
         pools = self.pools()
-        out: dict[Prefix, Reach | None] = {}
-        for prefix, reach in self.reconciler.inputs.remote.items():
-            modes = pools.modes(prefix.addr, prefix.length) if pools else PLAIN
+        out: dict[Dest, Reach | None] = {}
+        for dest, reach in self.reconciler.inputs.remote.items():
+            modes = pools.modes(dest_addr(dest), dest[0]) if pools else PLAIN
             if modes != (reach.ipip, reach.vxlan):
                 hops = reach.next_hops
-                out[prefix] = self._reach.get((hops, modes)) or self._intern(hops, modes)
+                out[dest] = self._reach.get((hops, modes)) or self._intern(hops, modes)
         if out:
             self.reconciler.update_remote(out)
             self.wake()
@@ -168,16 +167,16 @@ class FibFeed:
     def _with_pools(
         self, pools: PoolTable, pad: tuple[bytes, ...], own: frozenset[bytes],
         changes: Mapping[bytes, tuple[bytes, ...]],
-    ) -> dict[Prefix, Reach | None]:  # fmt: skip
-        out: dict[Prefix, Reach | None] = {}
+    ) -> dict[Dest, Reach | None]:  # fmt: skip
+        out: dict[Dest, Reach | None] = {}
         reach_of, modes_of = self._reach, pools.modes
         for key, hops in changes.items():
-            prefix = _new(Prefix, (key[1:] + pad[len(key) - 1], key[0]))
+            dest = key + pad[len(key) - 1]
             if not hops or key in own:
-                out[prefix] = None
+                out[dest] = None
                 continue
-            modes = modes_of(prefix[0], prefix[1])
-            out[prefix] = reach_of.get((hops, modes)) or self._intern(hops, modes)
+            modes = modes_of(dest_addr(dest), key[0])
+            out[dest] = reach_of.get((hops, modes)) or self._intern(hops, modes)
         return out
 
     def _intern(self, hops: tuple[bytes, ...], modes: Modes) -> Reach:

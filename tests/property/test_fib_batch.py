@@ -16,6 +16,7 @@ from fib import wire
 from fib.fake import FakeKernel
 from fib.kernel import DELETE, REPLACE, RouteBatch
 from fib.model import (
+    DEST4_MAX,
     RTN_BLACKHOLE,
     RTN_UNICAST,
     KernelRoute,
@@ -74,8 +75,9 @@ def _bulk(b: RouteBatch) -> bool:
     """Does the batch take the bulk encoding (one family, no default route, every device
     known), not the op-by-op fallback?"""
     devices = {h.dev for s in b.shapes if not s[6] for h in s[1]}  # an object holds its hops
-    return (len({len(k[0]) for k in b.keys}) == 1 and all(k[1] for k in b.keys)
-            and (b.op == DELETE or "gone" not in devices))  # fmt: skip
+    dests = [k for k in b.keys if isinstance(k, bytes)]  # keys with a metric: (dest, metric)
+    return (len(dests) == len(b.keys) and len({len(d) <= DEST4_MAX for d in dests}) == 1
+            and all(d[0] for d in dests) and (b.op == DELETE or "gone" not in devices))  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)

@@ -176,7 +176,7 @@ def test_bulk_plans_as_the_readable_path(
 ) -> None:
     fast, slow = _start(*setup), _start(*setup)
     for changes, apply in batches:
-        fast.update_remote(changes)
+        fast.update_remote({p.dest: r for p, r in changes.items()})
         _readable(slow, changes)
         # keys that did not change are marked dirty only by the readable path; harmless
         assert fast.dirty <= slow.dirty

@@ -1,6 +1,7 @@
 """Property: without pools, `FibFeed` converts a RIB batch in C (`_plain_whole`, for a
 batch of only announcements or only withdrawals) exactly as key by key
-(`plain_each`): the same prefixes, reaches and withdrawals, in the same order."""
+(`plain_each`): the same destinations, reaches and withdrawals, in the same order; and
+a destination is the key's prefix (for IPv4, the RIB's key object itself)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bgp.wire.constants import Family
-from fib.model import Prefix, Reach, pack_addr
+from fib.model import Dest, Prefix, Reach, pack_addr
 from podbgp.fibfeed import _PAD4, _PAD16, FibFeed, PoolTable
 
 HOPS = [pack_addr(a) for a in ("10.0.0.2", "10.0.0.3", "fd00::2")]
@@ -18,9 +19,9 @@ class _Recorder:
     """Stands in for the reconciler: keeps what `update_remote` is given."""
 
     def __init__(self) -> None:
-        self.batches: list[dict[Prefix, Reach | None]] = []
+        self.batches: list[dict[Dest, Reach | None]] = []
 
-    def update_remote(self, changes: dict[Prefix, Reach | None]) -> None:
+    def update_remote(self, changes: dict[Dest, Reach | None]) -> None:
         self.batches.append(changes)
 
 
@@ -65,6 +66,14 @@ def test_whole_batch_converts_as_key_by_key(
         assert whole is not None
     if whole is not None:
         assert list(whole.items()) == list(each.items())
+    # each key's dest is its prefix (the address padded to the family's width), and an
+    # IPv4 one is the RIB's key itself
+    width = 4 if family is Family.IPV4_UNICAST else 16
+    assert [Prefix.of_dest(d) for d in each] == [
+        Prefix(k[1:] + bytes(width + 1 - len(k)), k[0]) for k in changes
+    ]
+    if width == 4:
+        assert all(d is k for d, k in zip(each, changes, strict=True))
 
 
 def test_best_paths_interns_reaches_on_either_path() -> None:
@@ -74,5 +83,5 @@ def test_best_paths_interns_reaches_on_either_path() -> None:
     feed.best_paths(Family.IPV4_UNICAST, {a: (HOPS[0],), b: (HOPS[0],)})  # whole
     feed.best_paths(Family.IPV4_UNICAST, {a: (), b: (HOPS[0],)})  # key by key
     first, second = rec.batches
-    assert first[Prefix(bytes([10, 244, 1, 0]), 24)] is second[Prefix(bytes([10, 244, 2, 0]), 24)]
-    assert second[Prefix(bytes([10, 244, 1, 0]), 24)] is None
+    assert first[Prefix(bytes([10, 244, 1, 0]), 24).dest] is second[b]  # IPv4: the RIB's keys
+    assert second[a] is None

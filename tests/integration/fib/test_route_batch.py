@@ -9,7 +9,7 @@ import errno
 import pytest
 
 from fib.kernel import DELETE, REPLACE, RouteBatch, RouteFailure
-from fib.model import RTN_UNICAST, Nexthop, NexthopObject, NexthopSpec, pack_addr
+from fib.model import RTN_UNICAST, Nexthop, NexthopObject, NexthopSpec, dest_of, pack_addr
 from fib.netlink import SEND_CHUNK, NetlinkKernel
 from fib.table import Shape, route_of
 from podbgp.lab.netns import Netns
@@ -30,13 +30,13 @@ def test_a_batch_lands_and_refusals_map_to_their_keys(
     kernel = NetlinkKernel(node.name, watch=False)
     kernels.append(kernel)
     assert kernel.write_nexthops([(REPLACE, OBJECT)]) == []
-    keys = [(bytes([10, 100 + (i >> 16), (i >> 8) & 255, i & 255]), 32) for i in range(N)]
+    keys = [dest_of(bytes([10, 100 + (i >> 16), (i >> 8) & 255, i & 255]), 32) for i in range(N)]
     shapes = [VIA_OBJECT if i % 3 else VIA_C for i in range(N)]
     bad = N // 2  # in the second chunk
     shapes[bad] = MISSING
     failures = kernel.write_route_batch(RouteBatch(REPLACE, keys, shapes))
     assert failures == [RouteFailure(REPLACE, route_of(keys[bad], MISSING), errno.EINVAL)]
-    table = {(r.dst, r.dst_len): r for r in kernel.dump_routes(254) if r.protocol == 80}
+    table = {r.key: r for r in kernel.dump_routes(254) if r.protocol == 80}
     assert set(table) == set(keys) - {keys[bad]}
     for key, shape in zip(keys, shapes, strict=True):
         if shape is VIA_OBJECT:

@@ -76,7 +76,7 @@ def a_reconciler() -> Reconciler:
     rec.apply()
     reach = Reach((pack_addr("10.0.0.2"),))
     prefixes = [Prefix.parse(p) for p in internet(3000) + INSIDE + COVERING]
-    rec.update_remote({p: reach for p in [*prefixes, Prefix.parse(str(outside)), refused]})
+    rec.update_remote({p.dest: reach for p in [*prefixes, Prefix.parse(str(outside)), refused]})
     rec.apply()
     return rec
 

@@ -9,7 +9,7 @@ import pytest
 from bgp.wire.constants import Family
 from bgp.wire.prefix import key_from_network
 from fib.fake import FakeKernel
-from fib.model import Encap, NodeInfo, Prefix, Reach, pack_addr
+from fib.model import Dest, Encap, NodeInfo, Prefix, Reach, pack_addr
 from fib.reconciler import FibConfig, Reconciler
 from podbgp.fibfeed import PLAIN, FibFeed, PoolTable
 
@@ -76,34 +76,41 @@ def key(text: str) -> bytes:
     return key_from_network(text)[1]
 
 
+def dest(text: str) -> Dest:
+    return Prefix.parse(text).dest
+
+
 def test_keys_and_hops_become_prefixes_and_shared_reach() -> None:
     feed = _feed(PoolTable([(net("10.244.0.0/16"), N, C)]))
     feed.best_paths(V4, {key("10.244.1.0/26"): (HOP_C, HOP_B), key("10.244.2.0/26"): (HOP_C, HOP_B),
                          key("172.16.0.0/12"): (HOP_B,), key("192.0.2.7/32"): (HOP_B,)})  # fmt: skip
     remote = feed.reconciler.inputs.remote
     assert remote == {
-        Prefix.parse("10.244.1.0/26"): Reach((HOP_B, HOP_C), N, C),
-        Prefix.parse("10.244.2.0/26"): Reach((HOP_B, HOP_C), N, C),
-        Prefix.parse("172.16.0.0/12"): Reach((HOP_B,)),
-        Prefix.parse("192.0.2.7/32"): Reach((HOP_B,)),
+        dest("10.244.1.0/26"): Reach((HOP_B, HOP_C), N, C),
+        dest("10.244.2.0/26"): Reach((HOP_B, HOP_C), N, C),
+        dest("172.16.0.0/12"): Reach((HOP_B,)),
+        dest("192.0.2.7/32"): Reach((HOP_B,)),
     }
-    r1, r2 = remote[Prefix.parse("10.244.1.0/26")], remote[Prefix.parse("10.244.2.0/26")]
+    r1, r2 = remote[dest("10.244.1.0/26")], remote[dest("10.244.2.0/26")]
     assert r1 is r2  # interned: one object per distinct reach
+    rib_key = key("10.244.9.0/24")
+    feed.best_paths(V4, {rib_key: (HOP_B,)})
+    assert next(k for k in remote if k == rib_key) is rib_key  # the RIB's key, not a copy
     feed.best_paths(V4, {key("172.16.0.0/12"): ()})
-    assert Prefix.parse("172.16.0.0/12") not in remote
+    assert dest("172.16.0.0/12") not in remote
 
 
 def test_ipv6_keys_pad_to_sixteen_bytes() -> None:
     feed = _feed(PoolTable(()))
     feed.best_paths(V6, {key("fd10::/64"): (HOP6,), key("::/0"): (HOP6,)})
-    assert set(feed.reconciler.inputs.remote) == {Prefix.parse("fd10::/64"), Prefix.parse("::/0")}
+    assert set(feed.reconciler.inputs.remote) == {dest("fd10::/64"), dest("::/0")}
 
 
 def test_own_blocks_never_become_remote_routes() -> None:
     own = frozenset({net("10.244.0.0/26")})
     feed = _feed(PoolTable(()), own)  # type: ignore[arg-type]
     feed.best_paths(V4, {key("10.244.0.0/26"): (HOP_B,), key("10.244.0.64/26"): (HOP_B,)})
-    assert set(feed.reconciler.inputs.remote) == {Prefix.parse("10.244.0.64/26")}
+    assert set(feed.reconciler.inputs.remote) == {dest("10.244.0.64/26")}
 
 
 @pytest.mark.parametrize("prefix", ["10.244.3.0/26", "10.1.0.0/16", "fd00:10::/122"])
@@ -133,7 +140,7 @@ vxlan_mode = "Always"
     feed = _feed(wiring.pool_table(cfg))
     family, k = key_from_network(prefix)
     feed.best_paths(family, {k: (pack_addr(hop),)})
-    assert feed.reconciler.inputs.remote[route.prefix] == route.reach
+    assert feed.reconciler.inputs.remote[route.prefix.dest] == route.reach
 
 
 def test_pools_read_per_batch_so_a_reload_applies_to_new_routes() -> None:
@@ -144,8 +151,8 @@ def test_pools_read_per_batch_so_a_reload_applies_to_new_routes() -> None:
     feed.best_paths(V4, {key("10.244.1.0/26"): (HOP_B,)})
     tables.append(PoolTable([(net("10.244.0.0/16"), N, A)]))  # a reload: vxlan Always
     feed.best_paths(V4, {key("10.244.2.0/26"): (HOP_B,)})
-    assert rec.inputs.remote[Prefix.parse("10.244.1.0/26")] == Reach((HOP_B,))
-    assert rec.inputs.remote[Prefix.parse("10.244.2.0/26")] == Reach((HOP_B,), N, A)
+    assert rec.inputs.remote[dest("10.244.1.0/26")] == Reach((HOP_B,))
+    assert rec.inputs.remote[dest("10.244.2.0/26")] == Reach((HOP_B,), N, A)
 
 
 def test_a_pool_change_re_plans_only_the_routes_whose_modes_changed() -> None:
@@ -164,7 +171,7 @@ def test_a_pool_change_re_plans_only_the_routes_whose_modes_changed() -> None:
     assert feed.pools_changed() == 0 and not woken  # nothing changed: nothing re-planned
     tables[0] = PoolTable([(net("10.244.0.0/16"), N, A), (net("10.245.0.0/16"), N, C)])
     assert feed.pools_changed() == 1 and woken == [1]
-    assert remote[Prefix.parse("10.244.1.0/26")] == Reach((HOP_B,), N, A)
+    assert remote[dest("10.244.1.0/26")] == Reach((HOP_B,), N, A)
     for other in ("10.245.1.0/26", "172.16.0.0/12"):
-        assert remote[Prefix.parse(other)] is before[Prefix.parse(other)]
-    assert Prefix.parse("10.244.1.0/26") in rec.encapsulated
+        assert remote[dest(other)] is before[dest(other)]
+    assert dest("10.244.1.0/26") in rec.encapsulated

@@ -120,7 +120,7 @@ def test_ipv6_routes_get_the_kernel_default_metric() -> None:
 
 def test_precedence_local_pod_over_block_over_remote() -> None:
     pod = Prefix.parse("10.244.3.5/32")
-    inputs = FibInputs(NODE, {pod: Reach((SAME,)), BLOCK: Reach((SAME,))})
+    inputs = FibInputs(NODE, {pod.dest: Reach((SAME,)), BLOCK.dest: Reach((SAME,))})
     assert plan.plan_route_for(pod, inputs, 80, 254) == plan.plan_remote(
         RemoteRoute(pod, (SAME,)), NODE, {}, 80, 254
     )
@@ -133,7 +133,7 @@ def test_precedence_local_pod_over_block_over_remote() -> None:
 def test_plan_all_neighbours_fdb_and_devices() -> None:
     inputs = FibInputs(
         NODE,
-        {BLOCK: Reach((OTHER,), vxlan=C)},
+        {BLOCK.dest: Reach((OTHER,), vxlan=C)},
         dict(VTEPS) | {NODE.address: Vtep(NODE.address, NODE.vtep_address, vtep_mac("node-a"))},
         own_blocks={Prefix.parse("10.244.0.0/26")},
     )
@@ -224,7 +224,7 @@ def test_ipv6_pods_through_vxlan_go_via_the_remote_devices_link_local(mode: Enca
     route = RemoteRoute(BLOCK6, (OTHER6,), vxlan=mode)
     got = plan.plan_remote(route, DUAL, vteps, 80, 254)
     assert got is not None and got.nexthops == (Nexthop(vtep.link_local, "vxlan.podbgp"),)
-    inputs = FibInputs(DUAL, {BLOCK6: Reach((OTHER6,), vxlan=mode)}, vteps)
+    inputs = FibInputs(DUAL, {BLOCK6.dest: Reach((OTHER6,), vxlan=mode)}, vteps)
     p = plan.plan_all(inputs, 80, 254)
     assert p.neighbours == {
         Neighbour("vxlan.podbgp", pack_addr("10.244.2.0"), vtep.mac),
@@ -239,7 +239,9 @@ def test_ipv6_only_vtep_has_no_ipv4_address_and_an_ipv6_underlay() -> None:
     route = RemoteRoute(BLOCK6, (OTHER6,), vxlan=A)
     got = plan.plan_remote(route, node, {OTHER6: vtep}, 80, 254)
     assert got is not None and got.nexthops == (Nexthop(vtep.link_local, "vxlan.podbgp"),)
-    p = plan.plan_all(FibInputs(node, {BLOCK6: Reach((OTHER6,), vxlan=A)}, {OTHER6: vtep}), 80, 254)
+    p = plan.plan_all(
+        FibInputs(node, {BLOCK6.dest: Reach((OTHER6,), vxlan=A)}, {OTHER6: vtep}), 80, 254
+    )
     assert p.neighbours == {Neighbour("vxlan.podbgp", vtep.link_local, vtep.mac)}
     assert p.fdb == {FdbEntry("vxlan.podbgp", vtep.mac, OTHER6)}
     # RFC 7348 over IPv6: 40 bytes of outer header instead of 20.

@@ -267,7 +267,7 @@ def test_a_new_block_of_a_known_vtep_does_not_dump_neighbours_or_fdb() -> None:
     rec.apply()
     dumps = kernel.tunnel_dumps
     assert dumps > 0 and rec.tunnels.vxlan_ok
-    rec.update_remote({block(i): Reach((C,), vxlan=Encap.CROSS_SUBNET) for i in range(2, 6)})
+    rec.update_remote({block(i).dest: Reach((C,), vxlan=Encap.CROSS_SUBNET) for i in range(2, 6)})
     rec.set_route(RemoteRoute(block(6), (C,), vxlan=Encap.ALWAYS))
     rec.apply()
     assert kernel.tunnel_dumps == dumps

@@ -331,11 +331,11 @@ def test_withdraw_and_announce_again_between_two_passes_is_no_write() -> None:
     kernel at apply time, so nothing is written and the route keeps its object."""
     rec, kernel = make()
     reach = RemoteRoute(block(1), (C,)).reach
-    rec.update_remote({block(1): reach, block(2): RemoteRoute(block(2), (B,)).reach})
+    rec.update_remote({block(1).dest: reach, block(2).dest: RemoteRoute(block(2), (B,)).reach})
     rec.apply()
     nh, done = nh_of(kernel, block(1)), writes(kernel)
-    rec.update_remote({block(1): None})
-    rec.update_remote({block(1): reach})
+    rec.update_remote({block(1).dest: None})
+    rec.update_remote({block(1).dest: reach})
     rec.apply()
     assert writes(kernel) == done and nh_of(kernel, block(1)) == nh
     assert objects(kernel)[nh] == NexthopSpec(VIA_C)

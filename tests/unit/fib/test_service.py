@@ -46,7 +46,7 @@ async def _run() -> tuple[Reconciler, SlowKernel, float]:
     reach = Reach((HOP,))
     ticks: list[float] = [time.monotonic()]
     for batch in range(4):  # changes arrive while writes are out, as BGP batches do
-        rec.update_remote({Prefix(bytes([10, 1, batch, i]), 32): reach for i in range(200)})
+        rec.update_remote({Prefix(bytes([10, 1, batch, i]), 32).dest: reach for i in range(200)})
         service.wake()
         for _ in range(5):
             await asyncio.sleep(0.02)
@@ -73,7 +73,7 @@ def test_sweep_while_running_goes_in_the_next_pass() -> None:
         left = Prefix(bytes([10, 9, 0, 0]), 24)
         rec = Reconciler(kernel, FibConfig(), clock=time.monotonic)
         rec.set_node(NODE)
-        rec.update_remote({left: Reach((HOP,))})
+        rec.update_remote({left.dest: Reach((HOP,))})
         rec.apply()
         # a restart: the same kernel, a reconciler that does not want the route
         rec2 = Reconciler(kernel, FibConfig(), clock=time.monotonic)

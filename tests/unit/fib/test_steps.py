@@ -13,7 +13,7 @@ import pytest
 from fib import reconciler as reconciler_module
 from fib.fake import FakeKernel
 from fib.kernel import KernelError, RouteBatch, RouteFailure, RouteOp
-from fib.model import NodeInfo, Prefix, Reach, pack_addr
+from fib.model import Dest, NodeInfo, Prefix, Reach, pack_addr
 from fib.reconciler import FibConfig, Reconciler
 from fib.service import FibService
 from fib.steps import Begin, Call, Finish, Step, run
@@ -50,9 +50,9 @@ def test_run_makes_calls_in_order_and_gives_begun_outcomes_at_finish() -> None:
     ]
 
 
-def _prefixes(n: int) -> dict[Prefix, Reach | None]:
+def _prefixes(n: int) -> dict[Dest, Reach | None]:
     reach = Reach((HOP,))
-    return {Prefix(bytes([10, 1, i // 256, i % 256]), 32): reach for i in range(n)}
+    return {Prefix(bytes([10, 1, i // 256, i % 256]), 32).dest: reach for i in range(n)}
 
 
 class FailingKernel(FakeKernel):
