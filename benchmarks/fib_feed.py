@@ -16,7 +16,9 @@ of the routes name an object. Then the same batches withdraw them.
     .venv/bin/python benchmarks/fib_feed.py --prefixes 100000 --rounds 3
 
 Prints one JSON object: per round announce and withdraw CPU seconds (feed and
-passes), routes/s, and FIB bytes per route; medians.
+passes), routes/s, FIB bytes per route, and what reading the installed table
+costs the event loop (`podbgp show fib`, the audit's kernel states: wall
+seconds); medians.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def one_round(n: int) -> dict[str, Any]:
         rec.apply()
     announce = time.process_time() - t0
     assert len(rec.installed) == n, (len(rec.installed), n)
+    looks = introspection(rec)
     del feed, rec
     # the same again under tracemalloc for the bytes (the timing above runs without it)
     gc.collect()
@@ -165,7 +168,23 @@ def one_round(n: int) -> dict[str, Any]:
         "withdraw_routes_per_s": round(n / withdraw),
         "fib_bytes_per_route": round(held / n, 1),
         "bound_share": round(bound / n, 3),
+        **looks,
     }
+
+
+def introspection(rec: Reconciler) -> dict[str, float]:
+    """What reading the full table costs the event loop it runs on: `podbgp show fib`
+    (`snapshot()`, 1,000 rows) and the audit's kernel states (`route_states()`: the
+    routes not as planned). (A metrics scrape reads the table sizes only.)"""
+    out = {}
+    for name, call in (
+        ("show_fib_s", rec.snapshot),
+        ("audit_kernel_states_s", rec.route_states),
+    ):
+        t0 = time.perf_counter()
+        call()
+        out[name] = round(time.perf_counter() - t0, 3)
+    return out
 
 
 def main() -> None:

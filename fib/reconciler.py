@@ -972,8 +972,8 @@ class Reconciler:
         must not cost a Python pass per route: `in_sync` counts the routes installed
         as planned in C, and only the first `limit` keys are sorted into rows."""
         rows: list[dict[str, Any]] = []
-        desired, installed = self.desired.shapes, self.installed.shapes
-        only_installed = installed.keys() - desired.keys()  # stale or extra: few
+        desired = self.desired.shapes
+        only_installed = self.only_installed()  # stale or extra: few
         keys: Iterable[RouteKey]
         # ordered by address, then length and metric (`key_order`), in C for plain dests
         metric_keys = any(type(k) is not bytes for k in only_installed)  # desired's never
@@ -1038,6 +1038,14 @@ class Reconciler:
             ),
         }
 
+    def only_installed(self) -> set[RouteKey]:
+        """Installed routes no longer desired (stale or extra): usually none, found
+        without building a set of every installed key when there are none."""
+        installed, desired = self.installed.shapes.keys(), self.desired.shapes.keys()
+        if installed <= desired:
+            return set()
+        return installed - desired
+
     def _suspects(self) -> set[RouteKey]:
         """The desired keys that may not be "ok": the route installed is not the planned
         shape itself (found in C), or the key is foreign or failed. Every other desired
@@ -1060,7 +1068,7 @@ class Reconciler:
         """The state (`snapshot`'s) of every route that is not "ok", and of each of
         `keys` whatever it is (`podbgp audit`): no Python pass over a table of routes
         installed as planned."""
-        only_installed = self.installed.shapes.keys() - self.desired.shapes.keys()
+        only_installed = self.only_installed()
         out: dict[RouteKey, str] = {}
         for key in chain(self._suspects(), only_installed):
             state = self._state(key, self.desired.get(key), self.installed.get(key))

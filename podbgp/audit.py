@@ -367,8 +367,8 @@ def _rib_prefixes(
 def _kernel_states(reconciler: Reconciler, pools: _PoolOverlap) -> tuple[dict[IPNetwork, str], int]:
     """Every kernel route that is not as planned, and every route overlapping a pool,
     with its state (`Reconciler.route_states`); how many routes there are in all."""
-    desired, installed = reconciler.desired.shapes, reconciler.installed.shapes
-    only_installed = installed.keys() - desired.keys()
+    desired = reconciler.desired.shapes
+    only_installed = reconciler.only_installed()
     relevant = []
     for k in pools.fib_candidates(chain(desired, only_installed)):
         d = key_dest(k)

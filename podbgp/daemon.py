@@ -895,10 +895,10 @@ class Daemon:
         if self.bmp is not None:
             snap.bmp = self.bmp.status()
         if self.reconciler is not None:
-            fib = self.reconciler.snapshot(limit=0)
-            snap.fib_desired = int(fib.get("desired", 0))
-            snap.fib_installed = int(fib.get("installed", 0))
-            snap.fib_drift_repairs = int(fib.get("counters", {}).get("drift_repaired", 0))
+            rec = self.reconciler  # counts only: a scrape must not classify every route
+            snap.fib_desired = len(rec.desired)
+            snap.fib_installed = len(rec.installed)
+            snap.fib_drift_repairs = rec.counters.drift_repaired
         snap.pools = list(self.pool_usage)
         if self.store is not None:
             snap.datastore_ok = self.store_fault is None
