@@ -246,10 +246,18 @@ class Reconciler:
         should intern `Reach` values: equal ones are planned once either way,
         shared ones are also stored once."""
         remote = self.inputs.remote
-        sets = {p: r for p, r in changes.items() if r is not None}
+        nones = list(map(is_, changes.values(), repeat(None)))  # in C: no Reach.__eq__
+        sets: Mapping[Dest, Reach]
         removed: list[Dest] = []
-        if len(sets) != len(changes):
+        if True not in nones:  # only routes set (a table being learned): no copy
+            sets = cast("Mapping[Dest, Reach]", changes)
+        elif False not in nones:  # only removals (a withdrawal)
+            sets = {}
+            removed = list(changes)
+        else:
+            sets = {p: r for p, r in changes.items() if r is not None}
             removed = [p for p, r in changes.items() if r is None]
+        if removed:
             removed = list(compress(removed, map(remote.pop, removed, repeat(None))))
             if self.encapsulated:
                 self.encapsulated.difference_update(removed)
@@ -360,7 +368,7 @@ class Reconciler:
             self.failed.pop(key, None)
             self.dirty.add(key)
 
-    def _replan_bulk(self, sets: dict[Dest, Reach], removed: list[Dest]) -> None:
+    def _replan_bulk(self, sets: Mapping[Dest, Reach], removed: list[Dest]) -> None:
         """`_replan` for a batch of remote destinations set (with their reach) or removed:
         one `plan.plan_shape` per distinct reach and family; those that are also local
         pods or own blocks, or whose plan fails, go through `_replan`."""
@@ -377,7 +385,7 @@ class Reconciler:
             self._replan(failed)  # logs each one with its prefix
 
     def _plan_shapes(
-        self, sets: dict[Dest, Reach]
+        self, sets: Mapping[Dest, Reach]
     ) -> tuple[dict[RouteKey, Shape], list[Dest], list[Dest]]:
         """The interned shape of each destination's route (the destination is its key,
         `key_of`), those with no usable hop and those whose plan failed. A batch of one
@@ -407,7 +415,7 @@ class Reconciler:
         return None if planned is None else self.pool.intern((*planned, 0))
 
     def _plan_each(
-        self, sets: dict[Dest, Reach]
+        self, sets: Mapping[Dest, Reach]
     ) -> tuple[dict[RouteKey, Shape], list[Dest], list[Dest]]:
         """`_plan_shapes` one by one, memoised by the reach's identity and family."""
         memo: tuple[dict[int, Shape | None], dict[int, Shape | None]] = ({}, {})
