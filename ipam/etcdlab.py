@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ipam.store.etcd import TlsFiles
+
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 CLIENT_PORT = 2379
@@ -81,14 +83,17 @@ class LabTls:
                    where / "client.pem", where / "client.key")  # fmt: skip
 
     @property
+    def files(self) -> TlsFiles:
+        """What a client of this etcd needs (the CA and the client certificate)."""
+        return TlsFiles(str(self.ca), str(self.client_cert), str(self.client_key))
+
+    @property
     def query(self) -> str:
-        """The datastore URL's TLS options (`ipam.store.etcd.TlsFiles`)."""
-        return f"?ca={self.ca}&cert={self.client_cert}&key={self.client_key}"
+        """The datastore URL's TLS options."""
+        return self.files.query
 
     def client_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
-        return ctx
+        return self.files.context()
 
 
 def have_etcd() -> str | None:

@@ -298,11 +298,16 @@ def _datastore_lines(url: str) -> list[str]:
     shown = ", ".join(_toml_str(e) for e in eps) or '"http://127.0.0.1:2379"'
     note = "" if eps else "   # your etcd cluster: every node shares it"
     lines = ["[datastore]", 'kind = "etcd"', f"endpoints = [{shown}]{note}"]
-    if query and kind == "etcd":  # TLS files (ipam.store.etcd.TlsFiles)
-        from urllib.parse import parse_qsl
+    if query and kind == "etcd":  # TLS files
+        from ipam.store import StoreError
+        from ipam.store.etcd import TlsFiles
 
-        names = {"ca": "ca_file", "cert": "cert_file", "key": "key_file"}
-        lines += [f"{names[k]} = {_toml_str(v)}" for k, v in parse_qsl(query) if k in names]
+        try:
+            tls = TlsFiles.from_query(query)
+        except StoreError:  # reported with the registry probe; the snippet goes without it
+            tls = TlsFiles()
+        named = (("ca_file", tls.ca), ("cert_file", tls.cert), ("key_file", tls.key))
+        lines += [f"{key} = {_toml_str(path)}" for key, path in named if path]
     return lines
 
 
