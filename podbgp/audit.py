@@ -35,7 +35,6 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import chain
 from typing import Any
 
 from bgp.wire.constants import Family
@@ -368,16 +367,20 @@ def _kernel_states(reconciler: Reconciler, pools: _PoolOverlap) -> tuple[dict[IP
     """Every kernel route that is not as planned, and every route overlapping a pool,
     with its state (`Reconciler.route_states`); how many routes there are in all."""
     desired = reconciler.desired.shapes
-    only_installed = reconciler.only_installed()
     relevant = []
-    for k in pools.fib_candidates(chain(desired, only_installed)):
+    for k in pools.fib_candidates(desired):
         d = key_dest(k)
         if pools.overlaps(4 if len(d) <= DEST4_MAX else 6, d[1:], d[0]):
             relevant.append(k)
+    # A route installed but not desired (stale, extra) is never "ok": route_states
+    # reports every one, so they are neither scanned above nor counted apart.
     states = reconciler.route_states(relevant)
-    total = len(desired) + len(only_installed)
-    nets = {k: ipaddress.ip_network((dest_addr(key_dest(k)), key_dest(k)[0])) for k in states}
-    return {nets[k]: s for k, s in states.items()}, total
+    total = len(desired) + sum(1 for k in states if k not in desired)
+    out = {}
+    for k, state in states.items():
+        d = key_dest(k)
+        out[ipaddress.ip_network((dest_addr(d), d[0]))] = state
+    return out, total
 
 
 async def take(p: Parts) -> Snapshot:
