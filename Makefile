@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 DEMO_PKGS := python3-venv frr etcd-server etcd-client iproute2 iputils-ping procps
 # What the tests add: the other BGP daemons they peer with, packet capture, and
 # nftables (nat_outgoing, the BFD drop tests), chattr (a read-only store), setpriv, and
-# pmacct (pmbmpd, the BMP collector of the monitoring tests).
-TEST_PKGS := bird2 gobgpd openbgpd exabgp tcpdump nftables e2fsprogs util-linux pmacct
+# pmacct (pmbmpd, the BMP collector of the monitoring tests), openssl (the etcd TLS tests make a CA).
+TEST_PKGS := bird2 gobgpd openbgpd exabgp tcpdump nftables e2fsprogs util-linux pmacct openssl
 FUZZ_SECONDS ?= 60
 
 .PHONY: all venv venv-runtime deps deps-demo lint typecheck unit test fuzz demo bench clean
