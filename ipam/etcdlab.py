@@ -141,7 +141,11 @@ class EtcdCluster:
         for _ in range(tries):
             ports = random.sample(range(20000, 32000, 2), members)
             base = Path(tempfile.mkdtemp(prefix="podbgp-etcd-"))
-            certs = LabTls.make(base / "tls", ["127.0.0.1"]) if tls else None
+            try:
+                certs = LabTls.make(base / "tls", ["127.0.0.1"]) if tls else None
+            except (OSError, subprocess.CalledProcessError):
+                shutil.rmtree(base, ignore_errors=True)
+                raise
             cluster = cls(base, ports, [p + 1 for p in ports], tls=certs)
             try:
                 cluster._launch()

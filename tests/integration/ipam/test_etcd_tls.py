@@ -9,9 +9,9 @@ the TLS files in the datastore URL and the daemon takes them from `[datastore]`.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,14 +31,16 @@ pytestmark = [pytest.mark.etcd, pytest.mark.timeout(120)]
 def etcd_tls() -> Iterator[EtcdCluster]:
     if why := have_etcd():
         pytest.skip(why)
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (Debian package openssl)")
     with EtcdCluster.start(1, tls=True) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def stranger() -> LabTls:
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> LabTls:
     """Certificates of another CA."""
-    return LabTls.make(Path(tempfile.mkdtemp(prefix="podbgp-tls-")) / "other", ["127.0.0.1"])
+    return LabTls.make(tmp_path_factory.mktemp("tls") / "other", ["127.0.0.1"])
 
 
 def files(c: EtcdCluster) -> TlsFiles:
@@ -138,3 +140,17 @@ def test_cli_takes_the_tls_files_in_the_datastore_url(etcd_tls: EtcdCluster) -> 
     assert "Traceback" not in refused.stderr
     lines = [x for x in refused.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and "refused the handshake" in lines[0], refused.stderr
+
+
+def test_daemon_with_a_missing_ca_file_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        '[node]\nname = "n1"\nasn = 64512\naddress = "127.0.0.1/8"\n[bgp]\nenabled = false\n'
+        '[datastore]\nkind = "etcd"\nendpoints = ["https://127.0.0.1:2379"]\n'
+        f'ca_file = "{tmp_path}/gone/ca.pem"\n[[ipam.pool]]\ncidr = "10.244.0.0/16"\n'
+        f'[fib]\nenabled = false\n[api]\nsocket = "{tmp_path}/podbgp.sock"\nmetrics = ""\n'
+    )
+    proc = cli("run", "--config", str(config))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"CA file {tmp_path}/gone/ca.pem: No such file or directory" in proc.stderr
