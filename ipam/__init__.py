@@ -40,7 +40,7 @@ daemon hands to the RIB (prefixes to originate) and to the FIB (blackholes).
 
 from __future__ import annotations
 
-from ipam.allocator import AddressInfo, Assigned, GcReport, Ipam
+from ipam.allocator import AddressInfo, Assigned, GcReport, Ipam, Released
 from ipam.announce import (
     Announcement,
     announcement,
@@ -58,6 +58,7 @@ from ipam.model import (
     Pool,
     PoolNotUsable,
     PoolUse,
+    RemovalSuperseded,
     Reservation,
     Reserved,
     TooManyConflicts,
@@ -81,6 +82,8 @@ __all__ = [
     "Pool",
     "PoolNotUsable",
     "PoolUse",
+    "Released",
+    "RemovalSuperseded",
     "Reservation",
     "Reserved",
     "TooManyConflicts",

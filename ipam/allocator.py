@@ -63,6 +63,7 @@ from ipam.model import (
     Pool,
     PoolNotUsable,
     PoolUse,
+    RemovalSuperseded,
     Reserved,
     TooManyConflicts,
     affinity_key,
@@ -103,6 +104,23 @@ class Assigned:
             "handle": self.handle,
             "borrowed": self.borrowed,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """An address a node removal released, with the allocation it had (handle, attributes):
+    what lets the node, should it come back, take it again for a pod still running there
+    (`ipam.rejoin.restore_pods`)."""
+
+    address: IPAddress
+    allocation: Allocation
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": str(self.address), "allocation": self.allocation.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Released:
+        return cls(ipaddress.ip_address(d["address"]), Allocation.from_json(d["allocation"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,28 +650,49 @@ class Ipam:
         return released
 
     # -- node removal ---------------------------------------------------------------
-    async def remove_node(self, node: str) -> list[IPAddress]:
+    async def remove_node(self, node: str, guard: Sequence[Compare] = ()) -> list[Released]:
         """Release every address `node` allocated and every block affine to it.
 
         A block that still holds addresses borrowed by other nodes stays, with no
-        affinity, until it empties or a node adopts it.
+        affinity, until it empties or a node adopts it. Returns what was released,
+        with the allocations (`ipam.lifecycle.release_node` keeps them for a return).
+
+        `guard`: compares every write also makes (the removal's tombstone, the node's
+        record and live key still as they were); once they fail, the node came back
+        and `RemovalSuperseded` stops the removal where it is.
         """
-        freed: list[IPAddress] = []
-        kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=True)
-        for kv in kvs:
-            strip = functools.partial(self._strip_node, node, kv.key)
-            freed += await self._retry(f"remove {node} from {kv.key}", strip)
-        akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
-        for akv in akvs:
-            drop = functools.partial(self._drop_key, akv.key)
-            await self._retry(f"remove {node}'s affinity {akv.key}", drop)
+        freed: list[Released] = []
+        try:
+            kvs, _ = await self.store.list_prefix(BLOCKS, keys_only=True)
+            for kv in kvs:
+                strip = functools.partial(self._strip_node, node, kv.key, guard)
+                freed += await self._retry(f"remove {node} from {kv.key}", strip)
+            akvs, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
+            for akv in akvs:
+                drop = functools.partial(self._drop_key, akv.key, guard)
+                await self._retry(f"remove {node}'s affinity {akv.key}", drop)
+        except RemovalSuperseded as exc:
+            raise RemovalSuperseded(str(exc), freed) from None
         return freed
 
-    async def _drop_key(self, key: str) -> None:
+    async def _guarded(
+        self, guard: Sequence[Compare], compares: list[Compare], ops: list[Op]
+    ) -> None:
+        """`_commit` with the guard's compares; a lost guard is `RemovalSuperseded`, not a retry."""
+        try:
+            await self._commit([*compares, *guard], ops)
+        except _Conflict:
+            if guard:
+                now = await self.store.get_many([c.key for c in guard])
+                if any(_rev(kv) != c.mod_revision for kv, c in zip(now, guard, strict=True)):
+                    raise RemovalSuperseded("the node came back during its removal") from None
+            raise
+
+    async def _drop_key(self, key: str, guard: Sequence[Compare] = ()) -> None:
         """Delete ``key`` as it is now; a concurrent write makes it a conflict, to re-read."""
         kv = await self.store.get(key)
         if kv is not None:
-            await self._commit([Compare(key, kv.mod_revision)], [Delete(key)])
+            await self._guarded(guard, [Compare(key, kv.mod_revision)], [Delete(key)])
 
     async def _retry(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """The retry loop for one CAS-guarded change: ``attempt_once`` raises `_Conflict`
@@ -667,7 +706,7 @@ class Ipam:
                 continue
         raise TooManyConflicts(f"{what}: gave up after {self.max_retries} conflicting writes")
 
-    async def _strip_node(self, node: str, key: str) -> list[IPAddress]:
+    async def _strip_node(self, node: str, key: str, guard: Sequence[Compare]) -> list[Released]:
         bkv = await self.store.get(key)
         if bkv is None:
             return []
@@ -688,8 +727,8 @@ class Ipam:
         if block.affinity == node:
             block.affinity = None
         ops.append(Delete(key) if not block.used else Put(key, dumps(block.to_json())))
-        await self._commit(compares, ops)
-        return [a for a, _ in mine]
+        await self._guarded(guard, compares, ops)
+        return [Released(a, al) for a, al in mine]
 
     # -- reading -------------------------------------------------------------------
     async def blocks(self) -> list[Block]:

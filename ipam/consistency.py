@@ -41,6 +41,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ipam.block import Block, BlockError, IPNetwork
+from ipam.lifecycle import Lifecycle, release_node
 
 if TYPE_CHECKING:
     from ipam.allocator import Ipam
@@ -185,7 +186,9 @@ async def repair(ipam: Ipam, found: Iterable[Problem]) -> list[str]:
             elif not p.node and await ipam.release_orphan_block(cidr):
                 done.append(f"released empty block {cidr}")
         elif p.kind is Kind.REMOVED_NODE:
-            freed = await ipam.remove_node(p.subject)
+            freed = await release_node(Lifecycle(ipam.store), ipam, p.subject)
+            if freed is None:
+                continue  # the node came back
             done.append(f"released removed node {p.subject}'s blocks and {len(freed)} addresses")
     for h in sorted(handles):
         if await ipam.repair_handle(h):

@@ -5,6 +5,7 @@ Keys (beside the registry's ``/podbgp/v1/nodes/<node>``)::
 
     /podbgp/v1/lifecycle/live/<node>    bound to the daemon's lease: present while it runs
     /podbgp/v1/lifecycle/state/<node>   {"leased", "cordoned", "lapsed_at", "removed_at"}
+    /podbgp/v1/lifecycle/released/<node>  what its removal released: [{"address", "allocation"}]
 
 The registry record itself is not bound to the lease: it must outlive the
 lease by the graceful-restart time, during which the other nodes keep the
@@ -31,6 +32,14 @@ time):
   record is deleted, a tombstone (``removed_at``) stays in the state key and
   IPAM releases the node's blocks and addresses.
 
+A removed node can come back: a partition longer than ``node_gone_after``,
+or a node removed by hand while its daemon was stopped. Its pods may still
+be running with addresses IPAM has since released. So a removal keeps what
+it released (the ``released`` key, `release_node`), and a node
+that holds its lease again takes back the addresses of the pods whose
+namespaces still exist, under their own handles, and names any that another
+pod got meanwhile (`ipam.rejoin.restore_pods`).
+
 Only one node reaps: the live node with the smallest name. Another node that
 thinks otherwise for a moment is harmless -- removal is one CAS transaction
 that compares the registry record, the state key and the absence of the live
@@ -53,7 +62,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from ipam.model import ROOT, IpamError, dumps, loads
+from ipam.model import ROOT, IpamError, RemovalSuperseded, dumps, loads
 from ipam.nodes import NODES, Node, node_key
 from ipam.store.base import (
     Compare,
@@ -69,13 +78,14 @@ from ipam.store.base import (
 )
 
 if TYPE_CHECKING:
-    from ipam.allocator import Ipam
+    from ipam.allocator import Ipam, Released
 
 log = logging.getLogger(__name__)
 
 LIFECYCLE = ROOT + "lifecycle/"
 LIVE = LIFECYCLE + "live/"
 STATE = LIFECYCLE + "state/"
+RELEASED = LIFECYCLE + "released/"
 
 
 def live_key(name: str) -> str:
@@ -84,6 +94,10 @@ def live_key(name: str) -> str:
 
 def state_key(name: str) -> str:
     return STATE + quote(name, safe="")
+
+
+def released_key(name: str) -> str:
+    return RELEASED + quote(name, safe="")
 
 
 class NodeError(IpamError):
@@ -302,10 +316,10 @@ class Lifecycle:
             compare = [Compare(state_key(name), 0 if skv is None else skv.mod_revision)]
             if (await self.store.txn(compare, ops)).succeeded:
                 if state.removed_at is not None:
-                    log.error(
+                    log.warning(
                         "node %s was removed from the cluster while it was away (its blocks "
-                        "and addresses were released): pods still running here may hold "
-                        "addresses IPAM now gives to others; restart them",
+                        "and addresses were released); its pods that still run take their "
+                        "addresses back (ipam.rejoin)",
                         name,
                     )
                 return live
@@ -399,10 +413,39 @@ class Lifecycle:
         return (await self.store.txn(compares, ops)).succeeded
 
     async def forget(self, name: str) -> None:
-        """Drop a tombstone (after the node's blocks are released and it is not coming back)."""
-        skv = await self.store.get(state_key(name))
+        """Drop a tombstone and what the removal released (the node is not coming back)."""
+        skv, rkv = await self.store.get_many([state_key(name), released_key(name)])
         if skv is not None and _state(skv).removed_at is not None:
             await self.store.delete_cas(skv.key, skv.mod_revision)
+            if rkv is not None:
+                await self.store.delete_cas(rkv.key, rkv.mod_revision)
+
+    # -- what a removal released ------------------------------------------------------------
+    async def note_released(self, name: str, freed: Iterable[Released]) -> None:
+        """Add `freed` to what the node's removal released (CAS; a finished half-done
+        removal adds to the first part)."""
+        add = [r.to_json() for r in freed]
+        if not add:
+            return
+        for _ in range(50):
+            kv = await self.store.get(released_key(name))
+            kept = [] if kv is None else list(loads(kv.value))
+            seen = {d["address"] for d in kept}
+            new = kept + [d for d in add if d["address"] not in seen]
+            ops: list[Op] = [Put(released_key(name), dumps(new))]
+            compare = [Compare(released_key(name), 0 if kv is None else kv.mod_revision)]
+            if (await self.store.txn(compare, ops)).succeeded:
+                return
+        raise NodeError(f"node {name}: record of released addresses kept conflicting")
+
+    async def released(self, name: str) -> tuple[list[dict[str, Any]], int]:
+        """What the node's removal released (JSON records) and the key's revision (0: none)."""
+        kv = await self.store.get(released_key(name))
+        return ([], 0) if kv is None else (list(loads(kv.value)), kv.mod_revision)
+
+    async def drop_released(self, name: str, revision: int) -> bool:
+        """Delete the record as read at `revision` (False: it changed meanwhile)."""
+        return await self.store.delete_cas(released_key(name), revision)
 
 
 def _ours(key: str) -> bool:
@@ -428,6 +471,34 @@ def _members(nodes: Any, lives: Any, states: Any) -> dict[str, Member]:
     return {n: Member(n, rec.get(n), st.get(n, NodeState()), live.get(n)) for n in sorted(names)}
 
 
+async def release_node(lifecycle: Lifecycle, ipam: Ipam, name: str) -> list[Released] | None:
+    """IPAM's part of a removal: release the node's addresses and blocks, and keep what
+    was released for the node's return (`ipam.rejoin`).
+
+    Only while the node is still removed: every write also compares its tombstone and
+    the absence of its registry record and live key. A node that comes back registers
+    first, so a remover working from an older view -- the reaper finishing a removal it
+    believes half done -- stops (`RemovalSuperseded`, logged) instead of releasing the
+    returning node's new block or the addresses its pods just took back. None: the node
+    was no longer removed, nothing was released."""
+    skv, nkv, lkv = await lifecycle.store.get_many(
+        [state_key(name), node_key(name), live_key(name)]
+    )
+    if skv is None or _state(skv).removed_at is None or nkv is not None or lkv is not None:
+        log.info("node %s is no longer removed (it came back): its blocks stay", name)
+        return None
+    guard = [Compare(skv.key, skv.mod_revision), Compare(node_key(name), 0),
+             Compare(live_key(name), 0)]  # fmt: skip
+    try:
+        freed = await ipam.remove_node(name, guard)
+    except RemovalSuperseded as exc:
+        log.warning("node %s: removal stopped after %d addresses: %s", name, len(exc.released),
+                    exc)  # fmt: skip
+        freed = exc.released
+    await lifecycle.note_released(name, freed)
+    return freed
+
+
 async def reap(
     lifecycle: Lifecycle,
     ipam: Ipam,
@@ -448,7 +519,7 @@ async def reap(
         lapsed = m.state.lapsed_at if m.state.lapsed_at is not None else now
         due = m.phase(now, timing) is Phase.GONE and now - lapsed >= timing.remove_after
         if due and await lifecycle.remove(name):
-            freed = await ipam.remove_node(name)
+            freed = await release_node(lifecycle, ipam, name) or []
             log.warning("node %s: lease lapsed %.0f s ago (node_gone_after %.0f s): removed it, "
                         "released %d addresses and its blocks", name, now - lapsed,
                         timing.remove_after, len(freed))  # fmt: skip
@@ -459,8 +530,10 @@ async def reap(
         # the orphan repair's (ipam.consistency.repair_orphans).
         owners = {node for node, _ in await ipam.affinities()}
         for name in sorted((removed & owners) - set(done)):
-            freed = await ipam.remove_node(name)
+            released = await release_node(lifecycle, ipam, name)
+            if released is None:
+                continue  # it came back since the view was taken
             log.warning("node %s was removed but still had blocks: released them and %d "
-                        "addresses", name, len(freed))  # fmt: skip
+                        "addresses", name, len(released))  # fmt: skip
             done.append(name)
     return done

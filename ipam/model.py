@@ -71,6 +71,16 @@ class TooManyConflicts(IpamError):
     """Compare-and-swap kept failing (others kept writing first); nothing was changed."""
 
 
+class RemovalSuperseded(IpamError):
+    """A node's removal stopped half-way: the node came back (registered or leased again).
+
+    ``released`` holds what it had released by then (`ipam.allocator.Released` records)."""
+
+    def __init__(self, message: str, released: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.released = list(released or [])
+
+
 # -- keys -------------------------------------------------------------------------
 def cidr_key(cidr: IPNetwork) -> str:
     return str(cidr).replace("/", "-")

@@ -32,7 +32,7 @@ from typing import Any
 
 from ipam import Ipam, IpamConfig, IpamError
 from ipam.identity import join
-from ipam.lifecycle import Lifecycle, Member, Phase, Timing
+from ipam.lifecycle import Lifecycle, Member, Phase, Timing, release_node
 from ipam.model import AFFINITY, parse_affinity_key
 from ipam.store import OpenMode, Store, StoreError, open_store
 from podbgp import wiring
@@ -124,8 +124,8 @@ async def cmd_show(store: Store, args: argparse.Namespace, t: Timing) -> int:
 async def cmd_remove(store: Store, args: argparse.Namespace, t: Timing) -> int:
     lc = Lifecycle(store)
     if await lc.remove(args.name, force=args.force):
-        freed = await Ipam(store, IpamConfig()).remove_node(args.name)
-        out = {"removed": args.name, "released": [str(a) for a in freed]}
+        freed = await release_node(lc, Ipam(store, IpamConfig()), args.name) or []
+        out = {"removed": args.name, "released": [str(r.address) for r in freed]}
         human = f"removed node {args.name}; released {len(freed)} addresses and its blocks"
         _emit(args, out, human)
         return 0
@@ -135,7 +135,7 @@ async def cmd_remove(store: Store, args: argparse.Namespace, t: Timing) -> int:
     # Removed before: finish what may be left, then drop the tombstone from the list.
     freed = await Ipam(store, IpamConfig()).remove_node(args.name)
     await lc.forget(args.name)
-    out = {"forgotten": args.name, "released": [str(a) for a in freed]}
+    out = {"forgotten": args.name, "released": [str(r.address) for r in freed]}
     _emit(args, out, f"node {args.name} was removed before; forgot it")
     return 0
 

@@ -27,6 +27,7 @@ from ipam import Ipam, IpamError, Node
 from ipam.consistency import repair_orphans
 from ipam.leaks import LeakTracker, netns_alive, reclaim_leaks
 from ipam.lifecycle import Lifecycle, Liveness, Member, Phase, present, reap, reaper
+from ipam.rejoin import Restored, restore_pods
 from ipam.store import Store, StoreError, StoreIdentityError
 from podbgp import wiring
 from podbgp.config import Config
@@ -58,17 +59,33 @@ class Membership:
         self.members: dict[str, Member] = {}
         self._gone: set[str] = set()
         self.nodes_removed = 0
+        self.restored = Restored()  # what the last return after a removal took back
+        self._rejoining: asyncio.Future[None] | None = None
 
     async def hold(self) -> None:
         self.live = await self.lifecycle.hold(self.name, self.ttl)
         log.info("node %s: holding lease %x (ttl %d s)", self.name, self.live.lease, self.ttl)
+        await self.rejoin()
+
+    async def rejoin(self) -> None:
+        """Removed while away? Take back the addresses of this node's pods that still run
+        (`ipam.rejoin`). Store trouble leaves the record for the next hold."""
+        try:
+            self.restored = await restore_pods(self.lifecycle, self.ipam, self.name)
+        except (StoreError, IpamError) as exc:
+            if isinstance(exc, StoreIdentityError):
+                raise
+            log.error("node %s: taking back the addresses of pods still running here after "
+                      "a removal: %s; trying again at the next lease", self.name, exc)  # fmt: skip
 
     async def keep(self) -> None:
         """Renew the lease for as long as the daemon runs; a new TTL (reload) holds a new one."""
         assert self.live is not None
 
         def renewed(live: Liveness) -> None:
+            # a new lease after a lapse: a partition may have outlasted node_gone_after
             self.live = live
+            self._rejoining = asyncio.ensure_future(self.rejoin())
 
         while True:
             self._ttl_changed.clear()

@@ -13,10 +13,12 @@ cluster may move for it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +42,10 @@ from daemon_lab import (
 from ipam import Ipam, IpamConfig
 from ipam.lifecycle import Lifecycle, Phase, Timing
 from ipam.store import open_store
-from podbgp import cni
+from podbgp import cni, wiring
 from podbgp.cni_conf import parse_netconf
 from podbgp.cni_proto import parse_env
+from podbgp.config import load_config
 from podbgp.lab import pods
 from podbgp.lab.labplan import PodPlan, render_node_config
 from podbgp.lab.netns import IP, new_netns
@@ -52,6 +55,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 BRIDGE = shutil.which("bridge") or "/usr/sbin/bridge"
 TTL, RESTART, GRACE, REMOVE = 2, 15, 5, 30
 TIMING = Timing(gone_after=RESTART + GRACE, remove_after=REMOVE)
+N3_SECOND = PodPlan("n3-p2", "n3")
 
 
 def short_timers(c: Cluster, name: str) -> str:
@@ -72,6 +76,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             start_daemon(c, n, config=short_timers(c, n))
         wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 60, "routes after the restarts")
         wait(lambda: all(len(sessions(c, n)) == 2 for n in ("n1", "n2", "n3")), 60, "sessions")
+        pods.add_pod(c.plan, N3_SECOND, pods.cni_plugin())  # n3 runs two pods
         yield c
     finally:
         stop(c)
@@ -233,3 +238,72 @@ def test_a_node_killed_for_good_is_taken_out_then_removed(cluster: Cluster) -> N
     # The survivors are untouched: their sessions and routes are as before.
     assert len(sessions(c, "n1")) == 1 and len(sessions(c, "n2")) == 1
     assert not mismatches(c, ["n1", "n2"])
+
+
+def pod_address(c: Cluster, pod: PodPlan) -> str:
+    """The IPv4 address the running pod has on eth0 (from its namespace, not from IPAM)."""
+    out = subprocess.run([IP, "-j", "-4", "-n", c.plan.ns(pod.name), "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout  # fmt: skip
+    return str(json.loads(out)[0]["addr_info"][0]["local"])
+
+
+def test_a_removed_node_that_comes_back_takes_back_its_running_pods_addresses(
+    cluster: Cluster,
+) -> None:
+    """n3 was away long enough to be removed (the test before: killed for good, reaped) and
+    every address it held was released, while its pods kept running. It comes back: each
+    pod whose namespace still exists holds its own address again under its own handle, and
+    the one address another pod got meanwhile is named in the log, not taken."""
+    c = cluster
+    if members(c)["n3"].phase(time.time(), TIMING) is not Phase.REMOVED:
+        kill(c, "n3")  # run alone: remove n3 the operator's way
+        subprocess.run([sys.executable, "-m", "podbgp", "node", "remove", "n3", "--force",
+                        "--datastore", f"sqlite:{c.plan.datastore}"], check=True, timeout=30)  # fmt: skip
+    assert held_by(c, "n3") == ([], [])
+    running = [p for p in c.plan.pods if p.node == "n3"] + [N3_SECOND]
+    want = {p.container_id: pod_address(c, p) for p in running}
+    stolen_pod, kept = running[0], running[1:]
+    assert not set(want.values()) & set(pod_addresses(c).values())  # all free now
+
+    async def take(address: str) -> None:  # another pod on n1 gets one of them meanwhile
+        pools = wiring.ipam_config(load_config(str(c.plan.config_path("n1"))))
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            await Ipam(store, pools).assign(ipaddress.ip_address(address), "n1", "pod-elsewhere")
+        finally:
+            await store.close()
+
+    asyncio.run(take(want[stolen_pod.container_id]))
+    start_daemon(c, "n3", config=short_timers(c, "n3"))
+    wait(lambda: all(pod_addresses(c).get(p.container_id) == want[p.container_id] for p in kept),
+         30, "n3's running pods' addresses taken back")  # fmt: skip
+    time.sleep(3)  # three housekeeping ticks of the reaper (n1), which saw n3 removed
+    held = pod_addresses(c)
+    assert all(held.get(p.container_id) == want[p.container_id] for p in kept), held
+    assert "vxlan-tunnel-addr-n3" in held, "the reaper released the returning node's block"
+    assert held.get("pod-elsewhere") == want[stolen_pod.container_id]
+    assert stolen_pod.container_id not in held
+    log = c.log("n3", 400)
+    assert "was removed from the cluster while it was away" in log
+    assert f"took back {len(kept)} addresses" in log
+    assert f"still uses {want[stolen_pod.container_id]}, which cannot be taken back" in log
+    wait(lambda: all(len(sessions(c, n)) == 2 for n in ("n1", "n2", "n3")), 60, "n3 meshed")
+    wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 60, "routes after n3's return")
+    # and the pod that got its address back is reachable at it from another node's pod
+    target = want[kept[0].container_id]
+    ping = [
+        IP,
+        "netns",
+        "exec",
+        c.plan.ns("n1-p1"),
+        "ping",
+        "-n",
+        "-q",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        target,
+    ]
+    wait(lambda: subprocess.run(ping, capture_output=True, timeout=10).returncode == 0, 30,
+         f"n1-p1 reaches {target} on n3")  # fmt: skip

@@ -236,7 +236,8 @@ def test_address6_auto(netns: NetnsGroup, tmp_path: Path, detection: str) -> Non
     path = write_config(tmp_path, "interface=eth0")
     path.write_text(
         path.read_text().replace(
-            'address = "auto"', f'address = "auto"\naddress6 = "auto"\naddress6_detection = "{detection}"'
+            'address = "auto"',
+            f'address = "auto"\naddress6 = "auto"\naddress6_detection = "{detection}"',
         )
     )
     proc = check(node, path)

@@ -194,7 +194,7 @@ async def test_remove_node_frees_its_addresses_and_blocks(store: Store) -> None:
     borrowed = await ipam.allocate("n5", "n5-0")
     owner = (await ipam.show(borrowed.address)).affinity
     assert owner is not None
-    assert await ipam.remove_node(owner) == [first[owner].address]
+    assert [r.address for r in await ipam.remove_node(owner)] == [first[owner].address]
     assert (await ipam.show(first[owner].address)).allocation is None
     # The owner's block stays for the borrower, with no affinity.
     info = await ipam.show(borrowed.address)
@@ -205,7 +205,7 @@ async def test_remove_node_frees_its_addresses_and_blocks(store: Store) -> None:
     got = await ipam.allocate("n6", "n6-0")
     assert got.block == borrowed.block and not got.borrowed
     # Removing the borrower frees its /32 only.
-    assert await ipam.remove_node("n5") == [borrowed.address]
+    assert [r.address for r in await ipam.remove_node("n5")] == [borrowed.address]
     assert await ipam.check() == []
 
 
@@ -228,7 +228,7 @@ async def test_remove_node_retries_an_affinity_that_changed_under_it(store: Stor
         return await real_txn(compares, ops)
 
     store.txn = racing_txn  # type: ignore[method-assign]
-    assert await ipam.remove_node("n1") == [got.address]
+    assert [r.address for r in await ipam.remove_node("n1")] == [got.address]
     assert raced == [akey]
     assert await store.get(akey) is None
     assert await ipam.affinities() == {}
