@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ipam import Ipam, IpamConfig, Node, NodeRegistry, Pool
 from ipam.leaks import NETNS, NETNS_ID, netns_id
-from ipam.lifecycle import LIVE, Lifecycle
+from ipam.lifecycle import LIVE, Lifecycle, release_node
 from ipam.store import OpenMode
 from ipam.store.base import EventKind
 from ipam.store.sqlite import SqliteStore
@@ -108,3 +108,38 @@ async def test_housekeeping_releases_this_nodes_leaks(tmp_path: Path) -> None:
     await m.housekeep_once()
     assert m.leaks_released == 1 and await ipam.handles() == {}
     await store.close()
+
+
+async def test_a_partition_past_node_gone_after_ends_with_the_pods_addresses_back(
+    tmp_path: Path,
+) -> None:
+    """The daemon runs on, cut off from the store for longer than its lease and
+    ``node_gone_after``: the others removed it and released its pods' addresses. When its
+    next renewal finds the lease expired it holds a new one and takes them back."""
+    store = SqliteStore(tmp_path / "s.db", poll_interval=0.02, mode=OpenMode.CREATE)
+    pools = IpamConfig(pools=(Pool.parse({"cidr": "10.9.0.0/24", "block_size": 28}),))
+    ipam = Ipam(store, pools)
+    m = Membership(store, ipam, config())
+    await NodeRegistry(store).register(Node("n1"))
+    await m.hold()
+    assert m.live is not None
+    ns = tmp_path / "pod-ns"
+    ns.write_text("a pod's namespace")
+    attrs = {NETNS: str(ns), NETNS_ID: netns_id(str(ns))}
+    got = await ipam.allocate("n1", "pod-1", attrs=attrs)
+    # What the rest of the cluster did while n1 could not reach the store:
+    lc = Lifecycle(store)
+    await store.revoke_lease(m.live.lease)
+    assert await lc.remove("n1")
+    assert await release_node(lc, ipam, "n1")
+    assert await ipam.handles() == {}
+    keeper = asyncio.ensure_future(m.keep())
+    try:
+        deadline = time.monotonic() + 10
+        while "pod-1" not in await ipam.handles():
+            assert time.monotonic() < deadline, "the address was not taken back"
+            await asyncio.sleep(0.05)
+        assert [r.address for r in m.restored.taken_back] == [got.address]
+    finally:
+        keeper.cancel()
+        await store.close()
