@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 from typing import cast
 
 from fib.kernel import DELETE, REPLACE, NexthopFailure, NexthopOp
@@ -116,7 +117,7 @@ class NexthopTable:
     # until `bind` decides whether it keeps its object (the hops are still the object's),
     # moves it (`_move_singles`, `_move_groups`) or trades it for another, `was` holds the
     # object it named. `direct` counts the routes bound to each object, those in `was`
-    # included.
+    # included; a withdrawn route stops counting at once (`withdrawn`).
     def bound_to(self, key: RouteKey, shape: Shape | None) -> int | None:
         """The object route `key` (of desired `shape`) is bound to, if any."""
         old = self.was.get(key)
@@ -129,6 +130,32 @@ class NexthopTable:
         object its shape `before` named until `bind` has seen it."""
         if before is not None and before[6] and self.enabled:
             self.was.setdefault(key, before[6])
+
+    def withdrawn(self, key: RouteKey, before: Shape | None) -> None:
+        """Route `key` is no longer wanted (its desired shape was `before`): it stops
+        counting as bound now, not when its delete is written. Its installed route may
+        name the object until then; `_collect_nexthops` never deletes an object an
+        installed route names, so nothing has to remember it (a withdrawal of a whole
+        table would otherwise hold a `was` entry per route until written)."""
+        if self.enabled:
+            old = self.was.pop(key, None) if self.was else None
+            if old is None and before is not None:
+                old = before[6]
+            if old:
+                self._unbind(old)
+
+    def withdrawn_many(self, keys: list[RouteKey], befores: list[Shape | None]) -> None:
+        """`withdrawn` for each of `keys` with its shape before (one count per object)."""
+        if not self.enabled:
+            return
+        if self.was and not self.was.keys().isdisjoint(keys):
+            for key, before in zip(keys, befores, strict=True):
+                self.withdrawn(key, before)
+            return
+        counts = Counter(map(itemgetter(6), filter(None, befores)))
+        counts.pop(0, None)
+        for nh, count in counts.items():
+            self._unbind(nh, count)
 
     def replanned_many(self, keys: Iterable[RouteKey], shapes: Mapping[RouteKey, Shape]) -> None:
         """`replanned` for each of `keys` with its current shape in `shapes` (if any)."""

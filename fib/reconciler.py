@@ -359,10 +359,10 @@ class Reconciler:
                 self.unroutable.add(key)
             else:
                 self.unroutable.discard(key)
-            self.nh.replanned(key, self.desired.shapes.get(key))
             if route is None:
-                self.desired.pop(key, None)
+                self.nh.withdrawn(key, self.desired.shapes.pop(key, None))
             else:
+                self.nh.replanned(key, self.desired.shapes.get(key))
                 self.desired[key] = route
                 self.stale.discard(key)
             self.failed.pop(key, None)
@@ -445,11 +445,8 @@ class Reconciler:
         # routes re-planned away from the object they named (none on a first install)
         self.nh.replanned_many(desired.keys() & new.keys(), desired)
         desired.update(new)
-        was = self.nh.was if self.nh.enabled else None
-        for key in gone:
-            before = desired.pop(key, None)
-            if before is not None and before[6] and was is not None:
-                was.setdefault(key, before[6])
+        if gone:
+            self.nh.withdrawn_many(gone, list(map(desired.pop, gone, repeat(None))))
         if self.stale:
             self.stale.difference_update(new)
         if self.failed:
