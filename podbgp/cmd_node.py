@@ -12,8 +12,9 @@ or else from their defaults.
 * ``remove NAME [--force]`` -- delete the node's registry record (leaving a
   tombstone) and release its blocks and addresses. Refused while the node's
   lease is live (its daemon runs) unless ``--force`` (the daemon keeps running,
-  but every other node drops it; a restart of it rejoins). Removing a removed
-  node again forgets its tombstone;
+  but every other node drops it; a restart of it rejoins, and its pods that
+  still run take their addresses back, `ipam.rejoin`). Removing a removed
+  node again forgets its tombstone and what its removal released;
 * ``cordon NAME`` / ``uncordon NAME`` -- IPAM gives a cordoned node no new
   blocks (it keeps allocating from the blocks it has).
 
