@@ -132,11 +132,10 @@ class NexthopTable:
             self.was.setdefault(key, before[6])
 
     def withdrawn(self, key: RouteKey, before: Shape | None) -> None:
-        """Route `key` is no longer wanted (its desired shape was `before`): it stops
-        counting as bound now, not when its delete is written. Its installed route may
-        name the object until then; `_collect_nexthops` never deletes an object an
-        installed route names, so nothing has to remember it (a withdrawal of a whole
-        table would otherwise hold a `was` entry per route until written)."""
+        """Route `key` (desired shape `before`) is no longer wanted: it stops counting as
+        bound now, not when its delete is written. Its installed route may name the object
+        until then, and `_collect_nexthops` never deletes an object an installed route
+        names: no `was` entry per route of a withdrawn table has to wait for the write."""
         if self.enabled:
             old = self.was.pop(key, None) if self.was else None
             if old is None and before is not None:
