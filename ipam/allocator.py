@@ -59,6 +59,7 @@ from ipam.model import (
     AddressInUse,
     Exhausted,
     IpamConfig,
+    NodeRemoved,
     NotInPool,
     Pool,
     PoolNotUsable,
@@ -235,10 +236,22 @@ class Ipam:
         return {} if rec is None else dict(rec.labels)
 
     async def _cordoned(self, node: str) -> bool:
-        """``podbgp node cordon``: the node gets no new blocks (read only when claiming)."""
+        """``podbgp node cordon``: the node gets no new blocks (read only when claiming).
+
+        A removed node that has not registered again (its daemon runs on after a
+        ``podbgp node remove --force``, or its CNI plugin is called while it is away)
+        gets nothing at all: `NodeRemoved`. Every address it took would be released by
+        the reaper's next repair of removed nodes and handed out again."""
         from ipam.lifecycle import Lifecycle  # lifecycle records share the store
 
-        return await Lifecycle(self.store).cordoned(node)
+        state = await Lifecycle(self.store).admission(node)
+        if state.removed:
+            raise NodeRemoved(
+                f"node {node} was removed from the cluster (podbgp node remove, or away for "
+                "longer than node_gone_after): it gets no addresses until its podbgp daemon "
+                "starts again and rejoins"
+            )
+        return state.cordoned
 
     async def _commit(self, compares: Sequence[Compare], ops: Sequence[Op]) -> None:
         if not (await self.store.txn(compares, ops)).succeeded:

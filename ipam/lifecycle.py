@@ -384,6 +384,12 @@ class Lifecycle:
     async def cordoned(self, name: str) -> bool:
         return _state(await self.store.get(state_key(name))).cordoned
 
+    async def admission(self, name: str) -> Admission:
+        """What IPAM asks before giving `name` a new block or a borrowed address."""
+        skv, nkv = await self.store.get_many([state_key(name), node_key(name)])
+        state = _state(skv)
+        return Admission(state.cordoned, state.removed_at is not None and nkv is None)
+
     async def remove(self, name: str, force: bool = False) -> bool:
         """Delete the registry record and leave a tombstone, in one CAS.
 
@@ -446,6 +452,15 @@ class Lifecycle:
     async def drop_released(self, name: str, revision: int) -> bool:
         """Delete the record as read at `revision` (False: it changed meanwhile)."""
         return await self.store.delete_cas(released_key(name), revision)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether a node may get new blocks: cordoned (only from the blocks it has) or
+    removed and not registered again (nothing at all)."""
+
+    cordoned: bool
+    removed: bool
 
 
 def _ours(key: str) -> bool:

@@ -71,6 +71,11 @@ class TooManyConflicts(IpamError):
     """Compare-and-swap kept failing (others kept writing first); nothing was changed."""
 
 
+class NodeRemoved(IpamError):
+    """The node was removed from the cluster and has not come back (no registry record):
+    it gets no new block and borrows nothing; its daemon rejoins when it starts again."""
+
+
 class RemovalSuperseded(IpamError):
     """A node's removal stopped half-way: the node came back (registered or leased again).
 

@@ -51,7 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from ipam import Ipam, IpamError, PoolUse, TooManyConflicts, leaks
+from ipam import Ipam, IpamError, NodeRemoved, PoolUse, TooManyConflicts, leaks
 from ipam.identity import join
 from ipam.model import handle_key, loads
 from ipam.selection import PoolRequest, namespace_labels
@@ -95,6 +95,8 @@ def _ipam_call(conf: NetConf, fn: Callable[[Ipam], Awaitable[T]]) -> T:
         raise CniError(
             ErrorCode.TRY_AGAIN_LATER, f"datastore {conf.datastore}: {e or 'timed out'}"
         ) from e
+    except NodeRemoved as e:  # the node's daemon rejoins when it starts: a retry can succeed
+        raise CniError(ErrorCode.TRY_AGAIN_LATER, f"IPAM: {e}") from e
     except IpamError as e:  # exhausted, address in use, not in a pool
         raise CniError(ErrorCode.INTERNAL, f"IPAM: {e}") from e
 

@@ -59,6 +59,7 @@ from fib.netlink import NetlinkKernel
 from fib.reconciler import Reconciler
 from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
+from ipam.lifecycle import Lifecycle
 from ipam.nodes import node_key
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
@@ -390,6 +391,11 @@ class Daemon:
                                    STARTUP_TIMEOUT)  # fmt: skip
             self.registry = ipam.NodeRegistry(self.store)
             self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
+            if (await Lifecycle(self.store).admission(self.config.node.name)).removed:
+                # Removed while away: IPAM gives a removed node nothing, so the record goes
+                # back first (the others see the node only once it holds its lease).
+                record = wiring.registry_record(self.config)
+                await asyncio.wait_for(self.registry.register(record), 30)
             if wiring.uses_vxlan4(self.config):
                 # IPv4 pods through the tunnel need an IPv4 VTEP address; IPv6 pods use
                 # the device's own link-local address (fib.model.Vtep.link_local).

@@ -49,6 +49,7 @@ from podbgp.config import load_config
 from podbgp.lab import pods
 from podbgp.lab.labplan import PodPlan, render_node_config
 from podbgp.lab.netns import IP, new_netns
+from podbgp.lab.shell import LabError
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -274,6 +275,16 @@ def test_a_removed_node_that_comes_back_takes_back_its_running_pods_addresses(
             await store.close()
 
     asyncio.run(take(want[stolen_pod.container_id]))
+    # While n3 is removed its runtime may still call the plugin: refused, code 11, and
+    # nothing allocated (the reaper would release it and hand it out again).
+    late = PodPlan("n3-late", "n3")
+    new_netns(c.plan.ns(late.name))
+    with pytest.raises(LabError) as refused:
+        pods.cni_call(c.plan, late, "ADD", pods.cni_plugin() or "")
+    text = str(refused.value)
+    assert '"code": 11' in text and "node n3 was removed from the cluster" in text, text
+    assert late.container_id not in pod_addresses(c)
+    subprocess.run([IP, "netns", "delete", c.plan.ns(late.name)], check=True, timeout=10)
     start_daemon(c, "n3", config=short_timers(c, "n3"))
     wait(lambda: all(pod_addresses(c).get(p.container_id) == want[p.container_id] for p in kept),
          30, "n3's running pods' addresses taken back")  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ipam import Ipam, IpamConfig, Node, NodeRegistry, Pool
+from ipam import Ipam, IpamConfig, Node, NodeRegistry, NodeRemoved, Pool
 from ipam.leaks import NETNS, NETNS_ID, netns_id
 from ipam.lifecycle import Lifecycle, Timing, reap, release_node
 from ipam.rejoin import restore_pods
@@ -148,3 +148,22 @@ async def test_a_removal_stops_where_the_node_came_back(store: Store) -> None:
     assert sorted(r["address"] for r in records) == sorted(str(r.address) for r in freed)
     left = await _holders(ipam)
     assert len(left) == len(got) - len(freed)
+
+
+async def test_a_removed_node_gets_no_address_until_it_registers_again(store: Store) -> None:
+    """Its daemon runs on after ``podbgp node remove --force`` (or its CNI plugin is called
+    while it is away): whatever it took, the reaper's repair would release and hand out
+    again. So nothing is given until it registers (its daemon starting)."""
+    lc, ipam = Lifecycle(store), Ipam(store, POOL)
+    await NodeRegistry(store).register(Node("z", asn=65000, address="192.0.2.1/24"))
+    await lc.hold("z", 60)
+    await ipam.allocate("z", "before")
+    assert await lc.remove("z", force=True)
+    await release_node(lc, ipam, "z")
+    with pytest.raises(NodeRemoved, match="node z was removed from the cluster"):
+        await ipam.allocate("z", "while-removed")
+    with pytest.raises(NodeRemoved):
+        await ipam.assign(ipaddress.ip_address("10.9.0.77"), "z", "while-removed")
+    assert await ipam.handles() == {}
+    await NodeRegistry(store).register(Node("z", asn=65000, address="192.0.2.1/24"))
+    assert (await ipam.allocate("z", "after")).handle == "after"
