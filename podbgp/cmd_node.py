@@ -104,17 +104,23 @@ async def cmd_list(store: Store, args: argparse.Namespace, t: Timing) -> int:
 
 
 async def cmd_show(store: Store, args: argparse.Namespace, t: Timing) -> int:
-    m = await Lifecycle(store).member(args.name)
+    lc = Lifecycle(store)
+    m = await lc.member(args.name)
     if m is None:
         raise IpamError(f"node {args.name!r} is not registered")
     now = time.time()
     r = _row(m, now, t, await _blocks(store))
+    # what a removal released, kept until the node comes back (`ipam.rejoin`)
+    r["released"] = [d["address"] for d in (await lc.released(args.name))[0]]
     lines = [f"name      {m.name}", f"phase     {r['phase']}"]
     if r["age"] is not None:
         lines.append(f"for       {_age(r['age'])}")
     if m.live is not None:
         lines.append(f"lease     {m.live.lease:x} ttl {m.live.ttl}s pid {m.live.pid}")
     lines += [f"cordoned  {'yes' if m.state.cordoned else 'no'}", f"blocks    {r['blocks']}"]
+    if r["released"]:
+        lines.append(f"released  {len(r['released'])} addresses, taken back on its return if "
+                     "their pods still run")  # fmt: skip
     if m.node is not None:
         lines += [f"address   {m.node.address or '-'}", f"asn       {m.node.asn}"]
         lines += [f"label     {k}={v}" for k, v in sorted(m.node.labels.items())]

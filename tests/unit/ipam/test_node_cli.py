@@ -80,7 +80,10 @@ def test_node_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert rc == 1 and err.count("\n") == 1 and "holds a live lease" in err
     gone = js(capsys, "remove", *ds, "n2", "--force")
     assert gone["removed"] == "n2" and len(gone["released"]) == 1
-    assert js(capsys, "show", *ds, "n2")["phase"] == "removed"
+    shown = js(capsys, "show", *ds, "n2")
+    assert shown["phase"] == "removed" and shown["released"] == gone["released"]
+    rc, out, _ = node(capsys, "show", *ds, "n2")
+    assert rc == 0 and "released  1 addresses, taken back on its return" in out
     assert js(capsys, "remove", *ds, "n2")["forgotten"] == "n2"  # a second remove forgets it
     assert "n2" not in {r["name"] for r in js(capsys, "list", *ds)["nodes"]}
     assert main(["ipam", "blocks", *ds, "--json"]) == 0
