@@ -61,6 +61,7 @@ from fib.service import FibService
 from ipam.identity import GuardedStore, ensure_cluster, join, read_membership
 from ipam.lifecycle import Lifecycle
 from ipam.nodes import node_key
+from ipam.rejoin import restore_pods
 from ipam.selection import PoolRequest
 from ipam.store import OpenMode, StoreError, StoreIdentityError, open_store
 from podbgp import api, audit, cluster, explain, instance, mrt, services, underlay, wiring
@@ -392,10 +393,7 @@ class Daemon:
             self.registry = ipam.NodeRegistry(self.store)
             self.ipam = ipam.Ipam(self.store, wiring.ipam_config(self.config))
             if (await Lifecycle(self.store).admission(self.config.node.name)).removed:
-                # Removed while away: IPAM gives a removed node nothing, so the record goes
-                # back first (the others see the node only once it holds its lease).
-                record = wiring.registry_record(self.config)
-                await asyncio.wait_for(self.registry.register(record), 30)
+                await self._come_back()
             if wiring.uses_vxlan4(self.config):
                 # IPv4 pods through the tunnel need an IPv4 VTEP address; IPv6 pods use
                 # the device's own link-local address (fib.model.Vtep.link_local).
@@ -408,6 +406,23 @@ class Daemon:
             raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
         except (StoreError, OSError, ipam.IpamError) as exc:
             raise StartupError(f"datastore {url}: {exc}") from exc
+
+    async def _come_back(self) -> None:
+        """Removed while away: IPAM gives a removed node nothing, so the registry record
+        goes back first (the others see the node only once it holds its lease), then the
+        pods still running here take their addresses back (`ipam.rejoin`) before this
+        daemon or the CNI plugin allocates anything that could take one of them. A
+        failure leaves the record of what was released for `Membership.hold` to retry."""
+        assert self.registry is not None and self.store is not None and self.ipam is not None
+        name = self.config.node.name
+        await asyncio.wait_for(self.registry.register(wiring.registry_record(self.config)), 30)
+        try:
+            await asyncio.wait_for(restore_pods(Lifecycle(self.store), self.ipam, name), 30)
+        except (TimeoutError, StoreError, ipam.IpamError) as exc:
+            if isinstance(exc, StoreIdentityError):
+                raise
+            log.error("node %s: taking back the addresses of pods still running here: %s; "
+                      "trying again once the lease is held", name, exc)  # fmt: skip
 
     async def _register_labels(self) -> None:
         """A reload changed `node.labels`: the registry record follows, so the other
