@@ -435,7 +435,7 @@ class Lifecycle:
             return
         for _ in range(50):
             kv = await self.store.get(released_key(name))
-            kept = [] if kv is None else list(loads(kv.value))
+            kept = [] if kv is None else _released_records(name, kv.value)
             seen = {d["address"] for d in kept}
             new = kept + [d for d in add if d["address"] not in seen]
             ops: list[Op] = [Put(released_key(name), dumps(new))]
@@ -447,7 +447,7 @@ class Lifecycle:
     async def released(self, name: str) -> tuple[list[dict[str, Any]], int]:
         """What the node's removal released (JSON records) and the key's revision (0: none)."""
         kv = await self.store.get(released_key(name))
-        return ([], 0) if kv is None else (list(loads(kv.value)), kv.mod_revision)
+        return ([], 0) if kv is None else (_released_records(name, kv.value), kv.mod_revision)
 
     async def drop_released(self, name: str, revision: int) -> bool:
         """Delete the record as read at `revision` (False: it changed meanwhile)."""
@@ -461,6 +461,24 @@ class Admission:
 
     cordoned: bool
     removed: bool
+
+
+def _released_records(name: str, value: bytes) -> list[dict[str, Any]]:
+    """The records of a ``released`` key; what is not one (written by hand, cut short)
+    is left out with a warning, never a traceback."""
+    try:
+        raw = loads(value)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, list):
+        log.warning("node %s: the record of released addresses is not a list; ignored", name)
+        return []
+    good = [d for d in raw if isinstance(d, dict) and isinstance(d.get("address"), str)
+            and isinstance(d.get("allocation"), dict)]  # fmt: skip
+    if len(good) < len(raw):
+        log.warning("node %s: %d unreadable entries in the record of released addresses "
+                    "ignored", name, len(raw) - len(good))  # fmt: skip
+    return good
 
 
 def _ours(key: str) -> bool:

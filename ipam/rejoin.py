@@ -65,7 +65,12 @@ async def restore_pods(
     if not revision:
         return out
     for record in records:
-        r = Released.from_json(record)
+        try:
+            r = Released.from_json(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("node %s: unreadable released address %r (%s); skipped", name,
+                        record.get("address"), exc)  # fmt: skip
+            continue
         a = r.allocation
         netns = a.attrs.get(NETNS)
         if not netns:

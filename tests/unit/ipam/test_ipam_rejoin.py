@@ -14,7 +14,7 @@ import pytest
 
 from ipam import Ipam, IpamConfig, Node, NodeRegistry, NodeRemoved, Pool
 from ipam.leaks import NETNS, NETNS_ID, netns_id
-from ipam.lifecycle import Lifecycle, Timing, reap, release_node
+from ipam.lifecycle import Lifecycle, Timing, reap, release_node, released_key
 from ipam.rejoin import restore_pods
 from ipam.store.base import Store
 
@@ -167,3 +167,19 @@ async def test_a_removed_node_gets_no_address_until_it_registers_again(store: St
     assert await ipam.handles() == {}
     await NodeRegistry(store).register(Node("z", asn=65000, address="192.0.2.1/24"))
     assert (await ipam.allocate("z", "after")).handle == "after"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"not json", b'{"a": 1}', b'[1, {"address": "10.9.0.1"}, {"address": "x", "allocation": {}}]'],
+)
+async def test_a_garbled_record_is_skipped_with_a_warning_not_a_traceback(
+    store: Store, garbage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    lc, ipam = Lifecycle(store), Ipam(store, POOL)
+    assert await store.create(released_key("z"), garbage)
+    with caplog.at_level(logging.WARNING):
+        restored = await restore_pods(lc, ipam, "z")
+    assert not restored.taken_back and "released addresses" in caplog.text
+    assert (await lc.released("z"))[1] == 0  # decided: dropped
+    await lc.note_released("z", [])  # and a later removal can write it afresh
