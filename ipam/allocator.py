@@ -235,8 +235,9 @@ class Ipam:
         rec = await NodeRegistry(self.store).get(node)
         return {} if rec is None else dict(rec.labels)
 
-    async def _cordoned(self, node: str) -> bool:
-        """``podbgp node cordon``: the node gets no new blocks (read only when claiming).
+    async def _admit(self, node: str) -> bool:
+        """Whether `node` is cordoned (``podbgp node cordon``: no new blocks; read only when
+        claiming or borrowing).
 
         A removed node that has not registered again (its daemon runs on after a
         ``podbgp node remove --force``, or its CNI plugin is called while it is away)
@@ -411,7 +412,7 @@ class Ipam:
         owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
         names = ", ".join(str(p.cidr) for p in pools)
         limit = self.config.max_blocks_per_node
-        if await self._cordoned(node):
+        if await self._admit(node):
             why = f"node {node} is cordoned (no new blocks) and its blocks are full"
         elif len(owned) < limit:
             for pool in pools:
@@ -545,7 +546,7 @@ class Ipam:
         hkv, bkv = await self.store.get_many([handle_key(handle), block_key(cidr)])
         if bkv is None:
             owned, _ = await self.store.list_prefix(affinity_prefix(node), keys_only=True)
-            cordoned = await self._cordoned(node)
+            cordoned = await self._admit(node)
             if len(owned) < self.config.max_blocks_per_node and not cordoned:
                 await self._claim_block(node, cidr, None)
             elif not self.config.strict_affinity:

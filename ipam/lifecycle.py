@@ -381,9 +381,6 @@ class Lifecycle:
                 return True
         raise NodeError(f"node {name}: lifecycle write kept conflicting")
 
-    async def cordoned(self, name: str) -> bool:
-        return _state(await self.store.get(state_key(name))).cordoned
-
     async def admission(self, name: str) -> Admission:
         """What IPAM asks before giving `name` a new block or a borrowed address."""
         skv, nkv = await self.store.get_many([state_key(name), node_key(name)])
