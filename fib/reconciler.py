@@ -103,7 +103,7 @@ from fib.model import (
 )
 from fib.nexthops import NexthopTable, owned_id
 from fib.steps import Begin, Call, Finish, Step, run
-from fib.table import RouteTable, Shape, ShapePool, route_of
+from fib.table import DirtyKeys, RouteTable, Shape, ShapePool, route_of
 from fib.wire import same_route
 
 log = logging.getLogger("podbgp.fib")
@@ -207,7 +207,7 @@ class Reconciler:
         # Owned routes someone else deleted or changed, and when: the last drift per key
         # (``route_state``; ``podbgp explain`` names a hand-deleted route it put back).
         self.drifted: dict[RouteKey, tuple[float, str]] = {}
-        self.dirty: set[RouteKey] = set()
+        self.dirty = DirtyKeys()
         self.kernel_dirty: set[RouteKey] = set()  # dirty because the kernel changed under us
         self.need_resync = True
         self.applying = False  # an `apply_steps` pass is under way
@@ -707,9 +707,9 @@ class Reconciler:
         recorded before the chunk after it is sent. Keys that turn dirty meanwhile
         wait for the next pass; if a write fails, the keys not yet written (those of
         the write in flight included) go back to dirty."""
-        keys = list(self.dirty)
+        keys = self.dirty.take()
         kernel_dirty = self.kernel_dirty
-        self.dirty, self.kernel_dirty = set(), set()
+        self.kernel_dirty = set()
         done = 0  # keys[:done] are written and recorded
         out: _Out | None = None  # the chunk whose routes are in the kernel now
         try:

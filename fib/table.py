@@ -20,7 +20,8 @@ property test holds the two equal (tests/property/test_fib_bulk.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
+from itertools import repeat
 
 from fib.model import KernelRoute, Nexthop, RouteKey, dest_addr, route_key
 
@@ -100,4 +101,52 @@ class RouteTable(MutableMapping[RouteKey, KernelRoute]):
         return f"RouteTable({len(self.shapes)} routes, {len(self.pool)} shapes)"
 
 
-__all__ = ["RouteTable", "Shape", "ShapePool", "route_of", "shape_of"]
+class DirtyKeys(MutableSet[RouteKey]):
+    """Route keys waiting to be written, in the order they were marked.
+
+    A set whose order is the marking order (a dict of keys to None underneath). The
+    order changes no outcome, only speed: a BGP batch's routes are marked together
+    and were stored together (a dict keeps its entries in insertion order, and the
+    key objects were made in arrival order), so a pass over a million dirty keys in
+    marking order walks the tables' memory in sequence, where a `set`'s hash order
+    jumps across it at every key. Measured on a withdrawal of 1M routes through
+    the daemon: 4.0 → 3.4 s, the loop's CPU 4.2 → 3.6 s (docs/benchmarks.md)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Iterable[RouteKey] = ()) -> None:
+        self._keys: dict[RouteKey, None] = dict.fromkeys(keys)
+
+    def add(self, key: RouteKey) -> None:
+        self._keys[key] = None
+
+    def update(self, keys: Iterable[RouteKey]) -> None:
+        """Mark every key (those marked already keep their place)."""
+        self._keys.update(zip(keys, repeat(None)))
+
+    def discard(self, key: RouteKey) -> None:
+        self._keys.pop(key, None)
+
+    def take(self) -> list[RouteKey]:
+        """Every key, in marking order, leaving none marked."""
+        keys = list(self._keys)
+        self._keys = {}
+        return keys
+
+    def clear(self) -> None:
+        self._keys = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[RouteKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"DirtyKeys({len(self._keys)} keys)"
+
+
+__all__ = ["DirtyKeys", "RouteTable", "Shape", "ShapePool", "route_of", "shape_of"]

@@ -1,6 +1,7 @@
 """Property: `fib.table.RouteTable` (routes stored as interned shapes) behaves exactly as
 the plain `dict[RouteKey, KernelRoute]` it replaced, whatever the sequence of writes,
-and equal shapes are stored once, shared between tables of one pool."""
+and equal shapes are stored once, shared between tables of one pool; `DirtyKeys` is a
+set that remembers the order its keys were marked in."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fib.model import RTN_BLACKHOLE, RTN_UNICAST, KernelRoute, Nexthop, RouteKey, route_key
-from fib.table import POOL_LIMIT, RouteTable, ShapePool, route_of
+from fib.table import POOL_LIMIT, DirtyKeys, RouteTable, ShapePool, route_of
 
 ADDRS = [bytes([10, 244, i, 0]) for i in range(6)] + [
     bytes([0xFD] + [0] * 14 + [i]) for i in range(2)
@@ -59,3 +60,40 @@ def test_a_full_pool_starts_afresh_and_stays_correct() -> None:
     assert len(pool) <= POOL_LIMIT
     assert all(table[(i.to_bytes(4, "big"), 32, 0)].nexthops == r.nexthops
                for i, r in enumerate(routes))  # fmt: skip
+
+
+keys = st.lists(st.sampled_from([bytes([24, 10, 244, i]) for i in range(8)]), max_size=12)
+dirty_op = st.one_of(
+    st.tuples(st.just("add"), keys), st.tuples(st.just("update"), keys),
+    st.tuples(st.just("discard"), keys), st.tuples(st.just("take"), keys),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(dirty_op, max_size=20))
+def test_dirty_keys_are_a_set_in_marking_order(ops: list[tuple[str, list[bytes]]]) -> None:
+    """`DirtyKeys` holds what a `set` would, and yields it in the order keys were first
+    marked since they were last taken or discarded."""
+    dirty, model, order = DirtyKeys(), set(), []
+    for what, ks in ops:
+        if what == "add":
+            for k in ks:
+                dirty.add(k)
+        elif what == "update":
+            dirty.update(ks)
+        elif what == "discard":
+            for k in ks:
+                dirty.discard(k)
+                model.discard(k)
+            order = [k for k in order if k in model]
+            continue
+        else:
+            assert dirty.take() == order
+            model, order = set(), []
+            continue
+        for k in ks:
+            if k not in model:
+                model.add(k)
+                order.append(k)
+        assert dirty == model and len(dirty) == len(model) and list(dirty) == order
+    assert set(dirty) == model and all(k in dirty for k in model) and bool(dirty) == bool(model)
