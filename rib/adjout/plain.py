@@ -124,10 +124,14 @@ class PlainGroup(UpdateGroup):
         """Note a batch (``Rib.flush``). An ``Announced`` batch that fits one build
         step, or a ``Withdrawn`` one that fits four, is kept as it came while
         nothing else is dirty; anything else becomes ordinary dirty entries, so
-        changes still coalesce until a member pulls."""
+        changes still coalesce until a member pulls. A ``Withdrawn`` batch for a
+        group that has sent nothing and has nothing waiting is dropped: there is
+        nothing to withdraw (a peer with export "none" whose own routes go)."""
         if isinstance(batch, Changed):
             self._note(batch, own)
         elif isinstance(batch, Withdrawn):
+            if not self.by_source and not self.dirty and self._kept is None:
+                return  # nothing was sent and nothing waits: nothing to withdraw
             self._keep_or_note(batch, len(batch.keys) <= 4 * self.chunk)
         else:
             self._keep_or_note(batch, len(batch) <= self.chunk)

@@ -86,3 +86,31 @@ def test_bulk_announcement_over_existing_paths() -> None:
     # b is now told a's routes where it had its own (split horizon lifts).
     assert rib.advertised(b)[V4] == N
     assert rib.advertised(a)[V4] == 0
+
+
+def test_a_withdrawal_costs_a_group_that_sent_nothing_nothing() -> None:
+    """A peer with export "none" withdraws its table: its group never sent a route, so
+    the withdrawal is not turned into dirty entries to compare (work for nothing);
+    what the group sends afterwards is still exactly right."""
+    rib = make_rib()
+    a = peer(rib, "192.0.2.1", 65001, export="none")
+    mon = peer(rib, "192.0.2.3", 65003)
+    rib.receive(a, V4, (), attrs((65001,)), [key(p) for p in PREFIXES])
+    rib.flush()
+    assert not drain(rib, a).announced and rib.advertised(a)[V4] == 0
+    assert sorted(drain(rib, mon).announced) == sorted(PREFIXES)
+    g = rib.peers[a].members[V4].group
+    assert g is not None
+    rib.receive(a, V4, [key(p) for p in PREFIXES])
+    rib.flush()
+    assert not g.dirty and not g.build()  # nothing kept or dirty: nothing to compare
+    out = drain(rib, a)
+    assert not out.withdrawn and not out.announced
+    assert sorted(drain(rib, mon).withdrawn) == sorted(PREFIXES)
+    # a withdrawal meeting a change not yet built goes the ordinary way
+    b = peer(rib, "192.0.2.2", 65002)
+    rib.receive(b, V4, (), attrs((65002,), nh="192.0.2.2"), [key(p) for p in SHARED])
+    rib.flush()
+    rib.receive(b, V4, [key(p) for p in SHARED])
+    rib.flush()
+    assert not drain(rib, a).announced and not drain(rib, mon).announced
