@@ -28,6 +28,10 @@ a route still uses would take the route with it.
 
 After a restart, objects found in the kernel are adopted by content, so routes
 that did not change keep their object and need no write.
+
+Size (over ~600 lines, one concern): binding, re-pointing, write order and
+collection are the bookkeeping of one table; the bulk paths sit beside the
+readable per-route ones they are held equal to (tests/property/test_fib_bulk.py).
 """
 
 from __future__ import annotations
@@ -166,26 +170,31 @@ class NexthopTable:
             if before is not None and before[6]:
                 was.setdefault(key, before[6])
 
-    def bind(self, keys: Iterable[RouteKey], desired: RouteTable) -> None:
-        """Give each route in `keys` its object (or none), rewriting `desired` in place."""
+    def bind(self, keys: Iterable[RouteKey], desired: RouteTable) -> list[Shape | None] | None:
+        """Give each route in `keys` its object (or none), rewriting `desired` in place.
+        Returns the keys' desired shapes after binding, in order, when the chunk went
+        the whole-chunk way (the caller need not read them again); else None."""
         if not self.enabled:
-            return
+            return None
         keys = keys if isinstance(keys, list) else list(keys)
-        if not self._bind_whole(keys, desired):
+        wants = self._bind_whole(keys, desired)
+        if wants is None:
             self.bind_each(keys, desired)
+        return wants
 
-    def _bind_whole(self, keys: list[RouteKey], desired: RouteTable) -> bool:
+    def _bind_whole(self, keys: list[RouteKey], desired: RouteTable) -> list[Shape | None] | None:
         """`bind_each` for a chunk that is all one common case, in C (`map`, `Counter`):
         every route new with no object yet (a first install), or every route withdrawn
-        (a withdrawal). False, having changed nothing, for any other chunk."""
+        (a withdrawal); the keys' shapes after it. None, having changed nothing, for
+        any other chunk."""
         shapes, was = desired.shapes, self.was
-        now = list(map(shapes.get, keys))
+        now: list[Shape | None] = list(map(shapes.get, keys))
         if None not in now:
             if was and not was.keys().isdisjoint(keys):
-                return False
+                return None
             distinct = dict(zip(map(id, now), cast("list[Shape]", now), strict=True))
             if any(s[6] for s in distinct.values()):
-                return False  # some are bound already: `bind_each` skips them one by one
+                return None  # some are bound already: `bind_each` skips them one by one
             named: dict[int, Shape] = {}
             counts: Counter[int] = Counter()
             uses = Counter(map(id, now))
@@ -195,19 +204,21 @@ class NexthopTable:
                 named[ident] = desired.pool.intern((*shape[:6], nh or 0))
                 if nh is not None:
                     counts[nh] += uses[ident]
-            shapes.update(zip(keys, map(named.__getitem__, map(id, now)), strict=True))
+            bound = list(map(named.__getitem__, map(id, now)))
+            shapes.update(zip(keys, bound, strict=True))
         elif now.count(None) == len(now):  # all withdrawn: release what they were bound to
-            counts = Counter(map(was.pop, keys, repeat(0)))
-            del counts[0]
-            for nh, count in counts.items():
-                self._unbind(nh, count)
-            return True
+            if was:
+                counts = Counter(map(was.pop, keys, repeat(0)))
+                del counts[0]
+                for nh, count in counts.items():
+                    self._unbind(nh, count)
+            return now
         else:
-            return False
+            return None
         direct = self.direct
         for nh, count in counts.items():
             direct[nh] = direct.get(nh, 0) + count
-        return True
+        return cast("list[Shape | None]", bound)
 
     def bind_each(self, keys: Iterable[RouteKey], desired: RouteTable) -> None:
         """`bind`, route by route: the readable rules (and the path for mixed chunks)."""

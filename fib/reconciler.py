@@ -637,14 +637,17 @@ class Reconciler:
             return (DELETE, have)
         return None
 
-    def _ops_for(self, keys: list[RouteKey]) -> Written | RouteBatch:
+    def _ops_for(
+        self, keys: list[RouteKey], wants: list[Shape | None] | None = None
+    ) -> Written | RouteBatch:
         """`_op_for` over a chunk of keys, with the two common cases decided inline: a
         new route for a free key, and a route to delete that is neither stale nor
         foreign. Anything else asks `_op_for`. Returns the ops, their keys (the key
         objects of `desired`, so `installed` shares them instead of a copy each) and
         the shapes written (`desired`'s interned ones; None for a delete); or, for a
-        chunk `_ops_whole` decides, the same as one `RouteBatch`."""
-        whole = self._ops_whole(keys)
+        chunk `_ops_whole` decides, the same as one `RouteBatch`. `wants`, when given,
+        are the keys' desired shapes (read by the binding just before)."""
+        whole = self._ops_whole(keys, wants)
         if whole is not None:
             return whole
         desired, installed, foreign, failed = (
@@ -677,7 +680,9 @@ class Reconciler:
             op_shapes.append(want)
         return ops, op_keys, op_shapes
 
-    def _ops_whole(self, keys: list[RouteKey]) -> RouteBatch | None:
+    def _ops_whole(
+        self, keys: list[RouteKey], wants: list[Shape | None] | None = None
+    ) -> RouteBatch | None:
         """`_ops_for` for a chunk that is all one common case, decided by set operations
         in C: every key new (a first install: wanted, nothing installed, none foreign
         or failed) or every key going (a withdrawal: installed, not wanted, nothing
@@ -689,11 +694,16 @@ class Reconciler:
         if not self.foreign.keys().isdisjoint(keys) or not self.failed.keys().isdisjoint(keys):
             return None
         if installed.keys().isdisjoint(keys):
-            wants = list(map(desired.get, keys))
+            if wants is None:
+                wants = list(map(desired.get, keys))
             if None in wants:
                 return None
             return RouteBatch(REPLACE, keys, cast("list[Shape]", wants))
-        if desired.keys().isdisjoint(keys) and (self.converged or self.stale.isdisjoint(keys)):
+        if wants is not None:
+            unwanted = wants.count(None) == len(wants)
+        else:
+            unwanted = desired.keys().isdisjoint(keys)
+        if unwanted and (self.converged or self.stale.isdisjoint(keys)):
             haves = list(map(installed.get, keys))
             if None in haves:
                 return None
@@ -716,10 +726,13 @@ class Reconciler:
             yield from self._write_nexthops(self.nh.create_ops())
             for start in range(0, len(keys), WRITE_CHUNK):
                 chunk = keys[start : start + WRITE_CHUNK]
-                self.nh.bind(chunk, self.desired)
+                wants = self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
-                yield from self._write_nexthops(self.nh.create_ops())
-                written = self._ops_for(chunk)
+                nh_ops = self.nh.create_ops()
+                if nh_ops:  # desired may change while they are written: read it again
+                    wants = None
+                    yield from self._write_nexthops(nh_ops)
+                written = self._ops_for(chunk, wants)
                 began = None
                 if isinstance(written, RouteBatch):
                     drift = sum(1 for k in chunk if k in kernel_dirty) if kernel_dirty else 0

@@ -134,8 +134,10 @@ def _ops_as_readable(rec: Reconciler) -> None:
     keys = list(rec.dirty)
     new = [k for k in keys if k not in rec.installed]
     gone = [k for k in keys if k not in rec.desired]
-    for chunk in (keys, new, gone):
-        written = rec._ops_for(chunk)
+    for chunk, handed in [(c, w) for c in (keys, new, gone) for w in (False, True)]:
+        # handed: the chunk's desired shapes handed in, as the binding returns them
+        wants = list(map(rec.desired.shapes.get, chunk)) if handed else None
+        written = rec._ops_for(chunk, wants)
         if isinstance(written, RouteBatch):  # a whole chunk: the ops it stands for
             ops, op_keys = written.ops(), list(written.keys)
             shapes = list(written.shapes) if written.op == REPLACE else [None] * len(written)
@@ -156,9 +158,11 @@ def _bind_as_readable(rec: Reconciler) -> None:
     for chunk in (keys, new, gone):
         fast_nh, fast_desired = copy.deepcopy((rec.nh, rec.desired))
         slow_nh, slow_desired = copy.deepcopy((rec.nh, rec.desired))
-        fast_nh.bind(chunk, fast_desired)
+        wants = fast_nh.bind(chunk, fast_desired)
         slow_nh.bind_each(chunk, slow_desired)
         assert fast_desired.shapes == slow_desired.shapes
+        # what it returns (if anything) is the chunk's desired shapes after binding
+        assert wants is None or wants == list(map(slow_desired.shapes.get, chunk))
         assert (fast_nh.objects, fast_nh.direct, fast_nh.was, fast_nh.dirty, fast_nh.gc_due) == (
             slow_nh.objects,
             slow_nh.direct,
