@@ -725,7 +725,8 @@ class Reconciler:
         try:
             yield from self._write_nexthops(self.nh.create_ops())
             for start in range(0, len(keys), WRITE_CHUNK):
-                chunk = keys[start : start + WRITE_CHUNK]
+                end = start + WRITE_CHUNK
+                chunk = list(dict.fromkeys(keys[start:end]))  # a key marked twice: once
                 wants = self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
                 nh_ops = self.nh.create_ops()
@@ -743,7 +744,7 @@ class Reconciler:
                 if out is not None:
                     yield from self._finish(out)
                 out = began
-                done = start if began is not None else start + len(chunk)
+                done = start if began is not None else end
             if out is not None:
                 yield from self._finish(out)
             done = len(keys)

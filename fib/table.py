@@ -21,7 +21,6 @@ property test holds the two equal (tests/property/test_fib_bulk.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
-from itertools import repeat
 
 from fib.model import KernelRoute, Nexthop, RouteKey, dest_addr, route_key
 
@@ -104,49 +103,57 @@ class RouteTable(MutableMapping[RouteKey, KernelRoute]):
 class DirtyKeys(MutableSet[RouteKey]):
     """Route keys waiting to be written, in the order they were marked.
 
-    A set whose order is the marking order (a dict of keys to None underneath). The
-    order changes no outcome, only speed: a BGP batch's routes are marked together
-    and were stored together (a dict keeps its entries in insertion order, and the
-    key objects were made in arrival order), so a pass over a million dirty keys in
-    marking order walks the tables' memory in sequence, where a `set`'s hash order
-    jumps across it at every key. Measured on a withdrawal of 1M routes through
-    the daemon: 4.0 → 3.4 s, the loop's CPU 4.2 → 3.6 s (docs/benchmarks.md)."""
+    A set to its readers, kept as a log: marking appends (a key marked twice is
+    logged twice), `take` hands the log over whole and the pass removes repeats
+    chunk by chunk; a key's second visit finds its route written and does nothing.
 
-    __slots__ = ("_keys",)
+    Why a log. Order: a BGP batch's routes are marked together and were stored
+    together (a dict keeps its entries in insertion order, and the key objects
+    were made in arrival order), so a pass over a million keys in marking order
+    walks the tables' memory in sequence, where a `set`'s hash order jumps across
+    it at every key (a withdrawal of 1M routes through the daemon: 4.0 → 3.4 s).
+    Memory: a withdrawal outruns the kernel's deletes by up to the whole table, and
+    a list holds that backlog in 8 bytes a key where a set takes ~32 and an ordered
+    dict ~41 (docs/benchmarks.md)."""
+
+    __slots__ = ("_log",)
 
     def __init__(self, keys: Iterable[RouteKey] = ()) -> None:
-        self._keys: dict[RouteKey, None] = dict.fromkeys(keys)
+        self._log: list[RouteKey] = list(keys)
 
     def add(self, key: RouteKey) -> None:
-        self._keys[key] = None
+        self._log.append(key)
 
     def update(self, keys: Iterable[RouteKey]) -> None:
-        """Mark every key (those marked already keep their place)."""
-        self._keys.update(zip(keys, repeat(None)))
+        self._log.extend(keys)
 
     def discard(self, key: RouteKey) -> None:
-        self._keys.pop(key, None)
+        if key in self._log:
+            self._log = [k for k in self._log if k != key]
 
     def take(self) -> list[RouteKey]:
-        """Every key, in marking order, leaving none marked."""
-        keys = list(self._keys)
-        self._keys = {}
-        return keys
+        """The log (repeats included), leaving no key marked."""
+        log, self._log = self._log, []
+        return log
 
     def clear(self) -> None:
-        self._keys = {}
+        self._log = []
 
+    def __bool__(self) -> bool:
+        return bool(self._log)
+
+    # A set's view (tests, debugging): each key once, in the order it was first marked.
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        return key in self._log
 
     def __iter__(self) -> Iterator[RouteKey]:
-        return iter(self._keys)
+        return iter(dict.fromkeys(self._log))
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(set(self._log))
 
     def __repr__(self) -> str:
-        return f"DirtyKeys({len(self._keys)} keys)"
+        return f"DirtyKeys({len(self._log)} marks)"
 
 
 __all__ = ["DirtyKeys", "RouteTable", "Shape", "ShapePool", "route_of", "shape_of"]

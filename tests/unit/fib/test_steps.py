@@ -92,6 +92,33 @@ def test_a_failed_write_leaves_its_chunk_and_the_one_in_flight_dirty(
     assert {k: rec.installed[k] for k in rec.installed} == kernel.table(254)
 
 
+def test_a_key_marked_again_before_the_pass_is_written_as_it_is_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dirty keys are a log (`fib.table.DirtyKeys`): a route changed, withdrawn or announced
+    again before the pass is visited where each mark falls, chunks apart; the kernel ends
+    with what is wanted now, and a visit after the route is written writes nothing."""
+    monkeypatch.setattr(reconciler_module, "WRITE_CHUNK", 4)
+    kernel = FakeKernel()
+    rec = Reconciler(kernel, FibConfig(nexthops=False))
+    rec.set_node(NODE)
+    rec.apply()  # the start-up resync
+    routes = _prefixes(10)
+    first, second, third = list(routes)[:3]
+    other = Reach((pack_addr("10.0.0.3"),))
+    rec.update_remote(routes)
+    rec.update_remote({first: other, second: None})  # marked again, chunks later
+    rec.update_remote({third: None})
+    rec.update_remote({third: other})
+    assert len(rec.dirty) == 10  # a set to its readers
+    rec.apply()
+    assert kernel.table(254) == {k: rec.desired[k] for k in rec.desired}
+    assert len(kernel.table(254)) == 9 and second not in rec.installed
+    assert rec.installed[first].nexthops[0].gateway == pack_addr("10.0.0.3")
+    assert rec.installed[third].nexthops[0].gateway == pack_addr("10.0.0.3")
+    assert rec.counters.route_writes == 9 and not rec.dirty and not rec.pending()
+
+
 class HeldKernel(FakeKernel):
     """The first route write waits (on the worker thread) until the pass has begun the
     next chunk's write, or 10 s."""
