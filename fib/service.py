@@ -76,8 +76,12 @@ class FibService:
                 if fd is None or rec.need_resync:  # after a netlink error, retry soon
                     timeout = min(timeout, self.poll_interval)
                 if not rec.pending() or rec.need_resync:
+                    # `asyncio.timeout`, not `wait_for`: no task around the wait, so a
+                    # wake-up resumes this loop on the event loop's next turn, not its
+                    # third (a turn can be a session's 64 KB batch of UPDATEs)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                        async with asyncio.timeout(timeout):
+                            await self._wake.wait()
                 self._wake.clear()
                 if self._stopping:
                     break
