@@ -400,7 +400,7 @@ class Daemon:
                 self.vtep_address = await self._vtep_address()
             record = wiring.registry_record(self.config, self.vtep_address)
             await asyncio.wait_for(self.registry.register(record), 30)
-            self.membership = Membership(self.store, self.ipam, self.config)
+            self.membership = Membership(self.store, self.ipam, self.config, back=self._back)
             await asyncio.wait_for(self.membership.hold(), 30)
         except TimeoutError as exc:
             raise StartupError(f"datastore {url}: no answer in {STARTUP_TIMEOUT:g} s") from exc
@@ -423,6 +423,30 @@ class Daemon:
                 raise
             log.error("node %s: taking back the addresses of pods still running here: %s; "
                       "trying again once the lease is held", name, exc)  # fmt: skip
+
+    async def _back(self) -> None:
+        """This node's lease ran out while the daemon ran (a partition, a stopped process)
+        and it holds one again. If the cluster removed it meanwhile (`node_gone_after`),
+        its registry record went, and its VTEP address with its blocks: both come back,
+        so the others mesh with it and forward to it again, without a restart. Its pods'
+        addresses came back first (`Membership.rejoin`), as at a start (`_come_back`)."""
+        assert self.store is not None and self.registry is not None
+        name = self.config.node.name
+        if await self.store.get(node_key(name)) is not None:
+            return  # lapsed, not removed: the record is there
+        if wiring.uses_vxlan4(self.config):
+            vtep = await self._vtep_address()
+            if vtep != self.vtep_address:
+                log.warning("node %s: VTEP address %s was released while the node was away; "
+                            "it is %s now", name, self.vtep_address, vtep)  # fmt: skip
+                self.vtep_address = vtep
+                node = nodecfg.fib_node(self.config, vtep)
+                if self.reconciler is not None and node is not None:
+                    self.reconciler.set_node(node)
+                    self._wake_fib()
+        await self.registry.register(wiring.registry_record(self.config, self.vtep_address))
+        log.warning("node %s: registered again after its removal while it was away: the "
+                    "other nodes mesh with it again", name)  # fmt: skip
 
     async def _register_labels(self) -> None:
         """A reload changed `node.labels`: the registry record follows, so the other

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ipam import Ipam, IpamError, Node
 from ipam.consistency import repair_orphans
@@ -43,9 +43,12 @@ class Membership:
     """One daemon's lease, view of the cluster's nodes, and IPAM housekeeping."""
 
     def __init__(
-        self, store: Store, ipam: Ipam, config: Config, clock: Callable[[], float] = time.time
-    ) -> None:
+        self, store: Store, ipam: Ipam, config: Config, clock: Callable[[], float] = time.time,
+        back: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
         self.lifecycle = Lifecycle(store, clock)
+        # the daemon's part of coming back after a lapse (its registry record, `Daemon._back`)
+        self.back = back
         self.ipam = ipam
         self.name = config.node.name
         self.ttl = config.ipam.node_lease_ttl
@@ -78,6 +81,20 @@ class Membership:
             log.error("node %s: taking back the addresses of pods still running here after "
                       "a removal: %s; trying again at the next lease", self.name, exc)  # fmt: skip
 
+    async def _after_lapse(self) -> None:
+        """The lease is held again after it ran out: the pods' addresses first (`rejoin`),
+        then the daemon's part (`back`: if the node was removed meanwhile, its record)."""
+        await self.rejoin()
+        if self.back is None:
+            return
+        try:
+            await self.back()
+        except (StoreError, IpamError, OSError) as exc:
+            if isinstance(exc, StoreIdentityError):
+                raise
+            log.error("node %s: registering again after a lapse: %s; a restart of the "
+                      "daemon registers it", self.name, exc)  # fmt: skip
+
     async def keep(self) -> None:
         """Renew the lease for as long as the daemon runs; a new TTL (reload) holds a new one."""
         assert self.live is not None
@@ -85,7 +102,7 @@ class Membership:
         def renewed(live: Liveness) -> None:
             # a new lease after a lapse: a partition may have outlasted node_gone_after
             self.live = live
-            self._rejoining = asyncio.ensure_future(self.rejoin())
+            self._rejoining = asyncio.ensure_future(self._after_lapse())
 
         while True:
             self._ttl_changed.clear()

@@ -1,7 +1,9 @@
 """Node lifecycle and leaks with real daemons: pods gone behind the runtime's back are
 reclaimed by their node and nothing else is; a restart inside the grace changes nothing; a node
 killed for good is taken out of every other node's sessions, FDB and kernel after its
-lease and the grace, and its blocks are released after ``node_gone_after``.
+lease and the grace, and its blocks are released after ``node_gone_after``; a removed node
+that comes back takes back its running pods' addresses, and one whose daemon ran on through
+the removal (frozen, as in a partition) is registered and meshed again without a restart.
 
 Option ``vxlan-crosssubnet`` (BGP mesh, VXLAN across the two subnets, so every node has
 an FDB entry and a neighbour for every other node's VTEP). The lab's configs are
@@ -41,6 +43,7 @@ from daemon_lab import (
 
 from ipam import Ipam, IpamConfig
 from ipam.lifecycle import Lifecycle, Phase, Timing
+from ipam.nodes import node_key
 from ipam.store import open_store
 from podbgp import cni, wiring
 from podbgp.cni_conf import parse_netconf
@@ -118,6 +121,19 @@ def held_by(c: Cluster, node: str) -> tuple[list[str], list[str]]:
             await store.close()
         return ([str(b.cidr) for b in bs if b.affinity == node],
                 [str(a) for b in bs for a, al in b.held() if al.node == node])  # fmt: skip
+
+    return asyncio.run(go())
+
+
+def registered(c: Cluster, node: str) -> bool:
+    """Whether `node` has a registry record (what the other nodes mesh with)."""
+
+    async def go() -> bool:
+        store = open_store(f"sqlite:{c.plan.datastore}")
+        try:
+            return await store.get(node_key(node)) is not None
+        finally:
+            await store.close()
 
     return asyncio.run(go())
 
@@ -320,3 +336,35 @@ def test_a_removed_node_that_comes_back_takes_back_its_running_pods_addresses(
     ]
     wait(lambda: subprocess.run(ping, capture_output=True, timeout=10).returncode == 0, 30,
          f"n1-p1 reaches {target} on n3")  # fmt: skip
+
+
+def test_a_node_cut_off_past_node_gone_after_rejoins_without_a_restart(cluster: Cluster) -> None:
+    """n2's daemon stops answering (SIGSTOP: a partition, a hung host) for longer than its
+    lease, the grace and ``node_gone_after``: the others take it out and the reaper removes
+    it, releasing its blocks, VTEP address and pods' addresses. Then it runs again (SIGCONT),
+    never restarted: its next renewal holds a new lease, its running pods take their
+    addresses back, its registry record comes back, and it is meshed and routed as before."""
+    c = cluster
+    mine = [p for p in c.plan.pods if p.node == "n2"]
+    want = {p.container_id: pod_address(c, p) for p in mine}
+    assert want and all(pod_addresses(c).get(k) == a for k, a in want.items())
+    pid = c.pid("n2")
+    subprocess.run(["kill", "-STOP", str(pid)], check=True, timeout=10)
+    try:
+        wait(lambda: members(c)["n2"].phase(time.time(), TIMING) is Phase.REMOVED
+             and held_by(c, "n2") == ([], []), 90, "n2 removed by the reaper")  # fmt: skip
+        assert not set(want.values()) & set(pod_addresses(c).values())
+    finally:
+        subprocess.run(["kill", "-CONT", str(pid)], check=True, timeout=10)
+    wait(lambda: all(pod_addresses(c).get(k) == a for k, a in want.items()), 30,
+         "n2's running pods' addresses taken back")  # fmt: skip
+    wait(lambda: members(c)["n2"].phase(time.time(), TIMING) is Phase.LIVE
+         and registered(c, "n2"), 30, "n2 back in the registry")  # fmt: skip
+    assert c.pid("n2") == pid and Path(f"/proc/{pid}").exists()  # never restarted
+    wait(lambda: all(len(sessions(c, n)) == 2 for n in ("n1", "n2", "n3")), 60, "n2 meshed")
+    wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 60, "routes after n2's return")
+    assert "vxlan-tunnel-addr-n2" in pod_addresses(c)
+    assert vtep_of(c, "n2") in neighbours(c, "n1")
+    log = c.log("n2", 400)
+    assert "was removed from the cluster while it was away" in log
+    assert "registered again" in log

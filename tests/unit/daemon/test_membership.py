@@ -115,11 +115,17 @@ async def test_a_partition_past_node_gone_after_ends_with_the_pods_addresses_bac
 ) -> None:
     """The daemon runs on, cut off from the store for longer than its lease and
     ``node_gone_after``: the others removed it and released its pods' addresses. When its
-    next renewal finds the lease expired it holds a new one and takes them back."""
+    next renewal finds the lease expired it holds a new one and takes them back, and then
+    the daemon's part runs (`back`: its registry record, `Daemon._back`)."""
     store = SqliteStore(tmp_path / "s.db", poll_interval=0.02, mode=OpenMode.CREATE)
     pools = IpamConfig(pools=(Pool.parse({"cidr": "10.9.0.0/24", "block_size": 28}),))
     ipam = Ipam(store, pools)
-    m = Membership(store, ipam, config())
+    handles_when_back: list[set[str]] = []
+
+    async def back() -> None:
+        handles_when_back.append(set(await ipam.handles()))
+
+    m = Membership(store, ipam, config(), back=back)
     await NodeRegistry(store).register(Node("n1"))
     await m.hold()
     assert m.live is not None
@@ -140,6 +146,10 @@ async def test_a_partition_past_node_gone_after_ends_with_the_pods_addresses_bac
             assert time.monotonic() < deadline, "the address was not taken back"
             await asyncio.sleep(0.05)
         assert [r.address for r in m.restored.taken_back] == [got.address]
+        while not handles_when_back:
+            assert time.monotonic() < deadline, "the daemon's part did not run"
+            await asyncio.sleep(0.05)
+        assert handles_when_back == [{"pod-1"}]  # once, after the pod's address came back
     finally:
         keeper.cancel()
         await store.close()
