@@ -114,10 +114,13 @@ class Phase(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """When a lapsed node is taken out (`gone_after`) and removed (`remove_after`), in seconds."""
+    """When a lapsed node is taken out (`gone_after`) and removed (`remove_after`), and when a
+    removed node's tombstone and record of what its removal released are dropped
+    (`forget_after`, counted from the removal; 0: never), in seconds."""
 
     gone_after: float
     remove_after: float
+    forget_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,13 +418,19 @@ class Lifecycle:
         ops += [Delete(kv.key) for kv in (nkv, lkv) if kv is not None]
         return (await self.store.txn(compares, ops)).succeeded
 
-    async def forget(self, name: str) -> None:
-        """Drop a tombstone and what the removal released (the node is not coming back)."""
+    async def forget(self, name: str) -> bool:
+        """Drop a tombstone and what the removal released (the node is not coming back), in
+        one CAS: False if there is none, or the node came back meanwhile (its hold changed
+        the state key), which keeps both."""
         skv, rkv = await self.store.get_many([state_key(name), released_key(name)])
-        if skv is not None and _state(skv).removed_at is not None:
-            await self.store.delete_cas(skv.key, skv.mod_revision)
-            if rkv is not None:
-                await self.store.delete_cas(rkv.key, rkv.mod_revision)
+        if skv is None or _state(skv).removed_at is None:
+            return False
+        compares = [
+            Compare(skv.key, skv.mod_revision),
+            Compare(released_key(name), 0 if rkv is None else rkv.mod_revision),
+        ]
+        ops: list[Op] = [Delete(kv.key) for kv in (skv, rkv) if kv is not None]
+        return (await self.store.txn(compares, ops)).succeeded
 
     # -- what a removal released ------------------------------------------------------------
     async def note_released(self, name: str, freed: Iterable[Released]) -> None:
@@ -566,4 +575,22 @@ async def reap(
             log.warning("node %s was removed but still had blocks: released them and %d "
                         "addresses", name, len(released))  # fmt: skip
             done.append(name)
+    await _forget_old(lifecycle, members, now, timing, removed - set(done))
     return done
+
+
+async def _forget_old(
+    lifecycle: Lifecycle, members: Mapping[str, Member], now: float, timing: Timing,
+    removed: set[str],
+) -> None:  # fmt: skip
+    """Forget the nodes removed longer than `Timing.forget_after` ago (whose removal is
+    finished: `removed` leaves out those whose blocks were released just now): their
+    tombstones and records of what was released would otherwise stay for ever, one per
+    node a cluster ever lost. A node that comes back after that starts afresh."""
+    if timing.forget_after <= 0:
+        return
+    for name in sorted(removed):
+        at = members[name].state.removed_at
+        if at is not None and now - at >= timing.forget_after and await lifecycle.forget(name):
+            log.info("node %s: removed %.1f days ago (node_forget_after %.1f days): forgot "
+                     "it", name, (now - at) / 86400, timing.forget_after / 86400)  # fmt: skip

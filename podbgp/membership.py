@@ -36,7 +36,8 @@ log = logging.getLogger("podbgp.ipam")
 
 # Keys a reload applies live through `Membership.reconfigure`.
 LIFECYCLE_KEYS = frozenset({"ipam.node_lease_ttl", "ipam.node_gone_grace", "ipam.node_gone_after",
-                            "ipam.leak_grace", "ipam.leak_check_interval"})  # fmt: skip
+                            "ipam.node_forget_after", "ipam.leak_grace",
+                            "ipam.leak_check_interval"})  # fmt: skip
 
 
 class Membership:

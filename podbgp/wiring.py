@@ -319,10 +319,12 @@ def uses_vxlan4(config: Config) -> bool:
 
 
 def lifecycle_timing(config: Config) -> Timing:
-    """When a lapsed node is gone (graceful-restart time + grace) and removed (`ipam.lifecycle`)."""
+    """When a lapsed node is gone (graceful-restart time + grace), removed and forgotten
+    (`ipam.lifecycle`)."""
     restart = config.bgp.restart_time if config.bgp.enabled and config.bgp.graceful_restart else 0
     gone = float(restart + config.ipam.node_gone_grace)
-    return Timing(gone_after=gone, remove_after=max(gone, float(config.ipam.node_gone_after)))
+    return Timing(gone_after=gone, remove_after=max(gone, float(config.ipam.node_gone_after)),
+                  forget_after=float(config.ipam.node_forget_after))  # fmt: skip
 
 
 def registry_record(config: Config, vtep_address: str = "") -> ipam.Node:

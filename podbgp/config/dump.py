@@ -158,6 +158,7 @@ def _dump_ipam(ipam: IPAMConfig) -> dict[str, Any]:
         "node_lease_ttl": ipam.node_lease_ttl,
         "node_gone_grace": ipam.node_gone_grace,
         "node_gone_after": ipam.node_gone_after,
+        "node_forget_after": ipam.node_forget_after,
         "leak_grace": ipam.leak_grace,
         "leak_check_interval": ipam.leak_check_interval,
         "pool": [_dump_fields(p) for p in ipam.pools],

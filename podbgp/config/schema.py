@@ -440,6 +440,7 @@ class IPAMConfig:
     node_lease_ttl: int = 15
     node_gone_grace: int = 60
     node_gone_after: int = 86400
+    node_forget_after: int = 30 * 86400  # 0: removed nodes are kept for ever
     leak_grace: int = 300
     leak_check_interval: int = 30
 

@@ -350,7 +350,8 @@ def _read_ipam(t: _Table) -> IPAMConfig | None:
 
 # Node lifecycle and leak reclaim (seconds) and their ranges.
 _IPAM_TIMERS = {"node_lease_ttl": (1, 3600), "node_gone_grace": (0, 30 * 86400),
-                "node_gone_after": (1, 365 * 86400), "leak_grace": (0, 30 * 86400),
+                "node_gone_after": (1, 365 * 86400), "node_forget_after": (0, 3650 * 86400),
+                "leak_grace": (0, 30 * 86400),
                 "leak_check_interval": (0, 86400)}  # fmt: skip
 
 

@@ -83,6 +83,7 @@ DEFAULTS = {
         "node_lease_ttl": 15,
         "node_gone_grace": 60,
         "node_gone_after": 86400,
+        "node_forget_after": 2592000,
         "leak_grace": 300,
         "leak_check_interval": 30,
         "pool": [],

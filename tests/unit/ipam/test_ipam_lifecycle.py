@@ -10,6 +10,7 @@ import pytest
 
 from ipam import Exhausted, Ipam, IpamConfig, Node, NodeRegistry, Pool
 from ipam.lifecycle import (
+    LIFECYCLE,
     Lifecycle,
     Liveness,
     Member,
@@ -21,6 +22,7 @@ from ipam.lifecycle import (
     phase,
     reap,
     reaper,
+    release_node,
 )
 from ipam.store.base import Store
 
@@ -202,3 +204,39 @@ async def test_reap_finishes_a_removal_whose_remover_died_before_releasing(store
     assert [b.affinity for b in await ipam.blocks()] == ["z"]
     assert await reap(lc, ipam, "a", await lc.members(), T) == ["z"]
     assert await ipam.blocks() == [] and await ipam.affinities() == {}
+
+
+async def test_reap_forgets_a_node_removed_longer_than_forget_after(store: Store) -> None:
+    """A removed node's tombstone and record of what its removal released are dropped by the
+    reaper `forget_after` after the removal (not before, never with 0), so a cluster that
+    loses nodes does not keep one record per node for ever; a node that came back is kept."""
+    clock = Clock()
+    lc = Lifecycle(store, clock)
+    ipam = Ipam(store, POOL)
+    timing = Timing(gone_after=100.0, remove_after=1000.0, forget_after=5000.0)
+    for name in ("a", "y", "z"):
+        await _node(store, name)
+    await lc.hold("a", 60)
+    for name in ("y", "z"):
+        await ipam.allocate(name, f"pod-{name}")
+        assert await lc.remove(name) and await release_node(lc, ipam, name) is not None
+    assert sorted(await lifecycle_keys(store)) == ["released/y", "released/z", "state/a",
+                                                   "state/y", "state/z"]  # fmt: skip
+    clock.now += 4999
+    await reap(lc, ipam, "a", await lc.members(), timing)
+    assert set(await lc.members()) == {"a", "y", "z"}  # not yet
+    await lc.hold("y", 60)  # y came back meanwhile: kept
+    clock.now += 2
+    never = Timing(gone_after=100.0, remove_after=1000.0)
+    assert await reap(lc, ipam, "a", await lc.members(), never) == []
+    assert set(await lc.members()) == {"a", "y", "z"}  # 0: kept for ever
+    assert await reap(lc, ipam, "a", await lc.members(), timing) == []
+    assert set(await lc.members()) == {"a", "y"}
+    assert sorted(await lifecycle_keys(store)) == ["released/y", "state/a", "state/y"]
+    assert not await lc.forget("z") and not await lc.forget("a")  # nothing (more) to forget
+
+
+async def lifecycle_keys(store: Store) -> list[str]:
+    """The lifecycle's state and released records (live keys left out)."""
+    kvs, _ = await store.list_prefix(LIFECYCLE, keys_only=True)
+    return [k for kv in kvs if not (k := kv.key.removeprefix(LIFECYCLE)).startswith("live/")]
