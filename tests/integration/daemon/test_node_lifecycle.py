@@ -2,8 +2,9 @@
 reclaimed by their node and nothing else is; a restart inside the grace changes nothing; a node
 killed for good is taken out of every other node's sessions, FDB and kernel after its
 lease and the grace, and its blocks are released after ``node_gone_after``; a removed node
-that comes back takes back its running pods' addresses, and one whose daemon ran on through
-the removal (frozen, as in a partition) is registered and meshed again without a restart.
+that comes back takes back its running pods' addresses; a node whose daemon is frozen (as in
+a partition) past the grace but not removed comes back as it was, and one frozen through its
+removal is registered and meshed again, neither restarted.
 
 Option ``vxlan-crosssubnet`` (BGP mesh, VXLAN across the two subnets, so every node has
 an FDB entry and a neighbour for every other node's VTEP). The lab's configs are
@@ -336,6 +337,37 @@ def test_a_removed_node_that_comes_back_takes_back_its_running_pods_addresses(
     ]
     wait(lambda: subprocess.run(ping, capture_output=True, timeout=10).returncode == 0, 30,
          f"n1-p1 reaches {target} on n3")  # fmt: skip
+
+
+def test_a_node_cut_off_past_the_grace_but_not_removed_comes_back_as_it_was(
+    cluster: Cluster,
+) -> None:
+    """The common partition: n2's daemon stops answering (SIGSTOP) past its lease and the
+    grace, so the others take it out of their sessions and forwarding, but not as long as
+    ``node_gone_after``: nothing of its is released. It runs again (SIGCONT), never
+    restarted: it holds a lease again and is meshed and routed as before, with every
+    address it held still its own."""
+    c = cluster
+    handles = [p.container_id for p in c.plan.pods if p.node == "n2"] + ["vxlan-tunnel-addr-n2"]
+    before = {h: a for h, a in pod_addresses(c).items() if h in handles}
+    assert len(before) == len(handles)
+    held_before = held_by(c, "n2")
+    assert held_before[0] and held_before[1]
+    pid = c.pid("n2")
+    subprocess.run(["kill", "-STOP", str(pid)], check=True, timeout=10)
+    try:
+        wait(lambda: members(c)["n2"].phase(time.time(), TIMING) is Phase.GONE
+             and len(sessions(c, "n1")) == 1, 60, "n2 taken out by the others")  # fmt: skip
+        assert held_by(c, "n2") == held_before  # gone, not removed: nothing released
+    finally:
+        subprocess.run(["kill", "-CONT", str(pid)], check=True, timeout=10)
+    wait(lambda: members(c)["n2"].phase(time.time(), TIMING) is Phase.LIVE, 30, "n2's lease")
+    wait(lambda: all(len(sessions(c, n)) == 2 for n in ("n1", "n2", "n3")), 60, "n2 meshed")
+    wait(lambda: not mismatches(c, ["n1", "n2", "n3"]), 60, "routes after n2's return")
+    assert c.pid("n2") == pid and registered(c, "n2")
+    assert held_by(c, "n2") == held_before
+    assert {h: a for h, a in pod_addresses(c).items() if h in before} == before
+    assert "registered again" not in c.log("n2", 400)  # it never left the registry
 
 
 def test_a_node_cut_off_past_node_gone_after_rejoins_without_a_restart(cluster: Cluster) -> None:
