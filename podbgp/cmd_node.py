@@ -141,7 +141,8 @@ async def cmd_remove(store: Store, args: argparse.Namespace, t: Timing) -> int:
         raise IpamError(f"node {args.name}: changed while being removed; try again")
     # Removed before: finish what may be left, then drop the tombstone from the list.
     freed = await Ipam(store, IpamConfig()).remove_node(args.name)
-    await lc.forget(args.name)
+    if not await lc.forget(args.name):  # it came back (held a lease) meanwhile
+        raise IpamError(f"node {args.name}: changed while being forgotten; try again")
     out = {"forgotten": args.name, "released": [str(r.address) for r in freed]}
     _emit(args, out, f"node {args.name} was removed before; forgot it")
     return 0
