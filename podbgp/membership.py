@@ -40,6 +40,9 @@ LIFECYCLE_KEYS = frozenset({"ipam.node_lease_ttl", "ipam.node_gone_grace", "ipam
                             "ipam.leak_check_interval"})  # fmt: skip
 
 
+BACK_ATTEMPTS = 5  # a second apart: the store answered the hold just before
+
+
 class Membership:
     """One daemon's lease, view of the cluster's nodes, and IPAM housekeeping."""
 
@@ -88,13 +91,20 @@ class Membership:
         await self.rejoin()
         if self.back is None:
             return
-        try:
-            await self.back()
-        except (StoreError, IpamError, OSError) as exc:
-            if isinstance(exc, StoreIdentityError):
-                raise
-            log.error("node %s: registering again after a lapse: %s; a restart of the "
-                      "daemon registers it", self.name, exc)  # fmt: skip
+        for attempt in range(BACK_ATTEMPTS):
+            try:
+                await self.back()
+                return
+            except (StoreError, IpamError, OSError) as exc:
+                if isinstance(exc, StoreIdentityError):
+                    raise
+                if attempt + 1 == BACK_ATTEMPTS:
+                    log.error("node %s: registering again after a lapse: %s; a restart of "
+                              "the daemon registers it", self.name, exc)  # fmt: skip
+                    return
+                log.warning("node %s: registering again after a lapse: %s; trying again",
+                            self.name, exc)  # fmt: skip
+                await asyncio.sleep(1.0)
 
     async def keep(self) -> None:
         """Renew the lease for as long as the daemon runs; a new TTL (reload) holds a new one."""

@@ -11,7 +11,7 @@ from ipam import Ipam, IpamConfig, Node, NodeRegistry, Pool
 from ipam.leaks import NETNS, NETNS_ID, netns_id
 from ipam.lifecycle import LIVE, Lifecycle, release_node
 from ipam.store import OpenMode
-from ipam.store.base import EventKind
+from ipam.store.base import EventKind, StoreError
 from ipam.store.sqlite import SqliteStore
 from podbgp.config import Config, load_config_text
 from podbgp.membership import Membership
@@ -116,13 +116,19 @@ async def test_a_partition_past_node_gone_after_ends_with_the_pods_addresses_bac
     """The daemon runs on, cut off from the store for longer than its lease and
     ``node_gone_after``: the others removed it and released its pods' addresses. When its
     next renewal finds the lease expired it holds a new one and takes them back, and then
-    the daemon's part runs (`back`: its registry record, `Daemon._back`)."""
+    the daemon's part runs (`back`: its registry record, `Daemon._back`; tried again if the
+    store fails it)."""
     store = SqliteStore(tmp_path / "s.db", poll_interval=0.02, mode=OpenMode.CREATE)
     pools = IpamConfig(pools=(Pool.parse({"cidr": "10.9.0.0/24", "block_size": 28}),))
     ipam = Ipam(store, pools)
     handles_when_back: list[set[str]] = []
+    calls = 0
 
     async def back() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise StoreError("the store hiccuped")  # tried again a second later
         handles_when_back.append(set(await ipam.handles()))
 
     m = Membership(store, ipam, config(), back=back)
@@ -149,7 +155,8 @@ async def test_a_partition_past_node_gone_after_ends_with_the_pods_addresses_bac
         while not handles_when_back:
             assert time.monotonic() < deadline, "the daemon's part did not run"
             await asyncio.sleep(0.05)
-        assert handles_when_back == [{"pod-1"}]  # once, after the pod's address came back
+        assert handles_when_back == [{"pod-1"}]  # after the pod's address came back
+        assert calls == 2
     finally:
         keeper.cancel()
         await store.close()
