@@ -371,6 +371,10 @@ class Daemon:
                 await self.registry.register(record)
             except (StoreError, OSError, RuntimeError) as exc:
                 log.error("underlay: registry update failed: %s", exc)
+        self._fib_node_follows()
+
+    def _fib_node_follows(self) -> None:
+        """The FIB plans from this node's current addresses (underlay, VTEP)."""
         if self.reconciler is not None:
             node = nodecfg.fib_node(self.config, self.vtep_address)
             if node is not None:
@@ -440,10 +444,7 @@ class Daemon:
                 log.warning("node %s: VTEP address %s was released while the node was away; "
                             "it is %s now", name, self.vtep_address, vtep)  # fmt: skip
                 self.vtep_address = vtep
-                node = nodecfg.fib_node(self.config, vtep)
-                if self.reconciler is not None and node is not None:
-                    self.reconciler.set_node(node)
-                    self._wake_fib()
+                self._fib_node_follows()
         await self.registry.register(wiring.registry_record(self.config, self.vtep_address))
         log.warning("node %s: registered again after its removal while it was away: the "
                     "other nodes mesh with it again", name)  # fmt: skip
