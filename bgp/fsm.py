@@ -47,7 +47,10 @@ Where this departs from the letter of §8.2.2 (each says why):
   Reset the session is started again at once with the first interval.
 - A passive peer with ``connect_on_start`` dials once on ManualStart
   (Event 4), never on later retries: a restarted node tells its peers at
-  once instead of waiting for their retry timers.
+  once instead of waiting for their retry timers. With ``connect_delay`` the
+  dial waits that long in Active on the ConnectRetry timer (RFC 4271 §8.2.2
+  has a passive start wait there too); a connection of the peer's that comes
+  first disarms it, so the two sides never dial each other at the same time.
 - How the session ends — Hard Reset or not, routes kept stale or not — is
   ``bgp.restart``'s (RFC 8538); ``SessionDown`` carries the verdict.
 - A header error in Established sends Message Header Error (§6.1), not the
@@ -630,7 +633,11 @@ class BgpFsm:
     def _start_passive_manual(self, now: float, _: None) -> None:
         """Event 4; with ``connect_on_start`` one dial as well (module docstring)."""
         self._start_passive(now, None)
-        if self.peer.connect_on_start:
+        if not self.peer.connect_on_start:
+            return
+        if self.peer.connect_delay > 0:
+            self._arm(Timer.CONNECT_RETRY, now + self.peer.connect_delay)
+        else:
             self._request_connect(now)
 
     def _stop_idle(self, now: float, stop: ManualStop) -> None:
@@ -663,6 +670,10 @@ class BgpFsm:
         if self._connected:
             return
         if self.peer.passive:
+            if self.state is State.ACTIVE:
+                # connect_delay is over and the peer has not connected: the one dial.
+                self._request_connect(now)
+                return
             # connect_on_start's one dial timed out: abort it and wait for the peer.
             self._events.append(DisconnectRequested())
             self.state = State.ACTIVE

@@ -57,6 +57,10 @@ class PeerSettings:
       session is started (not on later retries): after a restart of this
       node the peer learns of it at once (a new OPEN ends its old session,
       RFC 4724 §4.2) instead of after its own retry timer or hold time.
+    - ``connect_delay``: how long that one dial waits for the peer's own
+      connection first (0 = at once). Where both sides add each other at the
+      same moment, the active side's connection then arrives first and no
+      collision (RFC 4271 §6.8) is opened; if none comes, the dial still goes.
     - ``shutdown_message``: the RFC 9003 text sent when the peer is shut down
       or removed without a message of its own.
     - ``enforce_first_as``: an eBGP UPDATE whose AS_PATH does not start with
@@ -94,6 +98,7 @@ class PeerSettings:
     long_lived_stale_time: int = 0
     graceful_notification: bool = True
     connect_on_start: bool = False
+    connect_delay: float = 0.0
     route_refresh: bool = True
     extended_message: bool = True
     extended_nexthop: bool = False

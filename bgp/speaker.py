@@ -258,7 +258,7 @@ class Peer:
         if fsm.state in (State.CONNECT, State.OPEN_SENT, State.OPEN_CONFIRM):
             return 0.0
         deadline = fsm.deadline(Timer.IDLE_HOLD)
-        if deadline is None and not self.settings.passive:
+        if deadline is None:  # a passive peer's only while its one dial waits (connect_delay)
             deadline = fsm.deadline(Timer.CONNECT_RETRY)
         if deadline is None:
             return None

@@ -347,6 +347,33 @@ def test_passive_dial_that_hangs_is_given_up_after_connect_retry() -> None:
     assert fsm.next_event() == DisconnectRequested() and fsm.get_timer() is None
 
 
+def test_passive_dial_with_connect_delay_waits_in_active_then_dials_once() -> None:
+    ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True, connect_retry=2.0,
+                  connect_delay=1.5)  # fmt: skip
+    fsm = BgpFsm(65001, "10.0.0.1", ps)
+    fsm.start(0.0)
+    assert fsm.state is State.ACTIVE and fsm.next_event() is None
+    assert fsm.deadline(Timer.CONNECT_RETRY) == 1.5
+    fsm.handle_timer(1.5)  # nobody connected meanwhile: the one dial
+    assert fsm.state is State.CONNECT and fsm.next_event() == ConnectRequested()
+    fsm.connection_lost(1.6, "connect: refused")
+    while fsm.next_event():
+        pass
+    fsm.handle_timer(1.6)  # IdleHold 0: back to waiting, no second dial
+    assert fsm.state is State.ACTIVE
+    assert fsm.next_event() is None and fsm.get_timer() is None
+
+
+def test_passive_dial_with_connect_delay_is_dropped_when_the_peer_connects_first() -> None:
+    ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True, connect_delay=2.0)
+    fsm = BgpFsm(65001, "10.0.0.1", ps)
+    fsm.start(0.0)
+    fsm.connection_made(0.5, outgoing=False)  # the active side's connection came first
+    assert fsm.state is State.OPEN_SENT and fsm.deadline(Timer.CONNECT_RETRY) is None
+    while (ev := fsm.next_event()) is not None:
+        assert ev != ConnectRequested()
+
+
 def test_incoming_start_of_a_passive_peer_does_not_dial() -> None:
     ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True)
     fsm = BgpFsm(65001, "10.0.0.1", ps)

@@ -418,6 +418,36 @@ async def test_wrong_peer_as_is_an_open_error_for_the_peer() -> None:
         await stop(a)
 
 
+async def test_a_passive_side_with_connect_delay_lets_the_active_side_connect_first() -> None:
+    """Both sides add the pair at once (a reload on every node): the passive side's
+    one dial waits, the active side's connection is the only one, nothing collides."""
+    delayed = {"passive": True, "connect_on_start": True, "connect_delay": 1.0}
+    a, b = await pair(b_kw=delayed)
+    try:
+        await a.wait(lambda: a.sink.ups and b.sink.ups)
+        await asyncio.sleep(1.5)  # past the delay: no dial of B's came after all
+        pa, pb = a.speaker.peer(B_IP), b.speaker.peer(A_IP)
+        assert pa is not None and pb is not None
+        assert pa.established is not None and pb.established is not None
+        assert pa.established.fsm.outgoing and not pb.established.fsm.outgoing
+        assert pa.extra is None and pb.extra is None
+        assert len(a.sink.ups) == 1 and len(b.sink.ups) == 1
+        assert not a.sink.downs and not b.sink.downs
+    finally:
+        await stop(a, b)
+
+
+async def test_a_passive_side_with_connect_delay_still_dials_a_peer_that_does_not() -> None:
+    delayed = {"passive": True, "connect_on_start": True, "connect_delay": 0.3}
+    a, b = await pair(a_kw={"passive": True}, b_kw=delayed)
+    try:
+        await a.wait(lambda: a.sink.ups and b.sink.ups)
+        pb = b.speaker.peer(A_IP)
+        assert pb is not None and pb.established is not None and pb.established.fsm.outgoing
+    finally:
+        await stop(a, b)
+
+
 async def test_connect_retry_reaches_a_late_listener() -> None:
     # Reserve a port, then start B on it only after A has been failing for a while.
     s = socket.socket()
