@@ -36,7 +36,7 @@ from podbgp.drain import Drainer
 from podbgp.metrics_snapshot import MetricsSnapshot, PeerMetrics
 from podbgp.origins import ExtraOrigins
 from podbgp.sink import TimedSink
-from podbgp.topology import MeshPeer, cluster_peers
+from podbgp.topology import PASSIVE_DIAL_DELAY, MeshPeer, cluster_peers
 from podbgp.wiring import (
     adornments,
     mesh_family,
@@ -159,7 +159,10 @@ class BgpNode:
         self.rib.add_peer(policy)
         settings = peer_settings(self.config, options, address, self.restarting)
         if connect_on_start:
-            settings = replace(settings, connect_on_start=True)
+            # At once right after a graceful restart, else after the other side's
+            # chance to connect first (podbgp.topology).
+            delay = 0.0 if self.restarting else PASSIVE_DIAL_DELAY
+            settings = replace(settings, connect_on_start=True, connect_delay=delay)
         if self.drainer.hold(policy.key):  # drained: it starts with `podbgp undrain`
             settings = replace(settings, enabled=False)
         peer = self.speaker.add_peer(settings)

@@ -11,12 +11,17 @@ changed.
   lower address connects, the other listens (passive) — so the two sides never
   race into a connection collision (RFC 4271 §6.8), whose resolution would close
   the session a graceful restart (RFC 4724) is trying to keep. The passive side
-  still dials once when its daemon starts (`connect_on_start`, `bgp.fsm`): after
+  still dials once when it adds the peer (`connect_on_start`, `bgp.fsm`): after
   a restart it must not wait for the other side's retry timer (or, after a crash,
-  its hold time). That one dial cannot collide with a dial of the other side's
-  that would win: if the other side still has the old session Established, the
-  new OPEN with graceful restart ends it (RFC 4724 §4.2); if it is dialling too,
-  §6.8 keeps one of two connections that are both still opening.
+  its hold time), nor after a fix on its side (a password) for the other side's
+  back-off. Right after a graceful restart that dial goes at once: it cannot
+  collide with a dial of the other side's that would win, since a new OPEN with
+  graceful restart ends a session the other side still has (RFC 4724 §4.2).
+  Otherwise it waits `PASSIVE_DIAL_DELAY` for the other side's connection first
+  (`connect_delay`): when both sides add the pair at once (a reload on every
+  node, a new node registering), two dials would open a collision, whose §6.8
+  resolution can close a connection the other side has just seen Established —
+  a session up for an instant, then down.
 - Route reflectors (a node has `route_reflector_cluster_id`): a reflector leaves the
   mesh; other reflectors, of every group, are its ordinary iBGP peers (RFC 4456 §2:
   the reflectors' own full mesh), and its clients are the non-reflectors it serves.
@@ -71,6 +76,11 @@ def node_ip(node: Node, family: int = 4) -> str:
     """The node's address of one family without its prefix length ("" if it has none)."""
     text = node.address if family == 4 else node.address6
     return str(ipaddress.ip_interface(text).ip) if text else ""
+
+
+PASSIVE_DIAL_DELAY = 2.0
+"""Seconds the passive side of a pair waits for the other side's connection before
+its one dial (module docstring); the active side dials as soon as it adds the pair."""
 
 
 def _active_side(me: str, other: str) -> bool:
