@@ -87,6 +87,9 @@ __all__ = ["Peer", "Speaker"]
 
 log = logging.getLogger("bgp.speaker")
 
+REFUSED_KEPT = 4096
+"""Addresses whose last refused connection ``Speaker.refused_within`` remembers."""
+
 
 def _norm(address: str) -> str:
     """Canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4. A link-local
@@ -442,6 +445,7 @@ class Peer:
             other.discard()
         self.main, self.extra = session, None
         self.established = session
+        self.speaker.peer_reached(self.key)
         self.negotiated = negotiated
         self.established_at = session.fsm.established_at
         log.info("%s: session Established (AS %d, router id %s%s)", self.key, negotiated.peer_as,
@@ -532,6 +536,7 @@ class Speaker:
         self._loop: asyncio.AbstractEventLoop | None = None  # the sessions' (``start``)
         self._links: dict[str, LinkWatch] = {}  # unnumbered peers' neighbour discovery
         self._epoch: float | None = None  # Unix time minus the loop's, taken once
+        self._refused: dict[str, float] = {}  # address → when its last connection was refused
 
     # ------------------------------------------------------------ clock
 
@@ -767,11 +772,27 @@ class Speaker:
         peer = self.peers.get(address) or self._link_peer(address) or self._dynamic_peer(address)
         try:
             if peer is not None and await peer.accept(sock):
+                self._refused.pop(address, None)  # it dials us again: out of its back-off
                 return
         except OSError as exc:
             log.info("connection from %s failed: %s", address, exc)
         log.info("refused connection from %s", address)
         sock.close()
+        self._refused.pop(address, None)  # oldest first: the bound drops the stalest
+        self._refused[address] = self.now()
+        if len(self._refused) > REFUSED_KEPT:
+            del self._refused[next(iter(self._refused))]
+
+    def peer_reached(self, key: str) -> None:
+        """A session with ``key`` is up: a refusal before it says nothing any more."""
+        self._refused.pop(key, None)
+
+    def refused_within(self, address: str, seconds: float) -> bool:
+        """Whether a connection from ``address`` was refused (no peer for it) in the last
+        ``seconds``, with no connection or session since: a speaker that dialled us
+        then is waiting out its ConnectRetry."""
+        at = self._refused.get(_norm(address))
+        return at is not None and self.now() - at <= seconds
 
     def _dynamic_peer(self, address: str) -> Peer | None:
         """A passive peer from the first listen range that holds ``address``."""

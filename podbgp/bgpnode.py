@@ -112,6 +112,7 @@ class BgpNode:
         self.mesh: dict[str, MeshPeer] = {}
         self.mesh_options: dict[str, PeerOptions] = {}  # what each mesh session runs with
         self.registry: tuple[Node | None, dict[str, Node]] = (None, {})
+        self._first_view = True  # no registry snapshot with this node applied yet
         self.originated: set[str] = set()
         self.ipam_prefixes: frozenset[IPNetwork] = frozenset()
         self.adorn = adornments(config)
@@ -159,9 +160,15 @@ class BgpNode:
         self.rib.add_peer(policy)
         settings = peer_settings(self.config, options, address, self.restarting)
         if connect_on_start:
-            # At once right after a graceful restart, else after the other side's
-            # chance to connect first (podbgp.topology).
-            delay = 0.0 if self.restarting else PASSIVE_DIAL_DELAY
+            # podbgp.topology: at once when the daemon starts, after a graceful restart,
+            # or when the other side already dialled and was refused (it is in its
+            # back-off now); else after its chance to connect first.
+            at_once = (
+                self.restarting
+                or self._first_view
+                or self.speaker.refused_within(address, settings.connect_retry_max)
+            )
+            delay = 0.0 if at_once else PASSIVE_DIAL_DELAY
             settings = replace(settings, connect_on_start=True, connect_delay=delay)
         if self.drainer.hold(policy.key):  # drained: it starts with `podbgp undrain`
             settings = replace(settings, enabled=False)
@@ -213,6 +220,8 @@ class BgpNode:
         (`podbgp.topology`). `me` None: this node left the registry, so it has none."""
         self.registry = (me, dict(nodes))
         await self._apply_registry()
+        if me is not None:
+            self._first_view = False
 
     async def _apply_registry(self) -> None:
         me, nodes = self.registry

@@ -14,14 +14,16 @@ changed.
   still dials once when it adds the peer (`connect_on_start`, `bgp.fsm`): after
   a restart it must not wait for the other side's retry timer (or, after a crash,
   its hold time), nor after a fix on its side (a password) for the other side's
-  back-off. Right after a graceful restart that dial goes at once: it cannot
-  collide with a dial of the other side's that would win, since a new OPEN with
-  graceful restart ends a session the other side still has (RFC 4724 §4.2).
-  Otherwise it waits `PASSIVE_DIAL_DELAY` for the other side's connection first
-  (`connect_delay`): when both sides add the pair at once (a reload on every
-  node, a new node registering), two dials would open a collision, whose §6.8
-  resolution can close a connection the other side has just seen Established —
-  a session up for an instant, then down.
+  back-off. It goes at once for the pairs of the daemon's first view of the
+  registry (it has just started: the others may be waiting out their retry
+  timers) and right after a graceful restart (a new OPEN with graceful restart
+  ends a session the other side still has, RFC 4724 §4.2), and when the other
+  side has already dialled and been refused (`Speaker.refused_within`: it is in
+  its back-off). For a pair added later it waits `PASSIVE_DIAL_DELAY` for the
+  other side's connection first (`connect_delay`): when both running daemons add
+  the pair at once (a reload on every node, a label), two dials would open a
+  collision, whose §6.8 resolution can close a connection the other side has
+  just seen Established — a session up for an instant, then down.
 - Route reflectors (a node has `route_reflector_cluster_id`): a reflector leaves the
   mesh; other reflectors, of every group, are its ordinary iBGP peers (RFC 4456 §2:
   the reflectors' own full mesh), and its clients are the non-reflectors it serves.

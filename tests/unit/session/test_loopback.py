@@ -121,6 +121,11 @@ async def test_unknown_address_is_refused_without_an_open() -> None:
         data = await asyncio.wait_for(reader.read(100), 5)
         assert data == b""  # closed, nothing sent
         writer.close()
+        # Remembered: a passive side adding that peer now knows it is in its back-off.
+        assert a.speaker.refused_within("127.0.0.3", 5.0)
+        assert not a.speaker.refused_within(B_IP, 5.0)
+        await asyncio.sleep(0.2)
+        assert not a.speaker.refused_within("127.0.0.3", 0.1)
     finally:
         await stop(a)
 
@@ -433,6 +438,19 @@ async def test_a_passive_side_with_connect_delay_lets_the_active_side_connect_fi
         assert pa.extra is None and pb.extra is None
         assert len(a.sink.ups) == 1 and len(b.sink.ups) == 1
         assert not a.sink.downs and not b.sink.downs
+    finally:
+        await stop(a, b)
+
+
+async def test_a_refusal_is_forgotten_once_a_session_with_that_address_is_up() -> None:
+    a = await make_node(65001, "10.0.0.1", A_IP)
+    b = await make_node(65002, "10.0.0.2", B_IP)
+    try:
+        b.speaker.add_peer(peer(A_IP, 65001, a.speaker.ports[0], B_IP, connect_retry=0.2))
+        await b.wait(lambda: a.speaker.refused_within(B_IP, 5.0))  # A has no peer B yet
+        a.speaker.add_peer(peer(B_IP, 65002, b.speaker.ports[0], A_IP, passive=True))
+        await a.wait(lambda: a.sink.ups and b.sink.ups, timeout=10)
+        assert not a.speaker.refused_within(B_IP, 5.0)
     finally:
         await stop(a, b)
 
