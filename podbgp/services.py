@@ -188,11 +188,13 @@ async def local_pods(store: Store, node: str) -> tuple[frozenset[IPAddress], int
     return frozenset(mine), rev
 
 
-async def _next_change(store: Store, revision: int) -> None:
-    """Returns at the first change under the services or the blocks prefix after ``revision``."""
+async def _next_change(store: Store, services_read: int, blocks_read: int) -> None:
+    """Returns at the first change under the services prefix after ``services_read`` or
+    under the blocks prefix after ``blocks_read``: each from the revision its own list
+    was read at, so a record written between the two reads is not skipped."""
     watches: list[AsyncIterator[Any]] = [
-        store.watch(SERVICES, revision + 1),
-        store.watch(BLOCKS, revision + 1),
+        store.watch(SERVICES, services_read + 1),
+        store.watch(BLOCKS, blocks_read + 1),
     ]
     tasks = [asyncio.ensure_future(anext(w)) for w in watches]
     try:
@@ -249,7 +251,7 @@ class ServiceFeed:
                 self.records, rev1 = await list_records(self.store)
                 self.mine, rev2 = await local_pods(self.store, self.node)
                 self._push()
-                await _next_change(self.store, max(rev1, rev2))
+                await _next_change(self.store, rev1, rev2)
             except (asyncio.CancelledError, StoreIdentityError):
                 raise  # identity: the daemon reports it once and restarts this when it is back
             except Exception as exc:  # the datastore away: keep what is announced, retry

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 
 import pytest
 from ribkit import make_rib
 
+from ipam.store import OpenMode
+from ipam.store.sqlite import SqliteStore
 from podbgp.anycast import Anycast, HealthCheck
 from podbgp.origins import ExtraOrigins
 from podbgp.services import (
+    ServiceFeed,
     ServiceRange,
     ServiceRecord,
     TrafficPolicy,
     announcements,
     parse_community,
+    put_record,
 )
 
 RANGE = ServiceRange(ip_network("10.96.0.0/12"), (parse_community("64512:300"),))
@@ -146,3 +151,31 @@ def _key(prefix: str) -> tuple[object, bytes]:
     from bgp.wire.prefix import key_from_network
 
     return key_from_network(prefix)
+
+
+class _WriteBetweenReads(SqliteStore):
+    """A store where another writer adds a service record just before the feed's read of
+    the blocks (after its read of the records), once."""
+
+    pending: ServiceRecord | None = None
+
+    async def list_prefix(self, prefix: str, keys_only: bool = False):  # type: ignore[no-untyped-def]
+        if self.pending is not None and prefix.endswith("blocks/"):
+            rec, self.pending = self.pending, None
+            await put_record(self, rec)
+        return await super().list_prefix(prefix, keys_only)
+
+
+async def test_a_record_written_between_the_feeds_two_reads_is_not_missed(tmp_path: Path) -> None:
+    store = _WriteBetweenReads(tmp_path / "s.db", poll_interval=0.02, mode=OpenMode.CREATE)
+    seen: list[dict[object, tuple[int, ...]]] = []
+    lb = rec("web", "192.0.2.10", TrafficPolicy.CLUSTER)
+    store.pending = lb
+    feed = ServiceFeed(store, "n1", [], lambda a: seen.append(dict(a)))
+    task = asyncio.ensure_future(feed.run())
+    try:
+        await _until(lambda: seen and ip_network("192.0.2.10/32") in seen[-1])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
