@@ -324,15 +324,22 @@ def test_operator_reset_of_an_idle_holding_session_fires_now() -> None:
     assert fsm.deadline(Timer.IDLE_HOLD) == 1.0
 
 
-def test_passive_peer_with_connect_on_start_dials_once() -> None:
-    ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True, connect_retry=2.0)
+@pytest.mark.parametrize("delay", [0.0, 1.5])
+def test_passive_peer_with_connect_on_start_dials_once(delay: float) -> None:
+    """At once, or after ``connect_delay`` in Active when nobody connected meanwhile."""
+    ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True, connect_retry=2.0,
+                  connect_delay=delay)  # fmt: skip
     fsm = BgpFsm(65001, "10.0.0.1", ps)
     fsm.start(0.0)
+    if delay:
+        assert fsm.state is State.ACTIVE and fsm.next_event() is None
+        assert fsm.deadline(Timer.CONNECT_RETRY) == delay
+        fsm.handle_timer(delay)
     assert fsm.state is State.CONNECT and fsm.next_event() == ConnectRequested()
-    fsm.connection_lost(0.1, "connect: refused")  # nobody listens yet
+    fsm.connection_lost(delay + 0.1, "connect: refused")  # nobody listens yet
     while fsm.next_event():
         pass
-    fsm.handle_timer(0.1)  # IdleHold 0: back to waiting, no second dial
+    fsm.handle_timer(delay + 0.1)  # IdleHold 0: back to waiting, no second dial
     assert fsm.state is State.ACTIVE
     assert fsm.next_event() is None and fsm.get_timer() is None
 
@@ -345,23 +352,6 @@ def test_passive_dial_that_hangs_is_given_up_after_connect_retry() -> None:
     fsm.handle_timer(2.0)
     assert fsm.state is State.ACTIVE
     assert fsm.next_event() == DisconnectRequested() and fsm.get_timer() is None
-
-
-def test_passive_dial_with_connect_delay_waits_in_active_then_dials_once() -> None:
-    ps = settings("10.0.0.2", 65002, passive=True, connect_on_start=True, connect_retry=2.0,
-                  connect_delay=1.5)  # fmt: skip
-    fsm = BgpFsm(65001, "10.0.0.1", ps)
-    fsm.start(0.0)
-    assert fsm.state is State.ACTIVE and fsm.next_event() is None
-    assert fsm.deadline(Timer.CONNECT_RETRY) == 1.5
-    fsm.handle_timer(1.5)  # nobody connected meanwhile: the one dial
-    assert fsm.state is State.CONNECT and fsm.next_event() == ConnectRequested()
-    fsm.connection_lost(1.6, "connect: refused")
-    while fsm.next_event():
-        pass
-    fsm.handle_timer(1.6)  # IdleHold 0: back to waiting, no second dial
-    assert fsm.state is State.ACTIVE
-    assert fsm.next_event() is None and fsm.get_timer() is None
 
 
 def test_passive_dial_with_connect_delay_is_dropped_when_the_peer_connects_first() -> None:
