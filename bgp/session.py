@@ -14,6 +14,13 @@ Inbound batches: received bytes are fed to the machine at most
 processed from ``call_soon``, so the loop runs timers and other peers between
 batches (keepalives keep flowing while a full table arrives).
 
+Inbound back-pressure from downstream: an `InputGate` (podbgp's FIB while the
+kernel is far behind the RIB) can hold an established session's input. The
+session then stops reading, as between batches, until the gate opens — or for
+at most ``MAX_HOLD`` seconds, after which it reads on until the gate has opened
+once: a gate paces a session, it never stalls one, and a hold stays well inside
+the smallest hold time (3 s), since every batch processed restarts the timer.
+
 Outbound back-pressure: the transport's write buffer has a high-water mark;
 ``pump()`` pulls UPDATE bytes from the peer's ``RouteSource`` only while the
 transport is below it and stops at ``pause_writing``; ``resume_writing``
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bgp.events import (
@@ -39,7 +47,7 @@ from bgp.events import (
 from bgp.fsm import BgpFsm, State
 from bgp.wire.update import Update
 
-__all__ = ["Session", "SessionOwner"]
+__all__ = ["InputGate", "Session", "SessionOwner"]
 
 log = logging.getLogger("bgp.session")
 
@@ -52,6 +60,16 @@ class SessionOwner(Protocol):
     def updates(self, session: Session, updates: list[Update]) -> None: ...
 
     def dial_socket(self, session: Session) -> tuple[socket.socket, tuple[Any, ...]]: ...
+
+
+class InputGate(Protocol):
+    """Downstream work that established sessions' input may wait for (see the module
+    docstring): `holding` is asked before each batch; a session held registers
+    `when_open` once and is called back when the gate opens."""
+
+    def holding(self) -> bool: ...
+
+    def when_open(self, callback: Callable[[], None]) -> None: ...
 
 
 class _Link(asyncio.Protocol):
@@ -88,12 +106,14 @@ class Session:
     LOW_WATER = 64 * 1024
     PULL_BYTES = 64 * 1024
     LINGER = 1.0
+    MAX_HOLD = 1.0  # seconds an InputGate may hold the input at a time
 
     def __init__(
         self,
         fsm: BgpFsm,
         owner: SessionOwner,
         lingering: set[asyncio.Transport] | None = None,
+        gate: InputGate | None = None,
     ) -> None:
         self.fsm = fsm
         self.owner = owner
@@ -109,6 +129,9 @@ class Session:
         self._draining = False
         self._paused = False
         self._abort = False
+        self.gate = gate
+        self._gate_timer: asyncio.TimerHandle | None = None  # armed while the gate holds us
+        self._gate_waived = False  # held past MAX_HOLD: read on until the gate opens
 
     # ------------------------------------------------------------ actions
 
@@ -178,6 +201,8 @@ class Session:
             self._dial.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
         link, self._link = self._link, None
         if link is not None and link.transport is not None:
             link.transport.write(self.fsm.data_to_send())
@@ -368,6 +393,8 @@ class Session:
         if link is None or link.transport is None or self.discarded:
             self._draining = False
             return
+        if self._held(link):
+            return
         chunk = bytes(self._inbox[: self.BATCH_BYTES])
         del self._inbox[: self.BATCH_BYTES]
         self.fsm.receive_data(chunk, self.loop.time())
@@ -383,11 +410,46 @@ class Session:
             if self._link is link:
                 link.transport.resume_reading()
 
+    def _held(self, link: _Link) -> bool:
+        """Whether the gate holds this session's input now; if so, reading is paused
+        and the session waits for the gate to open or for MAX_HOLD to pass."""
+        gate = self.gate
+        if (
+            gate is None
+            or self._gate_waived
+            or self.fsm.state is not State.ESTABLISHED
+            or not gate.holding()
+        ):
+            return False
+        assert link.transport is not None
+        if not self._draining:
+            link.transport.pause_reading()
+            self._draining = True
+        if self._gate_timer is None:
+            self._gate_timer = self.loop.call_later(self.MAX_HOLD, self._gate_expired)
+            gate.when_open(self._gate_opened)
+        return True
+
+    def _gate_opened(self) -> None:
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+            self._gate_timer = None
+        self._gate_waived = False
+        if self._draining and not self.discarded:
+            self._drain()
+
+    def _gate_expired(self) -> None:
+        self._gate_timer = None
+        self._gate_waived = True
+        if self._draining and not self.discarded:
+            self._drain()
+
     def _link_lost(self, link: _Link, exc: Exception | None) -> None:
         if link is not self._link:
             return
         self._link = None
         self._inbox.clear()
+        self._draining = False  # (a hold's wake-up finds no link and does nothing)
         self.fsm.connection_lost(self.loop.time(), str(exc) if exc else "closed by peer")
         self.service()
 

@@ -78,7 +78,7 @@ from bgp.fsm import BgpFsm, Counters, State, Timer, keep_outgoing
 from bgp.ndp_socket import LinkWatch, global_addresses
 from bgp.negotiate import Negotiated
 from bgp.restart import StopKind, notification_name, restart_stop
-from bgp.session import Session
+from bgp.session import InputGate, Session
 from bgp.settings import PeerSettings, SpeakerSettings, link_peer_address
 from bgp.wire.constants import Family
 from bgp.wire.update import Update
@@ -290,7 +290,7 @@ class Peer:
         sp = self.speaker.settings
         # A per-peer local AS (RFC 7705 §3) replaces ours in this session's OPEN.
         fsm = BgpFsm(self.settings.local_as or sp.asn, sp.router_id, self.settings, self.counters)
-        return Session(fsm, self, self.speaker.lingering)
+        return Session(fsm, self, self.speaker.lingering, self.speaker.input_gate)
 
     async def accept(self, sock: socket.socket) -> bool:
         """Take an incoming connection: to the main session when it has none, else a second one."""
@@ -537,6 +537,9 @@ class Speaker:
         self._links: dict[str, LinkWatch] = {}  # unnumbered peers' neighbour discovery
         self._epoch: float | None = None  # Unix time minus the loop's, taken once
         self._refused: dict[str, float] = {}  # address → when its last connection was refused
+        # What established sessions' input may wait for (podbgp's FIB), set before
+        # peers are added (``bgp.session.InputGate``)
+        self.input_gate: InputGate | None = None
 
     # ------------------------------------------------------------ clock
 
