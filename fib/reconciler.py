@@ -208,6 +208,7 @@ class Reconciler:
         # (``route_state``; ``podbgp explain`` names a hand-deleted route it put back).
         self.drifted: dict[RouteKey, tuple[float, str]] = {}
         self.dirty = DirtyKeys()
+        self._unwritten = 0  # keys the running pass took and has not handed to the kernel yet
         self.kernel_dirty: set[RouteKey] = set()  # dirty because the kernel changed under us
         self.need_resync = True
         self.applying = False  # an `apply_steps` pass is under way
@@ -460,6 +461,11 @@ class Reconciler:
         self.dirty.update(gone)
 
     # -- kernel I/O ------------------------------------------------------------------------
+    def backlog(self) -> int:
+        """About how many routes wait to be written: the running pass's keys not yet
+        sent to the kernel and every key marked since (repeats counted)."""
+        return self._unwritten + self.dirty.marks()
+
     def pending(self) -> bool:
         """Is there work for `apply()`?"""
         return bool(self.dirty or self.need_resync or self.tunnels.dirty or self.nh.dirty)
@@ -726,6 +732,7 @@ class Reconciler:
             yield from self._write_nexthops(self.nh.create_ops())
             for start in range(0, len(keys), WRITE_CHUNK):
                 end = start + WRITE_CHUNK
+                self._unwritten = len(keys) - start
                 chunk = list(dict.fromkeys(keys[start:end]))  # a key marked twice: once
                 wants = self.nh.bind(chunk, self.desired)
                 self.counters.nexthop_repoints = self.nh.repoints
@@ -749,6 +756,7 @@ class Reconciler:
                 yield from self._finish(out)
             done = len(keys)
         finally:
+            self._unwritten = 0
             if done < len(keys):
                 self.dirty.update(keys[done:])
         yield from self._collect_nexthops()

@@ -139,6 +139,10 @@ class DirtyKeys(MutableSet[RouteKey]):
     def clear(self) -> None:
         self._log = []
 
+    def marks(self) -> int:
+        """How many marks wait (a key marked twice counts twice): a bound, in O(1)."""
+        return len(self._log)
+
     def __bool__(self) -> bool:
         return bool(self._log)
 

@@ -691,6 +691,8 @@ class Daemon:
             restarting=restarting,
             on_stop=self.request_stop,
         )
+        if self.fib_service is not None:  # sessions read no faster than the kernel takes routes
+            self.bgp.speaker.input_gate = self.fib_service
         if self.announced is not None:
             self.bgp.set_originated_from_ipam(self.announced.prefixes)
         if restarting:

@@ -8,6 +8,10 @@ import threading
 import time
 from collections.abc import Sequence
 
+import pytest
+
+import fib.reconciler as reconciler_module
+import fib.service as service_module
 from fib.fake import FakeKernel
 from fib.kernel import RouteBatch, RouteFailure, RouteOp
 from fib.model import NodeInfo, Prefix, Reach, pack_addr
@@ -93,3 +97,70 @@ def test_sweep_while_running_goes_in_the_next_pass() -> None:
 
     count, rec = asyncio.run(run())
     assert count == 1 and rec.stale == set() and rec.counters.stale_swept == 1
+
+
+class PacedKernel(FakeKernel):
+    """Each route batch takes 50 ms, so a backlog builds up behind the writer."""
+
+    def write_route_batch(self, batch: RouteBatch) -> list[RouteFailure]:
+        time.sleep(0.05)
+        return super().write_route_batch(batch)
+
+
+def test_the_gate_holds_bgp_input_while_the_backlog_is_large_and_opens_once_it_drains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reconciler_module, "WRITE_CHUNK", 100)
+    monkeypatch.setattr(service_module, "HOLD_ABOVE", 800)
+    monkeypatch.setattr(service_module, "OPEN_BELOW", 200)
+
+    async def run() -> tuple[list[bool], list[int], Reconciler]:
+        rec = Reconciler(PacedKernel(), FibConfig(), clock=time.monotonic)
+        rec.set_node(NODE)
+        service = FibService(rec, poll_interval=0.05)
+        task = asyncio.create_task(service.run())
+        await asyncio.sleep(0.05)
+        seen = [service.holding()]  # nothing waits: open
+        reach = Reach((HOP,))
+        rec.update_remote({Prefix(bytes([10, 2, i // 256, i % 256]), 32).dest: reach
+                           for i in range(2000)})  # fmt: skip
+        service.wake()
+        seen.append(service.holding())  # 2,000 routes wait: held
+        opened: list[int] = []
+        service.when_open(lambda: opened.append(rec.backlog()))
+        for _ in range(200):
+            if opened:
+                break
+            await asyncio.sleep(0.02)
+        seen.append(service.holding())
+        while rec.pending():
+            await asyncio.sleep(0.02)
+        service.stop()
+        await task
+        return seen, opened, rec
+
+    seen, opened, rec = asyncio.run(asyncio.wait_for(run(), 30))
+    assert seen == [False, True, False]
+    assert len(opened) == 1 and opened[0] < 200  # woken once, when under OPEN_BELOW
+    assert len(rec.installed) == 2000
+
+
+def test_a_stopped_service_holds_nothing_and_wakes_whoever_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service_module, "HOLD_ABOVE", 10)
+
+    async def run() -> tuple[bool, bool, list[str]]:
+        rec = Reconciler(FakeKernel(), FibConfig(), clock=time.monotonic)
+        rec.set_node(NODE)
+        rec.update_remote({Prefix(bytes([10, 3, 0, i]), 32).dest: Reach((HOP,)) for i in range(50)})
+        service = FibService(rec)  # never run: the backlog stays
+        before = service.holding()
+        woken: list[str] = []
+        service.when_open(lambda: woken.append("session"))
+        service.stop()
+        await asyncio.sleep(0)
+        return before, service.holding(), woken
+
+    before, after, woken = asyncio.run(run())
+    assert before is True and after is False and woken == ["session"]
