@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -56,6 +57,9 @@ class FibService:
         self._io: ThreadPoolExecutor | None = None
         self._holding = False
         self._waiting: list[Callable[[], None]] = []  # held sessions' wake-ups
+        self.holds = 0  # times the gate closed (`show fib`, metrics)
+        self.held_seconds = 0.0  # time it stayed closed, summed
+        self._held_at = 0.0
 
     def wake(self) -> None:
         """Desired state changed: apply soon (coalesced with other changes)."""
@@ -69,8 +73,10 @@ class FibService:
     # -- the input gate (`bgp.session.InputGate`) ------------------------------------------
     def holding(self) -> bool:
         """Whether BGP input should wait for the kernel (see the module docstring)."""
-        if not self._holding and not self._stopping:
-            self._holding = self.reconciler.backlog() > HOLD_ABOVE
+        if not self._holding and not self._stopping and self.reconciler.backlog() > HOLD_ABOVE:
+            self._holding = True
+            self.holds += 1
+            self._held_at = time.monotonic()
         return self._holding
 
     def when_open(self, callback: Callable[[], None]) -> None:
@@ -83,7 +89,14 @@ class FibService:
         if self._holding and self.reconciler.backlog() < OPEN_BELOW:
             self._open()
 
+    def gate_state(self) -> dict[str, Any]:
+        """The gate for `show fib` (its `input_gate`)."""
+        held = self.held_seconds + (time.monotonic() - self._held_at if self._holding else 0.0)
+        return {"holding": self._holding, "holds": self.holds, "held_seconds": round(held, 3)}
+
     def _open(self) -> None:
+        if self._holding:
+            self.held_seconds += time.monotonic() - self._held_at
         self._holding = False
         waiting, self._waiting = self._waiting, []
         if waiting:

@@ -226,6 +226,9 @@ def _fib_text(result: dict[str, Any]) -> str:
         f"tunnels: {up}",
         "counters: " + (" ".join(f"{k}={v}" for k, v in counters.items() if v) or "-"),
     ]
+    gate = result.get("input_gate")
+    if result.get("backlog") or (isinstance(gate, dict) and gate.get("holds")):
+        lines.append(_backlog_summary(result.get("backlog") or 0, gate))
     nexthops = result.get("nexthops")
     if isinstance(nexthops, dict):
         lines.append(_nexthops_summary(nexthops))
@@ -244,6 +247,16 @@ def _fib_text(result: dict[str, Any]) -> str:
         # Routes name objects by `nhid N`: list them so the route column can be read.
         text += "\nnexthop objects:\n" + "\n".join(f"  {o}" for o in objects)
     return text
+
+
+def _backlog_summary(backlog: int, gate: Any) -> str:
+    """Routes waiting for the kernel, and how often BGP input waited for them (fib.service)."""
+    line = f"backlog: {backlog} routes waiting for the kernel"
+    if isinstance(gate, dict) and gate.get("holds"):
+        now = ", holding now" if gate.get("holding") else ""
+        line += (f"; BGP input held {gate['holds']} times, "
+                 f"{gate.get('held_seconds', 0):g} s in all{now}")  # fmt: skip
+    return line
 
 
 def _nexthops_summary(nh: dict[str, Any]) -> str:

@@ -844,6 +844,9 @@ class Daemon:
             raise APIError("the FIB is disabled on this node ([fib] enabled = false)")
         snap = self.reconciler.snapshot()
         snap["rows"] = snap.pop("routes", [])
+        snap["backlog"] = self.reconciler.backlog()
+        if self.fib_service is not None:
+            snap["input_gate"] = self.fib_service.gate_state()
         return snap
 
     async def _show_ipam(self, args: dict[str, Any]) -> Any:
@@ -947,6 +950,10 @@ class Daemon:
             snap.fib_desired = len(rec.desired)
             snap.fib_installed = len(rec.installed)
             snap.fib_drift_repairs = rec.counters.drift_repaired
+            snap.fib_backlog = rec.backlog()
+        if self.fib_service is not None:
+            snap.fib_input_holds = self.fib_service.holds
+            snap.fib_input_held_seconds = self.fib_service.gate_state()["held_seconds"]
         snap.pools = list(self.pool_usage)
         if self.store is not None:
             snap.datastore_ok = self.store_fault is None

@@ -45,6 +45,21 @@ class SnapshotCollector(Collector):
             "Owned routes put back after drift",
             value=snap.fib_drift_repairs,
         )
+        yield GaugeMetricFamily(
+            "podbgp_fib_backlog",
+            "Routes waiting to be written to the kernel",
+            value=snap.fib_backlog,
+        )
+        yield CounterMetricFamily(
+            "podbgp_fib_input_holds",
+            "Times BGP sessions stopped reading while the kernel caught up",
+            value=snap.fib_input_holds,
+        )
+        yield CounterMetricFamily(
+            "podbgp_fib_input_held_seconds",
+            "Time BGP sessions spent waiting for the kernel to catch up",
+            value=snap.fib_input_held_seconds,
+        )
         yield from _pool_families(snap.pools)
         if snap.datastore_ok is not None:
             yield GaugeMetricFamily(

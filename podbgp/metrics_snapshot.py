@@ -38,6 +38,9 @@ class MetricsSnapshot:
     fib_desired: int = 0
     fib_installed: int = 0
     fib_drift_repairs: int = 0
+    fib_backlog: int = 0  # routes waiting for the kernel (fib.reconciler.Reconciler.backlog)
+    fib_input_holds: int = 0  # times BGP input waited for the kernel (fib.service)
+    fib_input_held_seconds: float = 0.0
     pools: list[PoolMetrics] = field(default_factory=list)
     decision_runs: int = 0
     decision_seconds: float = 0.0

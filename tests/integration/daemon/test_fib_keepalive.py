@@ -185,6 +185,11 @@ def test_keepalives_flow_during_a_200k_install(netns: NetnsGroup, tmp_path: Path
         assert _installed(d) == ROUTES
         gap = feeder.max_gap(start)
         assert gap < MAX_GAP, f"podbgp sent no KEEPALIVE for {gap:.2f}s during the install"
+        # the input gate (fib.service) reports, and is open once the kernel has caught up
+        fib = client.request("show.fib")
+        assert fib["backlog"] == 0, fib["backlog"]
+        gate = fib["input_gate"]
+        assert gate["holding"] is False and gate["holds"] >= 0 and gate["held_seconds"] >= 0
     finally:
         proc.terminate()
         proc.wait(30)

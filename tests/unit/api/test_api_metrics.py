@@ -26,6 +26,9 @@ def test_scrape_and_parse() -> None:
         fib_desired=5,
         fib_installed=4,
         fib_drift_repairs=1,
+        fib_backlog=70000,
+        fib_input_holds=2,
+        fib_input_held_seconds=0.75,
         pools=[PoolMetrics("10.244.0.0/16", 2, 3, 125)],
         decision_runs=6,
         decision_seconds=0.25,
@@ -51,6 +54,9 @@ def test_scrape_and_parse() -> None:
     assert samples[key] == 9
     assert samples[("podbgp_fib_routes", (("kind", "installed"),))] == 4
     assert samples[("podbgp_fib_drift_repairs_total", ())] == 1
+    assert samples[("podbgp_fib_backlog", ())] == 70000
+    assert samples[("podbgp_fib_input_holds_total", ())] == 2
+    assert samples[("podbgp_fib_input_held_seconds_total", ())] == 0.75
     used = ("podbgp_ipam_addresses", (("kind", "used"), ("pool", "10.244.0.0/16")))
     assert samples[used] == 3
     assert samples[("podbgp_decision_runs_total", ())] == 6

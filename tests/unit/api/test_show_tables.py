@@ -48,6 +48,17 @@ def test_fib_summary_and_rows() -> None:
     assert lines[8:] == ["nexthop objects:", "  id 1342177280 via 10.0.0.2 dev eth0 proto 80"]
 
 
+def test_fib_backlog_and_input_gate() -> None:
+    gate = {"holding": True, "holds": 3, "held_seconds": 1.25}
+    lines = _text("fib", {**FIB, "backlog": 140000, "input_gate": gate}).splitlines()
+    assert lines[4] == ("backlog: 140000 routes waiting for the kernel; "
+                        "BGP input held 3 times, 1.25 s in all, holding now")  # fmt: skip
+    assert lines[5].startswith("nexthops: objects")
+    idle = {"holding": False, "holds": 0, "held_seconds": 0.0}
+    lines = _text("fib", {**FIB, "backlog": 0, "input_gate": idle}).splitlines()
+    assert lines[4].startswith("nexthops: objects")  # nothing waiting, never held: no line
+
+
 def test_fib_nexthops_off() -> None:
     off = {"enabled": False, "unsupported": "", "objects": 0, "installed": 0, "refused": 0,
            "rows": []}  # fmt: skip

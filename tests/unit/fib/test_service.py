@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_the_gate_holds_bgp_input_while_the_backlog_is_large_and_opens_once_it_d
     monkeypatch.setattr(service_module, "HOLD_ABOVE", 800)
     monkeypatch.setattr(service_module, "OPEN_BELOW", 200)
 
-    async def run() -> tuple[list[bool], list[int], Reconciler]:
+    async def run() -> tuple[list[bool], list[int], Reconciler, dict[str, Any]]:
         rec = Reconciler(PacedKernel(), FibConfig(), clock=time.monotonic)
         rec.set_node(NODE)
         service = FibService(rec, poll_interval=0.05)
@@ -137,10 +138,11 @@ def test_the_gate_holds_bgp_input_while_the_backlog_is_large_and_opens_once_it_d
             await asyncio.sleep(0.02)
         service.stop()
         await task
-        return seen, opened, rec
+        return seen, opened, rec, service.gate_state()
 
-    seen, opened, rec = asyncio.run(asyncio.wait_for(run(), 30))
+    seen, opened, rec, gate = asyncio.run(asyncio.wait_for(run(), 30))
     assert seen == [False, True, False]
+    assert gate["holds"] == 1 and gate["held_seconds"] > 0 and gate["holding"] is False
     assert len(opened) == 1 and opened[0] < 200  # woken once, when under OPEN_BELOW
     assert len(rec.installed) == 2000
 
