@@ -57,8 +57,8 @@ class FibService:
         self._io: ThreadPoolExecutor | None = None
         self._holding = False
         self._waiting: list[Callable[[], None]] = []  # held sessions' wake-ups
-        self.holds = 0  # times the gate closed (`show fib`, metrics)
-        self.held_seconds = 0.0  # time it stayed closed, summed
+        self._holds = 0  # times the gate closed (`gate_state`)
+        self._held_seconds = 0.0  # time it stayed closed, summed over closed holds
         self._held_at = 0.0
 
     def wake(self) -> None:
@@ -75,7 +75,7 @@ class FibService:
         """Whether BGP input should wait for the kernel (see the module docstring)."""
         if not self._holding and not self._stopping and self.reconciler.backlog() > HOLD_ABOVE:
             self._holding = True
-            self.holds += 1
+            self._holds += 1
             self._held_at = time.monotonic()
         return self._holding
 
@@ -90,13 +90,13 @@ class FibService:
             self._open()
 
     def gate_state(self) -> dict[str, Any]:
-        """The gate for `show fib` (its `input_gate`)."""
-        held = self.held_seconds + (time.monotonic() - self._held_at if self._holding else 0.0)
-        return {"holding": self._holding, "holds": self.holds, "held_seconds": round(held, 3)}
+        """The gate for `show fib` (its `input_gate`) and the metrics."""
+        held = self._held_seconds + (time.monotonic() - self._held_at if self._holding else 0.0)
+        return {"holding": self._holding, "holds": self._holds, "held_seconds": round(held, 3)}
 
     def _open(self) -> None:
         if self._holding:
-            self.held_seconds += time.monotonic() - self._held_at
+            self._held_seconds += time.monotonic() - self._held_at
         self._holding = False
         waiting, self._waiting = self._waiting, []
         if waiting:

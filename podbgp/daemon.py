@@ -952,8 +952,8 @@ class Daemon:
             snap.fib_drift_repairs = rec.counters.drift_repaired
             snap.fib_backlog = rec.backlog()
         if self.fib_service is not None:
-            snap.fib_input_holds = self.fib_service.holds
-            snap.fib_input_held_seconds = self.fib_service.gate_state()["held_seconds"]
+            gate = self.fib_service.gate_state()
+            snap.fib_input_holds, snap.fib_input_held_seconds = gate["holds"], gate["held_seconds"]
         snap.pools = list(self.pool_usage)
         if self.store is not None:
             snap.datastore_ok = self.store_fault is None
