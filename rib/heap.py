@@ -23,7 +23,6 @@ time, at no measurable cost in speed (see ``pin_mmap_threshold``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import os
 
@@ -44,12 +43,11 @@ def pin_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
         return False
     if "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The process's own symbols, the C library's among them: no search for the
+        # library (``ctypes.util.find_library`` runs ``ldconfig -p`` in a child
+        # process, a fork of the whole daemon at every start)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False  # musl and others have no mallopt: nothing to pin
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
