@@ -222,7 +222,7 @@ class Daemon:
         if self.api is not None:
             await self.api.stop()
         if self.metrics is not None:
-            self.metrics.stop()
+            await self.metrics.stop()
         # The FIB stops first: closing the sessions withdraws every learned route from
         # the RIB, and those withdrawals must not reach the kernel (RFC 4724 §4.2: the
         # forwarding state outlives the daemon; the next run adopts and sweeps it).
@@ -748,12 +748,12 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"control socket {self.config.api.socket}: {exc}") from exc
         if self.config.api.metrics is not None:
-            from podbgp.metrics import MetricsServer  # prometheus_client: only with the endpoint
+            from podbgp.metrics import MetricsServer  # only with the endpoint
 
             host, port = self.config.api.metrics
             self.metrics = MetricsServer(f"{host}:{port}", self.metrics_snapshot)
             try:
-                self.metrics.start()
+                await self.metrics.start()
             except OSError as exc:
                 raise StartupError(f"metrics endpoint {host}:{port}: {exc}") from exc
 

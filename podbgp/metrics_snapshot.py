@@ -1,8 +1,8 @@
 """The numbers a metrics scrape reads (`podbgp.metrics` turns them into Prometheus families).
 
 Kept apart from `podbgp.metrics` so that the daemon and `podbgp.bgpnode` can fill a
-snapshot without importing prometheus_client, which only a daemon serving the
-endpoint needs.
+snapshot without the exposition format and its HTTP endpoint, which only a daemon
+serving the endpoint loads.
 """
 
 from __future__ import annotations

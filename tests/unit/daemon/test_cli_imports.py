@@ -50,14 +50,15 @@ def test_an_unknown_word_still_lists_every_command() -> None:
 
 def test_the_daemon_loads_no_metadata_reader_prometheus_or_pyroute2_by_itself() -> None:
     """importlib.metadata (~2.7 MB: email, zipfile, csv...) is for --version and BMP's
-    sysDescr, prometheus_client (~4.6 MB) for a node serving [api] metrics; pyroute2
-    (~9 MB) is the CNI plugin's alone (the daemon speaks rtnetlink with `fib.rtnl`)."""
+    sysDescr; prometheus_client is a test dependency only (the endpoint, `podbgp.metrics`,
+    writes the format itself on the daemon's loop); pyroute2 (~9 MB) is the CNI plugin's
+    alone (the daemon speaks rtnetlink with `fib.rtnl`)."""
     code = (
         "import sys\n"
         "import podbgp.cli, podbgp.cmd_run, podbgp.daemon, podbgp.wiring, podbgp.bgpnode\n"
-        "import podbgp.underlay, fib.netlink\n"
+        "import podbgp.underlay, fib.netlink, podbgp.metrics\n"
         "print(' '.join(m for m in ('importlib.metadata', 'prometheus_client', 'email',"
-        " 'pyroute2')"
+        " 'pyroute2', 'http.server', 'wsgiref')"
         " if m in sys.modules))\n"
     )
     out = subprocess.run(
