@@ -5,8 +5,9 @@
 Builds the network of the cluster lab (`podbgp.lab.cluster`: a core router with three etcd
 members, two racks, one namespace and one `podbgp run` per node, the cluster's settings and
 pool applied with `podbgp apply`), without the ToRs' FRR and ToR peers: only the nodes'
-own sessions. Unlike the lab, the BGP timers (hold, keepalive, connect retry) and the node
-lease and leak-check timers are the daemon's defaults: they set what an idle node costs.
+own sessions. Unlike the lab, the BGP timers (hold, keepalive, connect retry), the node
+lease and leak-check timers and the metrics endpoint (`[api] metrics`, on by default) are
+the daemon's defaults: they set what an idle node costs.
 ``--datastore sqlite`` puts every node on one shared SQLite file instead of etcd; ``--md5``
 keeps the lab's TCP MD5 password on the in-cluster sessions (off by default, as in the
 daemon). Two
@@ -85,9 +86,11 @@ Target = dict[str, set[str]]  # node -> route prefixes
 # The lab's short BGP timers and its reflector groups are dropped: the daemon's defaults are
 # what an idle node costs.
 LAB_ONLY = ("hold_time =", "keepalive =", "connect_retry =", "route_reflector_group_label =")
-# The lab's short lease and leak-check timers in each node's own file, dropped likewise.
+# The lab's short lease and leak-check timers in each node's own file, dropped likewise, and
+# its `metrics = ""` (the lab turns the endpoint off; a node serves it by default, each on
+# 127.0.0.1:9469 in its own namespace).
 LAB_NODE_ONLY = ("[ipam]", "node_lease_ttl =", "node_gone_grace =", "node_gone_after =",
-                 "leak_grace =", "leak_check_interval =")  # fmt: skip
+                 "leak_grace =", "leak_check_interval =", 'metrics = ""')  # fmt: skip
 
 
 def say(msg: str) -> None:
