@@ -197,7 +197,8 @@ class NexthopTable:
                 return None  # some are bound already: `bind_each` skips them one by one
             named: dict[int, Shape] = {}
             counts: Counter[int] = Counter()
-            uses = Counter(map(id, now))
+            # routes per shape (a table learned behind one hop set: one shape, no count)
+            uses = {next(iter(distinct)): len(now)} if len(distinct) == 1 else Counter(map(id, now))
             for ident, shape in distinct.items():
                 wanted = route_hops(route_of(keys[0], shape))
                 nh = self._id_for(wanted) if wanted is not None else None

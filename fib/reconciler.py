@@ -271,7 +271,7 @@ class Reconciler:
             remote.update(sets)
             if self.encapsulated:
                 self.encapsulated.difference_update(sets)
-        self._replan_bulk(sets, removed)
+        self._replan_bulk(sets, removed, distinct)
 
     def _remember(self, dest: Dest, reach: Reach) -> None:
         self.inputs.remote[dest] = reach
@@ -369,10 +369,14 @@ class Reconciler:
             self.failed.pop(key, None)
             self.dirty.add(key)
 
-    def _replan_bulk(self, sets: Mapping[Dest, Reach], removed: list[Dest]) -> None:
+    def _replan_bulk(
+        self, sets: Mapping[Dest, Reach], removed: list[Dest],
+        reaches: dict[int, Reach] | None = None,
+    ) -> None:  # fmt: skip
         """`_replan` for a batch of remote destinations set (with their reach) or removed:
         one `plan.plan_shape` per distinct reach and family; those that are also local
-        pods or own blocks, or whose plan fails, go through `_replan`."""
+        pods or own blocks, or whose plan fails, go through `_replan`. `reaches`, if the
+        caller has them: the distinct reaches of `sets` by identity."""
         i = self.inputs
         if i.local_pods or i.own_blocks:
             special = self._local_dests() & (sets.keys() | set(removed))
@@ -380,13 +384,14 @@ class Reconciler:
                 self._replan(special)
                 sets = {p: r for p, r in sets.items() if p not in special}
                 removed = [p for p in removed if p not in special]
-        new, unroutable, failed = self._plan_shapes(sets)
+                reaches = None
+        new, unroutable, failed = self._plan_shapes(sets, reaches)
         self._record_plans(new, [*removed, *unroutable], (sets, removed), unroutable)
         if failed:
             self._replan(failed)  # logs each one with its prefix
 
     def _plan_shapes(
-        self, sets: Mapping[Dest, Reach]
+        self, sets: Mapping[Dest, Reach], reaches: dict[int, Reach] | None = None
     ) -> tuple[dict[RouteKey, Shape], list[Dest], list[Dest]]:
         """The interned shape of each destination's route (the destination is its key,
         `key_of`), those with no usable hop and those whose plan failed. A batch of one
@@ -397,7 +402,8 @@ class Reconciler:
         sizes = set(map(len, sets))  # a dest's size says its family (`fib.model.Dest`)
         if sizes and (max(sizes) <= DEST4_MAX or min(sizes) > DEST4_MAX):
             ipv6 = min(sizes) > DEST4_MAX
-            reaches = dict(zip(map(id, sets.values()), sets.values(), strict=True))
+            if reaches is None:
+                reaches = dict(zip(map(id, sets.values()), sets.values(), strict=True))
             by_reach = {k: self._plan_one(r, ipv6) for k, r in reaches.items()}
             if _UNPLANNED not in by_reach.values() and None not in by_reach.values():
                 shape_of = cast("Callable[[int], Shape]", by_reach.__getitem__)
@@ -443,9 +449,14 @@ class Reconciler:
     ) -> None:  # fmt: skip
         """Desired state after a bulk plan: what `_replan` does per prefix, per set."""
         desired = self.desired.shapes
-        # routes re-planned away from the object they named (none on a first install)
-        self.nh.replanned_many(desired.keys() & new.keys(), desired)
-        desired.update(new)
+        # one pass in C puts every new key in and hands back the shape each known key had;
+        # those re-planned may move away from the object they named (none on a first install)
+        planned = list(new.values())
+        befores = list(map(desired.setdefault, new, planned))
+        if befores != planned:
+            replanned = {k: b for k, b, p in zip(new, befores, planned, strict=True) if b is not p}
+            self.nh.replanned_many(replanned, replanned)
+            desired.update({k: new[k] for k in replanned})
         if gone:
             self.nh.withdrawn_many(gone, list(map(desired.pop, gone, repeat(None))))
         if self.stale:
@@ -811,9 +822,17 @@ class Reconciler:
         """Every op of a batch took effect: installed follows (the shapes written, shared
         with `desired`)."""
         nh, installed, stale = self.nh, self.installed.shapes, self.stale
-        if None not in shapes and installed.keys().isdisjoint(keys):
-            # only new routes (a first install): nothing to compare, one update in C
-            installed.update(zip(keys, cast("list[Shape]", shapes), strict=True))
+        if None not in shapes:
+            # only replaces: one pass in C puts every new key in and hands back the shape
+            # each known key had (a first install: every key new, nothing more to do)
+            wrote = cast("list[Shape]", shapes if isinstance(shapes, list) else list(shapes))
+            had = list(map(installed.setdefault, keys, wrote))
+            if had != wrote:
+                for key, put, old in zip(keys, wrote, had, strict=True):
+                    if old is not put:
+                        installed[key] = put
+                        if old[6] and old[6] != put[6]:
+                            nh.gc_due = True  # the object it named may be unused now
             return
         if shapes and shapes[0] is None and shapes.count(None) == len(shapes):
             # only deletes (a withdrawal): pops in C; an object may be unused now
