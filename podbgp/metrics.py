@@ -131,30 +131,52 @@ def exposition(snap: MetricsSnapshot) -> str:
 
 
 # -- what the snapshot becomes ----------------------------------------------------------------
+class Scalar(NamedTuple):
+    """A family of one unlabelled sample: the snapshot's field of that name."""
+
+    name: str
+    help: str
+    kind: str  # "gauge" or "counter"
+    field: str
+
+
+FIB_SCALARS = (
+    Scalar("podbgp_fib_drift_repairs", "Owned routes put back after drift", "counter",
+           "fib_drift_repairs"),
+    Scalar("podbgp_fib_backlog", "Routes waiting to be written to the kernel", "gauge",
+           "fib_backlog"),
+    Scalar("podbgp_fib_input_holds",
+           "Times BGP sessions stopped reading while the kernel caught up", "counter",
+           "fib_input_holds"),
+    Scalar("podbgp_fib_input_held_seconds",
+           "Time BGP sessions spent waiting for the kernel to catch up", "counter",
+           "fib_input_held_seconds"),
+)  # fmt: skip
+NODE_SCALARS = (
+    Scalar("podbgp_decision_runs", "Best-path decision runs", "counter", "decision_runs"),
+    Scalar("podbgp_ipam_leaks_released",
+           "Pod addresses released because the pod's network namespace was gone", "counter",
+           "ipam_leaks_released"),
+    Scalar("podbgp_nodes_removed",
+           "Nodes this node removed after their lease lapsed for node_gone_after", "counter",
+           "nodes_removed"),
+    Scalar("podbgp_decision_seconds", "Time spent in best-path decision", "counter",
+           "decision_seconds"),
+)  # fmt: skip
+
+
+def _scalars(snap: MetricsSnapshot, scalars: tuple[Scalar, ...]) -> Iterator[Family]:
+    for m in scalars:
+        yield Family(m.name, m.help, m.kind, (), [Sample((), getattr(snap, m.field))])
+
+
 def families(snap: MetricsSnapshot) -> Iterator[Family]:
     yield from _peer_families(snap.peers)
     fib = gauge("podbgp_fib_routes", "Kernel routes owned by podbgp", ["kind"])
     fib.add(["desired"], snap.fib_desired)
     fib.add(["installed"], snap.fib_installed)
     yield fib
-    yield counter(
-        "podbgp_fib_drift_repairs",
-        "Owned routes put back after drift",
-        value=snap.fib_drift_repairs,
-    )
-    yield gauge(
-        "podbgp_fib_backlog", "Routes waiting to be written to the kernel", value=snap.fib_backlog
-    )
-    yield counter(
-        "podbgp_fib_input_holds",
-        "Times BGP sessions stopped reading while the kernel caught up",
-        value=snap.fib_input_holds,
-    )
-    yield counter(
-        "podbgp_fib_input_held_seconds",
-        "Time BGP sessions spent waiting for the kernel to catch up",
-        value=snap.fib_input_held_seconds,
-    )
+    yield from _scalars(snap, FIB_SCALARS)
     yield from _pool_families(snap.pools)
     if snap.datastore_ok is not None:
         yield gauge(
@@ -163,20 +185,7 @@ def families(snap: MetricsSnapshot) -> Iterator[Family]:
             value=int(snap.datastore_ok),
         )
     yield from _bmp_families(snap.bmp)
-    yield counter("podbgp_decision_runs", "Best-path decision runs", value=snap.decision_runs)
-    yield counter(
-        "podbgp_ipam_leaks_released",
-        "Pod addresses released because the pod's network namespace was gone",
-        value=snap.ipam_leaks_released,
-    )
-    yield counter(
-        "podbgp_nodes_removed",
-        "Nodes this node removed after their lease lapsed for node_gone_after",
-        value=snap.nodes_removed,
-    )
-    yield counter(
-        "podbgp_decision_seconds", "Time spent in best-path decision", value=snap.decision_seconds
-    )
+    yield from _scalars(snap, NODE_SCALARS)
 
 
 def _peer_families(peers: list[PeerMetrics]) -> Iterator[Family]:
