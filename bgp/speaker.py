@@ -545,8 +545,8 @@ class Speaker:
 
     def now(self) -> float:
         """The one clock of the speaker: the event loop's, which the sessions' timers
-        and the FSMs' deadlines (``established_at``) are on. Readable from another
-        thread too (the metrics server's)."""
+        and the FSMs' deadlines (``established_at``) are on. Readable where no loop
+        runs too: it keeps the sessions' loop from ``start``."""
         loop = self._loop or asyncio.get_running_loop()
         return loop.time()
 
